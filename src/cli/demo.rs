@@ -1,0 +1,134 @@
+//! `portcullis demo`: the server on loopback with its own keys and database under
+//! `data/`, for trying Portcullis on one machine. It refuses any non-loopback bind:
+//! the demo's accounts and relaxed settings must never face a network.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::serve::run_server;
+use super::{EXIT_CONFIG, EXIT_FAILURE, keygen, load_settings};
+use crate::config::variables as v;
+use crate::config::{ConfigSources, Mode};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+const DEFAULT_PORT: u16 = 8080;
+
+/// Parses `--bind`: `ip:port`, a bare IP (port 8080), or `localhost[:port]`.
+pub fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    match text.strip_prefix("localhost") {
+        Some("") => Ok(SocketAddr::new(localhost, DEFAULT_PORT)),
+        Some(port) => port
+            .strip_prefix(':')
+            .and_then(|p| p.parse::<u16>().ok())
+            .map(|port| SocketAddr::new(localhost, port))
+            .ok_or_else(|| format!("`{text}` is not an address such as 127.0.0.1:8080")),
+        None => Err(format!("`{text}` is not an address such as 127.0.0.1:8080")),
+    }
+}
+
+pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode {
+    let addr = match parse_bind(bind) {
+        Ok(addr) => addr,
+        Err(problem) => {
+            eprintln!("demo: --bind {problem}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "demo: refusing to bind {addr}: the demo uses well-known demo accounts and binds to loopback only (127.0.0.1 or ::1). To listen on a network, run `portcullis serve` with a real configuration."
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let env_file = data_dir.join("demo.env");
+    if let Err(error) = ensure_demo_env(&env_file) {
+        eprintln!("demo: cannot create {}: {error}", env_file.display());
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    // The demo never touches a production database, whatever the environment says.
+    let database = data_dir.join("demo.db");
+    sources.dotenv_file = Some(env_file.clone());
+    sources.environment.insert(
+        v::DATABASE_PATH.to_owned(),
+        database.to_string_lossy().into_owned(),
+    );
+    sources
+        .environment
+        .insert(v::BIND_ADDRESS.to_owned(), addr.to_string());
+    let (settings, findings) = match load_settings(&sources, Mode::Demo) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    run_server(settings, &findings, |app| {
+        let url = app.base_url();
+        println!("Portcullis demo is running on {url} (loopback only).");
+        println!("  Health:     {url}/health");
+        println!("  Readiness:  {url}/health/ready");
+        println!("  OpenAPI:    {url}/api/openapi.json");
+        println!(
+            "  Database:   {}   Keys: {}",
+            database.display(),
+            env_file.display()
+        );
+        println!("Press Ctrl+C to stop.");
+        // Tests and scripts read these lines while the server keeps running.
+        let _ = std::io::stdout().flush();
+    })
+}
+
+/// Writes fresh random keys to `path` (mode 0600) unless it already exists.
+fn ensure_demo_env(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = keygen::render().map_err(std::io::Error::other)?;
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => file,
+        // Another demo process created it a moment ago: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    println!(
+        "Created {} with fresh random keys (mode 0600).",
+        path.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_forms() {
+        assert_eq!(parse_bind("127.0.0.1:9000").map(|a| a.port()), Ok(9000));
+        assert_eq!(parse_bind("0.0.0.0").map(|a| a.port()), Ok(8080));
+        assert_eq!(
+            parse_bind("localhost:81").map(|a| a.ip().is_loopback()),
+            Ok(true)
+        );
+        assert!(parse_bind("[::1]:8080").is_ok_and(|a| a.ip().is_loopback()));
+        assert!(parse_bind("example.com:80").is_err());
+        assert!(parse_bind("localhost:x").is_err());
+    }
+}

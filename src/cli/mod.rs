@@ -1,0 +1,30 @@
+//! The command implementations behind `main.rs`'s argument parsing. Each returns the
+//! process exit code: 0 success, 1 runtime failure, 2 configuration refused.
+
+pub mod audit;
+pub mod check_config;
+pub mod demo;
+pub mod keygen;
+pub mod serve;
+
+use std::process::ExitCode;
+
+use crate::config::{ConfigSources, Findings, Mode, Settings, Status};
+
+/// Exit code for a refused configuration (and for command-line misuse, as clap does).
+pub const EXIT_CONFIG: u8 = 2;
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Loads settings, or prints one line per failed check on stderr and returns the
+/// exit code 2. Messages name the variable and the fix, never a secret value.
+pub fn load_settings(
+    sources: &ConfigSources,
+    mode: Mode,
+) -> Result<(Settings, Findings), ExitCode> {
+    Settings::load(sources, mode).map_err(|findings| {
+        for finding in findings.with_status(Status::Fail) {
+            eprintln!("config error: {finding}");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}

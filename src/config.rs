@@ -1,0 +1,791 @@
+//! Typed settings, read from the environment, an optional `.env` and an optional TOML
+//! file, and checked before anything starts. A configuration with any failing check is
+//! refused as a whole: Portcullis never starts half-configured.
+
+mod findings;
+mod rules;
+mod sources;
+pub mod variables;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+
+pub use findings::{Finding, Findings, Status};
+pub use rules::weak_secret_reason;
+pub use sources::{ConfigSources, RawConfig};
+use variables as v;
+
+/// Production, or the local demo (loopback only, demo data, relaxed where it says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Production,
+    Demo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub jwt: JwtSettings,
+    /// Fernet keys for webhook credentials; the first encrypts.
+    pub credential_keys: Vec<SecretString>,
+    /// Fernet keys for TOTP secrets; the first encrypts.
+    pub mfa_keys: Vec<SecretString>,
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub rate_limits: RateLimitSettings,
+    pub webhooks: WebhookSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub secret: SecretString,
+    /// Verify-only keys, for rotation.
+    pub previous_secrets: Vec<SecretString>,
+    pub access_token_minutes: u32,
+    pub refresh_token_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub path: PathBuf,
+    pub read_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub bind_address: SocketAddr,
+    pub workers: Option<usize>,
+    pub cors_allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub behind_tls_proxy: bool,
+    pub tls: Option<TlsSettings>,
+    pub hsts_max_age_seconds: u64,
+    pub max_json_body_bytes: usize,
+}
+
+impl HttpSettings {
+    /// HSTS is sent only when the browser reached us over TLS (ours or a proxy's).
+    pub fn hsts_enabled(&self) -> bool {
+        self.hsts_max_age_seconds > 0 && (self.tls.is_some() || self.behind_tls_proxy)
+    }
+}
+
+#[derive(Clone)]
+pub struct TlsSettings {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("cert_path", &self.cert_path)
+            .field("key_path", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub default_calls: u32,
+    pub default_period_seconds: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub allowed_private_networks: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Defaults that `check-config` compares against when warning about loosened limits.
+pub const DEFAULT_ACCESS_TOKEN_MINUTES: u32 = 15;
+pub const DEFAULT_REFRESH_TOKEN_DAYS: u32 = 7;
+pub const DEFAULT_RATE_LIMIT_CALLS: u32 = 100;
+pub const DEFAULT_RATE_LIMIT_PERIOD: u32 = 60;
+
+impl Settings {
+    /// Evaluates every check. `Ok` carries the settings and the warnings and passes;
+    /// `Err` carries all findings when at least one check failed.
+    pub fn load(sources: &ConfigSources, mode: Mode) -> Result<(Settings, Findings), Findings> {
+        let (raw, mut findings) = RawConfig::gather(sources);
+        let settings = Reader::new(&raw, &mut findings).settings(mode);
+        match settings {
+            Some(settings) if !findings.has_failures() => Ok((settings, findings)),
+            _ => Err(findings),
+        }
+    }
+
+    /// Only the database path, for commands (like `audit verify`) that must work even
+    /// when the rest of the configuration is broken.
+    pub fn database_path(sources: &ConfigSources) -> PathBuf {
+        let (raw, _) = RawConfig::gather(sources);
+        PathBuf::from(
+            raw.get(v::DATABASE_PATH)
+                .unwrap_or(default_of(v::DATABASE_PATH)),
+        )
+    }
+}
+
+fn default_of(name: &str) -> &'static str {
+    v::find(name).and_then(|var| var.default).unwrap_or("")
+}
+
+/// Reads typed values out of the raw map, recording one finding per check.
+struct Reader<'a> {
+    raw: &'a RawConfig,
+    findings: &'a mut Findings,
+}
+
+impl<'a> Reader<'a> {
+    fn new(raw: &'a RawConfig, findings: &'a mut Findings) -> Self {
+        Self { raw, findings }
+    }
+
+    fn settings(mut self, mode: Mode) -> Option<Settings> {
+        // Read everything before combining, so every problem is reported at once.
+        let jwt = self.jwt();
+        let credential_keys = self.fernet_keys(v::CREDENTIAL_ENCRYPTION_KEY, "webhook credentials");
+        let mfa_keys = self.fernet_keys(v::MFA_ENCRYPTION_KEY, "TOTP secrets");
+        self.key_separation(
+            jwt.as_ref(),
+            credential_keys.as_deref(),
+            mfa_keys.as_deref(),
+        );
+        let database = self.database();
+        let http = self.http(mode);
+        let rate_limits = self.rate_limits();
+        let webhooks = self.webhooks(mode);
+        let log = self.log();
+        Some(Settings {
+            mode,
+            jwt: jwt?,
+            credential_keys: credential_keys?,
+            mfa_keys: mfa_keys?,
+            database: database?,
+            http: http?,
+            rate_limits: rate_limits?,
+            webhooks: webhooks?,
+            log: log?,
+        })
+    }
+
+    fn jwt(&mut self) -> Option<JwtSettings> {
+        let secret = match self.raw.get(v::JWT_SECRET_KEY) {
+            None => {
+                self.findings.fail(
+                    v::JWT_SECRET_KEY,
+                    "is missing; set it to a random value of at least 32 characters (`portcullis keygen` prints one)",
+                );
+                None
+            }
+            Some(value) => match weak_secret_reason(value) {
+                Some(reason) => {
+                    self.findings.fail(
+                        v::JWT_SECRET_KEY,
+                        format!("{reason}; replace it with the value `portcullis keygen` prints"),
+                    );
+                    None
+                }
+                None => {
+                    self.findings.pass(v::JWT_SECRET_KEY, "strong signing key");
+                    Some(SecretString::from(value))
+                }
+            },
+        };
+        let previous_secrets = match self.raw.get(v::JWT_PREVIOUS_SECRET_KEYS) {
+            None => Some(Vec::new()),
+            Some(list) => self.previous_jwt_keys(list),
+        };
+        let access_token_minutes = self.number(v::ACCESS_TOKEN_EXPIRE_MINUTES, 1, 24 * 60);
+        if let Some(minutes) = access_token_minutes {
+            if minutes > DEFAULT_ACCESS_TOKEN_MINUTES {
+                self.findings.warn(
+                    v::ACCESS_TOKEN_EXPIRE_MINUTES,
+                    format!("access tokens live {minutes} minutes (default {DEFAULT_ACCESS_TOKEN_MINUTES}); a stolen token stays useful longer"),
+                );
+            } else {
+                self.findings
+                    .pass(v::ACCESS_TOKEN_EXPIRE_MINUTES, format!("{minutes} minutes"));
+            }
+        }
+        let refresh_token_days = self.number(v::REFRESH_TOKEN_EXPIRE_DAYS, 1, 365);
+        if let Some(days) = refresh_token_days {
+            if days > DEFAULT_REFRESH_TOKEN_DAYS {
+                self.findings.warn(
+                    v::REFRESH_TOKEN_EXPIRE_DAYS,
+                    format!(
+                        "refresh tokens live {days} days (default {DEFAULT_REFRESH_TOKEN_DAYS})"
+                    ),
+                );
+            } else {
+                self.findings
+                    .pass(v::REFRESH_TOKEN_EXPIRE_DAYS, format!("{days} days"));
+            }
+        }
+        Some(JwtSettings {
+            secret: secret?,
+            previous_secrets: previous_secrets?,
+            access_token_minutes: access_token_minutes?,
+            refresh_token_days: refresh_token_days?,
+        })
+    }
+
+    fn previous_jwt_keys(&mut self, list: &str) -> Option<Vec<SecretString>> {
+        let items = match rules::split_list(list) {
+            Ok(items) => items,
+            Err(e) => {
+                self.findings.fail(v::JWT_PREVIOUS_SECRET_KEYS, e);
+                return None;
+            }
+        };
+        let mut keys = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            if let Some(reason) = weak_secret_reason(item) {
+                self.findings.fail(
+                    v::JWT_PREVIOUS_SECRET_KEYS,
+                    format!("entry {} {reason}; remove it", index + 1),
+                );
+                return None;
+            }
+            keys.push(SecretString::from(*item));
+        }
+        self.findings.pass(
+            v::JWT_PREVIOUS_SECRET_KEYS,
+            format!("{} verify-only key(s) for rotation", keys.len()),
+        );
+        Some(keys)
+    }
+
+    fn fernet_keys(&mut self, name: &'static str, purpose: &str) -> Option<Vec<SecretString>> {
+        let Some(value) = self.raw.get(name) else {
+            self.findings.fail(
+                name,
+                format!("is missing; it encrypts {purpose} at rest. Generate one with `portcullis keygen`"),
+            );
+            return None;
+        };
+        match rules::fernet_keys(value) {
+            Ok(keys) => {
+                let rotation = if keys.len() > 1 {
+                    format!(
+                        " ({} keys: rotation in progress, run `portcullis rotate-keys`)",
+                        keys.len()
+                    )
+                } else {
+                    String::new()
+                };
+                self.findings
+                    .pass(name, format!("valid Fernet key{rotation}"));
+                Some(keys)
+            }
+            Err(e) => {
+                self.findings.fail(name, e);
+                None
+            }
+        }
+    }
+
+    /// One leaked key should not open everything: warn when keys are shared.
+    fn key_separation(
+        &mut self,
+        jwt: Option<&JwtSettings>,
+        credential: Option<&[SecretString]>,
+        mfa: Option<&[SecretString]>,
+    ) {
+        let (Some(credential), Some(mfa)) = (credential, mfa) else {
+            return;
+        };
+        let shared = credential
+            .iter()
+            .any(|c| mfa.iter().any(|m| c.expose_secret() == m.expose_secret()));
+        let jwt_reused = jwt.is_some_and(|j| {
+            credential
+                .iter()
+                .chain(mfa)
+                .any(|k| k.expose_secret() == j.secret.expose_secret())
+        });
+        if shared {
+            self.findings.warn(
+                v::MFA_ENCRYPTION_KEY,
+                "shares a key with CREDENTIAL_ENCRYPTION_KEY; use separate keys so one leak does not expose both",
+            );
+        } else if jwt_reused {
+            self.findings.warn(
+                v::JWT_SECRET_KEY,
+                "is also used as an encryption key; use separate keys",
+            );
+        } else {
+            self.findings
+                .pass("keys", "signing and encryption keys are all distinct");
+        }
+    }
+
+    fn database(&mut self) -> Option<DatabaseSettings> {
+        let path = PathBuf::from(
+            self.raw
+                .get(v::DATABASE_PATH)
+                .unwrap_or(default_of(v::DATABASE_PATH)),
+        );
+        let path_ok = match ensure_writable_parent(&path) {
+            Ok(()) => {
+                self.findings.pass(
+                    v::DATABASE_PATH,
+                    format!("{} (directory writable)", path.display()),
+                );
+                true
+            }
+            Err(problem) => {
+                self.findings.fail(v::DATABASE_PATH, problem);
+                false
+            }
+        };
+        let read_connections = self.number(v::DATABASE_READ_CONNECTIONS, 1, 64);
+        path_ok.then_some(())?;
+        Some(DatabaseSettings {
+            path,
+            read_connections: read_connections?,
+        })
+    }
+
+    fn http(&mut self, mode: Mode) -> Option<HttpSettings> {
+        let bind_address = self.parsed::<SocketAddr>(
+            v::BIND_ADDRESS,
+            "is not an address:port such as 127.0.0.1:8080 or [::]:8443",
+        );
+        let workers = match self.raw.get(v::HTTP_WORKERS) {
+            None => Some(None),
+            Some(_) => self.number::<usize>(v::HTTP_WORKERS, 1, 256).map(Some),
+        };
+        let cors_allowed_origins = self.cors_origins();
+        let trusted_proxies = self.trusted_proxies();
+        let behind_tls_proxy = self.boolean(v::BEHIND_TLS_PROXY);
+        let tls = self.tls();
+        let hsts_max_age_seconds = self.number::<u64>(v::HSTS_MAX_AGE_SECONDS, 0, 63_072_000);
+        let max_json_body_bytes =
+            self.number::<usize>(v::MAX_JSON_BODY_BYTES, 1024, 16 * 1024 * 1024);
+        if let (Some(tls), Some(behind), Some(max_age)) =
+            (&tls, behind_tls_proxy, hsts_max_age_seconds)
+        {
+            let tls_on = tls.is_some() || behind;
+            match (tls_on, mode) {
+                (true, _) => self.findings.pass(v::TLS_CERT_PATH, "TLS protects traffic"),
+                (false, Mode::Demo) => self.findings.warn(
+                    v::TLS_CERT_PATH,
+                    "TLS is off (acceptable for a loopback demo only)",
+                ),
+                (false, Mode::Production) => self.findings.warn(
+                    v::TLS_CERT_PATH,
+                    "TLS is off and BEHIND_TLS_PROXY is not set; tokens would cross the network in clear text. Set TLS_CERT_PATH and TLS_KEY_PATH, or BEHIND_TLS_PROXY=true behind a TLS proxy",
+                ),
+            }
+            if tls_on && max_age > 0 {
+                self.findings.pass(
+                    v::HSTS_MAX_AGE_SECONDS,
+                    format!("HSTS on (max-age {max_age})"),
+                );
+            } else {
+                self.findings.warn(
+                    v::HSTS_MAX_AGE_SECONDS,
+                    "HSTS is off; browsers may be downgraded to plain HTTP. It turns on with TLS (or BEHIND_TLS_PROXY=true) and a non-zero max-age",
+                );
+            }
+        }
+        Some(HttpSettings {
+            bind_address: bind_address?,
+            workers: workers?,
+            cors_allowed_origins: cors_allowed_origins?,
+            trusted_proxies: trusted_proxies?,
+            behind_tls_proxy: behind_tls_proxy?,
+            tls: tls?,
+            hsts_max_age_seconds: hsts_max_age_seconds?,
+            max_json_body_bytes: max_json_body_bytes?,
+        })
+    }
+
+    fn cors_origins(&mut self) -> Option<Vec<String>> {
+        let Some(list) = self.raw.get(v::CORS_ALLOWED_ORIGINS) else {
+            self.findings.warn(
+                v::CORS_ALLOWED_ORIGINS,
+                "is empty: no browser application on another origin can call the API (set it when a web front end needs access)",
+            );
+            return Some(Vec::new());
+        };
+        let items = match rules::split_list(list) {
+            Ok(items) => items,
+            Err(e) => {
+                self.findings.fail(v::CORS_ALLOWED_ORIGINS, e);
+                return None;
+            }
+        };
+        let mut origins = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for item in items {
+            match rules::origin(item) {
+                Ok(origin) => origins.push(origin),
+                Err(e) => {
+                    self.findings.fail(v::CORS_ALLOWED_ORIGINS, e);
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let insecure = origins
+            .iter()
+            .filter(|o| o.starts_with("http://") && !is_loopback_origin(o))
+            .count();
+        if insecure > 0 {
+            self.findings.warn(
+                v::CORS_ALLOWED_ORIGINS,
+                format!("{insecure} origin(s) use plain http on a non-loopback host; use https"),
+            );
+        } else {
+            self.findings.pass(
+                v::CORS_ALLOWED_ORIGINS,
+                format!("{} exact origin(s)", origins.len()),
+            );
+        }
+        Some(origins)
+    }
+
+    fn trusted_proxies(&mut self) -> Option<Vec<IpNet>> {
+        let Some(list) = self.raw.get(v::TRUSTED_PROXIES) else {
+            self.findings.pass(
+                v::TRUSTED_PROXIES,
+                "none: X-Forwarded-For is ignored and the peer address is the client",
+            );
+            return Some(Vec::new());
+        };
+        match rules::networks(list) {
+            Ok(nets) => {
+                if nets.iter().any(|n| n.prefix_len() == 0) {
+                    self.findings.warn(
+                        v::TRUSTED_PROXIES,
+                        "trusts every address, so any client can forge X-Forwarded-For and dodge per-IP limits; list only your proxies",
+                    );
+                } else {
+                    self.findings.pass(
+                        v::TRUSTED_PROXIES,
+                        format!("{} trusted proxy network(s)", nets.len()),
+                    );
+                }
+                Some(nets)
+            }
+            Err(e) => {
+                self.findings.fail(v::TRUSTED_PROXIES, e);
+                None
+            }
+        }
+    }
+
+    fn tls(&mut self) -> Option<Option<TlsSettings>> {
+        let cert = self.raw.get(v::TLS_CERT_PATH).map(PathBuf::from);
+        let key = self.raw.get(v::TLS_KEY_PATH).map(PathBuf::from);
+        match (cert, key) {
+            (None, None) => Some(None),
+            (Some(_), None) => {
+                self.findings.fail(
+                    v::TLS_KEY_PATH,
+                    "is missing while TLS_CERT_PATH is set; set both or neither",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                self.findings.fail(
+                    v::TLS_CERT_PATH,
+                    "is missing while TLS_KEY_PATH is set; set both or neither",
+                );
+                None
+            }
+            (Some(cert_path), Some(key_path)) => {
+                match crate::http::tls::server_config(&cert_path, &key_path) {
+                    Ok(server_config) => Some(Some(TlsSettings {
+                        cert_path,
+                        key_path,
+                        server_config: Arc::new(server_config),
+                    })),
+                    Err(e) => {
+                        self.findings.fail(e.variable(), e.to_string());
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn rate_limits(&mut self) -> Option<RateLimitSettings> {
+        let calls = self.number(v::DEFAULT_RATE_LIMIT_CALLS, 1, 1_000_000);
+        let period = self.number(v::DEFAULT_RATE_LIMIT_PERIOD, 1, 86_400);
+        let (calls, period) = (calls?, period?);
+        // Compare rates without floating point: calls/period vs 100/60.
+        if u64::from(calls) * u64::from(DEFAULT_RATE_LIMIT_PERIOD)
+            > u64::from(DEFAULT_RATE_LIMIT_CALLS) * u64::from(period)
+        {
+            self.findings.warn(
+                v::DEFAULT_RATE_LIMIT_CALLS,
+                format!("{calls} calls per {period} s is looser than the default {DEFAULT_RATE_LIMIT_CALLS} per {DEFAULT_RATE_LIMIT_PERIOD} s"),
+            );
+        } else {
+            self.findings.pass(
+                v::DEFAULT_RATE_LIMIT_CALLS,
+                format!("{calls} calls per {period} s per user"),
+            );
+        }
+        Some(RateLimitSettings {
+            default_calls: calls,
+            default_period_seconds: period,
+        })
+    }
+
+    fn webhooks(&mut self, mode: Mode) -> Option<WebhookSettings> {
+        let nets = match self.raw.get(v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS) {
+            None => Vec::new(),
+            Some(list) => match rules::networks(list) {
+                Ok(nets) => nets,
+                Err(e) => {
+                    self.findings.fail(v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS, e);
+                    return None;
+                }
+            },
+        };
+        if nets.is_empty() || mode == Mode::Demo {
+            self.findings.pass(
+                v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS,
+                "webhooks may only reach public addresses",
+            );
+        } else {
+            self.findings.warn(
+                v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS,
+                format!("webhooks may reach {} private network(s); keep this empty in production unless a receiver lives there", nets.len()),
+            );
+        }
+        Some(WebhookSettings {
+            allowed_private_networks: nets,
+        })
+    }
+
+    fn log(&mut self) -> Option<LogSettings> {
+        let format = match self
+            .raw
+            .get(v::LOG_FORMAT)
+            .unwrap_or(default_of(v::LOG_FORMAT))
+        {
+            f if f.eq_ignore_ascii_case("text") => Some(LogFormat::Text),
+            f if f.eq_ignore_ascii_case("json") => Some(LogFormat::Json),
+            _ => {
+                self.findings
+                    .fail(v::LOG_FORMAT, "must be `text` or `json`");
+                None
+            }
+        };
+        let level = self
+            .raw
+            .get(v::LOG_LEVEL)
+            .unwrap_or(default_of(v::LOG_LEVEL));
+        let level = if tracing_subscriber::EnvFilter::try_new(level).is_ok() {
+            Some(level.to_owned())
+        } else {
+            self.findings.fail(
+                v::LOG_LEVEL,
+                "is not a valid log filter; use e.g. `info` or `portcullis=debug`",
+            );
+            None
+        };
+        Some(LogSettings {
+            format: format?,
+            level: level?,
+        })
+    }
+
+    /// A number within `min..=max`, or the variable's default.
+    fn number<T>(&mut self, name: &'static str, min: T, max: T) -> Option<T>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let text = self.raw.get(name).unwrap_or(default_of(name));
+        match text.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Some(n),
+            _ => {
+                self.findings
+                    .fail(name, format!("must be a whole number from {min} to {max}"));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, name: &'static str) -> Option<bool> {
+        let text = self.raw.get(name).unwrap_or(default_of(name));
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => {
+                self.findings.fail(name, "must be true or false");
+                None
+            }
+        }
+    }
+
+    fn parsed<T: FromStr>(&mut self, name: &'static str, problem: &str) -> Option<T> {
+        let text = self.raw.get(name).unwrap_or(default_of(name));
+        match text.parse::<T>() {
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.findings.fail(name, problem.to_owned());
+                None
+            }
+        }
+    }
+}
+
+fn is_loopback_origin(origin: &str) -> bool {
+    let host = origin
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]")
+}
+
+/// Creates the database's directory if needed and proves it accepts a new file.
+fn ensure_writable_parent(path: &Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if path.is_dir() {
+        return Err(format!(
+            "{} is a directory; point it at a file such as {}/portcullis.db",
+            path.display(),
+            path.display()
+        ));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        format!(
+            "directory {} cannot be created ({}); choose a writable location",
+            dir.display(),
+            e.kind()
+        )
+    })?;
+    let probe = dir.join(format!(".portcullis-write-check-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "directory {} is not writable ({}); fix its permissions or choose another path",
+                dir.display(),
+                e.kind()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good_pairs(dir: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                v::JWT_SECRET_KEY,
+                "q8Zr2VxN4kLm7Tc1Hw9Jd3Fy6Bg5Ps0AuE".to_owned(),
+            ),
+            (v::CREDENTIAL_ENCRYPTION_KEY, fernet::Fernet::generate_key()),
+            (v::MFA_ENCRYPTION_KEY, fernet::Fernet::generate_key()),
+            (
+                v::DATABASE_PATH,
+                dir.join("p.db").to_string_lossy().into_owned(),
+            ),
+        ]
+    }
+
+    fn load(pairs: &[(&str, String)]) -> Result<(Settings, Findings), Findings> {
+        let sources = ConfigSources::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        Settings::load(&sources, Mode::Production)
+    }
+
+    #[test]
+    fn good_configuration_loads_with_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (settings, findings) = load(&good_pairs(dir.path())).expect("valid");
+        assert!(!findings.has_failures());
+        assert_eq!(settings.jwt.access_token_minutes, 15);
+        assert_eq!(settings.jwt.refresh_token_days, 7);
+        assert_eq!(settings.rate_limits.default_calls, 100);
+        assert_eq!(settings.http.max_json_body_bytes, 65536);
+        assert!(!settings.http.hsts_enabled());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut pairs = good_pairs(dir.path());
+        pairs.retain(|(k, _)| *k == v::DATABASE_PATH);
+        pairs.push((v::CORS_ALLOWED_ORIGINS, "*".to_owned()));
+        pairs.push((v::ACCESS_TOKEN_EXPIRE_MINUTES, "zero".to_owned()));
+        let findings = load(&pairs).expect_err("refused");
+        let failed: Vec<&str> = findings
+            .with_status(Status::Fail)
+            .map(|f| f.variable.as_str())
+            .collect();
+        for name in [
+            v::JWT_SECRET_KEY,
+            v::CREDENTIAL_ENCRYPTION_KEY,
+            v::MFA_ENCRYPTION_KEY,
+            v::CORS_ALLOWED_ORIGINS,
+            v::ACCESS_TOKEN_EXPIRE_MINUTES,
+        ] {
+            assert!(failed.contains(&name), "{name} not reported: {failed:?}");
+        }
+    }
+
+    #[test]
+    fn loosened_limits_warn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut pairs = good_pairs(dir.path());
+        pairs.push((v::DEFAULT_RATE_LIMIT_CALLS, "1000".to_owned()));
+        pairs.push((v::TRUSTED_PROXIES, "0.0.0.0/0".to_owned()));
+        let (_, findings) = load(&pairs).expect("valid");
+        let warned: Vec<&str> = findings
+            .with_status(Status::Warn)
+            .map(|f| f.variable.as_str())
+            .collect();
+        assert!(warned.contains(&v::DEFAULT_RATE_LIMIT_CALLS));
+        assert!(warned.contains(&v::TRUSTED_PROXIES));
+        assert!(warned.contains(&v::TLS_CERT_PATH));
+        assert!(warned.contains(&v::HSTS_MAX_AGE_SECONDS));
+    }
+
+    #[test]
+    fn shared_keys_warn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut pairs = good_pairs(dir.path());
+        let shared = fernet::Fernet::generate_key();
+        for (k, value) in pairs.iter_mut() {
+            if *k == v::CREDENTIAL_ENCRYPTION_KEY || *k == v::MFA_ENCRYPTION_KEY {
+                *value = shared.clone();
+            }
+        }
+        let (_, findings) = load(&pairs).expect("valid");
+        assert!(
+            findings
+                .with_status(Status::Warn)
+                .any(|f| f.variable == v::MFA_ENCRYPTION_KEY)
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Pure validation rules for individual values. Every error string here is safe to
+//! print: it describes the problem, never the value, because values may be secrets.
+
+use std::collections::BTreeSet;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+
+/// Minimum length of an HMAC signing secret (256 bits of text).
+pub const MIN_SECRET_LEN: usize = 32;
+/// Fewer distinct characters than this means a pattern, not a random key.
+pub const MIN_DISTINCT_CHARS: usize = 10;
+
+/// Fragments found in sample configurations and tutorials. A key containing one was
+/// copied, not generated.
+const PLACEHOLDER_FRAGMENTS: &[&str] = &[
+    "change-in-production",
+    "change_in_production",
+    "changeinproduction",
+    "changeme",
+    "change-me",
+    "change_me",
+    "secret-key",
+    "secret_key",
+    "secretkey",
+    "example",
+    "placeholder",
+    "your-secret",
+    "your_secret",
+    "replace-me",
+    "replace_me",
+    "dummy",
+    "insecure",
+    "not-a-secret",
+];
+
+/// Why a signing secret is refused; `None` when it is acceptable.
+pub fn weak_secret_reason(value: &str) -> Option<String> {
+    let len = value.chars().count();
+    if len < MIN_SECRET_LEN {
+        return Some(format!(
+            "is too short ({len} characters, at least {MIN_SECRET_LEN} required)"
+        ));
+    }
+    let lower = value.to_ascii_lowercase();
+    if PLACEHOLDER_FRAGMENTS.iter().any(|p| lower.contains(p)) {
+        return Some("is a known placeholder value, not a generated secret".to_owned());
+    }
+    let distinct = value.chars().collect::<BTreeSet<_>>().len();
+    if distinct < MIN_DISTINCT_CHARS {
+        return Some(format!(
+            "has too little entropy ({distinct} distinct characters, at least {MIN_DISTINCT_CHARS} required)"
+        ));
+    }
+    None
+}
+
+/// Splits a comma list, trimming items; an empty item is an error.
+pub fn split_list(value: &str) -> Result<Vec<&str>, String> {
+    let items: Vec<&str> = value.split(',').map(str::trim).collect();
+    if items.iter().any(|i| i.is_empty()) {
+        return Err("contains an empty entry; remove the stray comma".to_owned());
+    }
+    Ok(items)
+}
+
+/// A list of Fernet keys: first encrypts, all decrypt.
+pub fn fernet_keys(value: &str) -> Result<Vec<SecretString>, String> {
+    let items = split_list(value)?;
+    let mut keys = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        if fernet::Fernet::new(item).is_none() {
+            let which = if items.len() == 1 {
+                "is".to_owned()
+            } else {
+                format!("entry {} is", index + 1)
+            };
+            return Err(format!(
+                "{which} not a valid Fernet key (32 bytes, url-safe base64); generate one with `portcullis keygen`"
+            ));
+        }
+        keys.push(SecretString::from(*item));
+    }
+    Ok(keys)
+}
+
+/// A browser origin exactly as browsers send it: `scheme://host[:port]`, lower-cased.
+pub fn origin(value: &str) -> Result<String, String> {
+    if value == "*" {
+        return Err("`*` would let any website call the API; list exact origins".to_owned());
+    }
+    if value.eq_ignore_ascii_case("null") {
+        return Err(
+            "`null` is sent by sandboxed frames and local files and cannot be trusted".to_owned(),
+        );
+    }
+    let invalid = || {
+        format!(
+            "`{value}` is not an origin of the form scheme://host[:port] (no path, no trailing slash)"
+        )
+    };
+    let lower = value.to_ascii_lowercase();
+    let (scheme, rest) = lower.split_once("://").ok_or_else(invalid)?;
+    if scheme != "http" && scheme != "https" {
+        return Err(invalid());
+    }
+    let (host, port) = split_host_port(rest).ok_or_else(invalid)?;
+    if !valid_host(host) {
+        return Err(invalid());
+    }
+    if let Some(port) = port
+        && !matches!(port.parse::<u16>(), Ok(p) if p > 0)
+    {
+        return Err(invalid());
+    }
+    Ok(lower)
+}
+
+fn split_host_port(rest: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(after_bracket) = rest.strip_prefix('[') {
+        let (inside, tail) = after_bracket.split_once(']')?;
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        let host = &rest[..inside.len() + 2];
+        return match tail {
+            "" => Some((host, None)),
+            t => t.strip_prefix(':').map(|p| (host, Some(p))),
+        };
+    }
+    match rest.rsplit_once(':') {
+        Some((host, port)) => Some((host, Some(port))),
+        None => Some((rest, None)),
+    }
+}
+
+fn valid_host(host: &str) -> bool {
+    if host.starts_with('[') {
+        return true; // checked as IPv6 while splitting
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// A list of IP addresses or CIDR networks; a bare address is its own /32 or /128.
+pub fn networks(value: &str) -> Result<Vec<IpNet>, String> {
+    split_list(value)?
+        .into_iter()
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| format!("`{item}` is not an IP address or CIDR network"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_need_length_entropy_and_no_placeholder() {
+        assert!(weak_secret_reason("short").is_some());
+        assert!(
+            weak_secret_reason("your-secret-key-change-in-production-please")
+                .is_some_and(|r| r.contains("placeholder"))
+        );
+        assert!(
+            weak_secret_reason("abababababababababababababababababab")
+                .is_some_and(|r| r.contains("entropy"))
+        );
+        assert!(weak_secret_reason("q8Zr2VxN4kLm7Tc1Hw9Jd3Fy6Bg5Ps0A").is_none());
+    }
+
+    #[test]
+    fn fernet_lists() {
+        let key = fernet::Fernet::generate_key();
+        assert_eq!(fernet_keys(&key).map(|k| k.len()), Ok(1));
+        let two = format!("{key}, {}", fernet::Fernet::generate_key());
+        assert_eq!(fernet_keys(&two).map(|k| k.len()), Ok(2));
+        assert!(fernet_keys("not-a-key").is_err());
+        assert!(fernet_keys(&format!("{key},")).is_err());
+        let err = fernet_keys(&format!("{key},bad")).err().unwrap_or_default();
+        assert!(err.contains("entry 2"));
+        assert!(!err.contains(&key));
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin("https://App.Example.com").as_deref(),
+            Ok("https://app.example.com")
+        );
+        assert!(origin("http://localhost:3000").is_ok());
+        assert!(origin("http://[::1]:8080").is_ok());
+        assert!(origin("http://127.0.0.1").is_ok());
+        for bad in [
+            "*",
+            "null",
+            "NULL",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "ftp://example.com",
+            "example.com",
+            "https://",
+            "https://exa mple.com",
+            "https://user@example.com",
+            "https://example.com:0",
+            "https://example.com:99999",
+            "https://[zz::1]",
+        ] {
+            assert!(origin(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn network_lists() {
+        let nets = networks("10.0.0.0/8, 192.168.1.7, ::1").unwrap_or_default();
+        assert_eq!(nets.len(), 3);
+        assert_eq!(nets[1].prefix_len(), 32);
+        assert!(networks("10.0.0.0/33").is_err());
+        assert!(networks("proxy.local").is_err());
+    }
+}

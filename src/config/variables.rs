@@ -1,0 +1,163 @@
+//! Every configuration variable Portcullis reads, in one list. The README table,
+//! the config-file key check and `keygen` all come from here, so they cannot drift.
+
+/// One configuration variable.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    /// The default as text, or `None` when the variable has none (required or optional).
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub description: &'static str,
+}
+
+const fn var(
+    name: &'static str,
+    default: Option<&'static str>,
+    description: &'static str,
+) -> Variable {
+    Variable {
+        name,
+        default,
+        secret: false,
+        description,
+    }
+}
+
+const fn secret(name: &'static str, description: &'static str) -> Variable {
+    Variable {
+        name,
+        default: None,
+        secret: true,
+        description,
+    }
+}
+
+pub const JWT_SECRET_KEY: &str = "JWT_SECRET_KEY";
+pub const JWT_PREVIOUS_SECRET_KEYS: &str = "JWT_PREVIOUS_SECRET_KEYS";
+pub const CREDENTIAL_ENCRYPTION_KEY: &str = "CREDENTIAL_ENCRYPTION_KEY";
+pub const MFA_ENCRYPTION_KEY: &str = "MFA_ENCRYPTION_KEY";
+pub const DATABASE_PATH: &str = "DATABASE_PATH";
+pub const DATABASE_READ_CONNECTIONS: &str = "DATABASE_READ_CONNECTIONS";
+pub const BIND_ADDRESS: &str = "BIND_ADDRESS";
+pub const HTTP_WORKERS: &str = "HTTP_WORKERS";
+pub const CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
+pub const TRUSTED_PROXIES: &str = "TRUSTED_PROXIES";
+pub const BEHIND_TLS_PROXY: &str = "BEHIND_TLS_PROXY";
+pub const TLS_CERT_PATH: &str = "TLS_CERT_PATH";
+pub const TLS_KEY_PATH: &str = "TLS_KEY_PATH";
+pub const HSTS_MAX_AGE_SECONDS: &str = "HSTS_MAX_AGE_SECONDS";
+pub const MAX_JSON_BODY_BYTES: &str = "MAX_JSON_BODY_BYTES";
+pub const ACCESS_TOKEN_EXPIRE_MINUTES: &str = "ACCESS_TOKEN_EXPIRE_MINUTES";
+pub const REFRESH_TOKEN_EXPIRE_DAYS: &str = "REFRESH_TOKEN_EXPIRE_DAYS";
+pub const DEFAULT_RATE_LIMIT_CALLS: &str = "DEFAULT_RATE_LIMIT_CALLS";
+pub const DEFAULT_RATE_LIMIT_PERIOD: &str = "DEFAULT_RATE_LIMIT_PERIOD";
+pub const WEBHOOK_ALLOWED_PRIVATE_NETWORKS: &str = "WEBHOOK_ALLOWED_PRIVATE_NETWORKS";
+pub const LOG_FORMAT: &str = "LOG_FORMAT";
+pub const LOG_LEVEL: &str = "LOG_LEVEL";
+
+pub const ALL: &[Variable] = &[
+    secret(
+        JWT_SECRET_KEY,
+        "Signs access tokens (HS256). At least 32 characters, at least 10 distinct, not a placeholder. Required.",
+    ),
+    secret(
+        JWT_PREVIOUS_SECRET_KEYS,
+        "Comma list of retired JWT keys: they still verify tokens but never sign. For rotation.",
+    ),
+    secret(
+        CREDENTIAL_ENCRYPTION_KEY,
+        "Fernet key(s) for webhook credentials. Comma list: the first encrypts, all decrypt. Required.",
+    ),
+    secret(
+        MFA_ENCRYPTION_KEY,
+        "Fernet key(s) for TOTP secrets. Comma list: the first encrypts, all decrypt. Required.",
+    ),
+    var(
+        DATABASE_PATH,
+        Some("data/portcullis.db"),
+        "SQLite database file. Its directory must be writable.",
+    ),
+    var(
+        DATABASE_READ_CONNECTIONS,
+        Some("4"),
+        "Size of the read-only connection pool (writes use one connection).",
+    ),
+    var(
+        BIND_ADDRESS,
+        Some("127.0.0.1:8080"),
+        "Address and port the server listens on.",
+    ),
+    var(
+        HTTP_WORKERS,
+        None,
+        "Worker threads; defaults to the number of CPU cores.",
+    ),
+    var(
+        CORS_ALLOWED_ORIGINS,
+        Some(""),
+        "Comma list of browser origins (scheme://host[:port]) allowed to call the API. No `*`, no `null`.",
+    ),
+    var(
+        TRUSTED_PROXIES,
+        Some(""),
+        "Comma list of proxy IPs/CIDRs whose X-Forwarded-For is believed. Empty: trust no one.",
+    ),
+    var(
+        BEHIND_TLS_PROXY,
+        Some("false"),
+        "Set to true when a TLS-terminating proxy sits in front: enables HSTS without local TLS.",
+    ),
+    var(
+        TLS_CERT_PATH,
+        None,
+        "PEM certificate chain; with TLS_KEY_PATH enables TLS 1.2+.",
+    ),
+    var(TLS_KEY_PATH, None, "PEM private key for TLS_CERT_PATH."),
+    var(
+        HSTS_MAX_AGE_SECONDS,
+        Some("31536000"),
+        "HSTS max-age when TLS is on or BEHIND_TLS_PROXY=true; 0 disables HSTS.",
+    ),
+    var(
+        MAX_JSON_BODY_BYTES,
+        Some("65536"),
+        "Largest request body accepted; larger bodies get 413.",
+    ),
+    var(
+        ACCESS_TOKEN_EXPIRE_MINUTES,
+        Some("15"),
+        "Access token lifetime.",
+    ),
+    var(
+        REFRESH_TOKEN_EXPIRE_DAYS,
+        Some("7"),
+        "Refresh token lifetime.",
+    ),
+    var(
+        DEFAULT_RATE_LIMIT_CALLS,
+        Some("100"),
+        "Requests allowed per user per DEFAULT_RATE_LIMIT_PERIOD.",
+    ),
+    var(
+        DEFAULT_RATE_LIMIT_PERIOD,
+        Some("60"),
+        "Rate limit window in seconds.",
+    ),
+    var(
+        WEBHOOK_ALLOWED_PRIVATE_NETWORKS,
+        Some(""),
+        "Comma list of CIDRs webhooks may reach despite the SSRF guard. Empty in production.",
+    ),
+    var(LOG_FORMAT, Some("text"), "`text` or `json`."),
+    var(
+        LOG_LEVEL,
+        Some("info"),
+        "Log filter, e.g. `info` or `portcullis=debug,actix_web=info`.",
+    ),
+];
+
+/// The variable with this exact name, if Portcullis knows it.
+pub fn find(name: &str) -> Option<&'static Variable> {
+    ALL.iter().find(|v| v.name == name)
+}

@@ -1,0 +1,94 @@
+//! SQL for the `audit_events` table. The chain logic lives in `crate::audit`.
+
+use std::ops::ControlFlow;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// One stored audit event, exactly as in the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub occurred_at: String,
+    pub actor: Option<String>,
+    pub ip: Option<String>,
+    pub event: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+const COLUMNS: &str =
+    "id, occurred_at, actor, ip, event, target, outcome, request_id, details, prev_hash, hash";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: row.get(0)?,
+        occurred_at: row.get(1)?,
+        actor: row.get(2)?,
+        ip: row.get(3)?,
+        event: row.get(4)?,
+        target: row.get(5)?,
+        outcome: row.get(6)?,
+        request_id: row.get(7)?,
+        details: row.get(8)?,
+        prev_hash: row.get(9)?,
+        hash: row.get(10)?,
+    })
+}
+
+/// The id and hash of the newest event, the link the next event chains to.
+pub fn last_link(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
+    conn.prepare_cached("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+}
+
+pub fn insert(conn: &Connection, row: &AuditRow) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_events (id, occurred_at, actor, ip, event, target, outcome, request_id, details, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        row.id,
+        row.occurred_at,
+        row.actor,
+        row.ip,
+        row.event,
+        row.target,
+        row.outcome,
+        row.request_id,
+        row.details,
+        row.prev_hash,
+        row.hash,
+    ])?;
+    Ok(())
+}
+
+/// Visits every event in chain order until `visit` breaks.
+pub fn for_each_in_order(
+    conn: &Connection,
+    mut visit: impl FnMut(AuditRow) -> ControlFlow<()>,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events ORDER BY id"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        if visit(from_row(row)?).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The highest id SQLite ever assigned (AUTOINCREMENT remembers it even when the
+/// rows are gone), to detect a truncated tail.
+pub fn highest_assigned_id(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'",
+        [],
+        |row| row.get(0),
+    )
+    .optional()
+}

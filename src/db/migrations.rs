@@ -1,0 +1,25 @@
+//! Numbered, embedded schema migrations. A database newer than this binary is refused.
+
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_audit_events.sql"))];
+
+/// The schema version this binary expects (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn run(conn: &mut Connection) -> Result<(), rusqlite_migration::Error> {
+    Migrations::from_slice(MIGRATIONS).to_latest(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(
+            rusqlite_migration::Migrations::from_slice(super::MIGRATIONS)
+                .validate()
+                .is_ok()
+        );
+    }
+}

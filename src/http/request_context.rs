@@ -1,0 +1,206 @@
+//! The outermost per-request middleware. It gives each request an id and a client
+//! address, times it, turns a handler panic into an opaque 500 (the worker keeps
+//! serving), and makes every error response a problem+json body carrying the id.
+
+use std::future::{Ready, ready};
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
+use ipnet::IpNet;
+
+use super::client_ip::{self, ClientIp};
+use crate::error::{ApiError, PROBLEM_JSON, Problem};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const PROCESS_TIME_HEADER: &str = "x-process-time";
+
+/// The id of the current request: the caller's `X-Request-ID` when it is safe to
+/// echo (1–64 of `[A-Za-z0-9_-]`), otherwise a fresh UUID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub Arc<str>);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn from_headers(headers: &header::HeaderMap) -> Self {
+        let incoming = headers
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_valid_request_id(v));
+        match incoming {
+            Some(id) => Self(Arc::from(id)),
+            None => Self(Arc::from(uuid::Uuid::new_v4().to_string())),
+        }
+    }
+}
+
+pub fn is_valid_request_id(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl FromRequest for RequestId {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<RequestId>()
+                .cloned()
+                .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("request context missing"))),
+        )
+    }
+}
+
+/// When the request started, for `X-Process-Time` and the access log.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart(pub Instant);
+
+#[derive(Clone)]
+pub struct RequestContext {
+    trusted_proxies: Rc<[IpNet]>,
+}
+
+impl RequestContext {
+    pub fn new(trusted_proxies: &[IpNet]) -> Self {
+        Self {
+            trusted_proxies: Rc::from(trusted_proxies),
+        }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RequestContext
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = Error;
+    type Transform = RequestContextMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequestContextMiddleware {
+            service: Rc::new(service),
+            trusted_proxies: Rc::clone(&self.trusted_proxies),
+        }))
+    }
+}
+
+pub struct RequestContextMiddleware<S> {
+    service: Rc<S>,
+    trusted_proxies: Rc<[IpNet]>,
+}
+
+impl<S, B> Service<ServiceRequest> for RequestContextMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let started = Instant::now();
+        let request_id = RequestId::from_headers(req.headers());
+        let client = client_ip::resolve(
+            req.peer_addr().map(|a| a.ip()),
+            req.headers(),
+            &self.trusted_proxies,
+        );
+        {
+            let mut ext = req.extensions_mut();
+            ext.insert(request_id.clone());
+            ext.insert(RequestStart(started));
+            if let Some(ip) = client {
+                ext.insert(ClientIp(ip));
+            }
+        }
+        let http_req = req.request().clone();
+        let service = Rc::clone(&self.service);
+        Box::pin(async move {
+            // A panic may happen while building the future or while polling it.
+            let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| service.call(req))) {
+                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.ok(),
+                Err(_) => None,
+            };
+            let response = match outcome {
+                Some(Ok(res)) => res.map_into_boxed_body(),
+                Some(Err(err)) => ServiceResponse::from_err(err, http_req),
+                None => {
+                    tracing::error!(request_id = %request_id.as_str(), "handler panicked; answered 500");
+                    ServiceResponse::new(http_req, Problem::internal().into_response())
+                }
+            };
+            let mut response = as_problem(response, &request_id);
+            let headers = response.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+                headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            if let Ok(value) = HeaderValue::from_str(&format!("{seconds:.6}")) {
+                headers.insert(HeaderName::from_static(PROCESS_TIME_HEADER), value);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Makes an error response a problem+json body with the request id. Our own errors
+/// keep their detail; anything raised elsewhere (router, CORS, actix extractors) gets
+/// a generic text for its status, never the inner error's message.
+fn as_problem(
+    response: ServiceResponse<BoxBody>,
+    request_id: &RequestId,
+) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let problem = match response.response().error() {
+        Some(err) => match err.as_error::<ApiError>() {
+            Some(api_error) => api_error.problem(),
+            None => Problem::for_status(status),
+        },
+        None => Problem::for_status(status),
+    };
+    let body = problem.with_request_id(request_id.as_str()).to_body();
+    response.map_body(|head, _| {
+        head.headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        BoxBody::new(body)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_charset_and_length() {
+        assert!(is_valid_request_id("abc-DEF_123"));
+        assert!(is_valid_request_id(&"a".repeat(64)));
+        assert!(!is_valid_request_id(&"a".repeat(65)));
+        assert!(!is_valid_request_id(""));
+        assert!(!is_valid_request_id("has space"));
+        assert!(!is_valid_request_id("inject\r\nheader"));
+        assert!(!is_valid_request_id("<script>"));
+    }
+}

@@ -1,0 +1,83 @@
+//! The `portcullis` command line. Parsing only; each command lives in `portcullis::cli`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::cli;
+use portcullis::config::{ConfigSources, Settings};
+
+/// Portcullis: accounts, tokens, MFA, rate limits, ABAC, webhooks and a tamper-evident
+/// audit log in one binary. It fails closed: when a part breaks, access is denied.
+#[derive(Parser)]
+#[command(name = "portcullis", version, propagate_version = true)]
+struct Cli {
+    /// Read settings from this TOML file (keys are the variable names, any case).
+    /// `.env` and the environment override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server with the configured settings (refuses to start on any failed check).
+    Serve,
+    /// Run a local demo on loopback with fresh keys in data/demo.env and its own database.
+    Demo {
+        /// Loopback address to listen on; anything else is refused.
+        #[arg(long, default_value = cli::demo::DEFAULT_BIND, value_name = "ADDR")]
+        bind: String,
+        /// Where demo.env and demo.db live.
+        #[arg(long, default_value = "data", value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Print fresh values for every secret variable, ready to paste into a .env file.
+    Keygen,
+    /// Run every configuration check; print pass/warn/fail per line and a score.
+    /// Exits 2 when any check fails.
+    CheckConfig,
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the audit log's hash chain and report the first broken link (exit 1).
+    Verify {
+        /// Database file to check; defaults to DATABASE_PATH from the configuration.
+        #[arg(long, value_name = "FILE")]
+        database: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = ConfigSources::from_process(cli.config);
+    match cli.command {
+        Command::Serve => cli::serve::run(sources),
+        Command::Demo { bind, data_dir } => cli::demo::run(&bind, &data_dir, sources),
+        Command::Keygen => match cli::keygen::render() {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("keygen: {error}");
+                ExitCode::from(cli::EXIT_FAILURE)
+            }
+        },
+        Command::CheckConfig => cli::check_config::run(sources),
+        Command::Audit {
+            command: AuditCommand::Verify { database },
+        } => {
+            let path = database.unwrap_or_else(|| Settings::database_path(&sources));
+            cli::audit::verify(&path)
+        }
+    }
+}
