@@ -13,7 +13,7 @@ use crate::db::Database;
 use crate::http::cors::cors;
 use crate::http::json::JsonLimit;
 use crate::http::request_context::RequestContext;
-use crate::http::security_headers::security_headers;
+use crate::http::security_headers::SecurityHeaders;
 use crate::routes;
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
@@ -67,7 +67,7 @@ impl Application {
                 .wrap(cors(&http.cors_allowed_origins))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(RequestContext::new(&http.trusted_proxies))
-                .wrap(security_headers(http))
+                .wrap(SecurityHeaders::new(http))
         })
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
         if let Some(workers) = http.workers {

@@ -10,8 +10,10 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::error::InternalError;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{Error, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
@@ -133,7 +135,6 @@ where
                 ext.insert(ClientIp(ip));
             }
         }
-        let http_req = req.request().clone();
         let service = Rc::clone(&self.service);
         Box::pin(async move {
             // A panic may happen while building the future or while polling it.
@@ -141,52 +142,83 @@ where
                 Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.ok(),
                 Err(_) => None,
             };
-            let response = match outcome {
-                Some(Ok(res)) => res.map_into_boxed_body(),
-                Some(Err(err)) => ServiceResponse::from_err(err, http_req),
+            match outcome {
+                Some(Ok(response)) => {
+                    let (request, response) = response.map_into_boxed_body().into_parts();
+                    let problem = problem_for(response.status(), response.error());
+                    let response = finish(response, problem.as_ref(), &request_id, started);
+                    Ok(ServiceResponse::new(request, response))
+                }
+                // Errors raised by middleware become responses only in the server's
+                // dispatcher, after we return: shape them there with a mapper.
+                Some(Err(mut error)) => {
+                    let status = error.as_response_error().status_code();
+                    let problem = problem_for(status, Some(&error));
+                    error.add_response_mapper(move |response| {
+                        finish(response, problem.as_ref(), &request_id, started)
+                    });
+                    Err(error)
+                }
                 None => {
                     tracing::error!(request_id = %request_id.as_str(), "handler panicked; answered 500");
-                    ServiceResponse::new(http_req, Problem::internal().into_response())
+                    let problem = Problem::internal();
+                    let mut error = Error::from(InternalError::from_response(
+                        "handler panicked",
+                        problem.clone().into_response(),
+                    ));
+                    error.add_response_mapper(move |response| {
+                        finish(response, Some(&problem), &request_id, started)
+                    });
+                    Err(error)
                 }
-            };
-            let mut response = as_problem(response, &request_id);
-            let headers = response.headers_mut();
-            if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-                headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
             }
-            let seconds = started.elapsed().as_secs_f64();
-            if let Ok(value) = HeaderValue::from_str(&format!("{seconds:.6}")) {
-                headers.insert(HeaderName::from_static(PROCESS_TIME_HEADER), value);
-            }
-            Ok(response)
         })
     }
 }
 
-/// Makes an error response a problem+json body with the request id. Our own errors
-/// keep their detail; anything raised elsewhere (router, CORS, actix extractors) gets
-/// a generic text for its status, never the inner error's message.
-fn as_problem(
-    response: ServiceResponse<BoxBody>,
-    request_id: &RequestId,
-) -> ServiceResponse<BoxBody> {
-    let status = response.status();
+/// The problem document for an error status. Our own errors keep their detail;
+/// anything raised elsewhere (router, CORS, actix extractors) gets a generic text for
+/// its status, never the inner error's message. `None` for success statuses.
+fn problem_for(status: StatusCode, error: Option<&Error>) -> Option<Problem> {
     if !(status.is_client_error() || status.is_server_error()) {
-        return response;
+        return None;
     }
-    let problem = match response.response().error() {
-        Some(err) => match err.as_error::<ApiError>() {
-            Some(api_error) => api_error.problem(),
-            None => Problem::for_status(status),
-        },
+    Some(match error.and_then(|e| e.as_error::<ApiError>()) {
+        Some(api_error) => api_error.problem(),
         None => Problem::for_status(status),
-    };
-    let body = problem.with_request_id(request_id.as_str()).to_body();
-    response.map_body(|head, _| {
-        head.headers
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        BoxBody::new(body)
     })
+}
+
+/// Writes the problem body (with the request id) and the id and timing headers.
+fn finish(
+    response: HttpResponse,
+    problem: Option<&Problem>,
+    request_id: &RequestId,
+    started: Instant,
+) -> HttpResponse {
+    let mut response = match problem {
+        Some(problem) => {
+            let body = problem
+                .clone()
+                .with_request_id(request_id.as_str())
+                .to_body();
+            response.map_body(|head, _| {
+                head.headers
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+                BoxBody::new(body)
+            })
+        }
+        None => response,
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if let Ok(value) = HeaderValue::from_str(&format!("{seconds:.6}")) {
+        headers.insert(HeaderName::from_static(PROCESS_TIME_HEADER), value);
+    }
+    response
 }
 
 #[cfg(test)]

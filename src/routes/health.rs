@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -34,7 +34,6 @@ pub struct ReadinessStatus {
     tag = "health",
     responses((status = 200, description = "The process is alive", body = HealthStatus))
 )]
-#[get("/health")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(HealthStatus { status: "ok" })
 }
@@ -49,7 +48,6 @@ pub async fn live() -> HttpResponse {
         (status = 503, description = "The database cannot answer", body = Problem, content_type = "application/problem+json")
     )
 )]
-#[get("/health/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let probe = state.db.read(|conn| {
         conn.query_row("SELECT user_version FROM pragma_user_version", [], |row| {

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use actix_web::{HttpResponse, get};
+use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
 use crate::error::{FieldError, Problem};
@@ -42,7 +42,6 @@ fn document() -> &'static str {
     tag = "meta",
     responses((status = 200, description = "The OpenAPI document", content_type = "application/json"))
 )]
-#[get("/api/openapi.json")]
 pub async fn spec() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

@@ -1,0 +1,143 @@
+use std::os::unix::fs::PermissionsExt;
+
+use crate::helpers::{ServerProcess, raw_get, run_binary};
+
+fn parse_env_lines(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn keygen_output_passes_validation_and_is_fresh_each_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = run_binary(dir.path(), &["keygen"], &[]);
+    assert!(first.status.success());
+    let first = String::from_utf8_lossy(&first.stdout).into_owned();
+    let vars = parse_env_lines(&first);
+    let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "JWT_SECRET_KEY",
+            "CREDENTIAL_ENCRYPTION_KEY",
+            "MFA_ENCRYPTION_KEY"
+        ]
+    );
+
+    let db = dir.path().join("k.db");
+    let mut with_db: Vec<(&str, &str)> =
+        vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let db_text = db.to_string_lossy().into_owned();
+    with_db.push(("DATABASE_PATH", &db_text));
+    let check = run_binary(dir.path(), &["check-config"], &with_db);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+
+    // As a .env file in the working directory, it works too.
+    std::fs::write(
+        dir.path().join(".env"),
+        format!("{first}DATABASE_PATH={db_text}\n"),
+    )
+    .expect("write");
+    let check = run_binary(dir.path(), &["check-config"], &[]);
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let second = run_binary(dir.path(), &["keygen"], &[]);
+    let second = parse_env_lines(&String::from_utf8_lossy(&second.stdout));
+    for ((name, a), (_, b)) in vars.iter().zip(&second) {
+        assert_ne!(a, b, "{name} repeated");
+    }
+}
+
+#[test]
+fn demo_refuses_a_non_loopback_bind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for bind in ["0.0.0.0", "0.0.0.0:8080", "[::]:8080", "192.0.2.10:8080"] {
+        let output = run_binary(dir.path(), &["demo", "--bind", bind], &[]);
+        assert_eq!(output.status.code(), Some(2), "{bind}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("loopback"), "{stderr}");
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing written before refusing"
+    );
+}
+
+#[test]
+fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(
+        dir.path(),
+        &["demo", "--bind", "127.0.0.1:0", "--data-dir", "demo-data"],
+        &[],
+    );
+    assert!(
+        server.address.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.address
+    );
+    let env_file = dir.path().join("demo-data").join("demo.env");
+    let mode = std::fs::metadata(&env_file)
+        .expect("demo.env")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let keys = parse_env_lines(&std::fs::read_to_string(&env_file).expect("read"));
+    assert_eq!(keys.len(), 3);
+
+    let response = raw_get(&server.address, "/health", &[]);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(server.terminate(), "graceful exit with status 0 on SIGTERM");
+
+    // Startup and shutdown were both audited, and the chain verifies.
+    let db = dir.path().join("demo-data").join("demo.db");
+    let verify = run_binary(
+        dir.path(),
+        &["audit", "verify", "--database", db.to_str().expect("utf-8")],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{stdout}");
+    assert!(stdout.contains("intact: 2 events"), "{stdout}");
+
+    // A second run reuses the keys instead of replacing them.
+    let server = ServerProcess::start(
+        dir.path(),
+        &["demo", "--bind", "127.0.0.1:0", "--data-dir", "demo-data"],
+        &[],
+    );
+    let again = parse_env_lines(&std::fs::read_to_string(&env_file).expect("read"));
+    assert_eq!(keys, again);
+    drop(server);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["demo", "--help"],
+        vec!["keygen", "--help"],
+        vec!["check-config", "--help"],
+        vec!["audit", "--help"],
+        vec!["audit", "verify", "--help"],
+    ] {
+        let output = run_binary(dir.path(), &args, &[]);
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Each refusal runs the real binary: exit code 2, one line per problem naming the
+//! variable, never the secret value.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::helpers::{run_binary, secret_pairs};
+
+/// A valid environment with `changes` applied (an empty value removes the variable).
+fn env_with(dir: &Path, changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = secret_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    vars.push((
+        "DATABASE_PATH".to_owned(),
+        dir.join("p.db").to_string_lossy().into_owned(),
+    ));
+    for (name, value) in changes {
+        vars.retain(|(k, _)| k != name);
+        if !value.is_empty() {
+            vars.push(((*name).to_owned(), (*value).to_owned()));
+        }
+    }
+    vars
+}
+
+fn serve(dir: &Path, changes: &[(&str, &str)]) -> Output {
+    let vars = env_with(dir, changes);
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_binary(dir, &["serve"], &borrowed)
+}
+
+/// Asserts a refusal: exit 2, every stderr line a problem, one naming `variable`,
+/// and `secret` (if any) nowhere in the output.
+fn assert_refused(output: &Output, variable: &str, secret: Option<&str>) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.lines().all(|l| l.starts_with("config error: ")),
+        "one line per problem: {stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains(variable)),
+        "{variable} not named: {stderr}"
+    );
+    if let Some(secret) = secret {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "secret echoed: {stderr}"
+        );
+    }
+    stderr
+}
+
+#[test]
+fn missing_jwt_secret_exits_2_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = serve(dir.path(), &[("JWT_SECRET_KEY", "")]);
+    let stderr = assert_refused(&output, "JWT_SECRET_KEY", None);
+    assert!(
+        stderr.contains("portcullis keygen"),
+        "the fix is named: {stderr}"
+    );
+}
+
+#[test]
+fn weak_jwt_secrets_are_refused_without_echo() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (secret, reason) in [
+        ("Sh0rt-but-random-Xy9", "too short"),
+        ("your-secret-key-change-in-production-4f8a9b", "placeholder"),
+        ("super-CHANGEME-value-0123456789abcdefghij", "placeholder"),
+        ("my-secret-key-for-this-service-2f9c1d7e8a", "placeholder"),
+        ("an-example-signing-value-9f8e7d6c5b4a3210", "placeholder"),
+        ("abcabcabcabcabcabcabcabcabcabcabcabcabcabc", "entropy"),
+    ] {
+        let output = serve(dir.path(), &[("JWT_SECRET_KEY", secret)]);
+        let stderr = assert_refused(&output, "JWT_SECRET_KEY", Some(secret));
+        assert!(stderr.contains(reason), "{secret}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_previous_jwt_keys_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = serve(dir.path(), &[("JWT_PREVIOUS_SECRET_KEYS", "short-old-key")]);
+    assert_refused(&output, "JWT_PREVIOUS_SECRET_KEYS", Some("short-old-key"));
+}
+
+#[test]
+fn missing_or_invalid_fernet_keys_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_fernet = "this-is-not-a-fernet-key-at-all-0123456789";
+    for variable in ["CREDENTIAL_ENCRYPTION_KEY", "MFA_ENCRYPTION_KEY"] {
+        assert_refused(&serve(dir.path(), &[(variable, "")]), variable, None);
+        assert_refused(
+            &serve(dir.path(), &[(variable, not_fernet)]),
+            variable,
+            Some(not_fernet),
+        );
+        // A rotation list whose second key is broken is refused too, naming the entry.
+        let good = portcullis::crypto::keys::fernet_key().expect("rng");
+        let list = format!(
+            "{},{not_fernet}",
+            secrecy::ExposeSecret::expose_secret(&good)
+        );
+        let stderr = assert_refused(
+            &serve(dir.path(), &[(variable, &list)]),
+            variable,
+            Some(not_fernet),
+        );
+        assert!(stderr.contains("entry 2"), "{stderr}");
+        assert!(!stderr.contains(secrecy::ExposeSecret::expose_secret(&good)));
+    }
+}
+
+#[test]
+fn unsafe_cors_origins_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for origins in [
+        "*",
+        "null",
+        "https://ok.example.org,*",
+        "https://app.example.org/",
+        "https://app.example.org/path",
+        "app.example.org",
+        "ftp://app.example.org",
+    ] {
+        let output = serve(dir.path(), &[("CORS_ALLOWED_ORIGINS", origins)]);
+        assert_refused(&output, "CORS_ALLOWED_ORIGINS", None);
+    }
+}
+
+#[test]
+fn an_unwritable_database_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A regular file where the directory should be: not creatable even for root.
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"x").expect("write");
+    let db = blocker.join("sub").join("p.db");
+    let output = serve(
+        dir.path(),
+        &[("DATABASE_PATH", db.to_str().expect("utf-8"))],
+    );
+    assert_refused(&output, "DATABASE_PATH", None);
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = serve(
+        dir.path(),
+        &[
+            ("JWT_SECRET_KEY", ""),
+            ("MFA_ENCRYPTION_KEY", "nope"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+            ("ACCESS_TOKEN_EXPIRE_MINUTES", "forever"),
+        ],
+    );
+    let stderr = assert_refused(&output, "JWT_SECRET_KEY", None);
+    for variable in [
+        "MFA_ENCRYPTION_KEY",
+        "CORS_ALLOWED_ORIGINS",
+        "ACCESS_TOKEN_EXPIRE_MINUTES",
+    ] {
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 4, "{stderr}");
+}
+
+#[test]
+fn a_toml_config_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::new();
+    for (name, value) in secret_pairs() {
+        text.push_str(&format!("{} = \"{value}\"\n", name.to_ascii_lowercase()));
+    }
+    text.push_str(&format!(
+        "database_path = \"{}\"\ncors_allowed_origins = [\"https://app.example.org\"]\n",
+        dir.path().join("p.db").display()
+    ));
+    let file = dir.path().join("portcullis.toml");
+    std::fs::write(&file, &text).expect("write");
+    let file_arg = file.to_str().expect("utf-8");
+    let output = run_binary(dir.path(), &["check-config", "--config", file_arg], &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("CORS_ALLOWED_ORIGINS: 1 exact origin")
+    );
+
+    // The environment overrides the file, and a typo in the file is refused.
+    let output = run_binary(
+        dir.path(),
+        &["serve", "--config", file_arg],
+        &[("CORS_ALLOWED_ORIGINS", "*")],
+    );
+    assert_refused(&output, "CORS_ALLOWED_ORIGINS", None);
+    std::fs::write(&file, format!("{text}cors_alowed_origins = \"x\"\n")).expect("write");
+    let output = run_binary(dir.path(), &["serve", "--config", file_arg], &[]);
+    let stderr = assert_refused(&output, "--config", None);
+    assert!(stderr.contains("cors_alowed_origins"), "{stderr}");
+}
+
+#[test]
+fn check_config_prints_findings_and_a_score_and_fails_on_any_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vars = env_with(dir.path(), &[("DEFAULT_RATE_LIMIT_CALLS", "1000")]);
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_binary(dir.path(), &["check-config"], &borrowed);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for expected in [
+        "pass  JWT_SECRET_KEY",
+        "warn  TLS_CERT_PATH",
+        "warn  HSTS_MAX_AGE_SECONDS",
+        "warn  CORS_ALLOWED_ORIGINS",
+        "warn  DEFAULT_RATE_LIMIT_CALLS",
+        "pass  database",
+        "Score: ",
+    ] {
+        assert!(stdout.contains(expected), "missing `{expected}`:\n{stdout}");
+    }
+    for (_, secret) in &vars {
+        if secret.len() > 20 && !secret.contains('/') {
+            assert!(!stdout.contains(secret.as_str()), "secret printed");
+        }
+    }
+
+    let vars = env_with(dir.path(), &[("CORS_ALLOWED_ORIGINS", "*")]);
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_binary(dir.path(), &["check-config"], &borrowed);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("FAIL  CORS_ALLOWED_ORIGINS"), "{stdout}");
+    let score: u32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Score: "))
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .expect("score line");
+    assert!(
+        score < 50,
+        "a failing configuration scores below 50: {score}"
+    );
+}

@@ -1,0 +1,143 @@
+use crate::helpers::{problem, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn unknown_paths_are_404_problems() {
+    let app = spawn_app().await;
+    let body = problem(app.get("/api/v1/nothing-here").await, 404).await;
+    assert_eq!(body["title"], "Not found");
+}
+
+#[actix_web::test]
+async fn wrong_methods_are_405_problems_with_allow() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .delete(app.url("/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+    problem(response, 405).await;
+}
+
+#[actix_web::test]
+async fn bodies_over_the_limit_are_413() {
+    let app = spawn_app().await;
+    // Default limit: 64 KiB.
+    let big = format!(r#"{{"name":"{}","count":1}}"#, "x".repeat(70 * 1024));
+    let body = problem(app.post_echo(Some("application/json"), big).await, 413).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("65536")
+    );
+    let fits = format!(r#"{{"name":"{}","count":1}}"#, "x".repeat(60 * 1024));
+    assert_eq!(
+        app.post_echo(Some("application/json"), fits).await.status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn the_body_limit_is_configurable() {
+    let app = spawn_app_with(&[("MAX_JSON_BODY_BYTES", "2048")]).await;
+    let big = format!(r#"{{"name":"{}","count":1}}"#, "x".repeat(3000));
+    problem(app.post_echo(Some("application/json"), big).await, 413).await;
+}
+
+#[actix_web::test]
+async fn other_content_types_are_415() {
+    let app = spawn_app().await;
+    let json = r#"{"name":"a","count":1}"#;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let body = problem(app.post_echo(content_type, json).await, 415).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("application/json")
+        );
+    }
+    let ok = app
+        .post_echo(Some("application/json; charset=utf-8"), json)
+        .await;
+    assert_eq!(ok.status(), 200);
+}
+
+#[actix_web::test]
+async fn malformed_json_is_400() {
+    let app = spawn_app().await;
+    for bad in [
+        r#"{"name": "a", "count": "#,
+        "not json",
+        "{'name': 'a'}",
+        "",
+    ] {
+        let body = problem(app.post_echo(Some("application/json"), bad).await, 400).await;
+        assert!(body.get("errors").is_none());
+    }
+}
+
+#[actix_web::test]
+async fn wrong_or_unknown_fields_are_422_naming_each_field() {
+    let app = spawn_app().await;
+    let response = app
+        .post_echo(
+            Some("application/json"),
+            r#"{"name": 42, "count": "three", "tags": ["a", 1], "is_admin": true}"#,
+        )
+        .await;
+    let body = problem(response, 422).await;
+    let mut fields: Vec<String> = body["errors"]
+        .as_array()
+        .expect("errors list")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    fields.sort();
+    assert_eq!(fields, vec!["count", "is_admin", "name", "tags[1]"]);
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("is_admin") && detail.contains("count"),
+        "{detail}"
+    );
+
+    let missing = problem(
+        app.post_echo(Some("application/json"), r#"{"name": "a"}"#)
+            .await,
+        422,
+    )
+    .await;
+    assert_eq!(missing["errors"][0]["field"], "count");
+    assert_eq!(missing["errors"][0]["message"], "is required");
+}
+
+#[actix_web::test]
+async fn a_handler_panic_is_an_opaque_500_and_the_server_keeps_serving() {
+    let app = spawn_app().await;
+    for _ in 0..3 {
+        let response = app
+            .client
+            .get(app.url("/__test/panic"))
+            .header("x-request-id", "trace-me-42")
+            .send()
+            .await
+            .expect("the connection survives a panic");
+        let body = problem(response, 500).await;
+        assert_eq!(body["request_id"], "trace-me-42");
+        assert_eq!(body["title"], "Internal server error");
+        assert!(!body.to_string().contains("secret_module"));
+    }
+    assert_eq!(app.get("/health").await.status(), 200);
+}

@@ -1,0 +1,320 @@
+//! Test harness: the real application on port 0 with a temporary SQLite file, and the
+//! real binary for command-line behaviour.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use portcullis::Application;
+use portcullis::config::{ConfigSources, Mode, Settings};
+use portcullis::db::Database;
+use portcullis::http::ClientIp;
+use portcullis::http::json::Json;
+use secrecy::ExposeSecret;
+use tempfile::TempDir;
+
+pub struct TestApp {
+    /// e.g. `http://127.0.0.1:41234`
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Database,
+    pub db_path: PathBuf,
+    /// Keeps the database directory alive for the test's duration.
+    pub _dir: TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    /// POSTs raw bytes with the given content type to the JSON echo probe.
+    pub async fn post_echo(
+        &self,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/__test/echo")).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send().await.expect("request failed")
+    }
+}
+
+/// Fresh secrets for one app or process.
+pub fn secret_pairs() -> Vec<(&'static str, String)> {
+    let signing = portcullis::crypto::keys::signing_secret().expect("rng");
+    let credential = portcullis::crypto::keys::fernet_key().expect("rng");
+    let mfa = portcullis::crypto::keys::fernet_key().expect("rng");
+    vec![
+        ("JWT_SECRET_KEY", signing.expose_secret().to_owned()),
+        (
+            "CREDENTIAL_ENCRYPTION_KEY",
+            credential.expose_secret().to_owned(),
+        ),
+        ("MFA_ENCRYPTION_KEY", mfa.expose_secret().to_owned()),
+    ]
+}
+
+/// The settings of a test app: fresh keys, port 0, one worker, a temp database.
+/// `overrides` replace or add variables.
+pub fn test_settings(dir: &Path, overrides: &[(&str, &str)]) -> Settings {
+    let mut pairs: BTreeMap<String, String> = secret_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    pairs.insert("BIND_ADDRESS".into(), "127.0.0.1:0".into());
+    pairs.insert("HTTP_WORKERS".into(), "1".into());
+    pairs.insert("DATABASE_READ_CONNECTIONS".into(), "2".into());
+    pairs.insert(
+        "DATABASE_PATH".into(),
+        dir.join("portcullis.db").to_string_lossy().into_owned(),
+    );
+    for (k, v) in overrides {
+        pairs.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let sources = ConfigSources::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    match Settings::load(&sources, Mode::Production) {
+        Ok((settings, _)) => settings,
+        Err(findings) => panic!("test settings refused: {findings:?}"),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = test_settings(dir.path(), overrides);
+    spawn_with_settings(settings, dir, reqwest::Client::new()).await
+}
+
+pub async fn spawn_with_settings(
+    settings: Settings,
+    dir: TempDir,
+    client: reqwest::Client,
+) -> TestApp {
+    let db_path = settings.database.path.clone();
+    let app = Application::build_with_routes(settings, test_routes)
+        .await
+        .expect("failed to build the application");
+    let address = app.base_url();
+    let db = app.database().clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client,
+        db,
+        db_path,
+        _dir: dir,
+    }
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+pub struct EchoBody {
+    pub name: String,
+    pub count: u32,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Probes mounted only in tests: a handler that panics, the real client-address
+/// extractor, and a JSON endpoint that uses the real body extractor.
+fn test_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/__test/panic",
+        web::get().to(|| async {
+            let nothing: Option<u8> = None;
+            #[allow(clippy::unnecessary_literal_unwrap)]
+            let value = nothing.expect("deliberate test panic in src/secret_module.rs");
+            HttpResponse::Ok().body(value.to_string())
+        }),
+    )
+    .route(
+        "/__test/client-ip",
+        web::get().to(|ip: ClientIp| async move { HttpResponse::Ok().body(ip.0.to_string()) }),
+    )
+    .route(
+        "/__test/echo",
+        web::post()
+            .to(|body: Json<EchoBody>| async move { HttpResponse::Ok().json(body.into_inner()) }),
+    );
+}
+
+/// Text that must never appear in a response: internals of the implementation.
+pub const INTERNAL_MARKERS: &[&str] = &[
+    "panicked",
+    "unwrap",
+    ".rs",
+    "src/",
+    "/root",
+    "sqlite",
+    "SQLITE",
+    "rusqlite",
+    "actix",
+    "serde",
+    "injected",
+    "stack backtrace",
+    "thread '",
+];
+
+pub fn assert_no_internal_text(body: &str) {
+    for marker in INTERNAL_MARKERS {
+        assert!(!body.contains(marker), "response leaks `{marker}`: {body}");
+    }
+}
+
+/// Checks the problem+json shape and returns the parsed body.
+pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.expect("body");
+    assert_no_internal_text(&text);
+    let body: serde_json::Value = serde_json::from_str(&text).expect("problem body is JSON");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    assert_eq!(
+        body["request_id"].as_str(),
+        header_id.as_deref(),
+        "request_id matches the header"
+    );
+    body
+}
+
+// ---- the real binary ----
+
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    command.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+}
+
+/// Runs the binary with exactly these variables, in `dir`.
+pub fn run_binary(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = binary();
+    command.current_dir(dir).args(args);
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    command.output().expect("binary runs")
+}
+
+/// A server process started from the binary, killed on drop.
+pub struct ServerProcess {
+    pub child: Child,
+    pub address: String,
+    pub stderr_path: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `args` and waits for the line announcing the URL on stdout.
+    pub fn start(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Self {
+        let stderr_path = dir.join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut command = binary();
+        command
+            .current_dir(dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("http://") {
+                    let url: String = line[at..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let address = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!("server did not announce its address; stderr:\n{log}");
+            }
+        };
+        Self {
+            child,
+            address,
+            stderr_path,
+        }
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit; returns whether it exited 0.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -TERM failed");
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking HTTP/1.1 GET with extra header lines; returns the raw response text.
+/// For servers in another process, where no async runtime is needed.
+pub fn raw_get(address: &str, path: &str, headers: &[&str]) -> String {
+    use std::io::{Read, Write};
+    let host = address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}

@@ -1,0 +1,14 @@
+//! One test binary for the whole black-box suite (faster to build and link).
+
+mod audit;
+mod cli;
+mod client_ip;
+mod config;
+mod cors;
+mod errors;
+mod health;
+mod helpers;
+mod logging;
+mod openapi;
+mod request_id;
+mod security_headers;
