@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use portcullis::cli;
 use portcullis::config::{ConfigSources, Settings};
 
-/// Portcullis: accounts, tokens, MFA, rate limits, ABAC, webhooks and a tamper-evident
-/// audit log in one binary. It fails closed: when a part breaks, access is denied.
+/// Portcullis: a fail-closed security backend for single-host deployments.
+/// When a part breaks — the database, a policy, a key — the answer is "denied".
 #[derive(Parser)]
 #[command(name = "portcullis", version, propagate_version = true)]
 struct Cli {

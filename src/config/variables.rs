@@ -161,3 +161,18 @@ pub const ALL: &[Variable] = &[
 pub fn find(name: &str) -> Option<&'static Variable> {
     ALL.iter().find(|v| v.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_readme_documents_every_variable() {
+        let readme = include_str!("../../README.md");
+        for variable in super::ALL {
+            assert!(
+                readme.contains(&format!("| `{}` |", variable.name)),
+                "README configuration table lacks {}",
+                variable.name
+            );
+        }
+    }
+}
