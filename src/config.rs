@@ -249,13 +249,7 @@ impl<'a> Reader<'a> {
     }
 
     fn previous_jwt_keys(&mut self, list: &str) -> Option<Vec<SecretString>> {
-        let items = match rules::split_list(list) {
-            Ok(items) => items,
-            Err(e) => {
-                self.findings.fail(v::JWT_PREVIOUS_SECRET_KEYS, e);
-                return None;
-            }
-        };
+        let items = self.checked(v::JWT_PREVIOUS_SECRET_KEYS, rules::split_list(list))?;
         let mut keys = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             if let Some(reason) = weak_secret_reason(item) {
@@ -282,25 +276,15 @@ impl<'a> Reader<'a> {
             );
             return None;
         };
-        match rules::fernet_keys(value) {
-            Ok(keys) => {
-                let rotation = if keys.len() > 1 {
-                    format!(
-                        " ({} keys: rotation in progress, run `portcullis rotate-keys`)",
-                        keys.len()
-                    )
-                } else {
-                    String::new()
-                };
-                self.findings
-                    .pass(name, format!("valid Fernet key{rotation}"));
-                Some(keys)
-            }
-            Err(e) => {
-                self.findings.fail(name, e);
-                None
-            }
-        }
+        let keys = self.checked(name, rules::fernet_keys(value))?;
+        let rotation = if keys.len() > 1 {
+            format!(" ({} keys: the first encrypts, all decrypt)", keys.len())
+        } else {
+            String::new()
+        };
+        self.findings
+            .pass(name, format!("valid Fernet key{rotation}"));
+        Some(keys)
     }
 
     /// One leaked key should not open everything: warn when keys are shared.
@@ -428,27 +412,13 @@ impl<'a> Reader<'a> {
             );
             return Some(Vec::new());
         };
-        let items = match rules::split_list(list) {
-            Ok(items) => items,
-            Err(e) => {
-                self.findings.fail(v::CORS_ALLOWED_ORIGINS, e);
-                return None;
-            }
-        };
-        let mut origins = Vec::with_capacity(items.len());
-        let mut ok = true;
-        for item in items {
-            match rules::origin(item) {
-                Ok(origin) => origins.push(origin),
-                Err(e) => {
-                    self.findings.fail(v::CORS_ALLOWED_ORIGINS, e);
-                    ok = false;
-                }
-            }
-        }
-        if !ok {
-            return None;
-        }
+        let items = self.checked(v::CORS_ALLOWED_ORIGINS, rules::split_list(list))?;
+        // Check every entry before giving up, so each bad one is reported.
+        let checked: Vec<Option<String>> = items
+            .into_iter()
+            .map(|item| self.checked(v::CORS_ALLOWED_ORIGINS, rules::origin(item)))
+            .collect();
+        let origins: Vec<String> = checked.into_iter().collect::<Option<_>>()?;
         let insecure = origins
             .iter()
             .filter(|o| o.starts_with("http://") && !is_loopback_origin(o))
@@ -475,26 +445,19 @@ impl<'a> Reader<'a> {
             );
             return Some(Vec::new());
         };
-        match rules::networks(list) {
-            Ok(nets) => {
-                if nets.iter().any(|n| n.prefix_len() == 0) {
-                    self.findings.warn(
-                        v::TRUSTED_PROXIES,
-                        "trusts every address, so any client can forge X-Forwarded-For and dodge per-IP limits; list only your proxies",
-                    );
-                } else {
-                    self.findings.pass(
-                        v::TRUSTED_PROXIES,
-                        format!("{} trusted proxy network(s)", nets.len()),
-                    );
-                }
-                Some(nets)
-            }
-            Err(e) => {
-                self.findings.fail(v::TRUSTED_PROXIES, e);
-                None
-            }
+        let nets = self.checked(v::TRUSTED_PROXIES, rules::networks(list))?;
+        if nets.iter().any(|n| n.prefix_len() == 0) {
+            self.findings.warn(
+                v::TRUSTED_PROXIES,
+                "trusts every address, so any client can forge X-Forwarded-For and dodge per-IP limits; list only your proxies",
+            );
+        } else {
+            self.findings.pass(
+                v::TRUSTED_PROXIES,
+                format!("{} trusted proxy network(s)", nets.len()),
+            );
         }
+        Some(nets)
     }
 
     fn tls(&mut self) -> Option<Option<TlsSettings>> {
@@ -559,13 +522,9 @@ impl<'a> Reader<'a> {
     fn webhooks(&mut self, mode: Mode) -> Option<WebhookSettings> {
         let nets = match self.raw.get(v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS) {
             None => Vec::new(),
-            Some(list) => match rules::networks(list) {
-                Ok(nets) => nets,
-                Err(e) => {
-                    self.findings.fail(v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS, e);
-                    return None;
-                }
-            },
+            Some(list) => {
+                self.checked(v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS, rules::networks(list))?
+            }
         };
         if nets.is_empty() || mode == Mode::Demo {
             self.findings.pass(
@@ -614,6 +573,13 @@ impl<'a> Reader<'a> {
             format: format?,
             level: level?,
         })
+    }
+
+    /// The value, or `None` after recording the failure against `name`.
+    fn checked<T>(&mut self, name: &'static str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|problem| self.findings.fail(name, problem))
+            .ok()
     }
 
     /// A number within `min..=max`, or the variable's default.
