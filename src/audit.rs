@@ -91,7 +91,8 @@ impl AuditEvent {
     }
 }
 
-/// Keys whose values must never be stored, whatever a caller passes.
+/// Keys whose values must never be stored, whatever a caller passes. Broad on
+/// purpose: a redacted harmless value costs nothing, a stored secret costs a lot.
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     const FRAGMENTS: &[&str] = &[
@@ -100,17 +101,24 @@ fn is_secret_key(key: &str) -> bool {
         "secret",
         "authorization",
         "cookie",
-        "private_key",
-        "api_key",
-        "apikey",
         "credential",
+        "token",
+        "jwt",
+        "bearer",
+        "otp",
+        "totp",
+        "recovery",
+        "backup",
+        "apikey",
+        "api_key",
+        "private",
     ];
     FRAGMENTS.iter().any(|f| key.contains(f))
-        || key == "token"
-        || key.ends_with("_token")
+        || key == "key"
+        || key.ends_with("_key")
         || key == "code"
-        || key.ends_with("_code") && key != "status_code"
-        || key == "otp"
+        || key == "codes"
+        || (key.ends_with("_code") || key.ends_with("_codes")) && key != "status_code"
 }
 
 /// Replaces secret-looking values, recursively.
@@ -156,9 +164,12 @@ fn chain_hash(prev_hash: &str, row: &AuditRow) -> String {
 
 /// Appends `event` to the chain inside the caller's write transaction.
 pub fn append(conn: &Connection, event: &AuditEvent) -> Result<i64, DbError> {
+    // Never reuse an id SQLite once assigned: rows removed from the end stay a
+    // visible gap instead of being papered over by new events.
+    let highest = audit_events::highest_assigned_id(conn)?.unwrap_or(0);
     let (id, prev_hash) = match audit_events::last_link(conn)? {
-        Some((last_id, last_hash)) => (last_id + 1, last_hash),
-        None => (1, GENESIS_HASH.to_owned()),
+        Some((last_id, last_hash)) => (last_id.max(highest) + 1, last_hash),
+        None => (highest + 1, GENESIS_HASH.to_owned()),
     };
     let occurred_at = OffsetDateTime::now_utc()
         .format(&Rfc3339)
@@ -287,6 +298,26 @@ pub fn verify_chain(
     })
 }
 
+/// A quick check of the chain's end, run at startup: the newest event matches its
+/// hash and no newer event was removed. `None` when it is sound.
+pub fn tail_problem(conn: &Connection) -> Result<Option<Break>, DbError> {
+    let Some(last) = audit_events::last(conn)? else {
+        return Ok(audit_events::highest_assigned_id(conn)?
+            .filter(|&highest| highest > 0)
+            .map(|highest_assigned_id| Break::TailTruncated {
+                highest_assigned_id,
+            }));
+    };
+    if chain_hash(&last.prev_hash, &last) != last.hash {
+        return Ok(Some(Break::ContentAltered));
+    }
+    Ok(audit_events::highest_assigned_id(conn)?
+        .filter(|&highest| highest > last.id)
+        .map(|highest_assigned_id| Break::TailTruncated {
+            highest_assigned_id,
+        }))
+}
+
 /// The audit log service, shared through the application state.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -305,6 +336,23 @@ impl AuditLog {
 
     pub async fn verify(&self) -> Result<ChainReport, DbError> {
         self.db.read(|conn| verify_chain(conn, |_| {})).await
+    }
+
+    /// Checks the chain's end and, if it was tampered with, says so loudly: an
+    /// error log line and an `audit.chain_broken` event (which chains on, so the
+    /// damage stays visible to `audit verify`).
+    pub async fn check_tail(&self) -> Result<Option<Break>, DbError> {
+        let problem = self.db.read(tail_problem).await?;
+        if let Some(problem) = &problem {
+            tracing::error!(%problem, "the audit log was tampered with; run `portcullis audit verify`");
+            self.record(
+                AuditEvent::new("audit.chain_broken", Outcome::Failure)
+                    .with_actor("system")
+                    .with_detail("problem", problem.to_string()),
+            )
+            .await?;
+        }
+        Ok(problem)
     }
 }
 
@@ -349,8 +397,22 @@ mod tests {
     fn secrets_are_redacted_recursively() {
         let v = redact(json!({
             "password": "hunter2", "refresh_token": "abc", "status_code": 200,
-            "nested": [{"client_secret": "x", "email": "a@b.c"}], "code": "123456"
+            "nested": [{"client_secret": "x", "email": "a@b.c"}], "code": "123456",
+            "backup_codes": ["a"], "recovery_codes": ["b"], "signing_key": "k", "key": "k",
+            "totp_uri": "otpauth://x", "jwt": "e", "tokens": ["t"], "session_id": "s"
         }));
+        for key in [
+            "backup_codes",
+            "recovery_codes",
+            "signing_key",
+            "key",
+            "totp_uri",
+            "jwt",
+            "tokens",
+        ] {
+            assert_eq!(v[key], "[redacted]", "{key}");
+        }
+        assert_eq!(v["session_id"], "s");
         assert_eq!(v["password"], "[redacted]");
         assert_eq!(v["refresh_token"], "[redacted]");
         assert_eq!(v["status_code"], 200);

@@ -12,8 +12,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::crypto::password::{self, PasswordSettings};
 
 pub use findings::{Finding, Findings, Status};
 pub use rules::weak_secret_reason;
@@ -42,6 +46,7 @@ pub struct Settings {
     /// Fernet keys for TOTP secrets; the first encrypts.
     pub mfa_keys: Vec<SecretString>,
     pub database: DatabaseSettings,
+    pub passwords: PasswordSettings,
     pub http: HttpSettings,
     pub rate_limits: RateLimitSettings,
     pub webhooks: WebhookSettings,
@@ -55,6 +60,18 @@ pub struct JwtSettings {
     pub previous_secrets: Vec<SecretString>,
     pub access_token_minutes: u32,
     pub refresh_token_days: u32,
+    /// Revocations (and cut-offs) the in-memory cache may hold.
+    pub revocation_cache_capacity: u64,
+}
+
+impl JwtSettings {
+    pub fn access_token_seconds(&self) -> i64 {
+        i64::from(self.access_token_minutes) * 60
+    }
+
+    pub fn refresh_token_seconds(&self) -> i64 {
+        i64::from(self.refresh_token_days) * 86_400
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +187,7 @@ impl<'a> Reader<'a> {
             mfa_keys.as_deref(),
         );
         let database = self.database();
+        let passwords = self.passwords();
         let http = self.http(mode);
         let rate_limits = self.rate_limits();
         let webhooks = self.webhooks(mode);
@@ -180,6 +198,7 @@ impl<'a> Reader<'a> {
             credential_keys: credential_keys?,
             mfa_keys: mfa_keys?,
             database: database?,
+            passwords: passwords?,
             http: http?,
             rate_limits: rate_limits?,
             webhooks: webhooks?,
@@ -240,7 +259,10 @@ impl<'a> Reader<'a> {
                     .pass(v::REFRESH_TOKEN_EXPIRE_DAYS, format!("{days} days"));
             }
         }
+        let revocation_cache_capacity =
+            self.number::<u64>(v::REVOCATION_CACHE_CAPACITY, 1, 100_000_000);
         Some(JwtSettings {
+            revocation_cache_capacity: revocation_cache_capacity?,
             secret: secret?,
             previous_secrets: previous_secrets?,
             access_token_minutes: access_token_minutes?,
@@ -346,6 +368,34 @@ impl<'a> Reader<'a> {
         Some(DatabaseSettings {
             path,
             read_connections: read_connections?,
+        })
+    }
+
+    fn passwords(&mut self) -> Option<PasswordSettings> {
+        let memory_kib = self.number(
+            v::PASSWORD_HASH_MEMORY_KIB,
+            password::MIN_MEMORY_KIB,
+            4 * 1024 * 1024,
+        );
+        let iterations = self.number(v::PASSWORD_HASH_ITERATIONS, password::MIN_ITERATIONS, 64);
+        let parallelism = self.number(v::PASSWORD_HASH_PARALLELISM, password::MIN_PARALLELISM, 64);
+        let concurrency = match self.raw.get(v::PASSWORD_HASH_CONCURRENCY) {
+            None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            Some(_) => self.number::<usize>(v::PASSWORD_HASH_CONCURRENCY, 1, 256),
+        };
+        let queue_timeout_ms = self.number::<u64>(v::PASSWORD_HASH_QUEUE_TIMEOUT_MS, 10, 60_000);
+        if let (Some(m), Some(t), Some(p)) = (memory_kib, iterations, parallelism) {
+            self.findings.pass(
+                v::PASSWORD_HASH_MEMORY_KIB,
+                format!("argon2id m={m} KiB, t={t}, p={p} (OWASP minimum or stronger)"),
+            );
+        }
+        Some(PasswordSettings {
+            memory_kib: memory_kib?,
+            iterations: iterations?,
+            parallelism: parallelism?,
+            concurrency: concurrency?,
+            queue_timeout: Duration::from_millis(queue_timeout_ms?),
         })
     }
 
@@ -622,11 +672,17 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Whether a validated origin's host is loopback (`localhost`, 127.0.0.0/8, `[::1]`).
 fn is_loopback_origin(origin: &str) -> bool {
-    let host = origin
-        .trim_start_matches("http://")
-        .trim_start_matches("https://");
-    host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]")
+    let rest = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host = match rest.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').map_or("", |(inside, _)| inside),
+        None => rest.rsplit_once(':').map_or(rest, |(host, _)| host),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Creates the database's directory if needed and proves it accepts a new file.
@@ -735,6 +791,28 @@ mod tests {
         assert!(warned.contains(&v::TRUSTED_PROXIES));
         assert!(warned.contains(&v::TLS_CERT_PATH));
         assert!(warned.contains(&v::HSTS_MAX_AGE_SECONDS));
+    }
+
+    #[test]
+    fn only_true_loopback_origins_may_use_plain_http() {
+        for origin in [
+            "http://localhost:3000",
+            "http://127.0.0.1",
+            "http://[::1]:8080",
+            "https://x.org",
+        ] {
+            assert!(
+                is_loopback_origin(origin) || origin.starts_with("https"),
+                "{origin}"
+            );
+        }
+        for origin in [
+            "http://localhost.evil.com",
+            "http://127.evil.com",
+            "http://[::2]",
+        ] {
+            assert!(!is_loopback_origin(origin), "{origin}");
+        }
     }
 
     #[test]

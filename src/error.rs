@@ -30,6 +30,9 @@ pub struct Problem {
 pub struct FieldError {
     pub field: String,
     pub message: String,
+    /// The rule the value broke, when a named rule applies (e.g. `min_length`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
 }
 
 impl FieldError {
@@ -37,6 +40,15 @@ impl FieldError {
         Self {
             field: field.into(),
             message: message.into(),
+            rule: None,
+        }
+    }
+
+    pub fn rule(field: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            rule: Some(rule),
         }
     }
 }
@@ -174,6 +186,10 @@ pub enum ApiError {
     UnsupportedMediaType { expected: &'static str },
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
     #[error("not found")]
     NotFound,
     #[error("service unavailable: {reason}")]
@@ -196,12 +212,15 @@ impl ApiError {
                 detail.clone(),
             ),
             ApiError::Validation(errors) => {
-                let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+                let detail = match errors.as_slice() {
+                    [only] => format!("The field `{}` {}.", only.field, only.message),
+                    _ => format!("{} fields need attention; see `errors`.", errors.len()),
+                };
                 let mut problem = Problem::new(
                     "validation",
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "Validation failed",
-                    format!("Invalid or unknown fields: {}.", fields.join(", ")),
+                    detail,
                 );
                 problem.errors = errors.clone();
                 problem
@@ -218,6 +237,15 @@ impl ApiError {
                 "Payload too large",
                 format!("The request body exceeds the limit of {limit} bytes."),
             ),
+            ApiError::Unauthorized(detail) => Problem::new(
+                "unauthorized",
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                *detail,
+            ),
+            ApiError::Conflict(detail) => {
+                Problem::new("conflict", StatusCode::CONFLICT, "Conflict", *detail)
+            }
             ApiError::NotFound => Problem::for_status(StatusCode::NOT_FOUND),
             ApiError::Unavailable { reason, .. } => Problem::new(
                 "unavailable",
@@ -242,6 +270,11 @@ impl ResponseError for ApiError {
             tracing::error!(error = ?cause, "unexpected error");
         }
         let mut response = self.problem().into_response();
+        if let ApiError::Unauthorized(_) = self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let ApiError::Unavailable {
             retry_after_seconds: Some(seconds),
             ..
@@ -275,7 +308,7 @@ mod tests {
         ]);
         let problem = err.problem();
         assert_eq!(problem.status, 422);
-        assert!(problem.detail.contains("name, extra"));
+        assert!(problem.detail.contains("2 fields"));
         assert_eq!(problem.errors.len(), 2);
     }
 }

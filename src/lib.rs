@@ -4,11 +4,15 @@
 //! `http` (middleware and extractors), `db` (SQLite and one module per table),
 //! `audit` (the hash-chained security log), `routes` (handlers), `cli` (commands).
 
+pub mod accounts;
 pub mod audit;
+pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod routes;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use portcullis::cli;
+use portcullis::cli::create_admin::PasswordSource;
 use portcullis::config::{ConfigSources, Settings};
 
 /// Portcullis: a fail-closed security backend for single-host deployments.
@@ -39,6 +40,18 @@ enum Command {
     /// Run every configuration check; print pass/warn/fail per line and a score.
     /// Exits 2 when any check fails.
     CheckConfig,
+    /// Create an administrator account (password prompted, from stdin, or generated).
+    CreateAdmin {
+        /// The administrator's e-mail address.
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long, conflicts_with = "generate_password")]
+        password_stdin: bool,
+        /// Generate a strong password and print it once.
+        #[arg(long)]
+        generate_password: bool,
+    },
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
@@ -73,6 +86,18 @@ fn main() -> ExitCode {
             }
         },
         Command::CheckConfig => cli::check_config::run(sources),
+        Command::CreateAdmin {
+            email,
+            password_stdin,
+            generate_password,
+        } => {
+            let source = match (password_stdin, generate_password) {
+                (true, _) => PasswordSource::Stdin,
+                (_, true) => PasswordSource::Generate,
+                _ => PasswordSource::Interactive,
+            };
+            cli::create_admin::run(sources, &email, source)
+        }
         Command::Audit {
             command: AuditCommand::Verify { database },
         } => {

@@ -1,13 +1,15 @@
-//! Builds the running application: database, services, middleware, routes, listener.
+//! Builds the running application: services, middleware, routes, listener, and the
+//! background maintenance.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::audit::{AuditEvent, AuditLog, Outcome};
+use crate::audit::{AuditEvent, Outcome};
+use crate::clock::Clock;
 use crate::config::{Mode, Settings};
 use crate::db::Database;
 use crate::http::cors::cors;
@@ -18,8 +20,10 @@ use crate::routes;
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 
-/// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+/// Seconds in-flight requests get to finish on shutdown.
 const SHUTDOWN_GRACE_SECONDS: u64 = 10;
+/// How often expired revocations are purged.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
 
 pub struct Application {
     server: Server,
@@ -29,30 +33,58 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the database, binds the listener (port 0 picks a free port) and records
-    /// `app.started`. An audit log that cannot be written stops startup.
+    /// Opens the database, builds the services, binds the listener (port 0 picks a
+    /// free port) and records `app.started`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_routes(settings, |_| {}).await
+        Self::build_with(settings, Clock::system(), |_| {}).await
     }
 
-    /// As [`Application::build`], with extra routes (tests mount probes this way).
-    pub async fn build_with_routes<F>(settings: Settings, extra_routes: F) -> anyhow::Result<Self>
+    /// As [`Application::build`], with an injected clock and extra routes (tests
+    /// mount probes this way).
+    pub async fn build_with<F>(
+        settings: Settings,
+        clock: Clock,
+        extra_routes: F,
+    ) -> anyhow::Result<Self>
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
-        let settings = Arc::new(settings);
-        let db = Database::open(&settings.database).await?;
-        let audit = AuditLog::new(db.clone());
-        let state = AppState {
-            settings: Arc::clone(&settings),
-            db,
-            audit,
-        };
+        let state = AppState::open(settings, clock).await?;
+        Self::from_state(state, extra_routes).await
+    }
 
+    /// Serves already-built services (the demo seeds its data first).
+    pub async fn from_state<F>(state: AppState, extra_routes: F) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let settings = &state.settings;
         let listener = TcpListener::bind(settings.http.bind_address)?;
         let local_addr = listener.local_addr()?;
-        let data = web::Data::new(state.clone());
         let http = settings.http.clone();
+        let tls = http.tls.is_some();
+
+        // Checked and recorded before the first connection is accepted: an audit log
+        // that cannot be written stops startup.
+        state.audit.check_tail().await?;
+        state
+            .audit
+            .record(
+                AuditEvent::new("app.started", Outcome::Success)
+                    .with_actor("system")
+                    .with_detail("address", local_addr.to_string())
+                    .with_detail("tls", tls)
+                    .with_detail(
+                        "mode",
+                        match settings.mode {
+                            Mode::Production => "production",
+                            Mode::Demo => "demo",
+                        },
+                    ),
+            )
+            .await?;
+
+        let data = web::Data::new(state.clone());
         let json_limit = web::Data::new(JsonLimit(http.max_json_body_bytes));
         let factory_http = http.clone();
         let mut server = HttpServer::new(move || {
@@ -69,6 +101,9 @@ impl Application {
                 .wrap(RequestContext::new(&http.trusted_proxies))
                 .wrap(SecurityHeaders::new(http))
         })
+        // Signals are handled by `run_until_signalled`, so that SIGINT drains
+        // in-flight requests like SIGTERM does (actix treats SIGINT as "stop now").
+        .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
         if let Some(workers) = http.workers {
             server = server.workers(workers);
@@ -78,29 +113,11 @@ impl Application {
             None => server.listen(listener)?,
         }
         .run();
-
-        state
-            .audit
-            .record(
-                AuditEvent::new("app.started", Outcome::Success)
-                    .with_actor("system")
-                    .with_detail("address", local_addr.to_string())
-                    .with_detail("tls", http.tls.is_some())
-                    .with_detail(
-                        "mode",
-                        match settings.mode {
-                            Mode::Production => "production",
-                            Mode::Demo => "demo",
-                        },
-                    ),
-            )
-            .await?;
-        tracing::info!(address = %local_addr, tls = http.tls.is_some(), "listening");
-
+        tracing::info!(address = %local_addr, tls, "listening");
         Ok(Self {
             server,
             local_addr,
-            tls: http.tls.is_some(),
+            tls,
             state,
         })
     }
@@ -119,19 +136,76 @@ impl Application {
         format!("{scheme}://{}", self.local_addr)
     }
 
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     pub fn database(&self) -> &Database {
         &self.state.db
     }
 
-    /// Serves until SIGTERM/SIGINT (or the handle stops it), lets in-flight requests
-    /// finish, then records `app.stopped`.
+    /// Stops the server: `graceful` lets in-flight requests finish first.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains in-flight requests (up to the
+    /// grace period) and records `app.stopped`.
+    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let signals = actix_web::rt::spawn(async move {
+            wait_for_shutdown_signal().await;
+            tracing::info!("shutdown signal received; draining in-flight requests");
+            handle.stop(true).await;
+        });
+        let result = self.run_until_stopped().await;
+        signals.abort();
+        result
+    }
+
+    /// Serves until the handle stops the server, then records `app.stopped`.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        let maintenance = actix_web::rt::spawn(maintain(self.state.clone()));
+        let served = self.server.await;
+        maintenance.abort();
+        served?;
         self.state
             .audit
             .record(AuditEvent::new("app.stopped", Outcome::Success).with_actor("system"))
             .await?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+async fn wait_for_shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for shutdown signals; stop the process with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Periodic housekeeping: expired revocations are deleted.
+async fn maintain(state: AppState) {
+    let mut interval = actix_web::rt::time::interval(MAINTENANCE_INTERVAL);
+    loop {
+        interval.tick().await;
+        match state.revocations.purge_expired().await {
+            Ok(purged) if purged > 0 => tracing::info!(purged, "expired revocations purged"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "revocation purge failed"),
+        }
     }
 }

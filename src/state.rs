@@ -2,13 +2,58 @@
 
 use std::sync::Arc;
 
+use crate::accounts::AccountService;
 use crate::audit::AuditLog;
+use crate::auth::revocation::RevocationStore;
+use crate::auth::tokens::TokenService;
+use crate::clock::Clock;
 use crate::config::Settings;
+use crate::crypto::password::PasswordHasher;
 use crate::db::Database;
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
+    pub clock: Clock,
     pub db: Database,
     pub audit: AuditLog,
+    pub tokens: Arc<TokenService>,
+    pub revocations: RevocationStore,
+    pub accounts: AccountService,
+}
+
+impl AppState {
+    /// Opens the database and builds every service. Used by the server and by
+    /// commands that work on the data directly (create-admin, demo seeding).
+    pub async fn open(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let db = Database::open(&settings.database).await?;
+        let audit = AuditLog::new(db.clone());
+        let tokens = Arc::new(TokenService::new(&settings.jwt));
+        let revocations = RevocationStore::open(
+            db.clone(),
+            settings.jwt.revocation_cache_capacity,
+            tokens.access_ttl_seconds(),
+            clock.clone(),
+        )
+        .await;
+        let hasher = PasswordHasher::new(&settings.passwords)?;
+        let accounts = AccountService::new(
+            db.clone(),
+            hasher,
+            Arc::clone(&tokens),
+            revocations.clone(),
+            clock.clone(),
+            settings.jwt.refresh_token_seconds(),
+        );
+        Ok(Self {
+            settings,
+            clock,
+            db,
+            audit,
+            tokens,
+            revocations,
+            accounts,
+        })
+    }
 }

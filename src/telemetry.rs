@@ -10,6 +10,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
@@ -18,13 +19,16 @@ use crate::http::request_context::{RequestId, RequestStart};
 
 /// Installs the global subscriber (once; later calls are ignored) and routes panic
 /// reports through it, so a panic is a log line with the request's span, not stray
-/// stderr text.
-pub fn init(log: &LogSettings) {
+/// stderr text. Lines are written by a background thread, so a slow reader of
+/// stderr never stalls a worker; keep the returned guard alive until exit (dropping
+/// it flushes).
+pub fn init(log: &LogSettings) -> Option<WorkerGuard> {
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let installed = match log.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder
@@ -34,21 +38,23 @@ pub fn init(log: &LogSettings) {
             .with_span_list(false)
             .try_init(),
     };
-    if installed.is_ok() {
-        std::panic::set_hook(Box::new(|info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-text panic payload".to_owned());
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            tracing::error!(panic.message = %message, panic.location = %location, "panic");
-        }));
+    if installed.is_err() {
+        return None;
     }
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-text panic payload".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic.message = %message, panic.location = %location, "panic");
+    }));
+    Some(guard)
 }
 
 /// Builds the per-request span from what the request context middleware resolved.

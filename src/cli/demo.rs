@@ -68,21 +68,33 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    run_server(settings, &findings, |app| {
-        let url = app.base_url();
-        println!("Portcullis demo is running on {url} (loopback only).");
-        println!("  Health:     {url}/health");
-        println!("  Readiness:  {url}/health/ready");
-        println!("  OpenAPI:    {url}/api/openapi.json");
-        println!(
-            "  Database:   {}   Keys: {}",
-            database.display(),
-            env_file.display()
-        );
-        println!("Press Ctrl+C to stop.");
-        // Tests and scripts read these lines while the server keeps running.
-        let _ = std::io::stdout().flush();
-    })
+    run_server(
+        settings,
+        &findings,
+        |state| async move {
+            let created = crate::demo::seed(&state).await?;
+            if !created.is_empty() {
+                print!("{}", crate::demo::describe(&created));
+            }
+            Ok(())
+        },
+        |app| {
+            let url = app.base_url();
+            println!("Portcullis demo is running on {url} (loopback only).");
+            println!("  Health:     {url}/health");
+            println!("  Readiness:  {url}/health/ready");
+            println!("  OpenAPI:    {url}/api/openapi.json");
+            println!("  Sign in:    POST {url}/api/v1/auth/login");
+            println!(
+                "  Database:   {}   Keys: {}",
+                database.display(),
+                env_file.display()
+            );
+            println!("Press Ctrl+C to stop.");
+            // Tests and scripts read these lines while the server keeps running.
+            let _ = std::io::stdout().flush();
+        },
+    )
 }
 
 /// Writes fresh random keys to `path` (mode 0600) unless it already exists.

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod check_config;
+pub mod create_admin;
 pub mod demo;
 pub mod keygen;
 pub mod serve;

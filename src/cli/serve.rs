@@ -1,10 +1,13 @@
 //! `portcullis serve`: the production server.
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use super::{EXIT_FAILURE, load_settings};
+use crate::clock::Clock;
 use crate::config::{ConfigSources, Findings, Mode, Settings, Status};
 use crate::startup::Application;
+use crate::state::AppState;
 use crate::telemetry;
 
 pub fn run(sources: ConfigSources) -> ExitCode {
@@ -12,24 +15,38 @@ pub fn run(sources: ConfigSources) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    run_server(settings, &findings, |app| {
-        println!("Portcullis listening on {}", app.base_url());
-    })
+    run_server(
+        settings,
+        &findings,
+        |_| async { Ok(()) },
+        |app| println!("Portcullis listening on {}", app.base_url()),
+    )
 }
 
-/// Starts the server on an actix system, logs the configuration warnings, announces
-/// the address, and serves until a shutdown signal.
-pub fn run_server(
+/// Starts the server on an actix system: logs the configuration warnings, builds
+/// the services, runs `prepare` on them (the demo seeds data there), starts
+/// listening, announces the address, and serves until SIGTERM or SIGINT.
+pub fn run_server<P, F>(
     settings: Settings,
     findings: &Findings,
+    prepare: P,
     announce: impl FnOnce(&Application),
-) -> ExitCode {
-    telemetry::init(&settings.log);
+) -> ExitCode
+where
+    P: FnOnce(AppState) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let _log_guard = telemetry::init(&settings.log);
     for warning in findings.with_status(Status::Warn) {
         tracing::warn!(variable = %warning.variable, "{}", warning.message);
     }
     actix_web::rt::System::new().block_on(async move {
-        let app = match Application::build(settings).await {
+        let started = async {
+            let state = AppState::open(settings, Clock::system()).await?;
+            prepare(state.clone()).await?;
+            Application::from_state(state, |_| {}).await
+        };
+        let app = match started.await {
             Ok(app) => app,
             Err(error) => {
                 eprintln!("portcullis: cannot start: {error:#}");
@@ -37,7 +54,7 @@ pub fn run_server(
             }
         };
         announce(&app);
-        match app.run_until_stopped().await {
+        match app.run_until_signalled().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(error = %format!("{error:#}"), "server stopped with an error");

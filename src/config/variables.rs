@@ -53,6 +53,12 @@ pub const REFRESH_TOKEN_EXPIRE_DAYS: &str = "REFRESH_TOKEN_EXPIRE_DAYS";
 pub const DEFAULT_RATE_LIMIT_CALLS: &str = "DEFAULT_RATE_LIMIT_CALLS";
 pub const DEFAULT_RATE_LIMIT_PERIOD: &str = "DEFAULT_RATE_LIMIT_PERIOD";
 pub const WEBHOOK_ALLOWED_PRIVATE_NETWORKS: &str = "WEBHOOK_ALLOWED_PRIVATE_NETWORKS";
+pub const PASSWORD_HASH_MEMORY_KIB: &str = "PASSWORD_HASH_MEMORY_KIB";
+pub const PASSWORD_HASH_ITERATIONS: &str = "PASSWORD_HASH_ITERATIONS";
+pub const PASSWORD_HASH_PARALLELISM: &str = "PASSWORD_HASH_PARALLELISM";
+pub const PASSWORD_HASH_CONCURRENCY: &str = "PASSWORD_HASH_CONCURRENCY";
+pub const PASSWORD_HASH_QUEUE_TIMEOUT_MS: &str = "PASSWORD_HASH_QUEUE_TIMEOUT_MS";
+pub const REVOCATION_CACHE_CAPACITY: &str = "REVOCATION_CACHE_CAPACITY";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
 
@@ -132,7 +138,37 @@ pub const ALL: &[Variable] = &[
     var(
         REFRESH_TOKEN_EXPIRE_DAYS,
         Some("7"),
-        "Refresh token lifetime.",
+        "Lifetime of a login session and its refresh tokens.",
+    ),
+    var(
+        REVOCATION_CACHE_CAPACITY,
+        Some("100000"),
+        "Revocations held in memory; beyond it, checks fall back to the database.",
+    ),
+    var(
+        PASSWORD_HASH_MEMORY_KIB,
+        Some("19456"),
+        "argon2id memory in KiB (OWASP minimum 19456; may only be raised).",
+    ),
+    var(
+        PASSWORD_HASH_ITERATIONS,
+        Some("2"),
+        "argon2id passes (minimum 2; may only be raised).",
+    ),
+    var(
+        PASSWORD_HASH_PARALLELISM,
+        Some("1"),
+        "argon2id lanes (minimum 1).",
+    ),
+    var(
+        PASSWORD_HASH_CONCURRENCY,
+        None,
+        "Passwords hashed at once; defaults to the number of CPU cores.",
+    ),
+    var(
+        PASSWORD_HASH_QUEUE_TIMEOUT_MS,
+        Some("2000"),
+        "How long a login may wait for a hashing slot before getting 503.",
     ),
     var(
         DEFAULT_RATE_LIMIT_CALLS,

@@ -33,6 +33,14 @@ pub fn signing_secret() -> Result<SecretString, RandomnessUnavailable> {
     }
 }
 
+/// A generated account password: 144 random bits as 24 url-safe characters, far
+/// above the password policy's strength bar.
+pub fn random_password() -> Result<SecretString, RandomnessUnavailable> {
+    Ok(SecretString::from(
+        URL_SAFE_NO_PAD.encode(random_bytes::<18>()?),
+    ))
+}
+
 /// A Fernet key: 32 random bytes, url-safe base64 with padding, as the spec defines.
 pub fn fernet_key() -> Result<SecretString, RandomnessUnavailable> {
     let bytes = random_bytes::<32>()?;

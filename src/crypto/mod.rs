@@ -1,4 +1,4 @@
-//! Cryptographic helpers: key generation now; the secret box and password hashing
-//! join here.
+//! Cryptographic helpers: random keys and password hashing.
 
 pub mod keys;
+pub mod password;

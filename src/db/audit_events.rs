@@ -67,6 +67,15 @@ pub fn insert(conn: &Connection, row: &AuditRow) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The newest event.
+pub fn last(conn: &Connection) -> rusqlite::Result<Option<AuditRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_events ORDER BY id DESC LIMIT 1"
+    ))?
+    .query_row([], from_row)
+    .optional()
+}
+
 /// Visits every event in chain order until `visit` breaks.
 pub fn for_each_in_order(
     conn: &Connection,

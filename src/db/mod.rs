@@ -8,6 +8,10 @@
 
 pub mod audit_events;
 mod migrations;
+pub mod refresh_tokens;
+pub mod revocations;
+pub mod sessions;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -17,28 +17,41 @@ use crate::error::ApiError;
 pub struct ClientIp(pub IpAddr);
 
 /// Resolves the client address. `None` when it cannot be determined (no peer, or a
-/// trusted proxy sent a malformed header): callers must then deny, not guess.
+/// hop written by one of our own proxies is unreadable): callers must then deny, not
+/// guess. Hops left of the first untrusted one are never read — they are whatever the
+/// client chose to send.
 pub fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = peer?.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let mut hops = Vec::new();
+    // Several header lines form one list, in order.
+    let mut values = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        let text = value.to_str().ok()?;
-        for hop in text.split(',') {
-            hops.push(hop.trim().parse::<IpAddr>().ok()?.to_canonical());
-        }
+        values.push(value.to_str().ok()?);
     }
+    let hops = values.iter().flat_map(|v| v.split(',')).rev();
     let mut client = peer;
-    for hop in hops.into_iter().rev() {
-        client = hop;
-        if !is_trusted(&hop) {
+    for hop in hops {
+        client = parse_hop(hop.trim())?.to_canonical();
+        if !is_trusted(&client) {
             break;
         }
     }
     Some(client)
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port
+/// (`203.0.113.5:4711`, `[2001:db8::1]:443`, `[2001:db8::1]`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
 }
 
 impl FromRequest for ClientIp {
@@ -101,6 +114,23 @@ mod tests {
             resolve(Some(ip("10.1.1.1")), &headers(&[]), &trusted),
             Some(ip("10.1.1.1"))
         );
+    }
+
+    #[test]
+    fn junk_left_of_the_client_is_never_read_and_ports_are_accepted() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        for (header, expected) in [
+            ("unknown, 203.0.113.5", "203.0.113.5"),
+            ("203.0.113.5:4711", "203.0.113.5"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("[2001:db8::1]:443, 10.0.0.9", "2001:db8::1"),
+        ] {
+            assert_eq!(
+                resolve(Some(ip("10.0.0.2")), &headers(&[header]), &trusted),
+                Some(ip(expected)),
+                "{header}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! body always gets a precise 4xx: 415 wrong content type, 413 too large, 400 not
 //! JSON, 422 valid JSON whose fields are wrong or unknown (each one named).
 
+use std::collections::HashSet;
 use std::ops::Deref;
 
 use actix_web::dev::Payload;
@@ -18,6 +19,9 @@ use crate::error::{ApiError, FieldError};
 pub struct JsonLimit(pub usize);
 
 pub const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
+
+/// A 422 names at most this many fields.
+pub const MAX_FIELD_ERRORS: usize = 20;
 
 /// A JSON request body of type `T`.
 #[derive(Debug)]
@@ -158,18 +162,20 @@ fn describe_problems<T: DeserializeOwned>(body: &[u8]) -> ApiError {
         }
     };
     let mut errors: Vec<FieldError> = Vec::new();
-    // Bounded: each round removes one field from a finite document.
-    for _ in 0..64 {
+    let mut named = HashSet::new();
+    // Bounded twice: each round removes one field, and a response lists at most
+    // MAX_FIELD_ERRORS fields however many a hostile body holds.
+    while errors.len() < MAX_FIELD_ERRORS {
         let mut unknown = Vec::new();
         let result = deserialize_tracked::<T, _>(document.clone(), &mut unknown);
         for field in unknown {
-            if !errors.iter().any(|e| e.field == field) {
+            if errors.len() < MAX_FIELD_ERRORS && named.insert(field.clone()) {
                 errors.push(FieldError::new(field, "unknown field"));
             }
         }
         let Err(e) = result else { break };
         let error = field_error(&e);
-        if errors.iter().any(|known| known.field == error.field) {
+        if !named.insert(error.field.clone()) || errors.len() >= MAX_FIELD_ERRORS {
             break;
         }
         errors.push(error);

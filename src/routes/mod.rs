@@ -1,27 +1,59 @@
 //! Every route the server answers, registered in one place.
 
+pub mod api;
 pub mod health;
 pub mod openapi;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::http::header;
-use actix_web::{HttpResponse, Resource, web};
+use actix_web::{FromRequest, Handler, HttpResponse, Resource, Responder, web};
 
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/health", "GET").route(web::get().to(health::live)))
-        .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))
-        .service(resource("/api/openapi.json", "GET").route(web::get().to(openapi::spec)));
+    cfg.service(get("/health", health::live))
+        .service(get("/health/ready", health::ready))
+        .service(get("/api/openapi.json", openapi::spec))
+        .service(api::scope());
 }
 
-/// A resource whose unsupported methods get 405 with an `Allow` header listing
-/// `allow` (the methods its routes accept).
-pub fn resource(path: &str, allow: &'static str) -> Resource {
+/// A resource whose other methods get 405 with an `Allow` header listing `allow`.
+fn resource(path: &str, allow: &'static str) -> Resource {
     web::resource(path).default_service(web::to(move || async move {
         let mut response = HttpResponse::MethodNotAllowed();
         response.insert_header((header::ALLOW, allow));
         response.finish()
     }))
+}
+
+/// A GET resource (HEAD answered too, for probes).
+pub fn get<F, Args>(path: &str, handler: F) -> impl HttpServiceFactory
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    resource(path, "GET, HEAD")
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+}
+
+pub fn post<F, Args>(path: &str, handler: F) -> impl HttpServiceFactory
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    resource(path, "POST").route(web::post().to(handler))
+}
+
+pub fn delete<F, Args>(path: &str, handler: F) -> impl HttpServiceFactory
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    resource(path, "DELETE").route(web::delete().to(handler))
 }
 
 /// Any path no route matches.

@@ -6,7 +6,15 @@ use std::sync::OnceLock;
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
+use utoipa::Modify;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::accounts::{Role, UserStatus};
 use crate::error::{FieldError, Problem};
+use crate::routes::api::auth::{
+    self, ChangePasswordRequest, LoginRequest, MessageResponse, RefreshRequest, RegisterRequest,
+    SessionResponse, TokenResponse, UserResponse,
+};
 use crate::routes::health::{self, HealthStatus, ReadinessStatus};
 
 #[derive(OpenApi)]
@@ -16,14 +24,62 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         version = "1",
         description = "Fail-closed accounts, tokens, MFA, rate limits, ABAC, webhooks and audit for single-host deployments. Every error is application/problem+json with a request_id."
     ),
-    paths(health::live, health::ready, spec),
-    components(schemas(Problem, FieldError, HealthStatus, ReadinessStatus)),
+    paths(
+        health::live,
+        health::ready,
+        spec,
+        auth::register,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::logout_all,
+        auth::me,
+        auth::change_password,
+        auth::sessions,
+        auth::revoke_session,
+    ),
+    components(schemas(
+        Problem,
+        FieldError,
+        HealthStatus,
+        ReadinessStatus,
+        RegisterRequest,
+        LoginRequest,
+        RefreshRequest,
+        ChangePasswordRequest,
+        UserResponse,
+        TokenResponse,
+        MessageResponse,
+        SessionResponse,
+        Role,
+        UserStatus,
+    )),
+    modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness probes"),
+        (name = "auth", description = "Accounts, tokens and sessions"),
         (name = "meta", description = "This document")
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` scheme the protected operations name.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// Rendered once: the document never changes while the process runs.
 fn document() -> &'static str {

@@ -1,6 +1,6 @@
 use std::os::unix::fs::PermissionsExt;
 
-use crate::helpers::{ServerProcess, raw_get, run_binary};
+use crate::helpers::{ServerProcess, raw_get, raw_request, run_binary};
 
 fn parse_env_lines(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -97,6 +97,31 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
 
     let response = raw_get(&server.address, "/health", &[]);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // The demo accounts are printed once, and they work.
+    let printed = server.stdout();
+    let accounts: Vec<&String> = printed
+        .iter()
+        .filter(|l| l.contains("@portcullis.test"))
+        .collect();
+    assert_eq!(accounts.len(), 3, "{printed:?}");
+    assert!(
+        accounts[0].contains("admin")
+            && accounts[1].contains("engineering")
+            && accounts[2].contains("sales")
+    );
+    let alice: Vec<&str> = accounts[1].split_whitespace().collect();
+    let login = raw_request(
+        &server.address,
+        "POST",
+        "/api/v1/auth/login",
+        &[],
+        Some(&format!(
+            r#"{{"email":"{}","password":"{}"}}"#,
+            alice[1], alice[2]
+        )),
+    );
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
     assert!(server.terminate(), "graceful exit with status 0 on SIGTERM");
 
     // Startup and shutdown were both audited, and the chain verifies.
@@ -108,7 +133,15 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
     );
     let stdout = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{stdout}");
-    assert!(stdout.contains("intact: 2 events"), "{stdout}");
+    assert!(stdout.contains("Audit chain intact"), "{stdout}");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let events: Vec<String> = conn
+        .prepare("SELECT event FROM audit_events ORDER BY id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("events");
+    assert_eq!(events.first().map(String::as_str), Some("auth.registered"));
+    assert!(events.contains(&"app.started".to_owned()));
+    assert_eq!(events.last().map(String::as_str), Some("app.stopped"));
 
     // A second run reuses the keys instead of replacing them.
     let server = ServerProcess::start(
@@ -118,6 +151,13 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
     );
     let again = parse_env_lines(&std::fs::read_to_string(&env_file).expect("read"));
     assert_eq!(keys, again);
+    assert!(
+        !server
+            .stdout()
+            .iter()
+            .any(|l| l.contains("@portcullis.test")),
+        "passwords are shown only once"
+    );
     drop(server);
 }
 

@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use actix_web::dev::ServerHandle;
 use actix_web::{HttpResponse, web};
 use portcullis::Application;
+use portcullis::auth::Principal;
+use portcullis::clock::Clock;
 use portcullis::config::{ConfigSources, Mode, Settings};
 use portcullis::db::Database;
 use portcullis::http::ClientIp;
@@ -22,11 +25,21 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Database,
     pub db_path: PathBuf,
+    pub settings: Settings,
+    pub clock: Clock,
+    pub handle: ServerHandle,
     /// Keeps the database directory alive for the test's duration.
-    pub _dir: TempDir,
+    pub dir: TempDir,
 }
 
 impl TestApp {
+    /// Stops this server (letting requests finish) and starts a new one on the same
+    /// database and settings, as a restart would.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        spawn_with(self.settings, self.dir, self.client, self.clock).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -99,27 +112,32 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = test_settings(dir.path(), overrides);
-    spawn_with_settings(settings, dir, reqwest::Client::new()).await
+    spawn_with(settings, dir, reqwest::Client::new(), Clock::system()).await
 }
 
-pub async fn spawn_with_settings(
+pub async fn spawn_with(
     settings: Settings,
     dir: TempDir,
     client: reqwest::Client,
+    clock: Clock,
 ) -> TestApp {
     let db_path = settings.database.path.clone();
-    let app = Application::build_with_routes(settings, test_routes)
+    let app = Application::build_with(settings.clone(), clock.clone(), test_routes)
         .await
         .expect("failed to build the application");
     let address = app.base_url();
     let db = app.database().clone();
+    let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
         client,
         db,
         db_path,
-        _dir: dir,
+        settings,
+        clock,
+        handle,
+        dir,
     }
 }
 
@@ -132,8 +150,23 @@ pub struct EchoBody {
 }
 
 /// Probes mounted only in tests: a handler that panics, the real client-address
-/// extractor, and a JSON endpoint that uses the real body extractor.
+/// extractor, the real authentication extractor (and nothing else, so no database
+/// work follows it), a slow handler, and a JSON endpoint that uses the real body
+/// extractor.
 fn test_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/__test/whoami",
+        web::get().to(|principal: Principal| async move {
+            HttpResponse::Ok().body(principal.user_id.to_string())
+        }),
+    )
+    .route(
+        "/__test/slow",
+        web::get().to(|| async {
+            actix_web::rt::time::sleep(Duration::from_millis(800)).await;
+            HttpResponse::Ok().body("finished")
+        }),
+    );
     cfg.route(
         "/__test/panic",
         web::get().to(|| async {
@@ -231,6 +264,7 @@ pub struct ServerProcess {
     pub child: Child,
     pub address: String,
     pub stderr_path: PathBuf,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -250,8 +284,13 @@ impl ServerProcess {
         let mut child = command.spawn().expect("binary starts");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = std::sync::Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut all) = collected.lock() {
+                    all.push(line.clone());
+                }
                 if let Some(at) = line.find("http://") {
                     let url: String = line[at..]
                         .chars()
@@ -273,17 +312,27 @@ impl ServerProcess {
             child,
             address,
             stderr_path,
+            stdout: lines,
         }
     }
 
-    /// Sends SIGTERM and waits for a graceful exit; returns whether it exited 0.
-    pub fn terminate(&mut self) -> bool {
+    /// What the process printed on stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Sends `signal` (e.g. "-INT") to the process.
+    pub fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([signal, &pid])
             .status()
             .is_ok_and(|s| s.success());
-        assert!(sent, "kill -TERM failed");
+        assert!(sent, "kill {signal} failed");
+    }
+
+    /// Waits for the process to exit; returns whether it exited 0.
+    pub fn wait_for_exit(&mut self) -> bool {
         for _ in 0..300 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.success();
@@ -291,6 +340,12 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit; returns whether it exited 0.
+    pub fn terminate(&mut self) -> bool {
+        self.signal("-TERM");
+        self.wait_for_exit()
     }
 }
 
@@ -301,20 +356,143 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A blocking HTTP/1.1 GET with extra header lines; returns the raw response text.
-/// For servers in another process, where no async runtime is needed.
-pub fn raw_get(address: &str, path: &str, headers: &[&str]) -> String {
+/// A blocking HTTP/1.1 request with extra header lines and an optional JSON body;
+/// returns the raw response text. For servers in another process, where no async
+/// runtime is needed.
+pub fn raw_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    json: Option<&str>,
+) -> String {
     use std::io::{Read, Write};
     let host = address.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for header in headers {
         request.push_str(header);
         request.push_str("\r\n");
     }
-    request.push_str("\r\n");
+    if let Some(body) = json {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
     stream.write_all(request.as_bytes()).expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     response
+}
+
+pub fn raw_get(address: &str, path: &str, headers: &[&str]) -> String {
+    raw_request(address, "GET", path, headers, None)
+}
+
+// ---- accounts ----
+
+/// A password the policy accepts.
+pub const GOOD_PASSWORD: &str = "orbit lantern velvet cactus 42";
+
+/// Tokens from a login, refresh or password change.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub session_id: String,
+    pub expires_in: i64,
+}
+
+impl TestApp {
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn post_with_token(
+        &self,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request failed")
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/register",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers `email` with [`GOOD_PASSWORD`] and logs in.
+    pub async fn signed_up(&self, email: &str) -> Tokens {
+        assert_eq!(self.register(email, GOOD_PASSWORD).await.status(), 201);
+        self.signed_in(email, GOOD_PASSWORD).await
+    }
+
+    pub async fn signed_in(&self, email: &str, password: &str) -> Tokens {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("token response")
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/refresh",
+            &serde_json::json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// The status of `/api/v1/auth/me` with this token.
+    pub async fn me_status(&self, token: &str) -> u16 {
+        self.get_with_token("/api/v1/auth/me", token)
+            .await
+            .status()
+            .as_u16()
+    }
+
+    /// Audit events named `event`, in order.
+    pub fn audit_events(&self, event: &str) -> Vec<(String, Option<String>, String)> {
+        let conn = rusqlite::Connection::open(&self.db_path).expect("open");
+        let mut stmt = conn
+            .prepare(
+                "SELECT outcome, target, details FROM audit_events WHERE event = ?1 ORDER BY id",
+            )
+            .expect("prepare");
+        stmt.query_map([event], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
 }

@@ -1,6 +1,7 @@
 //! One test binary for the whole black-box suite (faster to build and link).
 
 mod audit;
+mod auth_flow;
 mod cli;
 mod client_ip;
 mod config;
@@ -12,3 +13,4 @@ mod logging;
 mod openapi;
 mod request_id;
 mod security_headers;
+mod tokens;

@@ -1,4 +1,6 @@
-use crate::helpers::{spawn_app, spawn_app_with, spawn_with_settings, test_settings};
+use portcullis::clock::Clock;
+
+use crate::helpers::{spawn_app, spawn_app_with, spawn_with, test_settings};
 
 const EXPECTED: &[(&str, &str)] = &[
     ("x-content-type-options", "nosniff"),
@@ -108,7 +110,7 @@ async fn tls_serves_https_with_hsts() {
         .add_root_certificate(root)
         .build()
         .expect("client");
-    let app = spawn_with_settings(settings, dir, client).await;
+    let app = spawn_with(settings, dir, client, Clock::system()).await;
     assert!(app.address.starts_with("https://"));
     let port = app.address.rsplit(':').next().expect("port");
     let response = app

@@ -1,0 +1,656 @@
+//! The account service: registration, login, refresh-token rotation, logout,
+//! password change and sessions. It knows nothing of HTTP; handlers translate.
+//!
+//! Every state change and its audit event commit in one transaction; the in-memory
+//! revocation cache is told only after the commit.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::password_policy::{self, NewPassword};
+use super::{Email, Role, User, UserId, UserStatus};
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::auth::revocation::RevocationStore;
+use crate::auth::tokens::{LEEWAY_SECONDS, TokenError, TokenService};
+use crate::auth::{Principal, refresh};
+use crate::clock::Clock;
+use crate::crypto::password::{PasswordError, PasswordHasher, Verification};
+use crate::db::revocations::{self, RevocationKind};
+use crate::db::sessions::{self, SessionRow};
+use crate::db::{Database, DbError, refresh_tokens, users};
+use crate::error::{ApiError, FieldError};
+
+/// Where a request came from, for sessions and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// What a successful login, refresh or password change hands out.
+pub struct TokenPair {
+    pub access_token: String,
+    pub access_expires_at: i64,
+    pub refresh_token: SecretString,
+    pub session_id: Uuid,
+    pub session_expires_at: i64,
+}
+
+/// A live session as its owner sees it.
+pub struct SessionInfo {
+    pub session: SessionRow,
+    pub current: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("e-mail already registered")]
+    EmailTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    #[error("current password incorrect")]
+    WrongCurrentPassword,
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("account no longer exists")]
+    AccountGone,
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for AccountError {
+    fn from(error: rusqlite::Error) -> Self {
+        AccountError::Database(DbError::Sqlite(error))
+    }
+}
+
+impl From<TokenError> for AccountError {
+    fn from(error: TokenError) -> Self {
+        AccountError::Unexpected(anyhow::anyhow!(error))
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Validation(errors) => ApiError::Validation(errors),
+            AccountError::EmailTaken => {
+                ApiError::Conflict("An account with this e-mail address already exists.")
+            }
+            AccountError::InvalidCredentials => ApiError::Unauthorized("Invalid email or password"),
+            AccountError::InvalidRefreshToken => ApiError::Unauthorized("Invalid refresh token"),
+            AccountError::WrongCurrentPassword => ApiError::Validation(vec![FieldError::rule(
+                "current_password",
+                "incorrect",
+                "is not your current password",
+            )]),
+            AccountError::SessionNotFound => ApiError::NotFound,
+            AccountError::AccountGone => ApiError::Unauthorized("Token revoked"),
+            AccountError::Password(PasswordError::Busy {
+                retry_after_seconds,
+            }) => ApiError::Unavailable {
+                reason: "Too many sign-ins are being processed. Please try again shortly.",
+                retry_after_seconds: Some(retry_after_seconds),
+            },
+            AccountError::Password(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
+            AccountError::Database(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
+            AccountError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+/// The outcome of presenting a refresh token, decided inside one transaction.
+enum RefreshOutcome {
+    Rotated(TokenPair),
+    Refused,
+    Reused { session_id: Uuid },
+}
+
+#[derive(Clone)]
+pub struct AccountService {
+    db: Database,
+    hasher: PasswordHasher,
+    tokens: Arc<TokenService>,
+    revocations: RevocationStore,
+    clock: Clock,
+    session_ttl_seconds: i64,
+}
+
+fn event(name: &str, outcome: Outcome, meta: &RequestMeta) -> AuditEvent {
+    let mut event = AuditEvent::new(name, outcome).with_ip(meta.ip);
+    if let Some(id) = &meta.request_id {
+        event = event.with_request_id(id.clone());
+    }
+    event
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+impl AccountService {
+    pub fn new(
+        db: Database,
+        hasher: PasswordHasher,
+        tokens: Arc<TokenService>,
+        revocations: RevocationStore,
+        clock: Clock,
+        session_ttl_seconds: i64,
+    ) -> Self {
+        Self {
+            db,
+            hasher,
+            tokens,
+            revocations,
+            clock,
+            session_ttl_seconds,
+        }
+    }
+
+    /// Applies the password policy off the executor (zxcvbn is CPU work).
+    pub async fn check_new_password(
+        &self,
+        password: SecretString,
+        email: &Email,
+        field: &'static str,
+    ) -> Result<NewPassword, AccountError> {
+        let email = email.clone();
+        tokio::task::spawn_blocking(move || password_policy::check(password, &email, field))
+            .await
+            .map_err(|_| AccountError::Unexpected(anyhow::anyhow!("password policy task failed")))?
+            .map_err(AccountError::Validation)
+    }
+
+    /// Self-service registration: always the `user` role, no attributes.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let email = Email::parse(email)
+            .map_err(|m| AccountError::Validation(vec![FieldError::new("email", m)]))?;
+        let password = self
+            .check_new_password(password, &email, "password")
+            .await?;
+        self.create_user(email, password, Role::User, Map::new(), meta)
+            .await
+    }
+
+    /// Creates an account (registration, `create-admin`, demo data).
+    pub async fn create_user(
+        &self,
+        email: Email,
+        password: NewPassword,
+        role: Role,
+        attributes: Map<String, Value>,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let password_hash = self.hasher.hash(password.into_secret()).await?;
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::new(),
+            email,
+            password_hash,
+            role,
+            attributes,
+            status: UserStatus::Active,
+            created_at: now,
+            updated_at: now,
+            tokens_valid_after: 0,
+        };
+        let audit_event = event("auth.registered", Outcome::Success, meta)
+            .with_actor(user.id.to_string())
+            .with_target(user.id.to_string())
+            .with_detail("role", role.as_str());
+        self.db
+            .write(move |tx| {
+                if let Err(error) = users::insert(tx, &user) {
+                    return Err(if is_unique_violation(&error) {
+                        AccountError::EmailTaken
+                    } else {
+                        error.into()
+                    });
+                }
+                audit::append(tx, &audit_event)?;
+                Ok(user)
+            })
+            .await
+    }
+
+    /// Checks credentials and opens a session. Every failure — unknown e-mail, wrong
+    /// password, locked or disabled account — costs the same and answers the same;
+    /// only the audit log knows which it was.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
+        let email = Email::parse(email).ok();
+        let user = match email.clone() {
+            Some(email) => {
+                self.db
+                    .read(move |conn| Ok::<_, AccountError>(users::find_by_email(conn, &email)?))
+                    .await?
+            }
+            None => None,
+        };
+        let verification = self
+            .hasher
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        let (user, needs_rehash) = match (user, verification) {
+            (Some(user), Verification::Valid { needs_rehash })
+                if user.status == UserStatus::Active =>
+            {
+                (user, needs_rehash)
+            }
+            (user, verification) => {
+                let reason = match (&user, verification) {
+                    (None, _) => "unknown_email",
+                    (Some(_), Verification::Invalid) => "wrong_password",
+                    (Some(user), _) => user.status.as_str(),
+                };
+                let mut failed = event("auth.login_failed", Outcome::Failure, meta)
+                    .with_detail("reason", reason);
+                if let Some(user) = &user {
+                    failed = failed.with_target(user.id.to_string());
+                } else if let Some(email) = &email {
+                    failed = failed.with_detail("email", email.as_str());
+                }
+                self.db.write(move |tx| audit::append(tx, &failed)).await?;
+                return Err(AccountError::InvalidCredentials);
+            }
+        };
+        // Upgrade a weaker or legacy hash now that the password is known. A busy
+        // hasher must not fail the login: the upgrade waits for the next one.
+        let new_hash = if needs_rehash {
+            match self.hasher.hash(password).await {
+                Ok(hash) => Some(hash),
+                Err(error) => {
+                    tracing::warn!(%error, "password rehash postponed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        self.open_session(user, new_hash, meta).await
+    }
+
+    async fn open_session(
+        &self,
+        user: User,
+        new_hash: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
+        let now = self.clock.now();
+        let refresh_token = refresh::new_token().map_err(|e| AccountError::Unexpected(e.into()))?;
+        let refresh_hash = refresh::hash(&refresh_token);
+        let session = SessionRow {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            family: Uuid::new_v4(),
+            ip: meta.ip.map(|ip| ip.to_string()),
+            user_agent: meta.user_agent.clone(),
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + self.session_ttl_seconds,
+            ended_at: None,
+        };
+        let access = self
+            .tokens
+            .issue_access(user.id, session.id, user.role, now)?;
+        let audit_event = event("auth.login_succeeded", Outcome::Success, meta)
+            .with_actor(user.id.to_string())
+            .with_target(session.id.to_string())
+            .with_detail("password_rehashed", new_hash.is_some());
+        let pair = TokenPair {
+            access_token: access.token,
+            access_expires_at: access.claims.exp,
+            refresh_token,
+            session_id: session.id,
+            session_expires_at: session.expires_at,
+        };
+        self.db
+            .write(move |tx| {
+                sessions::insert(tx, &session)?;
+                refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
+                if let Some(hash) = &new_hash {
+                    users::set_password_hash(tx, user.id, hash, now)?;
+                }
+                audit::append(tx, &audit_event)?;
+                Ok::<_, AccountError>(())
+            })
+            .await?;
+        Ok(pair)
+    }
+
+    /// Exchanges a refresh token for a new pair. A token is good once: presenting a
+    /// rotated one again means it was copied, so the whole session ends.
+    pub async fn refresh(
+        &self,
+        token: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
+        let now = self.clock.now();
+        let presented = refresh::hash(&token);
+        let next = refresh::new_token().map_err(|e| AccountError::Unexpected(e.into()))?;
+        let next_hash = refresh::hash(&next);
+        let tokens = Arc::clone(&self.tokens);
+        let session_revoked_until = self.revocations.session_revocation_until(now);
+        let meta_in = meta.clone();
+        let outcome = self
+            .db
+            .write(move |tx| {
+                let Some(row) = refresh_tokens::find(tx, &presented)? else {
+                    return Ok::<_, AccountError>(RefreshOutcome::Refused);
+                };
+                let Some(session) = sessions::find(tx, row.session_id)? else {
+                    return Ok(RefreshOutcome::Refused);
+                };
+                if row.rotated_at.is_some() || !refresh_tokens::mark_rotated(tx, &presented, now)? {
+                    sessions::end(tx, session.id, now, "refresh_token_reuse")?;
+                    revocations::insert(
+                        tx,
+                        RevocationKind::Session,
+                        &session.id.to_string(),
+                        session_revoked_until,
+                    )?;
+                    audit::append(
+                        tx,
+                        &event("auth.refresh_reuse_detected", Outcome::Denied, &meta_in)
+                            .with_actor(session.user_id.to_string())
+                            .with_target(session.id.to_string())
+                            .with_detail("family", session.family.to_string()),
+                    )?;
+                    return Ok(RefreshOutcome::Reused {
+                        session_id: session.id,
+                    });
+                }
+                if !session.is_live(now) {
+                    return Ok(RefreshOutcome::Refused);
+                }
+                let user = users::find(tx, session.user_id)?;
+                let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
+                    sessions::end(tx, session.id, now, "account_inactive")?;
+                    return Ok(RefreshOutcome::Refused);
+                };
+                refresh_tokens::insert(tx, &next_hash, session.id, now)?;
+                sessions::touch(
+                    tx,
+                    session.id,
+                    now,
+                    meta_in.ip.map(|ip| ip.to_string()).as_deref(),
+                    meta_in.user_agent.as_deref(),
+                )?;
+                let access = tokens.issue_access(user.id, session.id, user.role, now)?;
+                Ok(RefreshOutcome::Rotated(TokenPair {
+                    access_token: access.token,
+                    access_expires_at: access.claims.exp,
+                    refresh_token: next,
+                    session_id: session.id,
+                    session_expires_at: session.expires_at,
+                }))
+            })
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(pair) => Ok(pair),
+            RefreshOutcome::Refused => Err(AccountError::InvalidRefreshToken),
+            RefreshOutcome::Reused { session_id } => {
+                self.revocations
+                    .remember_session(session_id, session_revoked_until);
+                Err(AccountError::InvalidRefreshToken)
+            }
+        }
+    }
+
+    /// Revokes the calling token (until its expiry) and ends its session.
+    pub async fn logout(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        let token_until = principal.expires_at + LEEWAY_SECONDS;
+        let session_until = self.revocations.session_revocation_until(now);
+        let (jti, sid) = (principal.token_id, principal.session_id);
+        let audit_event = event("auth.logout", Outcome::Success, meta)
+            .with_actor(principal.user_id.to_string())
+            .with_target(sid.to_string());
+        self.db
+            .write(move |tx| {
+                revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
+                revocations::insert(tx, RevocationKind::Session, &sid.to_string(), session_until)?;
+                sessions::end(tx, sid, now, "logout")?;
+                audit::append(tx, &audit_event)?;
+                Ok::<_, AccountError>(())
+            })
+            .await?;
+        self.revocations.remember_token(jti, token_until);
+        self.revocations.remember_session(sid, session_until);
+        Ok(())
+    }
+
+    /// Ends every session of the caller's account and cuts off every token issued
+    /// until now.
+    pub async fn logout_all(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<usize, AccountError> {
+        let audit_event = event("auth.logout_all", Outcome::Success, meta)
+            .with_actor(principal.user_id.to_string());
+        self.end_sessions(principal.user_id, None, audit_event, "logout_all")
+            .await
+    }
+
+    /// Ends the user's sessions except `keep`, revokes them, moves the user's cut-off
+    /// to now, and appends `audit_event` (with the count), all in one transaction.
+    async fn end_sessions(
+        &self,
+        user: UserId,
+        keep: Option<Uuid>,
+        audit_event: AuditEvent,
+        reason: &'static str,
+    ) -> Result<usize, AccountError> {
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let ended = self
+            .db
+            .write(move |tx| {
+                let mut ended = Vec::new();
+                for session in sessions::live_for_user(tx, user, now)? {
+                    if Some(session.id) == keep {
+                        continue;
+                    }
+                    sessions::end(tx, session.id, now, reason)?;
+                    revocations::insert(
+                        tx,
+                        RevocationKind::Session,
+                        &session.id.to_string(),
+                        until,
+                    )?;
+                    ended.push(session.id);
+                }
+                users::set_tokens_valid_after(tx, user, now)?;
+                audit::append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
+                Ok::<_, AccountError>(ended)
+            })
+            .await?;
+        for sid in &ended {
+            self.revocations.remember_session(*sid, until);
+        }
+        self.revocations.remember_cutoff(user, now);
+        Ok(ended.len())
+    }
+
+    pub async fn me(&self, principal: &Principal) -> Result<User, AccountError> {
+        let id = principal.user_id;
+        self.db
+            .read(move |conn| Ok::<_, AccountError>(users::find(conn, id)?))
+            .await?
+            .ok_or(AccountError::AccountGone)
+    }
+
+    /// Changes the password after checking the current one; ends every other
+    /// session, cuts off older tokens, and hands the caller a fresh pair for its own
+    /// session (its previous refresh token is retired).
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: SecretString,
+        new: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
+        let user = self.me(principal).await?;
+        let verification = self
+            .hasher
+            .verify(current.clone(), Some(user.password_hash.clone()))
+            .await?;
+        if verification == Verification::Invalid {
+            let failed = event("auth.password_change_failed", Outcome::Failure, meta)
+                .with_actor(user.id.to_string())
+                .with_detail("reason", "wrong_current_password");
+            self.db.write(move |tx| audit::append(tx, &failed)).await?;
+            return Err(AccountError::WrongCurrentPassword);
+        }
+        {
+            use secrecy::ExposeSecret;
+            if current.expose_secret() == new.expose_secret() {
+                return Err(AccountError::Validation(vec![FieldError::rule(
+                    "new_password",
+                    "unchanged",
+                    "must differ from the current password",
+                )]));
+            }
+        }
+        let new = self
+            .check_new_password(new, &user.email, "new_password")
+            .await?;
+        let hash = self.hasher.hash(new.into_secret()).await?;
+        let now = self.clock.now();
+        let (jti, sid, user_id) = (principal.token_id, principal.session_id, user.id);
+        let token_until = principal.expires_at + LEEWAY_SECONDS;
+        self.db
+            .write(move |tx| {
+                users::set_password_hash(tx, user_id, &hash, now)?;
+                revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
+                Ok::<_, AccountError>(())
+            })
+            .await?;
+        self.revocations.remember_token(jti, token_until);
+        let audit_event =
+            event("auth.password_changed", Outcome::Success, meta).with_actor(user_id.to_string());
+        self.end_sessions(user_id, Some(sid), audit_event, "password_changed")
+            .await?;
+        self.reissue_for_session(&user, sid, meta).await
+    }
+
+    /// A fresh pair for an existing live session; its earlier refresh tokens are
+    /// marked rotated, so presenting one later counts as reuse.
+    async fn reissue_for_session(
+        &self,
+        user: &User,
+        sid: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
+        let now = self.clock.now();
+        let refresh_token = refresh::new_token().map_err(|e| AccountError::Unexpected(e.into()))?;
+        let refresh_hash = refresh::hash(&refresh_token);
+        let access = self.tokens.issue_access(user.id, sid, user.role, now)?;
+        let ip = meta.ip.map(|ip| ip.to_string());
+        let user_agent = meta.user_agent.clone();
+        let session = self
+            .db
+            .write(move |tx| {
+                let session = sessions::find(tx, sid)?.filter(|s| s.is_live(now)).ok_or(AccountError::AccountGone)?;
+                tx.execute(
+                    "UPDATE refresh_tokens SET rotated_at = ?2 WHERE session_id = ?1 AND rotated_at IS NULL",
+                    rusqlite::params![sid.to_string(), now],
+                )?;
+                refresh_tokens::insert(tx, &refresh_hash, sid, now)?;
+                sessions::touch(tx, sid, now, ip.as_deref(), user_agent.as_deref())?;
+                Ok::<_, AccountError>(session)
+            })
+            .await?;
+        Ok(TokenPair {
+            access_token: access.token,
+            access_expires_at: access.claims.exp,
+            refresh_token,
+            session_id: sid,
+            session_expires_at: session.expires_at,
+        })
+    }
+
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, AccountError> {
+        let (user, current, now) = (principal.user_id, principal.session_id, self.clock.now());
+        let rows = self
+            .db
+            .read(move |conn| Ok::<_, AccountError>(sessions::live_for_user(conn, user, now)?))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|session| SessionInfo {
+                current: session.id == current,
+                session,
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's own sessions. Someone else's session, or one already
+    /// ended, is "not found".
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let owner = principal.user_id;
+        let audit_event = event("auth.session_revoked", Outcome::Success, meta)
+            .with_actor(owner.to_string())
+            .with_target(session_id.to_string());
+        let revoked = self
+            .db
+            .write(move |tx| {
+                let Some(session) = sessions::find(tx, session_id)? else {
+                    return Ok::<_, AccountError>(false);
+                };
+                if session.user_id != owner || !session.is_live(now) {
+                    return Ok(false);
+                }
+                sessions::end(tx, session_id, now, "revoked")?;
+                revocations::insert(tx, RevocationKind::Session, &session_id.to_string(), until)?;
+                audit::append(tx, &audit_event)?;
+                Ok(true)
+            })
+            .await?;
+        if !revoked {
+            return Err(AccountError::SessionNotFound);
+        }
+        self.revocations.remember_session(session_id, until);
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! `Principal` as an actix extractor: the first line of every protected handler.
+//! Bearer token → signature, claims, type and time → revocation (cache, then the
+//! database when the cache cannot vouch; a database error denies with 503).
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+
+use super::tokens::TokenType;
+use super::{AuthError, Principal};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The token in `Authorization: Bearer <token>` (scheme case-insensitive).
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            return Box::pin(async {
+                Err(ApiError::Unexpected(anyhow::anyhow!(
+                    "application state missing"
+                )))
+            });
+        };
+        let claims = match bearer_token(req) {
+            None => Err(AuthError::MissingToken),
+            Some(token) => state
+                .tokens
+                .verify(token, TokenType::Access, state.clock.now())
+                .map_err(AuthError::from),
+        };
+        Box::pin(async move {
+            let claims = claims?;
+            if state
+                .revocations
+                .is_revoked(&claims)
+                .await
+                .map_err(AuthError::from)?
+            {
+                return Err(AuthError::Revoked.into());
+            }
+            Ok(Principal::from(claims))
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! Which access tokens are dead before their `exp`: revoked tokens (logout), ended
+//! sessions, and per-user cut-offs (logout-all, password change, lock).
+//!
+//! Revocations live in SQLite and in a moka cache whose entries expire when the
+//! revocation stops mattering (the token's `exp`, or the last moment a token of the
+//! session or cut-off could still be alive). Unexpired revocations and recent cut-offs
+//! are loaded at startup.
+//!
+//! **The fallback, defined:** while the cache is *complete* — warm-up succeeded and no
+//! entry was ever dropped for lack of room — it answers alone, hit or miss. Once it is
+//! not (warm-up failed, capacity reached), a miss is checked against SQLite, and if
+//! SQLite cannot answer the token is refused with 503. Never "probably fine".
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::notification::RemovalCause;
+use moka::sync::Cache;
+use uuid::Uuid;
+
+use super::tokens::AccessClaims;
+use crate::accounts::UserId;
+use crate::clock::Clock;
+use crate::db::revocations::{self, RevocationKind};
+use crate::db::{Database, DbError, users};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Token(Uuid),
+    Session(Uuid),
+    Cutoff(UserId),
+}
+
+/// A cached fact and the Unix time after which it no longer matters.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// For a cut-off, the cut-off instant; unused for tokens and sessions.
+    at: i64,
+    until: i64,
+}
+
+struct ExpireWhenIrrelevant {
+    clock: Clock,
+}
+
+impl Expiry<Key, Entry> for ExpireWhenIrrelevant {
+    fn expire_after_create(&self, _: &Key, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(
+            u64::try_from(entry.until - self.clock.now()).unwrap_or(0),
+        ))
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &Key,
+        entry: &Entry,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(
+            u64::try_from(entry.until - self.clock.now()).unwrap_or(0),
+        ))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the revocation store cannot be read: {0}")]
+pub struct RevocationUnavailable(#[from] DbError);
+
+#[derive(Clone)]
+pub struct RevocationStore {
+    db: Database,
+    cache: Cache<Key, Entry>,
+    complete: Arc<AtomicBool>,
+    capacity: u64,
+    access_ttl_seconds: i64,
+    clock: Clock,
+}
+
+impl RevocationStore {
+    /// Builds the store and loads every live revocation and recent cut-off. A failed
+    /// load leaves the cache incomplete (every miss then asks the database).
+    pub async fn open(db: Database, capacity: u64, access_ttl_seconds: i64, clock: Clock) -> Self {
+        let complete = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&complete);
+        let cache = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(ExpireWhenIrrelevant {
+                clock: clock.clone(),
+            })
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    flag.store(false, Ordering::SeqCst);
+                }
+            })
+            .build();
+        let store = Self {
+            db,
+            cache,
+            complete,
+            capacity,
+            access_ttl_seconds,
+            clock,
+        };
+        match store.warm_up().await {
+            Ok(loaded) => {
+                let fits = loaded < store.near_capacity();
+                store.complete.store(fits, Ordering::SeqCst);
+                tracing::info!(loaded, complete = fits, "revocation cache warmed up");
+            }
+            Err(error) => {
+                tracing::error!(%error, "revocation cache warm-up failed; checks will use the database");
+            }
+        }
+        store
+    }
+
+    async fn warm_up(&self) -> Result<u64, DbError> {
+        let now = self.clock.now();
+        let since = now - self.access_ttl_seconds;
+        let (revoked, cutoffs) = self
+            .db
+            .read(move |conn| {
+                Ok::<_, DbError>((
+                    revocations::live(conn, now)?,
+                    users::recent_cutoffs(conn, since)?,
+                ))
+            })
+            .await?;
+        let mut loaded = 0;
+        for (kind, value, until) in revoked {
+            if let Ok(id) = Uuid::parse_str(&value) {
+                let key = match kind {
+                    RevocationKind::Token => Key::Token(id),
+                    RevocationKind::Session => Key::Session(id),
+                };
+                self.cache.insert(key, Entry { at: 0, until });
+                loaded += 1;
+            }
+        }
+        for (user, cutoff) in cutoffs {
+            self.cache.insert(
+                Key::Cutoff(user),
+                Entry {
+                    at: cutoff,
+                    until: cutoff + self.access_ttl_seconds,
+                },
+            );
+            loaded += 1;
+        }
+        self.cache.run_pending_tasks();
+        Ok(loaded)
+    }
+
+    /// Past 90% of capacity the cache no longer vouches for misses: eviction is
+    /// asynchronous, so completeness is given up before the first entry could go.
+    fn near_capacity(&self) -> u64 {
+        (self.capacity / 10 * 9).max(1)
+    }
+
+    /// Whether the cache alone answers every check.
+    pub fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::SeqCst)
+    }
+
+    /// Answers from memory: `Some(true)` revoked, `Some(false)` certainly not (the
+    /// cache is complete), `None` when only the database can tell.
+    pub fn check_cached(&self, claims: &AccessClaims) -> Option<bool> {
+        if self.cache.contains_key(&Key::Token(claims.jti))
+            || self.cache.contains_key(&Key::Session(claims.sid))
+        {
+            return Some(true);
+        }
+        if let Some(cutoff) = self.cache.get(&Key::Cutoff(claims.sub))
+            && claims.iat < cutoff.at
+        {
+            return Some(true);
+        }
+        self.is_complete().then_some(false)
+    }
+
+    /// Whether the token is revoked; the database is asked only when the cache
+    /// cannot vouch. A database error is an error, which callers turn into a denial.
+    pub async fn is_revoked(&self, claims: &AccessClaims) -> Result<bool, RevocationUnavailable> {
+        if let Some(answer) = self.check_cached(claims) {
+            return Ok(answer);
+        }
+        let now = self.clock.now();
+        let (jti, sid, user) = (claims.jti.to_string(), claims.sid.to_string(), claims.sub);
+        let (listed, cutoff) = self
+            .db
+            .read(move |conn| {
+                Ok::<_, DbError>((
+                    revocations::is_revoked(conn, &jti, &sid, now)?,
+                    users::tokens_valid_after(conn, user)?,
+                ))
+            })
+            .await?;
+        Ok(match cutoff {
+            // The account is gone: nothing it signed is valid.
+            None => true,
+            Some(cutoff) => listed || claims.iat < cutoff,
+        })
+    }
+
+    /// Records in memory a token revocation already committed to the database.
+    pub fn remember_token(&self, jti: Uuid, until: i64) {
+        self.remember(Key::Token(jti), Entry { at: 0, until });
+    }
+
+    /// Records in memory an ended session already committed to the database.
+    pub fn remember_session(&self, sid: Uuid, until: i64) {
+        self.remember(Key::Session(sid), Entry { at: 0, until });
+    }
+
+    /// Records in memory a user cut-off already committed to the database.
+    pub fn remember_cutoff(&self, user: UserId, cutoff: i64) {
+        let until = cutoff + self.access_ttl_seconds;
+        let at = match self.cache.get(&Key::Cutoff(user)) {
+            Some(existing) => existing.at.max(cutoff),
+            None => cutoff,
+        };
+        self.remember(Key::Cutoff(user), Entry { at, until });
+    }
+
+    fn remember(&self, key: Key, entry: Entry) {
+        if self.cache.entry_count() + 1 >= self.near_capacity() {
+            self.complete.store(false, Ordering::SeqCst);
+        }
+        self.cache.insert(key, entry);
+    }
+
+    /// How long a session revocation must be kept: until every access token that
+    /// session could have been issued has expired.
+    pub fn session_revocation_until(&self, now: i64) -> i64 {
+        now + self.access_ttl_seconds
+    }
+
+    /// Deletes revocations that no longer matter.
+    pub async fn purge_expired(&self) -> Result<usize, DbError> {
+        let now = self.clock.now();
+        self.db
+            .write(move |tx| Ok(revocations::purge_expired(tx, now)?))
+            .await
+    }
+}

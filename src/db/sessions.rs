@@ -1,0 +1,112 @@
+//! SQL for the `sessions` table: one row per login.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use uuid::Uuid;
+
+use crate::accounts::UserId;
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub family: Uuid,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+impl SessionRow {
+    pub fn is_live(&self, now: i64) -> bool {
+        self.ended_at.is_none() && self.expires_at > now
+    }
+}
+
+const COLUMNS: &str =
+    "id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at, ended_at";
+
+fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
+    let text: String = row.get(index)?;
+    Uuid::parse_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: uuid_column(row, 0)?,
+        user_id: UserId(uuid_column(row, 1)?),
+        family: uuid_column(row, 2)?,
+        ip: row.get(3)?,
+        user_agent: row.get(4)?,
+        created_at: row.get(5)?,
+        last_used_at: row.get(6)?,
+        expires_at: row.get(7)?,
+        ended_at: row.get(8)?,
+    })
+}
+
+pub fn insert(conn: &Connection, session: &SessionRow) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        session.id.to_string(),
+        session.user_id.to_string(),
+        session.family.to_string(),
+        session.ip,
+        session.user_agent,
+        session.created_at,
+        session.last_used_at,
+        session.expires_at,
+    ])?;
+    Ok(())
+}
+
+pub fn find(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<SessionRow>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1"))?
+        .query_row([id.to_string()], from_row)
+        .optional()
+}
+
+/// The live sessions of one user, newest first.
+pub fn live_for_user(
+    conn: &Connection,
+    user_id: UserId,
+    now: i64,
+) -> rusqlite::Result<Vec<SessionRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sessions
+         WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2
+         ORDER BY created_at DESC, id"
+    ))?;
+    let rows = stmt.query_map(params![user_id.to_string(), now], from_row)?;
+    rows.collect()
+}
+
+pub fn touch(
+    conn: &Connection,
+    id: Uuid,
+    now: i64,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE sessions SET last_used_at = ?2, ip = coalesce(?3, ip), user_agent = coalesce(?4, user_agent) WHERE id = ?1",
+    )?
+    .execute(params![id.to_string(), now, ip, user_agent])?;
+    Ok(())
+}
+
+/// Ends a session if it is still open; returns whether it was.
+pub fn end(conn: &Connection, id: Uuid, now: i64, reason: &str) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE sessions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1 AND ended_at IS NULL",
+        )?
+        .execute(params![id.to_string(), now, reason])?;
+    Ok(changed > 0)
+}

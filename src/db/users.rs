@@ -1,0 +1,111 @@
+//! SQL for the `users` table.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::accounts::{Email, Role, User, UserId, UserStatus};
+
+const COLUMNS: &str = "id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after";
+
+fn conversion_error(column: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("invalid {what}").into(),
+    )
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let id: String = row.get(0)?;
+    let role: String = row.get(3)?;
+    let attributes: String = row.get(4)?;
+    let status: String = row.get(5)?;
+    Ok(User {
+        id: id.parse().map_err(|_| conversion_error(0, "user id"))?,
+        email: Email::from_trusted(row.get(1)?),
+        password_hash: row.get(2)?,
+        role: Role::parse(&role).ok_or_else(|| conversion_error(3, "role"))?,
+        attributes: serde_json::from_str(&attributes)
+            .map_err(|_| conversion_error(4, "attributes"))?,
+        status: UserStatus::parse(&status).ok_or_else(|| conversion_error(5, "status"))?,
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+        tokens_valid_after: row.get(8)?,
+    })
+}
+
+/// Inserts a user; a duplicate e-mail is a constraint violation the caller maps.
+pub fn insert(conn: &Connection, user: &User) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO users (id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        user.id.to_string(),
+        user.email.as_str(),
+        user.password_hash,
+        user.role.as_str(),
+        serde_json::Value::Object(user.attributes.clone()).to_string(),
+        user.status.as_str(),
+        user.created_at,
+        user.updated_at,
+        user.tokens_valid_after,
+    ])?;
+    Ok(())
+}
+
+pub fn find_by_email(conn: &Connection, email: &Email) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE email = ?1"))?
+        .query_row([email.as_str()], from_row)
+        .optional()
+}
+
+pub fn find(conn: &Connection, id: UserId) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?
+        .query_row([id.to_string()], from_row)
+        .optional()
+}
+
+pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM users", [], |row| row.get(0))
+}
+
+pub fn set_password_hash(
+    conn: &Connection,
+    id: UserId,
+    hash: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id.to_string(), hash, now])?;
+    Ok(())
+}
+
+/// Moves the cut-off forward (never back): tokens issued before `at` die.
+pub fn set_tokens_valid_after(conn: &Connection, id: UserId, at: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET tokens_valid_after = max(tokens_valid_after, ?2), updated_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![id.to_string(), at])?;
+    Ok(())
+}
+
+/// The cut-off of one user; `None` when the user no longer exists.
+pub fn tokens_valid_after(conn: &Connection, id: UserId) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT tokens_valid_after FROM users WHERE id = ?1")?
+        .query_row([id.to_string()], |row| row.get(0))
+        .optional()
+}
+
+/// Every cut-off later than `since`: the ones that can still reject a live token.
+pub fn recent_cutoffs(conn: &Connection, since: i64) -> rusqlite::Result<Vec<(UserId, i64)>> {
+    let mut stmt =
+        conn.prepare("SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after > ?1")?;
+    let rows = stmt.query_map([since], |row| {
+        let id: String = row.get(0)?;
+        Ok((
+            id.parse().map_err(|_| conversion_error(0, "user id"))?,
+            row.get(1)?,
+        ))
+    })?;
+    rows.collect()
+}

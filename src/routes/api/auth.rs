@@ -1,0 +1,394 @@
+//! `/api/v1/auth/*`: registration, login, refresh, logout, the caller's account,
+//! password change and sessions.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::accounts::service::{RequestMeta, SessionInfo, TokenPair};
+use crate::accounts::{Role, User, UserStatus};
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::error::{ApiError, Problem};
+use crate::http::json::Json;
+use crate::http::{ClientIp, RequestId};
+use crate::state::AppState;
+
+/// User agents are stored for the sessions list; keep them bounded.
+const MAX_USER_AGENT: usize = 256;
+
+fn meta(req: &HttpRequest, ip: Option<ClientIp>, request_id: &RequestId) -> RequestMeta {
+    RequestMeta {
+        ip: ip.map(|ip| ip.0),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+        request_id: Some(request_id.as_str().to_owned()),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    #[schema(example = "alice@example.org")]
+    pub email: String,
+    /// 12–128 characters, hard to guess, not containing the e-mail's name part.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh; each is good once.
+    #[schema(value_type = String, format = Password)]
+    pub refresh_token: SecretString,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    #[schema(value_type = String, format = Password)]
+    pub current_password: SecretString,
+    #[schema(value_type = String, format = Password)]
+    pub new_password: SecretString,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub status: UserStatus,
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.0,
+            email: user.email.to_string(),
+            role: user.role,
+            status: user.status,
+            attributes: user.attributes,
+            created_at: rfc3339(user.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Exchange at `/api/v1/auth/refresh`; good once.
+    pub refresh_token: String,
+    /// Seconds until the session (and so every refresh token) expires.
+    pub refresh_expires_in: i64,
+    pub session_id: Uuid,
+}
+
+impl TokenResponse {
+    fn new(pair: TokenPair, now: i64) -> Self {
+        Self {
+            access_token: pair.access_token,
+            token_type: "Bearer",
+            expires_in: pair.access_expires_at - now,
+            refresh_token: pair.refresh_token.expose_secret().to_owned(),
+            refresh_expires_in: pair.session_expires_at - now,
+            session_id: pair.session_id,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageResponse {
+    pub message: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionResponse {
+    pub id: Uuid,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+impl From<SessionInfo> for SessionResponse {
+    fn from(info: SessionInfo) -> Self {
+        let s = info.session;
+        Self {
+            id: s.id,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.expires_at),
+            current: info.current,
+        }
+    }
+}
+
+/// Create an account (role `user`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserResponse),
+        (status = 409, description = "E-mail already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid e-mail or a password breaking a named rule", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ip: Option<ClientIp>,
+    request_id: RequestId,
+    body: Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let user = state
+        .accounts
+        .register(&body.email, body.password, &meta(&req, ip, &request_id))
+        .await?;
+    Ok(HttpResponse::Created().json(UserResponse::from(user)))
+}
+
+/// Exchange e-mail and password for an access token and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "`Invalid email or password` — the same for every kind of failure", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many sign-ins at once; retry after `Retry-After`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ip: Option<ClientIp>,
+    request_id: RequestId,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let pair = state
+        .accounts
+        .login(&body.email, body.password, &meta(&req, ip, &request_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
+}
+
+/// Exchange a refresh token for a new pair. Presenting an already-used refresh
+/// token ends the whole session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the presented refresh token is spent", body = TokenResponse),
+        (status = 401, description = "Unknown, spent, or expired refresh token", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn refresh(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ip: Option<ClientIp>,
+    request_id: RequestId,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let pair = state
+        .accounts
+        .refresh(
+            body.into_inner().refresh_token,
+            &meta(&req, ip, &request_id),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
+}
+
+/// Revoke the calling access token and end its session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Signed out", body = MessageResponse),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn logout(
+    principal: Principal,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ip: Option<ClientIp>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .accounts
+        .logout(&principal, &meta(&req, ip, &request_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(MessageResponse {
+        message: "Successfully logged out",
+    }))
+}
+
+/// End every session of the caller's account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout-all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every session ended", body = MessageResponse),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn logout_all(
+    principal: Principal,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ip: Option<ClientIp>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .accounts
+        .logout_all(&principal, &meta(&req, ip, &request_id))
+        .await?;
+    Ok(HttpResponse::Ok().json(MessageResponse {
+        message: "Successfully logged out of every session",
+    }))
+}
+
+/// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = UserResponse),
+        (status = 401, description = "Missing, invalid or revoked token (`Token revoked`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Token status cannot be checked", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn me(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state.accounts.me(&principal).await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+/// Change the caller's password. Every other session ends; the caller gets a fresh
+/// pair for its own session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Password changed; use the new tokens", body = TokenResponse),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong current password, or a new password breaking a named rule", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn change_password(
+    principal: Principal,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ip: Option<ClientIp>,
+    request_id: RequestId,
+    body: Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let pair = state
+        .accounts
+        .change_password(
+            &principal,
+            body.current_password,
+            body.new_password,
+            &meta(&req, ip, &request_id),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
+}
+
+/// The caller's live sessions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/sessions",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live sessions", body = [SessionResponse]),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn sessions(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let sessions: Vec<SessionResponse> = state
+        .accounts
+        .sessions(&principal)
+        .await?
+        .into_iter()
+        .map(SessionResponse::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(sessions))
+}
+
+/// End one of the caller's sessions. Someone else's session is 404.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/auth/sessions/{id}",
+    tag = "auth",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Session ended"),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session of the caller's", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn revoke_session(
+    principal: Principal,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ip: Option<ClientIp>,
+    request_id: RequestId,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::NotFound)?;
+    state
+        .accounts
+        .revoke_session(&principal, session_id, &meta(&req, ip, &request_id))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
