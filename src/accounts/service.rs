@@ -324,7 +324,7 @@ impl AccountService {
         let audit_event = event("auth.login_succeeded", Outcome::Success, meta)
             .with_actor(user.id.to_string())
             .with_target(session.id.to_string())
-            .with_detail("password_rehashed", new_hash.is_some());
+            .with_detail("hash_upgraded", new_hash.is_some());
         let pair = TokenPair {
             access_token: access.token,
             access_expires_at: access.claims.exp,

@@ -178,6 +178,11 @@ mod tests {
                 .is_some_and(|r| r.contains("entropy"))
         );
         assert!(weak_secret_reason("q8Zr2VxN4kLm7Tc1Hw9Jd3Fy6Bg5Ps0A").is_none());
+        // The entropy bar, at its edge: 9 distinct characters fail, 10 pass.
+        assert!(weak_secret_reason(&"abcdefghi".repeat(4)).is_some_and(|r| r.contains("entropy")));
+        assert!(weak_secret_reason(&"abcdefghij".repeat(4)).is_none());
+        // Length at its edge: 31 fail, 32 pass.
+        assert!(weak_secret_reason(&"q8Zr2VxN4kLm7Tc1Hw9Jd3Fy6Bg5Ps0A"[..31]).is_some());
     }
 
     #[test]

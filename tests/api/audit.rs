@@ -57,3 +57,27 @@ fn verify_refuses_a_missing_database_without_creating_one() {
     assert_eq!(code, Some(1));
     assert!(!missing.exists());
 }
+
+#[test]
+fn check_config_records_its_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("c.db");
+    let mut vars: Vec<(String, String)> = crate::helpers::secret_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    vars.push(("DATABASE_PATH".into(), db.to_string_lossy().into_owned()));
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_binary(dir.path(), &["check-config"], &borrowed);
+    assert!(output.status.success());
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let (outcome, details): (String, String) = conn
+        .query_row(
+            "SELECT outcome, details FROM audit_events WHERE event = 'config.checked'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("config.checked recorded");
+    assert_eq!(outcome, "success");
+    assert!(details.contains("\"score\""), "{details}");
+}

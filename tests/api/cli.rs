@@ -181,3 +181,131 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+#[test]
+fn sigint_stops_the_server_gracefully() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vars: Vec<(String, String)> = crate::helpers::secret_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let db = dir.path().join("s.db");
+    vars.push(("BIND_ADDRESS".into(), "127.0.0.1:0".into()));
+    vars.push(("DATABASE_PATH".into(), db.to_string_lossy().into_owned()));
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut server = ServerProcess::start(dir.path(), &["serve"], &borrowed);
+    assert!(raw_get(&server.address, "/health", &[]).starts_with("HTTP/1.1 200"));
+    server.signal("-INT");
+    assert!(server.wait_for_exit(), "exit status 0 after SIGINT");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let last: String = conn
+        .query_row(
+            "SELECT event FROM audit_events ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("event");
+    assert_eq!(last, "app.stopped");
+}
+
+#[actix_web::test]
+async fn a_graceful_stop_lets_in_flight_requests_finish() {
+    let app = crate::helpers::spawn_app().await;
+    let slow = {
+        let client = app.client.clone();
+        let url = app.url("/__test/slow");
+        actix_web::rt::spawn(async move { client.get(url).send().await })
+    };
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.handle.stop(true).await;
+    let response = slow
+        .await
+        .expect("task")
+        .expect("the in-flight request was answered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "finished");
+}
+
+#[test]
+fn create_admin_from_stdin_and_generated() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vars: Vec<(String, String)> = crate::helpers::secret_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let db = dir.path().join("a.db");
+    vars.push(("DATABASE_PATH".into(), db.to_string_lossy().into_owned()));
+
+    let mut command = crate::helpers::binary();
+    command
+        .current_dir(dir.path())
+        .args([
+            "create-admin",
+            "--email",
+            "Root@Example.org",
+            "--password-stdin",
+        ])
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{}\n", crate::helpers::GOOD_PASSWORD).as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("Created admin root@example.org"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(crate::helpers::GOOD_PASSWORD));
+
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let generated = run_binary(
+        dir.path(),
+        &[
+            "create-admin",
+            "--email",
+            "second@example.org",
+            "--generate-password",
+        ],
+        &borrowed,
+    );
+    let stdout = String::from_utf8_lossy(&generated.stdout);
+    assert!(generated.status.success(), "{stdout}");
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Password (shown once): "))
+        .expect("the generated password is printed");
+    assert!(password.len() >= 20);
+
+    let duplicate = run_binary(
+        dir.path(),
+        &[
+            "create-admin",
+            "--email",
+            "root@example.org",
+            "--generate-password",
+        ],
+        &borrowed,
+    );
+    assert_eq!(duplicate.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
+
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let roles: Vec<String> = conn
+        .prepare("SELECT role FROM users ORDER BY email")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("roles");
+    assert_eq!(roles, vec!["admin", "admin"]);
+}

@@ -68,13 +68,14 @@ fn missing_jwt_secret_exits_2_with_the_fix() {
 #[test]
 fn weak_jwt_secrets_are_refused_without_echo() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // Each placeholder holds exactly one of the fragments the issue names.
     for (secret, reason) in [
         ("Sh0rt-but-random-Xy9", "too short"),
-        ("your-secret-key-change-in-production-4f8a9b", "placeholder"),
-        ("super-CHANGEME-value-0123456789abcdefghij", "placeholder"),
-        ("my-secret-key-for-this-service-2f9c1d7e8a", "placeholder"),
-        ("an-example-signing-value-9f8e7d6c5b4a3210", "placeholder"),
-        ("abcabcabcabcabcabcabcabcabcabcabcabcabcabc", "entropy"),
+        ("Kq7Vb2-change-in-production-Zx9Lm4Rt", "placeholder"),
+        ("Kq7Vb2-CHANGEME-Zx9Lm4Rt8Wp3Ys6Nb1", "placeholder"),
+        ("Kq7Vb2-my-secret-key-Zx9Lm4Rt8Wp3Ys", "placeholder"),
+        ("Kq7Vb2-Example-Zx9Lm4Rt8Wp3Ys6Nb1Qa", "placeholder"),
+        ("abcdefghiabcdefghiabcdefghiabcdefghi", "entropy"),
     ] {
         let output = serve(dir.path(), &[("JWT_SECRET_KEY", secret)]);
         let stderr = assert_refused(&output, "JWT_SECRET_KEY", Some(secret));
@@ -136,6 +137,10 @@ fn unsafe_cors_origins_are_refused() {
 #[test]
 fn an_unwritable_database_directory_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // A directory that exists but takes no new files, even for root.
+    let output = serve(dir.path(), &[("DATABASE_PATH", "/proc/portcullis.db")]);
+    let stderr = assert_refused(&output, "DATABASE_PATH", None);
+    assert!(stderr.contains("not writable"), "{stderr}");
     // A regular file where the directory should be: not creatable even for root.
     let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, b"x").expect("write");
@@ -145,6 +150,18 @@ fn an_unwritable_database_directory_is_refused() {
         &[("DATABASE_PATH", db.to_str().expect("utf-8"))],
     );
     assert_refused(&output, "DATABASE_PATH", None);
+}
+
+#[test]
+fn password_hashing_below_owasp_minimums_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (variable, value) in [
+        ("PASSWORD_HASH_MEMORY_KIB", "19455"),
+        ("PASSWORD_HASH_ITERATIONS", "1"),
+        ("PASSWORD_HASH_PARALLELISM", "0"),
+    ] {
+        assert_refused(&serve(dir.path(), &[(variable, value)]), variable, None);
+    }
 }
 
 #[test]
