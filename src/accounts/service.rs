@@ -6,7 +6,9 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use moka::sync::Cache;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -119,6 +121,12 @@ enum RefreshOutcome {
     Reused { session_id: Uuid },
 }
 
+/// How long a cached account may be served without re-reading it. Every write
+/// through this service evicts the entry at once; the bound only limits how stale a
+/// change made outside the service (another process) can look.
+const PROFILE_CACHE_TTL: Duration = Duration::from_secs(30);
+const PROFILE_CACHE_CAPACITY: u64 = 10_000;
+
 #[derive(Clone)]
 pub struct AccountService {
     db: Database,
@@ -127,6 +135,9 @@ pub struct AccountService {
     revocations: RevocationStore,
     clock: Clock,
     session_ttl_seconds: i64,
+    /// Accounts recently read for `me`: a hot, read-mostly path that would otherwise
+    /// pay a database round trip on every call.
+    profiles: Cache<UserId, User>,
 }
 
 fn event(name: &str, outcome: Outcome, meta: &RequestMeta) -> AuditEvent {
@@ -160,7 +171,16 @@ impl AccountService {
             revocations,
             clock,
             session_ttl_seconds,
+            profiles: Cache::builder()
+                .max_capacity(PROFILE_CACHE_CAPACITY)
+                .time_to_live(PROFILE_CACHE_TTL)
+                .build(),
         }
+    }
+
+    /// Drops a cached account; called after every write to the user's row.
+    fn forget(&self, user: UserId) {
+        self.profiles.invalidate(&user);
     }
 
     /// Applies the password policy off the executor (zxcvbn is CPU work).
@@ -343,6 +363,7 @@ impl AccountService {
                 Ok::<_, AccountError>(())
             })
             .await?;
+        self.forget(user.id);
         Ok(pair)
     }
 
@@ -498,6 +519,7 @@ impl AccountService {
                 Ok::<_, AccountError>(ended)
             })
             .await?;
+        self.forget(user);
         for sid in &ended {
             self.revocations.remember_session(*sid, until);
         }
@@ -507,10 +529,16 @@ impl AccountService {
 
     pub async fn me(&self, principal: &Principal) -> Result<User, AccountError> {
         let id = principal.user_id;
-        self.db
+        if let Some(user) = self.profiles.get(&id) {
+            return Ok(user);
+        }
+        let user = self
+            .db
             .read(move |conn| Ok::<_, AccountError>(users::find(conn, id)?))
             .await?
-            .ok_or(AccountError::AccountGone)
+            .ok_or(AccountError::AccountGone)?;
+        self.profiles.insert(id, user.clone());
+        Ok(user)
     }
 
     /// Changes the password after checking the current one; ends every other

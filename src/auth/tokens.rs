@@ -3,9 +3,12 @@
 //! rotation while only `JWT_SECRET_KEY` ever signs. Time checks take `now` from the
 //! injected clock.
 
+use std::time::Duration;
+
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
 };
+use moka::sync::Cache;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -99,12 +102,19 @@ pub struct IssuedToken {
     pub claims: AccessClaims,
 }
 
+/// Tokens whose signature and claims were already checked, keyed by the exact token
+/// text: a client presents the same token on every request for its whole lifetime,
+/// and parsing plus HMAC is most of the cost of an authenticated request. Only a
+/// byte-identical token hits; time is still checked on every use.
+const VERIFIED_CACHE_CAPACITY: u64 = 50_000;
+
 pub struct TokenService {
     signing: Key,
     /// The signing key first, then the verify-only previous keys.
     verifying: Vec<Key>,
     access_ttl_seconds: i64,
     validation: Validation,
+    verified: Cache<String, AccessClaims>,
 }
 
 impl TokenService {
@@ -123,11 +133,18 @@ impl TokenService {
         validation.validate_nbf = false;
         validation.required_spec_claims.clear();
         validation.leeway = 0;
+        let access_ttl_seconds = jwt.access_token_seconds();
         Self {
             signing: Key::new(&jwt.secret),
             verifying,
-            access_ttl_seconds: jwt.access_token_seconds(),
+            access_ttl_seconds,
             validation,
+            verified: Cache::builder()
+                .max_capacity(VERIFIED_CACHE_CAPACITY)
+                .time_to_live(Duration::from_secs(
+                    u64::try_from(access_ttl_seconds + LEEWAY_SECONDS).unwrap_or(0),
+                ))
+                .build(),
         }
     }
 
@@ -171,6 +188,23 @@ impl TokenService {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
+        let claims = match self.verified.get(token) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature_and_claims(token)?;
+                // When full, new tokens are not cached rather than evicting others:
+                // eviction costs more than the verification it would save.
+                if self.verified.entry_count() < VERIFIED_CACHE_CAPACITY {
+                    self.verified.insert(token.to_owned(), claims.clone());
+                }
+                claims
+            }
+        };
+        check_type_and_time(claims, expected, now)
+    }
+
+    /// Everything about a token that does not depend on the time of use.
+    fn verify_signature_and_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::BadSignature);
@@ -191,21 +225,31 @@ impl TokenService {
                 _ => TokenError::InvalidClaims,
             })?
             .claims;
-        if claims.typ != expected {
-            return Err(TokenError::WrongType);
-        }
-        if claims.exp <= claims.iat || claims.nbf < claims.iat || claims.iat > now + LEEWAY_SECONDS
-        {
+        if claims.exp <= claims.iat || claims.nbf < claims.iat {
             return Err(TokenError::InvalidClaims);
-        }
-        if now >= claims.exp + LEEWAY_SECONDS {
-            return Err(TokenError::Expired);
-        }
-        if now + LEEWAY_SECONDS < claims.nbf {
-            return Err(TokenError::NotYetValid);
         }
         Ok(claims)
     }
+}
+
+fn check_type_and_time(
+    claims: AccessClaims,
+    expected: TokenType,
+    now: i64,
+) -> Result<AccessClaims, TokenError> {
+    if claims.typ != expected {
+        return Err(TokenError::WrongType);
+    }
+    if claims.iat > now + LEEWAY_SECONDS {
+        return Err(TokenError::InvalidClaims);
+    }
+    if now >= claims.exp + LEEWAY_SECONDS {
+        return Err(TokenError::Expired);
+    }
+    if now + LEEWAY_SECONDS < claims.nbf {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -266,6 +310,33 @@ mod tests {
             Some(key_id(&SecretString::from(KEY_A)).as_str())
         );
         assert_eq!(header.alg, Algorithm::HS256);
+    }
+
+    #[test]
+    fn a_cached_token_is_still_checked_for_time_and_type() {
+        let service = service();
+        let issued = issue(&service);
+        assert!(
+            service
+                .verify(&issued.token, TokenType::Access, NOW)
+                .is_ok()
+        );
+        assert!(service.verified.contains_key(&issued.token));
+        assert_eq!(
+            service.verify(
+                &issued.token,
+                TokenType::Access,
+                issued.claims.exp + LEEWAY_SECONDS
+            ),
+            Err(TokenError::Expired)
+        );
+        // A token differing in one byte is not the cached one.
+        let mut altered = issued.token.clone();
+        altered.pop();
+        altered.push('A');
+        if altered != issued.token {
+            assert!(service.verify(&altered, TokenType::Access, NOW).is_err());
+        }
     }
 
     #[test]
