@@ -482,24 +482,29 @@ impl AccountService {
     ) -> Result<usize, AccountError> {
         let audit_event = event("auth.logout_all", Outcome::Success, meta)
             .with_actor(principal.user_id.to_string());
-        self.end_sessions(principal.user_id, None, audit_event, "logout_all")
-            .await
+        self.end_sessions(principal.user_id, None, audit_event, "logout_all", |_| {
+            Ok(())
+        })
+        .await
     }
 
     /// Ends the user's sessions except `keep`, revokes them, moves the user's cut-off
-    /// to now, and appends `audit_event` (with the count), all in one transaction.
+    /// to now, runs `also` (the change that caused this), and appends `audit_event`
+    /// (with the count) — all in one transaction.
     async fn end_sessions(
         &self,
         user: UserId,
         keep: Option<Uuid>,
         audit_event: AuditEvent,
         reason: &'static str,
+        also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), AccountError> + Send + 'static,
     ) -> Result<usize, AccountError> {
         let now = self.clock.now();
         let until = self.revocations.session_revocation_until(now);
         let ended = self
             .db
             .write(move |tx| {
+                also(tx)?;
                 let mut ended = Vec::new();
                 for session in sessions::live_for_user(tx, user, now)? {
                     if Some(session.id) == keep {
@@ -577,21 +582,24 @@ impl AccountService {
             .check_new_password(new, &user.email, "new_password")
             .await?;
         let hash = self.hasher.hash(new.into_secret()).await?;
-        let now = self.clock.now();
         let (jti, sid, user_id) = (principal.token_id, principal.session_id, user.id);
         let token_until = principal.expires_at + LEEWAY_SECONDS;
-        self.db
-            .write(move |tx| {
-                users::set_password_hash(tx, user_id, &hash, now)?;
-                revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
-                Ok::<_, AccountError>(())
-            })
-            .await?;
-        self.revocations.remember_token(jti, token_until);
+        let now = self.clock.now();
         let audit_event =
             event("auth.password_changed", Outcome::Success, meta).with_actor(user_id.to_string());
-        self.end_sessions(user_id, Some(sid), audit_event, "password_changed")
-            .await?;
+        self.end_sessions(
+            user_id,
+            Some(sid),
+            audit_event,
+            "password_changed",
+            move |tx| {
+                users::set_password_hash(tx, user_id, &hash, now)?;
+                revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
+                Ok(())
+            },
+        )
+        .await?;
+        self.revocations.remember_token(jti, token_until);
         self.reissue_for_session(&user, sid, meta).await
     }
 

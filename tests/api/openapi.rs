@@ -12,9 +12,33 @@ async fn the_openapi_document_describes_every_endpoint() {
             .unwrap_or_default()
             .starts_with("3.")
     );
-    for path in ["/health", "/health/ready", "/api/openapi.json"] {
-        assert!(doc["paths"][path]["get"].is_object(), "{path} missing");
+    for (path, method) in [
+        ("/health", "get"),
+        ("/health/ready", "get"),
+        ("/api/openapi.json", "get"),
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/logout-all", "post"),
+        ("/api/v1/auth/me", "get"),
+        ("/api/v1/auth/password", "post"),
+        ("/api/v1/auth/sessions", "get"),
+        ("/api/v1/auth/sessions/{id}", "delete"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
     }
+    assert_eq!(
+        doc["paths"]["/api/v1/auth/me"]["get"]["security"][0]["bearer"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     let ready = &doc["paths"]["/health/ready"]["get"]["responses"];
     assert!(ready["503"]["content"]["application/problem+json"].is_object());
     assert!(doc["components"]["schemas"]["Problem"].is_object());
