@@ -19,6 +19,7 @@ use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
 
 use super::client_ip::{self, ClientIp};
+use crate::accounts::service::RequestMeta;
 use crate::error::{ApiError, PROBLEM_JSON, Problem};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -64,6 +65,29 @@ impl FromRequest for RequestId {
                 .cloned()
                 .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("request context missing"))),
         )
+    }
+}
+
+/// User agents are kept (for the sessions list and the audit log) only this long.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// Where a request came from, for services that record it (sessions, audit): the
+/// resolved client address, a bounded user agent, and the request id.
+impl FromRequest for RequestMeta {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let ext = req.extensions();
+        ready(Ok(RequestMeta {
+            ip: ext.get::<ClientIp>().map(|ip| ip.0),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+            request_id: ext.get::<RequestId>().map(|id| id.as_str().to_owned()),
+        }))
     }
 }
 

@@ -1,8 +1,7 @@
 //! `/api/v1/auth/*`: registration, login, refresh, logout, the caller's account,
 //! password change and sessions.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,23 +13,7 @@ use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, Problem};
 use crate::http::json::Json;
-use crate::http::{ClientIp, RequestId};
 use crate::state::AppState;
-
-/// User agents are stored for the sessions list; keep them bounded.
-const MAX_USER_AGENT: usize = 256;
-
-fn meta(req: &HttpRequest, ip: Option<ClientIp>, request_id: &RequestId) -> RequestMeta {
-    RequestMeta {
-        ip: ip.map(|ip| ip.0),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
-        request_id: Some(request_id.as_str().to_owned()),
-    }
-}
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
@@ -160,16 +143,14 @@ impl From<SessionInfo> for SessionResponse {
     )
 )]
 pub async fn register(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    ip: Option<ClientIp>,
-    request_id: RequestId,
+    meta: RequestMeta,
     body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let user = state
         .accounts
-        .register(&body.email, body.password, &meta(&req, ip, &request_id))
+        .register(&body.email, body.password, &meta)
         .await?;
     Ok(HttpResponse::Created().json(UserResponse::from(user)))
 }
@@ -187,16 +168,14 @@ pub async fn register(
     )
 )]
 pub async fn login(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    ip: Option<ClientIp>,
-    request_id: RequestId,
+    meta: RequestMeta,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let pair = state
         .accounts
-        .login(&body.email, body.password, &meta(&req, ip, &request_id))
+        .login(&body.email, body.password, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
 }
@@ -214,18 +193,13 @@ pub async fn login(
     )
 )]
 pub async fn refresh(
-    req: HttpRequest,
     state: web::Data<AppState>,
-    ip: Option<ClientIp>,
-    request_id: RequestId,
+    meta: RequestMeta,
     body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let pair = state
         .accounts
-        .refresh(
-            body.into_inner().refresh_token,
-            &meta(&req, ip, &request_id),
-        )
+        .refresh(body.into_inner().refresh_token, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
 }
@@ -243,15 +217,10 @@ pub async fn refresh(
 )]
 pub async fn logout(
     principal: Principal,
-    req: HttpRequest,
     state: web::Data<AppState>,
-    ip: Option<ClientIp>,
-    request_id: RequestId,
+    meta: RequestMeta,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .accounts
-        .logout(&principal, &meta(&req, ip, &request_id))
-        .await?;
+    state.accounts.logout(&principal, &meta).await?;
     Ok(HttpResponse::Ok().json(MessageResponse {
         message: "Successfully logged out",
     }))
@@ -270,15 +239,10 @@ pub async fn logout(
 )]
 pub async fn logout_all(
     principal: Principal,
-    req: HttpRequest,
     state: web::Data<AppState>,
-    ip: Option<ClientIp>,
-    request_id: RequestId,
+    meta: RequestMeta,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .accounts
-        .logout_all(&principal, &meta(&req, ip, &request_id))
-        .await?;
+    state.accounts.logout_all(&principal, &meta).await?;
     Ok(HttpResponse::Ok().json(MessageResponse {
         message: "Successfully logged out of every session",
     }))
@@ -320,21 +284,14 @@ pub async fn me(
 )]
 pub async fn change_password(
     principal: Principal,
-    req: HttpRequest,
     state: web::Data<AppState>,
-    ip: Option<ClientIp>,
-    request_id: RequestId,
+    meta: RequestMeta,
     body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let pair = state
         .accounts
-        .change_password(
-            &principal,
-            body.current_password,
-            body.new_password,
-            &meta(&req, ip, &request_id),
-        )
+        .change_password(&principal, body.current_password, body.new_password, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
 }
@@ -379,16 +336,14 @@ pub async fn sessions(
 )]
 pub async fn revoke_session(
     principal: Principal,
-    req: HttpRequest,
     state: web::Data<AppState>,
-    ip: Option<ClientIp>,
-    request_id: RequestId,
+    meta: RequestMeta,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let session_id = Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::NotFound)?;
     state
         .accounts
-        .revoke_session(&principal, session_id, &meta(&req, ip, &request_id))
+        .revoke_session(&principal, session_id, &meta)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
