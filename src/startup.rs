@@ -203,7 +203,10 @@ async fn maintain(state: AppState) {
     loop {
         interval.tick().await;
         match state.revocations.purge_expired().await {
-            Ok(purged) if purged > 0 => tracing::info!(purged, "expired revocations purged"),
+            Ok(purged) if purged > 0 => tracing::info!(
+                purged,
+                "expired revocations and spent refresh tokens purged"
+            ),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "revocation purge failed"),
         }

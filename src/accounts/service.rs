@@ -1,15 +1,17 @@
 //! The account service: registration, login, refresh-token rotation, logout,
 //! password change and sessions. It knows nothing of HTTP; handlers translate.
 //!
-//! Every state change and its audit event commit in one transaction; the in-memory
-//! revocation cache is told only after the commit.
+//! Every state change and its audit event commit in one transaction. The in-memory
+//! revocation cache is told right after the commit, on the database thread, so a
+//! client that disconnects mid-request cannot leave a committed revocation
+//! unknown to the cache.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -178,11 +180,6 @@ impl AccountService {
         }
     }
 
-    /// Drops a cached account; called after every write to the user's row.
-    fn forget(&self, user: UserId) {
-        self.profiles.invalidate(&user);
-    }
-
     /// Applies the password policy off the executor (zxcvbn is CPU work).
     pub async fn check_new_password(
         &self,
@@ -279,57 +276,72 @@ impl AccountService {
                 user.as_ref().map(|u| u.password_hash.clone()),
             )
             .await?;
-        let (user, needs_rehash) = match (user, verification) {
-            (Some(user), Verification::Valid { needs_rehash })
-                if user.status == UserStatus::Active =>
-            {
-                (user, needs_rehash)
-            }
-            (user, verification) => {
-                let reason = match (&user, verification) {
-                    (None, _) => "unknown_email",
-                    (Some(_), Verification::Invalid) => "wrong_password",
-                    (Some(user), _) => user.status.as_str(),
-                };
-                let mut failed = event("auth.login_failed", Outcome::Failure, meta)
-                    .with_detail("reason", reason);
-                if let Some(user) = &user {
-                    failed = failed.with_target(user.id.to_string());
-                } else if let Some(email) = &email {
-                    failed = failed.with_detail("email", email.as_str());
-                }
-                self.db.write(move |tx| audit::append(tx, &failed)).await?;
-                return Err(AccountError::InvalidCredentials);
-            }
+        let failure = match (&user, verification) {
+            (None, _) => Some("unknown_email"),
+            (Some(_), Verification::Invalid) => Some("wrong_password"),
+            (Some(user), _) if user.status != UserStatus::Active => Some(user.status.as_str()),
+            _ => None,
+        };
+        let (Some(user), None) = (user, failure) else {
+            return Err(self
+                .login_failed(failure.unwrap_or("unknown_email"), email, None, meta)
+                .await);
         };
         // Upgrade a weaker or legacy hash now that the password is known. A busy
         // hasher must not fail the login: the upgrade waits for the next one.
-        let new_hash = if needs_rehash {
-            match self.hasher.hash(password).await {
+        let upgraded_hash = match verification {
+            Verification::Valid { needs_rehash: true } => match self.hasher.hash(password).await {
                 Ok(hash) => Some(hash),
                 Err(error) => {
                     tracing::warn!(%error, "password rehash postponed");
                     None
                 }
-            }
-        } else {
-            None
+            },
+            _ => None,
         };
-        self.open_session(user, new_hash, meta).await
+        let user_id = user.id;
+        match self.open_session(user, upgraded_hash, meta).await? {
+            Some(pair) => Ok(pair),
+            // The password or status changed while this login was being checked:
+            // what was verified is no longer the account's credential.
+            None => Err(self
+                .login_failed("changed_during_login", email, Some(user_id), meta)
+                .await),
+        }
     }
 
-    async fn open_session(
+    /// Records a failed login and returns the one error every failure answers with.
+    async fn login_failed(
         &self,
-        user: User,
-        new_hash: Option<String>,
+        reason: &str,
+        email: Option<Email>,
+        user: Option<UserId>,
         meta: &RequestMeta,
-    ) -> Result<TokenPair, AccountError> {
-        let now = self.clock.now();
+    ) -> AccountError {
+        let mut failed =
+            event("auth.login_failed", Outcome::Failure, meta).with_detail("reason", reason);
+        match (user, email) {
+            (Some(user), _) => failed = failed.with_target(user.to_string()),
+            (None, Some(email)) => failed = failed.with_detail("email", email.as_str()),
+            (None, None) => {}
+        }
+        match self.db.write(move |tx| audit::append(tx, &failed)).await {
+            Ok(_) => AccountError::InvalidCredentials,
+            Err(error) => error.into(),
+        }
+    }
+
+    /// A new session row and its first refresh token, not yet stored.
+    fn new_session(
+        &self,
+        user: UserId,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Result<(SessionRow, SecretString), AccountError> {
         let refresh_token = refresh::new_token().map_err(|e| AccountError::Unexpected(e.into()))?;
-        let refresh_hash = refresh::hash(&refresh_token);
         let session = SessionRow {
             id: Uuid::new_v4(),
-            user_id: user.id,
+            user_id: user,
             family: Uuid::new_v4(),
             ip: meta.ip.map(|ip| ip.to_string()),
             user_agent: meta.user_agent.clone(),
@@ -338,13 +350,28 @@ impl AccountService {
             expires_at: now + self.session_ttl_seconds,
             ended_at: None,
         };
+        Ok((session, refresh_token))
+    }
+
+    /// Opens a session for `verified` — unless its password hash or status changed
+    /// since it was read (`None` then). Writes `upgraded_hash` in the same
+    /// transaction.
+    async fn open_session(
+        &self,
+        verified: User,
+        upgraded_hash: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<Option<TokenPair>, AccountError> {
+        let now = self.clock.now();
+        let (session, refresh_token) = self.new_session(verified.id, meta, now)?;
+        let refresh_hash = refresh::hash(&refresh_token);
         let access = self
             .tokens
-            .issue_access(user.id, session.id, user.role, now)?;
+            .issue_access(verified.id, session.id, verified.role, now)?;
         let audit_event = event("auth.login_succeeded", Outcome::Success, meta)
-            .with_actor(user.id.to_string())
+            .with_actor(verified.id.to_string())
             .with_target(session.id.to_string())
-            .with_detail("hash_upgraded", new_hash.is_some());
+            .with_detail("hash_upgraded", upgraded_hash.is_some());
         let pair = TokenPair {
             access_token: access.token,
             access_expires_at: access.claims.exp,
@@ -352,19 +379,31 @@ impl AccountService {
             session_id: session.id,
             session_expires_at: session.expires_at,
         };
-        self.db
-            .write(move |tx| {
-                sessions::insert(tx, &session)?;
-                refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
-                if let Some(hash) = &new_hash {
-                    users::set_password_hash(tx, user.id, hash, now)?;
-                }
-                audit::append(tx, &audit_event)?;
-                Ok::<_, AccountError>(())
-            })
+        let profiles = self.profiles.clone();
+        let user_id = verified.id;
+        let opened = self
+            .db
+            .write_then(
+                move |tx| {
+                    let current = users::find(tx, verified.id)?;
+                    let unchanged = current.is_some_and(|c| {
+                        c.password_hash == verified.password_hash && c.status == UserStatus::Active
+                    });
+                    if !unchanged {
+                        return Ok::<_, AccountError>(false);
+                    }
+                    sessions::insert(tx, &session)?;
+                    refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
+                    if let Some(hash) = &upgraded_hash {
+                        users::set_password_hash(tx, verified.id, hash, now)?;
+                    }
+                    audit::append(tx, &audit_event)?;
+                    Ok(true)
+                },
+                move |_| profiles.invalidate(&user_id),
+            )
             .await?;
-        self.forget(user.id);
-        Ok(pair)
+        Ok(opened.then_some(pair))
     }
 
     /// Exchanges a refresh token for a new pair. A token is good once: presenting a
@@ -379,68 +418,75 @@ impl AccountService {
         let next = refresh::new_token().map_err(|e| AccountError::Unexpected(e.into()))?;
         let next_hash = refresh::hash(&next);
         let tokens = Arc::clone(&self.tokens);
-        let session_revoked_until = self.revocations.session_revocation_until(now);
+        let until = self.revocations.session_revocation_until(now);
         let meta_in = meta.clone();
+        let revocations = self.revocations.clone();
         let outcome = self
             .db
-            .write(move |tx| {
-                let Some(row) = refresh_tokens::find(tx, &presented)? else {
-                    return Ok::<_, AccountError>(RefreshOutcome::Refused);
-                };
-                let Some(session) = sessions::find(tx, row.session_id)? else {
-                    return Ok(RefreshOutcome::Refused);
-                };
-                if row.rotated_at.is_some() || !refresh_tokens::mark_rotated(tx, &presented, now)? {
-                    sessions::end(tx, session.id, now, "refresh_token_reuse")?;
-                    revocations::insert(
+            .write_then(
+                move |tx| {
+                    let Some(row) = refresh_tokens::find(tx, &presented)? else {
+                        return Ok::<_, AccountError>(RefreshOutcome::Refused);
+                    };
+                    let Some(session) = sessions::find(tx, row.session_id)? else {
+                        return Ok(RefreshOutcome::Refused);
+                    };
+                    if row.rotated_at.is_some()
+                        || !refresh_tokens::mark_rotated(tx, &presented, now)?
+                    {
+                        sessions::end(tx, session.id, now, "refresh_token_reuse")?;
+                        revocations::insert(
+                            tx,
+                            RevocationKind::Session,
+                            &session.id.to_string(),
+                            until,
+                        )?;
+                        audit::append(
+                            tx,
+                            &event("auth.refresh_reuse_detected", Outcome::Denied, &meta_in)
+                                .with_actor(session.user_id.to_string())
+                                .with_target(session.id.to_string())
+                                .with_detail("family", session.family.to_string()),
+                        )?;
+                        return Ok(RefreshOutcome::Reused {
+                            session_id: session.id,
+                        });
+                    }
+                    if !session.is_live(now) {
+                        return Ok(RefreshOutcome::Refused);
+                    }
+                    let user = users::find(tx, session.user_id)?;
+                    let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
+                        sessions::end(tx, session.id, now, "account_inactive")?;
+                        return Ok(RefreshOutcome::Refused);
+                    };
+                    refresh_tokens::insert(tx, &next_hash, session.id, now)?;
+                    sessions::touch(
                         tx,
-                        RevocationKind::Session,
-                        &session.id.to_string(),
-                        session_revoked_until,
+                        session.id,
+                        now,
+                        meta_in.ip.map(|ip| ip.to_string()).as_deref(),
+                        meta_in.user_agent.as_deref(),
                     )?;
-                    audit::append(
-                        tx,
-                        &event("auth.refresh_reuse_detected", Outcome::Denied, &meta_in)
-                            .with_actor(session.user_id.to_string())
-                            .with_target(session.id.to_string())
-                            .with_detail("family", session.family.to_string()),
-                    )?;
-                    return Ok(RefreshOutcome::Reused {
+                    let access = tokens.issue_access(user.id, session.id, user.role, now)?;
+                    Ok(RefreshOutcome::Rotated(TokenPair {
+                        access_token: access.token,
+                        access_expires_at: access.claims.exp,
+                        refresh_token: next,
                         session_id: session.id,
-                    });
-                }
-                if !session.is_live(now) {
-                    return Ok(RefreshOutcome::Refused);
-                }
-                let user = users::find(tx, session.user_id)?;
-                let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
-                    sessions::end(tx, session.id, now, "account_inactive")?;
-                    return Ok(RefreshOutcome::Refused);
-                };
-                refresh_tokens::insert(tx, &next_hash, session.id, now)?;
-                sessions::touch(
-                    tx,
-                    session.id,
-                    now,
-                    meta_in.ip.map(|ip| ip.to_string()).as_deref(),
-                    meta_in.user_agent.as_deref(),
-                )?;
-                let access = tokens.issue_access(user.id, session.id, user.role, now)?;
-                Ok(RefreshOutcome::Rotated(TokenPair {
-                    access_token: access.token,
-                    access_expires_at: access.claims.exp,
-                    refresh_token: next,
-                    session_id: session.id,
-                    session_expires_at: session.expires_at,
-                }))
-            })
+                        session_expires_at: session.expires_at,
+                    }))
+                },
+                move |outcome| {
+                    if let RefreshOutcome::Reused { session_id } = outcome {
+                        revocations.remember_session(*session_id, until);
+                    }
+                },
+            )
             .await?;
         match outcome {
             RefreshOutcome::Rotated(pair) => Ok(pair),
-            RefreshOutcome::Refused => Err(AccountError::InvalidRefreshToken),
-            RefreshOutcome::Reused { session_id } => {
-                self.revocations
-                    .remember_session(session_id, session_revoked_until);
+            RefreshOutcome::Refused | RefreshOutcome::Reused { .. } => {
                 Err(AccountError::InvalidRefreshToken)
             }
         }
@@ -459,18 +505,27 @@ impl AccountService {
         let audit_event = event("auth.logout", Outcome::Success, meta)
             .with_actor(principal.user_id.to_string())
             .with_target(sid.to_string());
+        let revocations = self.revocations.clone();
         self.db
-            .write(move |tx| {
-                revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
-                revocations::insert(tx, RevocationKind::Session, &sid.to_string(), session_until)?;
-                sessions::end(tx, sid, now, "logout")?;
-                audit::append(tx, &audit_event)?;
-                Ok::<_, AccountError>(())
-            })
-            .await?;
-        self.revocations.remember_token(jti, token_until);
-        self.revocations.remember_session(sid, session_until);
-        Ok(())
+            .write_then(
+                move |tx| {
+                    revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
+                    revocations::insert(
+                        tx,
+                        RevocationKind::Session,
+                        &sid.to_string(),
+                        session_until,
+                    )?;
+                    sessions::end(tx, sid, now, "logout")?;
+                    audit::append(tx, &audit_event)?;
+                    Ok::<_, AccountError>(())
+                },
+                move |_| {
+                    revocations.remember_token(jti, token_until);
+                    revocations.remember_session(sid, session_until);
+                },
+            )
+            .await
     }
 
     /// Ends every session of the caller's account and cuts off every token issued
@@ -480,56 +535,40 @@ impl AccountService {
         principal: &Principal,
         meta: &RequestMeta,
     ) -> Result<usize, AccountError> {
-        let audit_event = event("auth.logout_all", Outcome::Success, meta)
-            .with_actor(principal.user_id.to_string());
-        self.end_sessions(principal.user_id, None, audit_event, "logout_all", |_| {
-            Ok(())
-        })
-        .await
-    }
-
-    /// Ends the user's sessions except `keep`, revokes them, moves the user's cut-off
-    /// to now, runs `also` (the change that caused this), and appends `audit_event`
-    /// (with the count) — all in one transaction.
-    async fn end_sessions(
-        &self,
-        user: UserId,
-        keep: Option<Uuid>,
-        audit_event: AuditEvent,
-        reason: &'static str,
-        also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), AccountError> + Send + 'static,
-    ) -> Result<usize, AccountError> {
+        let user = principal.user_id;
         let now = self.clock.now();
         let until = self.revocations.session_revocation_until(now);
+        let audit_event =
+            event("auth.logout_all", Outcome::Success, meta).with_actor(user.to_string());
         let ended = self
             .db
-            .write(move |tx| {
-                also(tx)?;
-                let mut ended = Vec::new();
-                for session in sessions::live_for_user(tx, user, now)? {
-                    if Some(session.id) == keep {
-                        continue;
-                    }
-                    sessions::end(tx, session.id, now, reason)?;
-                    revocations::insert(
-                        tx,
-                        RevocationKind::Session,
-                        &session.id.to_string(),
-                        until,
-                    )?;
-                    ended.push(session.id);
-                }
-                users::set_tokens_valid_after(tx, user, now)?;
-                audit::append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
-                Ok::<_, AccountError>(ended)
-            })
+            .write_then(
+                move |tx| {
+                    let ended = end_all_sessions(tx, user, now, until, "logout_all")?;
+                    audit::append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
+                    Ok::<_, AccountError>(ended)
+                },
+                self.after_sessions_ended(user, now, until),
+            )
             .await?;
-        self.forget(user);
-        for sid in &ended {
-            self.revocations.remember_session(*sid, until);
-        }
-        self.revocations.remember_cutoff(user, now);
         Ok(ended.len())
+    }
+
+    /// What follows, in memory, a commit that ended sessions and moved the cut-off.
+    fn after_sessions_ended(
+        &self,
+        user: UserId,
+        cutoff: i64,
+        until: i64,
+    ) -> impl FnOnce(&Vec<Uuid>) + Send + 'static {
+        let (revocations, profiles) = (self.revocations.clone(), self.profiles.clone());
+        move |ended| {
+            for sid in ended {
+                revocations.remember_session(*sid, until);
+            }
+            revocations.remember_cutoff(user, cutoff);
+            profiles.invalidate(&user);
+        }
     }
 
     pub async fn me(&self, principal: &Principal) -> Result<User, AccountError> {
@@ -537,18 +576,22 @@ impl AccountService {
         if let Some(user) = self.profiles.get(&id) {
             return Ok(user);
         }
-        let user = self
-            .db
-            .read(move |conn| Ok::<_, AccountError>(users::find(conn, id)?))
-            .await?
-            .ok_or(AccountError::AccountGone)?;
+        let user = self.read_user(id).await?;
         self.profiles.insert(id, user.clone());
         Ok(user)
     }
 
-    /// Changes the password after checking the current one; ends every other
-    /// session, cuts off older tokens, and hands the caller a fresh pair for its own
-    /// session (its previous refresh token is retired).
+    async fn read_user(&self, id: UserId) -> Result<User, AccountError> {
+        self.db
+            .read(move |conn| Ok::<_, AccountError>(users::find(conn, id)?))
+            .await?
+            .ok_or(AccountError::AccountGone)
+    }
+
+    /// Changes the password after checking the current one. Every session of the
+    /// account ends — the caller's too — and the caller gets a fresh pair in a new
+    /// session, all in one transaction, so no earlier token or refresh token of any
+    /// session survives.
     pub async fn change_password(
         &self,
         principal: &Principal,
@@ -556,7 +599,8 @@ impl AccountService {
         new: SecretString,
         meta: &RequestMeta,
     ) -> Result<TokenPair, AccountError> {
-        let user = self.me(principal).await?;
+        // Read fresh, not from the profile cache: the hash is what is checked.
+        let user = self.read_user(principal.user_id).await?;
         let verification = self
             .hasher
             .verify(current.clone(), Some(user.password_hash.clone()))
@@ -568,75 +612,65 @@ impl AccountService {
             self.db.write(move |tx| audit::append(tx, &failed)).await?;
             return Err(AccountError::WrongCurrentPassword);
         }
-        {
-            use secrecy::ExposeSecret;
-            if current.expose_secret() == new.expose_secret() {
-                return Err(AccountError::Validation(vec![FieldError::rule(
-                    "new_password",
-                    "unchanged",
-                    "must differ from the current password",
-                )]));
-            }
+        if current.expose_secret() == new.expose_secret() {
+            return Err(AccountError::Validation(vec![FieldError::rule(
+                "new_password",
+                "unchanged",
+                "must differ from the current password",
+            )]));
         }
         let new = self
             .check_new_password(new, &user.email, "new_password")
             .await?;
-        let hash = self.hasher.hash(new.into_secret()).await?;
-        let (jti, sid, user_id) = (principal.token_id, principal.session_id, user.id);
-        let token_until = principal.expires_at + LEEWAY_SECONDS;
+        let new_hash = self.hasher.hash(new.into_secret()).await?;
         let now = self.clock.now();
-        let audit_event =
-            event("auth.password_changed", Outcome::Success, meta).with_actor(user_id.to_string());
-        self.end_sessions(
-            user_id,
-            Some(sid),
-            audit_event,
-            "password_changed",
-            move |tx| {
-                users::set_password_hash(tx, user_id, &hash, now)?;
-                revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
-                Ok(())
-            },
-        )
-        .await?;
-        self.revocations.remember_token(jti, token_until);
-        self.reissue_for_session(&user, sid, meta).await
-    }
-
-    /// A fresh pair for an existing live session; its earlier refresh tokens are
-    /// marked rotated, so presenting one later counts as reuse.
-    async fn reissue_for_session(
-        &self,
-        user: &User,
-        sid: Uuid,
-        meta: &RequestMeta,
-    ) -> Result<TokenPair, AccountError> {
-        let now = self.clock.now();
-        let refresh_token = refresh::new_token().map_err(|e| AccountError::Unexpected(e.into()))?;
+        let until = self.revocations.session_revocation_until(now);
+        let (session, refresh_token) = self.new_session(user.id, meta, now)?;
         let refresh_hash = refresh::hash(&refresh_token);
-        let access = self.tokens.issue_access(user.id, sid, user.role, now)?;
-        let ip = meta.ip.map(|ip| ip.to_string());
-        let user_agent = meta.user_agent.clone();
-        let session = self
-            .db
-            .write(move |tx| {
-                let session = sessions::find(tx, sid)?.filter(|s| s.is_live(now)).ok_or(AccountError::AccountGone)?;
-                tx.execute(
-                    "UPDATE refresh_tokens SET rotated_at = ?2 WHERE session_id = ?1 AND rotated_at IS NULL",
-                    rusqlite::params![sid.to_string(), now],
-                )?;
-                refresh_tokens::insert(tx, &refresh_hash, sid, now)?;
-                sessions::touch(tx, sid, now, ip.as_deref(), user_agent.as_deref())?;
-                Ok::<_, AccountError>(session)
-            })
-            .await?;
-        Ok(TokenPair {
+        let access = self
+            .tokens
+            .issue_access(user.id, session.id, user.role, now)?;
+        let pair = TokenPair {
             access_token: access.token,
             access_expires_at: access.claims.exp,
             refresh_token,
-            session_id: sid,
+            session_id: session.id,
             session_expires_at: session.expires_at,
-        })
+        };
+        let (user_id, verified_hash) = (user.id, user.password_hash);
+        let (jti, token_until) = (principal.token_id, principal.expires_at + LEEWAY_SECONDS);
+        let audit_event = event("auth.password_changed", Outcome::Success, meta)
+            .with_actor(user_id.to_string())
+            .with_target(session.id.to_string());
+        let revocations = self.revocations.clone();
+        let after_ended = self.after_sessions_ended(user_id, now, until);
+        let changed = self
+            .db
+            .write_then(
+                move |tx| {
+                    // Only if the password checked above is still the account's.
+                    if !users::replace_password_hash(tx, user_id, &verified_hash, &new_hash, now)? {
+                        return Ok::<_, AccountError>(None);
+                    }
+                    let ended = end_all_sessions(tx, user_id, now, until, "password_changed")?;
+                    revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
+                    sessions::insert(tx, &session)?;
+                    refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
+                    audit::append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
+                    Ok(Some(ended))
+                },
+                move |changed| {
+                    if let Some(ended) = changed {
+                        revocations.remember_token(jti, token_until);
+                        after_ended(ended);
+                    }
+                },
+            )
+            .await?;
+        match changed {
+            Some(_) => Ok(pair),
+            None => Err(AccountError::WrongCurrentPassword),
+        }
     }
 
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, AccountError> {
@@ -668,25 +702,57 @@ impl AccountService {
         let audit_event = event("auth.session_revoked", Outcome::Success, meta)
             .with_actor(owner.to_string())
             .with_target(session_id.to_string());
+        let revocations = self.revocations.clone();
         let revoked = self
             .db
-            .write(move |tx| {
-                let Some(session) = sessions::find(tx, session_id)? else {
-                    return Ok::<_, AccountError>(false);
-                };
-                if session.user_id != owner || !session.is_live(now) {
-                    return Ok(false);
-                }
-                sessions::end(tx, session_id, now, "revoked")?;
-                revocations::insert(tx, RevocationKind::Session, &session_id.to_string(), until)?;
-                audit::append(tx, &audit_event)?;
-                Ok(true)
-            })
+            .write_then(
+                move |tx| {
+                    let Some(session) = sessions::find(tx, session_id)? else {
+                        return Ok::<_, AccountError>(false);
+                    };
+                    if session.user_id != owner || !session.is_live(now) {
+                        return Ok(false);
+                    }
+                    sessions::end(tx, session_id, now, "revoked")?;
+                    revocations::insert(
+                        tx,
+                        RevocationKind::Session,
+                        &session_id.to_string(),
+                        until,
+                    )?;
+                    audit::append(tx, &audit_event)?;
+                    Ok(true)
+                },
+                move |revoked| {
+                    if *revoked {
+                        revocations.remember_session(session_id, until);
+                    }
+                },
+            )
             .await?;
-        if !revoked {
-            return Err(AccountError::SessionNotFound);
+        if revoked {
+            Ok(())
+        } else {
+            Err(AccountError::SessionNotFound)
         }
-        self.revocations.remember_session(session_id, until);
-        Ok(())
     }
+}
+
+/// Ends every live session of `user`, records each as revoked until `until`, and
+/// moves the user's cut-off to `now`. Returns the sessions ended.
+fn end_all_sessions(
+    tx: &rusqlite::Transaction<'_>,
+    user: UserId,
+    now: i64,
+    until: i64,
+    reason: &str,
+) -> Result<Vec<Uuid>, AccountError> {
+    let mut ended = Vec::new();
+    for session in sessions::live_for_user(tx, user, now)? {
+        sessions::end(tx, session.id, now, reason)?;
+        revocations::insert(tx, RevocationKind::Session, &session.id.to_string(), until)?;
+        ended.push(session.id);
+    }
+    users::set_tokens_valid_after(tx, user, now)?;
+    Ok(ended)
 }

@@ -12,7 +12,7 @@
 //! SQLite cannot answer the token is refused with 503. Never "probably fine".
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -20,11 +20,11 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use uuid::Uuid;
 
-use super::tokens::AccessClaims;
+use super::tokens::{AccessClaims, LEEWAY_SECONDS};
 use crate::accounts::UserId;
 use crate::clock::Clock;
 use crate::db::revocations::{self, RevocationKind};
-use crate::db::{Database, DbError, users};
+use crate::db::{Database, DbError, refresh_tokens, users};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
@@ -74,8 +74,12 @@ pub struct RevocationStore {
     db: Database,
     cache: Cache<Key, Entry>,
     complete: Arc<AtomicBool>,
+    /// Entries held, counted by us (moka's own count lags): never below the true
+    /// number, so completeness is given up before moka could evict anything.
+    held: Arc<AtomicU64>,
     capacity: u64,
-    access_ttl_seconds: i64,
+    /// How long after its issue an access token can still be accepted.
+    token_lifetime_seconds: i64,
     clock: Clock,
 }
 
@@ -84,7 +88,8 @@ impl RevocationStore {
     /// load leaves the cache incomplete (every miss then asks the database).
     pub async fn open(db: Database, capacity: u64, access_ttl_seconds: i64, clock: Clock) -> Self {
         let complete = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&complete);
+        let held = Arc::new(AtomicU64::new(0));
+        let (flag, count) = (Arc::clone(&complete), Arc::clone(&held));
         let cache = Cache::builder()
             .max_capacity(capacity)
             .expire_after(ExpireWhenIrrelevant {
@@ -94,19 +99,26 @@ impl RevocationStore {
                 if cause == RemovalCause::Size {
                     flag.store(false, Ordering::SeqCst);
                 }
+                if cause != RemovalCause::Replaced {
+                    let _ = count.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                        Some(n.saturating_sub(1))
+                    });
+                }
             })
             .build();
         let store = Self {
             db,
             cache,
             complete,
+            held,
             capacity,
-            access_ttl_seconds,
+            // A token is accepted until `exp + LEEWAY`: revocations must last as long.
+            token_lifetime_seconds: access_ttl_seconds + LEEWAY_SECONDS,
             clock,
         };
         match store.warm_up().await {
             Ok(loaded) => {
-                let fits = loaded < store.near_capacity();
+                let fits = store.held.load(Ordering::SeqCst) < store.near_capacity();
                 store.complete.store(fits, Ordering::SeqCst);
                 tracing::info!(loaded, complete = fits, "revocation cache warmed up");
             }
@@ -119,7 +131,7 @@ impl RevocationStore {
 
     async fn warm_up(&self) -> Result<u64, DbError> {
         let now = self.clock.now();
-        let since = now - self.access_ttl_seconds;
+        let since = now - self.token_lifetime_seconds;
         let (revoked, cutoffs) = self
             .db
             .read(move |conn| {
@@ -136,26 +148,19 @@ impl RevocationStore {
                     RevocationKind::Token => Key::Token(id),
                     RevocationKind::Session => Key::Session(id),
                 };
-                self.cache.insert(key, Entry { at: 0, until });
+                self.remember(key, Entry { at: 0, until });
                 loaded += 1;
             }
         }
         for (user, cutoff) in cutoffs {
-            self.cache.insert(
-                Key::Cutoff(user),
-                Entry {
-                    at: cutoff,
-                    until: cutoff + self.access_ttl_seconds,
-                },
-            );
+            self.remember_cutoff(user, cutoff);
             loaded += 1;
         }
-        self.cache.run_pending_tasks();
         Ok(loaded)
     }
 
-    /// Past 90% of capacity the cache no longer vouches for misses: eviction is
-    /// asynchronous, so completeness is given up before the first entry could go.
+    /// Past 90% of capacity the cache no longer vouches for misses: completeness is
+    /// given up before the first entry could be evicted.
     fn near_capacity(&self) -> u64 {
         (self.capacity / 10 * 9).max(1)
     }
@@ -217,7 +222,7 @@ impl RevocationStore {
 
     /// Records in memory a user cut-off already committed to the database.
     pub fn remember_cutoff(&self, user: UserId, cutoff: i64) {
-        let until = cutoff + self.access_ttl_seconds;
+        let until = cutoff + self.token_lifetime_seconds;
         let at = match self.cache.get(&Key::Cutoff(user)) {
             Some(existing) => existing.at.max(cutoff),
             None => cutoff,
@@ -226,23 +231,32 @@ impl RevocationStore {
     }
 
     fn remember(&self, key: Key, entry: Entry) {
-        if self.cache.entry_count() + 1 >= self.near_capacity() {
-            self.complete.store(false, Ordering::SeqCst);
+        // Counted before inserting (a racing duplicate may be counted twice: that
+        // only gives up completeness earlier, the safe direction).
+        if !self.cache.contains_key(&key) {
+            let held = self.held.fetch_add(1, Ordering::SeqCst) + 1;
+            if held >= self.near_capacity() {
+                self.complete.store(false, Ordering::SeqCst);
+            }
         }
         self.cache.insert(key, entry);
     }
 
     /// How long a session revocation must be kept: until every access token that
-    /// session could have been issued has expired.
+    /// session could have been issued is past `exp + LEEWAY`.
     pub fn session_revocation_until(&self, now: i64) -> i64 {
-        now + self.access_ttl_seconds
+        now + self.token_lifetime_seconds
     }
 
-    /// Deletes revocations that no longer matter.
+    /// Deletes revocations that no longer matter, and the refresh tokens of sessions
+    /// over for a day or more.
     pub async fn purge_expired(&self) -> Result<usize, DbError> {
         let now = self.clock.now();
         self.db
-            .write(move |tx| Ok(revocations::purge_expired(tx, now)?))
+            .write(move |tx| {
+                let tokens = refresh_tokens::purge_for_sessions_over_before(tx, now - 86_400)?;
+                Ok(revocations::purge_expired(tx, now)? + tokens)
+            })
             .await
     }
 }

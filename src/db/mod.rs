@@ -110,6 +110,20 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        self.write_then(f, |_| {}).await
+    }
+
+    /// As [`Database::write`], then runs `after_commit` on the committed value —
+    /// on the blocking thread, right after the commit. It runs even if the caller
+    /// stops waiting (a client that disconnects mid-request), so in-memory state
+    /// that mirrors the database (the revocation cache) can never miss a commit.
+    pub async fn write_then<T, E, F, A>(&self, f: F, after_commit: A) -> Result<T, E>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         self.check_faults()?;
         let mut conn = tokio::time::timeout(BUSY_TIMEOUT, self.writer.get())
             .await
@@ -121,6 +135,7 @@ impl Database {
                 .map_err(DbError::from)?;
             let value = f(&tx)?;
             tx.commit().map_err(DbError::from)?;
+            after_commit(&value);
             Ok(value)
         })
         .await

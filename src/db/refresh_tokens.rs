@@ -48,11 +48,12 @@ pub fn mark_rotated(conn: &Connection, token_hash: &str, now: i64) -> rusqlite::
     Ok(changed > 0)
 }
 
-/// Drops the tokens of sessions that ended or expired before `before`.
-pub fn purge_for_sessions_ended_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+/// Drops the tokens of sessions that ended, or expired, before `before`: they can
+/// never be exchanged again, and reuse of one is moot once its session is over.
+pub fn purge_for_sessions_over_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM refresh_tokens WHERE session_id IN (
-             SELECT id FROM sessions WHERE coalesce(ended_at, expires_at) < ?1 OR expires_at < ?1)",
+             SELECT id FROM sessions WHERE ended_at < ?1 OR expires_at < ?1)",
         [before],
     )
 }

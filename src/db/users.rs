@@ -80,6 +80,21 @@ pub fn set_password_hash(
     Ok(())
 }
 
+/// Replaces the password hash only if it is still `expected`; false otherwise (it
+/// changed since it was verified).
+pub fn replace_password_hash(
+    conn: &Connection,
+    id: UserId,
+    expected: &str,
+    hash: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached("UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2")?
+        .execute(params![id.to_string(), expected, hash, now])?;
+    Ok(changed > 0)
+}
+
 /// Moves the cut-off forward (never back): tokens issued before `at` die.
 pub fn set_tokens_valid_after(conn: &Connection, id: UserId, at: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(

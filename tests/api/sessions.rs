@@ -66,7 +66,7 @@ async fn logout_all_ends_every_session() {
 }
 
 #[actix_web::test]
-async fn a_password_change_ends_every_other_session() {
+async fn a_password_change_ends_every_earlier_session() {
     let app = spawn_app().await;
     let mine = app.signed_up("changer@example.org").await;
     let other = app.signed_in("changer@example.org", GOOD_PASSWORD).await;
@@ -80,9 +80,9 @@ async fn a_password_change_ends_every_other_session() {
         .await;
     assert_eq!(response.status(), 200);
     let renewed: Tokens = response.json().await.expect("new tokens");
-    assert_eq!(
+    assert_ne!(
         renewed.session_id, mine.session_id,
-        "the caller keeps its session"
+        "the caller continues in a new session"
     );
     assert_eq!(app.me_status(&renewed.access_token).await, 200);
     assert_eq!(
@@ -90,6 +90,14 @@ async fn a_password_change_ends_every_other_session() {
         401,
         "the old access token died"
     );
+    problem(app.refresh(&mine.refresh_token).await, 401).await;
+    let listed: Vec<serde_json::Value> = app
+        .get_with_token("/api/v1/auth/sessions", &renewed.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed.len(), 1, "only the new session is live");
     assert_eq!(
         app.me_status(&other.access_token).await,
         401,
