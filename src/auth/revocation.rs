@@ -260,3 +260,72 @@ impl RevocationStore {
             .await
     }
 }
+
+#[cfg(all(test, feature = "fault-injection"))]
+mod tests {
+    use super::*;
+    use crate::accounts::Role;
+    use crate::config::DatabaseSettings;
+
+    fn claims(user: UserId) -> AccessClaims {
+        AccessClaims {
+            iss: String::new(),
+            aud: String::new(),
+            sub: user,
+            jti: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            role: Role::User,
+            iat: 1,
+            nbf: 1,
+            exp: 2,
+            typ: super::super::tokens::TokenType::Access,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_warm_up_leaves_the_cache_unable_to_vouch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::open(&DatabaseSettings {
+            path: dir.path().join("r.db"),
+            read_connections: 1,
+        })
+        .await
+        .expect("open");
+        db.inject_io_errors(true);
+        let store = RevocationStore::open(db.clone(), 1000, 900, Clock::system()).await;
+        assert!(!store.is_complete());
+        let probe = claims(UserId::new());
+        assert_eq!(
+            store.check_cached(&probe),
+            None,
+            "a miss is not vouched for"
+        );
+        assert!(
+            store.is_revoked(&probe).await.is_err(),
+            "and the database error denies"
+        );
+        db.inject_io_errors(false);
+        // Unknown account: the database says its tokens are dead.
+        assert!(store.is_revoked(&probe).await.expect("answer"));
+    }
+
+    #[tokio::test]
+    async fn completeness_is_given_up_before_capacity_is_reached() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Database::open(&DatabaseSettings {
+            path: dir.path().join("r.db"),
+            read_connections: 1,
+        })
+        .await
+        .expect("open");
+        let store = RevocationStore::open(db, 100, 900, Clock::system()).await;
+        assert!(store.is_complete());
+        let until = Clock::system().now() + 900;
+        for _ in 0..89 {
+            store.remember_token(Uuid::new_v4(), until);
+        }
+        assert!(store.is_complete(), "89 of 100 held");
+        store.remember_token(Uuid::new_v4(), until);
+        assert!(!store.is_complete(), "90 of 100 held: no longer vouching");
+    }
+}

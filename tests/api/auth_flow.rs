@@ -88,11 +88,22 @@ async fn duplicate_registration_is_a_conflict() {
 async fn unknown_email_and_wrong_password_are_indistinguishable() {
     let app = spawn_app().await;
     app.register("dave@example.org", GOOD_PASSWORD).await;
+    app.register("locked@example.org", GOOD_PASSWORD).await;
+    app.register("disabled@example.org", GOOD_PASSWORD).await;
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    conn.execute_batch(
+        "UPDATE users SET status = 'locked' WHERE email = 'locked@example.org';
+         UPDATE users SET status = 'disabled' WHERE email = 'disabled@example.org';",
+    )
+    .expect("set statuses");
     let unknown = app.login("nobody@example.org", GOOD_PASSWORD).await;
     let wrong = app.login("dave@example.org", "definitely not it 99").await;
     let malformed = app.login("not-an-email", "whatever").await;
+    // The right password for a locked or disabled account: the same answer again.
+    let locked = app.login("locked@example.org", GOOD_PASSWORD).await;
+    let disabled = app.login("disabled@example.org", GOOD_PASSWORD).await;
     let mut bodies = Vec::new();
-    for response in [unknown, wrong, malformed] {
+    for response in [unknown, wrong, malformed, locked, disabled] {
         assert_eq!(response.status(), 401);
         assert_eq!(
             response
@@ -105,8 +116,9 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
         body.as_object_mut().expect("object").remove("request_id");
         bodies.push(body);
     }
-    assert_eq!(bodies[0], bodies[1]);
-    assert_eq!(bodies[1], bodies[2]);
+    for body in &bodies[1..] {
+        assert_eq!(&bodies[0], body);
+    }
     assert_eq!(bodies[0]["detail"], "Invalid email or password");
     // Only the audit log knows the difference.
     let reasons: Vec<String> = app
@@ -116,6 +128,10 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
         .collect();
     assert!(
         reasons[0].contains("unknown_email") && reasons[1].contains("wrong_password"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[3].contains("locked") && reasons[4].contains("disabled"),
         "{reasons:?}"
     );
 }

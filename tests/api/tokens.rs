@@ -104,7 +104,22 @@ async fn tampered_none_and_wrong_algorithm_tokens_are_refused() {
         "another key",
     )
     .await;
-    assert_rejected(&app, &"a".repeat(5000), "oversized").await;
+    // Correctly signed, but padded past 4 KiB: refused before parsing.
+    let mut padded = claims.clone();
+    padded["pad"] = json!("x".repeat(4200));
+    assert_rejected(
+        &app,
+        &sign(&padded, &app.settings.jwt.secret, Algorithm::HS256),
+        "oversized",
+    )
+    .await;
+    let mut fits = claims.clone();
+    fits["pad"] = json!("x".repeat(2000));
+    assert_eq!(
+        app.me_status(&sign(&fits, &app.settings.jwt.secret, Algorithm::HS256))
+            .await,
+        200
+    );
 }
 
 #[actix_web::test]
