@@ -282,8 +282,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_failed_warm_up_leaves_the_cache_unable_to_vouch() {
+    async fn open_db() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Database::open(&DatabaseSettings {
             path: dir.path().join("r.db"),
@@ -291,6 +290,12 @@ mod tests {
         })
         .await
         .expect("open");
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn a_failed_warm_up_leaves_the_cache_unable_to_vouch() {
+        let (_dir, db) = open_db().await;
         db.inject_io_errors(true);
         let store = RevocationStore::open(db.clone(), 1000, 900, Clock::system()).await;
         assert!(!store.is_complete());
@@ -311,13 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn completeness_is_given_up_before_capacity_is_reached() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Database::open(&DatabaseSettings {
-            path: dir.path().join("r.db"),
-            read_connections: 1,
-        })
-        .await
-        .expect("open");
+        let (_dir, db) = open_db().await;
         let store = RevocationStore::open(db, 100, 900, Clock::system()).await;
         assert!(store.is_complete());
         let until = Clock::system().now() + 900;

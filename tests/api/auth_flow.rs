@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{GOOD_PASSWORD, Tokens, problem, spawn_app};
+use crate::helpers::{GOOD_PASSWORD, Tokens, assert_bearer_challenge, problem, spawn_app};
 
 #[actix_web::test]
 async fn the_full_flow() {
@@ -105,13 +105,7 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
     let mut bodies = Vec::new();
     for response in [unknown, wrong, malformed, locked, disabled] {
         assert_eq!(response.status(), 401);
-        assert_eq!(
-            response
-                .headers()
-                .get("www-authenticate")
-                .and_then(|v| v.to_str().ok()),
-            Some("Bearer")
-        );
+        assert_bearer_challenge(&response);
         let mut body = problem(response, 401).await;
         body.as_object_mut().expect("object").remove("request_id");
         bodies.push(body);
@@ -141,13 +135,7 @@ async fn protected_routes_need_a_bearer_token() {
     let app = spawn_app().await;
     for path in ["/api/v1/auth/me", "/api/v1/auth/sessions"] {
         let response = app.get(path).await;
-        assert_eq!(
-            response
-                .headers()
-                .get("www-authenticate")
-                .and_then(|v| v.to_str().ok()),
-            Some("Bearer")
-        );
+        assert_bearer_challenge(&response);
         problem(response, 401).await;
     }
     let basic = app

@@ -210,6 +210,17 @@ pub fn assert_no_internal_text(body: &str) {
     }
 }
 
+/// A 401 challenges for a bearer token.
+pub fn assert_bearer_challenge(response: &reqwest::Response) {
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+}
+
 /// Checks the problem+json shape and returns the parsed body.
 pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Value {
     assert_eq!(response.status().as_u16(), status);

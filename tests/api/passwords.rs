@@ -46,6 +46,17 @@ async fn the_stored_hash_is_argon2id_with_the_configured_parameters() {
     );
 }
 
+/// The right password signs in, and the stored hash is now the configured argon2id.
+async fn assert_logs_in_and_upgrades(app: &crate::helpers::TestApp) {
+    assert_eq!(
+        app.login("legacy@example.org", GOOD_PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert!(stored_hash(app, "legacy@example.org").starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+}
+
 #[actix_web::test]
 async fn weaker_and_legacy_hashes_are_upgraded_at_login() {
     let app = spawn_app().await;
@@ -59,13 +70,7 @@ async fn weaker_and_legacy_hashes_are_upgraded_at_login() {
     .expect("hash")
     .to_string();
     set_hash(&app, "legacy@example.org", &weak);
-    assert_eq!(
-        app.login("legacy@example.org", GOOD_PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    assert!(stored_hash(&app, "legacy@example.org").starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    assert_logs_in_and_upgrades(&app).await;
 
     // An account imported from the bcrypt system being replaced.
     let bcrypt = bcrypt::hash(GOOD_PASSWORD, 10).expect("bcrypt");
@@ -82,13 +87,7 @@ async fn weaker_and_legacy_hashes_are_upgraded_at_login() {
         bcrypt,
         "no upgrade on failure"
     );
-    assert_eq!(
-        app.login("legacy@example.org", GOOD_PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    assert!(stored_hash(&app, "legacy@example.org").starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    assert_logs_in_and_upgrades(&app).await;
     assert!(
         app.audit_events("auth.login_succeeded")
             .iter()
