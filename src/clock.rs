@@ -1,8 +1,9 @@
 //! The time, injected: services ask the clock instead of the system, so tests can
 //! move time forward (expiry, lockout windows) without sleeping.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
@@ -29,6 +30,21 @@ impl Clock {
         match &*self.0 {
             Source::System => OffsetDateTime::now_utc().unix_timestamp(),
             Source::Manual(at) => at.load(Ordering::SeqCst),
+        }
+    }
+
+    /// A monotonic reading in nanoseconds, for rate limiters: the time since process
+    /// start for the system clock; the manual clock's seconds, in nanoseconds.
+    pub fn monotonic_nanos(&self) -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        match &*self.0 {
+            Source::System => {
+                let start = *START.get_or_init(Instant::now);
+                u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+            }
+            Source::Manual(at) => u64::try_from(at.load(Ordering::SeqCst))
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000),
         }
     }
 

@@ -188,10 +188,14 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error("not found")]
     NotFound,
+    #[error("rate limited")]
+    RateLimited(crate::limits::Decision),
     #[error("service unavailable: {reason}")]
     Unavailable {
         /// Shown to the client: must stay generic.
@@ -243,10 +247,22 @@ impl ApiError {
                 "Unauthorized",
                 *detail,
             ),
+            ApiError::Forbidden(detail) => {
+                Problem::new("forbidden", StatusCode::FORBIDDEN, "Forbidden", *detail)
+            }
             ApiError::Conflict(detail) => {
                 Problem::new("conflict", StatusCode::CONFLICT, "Conflict", *detail)
             }
             ApiError::NotFound => Problem::for_status(StatusCode::NOT_FOUND),
+            ApiError::RateLimited(decision) => Problem::new(
+                "rate-limited",
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                format!(
+                    "Rate limit reached; retry in {} second(s).",
+                    decision.retry_after_seconds
+                ),
+            ),
             ApiError::Unavailable { reason, .. } => Problem::new(
                 "unavailable",
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -270,6 +286,9 @@ impl ResponseError for ApiError {
             tracing::error!(error = ?cause, "unexpected error");
         }
         let mut response = self.problem().into_response();
+        if let ApiError::RateLimited(decision) = self {
+            crate::limits::middleware::write_headers(response.headers_mut(), decision);
+        }
         if let ApiError::Unauthorized(_) = self {
             response
                 .headers_mut()

@@ -15,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -16,14 +16,17 @@ use crate::http::cors::cors;
 use crate::http::json::JsonLimit;
 use crate::http::request_context::RequestContext;
 use crate::http::security_headers::SecurityHeaders;
+use crate::limits::middleware::RateLimit;
 use crate::routes;
 use crate::state::AppState;
 use crate::telemetry::RequestSpan;
 
 /// Seconds in-flight requests get to finish on shutdown.
 const SHUTDOWN_GRACE_SECONDS: u64 = 10;
-/// How often expired revocations are purged.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the rate limiters are swept (and overflow reported).
+const LIMITER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Expired revocations are purged every this many sweeps (ten minutes).
+const PURGE_EVERY_TICKS: u64 = 10;
 
 pub struct Application {
     server: Server,
@@ -96,6 +99,7 @@ impl Application {
                 .configure(routes::configure)
                 .configure(extra_routes.clone())
                 .default_service(web::to(routes::not_found))
+                .wrap(RateLimit)
                 .wrap(cors(&http.cors_allowed_origins))
                 .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(RequestContext::new(&http.trusted_proxies))
@@ -197,18 +201,27 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
-/// Periodic housekeeping: expired revocations are deleted.
+/// Periodic housekeeping: every minute the rate limiters drop refilled buckets and
+/// report overflow use (logged and audited); every ten minutes expired revocations
+/// and spent refresh tokens are deleted.
 async fn maintain(state: AppState) {
-    let mut interval = actix_web::rt::time::interval(MAINTENANCE_INTERVAL);
+    let mut interval = actix_web::rt::time::interval(LIMITER_SWEEP_INTERVAL);
+    let mut ticks: u64 = 0;
     loop {
         interval.tick().await;
-        match state.revocations.purge_expired().await {
-            Ok(purged) if purged > 0 => tracing::info!(
-                purged,
-                "expired revocations and spent refresh tokens purged"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "revocation purge failed"),
+        crate::limits::sweep_and_report(&state).await;
+        if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
+            match state.revocations.purge_expired().await {
+                Ok(purged) if purged > 0 => {
+                    tracing::info!(
+                        purged,
+                        "expired revocations and spent refresh tokens purged"
+                    )
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "revocation purge failed"),
+            }
         }
+        ticks += 1;
     }
 }

@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::password::PasswordHasher;
 use crate::db::Database;
+use crate::limits::RateLimits;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +21,7 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub revocations: RevocationStore,
     pub accounts: AccountService,
+    pub limits: RateLimits,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
         )
         .await;
         let hasher = PasswordHasher::new(&settings.passwords)?;
+        let limits = RateLimits::new(&settings.rate_limits, clock.clone());
         let accounts = AccountService::new(
             db.clone(),
             hasher,
@@ -45,6 +48,7 @@ impl AppState {
             revocations.clone(),
             clock.clone(),
             settings.jwt.refresh_token_seconds(),
+            &settings.rate_limits.softlock_steps,
         );
         Ok(Self {
             settings,
@@ -54,6 +58,7 @@ impl AppState {
             tokens,
             revocations,
             accounts,
+            limits,
         })
     }
 }

@@ -67,6 +67,10 @@ pub enum AccountError {
     SessionNotFound,
     #[error("account no longer exists")]
     AccountGone,
+    #[error("no such user")]
+    UserNotFound,
+    #[error("an administrator cannot lock their own account")]
+    CannotLockSelf,
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error(transparent)]
@@ -103,6 +107,10 @@ impl From<AccountError> for ApiError {
             )]),
             AccountError::SessionNotFound => ApiError::NotFound,
             AccountError::AccountGone => ApiError::Unauthorized("Token revoked"),
+            AccountError::UserNotFound => ApiError::NotFound,
+            AccountError::CannotLockSelf => {
+                ApiError::Conflict("An administrator cannot lock their own account.")
+            }
             AccountError::Password(PasswordError::Busy {
                 retry_after_seconds,
             }) => ApiError::Unavailable {
@@ -137,6 +145,8 @@ pub struct AccountService {
     revocations: RevocationStore,
     clock: Clock,
     session_ttl_seconds: i64,
+    /// Softlock: (consecutive failures, lock seconds), ascending.
+    softlock_steps: Arc<[(u32, u32)]>,
     /// Accounts recently read for `me`: a hot, read-mostly path that would otherwise
     /// pay a database round trip on every call.
     profiles: Cache<UserId, User>,
@@ -165,6 +175,7 @@ impl AccountService {
         revocations: RevocationStore,
         clock: Clock,
         session_ttl_seconds: i64,
+        softlock_steps: &[(u32, u32)],
     ) -> Self {
         Self {
             db,
@@ -173,6 +184,7 @@ impl AccountService {
             revocations,
             clock,
             session_ttl_seconds,
+            softlock_steps: Arc::from(softlock_steps),
             profiles: Cache::builder()
                 .max_capacity(PROFILE_CACHE_CAPACITY)
                 .time_to_live(PROFILE_CACHE_TTL)
@@ -231,6 +243,8 @@ impl AccountService {
             created_at: now,
             updated_at: now,
             tokens_valid_after: 0,
+            failed_logins: 0,
+            locked_until: None,
         };
         let audit_event = event("auth.registered", Outcome::Success, meta)
             .with_actor(user.id.to_string())
@@ -276,16 +290,25 @@ impl AccountService {
                 user.as_ref().map(|u| u.password_hash.clone()),
             )
             .await?;
+        let now = self.clock.now();
+        // The password is checked before the account's state is, so every outcome
+        // costs the same; during a softlock even the right password is refused.
         let failure = match (&user, verification) {
             (None, _) => Some("unknown_email"),
+            (Some(user), _) if user.is_softlocked(now) => Some("softlocked"),
             (Some(_), Verification::Invalid) => Some("wrong_password"),
             (Some(user), _) if user.status != UserStatus::Active => Some(user.status.as_str()),
             _ => None,
         };
-        let (Some(user), None) = (user, failure) else {
-            return Err(self
-                .login_failed(failure.unwrap_or("unknown_email"), email, None, meta)
-                .await);
+        let user = match (user, failure) {
+            (Some(user), None) => user,
+            (user, failure) => {
+                let reason = failure.unwrap_or("unknown_email");
+                let counts = reason == "wrong_password";
+                return Err(self
+                    .login_failed(reason, email, user.map(|u| u.id), counts, meta)
+                    .await);
+            }
         };
         // Upgrade a weaker or legacy hash now that the password is known. A busy
         // hasher must not fail the login: the upgrade waits for the next one.
@@ -305,29 +328,54 @@ impl AccountService {
             // The password or status changed while this login was being checked:
             // what was verified is no longer the account's credential.
             None => Err(self
-                .login_failed("changed_during_login", email, Some(user_id), meta)
+                .login_failed("changed_during_login", email, Some(user_id), false, meta)
                 .await),
         }
     }
 
     /// Records a failed login and returns the one error every failure answers with.
+    /// When `counts`, the failure adds to the account's consecutive failures, which
+    /// may softlock it (audited as `auth.account_locked`).
     async fn login_failed(
         &self,
         reason: &str,
         email: Option<Email>,
         user: Option<UserId>,
+        counts: bool,
         meta: &RequestMeta,
     ) -> AccountError {
         let mut failed =
             event("auth.login_failed", Outcome::Failure, meta).with_detail("reason", reason);
-        match (user, email) {
+        match (user, &email) {
             (Some(user), _) => failed = failed.with_target(user.to_string()),
             (None, Some(email)) => failed = failed.with_detail("email", email.as_str()),
             (None, None) => {}
         }
-        match self.db.write(move |tx| audit::append(tx, &failed)).await {
-            Ok(_) => AccountError::InvalidCredentials,
-            Err(error) => error.into(),
+        let locked = event("auth.account_locked", Outcome::Denied, meta);
+        let (steps, now) = (Arc::clone(&self.softlock_steps), self.clock.now());
+        let written = self
+            .db
+            .write(move |tx| {
+                audit::append(tx, &failed)?;
+                if let (true, Some(user)) = (counts, user) {
+                    let failures = users::count_failed_login(tx, user)?;
+                    if let Some(seconds) = softlock_seconds(&steps, failures) {
+                        users::softlock_until(tx, user, now + i64::from(seconds))?;
+                        audit::append(
+                            tx,
+                            &locked
+                                .with_target(user.to_string())
+                                .with_detail("consecutive_failures", failures)
+                                .with_detail("lock_seconds", seconds),
+                        )?;
+                    }
+                }
+                Ok::<_, AccountError>(())
+            })
+            .await;
+        match written {
+            Ok(()) => AccountError::InvalidCredentials,
+            Err(error) => error,
         }
     }
 
@@ -387,13 +435,16 @@ impl AccountService {
                 move |tx| {
                     let current = users::find(tx, verified.id)?;
                     let unchanged = current.is_some_and(|c| {
-                        c.password_hash == verified.password_hash && c.status == UserStatus::Active
+                        c.password_hash == verified.password_hash
+                            && c.status == UserStatus::Active
+                            && !c.is_softlocked(now)
                     });
                     if !unchanged {
                         return Ok::<_, AccountError>(false);
                     }
                     sessions::insert(tx, &session)?;
                     refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
+                    users::clear_failed_logins(tx, verified.id)?;
                     if let Some(hash) = &upgraded_hash {
                         users::set_password_hash(tx, verified.id, hash, now)?;
                     }
@@ -673,6 +724,74 @@ impl AccountService {
         }
     }
 
+    /// An administrator locks an account: it refuses logins, and every session and
+    /// token of it ends at once.
+    pub async fn lock(
+        &self,
+        admin: &Principal,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        if admin.user_id == user {
+            return Err(AccountError::CannotLockSelf);
+        }
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let audit_event = event("admin.user_locked", Outcome::Success, meta)
+            .with_actor(admin.user_id.to_string())
+            .with_target(user.to_string());
+        let (locked, ended) = self
+            .db
+            .write_then(
+                move |tx| {
+                    if !users::set_status(tx, user, UserStatus::Locked, now)? {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    let ended = end_all_sessions(tx, user, now, until, "locked_by_admin")?;
+                    audit::append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
+                    let locked = users::find(tx, user)?.ok_or(AccountError::UserNotFound)?;
+                    Ok((locked, ended))
+                },
+                {
+                    let after = self.after_sessions_ended(user, now, until);
+                    move |(_, ended): &(User, Vec<Uuid>)| after(ended)
+                },
+            )
+            .await?;
+        tracing::info!(
+            sessions_ended = ended.len(),
+            "account locked by an administrator"
+        );
+        Ok(locked)
+    }
+
+    /// An administrator unlocks an account: active again, softlock and failure count
+    /// cleared.
+    pub async fn unlock(
+        &self,
+        admin: &Principal,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let now = self.clock.now();
+        let audit_event = event("admin.user_unlocked", Outcome::Success, meta)
+            .with_actor(admin.user_id.to_string())
+            .with_target(user.to_string());
+        let profiles = self.profiles.clone();
+        self.db
+            .write_then(
+                move |tx| {
+                    if !users::set_status(tx, user, UserStatus::Active, now)? {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    audit::append(tx, &audit_event)?;
+                    users::find(tx, user)?.ok_or(AccountError::UserNotFound)
+                },
+                move |_| profiles.invalidate(&user),
+            )
+            .await
+    }
+
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, AccountError> {
         let (user, current, now) = (principal.user_id, principal.session_id, self.clock.now());
         let rows = self
@@ -738,6 +857,15 @@ impl AccountService {
     }
 }
 
+/// How long `failures` consecutive failures lock an account: the step reached last.
+fn softlock_seconds(steps: &[(u32, u32)], failures: u32) -> Option<u32> {
+    steps
+        .iter()
+        .rev()
+        .find(|(at, _)| failures >= *at)
+        .map(|(_, seconds)| *seconds)
+}
+
 /// Ends every live session of `user`, records each as revoked until `until`, and
 /// moves the user's cut-off to `now`. Returns the sessions ended.
 fn end_all_sessions(
@@ -755,4 +883,20 @@ fn end_all_sessions(
     }
     users::set_tokens_valid_after(tx, user, now)?;
     Ok(ended)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::softlock_seconds;
+
+    #[test]
+    fn softlock_steps_escalate_and_stay_at_the_last() {
+        let steps = [(5, 60), (10, 300), (20, 3600)];
+        assert_eq!(softlock_seconds(&steps, 4), None);
+        assert_eq!(softlock_seconds(&steps, 5), Some(60));
+        assert_eq!(softlock_seconds(&steps, 9), Some(60));
+        assert_eq!(softlock_seconds(&steps, 10), Some(300));
+        assert_eq!(softlock_seconds(&steps, 20), Some(3600));
+        assert_eq!(softlock_seconds(&steps, 500), Some(3600));
+    }
 }

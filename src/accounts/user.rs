@@ -102,4 +102,14 @@ pub struct User {
     pub created_at: i64,
     pub updated_at: i64,
     pub tokens_valid_after: i64,
+    /// Consecutive failed logins since the last success.
+    pub failed_logins: u32,
+    /// Logins are refused until this instant (softlock), if set.
+    pub locked_until: Option<i64>,
+}
+
+impl User {
+    pub fn is_softlocked(&self, now: i64) -> bool {
+        self.locked_until.is_some_and(|until| until > now)
+    }
 }

@@ -9,12 +9,13 @@ use futures_util::future::LocalBoxFuture;
 
 use super::tokens::TokenType;
 use super::{AuthError, Principal};
+use crate::accounts::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The token in `Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+pub(crate) fn bearer_token_of(headers: &header::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -34,7 +35,7 @@ impl FromRequest for Principal {
                 )))
             });
         };
-        let claims = match bearer_token(req) {
+        let claims = match bearer_token_of(req.headers()) {
             None => Err(AuthError::MissingToken),
             Some(token) => state
                 .tokens
@@ -52,6 +53,27 @@ impl FromRequest for Principal {
                 return Err(AuthError::Revoked.into());
             }
             Ok(Principal::from(claims))
+        })
+    }
+}
+
+/// A caller with the `admin` role (from its valid, unrevoked token). Anyone else is
+/// refused with 403 before the handler runs.
+pub struct Admin(pub Principal);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let principal = Principal::from_request(req, payload);
+        Box::pin(async move {
+            let principal = principal.await?;
+            if principal.role == Role::Admin {
+                Ok(Admin(principal))
+            } else {
+                Err(ApiError::Forbidden("This requires the administrator role."))
+            }
         })
     }
 }

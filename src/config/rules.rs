@@ -149,6 +149,45 @@ fn valid_host(host: &str) -> bool {
         })
 }
 
+/// A rate: `calls/seconds`, e.g. `5/60`.
+pub fn quota(value: &str) -> Result<(u32, u32), String> {
+    let invalid = || format!("`{value}` is not a rate of the form calls/seconds, such as 5/60");
+    let (calls, seconds) = value.split_once('/').ok_or_else(invalid)?;
+    let calls: u32 = calls.trim().parse().map_err(|_| invalid())?;
+    let seconds: u32 = seconds.trim().parse().map_err(|_| invalid())?;
+    if !(1..=1_000_000).contains(&calls) || !(1..=86_400).contains(&seconds) {
+        return Err(format!(
+            "`{value}` is out of range: 1–1000000 calls per 1–86400 seconds"
+        ));
+    }
+    Ok((calls, seconds))
+}
+
+/// Softlock steps: `failures:seconds` pairs, failures strictly ascending.
+pub fn softlock_steps(value: &str) -> Result<Vec<(u32, u32)>, String> {
+    let invalid =
+        |item: &str| format!("`{item}` is not a step of the form failures:seconds, such as 5:60");
+    let mut steps: Vec<(u32, u32)> = Vec::new();
+    for item in split_list(value)? {
+        let (failures, seconds) = item.split_once(':').ok_or_else(|| invalid(item))?;
+        let failures: u32 = failures.trim().parse().map_err(|_| invalid(item))?;
+        let seconds: u32 = seconds.trim().parse().map_err(|_| invalid(item))?;
+        if failures == 0 || seconds == 0 || seconds > 31 * 86_400 {
+            return Err(format!(
+                "`{item}` needs at least 1 failure and 1 s to 31 days of lock"
+            ));
+        }
+        if steps
+            .last()
+            .is_some_and(|&(previous, _)| previous >= failures)
+        {
+            return Err("steps must be in ascending order of failures".to_owned());
+        }
+        steps.push((failures, seconds));
+    }
+    Ok(steps)
+}
+
 /// A list of IP addresses or CIDR networks; a bare address is its own /32 or /128.
 pub fn networks(value: &str) -> Result<Vec<IpNet>, String> {
     split_list(value)?
@@ -224,6 +263,15 @@ mod tests {
         ] {
             assert!(origin(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn quotas_and_steps() {
+        assert_eq!(quota("5/60"), Ok((5, 60)));
+        assert!(quota("0/60").is_err() && quota("5").is_err() && quota("5/0").is_err());
+        assert_eq!(softlock_steps("5:60,10:300"), Ok(vec![(5, 60), (10, 300)]));
+        assert!(softlock_steps("10:60,5:300").is_err());
+        assert!(softlock_steps("5:0").is_err());
     }
 
     #[test]

@@ -53,6 +53,14 @@ pub const REFRESH_TOKEN_EXPIRE_DAYS: &str = "REFRESH_TOKEN_EXPIRE_DAYS";
 pub const DEFAULT_RATE_LIMIT_CALLS: &str = "DEFAULT_RATE_LIMIT_CALLS";
 pub const DEFAULT_RATE_LIMIT_PERIOD: &str = "DEFAULT_RATE_LIMIT_PERIOD";
 pub const WEBHOOK_ALLOWED_PRIVATE_NETWORKS: &str = "WEBHOOK_ALLOWED_PRIVATE_NETWORKS";
+pub const RATE_LIMIT_ANONYMOUS: &str = "RATE_LIMIT_ANONYMOUS";
+pub const RATE_LIMIT_LOGIN_IP: &str = "RATE_LIMIT_LOGIN_IP";
+pub const RATE_LIMIT_LOGIN_ACCOUNT: &str = "RATE_LIMIT_LOGIN_ACCOUNT";
+pub const RATE_LIMIT_REGISTER_IP: &str = "RATE_LIMIT_REGISTER_IP";
+pub const RATE_LIMIT_MFA_ACCOUNT: &str = "RATE_LIMIT_MFA_ACCOUNT";
+pub const RATE_LIMIT_REFRESH_IP: &str = "RATE_LIMIT_REFRESH_IP";
+pub const RATE_LIMIT_MAX_KEYS: &str = "RATE_LIMIT_MAX_KEYS";
+pub const SOFTLOCK_STEPS: &str = "SOFTLOCK_STEPS";
 pub const PASSWORD_HASH_MEMORY_KIB: &str = "PASSWORD_HASH_MEMORY_KIB";
 pub const PASSWORD_HASH_ITERATIONS: &str = "PASSWORD_HASH_ITERATIONS";
 pub const PASSWORD_HASH_PARALLELISM: &str = "PASSWORD_HASH_PARALLELISM";
@@ -179,6 +187,46 @@ pub const ALL: &[Variable] = &[
         DEFAULT_RATE_LIMIT_PERIOD,
         Some("60"),
         "Rate limit window in seconds.",
+    ),
+    var(
+        RATE_LIMIT_ANONYMOUS,
+        Some("100/60"),
+        "Unauthenticated requests per client IP, as calls/seconds.",
+    ),
+    var(
+        RATE_LIMIT_LOGIN_IP,
+        Some("5/60"),
+        "Login attempts per client IP.",
+    ),
+    var(
+        RATE_LIMIT_LOGIN_ACCOUNT,
+        Some("10/60"),
+        "Login attempts per account (e-mail), from anywhere.",
+    ),
+    var(
+        RATE_LIMIT_REGISTER_IP,
+        Some("3/3600"),
+        "Registrations per client IP.",
+    ),
+    var(
+        RATE_LIMIT_MFA_ACCOUNT,
+        Some("5/60"),
+        "MFA code checks per account.",
+    ),
+    var(
+        RATE_LIMIT_REFRESH_IP,
+        Some("30/60"),
+        "Token refreshes per client IP.",
+    ),
+    var(
+        RATE_LIMIT_MAX_KEYS,
+        Some("100000"),
+        "Keys each limiter tracks; beyond it, newcomers share one strict overflow bucket.",
+    ),
+    var(
+        SOFTLOCK_STEPS,
+        Some("5:60,10:300,20:3600"),
+        "Consecutive failed logins:lock seconds, ascending. Each failure at or past a step locks the account that long.",
     ),
     var(
         WEBHOOK_ALLOWED_PRIVATE_NETWORKS,

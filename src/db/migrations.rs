@@ -6,6 +6,7 @@ use rusqlite_migration::{M, Migrations};
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_audit_events.sql")),
     M::up(include_str!("migrations/0002_accounts.sql")),
+    M::up(include_str!("migrations/0003_softlock.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::accounts::{Email, Role, User, UserId, UserStatus};
 
-const COLUMNS: &str = "id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after";
+const COLUMNS: &str = "id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after, failed_logins, locked_until";
 
 fn conversion_error(column: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -30,6 +30,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
         tokens_valid_after: row.get(8)?,
+        failed_logins: row.get(9)?,
+        locked_until: row.get(10)?,
     })
 }
 
@@ -92,6 +94,48 @@ pub fn replace_password_hash(
     let changed = conn
         .prepare_cached("UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2")?
         .execute(params![id.to_string(), expected, hash, now])?;
+    Ok(changed > 0)
+}
+
+/// Counts a failed login; returns the consecutive failures so far.
+pub fn count_failed_login(conn: &Connection, id: UserId) -> rusqlite::Result<u32> {
+    conn.prepare_cached(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
+    )?
+    .query_row([id.to_string()], |row| row.get(0))
+}
+
+pub fn softlock_until(conn: &Connection, id: UserId, until: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE users SET locked_until = ?2 WHERE id = ?1")?
+        .execute(params![id.to_string(), until])?;
+    Ok(())
+}
+
+/// A successful login: the failure count and any softlock are cleared.
+pub fn clear_failed_logins(conn: &Connection, id: UserId) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?1 AND (failed_logins > 0 OR locked_until IS NOT NULL)",
+    )?
+    .execute([id.to_string()])?;
+    Ok(())
+}
+
+/// Sets the account status; returns false when there is no such user. Unlocking
+/// (back to active) also clears the softlock.
+pub fn set_status(
+    conn: &Connection,
+    id: UserId,
+    status: UserStatus,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE users SET status = ?2, updated_at = ?3,
+                 failed_logins = CASE WHEN ?2 = 'active' THEN 0 ELSE failed_logins END,
+                 locked_until = CASE WHEN ?2 = 'active' THEN NULL ELSE locked_until END
+             WHERE id = ?1",
+        )?
+        .execute(params![id.to_string(), status.as_str(), now])?;
     Ok(changed > 0)
 }
 

@@ -11,6 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::accounts::{Role, UserStatus};
 use crate::error::{FieldError, Problem};
+use crate::routes::api::admin_users;
 use crate::routes::api::auth::{
     self, ChangePasswordRequest, LoginRequest, MessageResponse, RefreshRequest, RegisterRequest,
     SessionResponse, TokenResponse, UserResponse,
@@ -37,6 +38,8 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         auth::change_password,
         auth::sessions,
         auth::revoke_session,
+        admin_users::lock,
+        admin_users::unlock,
     ),
     components(schemas(
         Problem,
@@ -58,6 +61,7 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
     tags(
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, tokens and sessions"),
+        (name = "admin", description = "Administration; the administrator role is required"),
         (name = "meta", description = "This document")
     )
 )]

@@ -16,6 +16,7 @@ use portcullis::config::{ConfigSources, Mode, Settings};
 use portcullis::db::Database;
 use portcullis::http::ClientIp;
 use portcullis::http::json::Json;
+use portcullis::state::AppState;
 use secrecy::ExposeSecret;
 use tempfile::TempDir;
 
@@ -28,6 +29,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub clock: Clock,
     pub handle: ServerHandle,
+    /// The running app's services, for driving maintenance in tests.
+    pub state: AppState,
     /// Keeps the database directory alive for the test's duration.
     pub dir: TempDir,
 }
@@ -91,6 +94,18 @@ pub fn test_settings(dir: &Path, overrides: &[(&str, &str)]) -> Settings {
     pairs.insert("BIND_ADDRESS".into(), "127.0.0.1:0".into());
     pairs.insert("HTTP_WORKERS".into(), "1".into());
     pairs.insert("DATABASE_READ_CONNECTIONS".into(), "2".into());
+    // Generous limits, so tests of other features are not throttled; the rate
+    // limit tests set their own.
+    for (name, quota) in [
+        ("RATE_LIMIT_ANONYMOUS", "100000/60"),
+        ("RATE_LIMIT_LOGIN_IP", "100000/60"),
+        ("RATE_LIMIT_LOGIN_ACCOUNT", "100000/60"),
+        ("RATE_LIMIT_REGISTER_IP", "100000/60"),
+        ("RATE_LIMIT_REFRESH_IP", "100000/60"),
+    ] {
+        pairs.insert(name.into(), quota.into());
+    }
+    pairs.insert("DEFAULT_RATE_LIMIT_CALLS".into(), "100000".into());
     pairs.insert(
         "DATABASE_PATH".into(),
         dir.join("portcullis.db").to_string_lossy().into_owned(),
@@ -115,12 +130,23 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_with(settings, dir, reqwest::Client::new(), Clock::system()).await
 }
 
+/// `TEST_LOG=debug cargo test ...` shows the server's log while debugging a test.
+fn init_test_log() {
+    if let Ok(level) = std::env::var("TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(level)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 pub async fn spawn_with(
     settings: Settings,
     dir: TempDir,
     client: reqwest::Client,
     clock: Clock,
 ) -> TestApp {
+    init_test_log();
     let db_path = settings.database.path.clone();
     let app = Application::build_with(settings.clone(), clock.clone(), test_routes)
         .await
@@ -128,6 +154,7 @@ pub async fn spawn_with(
     let address = app.base_url();
     let db = app.database().clone();
     let handle = app.handle();
+    let state = app.state().clone();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -137,6 +164,7 @@ pub async fn spawn_with(
         settings,
         clock,
         handle,
+        state,
         dir,
     }
 }
@@ -455,6 +483,17 @@ impl TestApp {
             &serde_json::json!({"email": email, "password": password}),
         )
         .await
+    }
+
+    /// A login as if from `ip`, through a proxy's `X-Forwarded-For`.
+    pub async fn login_from(&self, ip: &str, email: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("request failed")
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {

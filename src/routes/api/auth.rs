@@ -1,7 +1,7 @@
 //! `/api/v1/auth/*`: registration, login, refresh, logout, the caller's account,
 //! password change and sessions.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,7 +12,10 @@ use crate::accounts::{Role, User, UserStatus};
 use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, Problem};
+use crate::http::ClientIp;
 use crate::http::json::Json;
+use crate::limits::middleware::enforce;
+use crate::limits::{LimitKey, RouteClass};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -139,14 +142,18 @@ impl From<SessionInfo> for SessionResponse {
     responses(
         (status = 201, description = "Account created", body = UserResponse),
         (status = 409, description = "E-mail already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 3 registrations per hour from this address", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid e-mail or a password breaking a named rule", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn register(
+    req: HttpRequest,
+    ip: ClientIp,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    enforce(&req, RouteClass::Register, &LimitKey::ip(ip.0))?;
     let body = body.into_inner();
     let user = state
         .accounts
@@ -163,16 +170,27 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
-        (status = 401, description = "`Invalid email or password` — the same for every kind of failure", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`Invalid email or password` — the same for every kind of failure, a locked account included", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 5 attempts a minute from this address, or 10 for this account", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many sign-ins at once; retry after `Retry-After`", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn login(
+    req: HttpRequest,
+    ip: ClientIp,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    // Both limits count every attempt: one address trying many accounts, and many
+    // addresses trying one account.
+    enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0))?;
+    enforce(
+        &req,
+        RouteClass::LoginAccount,
+        &LimitKey::account(&body.email),
+    )?;
     let pair = state
         .accounts
         .login(&body.email, body.password, &meta)
@@ -189,14 +207,18 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair; the presented refresh token is spent", body = TokenResponse),
-        (status = 401, description = "Unknown, spent, or expired refresh token", body = Problem, content_type = "application/problem+json")
+        (status = 401, description = "Unknown, spent, or expired refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 30 refreshes a minute from this address", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn refresh(
+    req: HttpRequest,
+    ip: ClientIp,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    enforce(&req, RouteClass::Refresh, &LimitKey::ip(ip.0))?;
     let pair = state
         .accounts
         .refresh(body.into_inner().refresh_token, &meta)

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, one file per resource.
 
+pub mod admin_users;
 pub mod auth;
 
 use actix_web::dev::HttpServiceFactory;
@@ -18,4 +19,6 @@ pub fn scope() -> impl HttpServiceFactory {
         .service(post("/auth/password", auth::change_password))
         .service(get("/auth/sessions", auth::sessions))
         .service(delete("/auth/sessions/{id}", auth::revoke_session))
+        .service(post("/admin/users/{id}/lock", admin_users::lock))
+        .service(post("/admin/users/{id}/unlock", admin_users::unlock))
 }

@@ -1,0 +1,160 @@
+//! Rate limiting at the HTTP edge. The middleware limits every request but
+//! `/health*`: per user when it carries a validly signed access token (so the limit
+//! follows the user across addresses), per client network otherwise. Handlers add
+//! their route-class limits with [`enforce`]. Responses carry the `RateLimit-*`
+//! headers of the tightest limit that applied; a denial is 429 with `Retry-After`.
+
+use std::future::{Ready, ready};
+use std::rc::Rc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+
+use super::{Decision, LimitKey, RouteClass};
+use crate::auth::extractor::bearer_token_of;
+use crate::auth::tokens::TokenType;
+use crate::error::ApiError;
+use crate::http::ClientIp;
+use crate::state::AppState;
+
+/// Adds the `RateLimit-*` headers (and `Retry-After` on a denial).
+pub fn write_headers(headers: &mut HeaderMap, decision: &Decision) {
+    let pairs = [
+        ("ratelimit-limit", decision.limit.to_string()),
+        ("ratelimit-remaining", decision.remaining.to_string()),
+        ("ratelimit-reset", decision.reset_seconds.to_string()),
+    ];
+    for (name, value) in pairs {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    if !decision.allowed
+        && let Ok(value) = HeaderValue::from_str(&decision.retry_after_seconds.to_string())
+    {
+        headers.insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+}
+
+/// Counts this request against `class` for `key`; remembers the tightest verdict
+/// for the response headers; refuses with 429 when the limit is spent.
+pub fn enforce(req: &HttpRequest, class: RouteClass, key: &LimitKey) -> Result<(), ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))?;
+    let decision = state.limits.check(class, key);
+    let mut ext = req.extensions_mut();
+    let tighter = ext
+        .get::<Decision>()
+        .is_none_or(|current| decision.tighter_than(current));
+    if tighter {
+        ext.insert(decision);
+    }
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::RateLimited(decision))
+    }
+}
+
+fn is_exempt(path: &str) -> bool {
+    path == "/health" || path.starts_with("/health/")
+}
+
+pub struct RateLimit;
+
+impl<S, B> Transform<S, ServiceRequest> for RateLimit
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = RateLimitMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RateLimitMiddleware {
+            service: Rc::new(service),
+        }))
+    }
+}
+
+pub struct RateLimitMiddleware<S> {
+    service: Rc<S>,
+}
+
+/// The general limit of a request: per user for a validly signed access token
+/// (revocation is the extractor's business; a revoked token still spends its
+/// owner's budget), per client network otherwise. `None`: no key can be told.
+fn general_key(req: &ServiceRequest, state: &AppState) -> Option<(RouteClass, LimitKey)> {
+    let signed_user = bearer_token_of(req.headers())
+        .and_then(|token| {
+            state
+                .tokens
+                .verify(token, TokenType::Access, state.clock.now())
+                .ok()
+        })
+        .map(|claims| claims.sub);
+    match signed_user {
+        Some(user) => Some((RouteClass::Authenticated, LimitKey::User(user))),
+        None => {
+            let ip = req.extensions().get::<ClientIp>().copied()?;
+            Some((RouteClass::Anonymous, LimitKey::ip(ip.0)))
+        }
+    }
+}
+
+impl<S, B> Service<ServiceRequest> for RateLimitMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        if is_exempt(req.path()) {
+            let fut = self.service.call(req);
+            return Box::pin(async move { Ok(fut.await?.map_into_left_body()) });
+        }
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            let response = req.error_response(ApiError::Unexpected(anyhow::anyhow!(
+                "application state missing"
+            )));
+            return Box::pin(async move { Ok(response.map_into_right_body()) });
+        };
+        let Some((class, key)) = general_key(&req, &state) else {
+            // Fail closed: no key, no service.
+            let response = req.error_response(ApiError::BadRequest(
+                "The client address could not be determined.".to_owned(),
+            ));
+            return Box::pin(async move { Ok(response.map_into_right_body()) });
+        };
+        let decision = state.limits.check(class, &key);
+        if !decision.allowed {
+            let response = req.error_response(ApiError::RateLimited(decision));
+            return Box::pin(async move { Ok(response.map_into_right_body()) });
+        }
+        req.extensions_mut().insert(decision);
+        let fut = self.service.call(req);
+        Box::pin(async move {
+            let mut response = fut.await?;
+            let reported = response
+                .request()
+                .extensions()
+                .get::<Decision>()
+                .copied()
+                .unwrap_or(decision);
+            write_headers(response.headers_mut(), &reported);
+            Ok(response.map_into_left_body())
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! Rate limits: one governor limiter per route class, each keyed correctly and
+//! bounded in memory, on the injected clock.
+//!
+//! | class | quota (default) | key |
+//! | --- | --- | --- |
+//! | login | 5/min | client IP, **and** 10/min per account |
+//! | register | 3/hour | client IP |
+//! | MFA verification | 5/min | account |
+//! | refresh | 30/min | client IP |
+//! | authenticated | `DEFAULT_RATE_LIMIT_CALLS` per `DEFAULT_RATE_LIMIT_PERIOD` | user |
+//! | anonymous | 100/min | client IP |
+//!
+//! `/health*` is exempt. Fail-closed fallbacks: a request whose client address
+//! cannot be determined is refused; a full key table sends newcomers to one strict
+//! shared overflow bucket (counted, logged once a minute, audited) — never to no
+//! limit at all.
+
+pub mod key;
+pub mod middleware;
+pub mod store;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::middleware::{NoOpMiddleware, StateInformationMiddleware};
+use governor::nanos::Nanos;
+use governor::{Quota, RateLimiter};
+
+pub use key::LimitKey;
+use store::BoundedStore;
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::clock::Clock;
+use crate::config::{RateLimitSettings, RateQuota};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteClass {
+    Authenticated,
+    Anonymous,
+    LoginIp,
+    LoginAccount,
+    Register,
+    MfaAccount,
+    Refresh,
+}
+
+impl RouteClass {
+    pub const ALL: [RouteClass; 7] = [
+        RouteClass::Authenticated,
+        RouteClass::Anonymous,
+        RouteClass::LoginIp,
+        RouteClass::LoginAccount,
+        RouteClass::Register,
+        RouteClass::MfaAccount,
+        RouteClass::Refresh,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteClass::Authenticated => "authenticated",
+            RouteClass::Anonymous => "anonymous",
+            RouteClass::LoginIp => "login_ip",
+            RouteClass::LoginAccount => "login_account",
+            RouteClass::Register => "register_ip",
+            RouteClass::MfaAccount => "mfa_account",
+            RouteClass::Refresh => "refresh_ip",
+        }
+    }
+
+    fn quota(self, settings: &RateLimitSettings) -> RateQuota {
+        match self {
+            RouteClass::Authenticated => settings.authenticated,
+            RouteClass::Anonymous => settings.anonymous,
+            RouteClass::LoginIp => settings.login_ip,
+            RouteClass::LoginAccount => settings.login_account,
+            RouteClass::Register => settings.register_ip,
+            RouteClass::MfaAccount => settings.mfa_account,
+            RouteClass::Refresh => settings.refresh_ip,
+        }
+    }
+}
+
+/// The verdict of one check, with what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub class: RouteClass,
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the bucket is full again (when denied: until the next call).
+    pub reset_seconds: u64,
+    /// Seconds to wait before retrying; 0 when allowed, at least 1 when denied.
+    pub retry_after_seconds: u64,
+}
+
+impl Decision {
+    /// Whether `self` says more about the client's standing than `other` (a denial,
+    /// or fewer calls left): the one worth reporting.
+    pub fn tighter_than(&self, other: &Decision) -> bool {
+        (!self.allowed && other.allowed)
+            || (self.allowed == other.allowed && self.remaining < other.remaining)
+    }
+}
+
+/// Governor's view of our injected clock.
+#[derive(Clone)]
+struct LimiterClock(Clock);
+
+impl governor::clock::Clock for LimiterClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.0.monotonic_nanos())
+    }
+}
+
+type Limiter =
+    RateLimiter<LimitKey, BoundedStore<LimitKey>, LimiterClock, StateInformationMiddleware>;
+
+struct ClassLimiter {
+    quota: RateQuota,
+    limiter: Limiter,
+    store: BoundedStore<LimitKey>,
+    overflow_reported: AtomicU64,
+}
+
+/// How many checks one class's overflow bucket answered since the last report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverflowReport {
+    pub class: RouteClass,
+    pub hits: u64,
+}
+
+#[derive(Clone)]
+pub struct RateLimits {
+    limiters: Arc<[ClassLimiter]>,
+    clock: LimiterClock,
+}
+
+fn governor_quota(quota: RateQuota) -> Quota {
+    let calls = NonZeroU32::new(quota.calls).unwrap_or(NonZeroU32::MIN);
+    let interval_nanos = u64::from(quota.period_seconds) * 1_000_000_000 / u64::from(calls.get());
+    Quota::with_period(Duration::from_nanos(interval_nanos.max(1)))
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(calls)
+}
+
+impl RateLimits {
+    pub fn new(settings: &RateLimitSettings, clock: Clock) -> Self {
+        let clock = LimiterClock(clock);
+        let limiters = RouteClass::ALL
+            .iter()
+            .map(|class| {
+                let quota = class.quota(settings);
+                let store = BoundedStore::new(settings.max_keys);
+                ClassLimiter {
+                    quota,
+                    limiter: RateLimiter::<_, _, _, NoOpMiddleware<Nanos>>::new(
+                        governor_quota(quota),
+                        store.clone(),
+                        clock.clone(),
+                    )
+                    .with_middleware::<StateInformationMiddleware>(),
+                    store,
+                    overflow_reported: AtomicU64::new(0),
+                }
+            })
+            .collect();
+        Self { limiters, clock }
+    }
+
+    fn limiter(&self, class: RouteClass) -> &ClassLimiter {
+        // ALL lists every class in declaration order, and `new` built one each.
+        &self.limiters[class as usize]
+    }
+
+    /// Counts one call of `key` against `class`.
+    pub fn check(&self, class: RouteClass, key: &LimitKey) -> Decision {
+        let ClassLimiter { quota, limiter, .. } = self.limiter(class);
+        let limit = quota.calls;
+        let interval = f64::from(quota.period_seconds) / f64::from(quota.calls);
+        match limiter.check_key(key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                Decision {
+                    class,
+                    allowed: true,
+                    limit,
+                    remaining,
+                    reset_seconds: (f64::from(limit - remaining.min(limit)) * interval).ceil()
+                        as u64,
+                    retry_after_seconds: 0,
+                }
+            }
+            Err(not_until) => {
+                use governor::clock::Clock as _;
+                let wait = not_until.wait_time_from(self.clock.now());
+                let retry = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                Decision {
+                    class,
+                    allowed: false,
+                    limit,
+                    remaining: 0,
+                    reset_seconds: retry.max(1),
+                    retry_after_seconds: retry.max(1),
+                }
+            }
+        }
+    }
+
+    /// Forgets refilled buckets, returns their memory, and reports overflow use
+    /// since the last sweep. Run once a minute.
+    pub fn sweep(&self) -> Vec<OverflowReport> {
+        RouteClass::ALL
+            .iter()
+            .filter_map(|&class| {
+                let entry = self.limiter(class);
+                entry.limiter.retain_recent();
+                entry.limiter.shrink_to_fit();
+                let total = entry.store.overflow_hits();
+                let before = entry.overflow_reported.swap(total, Ordering::Relaxed);
+                (total > before).then_some(OverflowReport {
+                    class,
+                    hits: total - before,
+                })
+            })
+            .collect()
+    }
+
+    /// Keys currently tracked by one class (for tests and benchmarks).
+    pub fn tracked_keys(&self, class: RouteClass) -> usize {
+        self.limiter(class).limiter.len()
+    }
+}
+
+/// Sweeps the limiters and reports overflow use: a warning in the log and a
+/// `limits.overflow` audit event per class that used its overflow bucket since the
+/// last sweep. The maintenance task runs this once a minute.
+pub async fn sweep_and_report(state: &crate::state::AppState) {
+    for report in state.limits.sweep() {
+        tracing::warn!(
+            limiter = report.class.name(),
+            hits = report.hits,
+            "rate limiter key table full: newcomers share the overflow bucket"
+        );
+        let event = AuditEvent::new("limits.overflow", Outcome::Denied)
+            .with_actor("system")
+            .with_target(report.class.name())
+            .with_detail("hits", report.hits);
+        if let Err(error) = state.audit.record(event).await {
+            tracing::error!(%error, "cannot audit limiter overflow");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max_keys: usize) -> RateLimitSettings {
+        RateLimitSettings {
+            authenticated: RateQuota::new(100, 60),
+            anonymous: RateQuota::new(100, 60),
+            login_ip: RateQuota::new(5, 60),
+            login_account: RateQuota::new(10, 60),
+            register_ip: RateQuota::new(3, 3600),
+            mfa_account: RateQuota::new(5, 60),
+            refresh_ip: RateQuota::new(30, 60),
+            max_keys,
+            softlock_steps: vec![(5, 60)],
+        }
+    }
+
+    fn ip(text: &str) -> LimitKey {
+        LimitKey::ip(text.parse().expect("ip"))
+    }
+
+    #[test]
+    fn a_bucket_empties_and_refills_on_the_injected_clock() {
+        let clock = Clock::manual(1_000);
+        let limits = RateLimits::new(&settings(100), clock.clone());
+        let key = ip("198.51.100.1");
+        for expected_remaining in (0..5).rev() {
+            let d = limits.check(RouteClass::LoginIp, &key);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, expected_remaining);
+            assert_eq!(d.limit, 5);
+        }
+        let denied = limits.check(RouteClass::LoginIp, &key);
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after_seconds, 12, "one call every 60/5 s");
+        clock.advance(12);
+        assert!(limits.check(RouteClass::LoginIp, &key).allowed);
+        // Other keys and other classes are untouched.
+        assert!(
+            limits
+                .check(RouteClass::LoginIp, &ip("198.51.100.2"))
+                .allowed
+        );
+        assert!(limits.check(RouteClass::Register, &key).allowed);
+    }
+
+    #[test]
+    fn beyond_the_key_cap_newcomers_share_one_strict_bucket() {
+        let clock = Clock::manual(1_000);
+        let limits = RateLimits::new(&settings(2), clock);
+        assert!(limits.check(RouteClass::LoginIp, &ip("10.0.0.1")).allowed);
+        assert!(limits.check(RouteClass::LoginIp, &ip("10.0.0.2")).allowed);
+        // Every further address draws from the same overflow bucket of 5.
+        let verdicts: Vec<bool> = (3..=12)
+            .map(|i| {
+                limits
+                    .check(RouteClass::LoginIp, &ip(&format!("10.0.0.{i}")))
+                    .allowed
+            })
+            .collect();
+        assert_eq!(verdicts.iter().filter(|a| **a).count(), 5, "{verdicts:?}");
+        assert_eq!(limits.tracked_keys(RouteClass::LoginIp), 2);
+        let reports = limits.sweep();
+        assert_eq!(
+            reports,
+            vec![OverflowReport {
+                class: RouteClass::LoginIp,
+                hits: 10
+            }]
+        );
+        assert!(limits.sweep().is_empty(), "each overflow is reported once");
+    }
+
+    #[test]
+    fn refilled_buckets_are_swept_away() {
+        let clock = Clock::manual(1_000);
+        let limits = RateLimits::new(&settings(100), clock.clone());
+        for i in 0..50 {
+            limits.check(RouteClass::Anonymous, &ip(&format!("10.1.0.{i}")));
+        }
+        assert_eq!(limits.tracked_keys(RouteClass::Anonymous), 50);
+        clock.advance(61);
+        limits.sweep();
+        assert_eq!(limits.tracked_keys(RouteClass::Anonymous), 0);
+    }
+}

@@ -1,0 +1,67 @@
+//! `/api/v1/admin/users/*`: account administration (lock and unlock for now).
+
+use actix_web::{HttpResponse, web};
+use uuid::Uuid;
+
+use super::auth::UserResponse;
+use crate::accounts::UserId;
+use crate::accounts::service::RequestMeta;
+use crate::auth::extractor::Admin;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+fn user_id(path: web::Path<String>) -> Result<UserId, ApiError> {
+    Uuid::parse_str(&path.into_inner())
+        .map(UserId)
+        .map_err(|_| ApiError::NotFound)
+}
+
+/// Lock an account: logins are refused and every session and token of it ends.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/lock",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Locked", body = UserResponse),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An administrator cannot lock their own account", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn lock(
+    admin: Admin,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state.accounts.lock(&admin.0, user_id(path)?, &meta).await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+/// Unlock an account: active again, with its softlock and failure count cleared.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/unlock",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Unlocked", body = UserResponse),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn unlock(
+    admin: Admin,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .accounts
+        .unlock(&admin.0, user_id(path)?, &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
