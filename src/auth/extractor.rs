@@ -4,10 +4,10 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use super::tokens::TokenType;
+use super::tokens::{AccessClaims, TokenType};
 use super::{AuthError, Principal};
 use crate::accounts::Role;
 use crate::error::ApiError;
@@ -23,6 +23,10 @@ pub(crate) fn bearer_token_of(headers: &header::HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Claims of the request's bearer token, verified earlier in the same request (by
+/// the rate-limit middleware). Only the server puts this in request extensions.
+pub(crate) struct VerifiedClaims(pub(crate) AccessClaims);
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -35,9 +39,14 @@ impl FromRequest for Principal {
                 )))
             });
         };
-        let claims = match bearer_token_of(req.headers()) {
-            None => Err(AuthError::MissingToken),
-            Some(token) => state
+        let already = req
+            .extensions()
+            .get::<VerifiedClaims>()
+            .map(|v| v.0.clone());
+        let claims = match (already, bearer_token_of(req.headers())) {
+            (Some(claims), _) => Ok(claims),
+            (None, None) => Err(AuthError::MissingToken),
+            (None, Some(token)) => state
                 .tokens
                 .verify(token, TokenType::Access, state.clock.now())
                 .map_err(AuthError::from),

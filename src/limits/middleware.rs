@@ -14,7 +14,7 @@ use actix_web::{Error, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
 use super::{Decision, LimitKey, RouteClass};
-use crate::auth::extractor::bearer_token_of;
+use crate::auth::extractor::{VerifiedClaims, bearer_token_of};
 use crate::auth::tokens::TokenType;
 use crate::error::ApiError;
 use crate::http::ClientIp;
@@ -92,16 +92,20 @@ pub struct RateLimitMiddleware<S> {
 /// (revocation is the extractor's business; a revoked token still spends its
 /// owner's budget), per client network otherwise. `None`: no key can be told.
 fn general_key(req: &ServiceRequest, state: &AppState) -> Option<(RouteClass, LimitKey)> {
-    let signed_user = bearer_token_of(req.headers())
-        .and_then(|token| {
-            state
-                .tokens
-                .verify(token, TokenType::Access, state.clock.now())
-                .ok()
-        })
-        .map(|claims| claims.sub);
-    match signed_user {
-        Some(user) => Some((RouteClass::Authenticated, LimitKey::User(user))),
+    let verified = bearer_token_of(req.headers()).and_then(|token| {
+        state
+            .tokens
+            .verify(token, TokenType::Access, state.clock.now())
+            .ok()
+    });
+    match verified {
+        // Left in the request for the `Principal` extractor: one verification per
+        // request, not two.
+        Some(claims) => {
+            let key = LimitKey::User(claims.sub);
+            req.extensions_mut().insert(VerifiedClaims(claims));
+            Some((RouteClass::Authenticated, key))
+        }
         None => {
             let ip = req.extensions().get::<ClientIp>().copied()?;
             Some((RouteClass::Anonymous, LimitKey::ip(ip.0)))

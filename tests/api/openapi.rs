@@ -25,6 +25,8 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/auth/password", "post"),
         ("/api/v1/auth/sessions", "get"),
         ("/api/v1/auth/sessions/{id}", "delete"),
+        ("/api/v1/admin/users/{id}/lock", "post"),
+        ("/api/v1/admin/users/{id}/unlock", "post"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
