@@ -8,40 +8,13 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 CONNECTIONS="${CONNECTIONS:-32}"
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "==> installing wrk"
-    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
-echo "==> building the release binary"
-cargo build --release --quiet
-BIN="$PWD/target/release/portcullis"
-
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$BIN" keygen > "$work/.env"
-(
-    cd "$work"
-    # This measures throughput and latency, not limiting: one user and one address
-    # send everything, so the per-user and login limits are lifted (the limiters
-    # still run on every request).
-    BIND_ADDRESS=127.0.0.1:0 DATABASE_PATH="$work/load.db" LOG_LEVEL=warn \
-        DEFAULT_RATE_LIMIT_CALLS=1000000 DEFAULT_RATE_LIMIT_PERIOD=1 \
-        RATE_LIMIT_LOGIN_IP=1000000/1 RATE_LIMIT_LOGIN_ACCOUNT=1000000/1 RATE_LIMIT_ANONYMOUS=1000000/1 \
-        exec "$BIN" serve > "$work/stdout" 2> "$work/stderr"
-) &
-server_pid=$!
-for _ in $(seq 1 100); do
-    url="$(grep -o 'http://[0-9.:]*' "$work/stdout" 2>/dev/null | head -n1 || true)"
-    [ -n "$url" ] && break
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "server did not start"; cat "$work/stderr"; exit 1; }
+# shellcheck source=lib/server.sh
+. scripts/lib/server.sh
+# This measures throughput and latency, not limiting: one user and one address send
+# everything, so the per-user, anonymous and login limits are lifted (the limiters
+# still run on every request).
+start_server DEFAULT_RATE_LIMIT_CALLS=1000000 DEFAULT_RATE_LIMIT_PERIOD=1 \
+    RATE_LIMIT_LOGIN_IP=1000000/1 RATE_LIMIT_LOGIN_ACCOUNT=1000000/1 RATE_LIMIT_ANONYMOUS=1000000/1
 echo "==> server at $url ($(nproc) cores, wrk -c $CONNECTIONS, ${DURATION}s per phase)"
 
 email="load@example.org"

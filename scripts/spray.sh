@@ -9,39 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TOTAL="${1:-1000000}"
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "==> installing wrk"
-    apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-fi
-echo "==> building the release binary"
-cargo build --release --quiet
-BIN="$PWD/target/release/portcullis"
-
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$BIN" keygen > "$work/.env"
+# shellcheck source=lib/server.sh
+. scripts/lib/server.sh
 # Defaults everywhere, except: loopback is the trusted proxy that sprays addresses,
 # and a login that finds every hashing slot busy is turned away after 50 ms instead of
 # 2 s, so the first (allowed) attempt of each new address costs the spray little time.
-(
-    cd "$work"
-    BIND_ADDRESS=127.0.0.1:0 DATABASE_PATH="$work/spray.db" LOG_LEVEL=error \
-        TRUSTED_PROXIES=127.0.0.1 PASSWORD_HASH_QUEUE_TIMEOUT_MS=50 \
-        exec "$BIN" serve > "$work/stdout" 2> "$work/stderr"
-) &
-server_pid=$!
-for _ in $(seq 1 100); do
-    url="$(grep -o 'http://[0-9.:]*' "$work/stdout" 2>/dev/null | head -n1 || true)"
-    [ -n "$url" ] && break
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "server did not start"; cat "$work/stderr"; exit 1; }
+start_server LOG_LEVEL=error TRUSTED_PROXIES=127.0.0.1 PASSWORD_HASH_QUEUE_TIMEOUT_MS=50
 rss() { awk '/^VmRSS:/ {printf "%.1f MB", $2 / 1024}' "/proc/$server_pid/status"; }
 
 password="orbit lantern velvet cactus 42"
