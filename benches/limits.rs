@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis::clock::Clock;
-use portcullis::config::{RateLimitSettings, RateQuota};
+use portcullis::config::{RateLimitSettings, RateQuota, SoftlockSettings};
 use portcullis::limits::{LimitKey, RateLimits, RouteClass};
 
 fn settings() -> RateLimitSettings {
@@ -22,7 +22,10 @@ fn settings() -> RateLimitSettings {
         mfa_account: RateQuota::new(5, 60),
         refresh_ip: RateQuota::new(30, 60),
         max_keys: 200_000,
-        softlock_steps: vec![(5, 60)],
+        softlock: SoftlockSettings {
+            steps: vec![(5, 60)],
+            forget_after_seconds: 3600,
+        },
     }
 }
 

@@ -156,8 +156,17 @@ pub struct RateLimitSettings {
     pub refresh_ip: RateQuota,
     /// Keys each limiter tracks before newcomers share the overflow bucket.
     pub max_keys: usize,
+    pub softlock: SoftlockSettings,
+}
+
+/// Account softlock after consecutive failed logins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoftlockSettings {
     /// (consecutive failures, lock seconds), ascending.
-    pub softlock_steps: Vec<(u32, u32)>,
+    pub steps: Vec<(u32, u32)>,
+    /// A failure this long after the previous one starts the count afresh, so a lock
+    /// cannot be kept up forever by one attempt per lock period.
+    pub forget_after_seconds: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -618,6 +627,7 @@ impl<'a> Reader<'a> {
             .get(v::SOFTLOCK_STEPS)
             .unwrap_or(default_of(v::SOFTLOCK_STEPS));
         let softlock_steps = self.checked(v::SOFTLOCK_STEPS, rules::softlock_steps(steps_text));
+        let forget_after = self.number::<u32>(v::SOFTLOCK_FORGET_AFTER_SECONDS, 60, 30 * 86_400);
         Some(RateLimitSettings {
             authenticated: authenticated?,
             anonymous: anonymous?,
@@ -627,7 +637,10 @@ impl<'a> Reader<'a> {
             mfa_account: mfa_account?,
             refresh_ip: refresh_ip?,
             max_keys: max_keys?,
-            softlock_steps: softlock_steps?,
+            softlock: SoftlockSettings {
+                steps: softlock_steps?,
+                forget_after_seconds: forget_after?,
+            },
         })
     }
 
@@ -830,7 +843,7 @@ mod tests {
         assert_eq!(settings.rate_limits.authenticated, RateQuota::new(100, 60));
         assert_eq!(settings.rate_limits.login_ip, RateQuota::new(5, 60));
         assert_eq!(
-            settings.rate_limits.softlock_steps,
+            settings.rate_limits.softlock.steps,
             vec![(5, 60), (10, 300), (20, 3600)]
         );
         assert_eq!(settings.http.max_json_body_bytes, 65536);

@@ -169,7 +169,8 @@ impl Application {
 
     /// Serves until the handle stops the server, then records `app.stopped`.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let maintenance = actix_web::rt::spawn(maintain(self.state.clone()));
+        let maintenance =
+            actix_web::rt::spawn(maintain(self.state.clone(), LIMITER_SWEEP_INTERVAL));
         let served = self.server.await;
         maintenance.abort();
         served?;
@@ -201,11 +202,11 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
-/// Periodic housekeeping: every minute the rate limiters drop refilled buckets and
-/// report overflow use (logged and audited); every ten minutes expired revocations
-/// and spent refresh tokens are deleted.
-async fn maintain(state: AppState) {
-    let mut interval = actix_web::rt::time::interval(LIMITER_SWEEP_INTERVAL);
+/// Periodic housekeeping, every `every` (a minute when serving): the rate limiters
+/// drop refilled buckets and report overflow use (logged and audited); every tenth
+/// round, expired revocations and spent refresh tokens are deleted.
+pub async fn maintain(state: AppState, every: Duration) {
+    let mut interval = actix_web::rt::time::interval(every);
     let mut ticks: u64 = 0;
     loop {
         interval.tick().await;

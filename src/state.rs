@@ -48,7 +48,7 @@ impl AppState {
             revocations.clone(),
             clock.clone(),
             settings.jwt.refresh_token_seconds(),
-            &settings.rate_limits.softlock_steps,
+            &settings.rate_limits.softlock,
         );
         Ok(Self {
             settings,

@@ -22,6 +22,7 @@ use crate::auth::revocation::RevocationStore;
 use crate::auth::tokens::{LEEWAY_SECONDS, TokenError, TokenService};
 use crate::auth::{Principal, refresh};
 use crate::clock::Clock;
+use crate::config::SoftlockSettings;
 use crate::crypto::password::{PasswordError, PasswordHasher, Verification};
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::sessions::{self, SessionRow};
@@ -147,6 +148,8 @@ pub struct AccountService {
     session_ttl_seconds: i64,
     /// Softlock: (consecutive failures, lock seconds), ascending.
     softlock_steps: Arc<[(u32, u32)]>,
+    /// A failure this long after the previous one starts the count afresh.
+    softlock_forget_after_seconds: u32,
     /// Accounts recently read for `me`: a hot, read-mostly path that would otherwise
     /// pay a database round trip on every call.
     profiles: Cache<UserId, User>,
@@ -175,7 +178,7 @@ impl AccountService {
         revocations: RevocationStore,
         clock: Clock,
         session_ttl_seconds: i64,
-        softlock_steps: &[(u32, u32)],
+        softlock: &SoftlockSettings,
     ) -> Self {
         Self {
             db,
@@ -184,7 +187,8 @@ impl AccountService {
             revocations,
             clock,
             session_ttl_seconds,
-            softlock_steps: Arc::from(softlock_steps),
+            softlock_steps: Arc::from(softlock.steps.as_slice()),
+            softlock_forget_after_seconds: softlock.forget_after_seconds,
             profiles: Cache::builder()
                 .max_capacity(PROFILE_CACHE_CAPACITY)
                 .time_to_live(PROFILE_CACHE_TTL)
@@ -353,12 +357,14 @@ impl AccountService {
         }
         let locked = event("auth.account_locked", Outcome::Denied, meta);
         let (steps, now) = (Arc::clone(&self.softlock_steps), self.clock.now());
+        let forget_after = i64::from(self.softlock_forget_after_seconds);
         let written = self
             .db
             .write(move |tx| {
                 audit::append(tx, &failed)?;
-                if let (true, Some(user)) = (counts, user) {
-                    let failures = users::count_failed_login(tx, user)?;
+                if let (true, Some(user)) = (counts, user)
+                    && let Some(failures) = users::count_failed_login(tx, user, now, forget_after)?
+                {
                     if let Some(seconds) = softlock_seconds(&steps, failures) {
                         users::softlock_until(tx, user, now + i64::from(seconds))?;
                         audit::append(
@@ -781,7 +787,7 @@ impl AccountService {
         self.db
             .write_then(
                 move |tx| {
-                    if !users::set_status(tx, user, UserStatus::Active, now)? {
+                    if !users::unlock(tx, user, now)? {
                         return Err(AccountError::UserNotFound);
                     }
                     audit::append(tx, &audit_event)?;

@@ -61,6 +61,7 @@ pub const RATE_LIMIT_MFA_ACCOUNT: &str = "RATE_LIMIT_MFA_ACCOUNT";
 pub const RATE_LIMIT_REFRESH_IP: &str = "RATE_LIMIT_REFRESH_IP";
 pub const RATE_LIMIT_MAX_KEYS: &str = "RATE_LIMIT_MAX_KEYS";
 pub const SOFTLOCK_STEPS: &str = "SOFTLOCK_STEPS";
+pub const SOFTLOCK_FORGET_AFTER_SECONDS: &str = "SOFTLOCK_FORGET_AFTER_SECONDS";
 pub const PASSWORD_HASH_MEMORY_KIB: &str = "PASSWORD_HASH_MEMORY_KIB";
 pub const PASSWORD_HASH_ITERATIONS: &str = "PASSWORD_HASH_ITERATIONS";
 pub const PASSWORD_HASH_PARALLELISM: &str = "PASSWORD_HASH_PARALLELISM";
@@ -227,6 +228,11 @@ pub const ALL: &[Variable] = &[
         SOFTLOCK_STEPS,
         Some("5:60,10:300,20:3600"),
         "Consecutive failed logins:lock seconds, ascending. Each failure at or past a step locks the account that long.",
+    ),
+    var(
+        SOFTLOCK_FORGET_AFTER_SECONDS,
+        Some("3600"),
+        "A failed login this long after the previous one starts the count afresh.",
     ),
     var(
         WEBHOOK_ALLOWED_PRIVATE_NETWORKS,

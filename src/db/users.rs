@@ -97,12 +97,27 @@ pub fn replace_password_hash(
     Ok(changed > 0)
 }
 
-/// Counts a failed login; returns the consecutive failures so far.
-pub fn count_failed_login(conn: &Connection, id: UserId) -> rusqlite::Result<u32> {
+/// Counts a failed login at `now`, unless the account is softlocked (a concurrent
+/// attempt locked it: attempts during a lock do not count). A failure more than
+/// `forget_after` seconds after the previous one starts the count afresh. Returns
+/// the consecutive failures, or `None` when not counted.
+pub fn count_failed_login(
+    conn: &Connection,
+    id: UserId,
+    now: i64,
+    forget_after: i64,
+) -> rusqlite::Result<Option<u32>> {
     conn.prepare_cached(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
+        "UPDATE users SET
+             failed_logins = CASE
+                 WHEN last_failed_login_at IS NULL OR ?2 - last_failed_login_at >= ?3 THEN 1
+                 ELSE failed_logins + 1 END,
+             last_failed_login_at = ?2
+         WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?2)
+         RETURNING failed_logins",
     )?
-    .query_row([id.to_string()], |row| row.get(0))
+    .query_row(params![id.to_string(), now, forget_after], |row| row.get(0))
+    .optional()
 }
 
 pub fn softlock_until(conn: &Connection, id: UserId, until: i64) -> rusqlite::Result<()> {
@@ -114,14 +129,14 @@ pub fn softlock_until(conn: &Connection, id: UserId, until: i64) -> rusqlite::Re
 /// A successful login: the failure count and any softlock are cleared.
 pub fn clear_failed_logins(conn: &Connection, id: UserId) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?1 AND (failed_logins > 0 OR locked_until IS NOT NULL)",
+        "UPDATE users SET failed_logins = 0, last_failed_login_at = NULL, locked_until = NULL
+         WHERE id = ?1 AND (failed_logins > 0 OR locked_until IS NOT NULL)",
     )?
     .execute([id.to_string()])?;
     Ok(())
 }
 
-/// Sets the account status; returns false when there is no such user. Unlocking
-/// (back to active) also clears the softlock.
+/// Sets the account status; returns false when there is no such user.
 pub fn set_status(
     conn: &Connection,
     id: UserId,
@@ -129,13 +144,24 @@ pub fn set_status(
     now: i64,
 ) -> rusqlite::Result<bool> {
     let changed = conn
+        .prepare_cached("UPDATE users SET status = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id.to_string(), status.as_str(), now])?;
+    Ok(changed > 0)
+}
+
+/// Lifts a lock: an admin-`locked` account becomes active (a `disabled` one stays
+/// disabled), and the softlock and failure count are cleared. False when there is
+/// no such user.
+pub fn unlock(conn: &Connection, id: UserId, now: i64) -> rusqlite::Result<bool> {
+    let changed = conn
         .prepare_cached(
-            "UPDATE users SET status = ?2, updated_at = ?3,
-                 failed_logins = CASE WHEN ?2 = 'active' THEN 0 ELSE failed_logins END,
-                 locked_until = CASE WHEN ?2 = 'active' THEN NULL ELSE locked_until END
+            "UPDATE users SET
+                 status = CASE WHEN status = 'locked' THEN 'active' ELSE status END,
+                 failed_logins = 0, last_failed_login_at = NULL, locked_until = NULL,
+                 updated_at = ?2
              WHERE id = ?1",
         )?
-        .execute(params![id.to_string(), status.as_str(), now])?;
+        .execute(params![id.to_string(), now])?;
     Ok(changed > 0)
 }
 

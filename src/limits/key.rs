@@ -2,15 +2,18 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::accounts::UserId;
+use sha2::{Digest, Sha256};
+
+use crate::accounts::{Email, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LimitKey {
     /// A client address; IPv6 clients by their /64, since one host can hold a whole
     /// /64 and would otherwise get a fresh bucket per address.
     Ip(IpAddr),
-    /// An account, by its normalised e-mail (whether or not it exists).
-    Account(String),
+    /// An account, by a digest of its e-mail as stored (whether or not it exists):
+    /// a fixed 16 bytes however long the text a client sent.
+    Account([u8; 16]),
     /// An authenticated user.
     User(UserId),
 }
@@ -26,9 +29,13 @@ impl LimitKey {
         }
     }
 
-    /// The account an e-mail names, normalised the way accounts are stored.
-    pub fn account(email: &str) -> Self {
-        LimitKey::Account(email.trim().to_lowercase())
+    /// The account an e-mail names. Only a parsed address (at most 254 bytes, in the
+    /// form accounts are stored) makes a key.
+    pub fn account(email: &Email) -> Self {
+        let digest = Sha256::digest(email.as_str().as_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        LimitKey::Account(key)
     }
 }
 
@@ -45,9 +52,14 @@ mod tests {
         assert_ne!(a, c);
         let v4 = LimitKey::ip("::ffff:192.0.2.1".parse().expect("ip"));
         assert_eq!(v4, LimitKey::Ip("192.0.2.1".parse().expect("ip")));
+        let email = |text: &str| Email::parse(text).expect("email");
         assert_eq!(
-            LimitKey::account(" Bob@Example.ORG "),
-            LimitKey::account("bob@example.org")
+            LimitKey::account(&email(" Bob@Example.ORG ")),
+            LimitKey::account(&email("bob@example.org"))
+        );
+        assert_ne!(
+            LimitKey::account(&email("bob@example.org")),
+            LimitKey::account(&email("rob@example.org"))
         );
     }
 }

@@ -88,16 +88,19 @@ pub struct RateLimitMiddleware<S> {
     service: Rc<S>,
 }
 
-/// The general limit of a request: per user for a validly signed access token
-/// (revocation is the extractor's business; a revoked token still spends its
-/// owner's budget), per client network otherwise. `None`: no key can be told.
+/// The general limit of a request: per user for a validly signed access token not
+/// known to be revoked, per client network otherwise. `None`: no key can be told.
 fn general_key(req: &ServiceRequest, state: &AppState) -> Option<(RouteClass, LimitKey)> {
-    let verified = bearer_token_of(req.headers()).and_then(|token| {
-        state
-            .tokens
-            .verify(token, TokenType::Access, state.clock.now())
-            .ok()
-    });
+    // A token known to be revoked buys nothing: its bearer is anonymous here, so a
+    // stolen, revoked token cannot spend its owner's budget.
+    let verified = bearer_token_of(req.headers())
+        .and_then(|token| {
+            state
+                .tokens
+                .verify(token, TokenType::Access, state.clock.now())
+                .ok()
+        })
+        .filter(|claims| state.revocations.check_cached(claims) != Some(true));
     match verified {
         // Left in the request for the `Principal` extractor: one verification per
         // request, not two.

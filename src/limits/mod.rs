@@ -124,7 +124,13 @@ struct ClassLimiter {
     limiter: Limiter,
     store: BoundedStore<LimitKey>,
     overflow_reported: AtomicU64,
+    /// When a full table was last swept on the spot (monotonic nanoseconds).
+    last_inline_sweep: AtomicU64,
 }
+
+/// A full table is swept on the spot at most this often, so newcomers reach a bucket
+/// of their own as soon as refilled buckets can be dropped — not a minute later.
+const INLINE_SWEEP_EVERY_NANOS: u64 = 1_000_000_000;
 
 /// How many checks one class's overflow bucket answered since the last report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +171,7 @@ impl RateLimits {
                     .with_middleware::<StateInformationMiddleware>(),
                     store,
                     overflow_reported: AtomicU64::new(0),
+                    last_inline_sweep: AtomicU64::new(0),
                 }
             })
             .collect();
@@ -178,7 +185,11 @@ impl RateLimits {
 
     /// Counts one call of `key` against `class`.
     pub fn check(&self, class: RouteClass, key: &LimitKey) -> Decision {
-        let ClassLimiter { quota, limiter, .. } = self.limiter(class);
+        let entry = self.limiter(class);
+        if entry.store.is_full() {
+            self.sweep_full_table(entry);
+        }
+        let ClassLimiter { quota, limiter, .. } = entry;
         let limit = quota.calls;
         let interval = f64::from(quota.period_seconds) / f64::from(quota.calls);
         match limiter.check_key(key) {
@@ -207,6 +218,21 @@ impl RateLimits {
                     retry_after_seconds: retry.max(1),
                 }
             }
+        }
+    }
+
+    fn sweep_full_table(&self, entry: &ClassLimiter) {
+        use governor::clock::Clock as _;
+        let now = self.clock.now().as_u64();
+        let last = entry.last_inline_sweep.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= INLINE_SWEEP_EVERY_NANOS;
+        if due
+            && entry
+                .last_inline_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            entry.limiter.retain_recent();
         }
     }
 
@@ -258,6 +284,7 @@ pub async fn sweep_and_report(state: &crate::state::AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SoftlockSettings;
 
     fn settings(max_keys: usize) -> RateLimitSettings {
         RateLimitSettings {
@@ -269,7 +296,10 @@ mod tests {
             mfa_account: RateQuota::new(5, 60),
             refresh_ip: RateQuota::new(30, 60),
             max_keys,
-            softlock_steps: vec![(5, 60)],
+            softlock: SoftlockSettings {
+                steps: vec![(5, 60)],
+                forget_after_seconds: 3600,
+            },
         }
     }
 
@@ -327,6 +357,28 @@ mod tests {
             }]
         );
         assert!(limits.sweep().is_empty(), "each overflow is reported once");
+    }
+
+    #[test]
+    fn a_full_table_makes_room_as_soon_as_buckets_refill() {
+        let clock = Clock::manual(1_000);
+        let limits = RateLimits::new(&settings(2), clock.clone());
+        assert!(limits.check(RouteClass::LoginIp, &ip("10.0.0.1")).allowed);
+        assert!(limits.check(RouteClass::LoginIp, &ip("10.0.0.2")).allowed);
+        for i in 3..=8 {
+            limits.check(RouteClass::LoginIp, &ip(&format!("10.0.0.{i}")));
+        }
+        assert!(
+            !limits.check(RouteClass::LoginIp, &ip("10.0.0.50")).allowed,
+            "overflow spent"
+        );
+        // The two buckets refill after 12 s (governor keeps a bucket one interval
+        // longer); the next newcomer sweeps them away and gets a bucket of its own —
+        // no waiting for the minute's sweep.
+        clock.advance(25);
+        let newcomer = limits.check(RouteClass::LoginIp, &ip("10.0.0.99"));
+        assert!(newcomer.allowed);
+        assert_eq!(newcomer.remaining, 4, "its own bucket, not the shared one");
     }
 
     #[test]

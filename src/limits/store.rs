@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use governor::nanos::Nanos;
 use governor::state::StateStore;
@@ -21,6 +21,8 @@ struct Shared<K> {
     table: Mutex<Table<K>>,
     max_keys: usize,
     overflow_hits: AtomicU64,
+    /// Set when a newcomer found the table full; cleared when a sweep makes room.
+    full: AtomicBool,
 }
 
 impl<K> Clone for BoundedStore<K> {
@@ -43,7 +45,13 @@ impl<K> BoundedStore<K> {
             }),
             max_keys,
             overflow_hits: AtomicU64::new(0),
+            full: AtomicBool::new(false),
         }))
+    }
+
+    /// Whether newcomers are being sent to the overflow bucket.
+    pub fn is_full(&self) -> bool {
+        self.0.full.load(Ordering::Relaxed)
     }
 
     /// Checks answered by the overflow bucket so far.
@@ -72,6 +80,7 @@ impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
             return Ok(outcome);
         }
         shared.overflow_hits.fetch_add(1, Ordering::Relaxed);
+        shared.full.store(true, Ordering::Relaxed);
         let (outcome, next) = f(table.overflow)?;
         table.overflow = Some(next);
         Ok(outcome)
@@ -86,6 +95,9 @@ impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for BoundedStore<K> {
         table.buckets.retain(|_, state| *state > drop_below);
         if table.overflow.is_some_and(|state| state <= drop_below) {
             table.overflow = None;
+        }
+        if table.buckets.len() < self.0.max_keys {
+            self.0.full.store(false, Ordering::Relaxed);
         }
     }
 

@@ -227,3 +227,144 @@ async fn health_is_exempt_and_other_anonymous_requests_are_limited() {
         .await;
     assert_eq!(forged.status(), 429);
 }
+
+#[actix_web::test]
+async fn the_eleventh_attempt_on_one_account_from_anywhere_is_429() {
+    let app = app_with_login_defaults(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    app.register("popular@example.org", GOOD_PASSWORD).await;
+    for i in 1..=10 {
+        let response = app
+            .login_from(
+                &format!("198.51.100.{i}"),
+                "Popular@Example.org",
+                "a wrong guess 123",
+            )
+            .await;
+        assert_eq!(response.status(), 401, "attempt {i}");
+    }
+    let eleventh = app
+        .login_from("198.51.100.11", "popular@example.org", "a wrong guess 123")
+        .await;
+    assert_eq!(header(&eleventh, "ratelimit-limit"), Some(10));
+    assert_limited(eleventh).await;
+}
+
+#[actix_web::test]
+async fn oversized_emails_make_no_account_keys() {
+    let app = app_with_login_defaults(&[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let huge = format!("{}@example.org", "x".repeat(60_000));
+    let response = app
+        .login_from("198.51.100.1", &huge, "whatever whatever 1")
+        .await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        app.state
+            .limits
+            .tracked_keys(portcullis::limits::RouteClass::LoginAccount),
+        0
+    );
+    app.login_from("198.51.100.2", "real@example.org", "whatever whatever 1")
+        .await;
+    assert_eq!(
+        app.state
+            .limits
+            .tracked_keys(portcullis::limits::RouteClass::LoginAccount),
+        1
+    );
+}
+
+#[actix_web::test]
+async fn the_registration_limit_is_per_address_not_global() {
+    let app = spawn_app_with(&[
+        ("RATE_LIMIT_REGISTER_IP", "3/3600"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let register_from = |ip: &'static str, email: String| {
+        app.client
+            .post(app.url("/api/v1/auth/register"))
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({"email": email, "password": GOOD_PASSWORD}))
+            .send()
+    };
+    for i in 1..=3 {
+        assert_eq!(
+            register_from("192.0.2.1", format!("a{i}@example.org"))
+                .await
+                .expect("request")
+                .status(),
+            201
+        );
+    }
+    assert_eq!(
+        register_from("192.0.2.1", "a4@example.org".to_owned())
+            .await
+            .expect("request")
+            .status(),
+        429
+    );
+    assert_eq!(
+        register_from("192.0.2.2", "b1@example.org".to_owned())
+            .await
+            .expect("request")
+            .status(),
+        201
+    );
+}
+
+#[actix_web::test]
+async fn a_revoked_token_does_not_spend_its_owners_budget() {
+    let app = spawn_app_with(&[
+        ("DEFAULT_RATE_LIMIT_CALLS", "3"),
+        ("DEFAULT_RATE_LIMIT_PERIOD", "60"),
+    ])
+    .await;
+    let stolen = app.signed_up("owner@example.org").await;
+    let mine = app.signed_in("owner@example.org", GOOD_PASSWORD).await;
+    app.post_with_token("/api/v1/auth/logout", &stolen.access_token, None)
+        .await;
+    for _ in 0..6 {
+        assert_eq!(app.me_status(&stolen.access_token).await, 401);
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            app.me_status(&mine.access_token).await,
+            200,
+            "the owner keeps their budget"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn the_maintenance_task_sweeps_and_reports_overflow() {
+    let app = app_with_login_defaults(&[
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+        ("RATE_LIMIT_MAX_KEYS", "2"),
+    ])
+    .await;
+    for i in 1..=6 {
+        app.login_from(
+            &format!("203.0.113.{i}"),
+            &format!("m{i}@example.org"),
+            "spray spray spray 1",
+        )
+        .await;
+    }
+    let task = actix_web::rt::spawn(portcullis::startup::maintain(
+        app.state.clone(),
+        std::time::Duration::from_millis(20),
+    ));
+    let mut reported = false;
+    for _ in 0..100 {
+        if !app.audit_events("limits.overflow").is_empty() {
+            reported = true;
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert!(
+        reported,
+        "the running maintenance task audited the overflow"
+    );
+}

@@ -214,3 +214,67 @@ async fn only_administrators_may_lock_or_unlock() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn failures_far_apart_are_forgotten() {
+    let app = app_on_manual_clock().await;
+    app.register("forgetful@example.org", GOOD_PASSWORD).await;
+    fail_logins(&app, "forgetful@example.org", 4).await;
+    app.clock.advance(3601);
+    // Four more failures: the count started again at one, so no lock.
+    fail_logins(&app, "forgetful@example.org", 4).await;
+    assert_eq!(
+        app.login("forgetful@example.org", GOOD_PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert!(app.audit_events("auth.account_locked").is_empty());
+}
+
+#[actix_web::test]
+async fn concurrent_failures_cannot_overshoot_a_step() {
+    let app = app_on_manual_clock().await;
+    app.register("stampede@example.org", GOOD_PASSWORD).await;
+    let attempts = (0..10).map(|_| app.login("stampede@example.org", "not the password at all"));
+    let responses = futures_util::future::join_all(attempts).await;
+    assert!(responses.iter().all(|r| r.status() == 401));
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let failures: u32 = conn
+        .query_row(
+            "SELECT failed_logins FROM users WHERE email = 'stampede@example.org'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("user");
+    assert_eq!(
+        failures, 5,
+        "attempts finishing after the lock do not count"
+    );
+    let events = app.audit_events("auth.account_locked");
+    assert_eq!(events.len(), 1);
+    assert!(events[0].2.contains("\"lock_seconds\":60"));
+}
+
+#[actix_web::test]
+async fn unlocking_does_not_reactivate_a_disabled_account() {
+    let app = app_on_manual_clock().await;
+    let admin = make_admin(&app, "keeper@example.org").await;
+    app.register("gone@example.org", GOOD_PASSWORD).await;
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    conn.execute(
+        "UPDATE users SET status = 'disabled' WHERE email = 'gone@example.org'",
+        [],
+    )
+    .expect("disable");
+    let id = user_id(&app, "gone@example.org");
+    let response = app
+        .post_with_token(&format!("/api/v1/admin/users/{id}/unlock"), &admin, None)
+        .await;
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "disabled");
+    assert_eq!(
+        app.login("gone@example.org", GOOD_PASSWORD).await.status(),
+        401
+    );
+}

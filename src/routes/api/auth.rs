@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::service::{RequestMeta, SessionInfo, TokenPair};
-use crate::accounts::{Role, User, UserStatus};
+use crate::accounts::{Email, Role, User, UserStatus};
 use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, Problem};
@@ -186,11 +186,10 @@ pub async fn login(
     // Both limits count every attempt: one address trying many accounts, and many
     // addresses trying one account.
     enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0))?;
-    enforce(
-        &req,
-        RouteClass::LoginAccount,
-        &LimitKey::account(&body.email),
-    )?;
+    // An e-mail that does not parse names no account: only the address limit applies.
+    if let Ok(email) = Email::parse(&body.email) {
+        enforce(&req, RouteClass::LoginAccount, &LimitKey::account(&email))?;
+    }
     let pair = state
         .accounts
         .login(&body.email, body.password, &meta)
