@@ -364,17 +364,16 @@ impl AccountService {
                 audit::append(tx, &failed)?;
                 if let (true, Some(user)) = (counts, user)
                     && let Some(failures) = users::count_failed_login(tx, user, now, forget_after)?
+                    && let Some(seconds) = softlock_seconds(&steps, failures)
                 {
-                    if let Some(seconds) = softlock_seconds(&steps, failures) {
-                        users::softlock_until(tx, user, now + i64::from(seconds))?;
-                        audit::append(
-                            tx,
-                            &locked
-                                .with_target(user.to_string())
-                                .with_detail("consecutive_failures", failures)
-                                .with_detail("lock_seconds", seconds),
-                        )?;
-                    }
+                    users::softlock_until(tx, user, now + i64::from(seconds))?;
+                    audit::append(
+                        tx,
+                        &locked
+                            .with_target(user.to_string())
+                            .with_detail("consecutive_failures", failures)
+                            .with_detail("lock_seconds", seconds),
+                    )?;
                 }
                 Ok::<_, AccountError>(())
             })
