@@ -1,11 +1,13 @@
 //! Demo data: an admin and two users in different departments, created on the first
-//! demo start with fresh random passwords that are shown once.
+//! demo start with fresh random passwords that are shown once. Alice has MFA on; her
+//! `otpauth://` URI is shown once too, to scan into an authenticator app.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use crate::accounts::service::RequestMeta;
-use crate::accounts::{Email, Role};
+use crate::accounts::{Email, Role, UserId};
+use crate::auth::mfa::TotpSecret;
 use crate::crypto::keys::random_password;
 use crate::db::{DbError, users};
 use crate::state::AppState;
@@ -15,12 +17,15 @@ pub struct DemoAccount {
     pub email: String,
     pub department: &'static str,
     pub password: SecretString,
+    /// The account's TOTP URI, when the demo turned MFA on for it.
+    pub mfa_uri: Option<SecretString>,
 }
 
-const ACCOUNTS: &[(Role, &str, &str)] = &[
-    (Role::Admin, "admin@portcullis.test", "security"),
-    (Role::User, "alice@portcullis.test", "engineering"),
-    (Role::User, "bob@portcullis.test", "sales"),
+/// Role, e-mail, department, and whether MFA is on.
+const ACCOUNTS: &[(Role, &str, &str, bool)] = &[
+    (Role::Admin, "admin@portcullis.test", "security", false),
+    (Role::User, "alice@portcullis.test", "engineering", true),
+    (Role::User, "bob@portcullis.test", "sales", false),
 ];
 
 /// Creates the demo accounts if the database has no users yet; returns the ones
@@ -34,7 +39,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
         return Ok(Vec::new());
     }
     let mut created = Vec::new();
-    for (role, email, department) in ACCOUNTS {
+    for (role, email, department, with_mfa) in ACCOUNTS {
         let email = Email::parse(email).map_err(|e| anyhow::anyhow!("demo e-mail {email} {e}"))?;
         let password = random_password()?;
         let checked = state
@@ -44,7 +49,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
             .map_err(|e| anyhow::anyhow!("generated demo password refused: {e}"))?;
         let mut attributes = Map::new();
         attributes.insert("department".to_owned(), Value::from(*department));
-        state
+        let user = state
             .accounts
             .create_user(
                 email.clone(),
@@ -55,14 +60,30 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("cannot create demo account {email}: {e}"))?;
+        let mfa_uri = if *with_mfa {
+            Some(enable_mfa(state, user.id).await?)
+        } else {
+            None
+        };
         created.push(DemoAccount {
             role: *role,
             email: email.to_string(),
             department,
             password,
+            mfa_uri,
         });
     }
     Ok(created)
+}
+
+/// Turns MFA on the way a user would: setup, then a current code from the secret.
+async fn enable_mfa(state: &AppState, user: UserId) -> anyhow::Result<SecretString> {
+    let meta = RequestMeta::default();
+    let setup = state.accounts.setup_mfa(user, &meta).await?;
+    let secret = TotpSecret::from_base32(setup.secret_base32.expose_secret().as_bytes())?;
+    let code = secret.code_at(state.clock.now())?;
+    state.accounts.enable_mfa(user, &code, &meta).await?;
+    Ok(setup.otpauth_uri)
 }
 
 /// The lines the demo prints once, right after seeding.
@@ -78,6 +99,12 @@ pub fn describe(accounts: &[DemoAccount]) -> String {
             account.password.expose_secret(),
             account.department
         ));
+        if let Some(uri) = &account.mfa_uri {
+            out.push_str(&format!(
+                "         MFA on: scan or paste into an authenticator app: {}\n",
+                uri.expose_secret()
+            ));
+        }
     }
     out
 }

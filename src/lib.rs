@@ -22,3 +22,6 @@ pub mod state;
 pub mod telemetry;
 
 pub use startup::Application;
+
+#[cfg(test)]
+mod test_vectors;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use portcullis::cli;
 use portcullis::cli::create_admin::PasswordSource;
 use portcullis::config::{ConfigSources, Settings};
+use portcullis::crypto::stored_secrets::ResealMode;
 
 /// Portcullis: a fail-closed security backend for single-host deployments.
 /// When a part breaks — the database, a policy, a key — the answer is "denied".
@@ -51,6 +52,21 @@ enum Command {
         /// Generate a strong password and print it once.
         #[arg(long)]
         generate_password: bool,
+    },
+    /// Encrypt secrets stored in plaintext by an older system (TOTP secrets, webhook
+    /// credentials). Safe to interrupt and run again.
+    MigrateSecrets {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = cli::secrets::DEFAULT_BATCH_SIZE, value_name = "ROWS")]
+        batch_size: usize,
+    },
+    /// Re-encrypt every stored secret with the first key of MFA_ENCRYPTION_KEY and
+    /// CREDENTIAL_ENCRYPTION_KEY, so older keys can then be removed. Safe to
+    /// interrupt and run again.
+    RotateKeys {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = cli::secrets::DEFAULT_BATCH_SIZE, value_name = "ROWS")]
+        batch_size: usize,
     },
     /// Work with the audit log.
     Audit {
@@ -97,6 +113,12 @@ fn main() -> ExitCode {
                 _ => PasswordSource::Interactive,
             };
             cli::create_admin::run(sources, &email, source)
+        }
+        Command::MigrateSecrets { batch_size } => {
+            cli::secrets::run(sources, ResealMode::MigratePlaintext, batch_size)
+        }
+        Command::RotateKeys { batch_size } => {
+            cli::secrets::run(sources, ResealMode::RotateKeys, batch_size)
         }
         Command::Audit {
             command: AuditCommand::Verify { database },

@@ -9,6 +9,8 @@ use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::password::PasswordHasher;
+use crate::crypto::secret_box::KeyPurpose;
+use crate::crypto::stored_secrets::{self, Keyring};
 use crate::db::Database;
 use crate::limits::RateLimits;
 
@@ -22,14 +24,27 @@ pub struct AppState {
     pub revocations: RevocationStore,
     pub accounts: AccountService,
     pub limits: RateLimits,
+    pub keyring: Keyring,
 }
 
 impl AppState {
     /// Opens the database and builds every service. Used by the server and by
     /// commands that work on the data directly (create-admin, demo seeding).
+    ///
+    /// Refuses (with [`stored_secrets::KeyCheckError::WrongKey`]) when the
+    /// configured keys cannot open the secrets already stored.
     pub async fn open(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let db = Database::open(&settings.database).await?;
+        let keyring = Keyring::new(&settings)?;
+        let keys = stored_secrets::check_keys(&db, &keyring, true).await?;
+        for (column, rows) in &keys.legacy {
+            tracing::warn!(
+                column = %column,
+                rows,
+                "secrets stored in plaintext by an older system; run `portcullis migrate-secrets`"
+            );
+        }
         let audit = AuditLog::new(db.clone());
         let tokens = Arc::new(TokenService::new(&settings.jwt));
         let revocations = RevocationStore::open(
@@ -49,6 +64,7 @@ impl AppState {
             clock.clone(),
             settings.jwt.refresh_token_seconds(),
             &settings.rate_limits.softlock,
+            keyring.for_purpose(KeyPurpose::Mfa).clone(),
         );
         Ok(Self {
             settings,
@@ -59,6 +75,7 @@ impl AppState {
             revocations,
             accounts,
             limits,
+            keyring,
         })
     }
 }

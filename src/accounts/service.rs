@@ -6,6 +6,10 @@
 //! client that disconnects mid-request cannot leave a committed revocation
 //! unknown to the cache.
 
+mod mfa;
+
+pub use mfa::MfaSetup;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +28,7 @@ use crate::auth::{Principal, refresh};
 use crate::clock::Clock;
 use crate::config::SoftlockSettings;
 use crate::crypto::password::{PasswordError, PasswordHasher, Verification};
+use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::sessions::{self, SessionRow};
 use crate::db::{Database, DbError, refresh_tokens, users};
@@ -46,6 +51,19 @@ pub struct TokenPair {
     pub session_expires_at: i64,
 }
 
+/// What a right password leads to: tokens, or — for an account with MFA — a
+/// challenge to answer at `verify-login`.
+pub enum LoginOutcome {
+    Signed(TokenPair),
+    MfaRequired(MfaChallenge),
+}
+
+/// A short-lived `typ: mfa` token, useless as an access token.
+pub struct MfaChallenge {
+    pub mfa_token: String,
+    pub expires_at: i64,
+}
+
 /// A live session as its owner sees it.
 pub struct SessionInfo {
     pub session: SessionRow,
@@ -62,6 +80,16 @@ pub enum AccountError {
     InvalidCredentials,
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    #[error("invalid or used MFA challenge token")]
+    InvalidMfaToken,
+    #[error("invalid MFA code")]
+    InvalidMfaCode,
+    #[error("MFA is already enabled")]
+    MfaAlreadyEnabled,
+    #[error("no MFA setup is pending")]
+    MfaNotPending,
+    #[error("MFA is not enabled")]
+    MfaNotEnabled,
     #[error("current password incorrect")]
     WrongCurrentPassword,
     #[error("session not found")]
@@ -101,6 +129,17 @@ impl From<AccountError> for ApiError {
             }
             AccountError::InvalidCredentials => ApiError::Unauthorized("Invalid email or password"),
             AccountError::InvalidRefreshToken => ApiError::Unauthorized("Invalid refresh token"),
+            AccountError::InvalidMfaToken => ApiError::Unauthorized("Invalid token"),
+            AccountError::InvalidMfaCode => ApiError::Unauthorized("Invalid authentication code"),
+            AccountError::MfaAlreadyEnabled => ApiError::Conflict(
+                "MFA is already enabled on this account. Disable it before setting it up again.",
+            ),
+            AccountError::MfaNotPending => {
+                ApiError::Conflict("No MFA setup is pending. Start one at /api/v1/auth/mfa/setup.")
+            }
+            AccountError::MfaNotEnabled => {
+                ApiError::Conflict("MFA is not enabled on this account.")
+            }
             AccountError::WrongCurrentPassword => ApiError::Validation(vec![FieldError::rule(
                 "current_password",
                 "incorrect",
@@ -153,6 +192,8 @@ pub struct AccountService {
     /// Accounts recently read for `me`: a hot, read-mostly path that would otherwise
     /// pay a database round trip on every call.
     profiles: Cache<UserId, User>,
+    /// Seals TOTP secrets (MFA_ENCRYPTION_KEY).
+    mfa_box: SecretBox,
 }
 
 fn event(name: &str, outcome: Outcome, meta: &RequestMeta) -> AuditEvent {
@@ -161,6 +202,20 @@ fn event(name: &str, outcome: Outcome, meta: &RequestMeta) -> AuditEvent {
         event = event.with_request_id(id.clone());
     }
     event
+}
+
+/// Whether the account is still as it was when its password was verified: same
+/// hash, active, not softlocked. Run inside the transaction that acts on it.
+fn still_as_verified(
+    tx: &rusqlite::Connection,
+    verified: &User,
+    now: i64,
+) -> Result<bool, AccountError> {
+    Ok(users::find(tx, verified.id)?.is_some_and(|c| {
+        c.password_hash == verified.password_hash
+            && c.status == UserStatus::Active
+            && !c.is_softlocked(now)
+    }))
 }
 
 fn is_unique_violation(error: &rusqlite::Error) -> bool {
@@ -179,6 +234,7 @@ impl AccountService {
         clock: Clock,
         session_ttl_seconds: i64,
         softlock: &SoftlockSettings,
+        mfa_box: SecretBox,
     ) -> Self {
         Self {
             db,
@@ -189,6 +245,7 @@ impl AccountService {
             session_ttl_seconds,
             softlock_steps: Arc::from(softlock.steps.as_slice()),
             softlock_forget_after_seconds: softlock.forget_after_seconds,
+            mfa_box,
             profiles: Cache::builder()
                 .max_capacity(PROFILE_CACHE_CAPACITY)
                 .time_to_live(PROFILE_CACHE_TTL)
@@ -249,6 +306,7 @@ impl AccountService {
             tokens_valid_after: 0,
             failed_logins: 0,
             locked_until: None,
+            mfa_enabled: false,
         };
         let audit_event = event("auth.registered", Outcome::Success, meta)
             .with_actor(user.id.to_string())
@@ -277,7 +335,7 @@ impl AccountService {
         email: &str,
         password: SecretString,
         meta: &RequestMeta,
-    ) -> Result<TokenPair, AccountError> {
+    ) -> Result<LoginOutcome, AccountError> {
         let email = Email::parse(email).ok();
         let user = match email.clone() {
             Some(email) => {
@@ -327,8 +385,17 @@ impl AccountService {
             _ => None,
         };
         let user_id = user.id;
-        match self.open_session(user, upgraded_hash, meta).await? {
-            Some(pair) => Ok(pair),
+        let outcome = if user.mfa_enabled {
+            self.challenge_mfa(user, upgraded_hash, meta)
+                .await?
+                .map(LoginOutcome::MfaRequired)
+        } else {
+            self.open_session(user, upgraded_hash, meta)
+                .await?
+                .map(LoginOutcome::Signed)
+        };
+        match outcome {
+            Some(outcome) => Ok(outcome),
             // The password or status changed while this login was being checked:
             // what was verified is no longer the account's credential.
             None => Err(self
@@ -338,8 +405,6 @@ impl AccountService {
     }
 
     /// Records a failed login and returns the one error every failure answers with.
-    /// When `counts`, the failure adds to the account's consecutive failures, which
-    /// may softlock it (audited as `auth.account_locked`).
     async fn login_failed(
         &self,
         reason: &str,
@@ -348,6 +413,23 @@ impl AccountService {
         counts: bool,
         meta: &RequestMeta,
     ) -> AccountError {
+        match self.record_failure(reason, email, user, counts, meta).await {
+            Ok(()) => AccountError::InvalidCredentials,
+            Err(error) => error,
+        }
+    }
+
+    /// Audits a failed sign-in step (password or MFA code). When `counts`, the
+    /// failure adds to the account's consecutive failures, which may softlock it
+    /// (audited as `auth.account_locked`).
+    async fn record_failure(
+        &self,
+        reason: &str,
+        email: Option<Email>,
+        user: Option<UserId>,
+        counts: bool,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
         let mut failed =
             event("auth.login_failed", Outcome::Failure, meta).with_detail("reason", reason);
         match (user, &email) {
@@ -358,8 +440,7 @@ impl AccountService {
         let locked = event("auth.account_locked", Outcome::Denied, meta);
         let (steps, now) = (Arc::clone(&self.softlock_steps), self.clock.now());
         let forget_after = i64::from(self.softlock_forget_after_seconds);
-        let written = self
-            .db
+        self.db
             .write(move |tx| {
                 audit::append(tx, &failed)?;
                 if let (true, Some(user)) = (counts, user)
@@ -377,11 +458,7 @@ impl AccountService {
                 }
                 Ok::<_, AccountError>(())
             })
-            .await;
-        match written {
-            Ok(()) => AccountError::InvalidCredentials,
-            Err(error) => error,
-        }
+            .await
     }
 
     /// A new session row and its first refresh token, not yet stored.
@@ -438,13 +515,7 @@ impl AccountService {
             .db
             .write_then(
                 move |tx| {
-                    let current = users::find(tx, verified.id)?;
-                    let unchanged = current.is_some_and(|c| {
-                        c.password_hash == verified.password_hash
-                            && c.status == UserStatus::Active
-                            && !c.is_softlocked(now)
-                    });
-                    if !unchanged {
+                    if !still_as_verified(tx, &verified, now)? {
                         return Ok::<_, AccountError>(false);
                     }
                     sessions::insert(tx, &session)?;
@@ -460,6 +531,46 @@ impl AccountService {
             )
             .await?;
         Ok(opened.then_some(pair))
+    }
+
+    /// For an MFA account whose password was right: a challenge token instead of a
+    /// session — unless the account changed since it was read (`None` then). The
+    /// failure count is not cleared: only a right code does that, so alternating
+    /// right passwords with guessed codes cannot dodge the softlock.
+    async fn challenge_mfa(
+        &self,
+        verified: User,
+        upgraded_hash: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<Option<MfaChallenge>, AccountError> {
+        let now = self.clock.now();
+        let issued = self.tokens.issue_mfa(verified.id, verified.role, now)?;
+        let audit_event = event("auth.mfa_challenged", Outcome::Success, meta)
+            .with_actor(verified.id.to_string())
+            .with_target(issued.claims.sid.to_string());
+        let challenge = MfaChallenge {
+            mfa_token: issued.token,
+            expires_at: issued.claims.exp,
+        };
+        let profiles = self.profiles.clone();
+        let user_id = verified.id;
+        let current = self
+            .db
+            .write_then(
+                move |tx| {
+                    if !still_as_verified(tx, &verified, now)? {
+                        return Ok::<_, AccountError>(false);
+                    }
+                    if let Some(hash) = &upgraded_hash {
+                        users::set_password_hash(tx, verified.id, hash, now)?;
+                    }
+                    audit::append(tx, &audit_event)?;
+                    Ok(true)
+                },
+                move |_| profiles.invalidate(&user_id),
+            )
+            .await?;
+        Ok(current.then_some(challenge))
     }
 
     /// Exchanges a refresh token for a new pair. A token is good once: presenting a

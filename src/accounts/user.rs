@@ -106,6 +106,8 @@ pub struct User {
     pub failed_logins: u32,
     /// Logins are refused until this instant (softlock), if set.
     pub locked_until: Option<i64>,
+    /// Whether a confirmed TOTP factor guards the account's logins.
+    pub mfa_enabled: bool,
 }
 
 impl User {

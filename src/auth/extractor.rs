@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use super::tokens::{AccessClaims, TokenType};
+use super::tokens::{Claims, TokenType};
 use super::{AuthError, Principal};
 use crate::accounts::Role;
 use crate::error::ApiError;
@@ -25,7 +25,7 @@ pub(crate) fn bearer_token_of(headers: &header::HeaderMap) -> Option<&str> {
 
 /// Claims of the request's bearer token, verified earlier in the same request (by
 /// the rate-limit middleware). Only the server puts this in request extensions.
-pub(crate) struct VerifiedClaims(pub(crate) AccessClaims);
+pub(crate) struct VerifiedClaims(pub(crate) Claims);
 
 impl FromRequest for Principal {
     type Error = ApiError;

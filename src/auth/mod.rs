@@ -2,6 +2,7 @@
 //! extractor every protected handler starts with.
 
 pub mod extractor;
+pub mod mfa;
 pub mod refresh;
 pub mod revocation;
 pub mod tokens;
@@ -22,8 +23,8 @@ pub struct Principal {
     pub expires_at: i64,
 }
 
-impl From<tokens::AccessClaims> for Principal {
-    fn from(claims: tokens::AccessClaims) -> Self {
+impl From<tokens::Claims> for Principal {
+    fn from(claims: tokens::Claims) -> Self {
         Self {
             user_id: claims.sub,
             session_id: claims.sid,

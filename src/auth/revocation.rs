@@ -20,7 +20,7 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use uuid::Uuid;
 
-use super::tokens::{AccessClaims, LEEWAY_SECONDS};
+use super::tokens::{Claims, LEEWAY_SECONDS};
 use crate::accounts::UserId;
 use crate::clock::Clock;
 use crate::db::revocations::{self, RevocationKind};
@@ -172,7 +172,7 @@ impl RevocationStore {
 
     /// Answers from memory: `Some(true)` revoked, `Some(false)` certainly not (the
     /// cache is complete), `None` when only the database can tell.
-    pub fn check_cached(&self, claims: &AccessClaims) -> Option<bool> {
+    pub fn check_cached(&self, claims: &Claims) -> Option<bool> {
         if self.cache.contains_key(&Key::Token(claims.jti))
             || self.cache.contains_key(&Key::Session(claims.sid))
         {
@@ -188,7 +188,7 @@ impl RevocationStore {
 
     /// Whether the token is revoked; the database is asked only when the cache
     /// cannot vouch. A database error is an error, which callers turn into a denial.
-    pub async fn is_revoked(&self, claims: &AccessClaims) -> Result<bool, RevocationUnavailable> {
+    pub async fn is_revoked(&self, claims: &Claims) -> Result<bool, RevocationUnavailable> {
         if let Some(answer) = self.check_cached(claims) {
             return Ok(answer);
         }
@@ -267,8 +267,8 @@ mod tests {
     use crate::accounts::Role;
     use crate::config::DatabaseSettings;
 
-    fn claims(user: UserId) -> AccessClaims {
-        AccessClaims {
+    fn claims(user: UserId) -> Claims {
+        Claims {
             iss: String::new(),
             aud: String::new(),
             sub: user,

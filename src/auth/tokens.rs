@@ -1,4 +1,4 @@
-//! Access tokens: JWT, HS256 only. Every claim is required and checked; the `kid`
+//! Access tokens and MFA challenge tokens: JWT, HS256 only. Every claim is required and checked; the `kid`
 //! header names the key, so keys in `JWT_PREVIOUS_SECRET_KEYS` still verify during a
 //! rotation while only `JWT_SECRET_KEY` ever signs. Time checks take `now` from the
 //! injected clock.
@@ -29,12 +29,18 @@ pub const LEEWAY_SECONDS: i64 = 10;
 #[serde(rename_all = "lowercase")]
 pub enum TokenType {
     Access,
+    /// Proves a password was right for an MFA account; only `verify-login` takes it.
+    Mfa,
 }
 
-/// The claims of an access token. No field has a default: a token missing any of
-/// them does not parse.
+/// How long an MFA challenge token lives.
+pub const MFA_TOKEN_SECONDS: i64 = 300;
+
+/// The claims of every token: `typ` says which kind. No field has a default: a
+/// token missing any of them does not parse. In an MFA token, `sid` names the
+/// challenge, not a session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
+pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub sub: UserId,
@@ -99,7 +105,7 @@ pub fn key_id(secret: &SecretString) -> String {
 /// An access token and when it expires.
 pub struct IssuedToken {
     pub token: String,
-    pub claims: AccessClaims,
+    pub claims: Claims,
 }
 
 /// Tokens whose signature and claims were already checked, keyed by the exact token
@@ -114,7 +120,7 @@ pub struct TokenService {
     verifying: Vec<Key>,
     access_ttl_seconds: i64,
     validation: Validation,
-    verified: Cache<String, AccessClaims>,
+    verified: Cache<String, Claims>,
 }
 
 impl TokenService {
@@ -159,7 +165,27 @@ impl TokenService {
         role: Role,
         now: i64,
     ) -> Result<IssuedToken, TokenError> {
-        let claims = AccessClaims {
+        self.issue(user, session, role, TokenType::Access, now)
+    }
+
+    /// A short-lived token standing for "password verified, code still owed".
+    pub fn issue_mfa(&self, user: UserId, role: Role, now: i64) -> Result<IssuedToken, TokenError> {
+        self.issue(user, Uuid::new_v4(), role, TokenType::Mfa, now)
+    }
+
+    fn issue(
+        &self,
+        user: UserId,
+        session: Uuid,
+        role: Role,
+        typ: TokenType,
+        now: i64,
+    ) -> Result<IssuedToken, TokenError> {
+        let ttl = match typ {
+            TokenType::Access => self.access_ttl_seconds,
+            TokenType::Mfa => MFA_TOKEN_SECONDS,
+        };
+        let claims = Claims {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
             sub: user,
@@ -168,8 +194,8 @@ impl TokenService {
             role,
             iat: now,
             nbf: now,
-            exp: now + self.access_ttl_seconds,
-            typ: TokenType::Access,
+            exp: now + ttl,
+            typ,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing.kid.clone());
@@ -179,12 +205,7 @@ impl TokenService {
     }
 
     /// Verifies signature, algorithm, key, every claim, type and time.
-    pub fn verify(
-        &self,
-        token: &str,
-        expected: TokenType,
-        now: i64,
-    ) -> Result<AccessClaims, TokenError> {
+    pub fn verify(&self, token: &str, expected: TokenType, now: i64) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
@@ -204,7 +225,7 @@ impl TokenService {
     }
 
     /// Everything about a token that does not depend on the time of use.
-    fn verify_signature_and_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    fn verify_signature_and_claims(&self, token: &str) -> Result<Claims, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::BadSignature);
@@ -215,7 +236,7 @@ impl TokenService {
             .iter()
             .find(|key| key.kid == kid)
             .ok_or(TokenError::UnknownKey)?;
-        let claims = decode::<AccessClaims>(token, &key.decoding, &self.validation)
+        let claims = decode::<Claims>(token, &key.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature
                 | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::BadSignature,
@@ -233,10 +254,10 @@ impl TokenService {
 }
 
 fn check_type_and_time(
-    claims: AccessClaims,
+    claims: Claims,
     expected: TokenType,
     now: i64,
-) -> Result<AccessClaims, TokenError> {
+) -> Result<Claims, TokenError> {
     if claims.typ != expected {
         return Err(TokenError::WrongType);
     }
@@ -310,6 +331,34 @@ mod tests {
             Some(key_id(&SecretString::from(KEY_A)).as_str())
         );
         assert_eq!(header.alg, Algorithm::HS256);
+    }
+
+    #[test]
+    fn an_mfa_token_is_no_access_token_and_the_reverse() {
+        let service = service();
+        let mfa = service
+            .issue_mfa(UserId::new(), Role::User, NOW)
+            .expect("issue");
+        assert_eq!(mfa.claims.exp - mfa.claims.iat, MFA_TOKEN_SECONDS);
+        assert_eq!(
+            service.verify(&mfa.token, TokenType::Access, NOW),
+            Err(TokenError::WrongType)
+        );
+        assert!(service.verify(&mfa.token, TokenType::Mfa, NOW).is_ok());
+        let access = issue(&service);
+        assert_eq!(
+            service.verify(&access.token, TokenType::Mfa, NOW),
+            Err(TokenError::WrongType)
+        );
+        // Forging the type needs the key.
+        let mut claims = valid_claims(&service);
+        claims["typ"] = serde_json::json!("mfa");
+        let kid = json!({"kid": key_id(&SecretString::from(KEY_A))});
+        let forged = forge(&kid, &claims, KEY_B, Algorithm::HS256);
+        assert_eq!(
+            service.verify(&forged, TokenType::Mfa, NOW),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use super::EXIT_CONFIG;
 use crate::audit::{AuditEvent, AuditLog, ChainReport, Outcome};
 use crate::config::{ConfigSources, DatabaseSettings, Findings, Mode, Settings, Status};
+use crate::crypto::secret_box::KeyPurpose;
+use crate::crypto::stored_secrets::{self, KeyCheckError, Keyring};
 use crate::db::{Database, SCHEMA_VERSION};
 
 pub fn run(sources: ConfigSources) -> ExitCode {
@@ -25,8 +27,11 @@ pub fn run(sources: ConfigSources) -> ExitCode {
         })
     });
     if let Some(database) = database {
-        let db_findings =
-            actix_web::rt::System::new().block_on(check_database(database, &findings));
+        let db_findings = actix_web::rt::System::new().block_on(check_database(
+            database,
+            settings.as_ref(),
+            &findings,
+        ));
         findings.extend(db_findings);
     }
 
@@ -50,7 +55,11 @@ pub fn run(sources: ConfigSources) -> ExitCode {
 
 /// Opens and migrates the database, verifies the audit chain, and records the check
 /// itself as a `config.checked` event.
-async fn check_database(settings: DatabaseSettings, so_far: &Findings) -> Findings {
+async fn check_database(
+    settings: DatabaseSettings,
+    config: Option<&Settings>,
+    so_far: &Findings,
+) -> Findings {
     const LABEL: &str = "database";
     let mut findings = Findings::default();
     let db = match Database::open(&settings).await {
@@ -60,6 +69,9 @@ async fn check_database(settings: DatabaseSettings, so_far: &Findings) -> Findin
             return findings;
         }
     };
+    if let Some(config) = config {
+        findings.extend(check_keys(&db, config).await);
+    }
     let audit = AuditLog::new(db);
     match audit.verify().await {
         Ok(ChainReport::Intact { events, .. }) => findings.pass(
@@ -87,6 +99,50 @@ async fn check_database(settings: DatabaseSettings, so_far: &Findings) -> Findin
         .with_detail("fail", all.count(Status::Fail));
     if let Err(error) = audit.record(event).await {
         findings.fail(LABEL, format!("the audit log cannot be written ({error})"));
+    }
+    findings
+}
+
+/// Whether the configured keys open the secrets already stored (their canaries),
+/// and whether any secret is still plaintext. Read-only: a missing canary is made
+/// at the next start, not here.
+async fn check_keys(db: &Database, settings: &Settings) -> Findings {
+    let mut findings = Findings::default();
+    let keyring = match Keyring::new(settings) {
+        Ok(keyring) => keyring,
+        // The key checks above already failed on this; nothing more to say.
+        Err(_) => return findings,
+    };
+    match stored_secrets::check_keys(db, &keyring, false).await {
+        Ok(report) => {
+            for purpose in KeyPurpose::ALL {
+                let state = if report.canaries_created.contains(&purpose) {
+                    "no secrets stored with it yet"
+                } else {
+                    "decrypts the stored secrets"
+                };
+                findings.pass(purpose.variable(), state.to_owned());
+            }
+            if report.legacy_rows() > 0 {
+                let columns: Vec<String> = report
+                    .legacy
+                    .iter()
+                    .map(|(column, rows)| format!("{column}: {rows}"))
+                    .collect();
+                findings.warn(
+                    "stored secrets",
+                    format!(
+                        "plaintext secrets from an older system ({}); run `portcullis migrate-secrets`",
+                        columns.join(", ")
+                    ),
+                );
+            }
+        }
+        Err(KeyCheckError::WrongKey { variable }) => findings.fail(
+            variable,
+            "cannot decrypt the secrets already stored in the database; set the key used before, or list the new key first and the old one after it and run `portcullis rotate-keys`".to_owned(),
+        ),
+        Err(error) => findings.fail("stored secrets", format!("cannot be checked ({error})")),
     }
     findings
 }

@@ -6,11 +6,13 @@ pub mod check_config;
 pub mod create_admin;
 pub mod demo;
 pub mod keygen;
+pub mod secrets;
 pub mod serve;
 
 use std::process::ExitCode;
 
 use crate::config::{ConfigSources, Findings, Mode, Settings, Status};
+use crate::crypto::stored_secrets::KeyCheckError;
 
 /// Exit code for a refused configuration (and for command-line misuse, as clap does).
 pub const EXIT_CONFIG: u8 = 2;
@@ -27,5 +29,21 @@ pub fn load_settings(
             eprintln!("config error: {finding}");
         }
         ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// The exit code for a failure to open the services: 2 when the configuration is
+/// what is wrong (keys that cannot open the stored secrets), 1 otherwise.
+pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
+    let key_mismatch = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<KeyCheckError>(),
+            Some(KeyCheckError::WrongKey { .. })
+        )
+    });
+    ExitCode::from(if key_mismatch {
+        EXIT_CONFIG
+    } else {
+        EXIT_FAILURE
     })
 }

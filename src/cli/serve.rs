@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use super::{EXIT_FAILURE, load_settings};
+use super::{EXIT_FAILURE, exit_code_for, load_settings};
 use crate::clock::Clock;
 use crate::config::{ConfigSources, Findings, Mode, Settings, Status};
 use crate::startup::Application;
@@ -50,7 +50,7 @@ where
             Ok(app) => app,
             Err(error) => {
                 eprintln!("portcullis: cannot start: {error:#}");
-                return ExitCode::from(EXIT_FAILURE);
+                return exit_code_for(&error);
             }
         };
         announce(&app);

@@ -7,6 +7,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_audit_events.sql")),
     M::up(include_str!("migrations/0002_accounts.sql")),
     M::up(include_str!("migrations/0003_softlock.sql")),
+    M::up(include_str!("migrations/0004_mfa.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

@@ -7,9 +7,11 @@
 //! round trip per query.)
 
 pub mod audit_events;
+pub mod mfa;
 mod migrations;
 pub mod refresh_tokens;
 pub mod revocations;
+pub mod sealed;
 pub mod sessions;
 pub mod users;
 

@@ -4,7 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::accounts::{Email, Role, User, UserId, UserStatus};
 
-const COLUMNS: &str = "id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after, failed_logins, locked_until";
+const COLUMNS: &str = "id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after, failed_logins, locked_until,
+    EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = users.id AND f.enabled_at IS NOT NULL)";
 
 fn conversion_error(column: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -32,6 +33,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         tokens_valid_after: row.get(8)?,
         failed_logins: row.get(9)?,
         locked_until: row.get(10)?,
+        mfa_enabled: row.get(11)?,
     })
 }
 

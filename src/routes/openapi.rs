@@ -11,10 +11,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::accounts::{Role, UserStatus};
 use crate::error::{FieldError, Problem};
-use crate::routes::api::admin_users;
+use crate::routes::api::admin_users::{self, MfaResetResponse};
 use crate::routes::api::auth::{
-    self, ChangePasswordRequest, LoginRequest, MessageResponse, RefreshRequest, RegisterRequest,
-    SessionResponse, TokenResponse, UserResponse,
+    self, ChangePasswordRequest, LoginRequest, LoginResponse, MessageResponse,
+    MfaChallengeResponse, RefreshRequest, RegisterRequest, SessionResponse, TokenResponse,
+    UserResponse,
+};
+use crate::routes::api::mfa::{
+    self, MfaDisableRequest, MfaEnableRequest, MfaEnabledResponse, MfaSetupResponse,
+    MfaVerifyLoginRequest,
 };
 use crate::routes::health::{self, HealthStatus, ReadinessStatus};
 
@@ -38,8 +43,13 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         auth::change_password,
         auth::sessions,
         auth::revoke_session,
+        mfa::setup,
+        mfa::enable,
+        mfa::disable,
+        mfa::verify_login,
         admin_users::lock,
         admin_users::unlock,
+        admin_users::reset_mfa,
     ),
     components(schemas(
         Problem,
@@ -52,6 +62,14 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         ChangePasswordRequest,
         UserResponse,
         TokenResponse,
+        LoginResponse,
+        MfaChallengeResponse,
+        MfaSetupResponse,
+        MfaEnableRequest,
+        MfaEnabledResponse,
+        MfaDisableRequest,
+        MfaVerifyLoginRequest,
+        MfaResetResponse,
         MessageResponse,
         SessionResponse,
         Role,
@@ -61,6 +79,7 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
     tags(
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, tokens and sessions"),
+        (name = "mfa", description = "TOTP second factor and backup codes"),
         (name = "admin", description = "Administration; the administrator role is required"),
         (name = "meta", description = "This document")
     )

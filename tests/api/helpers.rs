@@ -102,6 +102,7 @@ pub fn test_settings(dir: &Path, overrides: &[(&str, &str)]) -> Settings {
         ("RATE_LIMIT_LOGIN_ACCOUNT", "100000/60"),
         ("RATE_LIMIT_REGISTER_IP", "100000/60"),
         ("RATE_LIMIT_REFRESH_IP", "100000/60"),
+        ("RATE_LIMIT_MFA_ACCOUNT", "100000/60"),
     ] {
         pairs.insert(name.into(), quota.into());
     }
@@ -286,6 +287,31 @@ pub fn binary() -> Command {
         command.env("PATH", path);
     }
     command
+}
+
+/// The variables that make the binary use this app's keys and database.
+pub fn binary_vars(settings: &Settings) -> Vec<(String, String)> {
+    let list = |keys: &[secrecy::SecretString]| {
+        keys.iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        (
+            "JWT_SECRET_KEY".into(),
+            settings.jwt.secret.expose_secret().to_owned(),
+        ),
+        (
+            "CREDENTIAL_ENCRYPTION_KEY".into(),
+            list(&settings.credential_keys),
+        ),
+        ("MFA_ENCRYPTION_KEY".into(), list(&settings.mfa_keys)),
+        (
+            "DATABASE_PATH".into(),
+            settings.database.path.to_string_lossy().into_owned(),
+        ),
+    ]
 }
 
 /// Runs the binary with exactly these variables, in `dir`.

@@ -10,6 +10,7 @@ mod errors;
 mod health;
 mod helpers;
 mod logging;
+mod mfa;
 mod openapi;
 mod passwords;
 mod rate_limits;

@@ -27,6 +27,11 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/auth/sessions/{id}", "delete"),
         ("/api/v1/admin/users/{id}/lock", "post"),
         ("/api/v1/admin/users/{id}/unlock", "post"),
+        ("/api/v1/admin/users/{id}/mfa/reset", "post"),
+        ("/api/v1/auth/mfa/setup", "post"),
+        ("/api/v1/auth/mfa/enable", "post"),
+        ("/api/v1/auth/mfa/disable", "post"),
+        ("/api/v1/auth/mfa/verify-login", "post"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),

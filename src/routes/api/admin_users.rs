@@ -1,4 +1,4 @@
-//! `/api/v1/admin/users/*`: account administration (lock and unlock for now).
+//! `/api/v1/admin/users/*`: account administration: lock, unlock, MFA reset.
 
 use actix_web::{HttpResponse, web};
 use uuid::Uuid;
@@ -64,4 +64,37 @@ pub async fn unlock(
         .unlock(&admin.0, user_id(path)?, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MfaResetResponse {
+    /// Whether the user had a TOTP factor (enabled or pending) that was removed.
+    pub removed: bool,
+}
+
+/// Remove a user's MFA factor and backup codes (a lost authenticator). The user
+/// signs in with the password alone until they set MFA up again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/mfa/reset",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Reset (idempotent)", body = MfaResetResponse),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn reset_mfa(
+    admin: Admin,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let removed = state
+        .accounts
+        .reset_mfa(&admin.0, user_id(path)?, &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(MfaResetResponse { removed }))
 }

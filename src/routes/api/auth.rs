@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::accounts::service::{RequestMeta, SessionInfo, TokenPair};
+use crate::accounts::service::{LoginOutcome, RequestMeta, SessionInfo, TokenPair};
 use crate::accounts::{Email, Role, User, UserStatus};
 use crate::auth::Principal;
 use crate::clock::rfc3339;
@@ -57,6 +57,8 @@ pub struct UserResponse {
     pub status: UserStatus,
     #[schema(value_type = Object)]
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Whether logins need a TOTP code after the password.
+    pub mfa_enabled: bool,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -69,6 +71,7 @@ impl From<User> for UserResponse {
             role: user.role,
             status: user.status,
             attributes: user.attributes,
+            mfa_enabled: user.mfa_enabled,
             created_at: rfc3339(user.created_at),
         }
     }
@@ -89,7 +92,7 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn new(pair: TokenPair, now: i64) -> Self {
+    pub(crate) fn new(pair: TokenPair, now: i64) -> Self {
         Self {
             access_token: pair.access_token,
             token_type: "Bearer",
@@ -99,6 +102,26 @@ impl TokenResponse {
             session_id: pair.session_id,
         }
     }
+}
+
+/// The login answer for an account with MFA: no tokens yet, a challenge instead.
+#[derive(Serialize, ToSchema)]
+pub struct MfaChallengeResponse {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Send to `/api/v1/auth/mfa/verify-login` with a code. Useless as an access
+    /// token; good for one successful verification.
+    pub mfa_token: String,
+    /// Seconds until the challenge expires.
+    pub expires_in: i64,
+}
+
+/// Either tokens, or (for an account with MFA) a challenge.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Signed(TokenResponse),
+    MfaRequired(MfaChallengeResponse),
 }
 
 #[derive(Serialize, ToSchema)]
@@ -169,7 +192,7 @@ pub async fn register(
     tag = "auth",
     request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in; or, for an account with MFA, `mfa_required` and an `mfa_token` for `/api/v1/auth/mfa/verify-login`", body = LoginResponse),
         (status = 401, description = "`Invalid email or password` — the same for every kind of failure, a locked account included", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "More than 5 attempts a minute from this address, or 10 for this account", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many sign-ins at once; retry after `Retry-After`", body = Problem, content_type = "application/problem+json")
@@ -190,11 +213,19 @@ pub async fn login(
     if let Ok(email) = Email::parse(&body.email) {
         enforce(&req, RouteClass::LoginAccount, &LimitKey::account(&email))?;
     }
-    let pair = state
+    let outcome = state
         .accounts
         .login(&body.email, body.password, &meta)
         .await?;
-    Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
+    let now = state.clock.now();
+    Ok(HttpResponse::Ok().json(match outcome {
+        LoginOutcome::Signed(pair) => LoginResponse::Signed(TokenResponse::new(pair, now)),
+        LoginOutcome::MfaRequired(challenge) => LoginResponse::MfaRequired(MfaChallengeResponse {
+            mfa_required: true,
+            mfa_token: challenge.mfa_token,
+            expires_in: challenge.expires_at - now,
+        }),
+    }))
 }
 
 /// Exchange a refresh token for a new pair. Presenting an already-used refresh

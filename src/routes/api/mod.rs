@@ -2,6 +2,7 @@
 
 pub mod admin_users;
 pub mod auth;
+pub mod mfa;
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::web;
@@ -19,6 +20,11 @@ pub fn scope() -> impl HttpServiceFactory {
         .service(post("/auth/password", auth::change_password))
         .service(get("/auth/sessions", auth::sessions))
         .service(delete("/auth/sessions/{id}", auth::revoke_session))
+        .service(post("/auth/mfa/setup", mfa::setup))
+        .service(post("/auth/mfa/enable", mfa::enable))
+        .service(post("/auth/mfa/disable", mfa::disable))
+        .service(post("/auth/mfa/verify-login", mfa::verify_login))
         .service(post("/admin/users/{id}/lock", admin_users::lock))
         .service(post("/admin/users/{id}/unlock", admin_users::unlock))
+        .service(post("/admin/users/{id}/mfa/reset", admin_users::reset_mfa))
 }

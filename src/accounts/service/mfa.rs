@@ -1,0 +1,388 @@
+//! The account service's MFA flows: setup, enable, disable, the second login step
+//! and the administrator's reset.
+//!
+//! A TOTP code is good once: the factor records the last time step accepted and a
+//! compare-and-set refuses that step, or an older one, again (ASVS 2.8.4/2.8.5).
+//! Backup codes are single use the same way. Wrong and replayed codes at login or
+//! disable count toward the account's softlock like wrong passwords.
+
+use rusqlite::Connection;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{AccountError, AccountService, RequestMeta, TokenPair, event};
+use crate::accounts::UserId;
+use crate::audit::{self, Outcome};
+use crate::auth::Principal;
+use crate::auth::mfa::{
+    TotpSecret, backup_code_hash, generate_backup_codes, normalize_backup_code, qr_svg_data_url,
+};
+use crate::auth::tokens::{LEEWAY_SECONDS, TokenType};
+use crate::crypto::password::Verification;
+use crate::crypto::secret_box::SecretBox;
+use crate::db::revocations::{self, RevocationKind};
+use crate::db::{mfa, users};
+use crate::error::FieldError;
+
+/// What a user needs to add the account to an authenticator app. The secret is
+/// shown here, during setup, and never again.
+pub struct MfaSetup {
+    pub secret_base32: SecretString,
+    pub otpauth_uri: SecretString,
+    /// An SVG `data:` URL of the URI as a QR code.
+    pub qr_code: String,
+}
+
+/// The result of checking a code against an enabled factor.
+enum CodeCheck {
+    Totp,
+    BackupCode { remaining: i64 },
+    Wrong,
+    Replayed,
+}
+
+impl CodeCheck {
+    fn accepted(&self) -> bool {
+        matches!(self, CodeCheck::Totp | CodeCheck::BackupCode { .. })
+    }
+
+    fn failure_reason(&self) -> &'static str {
+        match self {
+            CodeCheck::Replayed => "mfa_code_replayed",
+            _ => "wrong_mfa_code",
+        }
+    }
+}
+
+fn unexpected(error: impl std::fmt::Display) -> AccountError {
+    AccountError::Unexpected(anyhow::anyhow!("{error}"))
+}
+
+/// Opens a stored TOTP secret. A secret no key opens is an error (500), never a
+/// pass.
+fn open_secret(mfa_box: &SecretBox, stored: &str) -> Result<TotpSecret, AccountError> {
+    let opened = mfa_box.open(stored).map_err(unexpected)?;
+    TotpSecret::from_base32(opened.plaintext.expose_secret()).map_err(unexpected)
+}
+
+/// Checks `code` — a TOTP code or a backup code — against the user's enabled
+/// factor, consuming it when it is accepted. Runs inside the caller's transaction,
+/// so the consumption commits with whatever the code unlocks.
+fn check_code(
+    tx: &Connection,
+    mfa_box: &SecretBox,
+    user: UserId,
+    code: &str,
+    now: i64,
+) -> Result<CodeCheck, AccountError> {
+    let factor = mfa::find(tx, user)?
+        .filter(|f| f.enabled_at.is_some())
+        .ok_or(AccountError::MfaNotEnabled)?;
+    let trimmed = code.trim();
+    if trimmed.len() == 6 && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        let secret = open_secret(mfa_box, &factor.secret)?;
+        let Some(step) = secret.matching_step(trimmed, now) else {
+            return Ok(CodeCheck::Wrong);
+        };
+        let step = i64::try_from(step).map_err(unexpected)?;
+        return Ok(if mfa::use_step(tx, user, step)? {
+            CodeCheck::Totp
+        } else {
+            CodeCheck::Replayed
+        });
+    }
+    let Some(canonical) = normalize_backup_code(code) else {
+        return Ok(CodeCheck::Wrong);
+    };
+    if mfa::use_backup_code(tx, user, &backup_code_hash(user, &canonical), now)? {
+        Ok(CodeCheck::BackupCode {
+            remaining: mfa::unused_backup_codes(tx, user)?,
+        })
+    } else {
+        Ok(CodeCheck::Wrong)
+    }
+}
+
+/// Audits what `check_code` found, in the same transaction.
+fn audit_code_check(
+    tx: &Connection,
+    check: &CodeCheck,
+    user: UserId,
+    meta: &RequestMeta,
+    purpose: &str,
+) -> Result<(), AccountError> {
+    let audit_event = match check {
+        CodeCheck::Replayed => event("mfa.replay_rejected", Outcome::Denied, meta),
+        CodeCheck::BackupCode { remaining } => {
+            event("mfa.backup_code_used", Outcome::Success, meta)
+                .with_detail("remaining", *remaining)
+        }
+        CodeCheck::Totp | CodeCheck::Wrong => return Ok(()),
+    };
+    audit::append(
+        tx,
+        &audit_event
+            .with_actor(user.to_string())
+            .with_target(user.to_string())
+            .with_detail("during", purpose),
+    )?;
+    Ok(())
+}
+
+fn wrong_code_field() -> AccountError {
+    AccountError::Validation(vec![FieldError::rule(
+        "code",
+        "incorrect",
+        "is not a valid code from your authenticator app",
+    )])
+}
+
+impl AccountService {
+    /// Starts (or restarts) MFA setup: a fresh secret, stored sealed and pending
+    /// until a code from it confirms it.
+    pub async fn setup_mfa(
+        &self,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<MfaSetup, AccountError> {
+        let account = self.read_user(user).await?;
+        if account.mfa_enabled {
+            return Err(AccountError::MfaAlreadyEnabled);
+        }
+        let secret = TotpSecret::generate().map_err(unexpected)?;
+        let base32 = secret.to_base32();
+        let sealed = self
+            .mfa_box
+            .seal(base32.expose_secret().as_bytes())
+            .map_err(unexpected)?;
+        let otpauth_uri = secret
+            .otpauth_uri(account.email.as_str())
+            .map_err(unexpected)?;
+        let qr_code = qr_svg_data_url(&otpauth_uri).map_err(unexpected)?;
+        let now = self.clock.now();
+        let audit_event = event("mfa.setup_started", Outcome::Success, meta)
+            .with_actor(user.to_string())
+            .with_target(user.to_string());
+        self.db
+            .write(move |tx| {
+                if !mfa::put_pending(tx, user, &sealed, now)? {
+                    return Err(AccountError::MfaAlreadyEnabled);
+                }
+                audit::append(tx, &audit_event)?;
+                Ok(())
+            })
+            .await?;
+        Ok(MfaSetup {
+            secret_base32: base32,
+            otpauth_uri,
+            qr_code,
+        })
+    }
+
+    /// Confirms a pending setup with a current code; returns the backup codes, the
+    /// only time they are shown. Only their digests are stored.
+    pub async fn enable_mfa(
+        &self,
+        user: UserId,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<Vec<SecretString>, AccountError> {
+        let now = self.clock.now();
+        let codes = generate_backup_codes().map_err(unexpected)?;
+        let hashes: Vec<String> = codes
+            .iter()
+            .filter_map(|c| normalize_backup_code(c.expose_secret()))
+            .map(|canonical| backup_code_hash(user, &canonical))
+            .collect();
+        let audit_event = event("mfa.enabled", Outcome::Success, meta)
+            .with_actor(user.to_string())
+            .with_target(user.to_string());
+        let (mfa_box, code) = (self.mfa_box.clone(), code.to_owned());
+        let profiles = self.profiles.clone();
+        self.db
+            .write_then(
+                move |tx| {
+                    let factor = mfa::find(tx, user)?.ok_or(AccountError::MfaNotPending)?;
+                    if factor.enabled_at.is_some() {
+                        return Err(AccountError::MfaAlreadyEnabled);
+                    }
+                    let secret = open_secret(&mfa_box, &factor.secret)?;
+                    let step = secret
+                        .matching_step(&code, now)
+                        .ok_or_else(wrong_code_field)?;
+                    let step = i64::try_from(step).map_err(unexpected)?;
+                    if !mfa::enable(tx, user, step, now)? {
+                        return Err(AccountError::MfaNotPending);
+                    }
+                    mfa::replace_backup_codes(tx, user, &hashes)?;
+                    audit::append(tx, &audit_event)?;
+                    Ok(())
+                },
+                move |_| profiles.invalidate(&user),
+            )
+            .await?;
+        Ok(codes)
+    }
+
+    /// Turns MFA off after checking the password and a current code (or a backup
+    /// code). Wrong answers count toward the softlock: a stolen access token alone
+    /// must not be enough to strip the second factor.
+    pub async fn disable_mfa(
+        &self,
+        principal: &Principal,
+        password: SecretString,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        let user = principal.user_id;
+        let account = self.read_user(user).await?;
+        if !account.mfa_enabled {
+            return Err(AccountError::MfaNotEnabled);
+        }
+        let verification = self
+            .hasher
+            .verify(password, Some(account.password_hash))
+            .await?;
+        if verification == Verification::Invalid {
+            self.record_failure("mfa_disable_wrong_password", None, Some(user), true, meta)
+                .await?;
+            return Err(AccountError::Validation(vec![FieldError::rule(
+                "password",
+                "incorrect",
+                "is not your current password",
+            )]));
+        }
+        let now = self.clock.now();
+        let disabled = event("mfa.disabled", Outcome::Success, meta)
+            .with_actor(user.to_string())
+            .with_target(user.to_string());
+        let (mfa_box, code, meta_in_tx) = (self.mfa_box.clone(), code.to_owned(), meta.clone());
+        let profiles = self.profiles.clone();
+        let check = self
+            .db
+            .write_then(
+                move |tx| {
+                    let check = check_code(tx, &mfa_box, user, &code, now)?;
+                    audit_code_check(tx, &check, user, &meta_in_tx, "disable")?;
+                    if check.accepted() {
+                        mfa::remove(tx, user)?;
+                        audit::append(tx, &disabled)?;
+                    }
+                    Ok::<_, AccountError>(check)
+                },
+                move |_| profiles.invalidate(&user),
+            )
+            .await?;
+        if check.accepted() {
+            return Ok(());
+        }
+        self.record_failure(check.failure_reason(), None, Some(user), true, meta)
+            .await?;
+        Err(wrong_code_field())
+    }
+
+    /// The second login step: an MFA challenge token and a code (TOTP or backup)
+    /// for a session. The challenge token is good for one success.
+    pub async fn verify_mfa_login(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
+        let now = self.clock.now();
+        let claims = self
+            .tokens
+            .verify(mfa_token, TokenType::Mfa, now)
+            .map_err(|_| AccountError::InvalidMfaToken)?;
+        if self
+            .revocations
+            .is_revoked(&claims)
+            .await
+            .map_err(unexpected)?
+        {
+            return Err(AccountError::InvalidMfaToken);
+        }
+        let user = match self.read_user(claims.sub).await {
+            Err(AccountError::AccountGone) => return Err(AccountError::InvalidMfaToken),
+            other => other?,
+        };
+        let refusal = if user.is_softlocked(now) {
+            Some("softlocked")
+        } else if user.status != crate::accounts::UserStatus::Active {
+            Some(user.status.as_str())
+        } else if !user.mfa_enabled {
+            Some("mfa_not_enabled")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.record_failure(reason, None, Some(user.id), false, meta)
+                .await?;
+            return Err(AccountError::InvalidMfaCode);
+        }
+        let (user_id, jti) = (user.id, claims.jti);
+        let token_until = claims.exp + LEEWAY_SECONDS;
+        let (mfa_box, code, meta_in_tx) = (self.mfa_box.clone(), code.to_owned(), meta.clone());
+        let revocation_cache = self.revocations.clone();
+        let check = self
+            .db
+            .write_then(
+                move |tx| {
+                    let check = check_code(tx, &mfa_box, user_id, &code, now)?;
+                    audit_code_check(tx, &check, user_id, &meta_in_tx, "login")?;
+                    if check.accepted() {
+                        revocations::insert(
+                            tx,
+                            RevocationKind::Token,
+                            &jti.to_string(),
+                            token_until,
+                        )?;
+                    }
+                    Ok::<_, AccountError>(check)
+                },
+                move |check| {
+                    if check.accepted() {
+                        revocation_cache.remember_token(jti, token_until);
+                    }
+                },
+            )
+            .await?;
+        if !check.accepted() {
+            self.record_failure(check.failure_reason(), None, Some(user_id), true, meta)
+                .await?;
+            return Err(AccountError::InvalidMfaCode);
+        }
+        match self.open_session(user, None, meta).await? {
+            Some(pair) => Ok(pair),
+            None => Err(self
+                .login_failed("changed_during_login", None, Some(user_id), false, meta)
+                .await),
+        }
+    }
+
+    /// An administrator removes a user's factor and backup codes (a lost phone).
+    /// Returns whether there was one.
+    pub async fn reset_mfa(
+        &self,
+        admin: &Principal,
+        target: UserId,
+        meta: &RequestMeta,
+    ) -> Result<bool, AccountError> {
+        let audit_event = event("mfa.reset", Outcome::Success, meta)
+            .with_actor(admin.user_id.to_string())
+            .with_target(target.to_string());
+        let profiles = self.profiles.clone();
+        self.db
+            .write_then(
+                move |tx| {
+                    if users::find(tx, target)?.is_none() {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    let removed = mfa::remove(tx, target)?;
+                    audit::append(tx, &audit_event.with_detail("had_mfa", removed))?;
+                    Ok(removed)
+                },
+                move |_| profiles.invalidate(&target),
+            )
+            .await
+    }
+}

@@ -1,0 +1,98 @@
+//! `portcullis migrate-secrets` and `portcullis rotate-keys`: re-seal stored secrets
+//! in batches, with a progress bar. Both can be interrupted and run again; they
+//! carry on where they stopped.
+
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{EXIT_CONFIG, EXIT_FAILURE, load_settings};
+use crate::config::{ConfigSources, Mode};
+use crate::crypto::stored_secrets::{
+    self, KeyCheckError, Keyring, Progress, ResealCount, ResealMode,
+};
+use crate::db::Database;
+
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+
+pub fn run(sources: ConfigSources, mode: ResealMode, batch_size: usize) -> ExitCode {
+    let (settings, _) = match load_settings(&sources, Mode::Production) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let name = match mode {
+        ResealMode::MigratePlaintext => "migrate-secrets",
+        ResealMode::RotateKeys => "rotate-keys",
+    };
+    let keyring = match Keyring::new(&settings) {
+        Ok(keyring) => keyring,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let db = match Database::open(&settings.database).await {
+            Ok(db) => db,
+            Err(error) => {
+                eprintln!("{name}: cannot open the database: {error}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        };
+        match stored_secrets::check_keys(&db, &keyring, false).await {
+            Ok(_) => {}
+            Err(error @ KeyCheckError::WrongKey { .. }) => {
+                eprintln!("{name}: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            Err(error) => {
+                eprintln!("{name}: cannot check the keys: {error}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta} left)")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(name);
+        let report = |p: Progress| {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+        };
+        let result = stored_secrets::reseal_all(&db, &keyring, mode, batch_size, report).await;
+        bar.finish_and_clear();
+        match result {
+            Ok(counts) => {
+                print!("{}", summary(name, mode, &counts));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!(
+                    "{name}: stopped: {error}. Rows before it are done; fix the keys and run it again."
+                );
+                ExitCode::from(EXIT_FAILURE)
+            }
+        }
+    })
+}
+
+fn summary(name: &str, mode: ResealMode, counts: &[ResealCount]) -> String {
+    let mut out = format!("{name}: done.\n");
+    for count in counts {
+        let what = match mode {
+            ResealMode::MigratePlaintext => {
+                format!("{} plaintext value(s) encrypted", count.legacy_sealed)
+            }
+            ResealMode::RotateKeys => format!(
+                "{} re-encrypted with the first key ({} of them plaintext before)",
+                count.resealed, count.legacy_sealed
+            ),
+        };
+        out.push_str(&format!(
+            "  {}: {} row(s) examined, {what}\n",
+            count.column, count.examined
+        ));
+    }
+    out
+}
