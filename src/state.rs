@@ -62,8 +62,7 @@ impl AppState {
             Arc::clone(&tokens),
             revocations.clone(),
             clock.clone(),
-            settings.jwt.refresh_token_seconds(),
-            &settings.rate_limits.softlock,
+            &settings,
             keyring.for_purpose(KeyPurpose::Mfa).clone(),
         );
         Ok(Self {

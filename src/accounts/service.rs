@@ -26,7 +26,7 @@ use crate::auth::revocation::RevocationStore;
 use crate::auth::tokens::{LEEWAY_SECONDS, TokenError, TokenService};
 use crate::auth::{Principal, refresh};
 use crate::clock::Clock;
-use crate::config::SoftlockSettings;
+use crate::config::Settings;
 use crate::crypto::password::{PasswordError, PasswordHasher, Verification};
 use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
@@ -232,17 +232,17 @@ impl AccountService {
         tokens: Arc<TokenService>,
         revocations: RevocationStore,
         clock: Clock,
-        session_ttl_seconds: i64,
-        softlock: &SoftlockSettings,
+        settings: &Settings,
         mfa_box: SecretBox,
     ) -> Self {
+        let softlock = &settings.rate_limits.softlock;
         Self {
             db,
             hasher,
             tokens,
             revocations,
             clock,
-            session_ttl_seconds,
+            session_ttl_seconds: settings.jwt.refresh_token_seconds(),
             softlock_steps: Arc::from(softlock.steps.as_slice()),
             softlock_forget_after_seconds: softlock.forget_after_seconds,
             mfa_box,

@@ -122,6 +122,14 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
         )),
     );
     assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    // Alice has MFA on: her password earns a challenge, and her URI was printed.
+    assert!(login.contains(r#""mfa_required":true"#), "{login}");
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("otpauth://totp/Portcullis:alice%40portcullis.test?secret=")),
+        "{printed:?}"
+    );
     assert!(server.terminate(), "graceful exit with status 0 on SIGTERM");
 
     // Startup and shutdown were both audited, and the chain verifies.
@@ -172,6 +180,8 @@ fn every_subcommand_has_help() {
         vec!["check-config", "--help"],
         vec!["audit", "--help"],
         vec!["audit", "verify", "--help"],
+        vec!["migrate-secrets", "--help"],
+        vec!["rotate-keys", "--help"],
     ] {
         let output = run_binary(dir.path(), &args, &[]);
         assert!(output.status.success(), "{args:?}");
