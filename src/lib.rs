@@ -16,6 +16,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod policy;
 pub mod routes;
 pub mod startup;
 pub mod state;

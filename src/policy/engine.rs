@@ -1,0 +1,671 @@
+//! The decision function: deny overrides allow, no applicable allow means deny (even
+//! with zero policies), and any error while evaluating an applicable policy makes
+//! the whole decision deny — unlike Cedar, where an erroring forbid is skipped.
+//!
+//! Policies are compiled once (regexes, CIDRs, times parsed) and indexed by
+//! (resource type, action); a decision only looks at the policies its index cells
+//! name. A set is immutable: a change builds a new one and swaps it in whole.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use regex::Regex;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::model::{Effect, Policy, PolicyStatus, Principals};
+use super::operator::Operator;
+use crate::accounts::{Role, UserId};
+
+// ---- the request ----
+
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub id: UserId,
+    pub email: String,
+    pub role: Role,
+    pub mfa: bool,
+    pub attributes: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub kind: String,
+    pub id: Option<String>,
+    pub owner_id: Option<String>,
+    pub attributes: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub ip: Option<IpAddr>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    /// Unix seconds, UTC.
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessRequest {
+    pub subject: Subject,
+    pub action: String,
+    pub resource: Resource,
+    pub context: Context,
+}
+
+// ---- compiled conditions ----
+
+/// A resolved attribute name.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AttrRef {
+    SubjectId,
+    SubjectEmail,
+    SubjectEmailDomain,
+    SubjectRole,
+    SubjectMfa,
+    SubjectAttr(String),
+    ResourceType,
+    ResourceId,
+    ResourceOwner,
+    ResourceAttr(String),
+    Action,
+    ContextIp,
+    ContextMethod,
+    ContextPath,
+    ContextTime,
+    ContextHour,
+    ContextDayOfWeek,
+}
+
+impl AttrRef {
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        if let Some(key) = name.strip_prefix("subject.attributes.") {
+            return Some(AttrRef::SubjectAttr(key.to_owned()));
+        }
+        if let Some(key) = name.strip_prefix("resource.attributes.") {
+            return Some(AttrRef::ResourceAttr(key.to_owned()));
+        }
+        Some(match name {
+            "subject.id" => AttrRef::SubjectId,
+            "subject.email" => AttrRef::SubjectEmail,
+            "subject.email_domain" => AttrRef::SubjectEmailDomain,
+            "subject.role" => AttrRef::SubjectRole,
+            "subject.mfa" => AttrRef::SubjectMfa,
+            "resource.type" => AttrRef::ResourceType,
+            "resource.id" => AttrRef::ResourceId,
+            "resource.owner_id" => AttrRef::ResourceOwner,
+            "action" => AttrRef::Action,
+            "context.ip" => AttrRef::ContextIp,
+            "context.method" => AttrRef::ContextMethod,
+            "context.path" => AttrRef::ContextPath,
+            "context.time" => AttrRef::ContextTime,
+            "context.time.hour" => AttrRef::ContextHour,
+            "context.time.day_of_week" => AttrRef::ContextDayOfWeek,
+            _ => return None,
+        })
+    }
+}
+
+/// The right-hand side of a comparison, prepared at compile time.
+#[derive(Debug, Clone)]
+pub(crate) enum Operand {
+    None,
+    Literal(Value),
+    Attribute(AttrRef),
+    Regex(Regex),
+    Cidrs(Vec<IpNet>),
+    /// Minutes after midnight, start and end (end before start wraps midnight).
+    TimeRange(u16, u16),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Comparison {
+    /// Where it sits in the policy's `conditions`, for explanations.
+    pub path: String,
+    pub attribute_name: String,
+    pub attribute: AttrRef,
+    pub operator: Operator,
+    pub operand: Operand,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Condition {
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    Not(Box<Condition>),
+    Compare(Comparison),
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    pub policy: Arc<Policy>,
+    pub(crate) condition: Option<Condition>,
+}
+
+// ---- values during evaluation ----
+
+/// An attribute's value, borrowed from the request where possible.
+#[derive(Debug, Clone, Copy)]
+enum Val<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    Json(&'a Value),
+}
+
+impl<'a> Val<'a> {
+    /// Unwraps JSON scalars, so `"x"` in attributes compares like a string.
+    fn scalar(self) -> Val<'a> {
+        match self {
+            Val::Json(Value::String(s)) => Val::Str(s),
+            Val::Json(Value::Bool(b)) => Val::Bool(*b),
+            Val::Json(Value::Number(n)) => n.as_f64().map_or(self, Val::Num),
+            other => other,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self.scalar() {
+            Val::Str(_) => "a string",
+            Val::Num(_) => "a number",
+            Val::Bool(_) => "a boolean",
+            Val::Json(Value::Array(_)) => "a list",
+            Val::Json(Value::Object(_)) => "an object",
+            Val::Json(_) => "null",
+        }
+    }
+}
+
+struct Prepared<'a> {
+    request: &'a AccessRequest,
+    subject_id: String,
+    ip: Option<String>,
+    time: String,
+    hour: f64,
+    day_of_week: f64,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(request: &'a AccessRequest) -> Self {
+        let at = time::OffsetDateTime::from_unix_timestamp(request.context.now)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        Self {
+            request,
+            subject_id: request.subject.id.to_string(),
+            ip: request.context.ip.map(|ip| ip.to_canonical().to_string()),
+            time: format!("{:02}:{:02}", at.hour(), at.minute()),
+            hour: f64::from(at.hour()),
+            day_of_week: f64::from(at.weekday().number_from_monday()),
+        }
+    }
+
+    fn resolve(&self, attr: &AttrRef) -> Option<Val<'_>> {
+        let r = self.request;
+        Some(match attr {
+            AttrRef::SubjectId => Val::Str(&self.subject_id),
+            AttrRef::SubjectEmail => Val::Str(&r.subject.email),
+            AttrRef::SubjectEmailDomain => {
+                Val::Str(r.subject.email.rsplit_once('@').map_or("", |(_, d)| d))
+            }
+            AttrRef::SubjectRole => Val::Str(r.subject.role.as_str()),
+            AttrRef::SubjectMfa => Val::Bool(r.subject.mfa),
+            AttrRef::SubjectAttr(key) => Val::Json(r.subject.attributes.get(key)?),
+            AttrRef::ResourceType => Val::Str(&r.resource.kind),
+            AttrRef::ResourceId => Val::Str(r.resource.id.as_deref()?),
+            AttrRef::ResourceOwner => Val::Str(r.resource.owner_id.as_deref()?),
+            AttrRef::ResourceAttr(key) => Val::Json(r.resource.attributes.get(key)?),
+            AttrRef::Action => Val::Str(&r.action),
+            AttrRef::ContextIp => Val::Str(self.ip.as_deref()?),
+            AttrRef::ContextMethod => Val::Str(r.context.method.as_deref()?),
+            AttrRef::ContextPath => Val::Str(r.context.path.as_deref()?),
+            AttrRef::ContextTime => Val::Str(&self.time),
+            AttrRef::ContextHour => Val::Num(self.hour),
+            AttrRef::ContextDayOfWeek => Val::Num(self.day_of_week),
+        })
+    }
+}
+
+/// Why a comparison could not be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EvaluationError {
+    pub path: String,
+    pub message: String,
+}
+
+/// The result of one comparison, for explanations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditionResult {
+    True,
+    False,
+    /// The attribute (or the attribute on the right) is absent: the comparison is
+    /// false.
+    Missing,
+    Error,
+    /// Not reached: an earlier condition already settled its group.
+    NotEvaluated,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConditionTrace {
+    pub path: String,
+    pub attribute: String,
+    pub operator: Operator,
+    pub result: ConditionResult,
+}
+
+type Eval = Result<bool, EvaluationError>;
+
+fn mismatch(cmp: &Comparison, what: &str) -> EvaluationError {
+    EvaluationError {
+        path: cmp.path.clone(),
+        message: format!(
+            "`{}` {} cannot apply to {what}",
+            cmp.attribute_name,
+            cmp.operator.as_str()
+        ),
+    }
+}
+
+fn scalar_eq(a: Val<'_>, b: Val<'_>) -> Option<bool> {
+    match (a.scalar(), b.scalar()) {
+        (Val::Str(x), Val::Str(y)) => Some(x == y),
+        (Val::Num(x), Val::Num(y)) => Some(x == y),
+        (Val::Bool(x), Val::Bool(y)) => Some(x == y),
+        (Val::Json(Value::Array(_) | Value::Object(_)), _)
+        | (_, Val::Json(Value::Array(_) | Value::Object(_))) => None,
+        _ => Some(false),
+    }
+}
+
+fn list_of<'v>(v: Val<'v>) -> Option<&'v Vec<Value>> {
+    match v {
+        Val::Json(Value::Array(items)) => Some(items),
+        _ => None,
+    }
+}
+
+fn minutes_of(text: &str) -> Option<u16> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+pub(crate) fn parse_time_of_day(text: &str) -> Option<u16> {
+    minutes_of(text)
+}
+
+/// Evaluates one comparison. A missing attribute makes it false (`Ok(false)`, traced
+/// as missing); a value of the wrong type is an error.
+fn compare(cmp: &Comparison, env: &Prepared<'_>, missing: &mut bool) -> Eval {
+    let left = env.resolve(&cmp.attribute);
+    match cmp.operator {
+        Operator::Exists => return Ok(left.is_some()),
+        Operator::NotExists => return Ok(left.is_none()),
+        _ => {}
+    }
+    let Some(left) = left else {
+        *missing = true;
+        return Ok(false);
+    };
+    let right = match &cmp.operand {
+        Operand::Literal(value) => Some(Val::Json(value)),
+        Operand::Attribute(attr) => {
+            let Some(value) = env.resolve(attr) else {
+                *missing = true;
+                return Ok(false);
+            };
+            Some(value)
+        }
+        _ => None,
+    };
+    let left_scalar = left.scalar();
+    match (cmp.operator, &cmp.operand) {
+        (Operator::Eq | Operator::Ne, _) => {
+            let right = right.ok_or_else(|| mismatch(cmp, "no value"))?;
+            let equal = scalar_eq(left, right).ok_or_else(|| mismatch(cmp, "a list or object"))?;
+            Ok(equal == (cmp.operator == Operator::Eq))
+        }
+        (Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte, _) => {
+            let right = right.map(Val::scalar);
+            let (Val::Num(a), Some(Val::Num(b))) = (left_scalar, right) else {
+                return Err(mismatch(cmp, "values that are not both numbers"));
+            };
+            Ok(match cmp.operator {
+                Operator::Gt => a > b,
+                Operator::Gte => a >= b,
+                Operator::Lt => a < b,
+                _ => a <= b,
+            })
+        }
+        (Operator::In | Operator::NotIn, _) => {
+            let list = right
+                .and_then(list_of)
+                .ok_or_else(|| mismatch(cmp, "a right-hand side that is not a list"))?;
+            let mut found = false;
+            for item in list {
+                match scalar_eq(left, Val::Json(item)) {
+                    Some(true) => found = true,
+                    Some(false) => {}
+                    None => return Err(mismatch(cmp, "a list or object")),
+                }
+            }
+            Ok(found == (cmp.operator == Operator::In))
+        }
+        (Operator::Contains, _) => {
+            let right = right.ok_or_else(|| mismatch(cmp, "no value"))?;
+            match (left_scalar, right.scalar()) {
+                (Val::Str(haystack), Val::Str(needle)) => Ok(haystack.contains(needle)),
+                (Val::Json(Value::Array(items)), needle) => {
+                    let mut found = false;
+                    for item in items {
+                        found |= scalar_eq(Val::Json(item), needle)
+                            .ok_or_else(|| mismatch(cmp, "nested lists"))?;
+                    }
+                    Ok(found)
+                }
+                (other, _) => Err(mismatch(cmp, other.describe())),
+            }
+        }
+        (Operator::StartsWith | Operator::EndsWith, _) => {
+            let right = right.map(Val::scalar);
+            let (Val::Str(text), Some(Val::Str(affix))) = (left_scalar, right) else {
+                return Err(mismatch(cmp, "values that are not both strings"));
+            };
+            Ok(if cmp.operator == Operator::StartsWith {
+                text.starts_with(affix)
+            } else {
+                text.ends_with(affix)
+            })
+        }
+        (Operator::Matches, Operand::Regex(regex)) => match left_scalar {
+            Val::Str(text) => Ok(regex.is_match(text)),
+            other => Err(mismatch(cmp, other.describe())),
+        },
+        (Operator::IpInCidr, Operand::Cidrs(nets)) => {
+            let Val::Str(text) = left_scalar else {
+                return Err(mismatch(cmp, left.describe()));
+            };
+            let ip: IpAddr = text
+                .parse()
+                .map_err(|_| mismatch(cmp, "a value that is not an IP address"))?;
+            let ip = ip.to_canonical();
+            Ok(nets.iter().any(|net| net.contains(&ip)))
+        }
+        (Operator::TimeBetween, Operand::TimeRange(start, end)) => {
+            let Val::Str(text) = left_scalar else {
+                return Err(mismatch(cmp, left.describe()));
+            };
+            let at = minutes_of(text)
+                .ok_or_else(|| mismatch(cmp, "a value that is not a time HH:MM"))?;
+            Ok(if start <= end {
+                (*start..=*end).contains(&at)
+            } else {
+                at >= *start || at <= *end
+            })
+        }
+        _ => Err(mismatch(cmp, "an operand it was not compiled with")),
+    }
+}
+
+/// Evaluates a condition tree. `trace`, when given, records every comparison
+/// reached.
+fn evaluate(
+    condition: &Condition,
+    env: &Prepared<'_>,
+    trace: &mut Option<&mut Vec<ConditionTrace>>,
+) -> Eval {
+    match condition {
+        Condition::All(items) | Condition::Any(items) => {
+            // `all` stops at the first false, `any` at the first true; an explanation
+            // lists the rest as not evaluated. Decisions and explanations agree.
+            let stop_at = matches!(condition, Condition::Any(_));
+            let mut rest = items.iter();
+            for item in rest.by_ref() {
+                if evaluate(item, env, trace)? == stop_at {
+                    if let Some(trace) = trace.as_deref_mut() {
+                        rest.for_each(|skipped| not_evaluated(skipped, trace));
+                    }
+                    return Ok(stop_at);
+                }
+            }
+            Ok(!stop_at)
+        }
+        Condition::Not(inner) => evaluate(inner, env, trace).map(|v| !v),
+        Condition::Compare(cmp) => {
+            let mut missing = false;
+            let result = compare(cmp, env, &mut missing);
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(ConditionTrace {
+                    path: cmp.path.clone(),
+                    attribute: cmp.attribute_name.clone(),
+                    operator: cmp.operator,
+                    result: match (&result, missing) {
+                        (Err(_), _) => ConditionResult::Error,
+                        (_, true) => ConditionResult::Missing,
+                        (Ok(true), _) => ConditionResult::True,
+                        (Ok(false), _) => ConditionResult::False,
+                    },
+                });
+            }
+            result
+        }
+    }
+}
+
+/// Records every comparison under `condition` as not evaluated.
+fn not_evaluated(condition: &Condition, trace: &mut Vec<ConditionTrace>) {
+    match condition {
+        Condition::All(items) | Condition::Any(items) => {
+            items.iter().for_each(|item| not_evaluated(item, trace));
+        }
+        Condition::Not(inner) => not_evaluated(inner, trace),
+        Condition::Compare(cmp) => trace.push(ConditionTrace {
+            path: cmp.path.clone(),
+            attribute: cmp.attribute_name.clone(),
+            operator: cmp.operator,
+            result: ConditionResult::NotEvaluated,
+        }),
+    }
+}
+
+// ---- the policy set and decisions ----
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// No applicable allow policy matched.
+    DefaultDeny,
+    AllowedBy {
+        policies: Vec<Uuid>,
+    },
+    DeniedBy {
+        policies: Vec<Uuid>,
+    },
+    /// An applicable policy could not be evaluated: the decision is deny.
+    Error {
+        policy: Uuid,
+        error: EvaluationError,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyExplanation {
+    pub policy_id: Uuid,
+    pub name: String,
+    pub effect: Effect,
+    pub priority: u16,
+    /// `true` when its conditions held, `false` when not, `null` on an error.
+    pub matched: Option<bool>,
+    pub conditions: Vec<ConditionTrace>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    /// Every applicable policy, by priority (highest first), with each
+    /// condition's result. Empty for decisions made without explanation.
+    pub policies: Vec<PolicyExplanation>,
+}
+
+/// An immutable, indexed set of compiled policies.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    policies: Vec<CompiledPolicy>,
+    /// (resource type, action) → active policies there, by priority; `*` on either
+    /// side is a key of its own.
+    index: HashMap<String, HashMap<String, Vec<usize>>>,
+}
+
+impl PolicySet {
+    pub fn new(mut policies: Vec<CompiledPolicy>) -> Self {
+        policies.sort_by(|a, b| {
+            b.policy
+                .priority
+                .cmp(&a.policy.priority)
+                .then_with(|| a.policy.name.cmp(&b.policy.name))
+        });
+        let mut index: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        for (i, compiled) in policies.iter().enumerate() {
+            let p = &compiled.policy;
+            if p.status != PolicyStatus::Active {
+                continue;
+            }
+            let actions: Vec<&str> = if p.applies_to_every_action() {
+                vec!["*"]
+            } else {
+                p.actions.iter().map(String::as_str).collect()
+            };
+            for action in actions {
+                index
+                    .entry(p.resource_type.clone())
+                    .or_default()
+                    .entry(action.to_owned())
+                    .or_default()
+                    .push(i);
+            }
+        }
+        Self { policies, index }
+    }
+
+    pub fn policies(&self) -> impl Iterator<Item = &Arc<Policy>> {
+        self.policies.iter().map(|c| &c.policy)
+    }
+
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// Active policies whose resource type, action and principals match, by
+    /// priority.
+    fn applicable<'s>(&'s self, request: &AccessRequest) -> Vec<&'s CompiledPolicy> {
+        let kind = request.resource.kind.as_str();
+        let action = request.action.as_str();
+        let mut found: Vec<usize> = Vec::new();
+        for (k, a) in [(kind, action), (kind, "*"), ("*", action), ("*", "*")] {
+            if let Some(ids) = self.index.get(k).and_then(|by_action| by_action.get(a)) {
+                found.extend(ids);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+            .into_iter()
+            .map(|i| &self.policies[i])
+            .filter(|c| principal_matches(&c.policy.principals, &request.subject))
+            .collect()
+    }
+
+    /// The decision, without explanation: the fast path every enforcement uses.
+    pub fn decide(&self, request: &AccessRequest) -> Decision {
+        self.run(request, false)
+    }
+
+    /// The decision with every applicable policy's conditions, one by one.
+    pub fn explain(&self, request: &AccessRequest) -> Decision {
+        self.run(request, true)
+    }
+
+    fn run(&self, request: &AccessRequest, explain: bool) -> Decision {
+        let env = Prepared::new(request);
+        let mut allowed_by = Vec::new();
+        let mut denied_by = Vec::new();
+        let mut error: Option<(Uuid, EvaluationError)> = None;
+        let mut explained = Vec::new();
+        for compiled in self.applicable(request) {
+            let p = &compiled.policy;
+            let mut conditions = Vec::new();
+            let result = match &compiled.condition {
+                None => Ok(true),
+                Some(condition) => {
+                    let mut trace = explain.then_some(&mut conditions);
+                    evaluate(condition, &env, &mut trace)
+                }
+            };
+            match &result {
+                Ok(true) if p.effect == Effect::Allow => allowed_by.push(p.id),
+                Ok(true) => denied_by.push(p.id),
+                Ok(false) => {}
+                Err(e) => {
+                    if error.is_none() {
+                        error = Some((p.id, e.clone()));
+                    }
+                }
+            }
+            if explain {
+                explained.push(PolicyExplanation {
+                    policy_id: p.id,
+                    name: p.name.clone(),
+                    effect: p.effect,
+                    priority: p.priority,
+                    matched: result.as_ref().ok().copied(),
+                    conditions,
+                });
+            } else if error.is_some() || !denied_by.is_empty() {
+                // Deny is settled; the rest cannot change it.
+                break;
+            }
+        }
+        let (allowed, reason) = match error {
+            Some((policy, error)) => (false, Reason::Error { policy, error }),
+            None if !denied_by.is_empty() => (
+                false,
+                Reason::DeniedBy {
+                    policies: denied_by,
+                },
+            ),
+            None if !allowed_by.is_empty() => (
+                true,
+                Reason::AllowedBy {
+                    policies: allowed_by,
+                },
+            ),
+            None => (false, Reason::DefaultDeny),
+        };
+        Decision {
+            allowed,
+            reason,
+            policies: explained,
+        }
+    }
+}
+
+fn principal_matches(principals: &Principals, subject: &Subject) -> bool {
+    match principals {
+        Principals::Everyone => true,
+        Principals::Users { ids } => ids.contains(&subject.id),
+        Principals::Roles { roles } => roles.contains(&subject.role),
+    }
+}

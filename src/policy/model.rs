@@ -1,0 +1,74 @@
+//! What a policy is, as stored and as the API shows it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::accounts::{Role, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyStatus {
+    Active,
+    Inactive,
+}
+
+/// Whom a policy applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Principals {
+    Everyone,
+    Users {
+        #[schema(value_type = Vec<Uuid>)]
+        ids: Vec<UserId>,
+    },
+    Roles {
+        roles: Vec<Role>,
+    },
+}
+
+/// The built-in owner policy: an owner may do anything to what they own. Visible
+/// and deactivatable, never deletable.
+pub const OWNER_POLICY_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
+
+/// A policy as stored. `conditions` is the validated JSON tree (see `validate`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Policy {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub effect: Effect,
+    /// `document`, `webhook`, `policy`, `user`, a custom type, or `*`.
+    pub resource_type: String,
+    /// Action names, or `["*"]` for every action.
+    pub actions: Vec<String>,
+    /// Nested `all` / `any` / `not` groups of `{attribute, operator, value}`; `null`
+    /// means "always".
+    #[schema(value_type = Object)]
+    pub conditions: Option<Value>,
+    /// 0–1000; orders the list and the explanation, never the outcome.
+    pub priority: u16,
+    pub status: PolicyStatus,
+    pub principals: Principals,
+    pub version: i64,
+    /// Built in (the owner policy): may be deactivated, not deleted.
+    pub system: bool,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub updated_by: Option<String>,
+    pub updated_at: i64,
+}
+
+impl Policy {
+    pub fn applies_to_every_action(&self) -> bool {
+        self.actions.iter().any(|a| a == "*")
+    }
+}
