@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use portcullis::cli;
 use portcullis::cli::create_admin::PasswordSource;
 use portcullis::config::{ConfigSources, Settings};
-use portcullis::crypto::stored_secrets::ResealMode;
+use portcullis::crypto::stored_secrets::{ResealMode, ResealOptions};
 
 /// Portcullis: a fail-closed security backend for single-host deployments.
 /// When a part breaks — the database, a policy, a key — the answer is "denied".
@@ -59,6 +59,9 @@ enum Command {
         /// Rows per transaction.
         #[arg(long, default_value_t = cli::secrets::DEFAULT_BATCH_SIZE, value_name = "ROWS")]
         batch_size: usize,
+        /// Stop after this many rows; run again to go on (spreads a long pass).
+        #[arg(long, value_name = "ROWS")]
+        max_rows: Option<u64>,
     },
     /// Re-encrypt every stored secret with the first key of MFA_ENCRYPTION_KEY and
     /// CREDENTIAL_ENCRYPTION_KEY, so older keys can then be removed. Safe to
@@ -67,6 +70,9 @@ enum Command {
         /// Rows per transaction.
         #[arg(long, default_value_t = cli::secrets::DEFAULT_BATCH_SIZE, value_name = "ROWS")]
         batch_size: usize,
+        /// Stop after this many rows; run again to go on (spreads a long pass).
+        #[arg(long, value_name = "ROWS")]
+        max_rows: Option<u64>,
     },
     /// Work with the audit log.
     Audit {
@@ -114,12 +120,28 @@ fn main() -> ExitCode {
             };
             cli::create_admin::run(sources, &email, source)
         }
-        Command::MigrateSecrets { batch_size } => {
-            cli::secrets::run(sources, ResealMode::MigratePlaintext, batch_size)
-        }
-        Command::RotateKeys { batch_size } => {
-            cli::secrets::run(sources, ResealMode::RotateKeys, batch_size)
-        }
+        Command::MigrateSecrets {
+            batch_size,
+            max_rows,
+        } => cli::secrets::run(
+            sources,
+            ResealOptions {
+                mode: ResealMode::MigratePlaintext,
+                batch_size,
+                max_rows,
+            },
+        ),
+        Command::RotateKeys {
+            batch_size,
+            max_rows,
+        } => cli::secrets::run(
+            sources,
+            ResealOptions {
+                mode: ResealMode::RotateKeys,
+                batch_size,
+                max_rows,
+            },
+        ),
         Command::Audit {
             command: AuditCommand::Verify { database },
         } => {

@@ -90,6 +90,8 @@ pub enum AccountError {
     MfaNotPending,
     #[error("MFA is not enabled")]
     MfaNotEnabled,
+    #[error("account temporarily locked after failed attempts")]
+    TemporarilyLocked,
     #[error("current password incorrect")]
     WrongCurrentPassword,
     #[error("session not found")]
@@ -139,6 +141,9 @@ impl From<AccountError> for ApiError {
             }
             AccountError::MfaNotEnabled => {
                 ApiError::Conflict("MFA is not enabled on this account.")
+            }
+            AccountError::TemporarilyLocked => {
+                ApiError::Forbidden("Too many failed attempts on this account. Try again later.")
             }
             AccountError::WrongCurrentPassword => ApiError::Validation(vec![FieldError::rule(
                 "current_password",
@@ -204,8 +209,55 @@ fn event(name: &str, outcome: Outcome, meta: &RequestMeta) -> AuditEvent {
     event
 }
 
+/// Records failed sign-in steps (a wrong password, a wrong or replayed code) inside
+/// the caller's transaction, so a check and the failure it causes commit together:
+/// concurrent guesses cannot all be checked before the first one is counted.
+struct FailureRecorder {
+    steps: Arc<[(u32, u32)]>,
+    forget_after: i64,
+    now: i64,
+    meta: RequestMeta,
+}
+
+impl FailureRecorder {
+    /// Audits the failure and, when `counts`, adds it to the account's consecutive
+    /// failures, which may softlock it (audited as `auth.account_locked`).
+    fn record(
+        &self,
+        tx: &rusqlite::Connection,
+        reason: &str,
+        email: Option<&Email>,
+        user: Option<UserId>,
+        counts: bool,
+    ) -> Result<(), AccountError> {
+        let mut failed =
+            event("auth.login_failed", Outcome::Failure, &self.meta).with_detail("reason", reason);
+        match (user, email) {
+            (Some(user), _) => failed = failed.with_target(user.to_string()),
+            (None, Some(email)) => failed = failed.with_detail("email", email.as_str()),
+            (None, None) => {}
+        }
+        audit::append(tx, &failed)?;
+        if let (true, Some(user)) = (counts, user)
+            && let Some(failures) =
+                users::count_failed_login(tx, user, self.now, self.forget_after)?
+            && let Some(seconds) = softlock_seconds(&self.steps, failures)
+        {
+            users::softlock_until(tx, user, self.now + i64::from(seconds))?;
+            audit::append(
+                tx,
+                &event("auth.account_locked", Outcome::Denied, &self.meta)
+                    .with_target(user.to_string())
+                    .with_detail("consecutive_failures", failures)
+                    .with_detail("lock_seconds", seconds),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Whether the account is still as it was when its password was verified: same
-/// hash, active, not softlocked. Run inside the transaction that acts on it.
+/// hash, active, not softlocked, MFA as it was. Run inside the transaction that acts on it.
 fn still_as_verified(
     tx: &rusqlite::Connection,
     verified: &User,
@@ -215,6 +267,8 @@ fn still_as_verified(
         c.password_hash == verified.password_hash
             && c.status == UserStatus::Active
             && !c.is_softlocked(now)
+            // MFA switched on meanwhile: a password alone no longer opens a session.
+            && c.mfa_enabled == verified.mfa_enabled
     }))
 }
 
@@ -430,35 +484,21 @@ impl AccountService {
         counts: bool,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
-        let mut failed =
-            event("auth.login_failed", Outcome::Failure, meta).with_detail("reason", reason);
-        match (user, &email) {
-            (Some(user), _) => failed = failed.with_target(user.to_string()),
-            (None, Some(email)) => failed = failed.with_detail("email", email.as_str()),
-            (None, None) => {}
-        }
-        let locked = event("auth.account_locked", Outcome::Denied, meta);
-        let (steps, now) = (Arc::clone(&self.softlock_steps), self.clock.now());
-        let forget_after = i64::from(self.softlock_forget_after_seconds);
+        let failures = self.failures(meta);
+        let reason = reason.to_owned();
         self.db
-            .write(move |tx| {
-                audit::append(tx, &failed)?;
-                if let (true, Some(user)) = (counts, user)
-                    && let Some(failures) = users::count_failed_login(tx, user, now, forget_after)?
-                    && let Some(seconds) = softlock_seconds(&steps, failures)
-                {
-                    users::softlock_until(tx, user, now + i64::from(seconds))?;
-                    audit::append(
-                        tx,
-                        &locked
-                            .with_target(user.to_string())
-                            .with_detail("consecutive_failures", failures)
-                            .with_detail("lock_seconds", seconds),
-                    )?;
-                }
-                Ok::<_, AccountError>(())
-            })
+            .write(move |tx| failures.record(tx, &reason, email.as_ref(), user, counts))
             .await
+    }
+
+    /// What records failed sign-in steps, for use inside a transaction.
+    fn failures(&self, meta: &RequestMeta) -> FailureRecorder {
+        FailureRecorder {
+            steps: Arc::clone(&self.softlock_steps),
+            forget_after: i64::from(self.softlock_forget_after_seconds),
+            now: self.clock.now(),
+            meta: meta.clone(),
+        }
     }
 
     /// A new session row and its first refresh token, not yet stored.

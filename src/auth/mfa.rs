@@ -19,6 +19,9 @@ pub const STEP_SECONDS: u64 = 30;
 pub const SKEW_STEPS: u16 = 1;
 /// 160 bits, as RFC 4226 recommends.
 pub const SECRET_BYTES: usize = 20;
+/// The shortest secret read (80 bits, common in older systems); RFC 4226's minimum
+/// is 128, which every secret made here exceeds.
+const MIN_LEGACY_SECRET_BYTES: usize = 10;
 pub const BACKUP_CODE_COUNT: usize = 10;
 /// Crockford's base32 alphabet: no I, L, O or U to misread.
 const BACKUP_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -43,11 +46,18 @@ impl TotpSecret {
         Ok(Self(SecretSlice::from(bytes.to_vec())))
     }
 
-    /// From its stored base32 form.
+    /// From its stored base32 form. Legacy secrets imported from older systems are
+    /// read as those systems wrote them: any case, spaces, dashes or padding, and
+    /// as short as 80 bits (secrets made here are 160).
     pub fn from_base32(text: &[u8]) -> Result<Self, MfaError> {
         let text = std::str::from_utf8(text).map_err(|_| MfaError::BadSecret)?;
-        let secret = Secret::try_from_base32(text.trim()).map_err(|_| MfaError::BadSecret)?;
-        if secret.as_ref().len() < 16 {
+        let canonical: String = text
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '=' | '\t' | '\r' | '\n'))
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let secret = Secret::try_from_base32(&canonical).map_err(|_| MfaError::BadSecret)?;
+        if secret.as_ref().len() < MIN_LEGACY_SECRET_BYTES {
             return Err(MfaError::BadSecret);
         }
         Ok(Self(SecretSlice::from(secret.as_ref().to_vec())))
@@ -103,7 +113,15 @@ fn build(algorithm: Algorithm, digits: u8, secret: &[u8], account: &str) -> Resu
     } else {
         builder.with_account_name(account)
     };
-    builder.build().map_err(|_| MfaError::BadSecret)
+    if secret.len() >= 16 {
+        builder.build().map_err(|_| MfaError::BadSecret)
+    } else if secret.len() >= MIN_LEGACY_SECRET_BYTES && (6..=8).contains(&digits) {
+        // A legacy secret below the RFC's 128 bits: the only check the strict
+        // builder would fail, everything else being fixed above.
+        Ok(builder.build_noncompliant())
+    } else {
+        Err(MfaError::BadSecret)
+    }
 }
 
 /// The URI as a QR code: an SVG `data:` URL, ready for an `<img src>`.
@@ -245,6 +263,41 @@ mod tests {
             }
             assert_eq!(secret.matching_step(&code, now), expected, "{offset}");
         }
+    }
+
+    #[test]
+    fn legacy_secrets_read_in_any_common_form() {
+        let secret = TotpSecret::generate().expect("secret");
+        let b32 = secret.to_base32();
+        let b32 = b32.expose_secret();
+        let now = 1_800_000_000;
+        let code = secret.code_at(now).expect("code");
+        let spaced: String = b32
+            .to_lowercase()
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(4)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for form in [
+            b32.to_owned(),
+            b32.to_lowercase(),
+            spaced,
+            format!("{b32}===="),
+        ] {
+            let read = TotpSecret::from_base32(form.as_bytes()).expect("reads");
+            assert_eq!(read.code_at(now).expect("code"), code, "{form}");
+        }
+        // 80 bits, as older systems made them, still work; 40 do not.
+        let short = TotpSecret::from_base32(b"JBSWY3DPEHPK3PXP").expect("80 bits");
+        assert!(
+            short
+                .matching_step(&short.code_at(now).expect("code"), now)
+                .is_some()
+        );
+        assert!(TotpSecret::from_base32(b"JBSWY3DP").is_err());
+        assert!(TotpSecret::from_base32("JBSWY3DPÉHPK3PXP".as_bytes()).is_err());
     }
 
     #[test]

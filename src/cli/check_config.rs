@@ -142,6 +142,9 @@ async fn check_keys(db: &Database, settings: &Settings) -> Findings {
             variable,
             "cannot decrypt the secrets already stored in the database; set the key used before, or list the new key first and the old one after it and run `portcullis rotate-keys`".to_owned(),
         ),
+        Err(error @ KeyCheckError::UnreadableSecrets { variable, .. }) => {
+            findings.fail(variable, error.to_string())
+        }
         Err(error) => findings.fail("stored secrets", format!("cannot be checked ({error})")),
     }
     findings

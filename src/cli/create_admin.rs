@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Map;
 
-use super::{EXIT_CONFIG, EXIT_FAILURE, load_settings};
+use super::{EXIT_CONFIG, EXIT_FAILURE, exit_code_for, load_settings};
 use crate::accounts::service::RequestMeta;
 use crate::accounts::{AccountError, Email, Role};
 use crate::clock::Clock;
@@ -44,7 +44,14 @@ pub fn run(sources: ConfigSources, email: &str, source: PasswordSource) -> ExitC
         }
     };
     actix_web::rt::System::new().block_on(async move {
-        match create(settings, email, password, source).await {
+        let state = match AppState::open(settings, Clock::system()).await {
+            Ok(state) => state,
+            Err(error) => {
+                eprintln!("create-admin: cannot open the database: {error:#}");
+                return exit_code_for(&error);
+            }
+        };
+        match create(&state, email, password, source).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(problem) => {
                 eprintln!("create-admin: {problem}");
@@ -83,14 +90,11 @@ fn read_password(source: PasswordSource) -> Result<Option<SecretString>, String>
 }
 
 async fn create(
-    settings: crate::config::Settings,
+    state: &AppState,
     email: Email,
     password: Option<SecretString>,
     source: PasswordSource,
 ) -> Result<(), String> {
-    let state = AppState::open(settings, Clock::system())
-        .await
-        .map_err(|e| format!("cannot open the database: {e:#}"))?;
     let password = match password {
         Some(password) => password,
         None => random_password().map_err(|e| e.to_string())?,

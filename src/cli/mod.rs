@@ -38,7 +38,7 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let key_mismatch = error.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<KeyCheckError>(),
-            Some(KeyCheckError::WrongKey { .. })
+            Some(KeyCheckError::WrongKey { .. } | KeyCheckError::UnreadableSecrets { .. })
         )
     });
     ExitCode::from(if key_mismatch {

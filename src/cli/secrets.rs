@@ -9,13 +9,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{EXIT_CONFIG, EXIT_FAILURE, load_settings};
 use crate::config::{ConfigSources, Mode};
 use crate::crypto::stored_secrets::{
-    self, KeyCheckError, Keyring, Progress, ResealCount, ResealMode,
+    self, KeyCheckError, Keyring, Progress, ResealMode, ResealOptions, ResealReport,
 };
 use crate::db::Database;
 
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 
-pub fn run(sources: ConfigSources, mode: ResealMode, batch_size: usize) -> ExitCode {
+pub fn run(sources: ConfigSources, options: ResealOptions) -> ExitCode {
+    let mode = options.mode;
     let (settings, _) = match load_settings(&sources, Mode::Production) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -41,7 +42,10 @@ pub fn run(sources: ConfigSources, mode: ResealMode, batch_size: usize) -> ExitC
         };
         match stored_secrets::check_keys(&db, &keyring, false).await {
             Ok(_) => {}
-            Err(error @ KeyCheckError::WrongKey { .. }) => {
+            Err(
+                error @ (KeyCheckError::WrongKey { .. }
+                | KeyCheckError::UnreadableSecrets { .. }),
+            ) => {
                 eprintln!("{name}: {error}");
                 return ExitCode::from(EXIT_CONFIG);
             }
@@ -60,16 +64,24 @@ pub fn run(sources: ConfigSources, mode: ResealMode, batch_size: usize) -> ExitC
             bar.set_length(p.total);
             bar.set_position(p.done);
         };
-        let result = stored_secrets::reseal_all(&db, &keyring, mode, batch_size, report).await;
+        let result = stored_secrets::reseal_all(&db, &keyring, options, report).await;
         bar.finish_and_clear();
         match result {
-            Ok(counts) => {
-                print!("{}", summary(name, mode, &counts));
-                ExitCode::SUCCESS
+            Ok(report) => {
+                print!("{}", summary(name, mode, &report));
+                if report.unreadable() > 0 {
+                    eprintln!(
+                        "{name}: {} row(s) could not be decrypted with any configured key and were left as they are; add the key they were encrypted with and run it again.",
+                        report.unreadable()
+                    );
+                    ExitCode::from(EXIT_FAILURE)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(error) => {
                 eprintln!(
-                    "{name}: stopped: {error}. Rows before it are done; fix the keys and run it again."
+                    "{name}: stopped: {error}. The batches before it are done; run it again to go on."
                 );
                 ExitCode::from(EXIT_FAILURE)
             }
@@ -77,9 +89,13 @@ pub fn run(sources: ConfigSources, mode: ResealMode, batch_size: usize) -> ExitC
     })
 }
 
-fn summary(name: &str, mode: ResealMode, counts: &[ResealCount]) -> String {
-    let mut out = format!("{name}: done.\n");
-    for count in counts {
+fn summary(name: &str, mode: ResealMode, report: &ResealReport) -> String {
+    let mut out = if report.complete {
+        format!("{name}: done.\n")
+    } else {
+        format!("{name}: stopped at --max-rows; run it again to go on.\n")
+    };
+    for count in &report.columns {
         let what = match mode {
             ResealMode::MigratePlaintext => {
                 format!("{} plaintext value(s) encrypted", count.legacy_sealed)
@@ -90,8 +106,8 @@ fn summary(name: &str, mode: ResealMode, counts: &[ResealCount]) -> String {
             ),
         };
         out.push_str(&format!(
-            "  {}: {} row(s) examined, {what}\n",
-            count.column, count.examined
+            "  {}: {} row(s) examined, {what}, {} unreadable\n",
+            count.column, count.examined, count.unreadable
         ));
     }
     out

@@ -16,6 +16,13 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 /// Marks a stored value as sealed (Fernet, format version 1).
 pub const SEALED_PREFIX: &str = "fernet:v1:";
 
+/// The "current time" given to Fernet when opening. A sealed secret has no expiry,
+/// and Fernet's check that a token is not from the future would turn a clock
+/// stepped back (a restored VM, a database moved from a host whose clock ran fast)
+/// into unreadable secrets and a false "wrong key" at startup. Far enough ahead that
+/// no token is "from the future", far enough from `u64::MAX` not to overflow.
+const OPEN_AT: u64 = u64::MAX / 2;
+
 /// What a key list protects; each has its own variable and its own keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyPurpose {
@@ -139,14 +146,16 @@ impl SecretBox {
             .iter()
             .enumerate()
             .find_map(|(i, key)| {
-                key.decrypt(token).ok().map(|plaintext| Opened {
-                    plaintext: SecretSlice::from(plaintext),
-                    sealing: if i == 0 {
-                        Sealing::Current
-                    } else {
-                        Sealing::OlderKey
-                    },
-                })
+                key.decrypt_at_time(token, None, OPEN_AT)
+                    .ok()
+                    .map(|plaintext| Opened {
+                        plaintext: SecretSlice::from(plaintext),
+                        sealing: if i == 0 {
+                            Sealing::Current
+                        } else {
+                            Sealing::OlderKey
+                        },
+                    })
             })
             .ok_or(SecretBoxError::Undecryptable {
                 variable: self.purpose.variable(),
@@ -243,6 +252,17 @@ mod tests {
                 variable: "MFA_ENCRYPTION_KEY"
             })
         ));
+    }
+
+    #[test]
+    fn a_token_from_the_future_still_opens() {
+        let key = Fernet::generate_key();
+        let b = sealing_box(&[SecretString::from(key.clone())]);
+        let fernet = Fernet::new(&key).expect("key");
+        // Sealed by a host whose clock ran a day fast.
+        let ahead = fernet.encrypt_at_time(b"s", 4_000_000_000);
+        let opened = b.open(&format!("{SEALED_PREFIX}{ahead}")).expect("opens");
+        assert_eq!(opened.plaintext.expose_secret(), b"s");
     }
 
     #[test]

@@ -42,6 +42,13 @@ pub enum KeyCheckError {
         "{variable} cannot decrypt the secrets already stored in this database. Set it to the key used before, or list the new key first and the old one after it (comma-separated) and run `portcullis rotate-keys`"
     )]
     WrongKey { variable: &'static str },
+    /// The canary opens but some stored secrets do not: they were sealed with a
+    /// key no longer (or never) in the list — say, by a server still running with
+    /// the old key during a rotation.
+    #[error(
+        "{rows} stored secret(s) cannot be decrypted with the keys in {variable}. Add the key they were encrypted with to {variable} (after the first), start again, and run `portcullis rotate-keys`"
+    )]
+    UnreadableSecrets { variable: &'static str, rows: u64 },
     #[error(transparent)]
     Seal(#[from] SecretBoxError),
     #[error(transparent)]
@@ -69,9 +76,13 @@ impl KeyReport {
     }
 }
 
-/// Checks every purpose's keys against its canary. A missing canary is checked
-/// against any sealed row instead and, when `create_missing`, sealed now with the
-/// first key. Also counts legacy plaintext rows.
+/// Rows read per query while scanning.
+const SCAN_BATCH: usize = 1000;
+
+/// Checks every purpose's keys against its canary and against every stored secret
+/// (opening one costs microseconds). A missing canary is sealed now with the first
+/// key when `create_missing` and nothing stored contradicts the keys. Also counts
+/// legacy plaintext rows.
 pub async fn check_keys(
     db: &Database,
     keyring: &Keyring,
@@ -82,31 +93,38 @@ pub async fn check_keys(
         let mut report = KeyReport::default();
         for purpose in KeyPurpose::ALL {
             let sealer = keyring.for_purpose(purpose);
-            let wrong = || KeyCheckError::WrongKey {
-                variable: purpose.variable(),
-            };
-            match sealed::canary(conn, purpose)? {
-                Some(value) => {
-                    sealer.open(&value).map_err(|_| wrong())?;
-                }
-                None => {
-                    for col in SEALED_COLUMNS.iter().filter(|c| c.purpose == purpose) {
-                        if let Some(value) = sealed::any_sealed(conn, col)? {
-                            sealer.open(&value).map_err(|_| wrong())?;
-                        }
+            let variable = purpose.variable();
+            let canary = sealed::canary(conn, purpose)?;
+            if let Some(value) = &canary
+                && sealer.open(value).is_err()
+            {
+                return Err(KeyCheckError::WrongKey { variable });
+            }
+            let mut unreadable = 0;
+            for col in SEALED_COLUMNS.iter().filter(|c| c.purpose == purpose) {
+                let mut legacy = 0;
+                scan(conn, col, |_, value| {
+                    match sealer.open(value).map(|o| o.sealing) {
+                        Ok(Sealing::Legacy) => legacy += 1,
+                        Ok(_) => {}
+                        Err(_) => unreadable += 1,
                     }
+                })?;
+                if legacy > 0 {
+                    report.legacy.push((col.label(), legacy));
+                }
+            }
+            match (unreadable, canary.is_some()) {
+                (0, true) => {}
+                (0, false) => {
                     if create_missing {
-                        let value = sealer.seal(CANARY_PLAINTEXT)?;
-                        sealed::put_canary(conn, purpose, &value)?;
+                        sealed::put_canary(conn, purpose, &sealer.seal(CANARY_PLAINTEXT)?)?;
                     }
                     report.canaries_created.push(purpose);
                 }
-            }
-        }
-        for col in SEALED_COLUMNS {
-            let legacy = sealed::count_legacy(conn, col)?;
-            if legacy > 0 {
-                report.legacy.push((col.label(), legacy));
+                // No canary yet and nothing opens: the key is simply wrong.
+                (_, false) => return Err(KeyCheckError::WrongKey { variable }),
+                (rows, true) => return Err(KeyCheckError::UnreadableSecrets { variable, rows }),
             }
         }
         Ok::<_, KeyCheckError>(report)
@@ -115,6 +133,26 @@ pub async fn check_keys(
         db.write(move |tx| work(tx)).await
     } else {
         db.read(move |conn| work(conn)).await
+    }
+}
+
+/// Calls `f` with every (key, value) of `col`, in key order, a batch at a time.
+fn scan(
+    conn: &rusqlite::Connection,
+    col: &SealedColumn,
+    mut f: impl FnMut(&str, &str),
+) -> rusqlite::Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let rows = sealed::batch(conn, col, after.as_deref(), SCAN_BATCH)?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(());
+        };
+        let last = last.clone();
+        for (key, value) in &rows {
+            f(key, value);
+        }
+        after = Some(last);
     }
 }
 
@@ -150,16 +188,28 @@ pub struct ResealCount {
     pub examined: u64,
     pub resealed: u64,
     pub legacy_sealed: u64,
+    /// Rows no configured key opens: left as they are, and reported.
+    pub unreadable: u64,
+}
+
+/// What a whole pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResealReport {
+    pub columns: Vec<ResealCount>,
+    /// False when `max_rows` stopped the pass early: run it again to go on.
+    pub complete: bool,
+}
+
+impl ResealReport {
+    pub fn unreadable(&self) -> u64 {
+        self.columns.iter().map(|c| c.unreadable).sum()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResealError {
-    #[error("{column}, row {key}: {source}")]
-    Unreadable {
-        column: String,
-        key: String,
-        source: SecretBoxError,
-    },
+    #[error(transparent)]
+    Seal(#[from] SecretBoxError),
     #[error(transparent)]
     Database(#[from] DbError),
 }
@@ -170,22 +220,33 @@ impl From<rusqlite::Error> for ResealError {
     }
 }
 
+/// Options of a pass.
+#[derive(Debug, Clone, Copy)]
+pub struct ResealOptions {
+    pub mode: ResealMode,
+    /// Rows per transaction.
+    pub batch_size: usize,
+    /// Stop after examining this many rows (spreading a long pass over several
+    /// runs); `None` for all.
+    pub max_rows: Option<u64>,
+}
+
 /// Re-seals stored secrets with the first key of their purpose, `batch_size` rows
-/// per transaction. A pass interrupted anywhere can simply be run again: committed
-/// batches are already under the first key and are skipped. A row no configured key
-/// opens stops the pass (nothing is ever re-sealed as plaintext); the batches
-/// before it stay committed. The pass is audited.
+/// per transaction. A pass stopped anywhere (interrupted, or by `max_rows`) can
+/// simply be run again: committed batches are already under the first key and are
+/// skipped. A row no configured key opens is left as it is, counted, and reported;
+/// nothing is ever re-sealed from a value that did not open. Canaries are re-sealed
+/// only by a complete rotation that found no such row, so the old key stays
+/// required until every secret has moved. Every pass is audited, a failed one too.
 pub async fn reseal_all(
     db: &Database,
     keyring: &Keyring,
-    mode: ResealMode,
-    batch_size: usize,
+    options: ResealOptions,
     mut progress: impl FnMut(Progress),
-) -> Result<Vec<ResealCount>, ResealError> {
-    let batch_size = batch_size.max(1);
+) -> Result<ResealReport, ResealError> {
     let total = db
         .read(|conn| {
-            Ok::<_, ResealError>(
+            Ok::<_, DbError>(
                 SEALED_COLUMNS
                     .iter()
                     .map(|col| sealed::count(conn, col))
@@ -194,35 +255,14 @@ pub async fn reseal_all(
         })
         .await?;
     let total = u64::try_from(total).unwrap_or(0);
-    let mut done = 0;
-    progress(Progress { done, total });
-    let mut counts = Vec::new();
-    for col in SEALED_COLUMNS {
-        let mut count = ResealCount {
-            column: col.label(),
-            ..ResealCount::default()
-        };
-        let mut after: Option<String> = None;
-        loop {
-            let sealer = keyring.for_purpose(col.purpose).clone();
-            let cursor = after.clone();
-            let batch = db
-                .write(move |tx| reseal_batch(tx, col, &sealer, mode, cursor, batch_size))
-                .await?;
-            let Some(last) = batch.last_key else { break };
-            after = Some(last);
-            count.examined += batch.examined;
-            count.resealed += batch.resealed;
-            count.legacy_sealed += batch.legacy_sealed;
-            done += batch.examined;
-            progress(Progress { done, total });
-        }
-        counts.push(count);
-    }
-    if mode == ResealMode::RotateKeys {
-        reseal_canaries(db, keyring).await?;
-    }
-    let columns: Vec<serde_json::Value> = counts
+    let mut report = ResealReport::default();
+    let passed = run_pass(db, keyring, options, total, &mut report, &mut progress).await;
+    let outcome = match (&passed, report.unreadable()) {
+        (Ok(()), 0) => Outcome::Success,
+        _ => Outcome::Failure,
+    };
+    let columns: Vec<serde_json::Value> = report
+        .columns
         .iter()
         .map(|count| {
             serde_json::json!({
@@ -230,14 +270,66 @@ pub async fn reseal_all(
                 "examined": count.examined,
                 "resealed": count.resealed,
                 "plaintext_sealed": count.legacy_sealed,
+                "unreadable": count.unreadable,
             })
         })
         .collect();
-    let event = AuditEvent::new(mode.event(), Outcome::Success)
+    let event = AuditEvent::new(options.mode.event(), outcome)
         .with_actor("system")
-        .with_detail("columns", columns);
-    db.write(move |tx| audit::append(tx, &event)).await?;
-    Ok(counts)
+        .with_detail("columns", columns)
+        .with_detail("complete", report.complete);
+    let audited = db.write(move |tx| audit::append(tx, &event)).await;
+    passed?;
+    audited?;
+    Ok(report)
+}
+
+async fn run_pass(
+    db: &Database,
+    keyring: &Keyring,
+    options: ResealOptions,
+    total: u64,
+    report: &mut ResealReport,
+    progress: &mut impl FnMut(Progress),
+) -> Result<(), ResealError> {
+    let batch_size = options.batch_size.max(1);
+    let mut done = 0;
+    progress(Progress { done, total });
+    for col in SEALED_COLUMNS {
+        report.columns.push(ResealCount {
+            column: col.label(),
+            ..ResealCount::default()
+        });
+        let mut after: Option<String> = None;
+        loop {
+            let limit = match options.max_rows {
+                Some(max) if done >= max => return Ok(()),
+                Some(max) => batch_size.min(usize::try_from(max - done).unwrap_or(batch_size)),
+                None => batch_size,
+            };
+            let sealer = keyring.for_purpose(col.purpose).clone();
+            let cursor = after.clone();
+            let mode = options.mode;
+            let batch = db
+                .write(move |tx| reseal_batch(tx, col, &sealer, mode, cursor, limit))
+                .await?;
+            let Some(last) = batch.last_key else { break };
+            after = Some(last);
+            if let Some(count) = report.columns.last_mut() {
+                count.examined += batch.examined;
+                count.resealed += batch.resealed;
+                count.legacy_sealed += batch.legacy_sealed;
+                count.unreadable += batch.unreadable;
+            }
+            done += batch.examined;
+            progress(Progress { done, total });
+        }
+    }
+    report.complete = true;
+    if options.mode == ResealMode::RotateKeys && report.unreadable() == 0 {
+        reseal_canaries(db, keyring).await?;
+    }
+    Ok(())
 }
 
 struct BatchResult {
@@ -245,6 +337,7 @@ struct BatchResult {
     examined: u64,
     resealed: u64,
     legacy_sealed: u64,
+    unreadable: u64,
 }
 
 fn reseal_batch(
@@ -261,20 +354,19 @@ fn reseal_batch(
         examined: rows.len() as u64,
         resealed: 0,
         legacy_sealed: 0,
+        unreadable: 0,
     };
     let include_older_keys = mode == ResealMode::RotateKeys;
     for (key, value) in rows {
-        let unreadable = |source| ResealError::Unreadable {
-            column: col.label(),
-            key: key.clone(),
-            source,
+        let resealed = match sealer.reseal(&value, include_older_keys) {
+            Ok(resealed) => resealed,
+            Err(SecretBoxError::Undecryptable { .. }) => {
+                result.unreadable += 1;
+                continue;
+            }
+            Err(other) => return Err(other.into()),
         };
-        let Some((new, was)) = sealer
-            .reseal(&value, include_older_keys)
-            .map_err(unreadable)?
-        else {
-            continue;
-        };
+        let Some((new, was)) = resealed else { continue };
         if sealed::replace(tx, col, &key, &value, &new)? {
             result.resealed += 1;
             result.legacy_sealed += u64::from(was == Sealing::Legacy);
@@ -283,9 +375,9 @@ fn reseal_batch(
     Ok(result)
 }
 
-/// After a rotation every canary is sealed with its purpose's first key, so the
-/// older keys can be dropped from the configuration.
-async fn reseal_canaries(db: &Database, keyring: &Keyring) -> Result<(), ResealError> {
+/// After a complete rotation every canary is sealed with its purpose's first key,
+/// so the older keys can be dropped from the configuration.
+async fn reseal_canaries(db: &Database, keyring: &Keyring) -> Result<(), DbError> {
     let keyring = keyring.clone();
     db.write(move |tx| {
         for purpose in KeyPurpose::ALL {
@@ -293,16 +385,12 @@ async fn reseal_canaries(db: &Database, keyring: &Keyring) -> Result<(), ResealE
             let Some(value) = sealed::canary(tx, purpose)? else {
                 continue;
             };
-            let unreadable = |source| ResealError::Unreadable {
-                column: "secret_canaries.value".to_owned(),
-                key: purpose.as_str().to_owned(),
-                source,
-            };
-            if let Some((new, _)) = sealer.reseal(&value, true).map_err(unreadable)? {
+            // A canary no key opens was refused at startup; leave it for that check.
+            if let Ok(Some((new, _))) = sealer.reseal(&value, true) {
                 sealed::put_canary(tx, purpose, &new)?;
             }
         }
-        Ok::<_, ResealError>(())
+        Ok::<_, DbError>(())
     })
     .await
 }

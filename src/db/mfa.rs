@@ -112,6 +112,15 @@ pub fn use_backup_code(
     Ok(changed == 1)
 }
 
+/// Whether this code existed and was already used (a replay, not a guess).
+pub fn backup_code_was_used(conn: &Connection, user: UserId, hash: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM mfa_backup_codes
+           WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NOT NULL)",
+    )?
+    .query_row(params![user.to_string(), hash], |row| row.get(0))
+}
+
 pub fn unused_backup_codes(conn: &Connection, user: UserId) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "SELECT count(*) FROM mfa_backup_codes WHERE user_id = ?1 AND used_at IS NULL",

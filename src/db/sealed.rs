@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::crypto::secret_box::{KeyPurpose, SEALED_PREFIX};
+use crate::crypto::secret_box::KeyPurpose;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SealedColumn {
@@ -68,33 +68,6 @@ pub fn replace(
 pub fn count(conn: &Connection, col: &SealedColumn) -> rusqlite::Result<i64> {
     let sql = format!("SELECT count(*) FROM {}", col.table);
     conn.prepare_cached(&sql)?.query_row([], |row| row.get(0))
-}
-
-/// Rows still holding legacy plaintext (no seal marker).
-pub fn count_legacy(conn: &Connection, col: &SealedColumn) -> rusqlite::Result<i64> {
-    let sql = format!(
-        "SELECT count(*) FROM {table} WHERE substr({column}, 1, ?1) <> ?2",
-        column = col.column,
-        table = col.table
-    );
-    conn.prepare_cached(&sql)?
-        .query_row(params![SEALED_PREFIX.len() as i64, SEALED_PREFIX], |row| {
-            row.get(0)
-        })
-}
-
-/// One sealed value of `col`, for checking the keys when no canary exists yet.
-pub fn any_sealed(conn: &Connection, col: &SealedColumn) -> rusqlite::Result<Option<String>> {
-    let sql = format!(
-        "SELECT {column} FROM {table} WHERE substr({column}, 1, ?1) = ?2 LIMIT 1",
-        column = col.column,
-        table = col.table
-    );
-    conn.prepare_cached(&sql)?
-        .query_row(params![SEALED_PREFIX.len() as i64, SEALED_PREFIX], |row| {
-            row.get(0)
-        })
-        .optional()
 }
 
 pub fn canary(conn: &Connection, purpose: KeyPurpose) -> rusqlite::Result<Option<String>> {

@@ -101,8 +101,9 @@ pub fn replace_password_hash(
 
 /// Counts a failed login at `now`, unless the account is softlocked (a concurrent
 /// attempt locked it: attempts during a lock do not count). A failure more than
-/// `forget_after` seconds after the previous one starts the count afresh. Returns
-/// the consecutive failures, or `None` when not counted.
+/// `forget_after` seconds after the previous one — and after the end of the last
+/// lock, so a long lock does not wipe the count that caused it — starts the count
+/// afresh. Returns the consecutive failures, or `None` when not counted.
 pub fn count_failed_login(
     conn: &Connection,
     id: UserId,
@@ -112,7 +113,8 @@ pub fn count_failed_login(
     conn.prepare_cached(
         "UPDATE users SET
              failed_logins = CASE
-                 WHEN last_failed_login_at IS NULL OR ?2 - last_failed_login_at >= ?3 THEN 1
+                 WHEN last_failed_login_at IS NULL
+                   OR ?2 - max(last_failed_login_at, coalesce(locked_until, 0)) >= ?3 THEN 1
                  ELSE failed_logins + 1 END,
              last_failed_login_at = ?2
          WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?2)

@@ -242,6 +242,8 @@ async fn a_backup_code_works_once() {
         problem(reused, 401).await["detail"],
         "Invalid authentication code"
     );
+    let replays = app.audit_events("mfa.replay_rejected");
+    assert_eq!(replays.len(), 1, "a reused backup code is a replay");
     assert_eq!(
         verify(&app, &again, &user.backup_codes[4]).await.status(),
         200
@@ -544,8 +546,9 @@ fn import_plaintext_factor(app: &TestApp, email: &str, base32: &str) {
 async fn a_legacy_plaintext_secret_is_read_then_encrypted_by_migrate_secrets() {
     let app = app_with(&[]).await;
     app.signed_up("imported@example.org").await;
-    let secret = TotpSecret::generate().expect("secret");
-    let base32 = secret.to_base32().expose_secret().to_owned();
+    // As older systems often stored them: 80 bits, lower case, in groups.
+    let base32 = "jbsw y3dp ehpk 3pxp".to_owned();
+    let secret = TotpSecret::from_base32(base32.as_bytes()).expect("secret");
     import_plaintext_factor(&app, "imported@example.org", &base32);
 
     // Readable as it is.
@@ -650,4 +653,168 @@ async fn rotate_keys_leaves_everything_readable_with_the_new_key_alone() {
     }
     let rotated = app.audit_events("secrets.rotated");
     assert_eq!(rotated.len(), 2);
+}
+
+#[actix_web::test]
+async fn concurrent_guesses_cannot_outrun_the_softlock() {
+    let app = app_with(&[("SOFTLOCK_STEPS", "3:600")]).await;
+    let _user = enrolled(&app, "raced@example.org").await;
+    let mfa_token = challenge(&app, "raced@example.org").await;
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let (client, url) = (app.client.clone(), app.url(VERIFY));
+            let body = json!({"mfa_token": mfa_token, "code": format!("{:06}", 100_000 + i)});
+            actix_web::rt::spawn(async move { client.post(url).json(&body).send().await })
+        })
+        .collect();
+    for guess in guesses {
+        let response = guess.await.expect("task").expect("response");
+        assert_eq!(response.status(), 401);
+    }
+    let checked = app
+        .audit_events("auth.login_failed")
+        .into_iter()
+        .filter(|(_, _, details)| details.contains("wrong_mfa_code"))
+        .count();
+    assert_eq!(checked, 3, "only three codes were checked before the lock");
+}
+
+#[actix_web::test]
+async fn one_challenge_opens_one_session_even_when_raced() {
+    let app = app_with(&[]).await;
+    let user = enrolled(&app, "once@example.org").await;
+    app.clock.advance(30);
+    let mfa_token = challenge(&app, "once@example.org").await;
+    let attempts: Vec<_> = [user.code(&app), user.backup_codes[0].clone()]
+        .into_iter()
+        .map(|code| {
+            let (client, url) = (app.client.clone(), app.url(VERIFY));
+            let body = json!({"mfa_token": mfa_token, "code": code});
+            actix_web::rt::spawn(async move { client.post(url).json(&body).send().await })
+        })
+        .collect();
+    let mut signed_in = 0;
+    for attempt in attempts {
+        let response = attempt.await.expect("task").expect("response");
+        signed_in += usize::from(response.status() == 200);
+    }
+    assert_eq!(signed_in, 1);
+}
+
+#[actix_web::test]
+async fn a_softlocked_account_cannot_disable_mfa() {
+    let app = app_with(&[("SOFTLOCK_STEPS", "3:600")]).await;
+    let user = enrolled(&app, "stolen.token@example.org").await;
+    app.clock.advance(30);
+    for _ in 0..3 {
+        let wrong = app
+            .post_with_token(
+                DISABLE,
+                &user.access_token,
+                Some(&json!({"password": GOOD_PASSWORD, "code": "000000"})),
+            )
+            .await;
+        assert_eq!(wrong.status(), 422);
+    }
+    let locked = app
+        .post_with_token(
+            DISABLE,
+            &user.access_token,
+            Some(&json!({"password": GOOD_PASSWORD, "code": user.code(&app)})),
+        )
+        .await;
+    problem(locked, 403).await;
+    assert!(app.audit_events("mfa.disabled").is_empty());
+}
+
+#[actix_web::test]
+async fn a_secret_sealed_with_a_key_not_configured_refuses_startup_and_is_skipped_by_rotation() {
+    let app = app_with(&[]).await;
+    let _user = enrolled(&app, "known@example.org").await;
+    app.signed_up("stray@example.org").await;
+    // Sealed by some other key: as a server still running with an old key would.
+    let stray_key = portcullis::crypto::keys::fernet_key().expect("rng");
+    let stray_box = portcullis::crypto::secret_box::SecretBox::new(
+        portcullis::crypto::secret_box::KeyPurpose::Mfa,
+        std::slice::from_ref(&stray_key),
+    )
+    .expect("box");
+    let sealed = stray_box
+        .seal(
+            TotpSecret::generate()
+                .expect("s")
+                .to_base32()
+                .expose_secret()
+                .as_bytes(),
+        )
+        .expect("seal");
+    import_plaintext_factor(&app, "stray@example.org", &sealed);
+    let vars = binary_vars(&app.settings);
+    let (code, output) = run_to_exit(app.dir.path(), &["serve"], &vars);
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains("1 stored secret(s) cannot be decrypted")
+            && output.contains("MFA_ENCRYPTION_KEY"),
+        "{output}"
+    );
+    let (code, output) = run_to_exit(app.dir.path(), &["check-config"], &vars);
+    assert_eq!(code, 2, "{output}");
+    // With the stray key added after the first, rotation moves it under the first.
+    let current = app.settings.mfa_keys[0].expose_secret().to_owned();
+    let both = with_var(
+        &vars,
+        "MFA_ENCRYPTION_KEY",
+        &format!("{current},{}", stray_key.expose_secret()),
+    );
+    let (code, output) = run_to_exit(app.dir.path(), &["rotate-keys"], &both);
+    assert_eq!(code, 0, "{output}");
+    let (code, output) = run_to_exit(app.dir.path(), &["check-config"], &vars);
+    assert!(!output.contains("FAIL  MFA"), "{code}: {output}");
+}
+
+#[actix_web::test]
+async fn a_rotation_spread_over_runs_finishes_where_it_stopped() {
+    let app = app_with(&[]).await;
+    for name in ["s1", "s2", "s3", "s4", "s5"] {
+        enrolled(&app, &format!("{name}@example.org")).await;
+    }
+    let old = app.settings.mfa_keys[0].expose_secret().to_owned();
+    let new = portcullis::crypto::keys::fernet_key().expect("rng");
+    let vars = with_var(
+        &binary_vars(&app.settings),
+        "MFA_ENCRYPTION_KEY",
+        &format!("{},{old}", new.expose_secret()),
+    );
+    let (code, output) = run_to_exit(
+        app.dir.path(),
+        &["rotate-keys", "--batch-size", "2", "--max-rows", "3"],
+        &vars,
+    );
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("stopped at --max-rows"), "{output}");
+    assert!(
+        output.contains("3 row(s) examined, 3 re-encrypted"),
+        "{output}"
+    );
+    let (code, output) = run_to_exit(app.dir.path(), &["rotate-keys"], &vars);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("5 row(s) examined, 2 re-encrypted"),
+        "{output}"
+    );
+    let events = app.audit_events("secrets.rotated");
+    assert_eq!(events.len(), 2);
+    assert!(
+        events[0].2.contains("\"complete\":false"),
+        "{:?}",
+        events[0]
+    );
+    assert!(events[1].2.contains("\"complete\":true"), "{:?}", events[1]);
+    // The new key alone now opens everything, the canary included.
+    let alone = with_var(&vars, "MFA_ENCRYPTION_KEY", new.expose_secret());
+    let (_, output) = run_to_exit(app.dir.path(), &["check-config"], &alone);
+    assert!(
+        output.contains("pass  MFA_ENCRYPTION_KEY: decrypts"),
+        "{output}"
+    );
 }

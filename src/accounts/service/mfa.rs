@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{AccountError, AccountService, RequestMeta, TokenPair, event};
-use crate::accounts::UserId;
+use crate::accounts::{UserId, UserStatus};
 use crate::audit::{self, Outcome};
 use crate::auth::Principal;
 use crate::auth::mfa::{
@@ -35,9 +35,15 @@ pub struct MfaSetup {
 /// The result of checking a code against an enabled factor.
 enum CodeCheck {
     Totp,
-    BackupCode { remaining: i64 },
+    BackupCode {
+        remaining: i64,
+    },
     Wrong,
     Replayed,
+    /// Not checked: the account is softlocked, not active, or without MFA.
+    Refused(&'static str),
+    /// Not checked: the challenge token was already spent.
+    ChallengeSpent,
 }
 
 impl CodeCheck {
@@ -93,10 +99,13 @@ fn check_code(
     let Some(canonical) = normalize_backup_code(code) else {
         return Ok(CodeCheck::Wrong);
     };
-    if mfa::use_backup_code(tx, user, &backup_code_hash(user, &canonical), now)? {
+    let hash = backup_code_hash(user, &canonical);
+    if mfa::use_backup_code(tx, user, &hash, now)? {
         Ok(CodeCheck::BackupCode {
             remaining: mfa::unused_backup_codes(tx, user)?,
         })
+    } else if mfa::backup_code_was_used(tx, user, &hash)? {
+        Ok(CodeCheck::Replayed)
     } else {
         Ok(CodeCheck::Wrong)
     }
@@ -116,7 +125,7 @@ fn audit_code_check(
             event("mfa.backup_code_used", Outcome::Success, meta)
                 .with_detail("remaining", *remaining)
         }
-        CodeCheck::Totp | CodeCheck::Wrong => return Ok(()),
+        _ => return Ok(()),
     };
     audit::append(
         tx,
@@ -126,6 +135,18 @@ fn audit_code_check(
             .with_detail("during", purpose),
     )?;
     Ok(())
+}
+
+/// Why the account may not have a code checked right now, read inside the
+/// transaction that would check it.
+fn refusal(tx: &Connection, user: UserId, now: i64) -> Result<Option<&'static str>, AccountError> {
+    Ok(match users::find(tx, user)? {
+        None => Some("account_gone"),
+        Some(u) if u.is_softlocked(now) => Some("softlocked"),
+        Some(u) if u.status != UserStatus::Active => Some(u.status.as_str()),
+        Some(u) if !u.mfa_enabled => Some("mfa_not_enabled"),
+        Some(_) => None,
+    })
 }
 
 fn wrong_code_field() -> AccountError {
@@ -224,8 +245,9 @@ impl AccountService {
     }
 
     /// Turns MFA off after checking the password and a current code (or a backup
-    /// code). Wrong answers count toward the softlock: a stolen access token alone
-    /// must not be enough to strip the second factor.
+    /// code). Wrong answers count toward the softlock, and a softlocked account is
+    /// refused outright: a stolen access token alone must not be enough to strip
+    /// the second factor, nor to guess at it faster than a login could.
     pub async fn disable_mfa(
         &self,
         principal: &Principal,
@@ -237,6 +259,9 @@ impl AccountService {
         let account = self.read_user(user).await?;
         if !account.mfa_enabled {
             return Err(AccountError::MfaNotEnabled);
+        }
+        if account.is_softlocked(self.clock.now()) {
+            return Err(AccountError::TemporarilyLocked);
         }
         let verification = self
             .hasher
@@ -256,32 +281,41 @@ impl AccountService {
             .with_actor(user.to_string())
             .with_target(user.to_string());
         let (mfa_box, code, meta_in_tx) = (self.mfa_box.clone(), code.to_owned(), meta.clone());
+        let failures = self.failures(meta);
         let profiles = self.profiles.clone();
         let check = self
             .db
             .write_then(
                 move |tx| {
+                    if let Some(reason) = refusal(tx, user, now)? {
+                        return Ok::<_, AccountError>(CodeCheck::Refused(reason));
+                    }
                     let check = check_code(tx, &mfa_box, user, &code, now)?;
                     audit_code_check(tx, &check, user, &meta_in_tx, "disable")?;
                     if check.accepted() {
                         mfa::remove(tx, user)?;
                         audit::append(tx, &disabled)?;
+                    } else {
+                        failures.record(tx, check.failure_reason(), None, Some(user), true)?;
                     }
-                    Ok::<_, AccountError>(check)
+                    Ok(check)
                 },
                 move |_| profiles.invalidate(&user),
             )
             .await?;
-        if check.accepted() {
-            return Ok(());
+        match check {
+            CodeCheck::Totp | CodeCheck::BackupCode { .. } => Ok(()),
+            CodeCheck::Refused("softlocked") => Err(AccountError::TemporarilyLocked),
+            CodeCheck::Refused(_) => Err(AccountError::MfaNotEnabled),
+            _ => Err(wrong_code_field()),
         }
-        self.record_failure(check.failure_reason(), None, Some(user), true, meta)
-            .await?;
-        Err(wrong_code_field())
     }
 
     /// The second login step: an MFA challenge token and a code (TOTP or backup)
-    /// for a session. The challenge token is good for one success.
+    /// for a session. The challenge token is good for one success. The account's
+    /// state, the token's use and the code are checked, and a failure counted, in
+    /// one transaction, so concurrent attempts cannot slip past the softlock or
+    /// spend one challenge twice.
     pub async fn verify_mfa_login(
         &self,
         mfa_token: &str,
@@ -293,6 +327,7 @@ impl AccountService {
             .tokens
             .verify(mfa_token, TokenType::Mfa, now)
             .map_err(|_| AccountError::InvalidMfaToken)?;
+        // Cut-offs (a password change, logout-all) since the challenge was issued.
         if self
             .revocations
             .is_revoked(&claims)
@@ -301,43 +336,31 @@ impl AccountService {
         {
             return Err(AccountError::InvalidMfaToken);
         }
-        let user = match self.read_user(claims.sub).await {
-            Err(AccountError::AccountGone) => return Err(AccountError::InvalidMfaToken),
-            other => other?,
-        };
-        let refusal = if user.is_softlocked(now) {
-            Some("softlocked")
-        } else if user.status != crate::accounts::UserStatus::Active {
-            Some(user.status.as_str())
-        } else if !user.mfa_enabled {
-            Some("mfa_not_enabled")
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
-            self.record_failure(reason, None, Some(user.id), false, meta)
-                .await?;
-            return Err(AccountError::InvalidMfaCode);
-        }
-        let (user_id, jti) = (user.id, claims.jti);
+        let (user_id, jti, sid) = (claims.sub, claims.jti, claims.sid);
         let token_until = claims.exp + LEEWAY_SECONDS;
         let (mfa_box, code, meta_in_tx) = (self.mfa_box.clone(), code.to_owned(), meta.clone());
+        let failures = self.failures(meta);
         let revocation_cache = self.revocations.clone();
         let check = self
             .db
             .write_then(
                 move |tx| {
+                    let (jti_text, sid_text) = (jti.to_string(), sid.to_string());
+                    if revocations::is_revoked(tx, &jti_text, &sid_text, now)? {
+                        return Ok::<_, AccountError>(CodeCheck::ChallengeSpent);
+                    }
+                    if let Some(reason) = refusal(tx, user_id, now)? {
+                        failures.record(tx, reason, None, Some(user_id), false)?;
+                        return Ok(CodeCheck::Refused(reason));
+                    }
                     let check = check_code(tx, &mfa_box, user_id, &code, now)?;
                     audit_code_check(tx, &check, user_id, &meta_in_tx, "login")?;
                     if check.accepted() {
-                        revocations::insert(
-                            tx,
-                            RevocationKind::Token,
-                            &jti.to_string(),
-                            token_until,
-                        )?;
+                        revocations::insert(tx, RevocationKind::Token, &jti_text, token_until)?;
+                    } else {
+                        failures.record(tx, check.failure_reason(), None, Some(user_id), true)?;
                     }
-                    Ok::<_, AccountError>(check)
+                    Ok(check)
                 },
                 move |check| {
                     if check.accepted() {
@@ -346,11 +369,13 @@ impl AccountService {
                 },
             )
             .await?;
-        if !check.accepted() {
-            self.record_failure(check.failure_reason(), None, Some(user_id), true, meta)
-                .await?;
-            return Err(AccountError::InvalidMfaCode);
+        match check {
+            CodeCheck::ChallengeSpent => return Err(AccountError::InvalidMfaToken),
+            CodeCheck::Totp | CodeCheck::BackupCode { .. } => {}
+            _ => return Err(AccountError::InvalidMfaCode),
         }
+        // Read fresh: the session opens only if the account is still as checked.
+        let user = self.read_user(user_id).await?;
         match self.open_session(user, None, meta).await? {
             Some(pair) => Ok(pair),
             None => Err(self
