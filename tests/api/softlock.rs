@@ -278,3 +278,34 @@ async fn unlocking_does_not_reactivate_a_disabled_account() {
         401
     );
 }
+
+#[actix_web::test]
+async fn a_lock_as_long_as_the_forget_window_does_not_wipe_the_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = test_settings(
+        dir.path(),
+        &[
+            ("SOFTLOCK_STEPS", "3:100"),
+            ("SOFTLOCK_FORGET_AFTER_SECONDS", "100"),
+        ],
+    );
+    let clock = Clock::manual(time::OffsetDateTime::now_utc().unix_timestamp());
+    let app = spawn_with(settings, dir, reqwest::Client::new(), clock).await;
+    app.register("patient@example.org", GOOD_PASSWORD).await;
+    fail_logins(&app, "patient@example.org", 3).await;
+    assert_eq!(app.audit_events("auth.account_locked").len(), 1);
+    // The lock ends as the forget window would: the next failure still follows
+    // the three before it, and locks again at once.
+    app.clock.advance(101);
+    fail_logins(&app, "patient@example.org", 1).await;
+    let locks = app.audit_events("auth.account_locked");
+    assert_eq!(locks.len(), 2, "{locks:?}");
+    assert!(
+        locks[1].2.contains("\"consecutive_failures\":4"),
+        "{locks:?}"
+    );
+    // Quiet for the whole window after the lock: forgotten.
+    app.clock.advance(201);
+    fail_logins(&app, "patient@example.org", 1).await;
+    assert_eq!(app.audit_events("auth.account_locked").len(), 2);
+}
