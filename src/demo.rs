@@ -1,15 +1,24 @@
 //! Demo data: an admin and two users in different departments, created on the first
 //! demo start with fresh random passwords that are shown once. Alice has MFA on; her
 //! `otpauth://` URI is shown once too, to scan into an authenticator app.
+//!
+//! Policies let the two demo departments read each other's `internal` documents but
+//! never `confidential` ones, everyone read `public` ones; a few documents of each
+//! kind exist to try them on.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::accounts::service::RequestMeta;
-use crate::accounts::{Email, Role, UserId};
+use crate::accounts::{Email, Role, User, UserId};
 use crate::auth::mfa::TotpSecret;
 use crate::crypto::keys::random_password;
 use crate::db::{DbError, users};
+use crate::documents::Classification;
+use crate::documents::service::{Caller, DocumentInput};
+use crate::policy::engine::{Context, Subject};
+use crate::policy::model::{Effect, PolicyStatus, Principals};
+use crate::policy::validate::PolicyDraft;
 use crate::state::AppState;
 
 pub struct DemoAccount {
@@ -39,6 +48,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
         return Ok(Vec::new());
     }
     let mut created = Vec::new();
+    let mut users = Vec::new();
     for (role, email, department, with_mfa) in ACCOUNTS {
         let email = Email::parse(email).map_err(|e| anyhow::anyhow!("demo e-mail {email} {e}"))?;
         let password = random_password()?;
@@ -65,6 +75,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
         } else {
             None
         };
+        users.push(user.clone());
         created.push(DemoAccount {
             role: *role,
             email: email.to_string(),
@@ -73,7 +84,135 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
             mfa_uri,
         });
     }
+    seed_policies(state, &users).await?;
+    seed_documents(state, &users).await?;
     Ok(created)
+}
+
+fn condition(attribute: &str, operator: &str, value: Value) -> Value {
+    json!({"attribute": attribute, "operator": operator, "value": value})
+}
+
+async fn seed_policies(state: &AppState, users: &[User]) -> anyhow::Result<()> {
+    let admin = users
+        .iter()
+        .find(|u| u.role == Role::Admin)
+        .ok_or_else(|| anyhow::anyhow!("no demo admin"))?;
+    let departments = json!(["engineering", "sales"]);
+    let drafts = [
+        (
+            "Departments read each other's internal documents",
+            "Engineering and sales may read each other's internal documents.",
+            Effect::Allow,
+            json!({"all": [
+                condition("subject.attributes.department", "in", departments.clone()),
+                condition("resource.attributes.department", "in", departments),
+                condition("resource.attributes.classification", "eq", json!("internal")),
+            ]}),
+            500,
+        ),
+        (
+            "Everyone reads public documents",
+            "Any signed-in user may read a public document.",
+            Effect::Allow,
+            condition("resource.attributes.classification", "eq", json!("public")),
+            400,
+        ),
+        (
+            "Confidential documents stay with their owner",
+            "Nobody but the owner may do anything to a confidential document, whatever else allows it.",
+            Effect::Deny,
+            json!({"all": [
+                condition("resource.attributes.classification", "eq", json!("confidential")),
+                condition("subject.id", "ne", json!({"attribute": "resource.owner_id"})),
+            ]}),
+            900,
+        ),
+    ];
+    for (name, description, effect, conditions, priority) in drafts {
+        let draft = PolicyDraft {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            effect,
+            resource_type: "document".to_owned(),
+            actions: vec![if effect == Effect::Allow { "read" } else { "*" }.to_owned()],
+            conditions: Some(conditions),
+            priority,
+            status: PolicyStatus::Active,
+            principals: Principals::Everyone,
+        };
+        state
+            .policies
+            .create(draft, admin.id, &RequestMeta::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("demo policy {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn seed_documents(state: &AppState, users: &[User]) -> anyhow::Result<()> {
+    let docs: [(&str, &str, &str, Classification); 5] = [
+        (
+            "admin@portcullis.test",
+            "Welcome to Portcullis",
+            "Everyone signed in can read this.",
+            Classification::Public,
+        ),
+        (
+            "alice@portcullis.test",
+            "Engineering roadmap",
+            "Sales may read this: it is internal.",
+            Classification::Internal,
+        ),
+        (
+            "alice@portcullis.test",
+            "Incident postmortem",
+            "Only Alice may read this: it is confidential.",
+            Classification::Confidential,
+        ),
+        (
+            "bob@portcullis.test",
+            "Q4 pipeline",
+            "Engineering may read this: it is internal.",
+            Classification::Internal,
+        ),
+        (
+            "bob@portcullis.test",
+            "Pricing strategy",
+            "Only Bob may read this: it is confidential.",
+            Classification::Confidential,
+        ),
+    ];
+    for (owner, title, body, classification) in docs {
+        let user = users
+            .iter()
+            .find(|u| u.email.as_str() == owner)
+            .ok_or_else(|| anyhow::anyhow!("no demo user {owner}"))?;
+        let mut attributes = Map::new();
+        if let Some(department) = user.attributes.get("department") {
+            attributes.insert("department".to_owned(), department.clone());
+        }
+        let caller = Caller {
+            subject: Subject::from(user),
+            context: Context {
+                now: state.clock.now(),
+                ..Context::default()
+            },
+            meta: RequestMeta::default(),
+        };
+        let input = DocumentInput {
+            title: title.to_owned(),
+            body: body.to_owned(),
+            classification,
+            attributes,
+        };
+        state
+            .documents
+            .create(&caller, input)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo document {title}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Turns MFA on the way a user would: setup, then a current code from the secret.

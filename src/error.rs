@@ -202,9 +202,17 @@ pub enum ApiError {
         reason: &'static str,
         retry_after_seconds: Option<u64>,
     },
+    /// The policy engine could not evaluate an applicable policy: denied, with the
+    /// one generic text (the cause is audited and logged).
+    #[error("access control evaluation failed")]
+    AccessEvaluationFailed,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
+
+/// The exact text of a failed access-control evaluation.
+pub const ACCESS_EVALUATION_FAILED: &str =
+    "Access control evaluation failed. Please try again later.";
 
 impl ApiError {
     pub fn problem(&self) -> Problem {
@@ -268,6 +276,12 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service unavailable",
                 *reason,
+            ),
+            ApiError::AccessEvaluationFailed => Problem::new(
+                "access-evaluation-failed",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+                ACCESS_EVALUATION_FAILED,
             ),
             ApiError::Unexpected(_) => Problem::internal(),
         }

@@ -12,7 +12,9 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::secret_box::KeyPurpose;
 use crate::crypto::stored_secrets::{self, Keyring};
 use crate::db::Database;
+use crate::documents::service::DocumentService;
 use crate::limits::RateLimits;
+use crate::policy::service::PolicyService;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,6 +27,8 @@ pub struct AppState {
     pub accounts: AccountService,
     pub limits: RateLimits,
     pub keyring: Keyring,
+    pub policies: PolicyService,
+    pub documents: DocumentService,
 }
 
 impl AppState {
@@ -65,6 +69,8 @@ impl AppState {
             &settings,
             keyring.for_purpose(KeyPurpose::Mfa).clone(),
         );
+        let policies = PolicyService::load(db.clone(), clock.clone()).await?;
+        let documents = DocumentService::new(db.clone(), policies.clone(), clock.clone());
         Ok(Self {
             settings,
             clock,
@@ -75,6 +81,8 @@ impl AppState {
             accounts,
             limits,
             keyring,
+            policies,
+            documents,
         })
     }
 }

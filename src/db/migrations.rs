@@ -8,6 +8,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0002_accounts.sql")),
     M::up(include_str!("migrations/0003_softlock.sql")),
     M::up(include_str!("migrations/0004_mfa.sql")),
+    M::up(include_str!("migrations/0005_policies_documents.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

@@ -7,8 +7,10 @@
 //! round trip per query.)
 
 pub mod audit_events;
+pub mod documents;
 pub mod mfa;
 mod migrations;
+pub mod policies;
 pub mod refresh_tokens;
 pub mod revocations;
 pub mod sealed;

@@ -32,6 +32,18 @@ pub struct Subject {
     pub attributes: Map<String, Value>,
 }
 
+impl From<&crate::accounts::User> for Subject {
+    fn from(user: &crate::accounts::User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.to_string(),
+            role: user.role,
+            mfa: user.mfa_enabled,
+            attributes: user.attributes.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub kind: String,

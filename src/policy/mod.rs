@@ -5,6 +5,7 @@ pub mod attributes;
 pub mod engine;
 pub mod model;
 pub mod operator;
+pub mod service;
 pub mod validate;
 
 #[cfg(test)]

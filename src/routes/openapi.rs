@@ -10,12 +10,30 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::accounts::{Role, UserStatus};
+use crate::db::policies::VersionRow;
+use crate::documents::Classification;
 use crate::error::{FieldError, Problem};
+use crate::policy::attributes::{AttributeSpec, ValueKind};
+use crate::policy::engine::{
+    ConditionResult, ConditionTrace, Decision, EvaluationError, PolicyExplanation, Reason,
+};
+use crate::policy::model::{Effect, Policy, PolicyStatus, Principals};
+use crate::policy::operator::Operator;
+use crate::policy::service::ImportedPolicy;
+use crate::policy::validate::PolicyDraft;
+use crate::routes::api::admin_policies::{
+    self, ImportResponse, OperatorSpec, PolicyStatusRequest, ResourceDescription, SimulateRequest,
+    SimulatedContext, SimulatedSubject, Vocabulary,
+};
 use crate::routes::api::admin_users::{self, MfaResetResponse};
 use crate::routes::api::auth::{
     self, ChangePasswordRequest, LoginRequest, LoginResponse, MessageResponse,
     MfaChallengeResponse, RefreshRequest, RegisterRequest, SessionResponse, TokenResponse,
     UserResponse,
+};
+use crate::routes::api::authz::{self, CheckRequest, CheckResponse};
+use crate::routes::api::documents::{
+    self, DocumentListResponse, DocumentPatchRequest, DocumentRequest, DocumentResponse,
 };
 use crate::routes::api::mfa::{
     self, MfaDisableRequest, MfaEnableRequest, MfaEnabledResponse, MfaSetupResponse,
@@ -50,6 +68,24 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         admin_users::lock,
         admin_users::unlock,
         admin_users::reset_mfa,
+        admin_policies::list,
+        admin_policies::create,
+        admin_policies::get,
+        admin_policies::update,
+        admin_policies::set_status,
+        admin_policies::delete,
+        admin_policies::versions,
+        admin_policies::export,
+        admin_policies::import,
+        admin_policies::vocabulary,
+        admin_policies::simulate,
+        authz::check,
+        documents::list,
+        documents::create,
+        documents::get,
+        documents::replace,
+        documents::patch,
+        documents::delete,
     ),
     components(schemas(
         Problem,
@@ -70,6 +106,37 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         MfaDisableRequest,
         MfaVerifyLoginRequest,
         MfaResetResponse,
+        Policy,
+        PolicyDraft,
+        Effect,
+        PolicyStatus,
+        Principals,
+        Operator,
+        ValueKind,
+        AttributeSpec,
+        VersionRow,
+        ImportedPolicy,
+        ImportResponse,
+        Vocabulary,
+        OperatorSpec,
+        PolicyStatusRequest,
+        SimulateRequest,
+        SimulatedSubject,
+        SimulatedContext,
+        ResourceDescription,
+        Decision,
+        Reason,
+        PolicyExplanation,
+        ConditionTrace,
+        ConditionResult,
+        EvaluationError,
+        CheckRequest,
+        CheckResponse,
+        DocumentRequest,
+        DocumentPatchRequest,
+        DocumentResponse,
+        DocumentListResponse,
+        Classification,
         MessageResponse,
         SessionResponse,
         Role,
@@ -80,6 +147,9 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, tokens and sessions"),
         (name = "mfa", description = "TOTP second factor and backup codes"),
+        (name = "documents", description = "Owned documents; every access decided by the policy engine"),
+        (name = "authz", description = "The decision API"),
+        (name = "policies", description = "ABAC policy administration; administrators only"),
         (name = "admin", description = "Administration; the administrator role is required"),
         (name = "meta", description = "This document")
     )

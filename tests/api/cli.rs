@@ -130,6 +130,38 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
             .any(|l| l.contains("otpauth://totp/Portcullis:alice%40portcullis.test?secret=")),
         "{printed:?}"
     );
+    // Bob (sales) sees his documents, the public one and engineering's internal
+    // roadmap, but not Alice's confidential postmortem.
+    let bob: Vec<&str> = accounts[2].split_whitespace().collect();
+    let login = raw_request(
+        &server.address,
+        "POST",
+        "/api/v1/auth/login",
+        &[],
+        Some(&format!(
+            r#"{{"email":"{}","password":"{}"}}"#,
+            bob[1], bob[2]
+        )),
+    );
+    let token = login
+        .split(r#""access_token":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("bob's access token");
+    let listed = raw_get(
+        &server.address,
+        "/api/v1/documents",
+        &[&format!("Authorization: Bearer {token}")],
+    );
+    for title in [
+        "Welcome to Portcullis",
+        "Engineering roadmap",
+        "Q4 pipeline",
+        "Pricing strategy",
+    ] {
+        assert!(listed.contains(title), "{title} missing: {listed}");
+    }
+    assert!(!listed.contains("Incident postmortem"), "{listed}");
     assert!(server.terminate(), "graceful exit with status 0 on SIGTERM");
 
     // Startup and shutdown were both audited, and the chain verifies.

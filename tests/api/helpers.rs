@@ -572,3 +572,68 @@ impl TestApp {
             .expect("rows")
     }
 }
+
+impl TestApp {
+    /// Registers `email`, makes it an administrator, and signs in.
+    pub async fn admin_token(&self, email: &str) -> String {
+        assert_eq!(self.register(email, GOOD_PASSWORD).await.status(), 201);
+        self.set_user_column(email, "role", "admin");
+        self.signed_in(email, GOOD_PASSWORD).await.access_token
+    }
+
+    /// Registers `email` with these attributes (set before any request could cache
+    /// the account) and signs in.
+    pub async fn user_with(&self, email: &str, attributes: serde_json::Value) -> Tokens {
+        assert_eq!(self.register(email, GOOD_PASSWORD).await.status(), 201);
+        self.set_user_column(email, "attributes", &attributes.to_string());
+        self.signed_in(email, GOOD_PASSWORD).await
+    }
+
+    fn set_user_column(&self, email: &str, column: &str, value: &str) {
+        let conn = rusqlite::Connection::open(&self.db_path).expect("open");
+        conn.execute(
+            &format!("UPDATE users SET {column} = ?2 WHERE email = ?1"),
+            [email, value],
+        )
+        .expect("update user");
+    }
+
+    pub async fn put_with_token(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn patch_with_token(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request failed")
+    }
+
+    pub async fn delete_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request failed")
+    }
+}

@@ -1,13 +1,16 @@
 //! The JSON API under `/api/v1`, one file per resource.
 
+pub mod admin_policies;
 pub mod admin_users;
 pub mod auth;
+pub mod authz;
+pub mod documents;
 pub mod mfa;
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::web;
 
-use super::{delete, get, post};
+use super::{delete, get, post, resource};
 
 pub fn scope() -> impl HttpServiceFactory {
     web::scope("/api/v1")
@@ -27,4 +30,56 @@ pub fn scope() -> impl HttpServiceFactory {
         .service(post("/admin/users/{id}/lock", admin_users::lock))
         .service(post("/admin/users/{id}/unlock", admin_users::unlock))
         .service(post("/admin/users/{id}/mfa/reset", admin_users::reset_mfa))
+        .service(
+            resource("/admin/policies", "GET, HEAD, POST")
+                .route(web::get().to(admin_policies::list))
+                .route(web::head().to(admin_policies::list))
+                .route(web::post().to(admin_policies::create)),
+        )
+        // Fixed paths before `{id}`, which would otherwise match them.
+        .service(post("/admin/policies/simulate", admin_policies::simulate))
+        .service(get("/admin/policies/export", admin_policies::export))
+        .service(post("/admin/policies/import", admin_policies::import))
+        .service(get(
+            "/admin/policies/vocabulary",
+            admin_policies::vocabulary,
+        ))
+        .service(
+            resource("/admin/policies/{id}", "GET, HEAD, PUT, PATCH, DELETE")
+                .route(web::get().to(admin_policies::get))
+                .route(web::head().to(admin_policies::get))
+                .route(web::put().to(admin_policies::update))
+                .route(web::patch().to(admin_policies::set_status))
+                .route(web::delete().to(admin_policies::delete)),
+        )
+        .service(get(
+            "/admin/policies/{id}/versions",
+            admin_policies::versions,
+        ))
+        .service(post("/authz/check", authz::check))
+        .service(
+            resource("/documents", "GET, HEAD, POST")
+                .route(web::get().to(documents::list))
+                .route(web::head().to(documents::list))
+                .route(web::post().to(documents::create)),
+        )
+        .service(
+            resource("/documents/{id}", "GET, HEAD, PUT, PATCH, DELETE")
+                .route(web::get().to(documents::get))
+                .route(web::head().to(documents::get))
+                .route(web::put().to(documents::replace))
+                .route(web::patch().to(documents::patch))
+                .route(web::delete().to(documents::delete)),
+        )
+}
+
+/// The query string's pairs, percent-decoded.
+pub(crate) fn query_pairs(
+    req: &actix_web::HttpRequest,
+) -> Result<Vec<(String, String)>, crate::error::ApiError> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|_| {
+            crate::error::ApiError::BadRequest("The query string is malformed.".to_owned())
+        })
 }

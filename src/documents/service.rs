@@ -1,0 +1,368 @@
+//! Documents, every access decided by the policy engine. Reads, updates and deletes
+//! first ask "may the caller read it?": a no is 404, so a caller cannot even learn a
+//! document exists. The owner comes from the caller, never from input.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{Classification, Document};
+use crate::accounts::service::RequestMeta;
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::clock::Clock;
+use crate::db::{Database, DbError, documents};
+use crate::error::{ApiError, FieldError};
+use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
+use crate::policy::service::PolicyService;
+
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_BODY_CHARS: usize = 100_000;
+pub const MAX_ATTRIBUTES: usize = 32;
+pub const MAX_PAGE: usize = 100;
+/// Rows examined per list request at most, however few the caller may read.
+const MAX_SCANNED: usize = 2_000;
+const SCAN_BATCH: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("invalid document")]
+    Validation(Vec<FieldError>),
+    #[error("no such document")]
+    NotFound,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("access control evaluation failed")]
+    EvaluationFailed,
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for DocumentError {
+    fn from(error: rusqlite::Error) -> Self {
+        DocumentError::Database(DbError::Sqlite(error))
+    }
+}
+
+impl From<DocumentError> for ApiError {
+    fn from(error: DocumentError) -> Self {
+        match error {
+            DocumentError::Validation(errors) => ApiError::Validation(errors),
+            DocumentError::NotFound => ApiError::NotFound,
+            DocumentError::Forbidden => ApiError::Forbidden(
+                "The access policies do not allow this action on this document.",
+            ),
+            DocumentError::EvaluationFailed => ApiError::AccessEvaluationFailed,
+            DocumentError::Database(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
+        }
+    }
+}
+
+/// Who is asking, with what, from where.
+pub struct Caller {
+    pub subject: Subject,
+    pub context: Context,
+    pub meta: RequestMeta,
+}
+
+/// A document's writable fields, every one given (create, replace).
+#[derive(Debug, Clone)]
+pub struct DocumentInput {
+    pub title: String,
+    pub body: String,
+    pub classification: Classification,
+    pub attributes: Map<String, Value>,
+}
+
+/// Some of a document's writable fields (patch).
+#[derive(Debug, Clone, Default)]
+pub struct DocumentPatch {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub classification: Option<Classification>,
+    pub attributes: Option<Map<String, Value>>,
+}
+
+fn is_attribute_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+fn is_attribute_value(value: &Value) -> bool {
+    let scalar = |v: &Value| match v {
+        Value::String(s) => s.chars().count() <= 1000,
+        Value::Number(_) | Value::Bool(_) => true,
+        _ => false,
+    };
+    match value {
+        Value::Array(items) => items.len() <= 100 && items.iter().all(scalar),
+        other => scalar(other),
+    }
+}
+
+fn validate(input: &DocumentInput) -> Result<(), DocumentError> {
+    let mut errors = Vec::new();
+    let title = input.title.trim();
+    if title.is_empty() {
+        errors.push(FieldError::rule("title", "required", "must not be empty"));
+    } else if title.chars().count() > MAX_TITLE_CHARS {
+        errors.push(FieldError::rule(
+            "title",
+            "max_length",
+            format!("must be at most {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    if input.body.chars().count() > MAX_BODY_CHARS {
+        errors.push(FieldError::rule(
+            "body",
+            "max_length",
+            format!("must be at most {MAX_BODY_CHARS} characters"),
+        ));
+    }
+    if input.attributes.len() > MAX_ATTRIBUTES {
+        errors.push(FieldError::rule(
+            "attributes",
+            "too_many",
+            format!("may hold at most {MAX_ATTRIBUTES} keys"),
+        ));
+    }
+    for (key, value) in &input.attributes {
+        if !is_attribute_key(key) {
+            errors.push(FieldError::rule(
+                "attributes",
+                "invalid_key",
+                "keys are 1–64 letters, digits, `_` or `-`",
+            ));
+        } else if !is_attribute_value(value) {
+            errors.push(FieldError::rule(
+                format!("attributes.{key}"),
+                "invalid_value",
+                "must be a string (≤ 1000 characters), number, boolean, or a list of up to 100 of them",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(DocumentError::Validation(errors))
+    }
+}
+
+#[derive(Clone)]
+pub struct DocumentService {
+    db: Database,
+    policies: PolicyService,
+    clock: Clock,
+}
+
+/// A page of documents and where the next one starts.
+pub struct DocumentPage {
+    pub documents: Vec<Document>,
+    pub next_cursor: Option<Uuid>,
+}
+
+impl DocumentService {
+    pub fn new(db: Database, policies: PolicyService, clock: Clock) -> Self {
+        Self {
+            db,
+            policies,
+            clock,
+        }
+    }
+
+    /// Asks the engine. An evaluation error is audited and fails the request.
+    async fn allowed(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: Resource,
+    ) -> Result<bool, DocumentError> {
+        let request = AccessRequest {
+            subject: caller.subject.clone(),
+            action: action.to_owned(),
+            resource,
+            context: caller.context.clone(),
+        };
+        let decision = self.policies.decide(&request);
+        if let Reason::Error { .. } = decision.reason {
+            self.policies
+                .audit_evaluation_failure(&request, &decision, &caller.meta)
+                .await;
+            return Err(DocumentError::EvaluationFailed);
+        }
+        Ok(decision.allowed)
+    }
+
+    async fn find(&self, id: Uuid) -> Result<Option<Document>, DocumentError> {
+        self.db
+            .read(move |conn| Ok::<_, DocumentError>(documents::find(conn, id)?))
+            .await
+    }
+
+    /// The document, if the caller may read it; 404 otherwise.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Document, DocumentError> {
+        let document = self.find(id).await?.ok_or(DocumentError::NotFound)?;
+        if self.allowed(caller, "read", document.as_resource()).await? {
+            Ok(document)
+        } else {
+            Err(DocumentError::NotFound)
+        }
+    }
+
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        input: DocumentInput,
+    ) -> Result<Document, DocumentError> {
+        validate(&input)?;
+        let now = self.clock.now();
+        let document = Document {
+            id: Uuid::new_v4(),
+            owner_id: caller.subject.id,
+            title: input.title.trim().to_owned(),
+            body: input.body,
+            classification: input.classification,
+            attributes: input.attributes,
+            created_at: now,
+            updated_at: now,
+        };
+        if !self
+            .allowed(caller, "create", document.as_resource())
+            .await?
+        {
+            return Err(DocumentError::Forbidden);
+        }
+        self.write(caller, "document.created", document, false)
+            .await
+    }
+
+    /// Replaces or patches a document. The caller must be allowed to read it (else
+    /// 404) and to update it both as it is and as it would become (else 403), so an
+    /// update cannot move a document out from under the policies.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        patch: DocumentPatch,
+    ) -> Result<Document, DocumentError> {
+        let current = self.get(caller, id).await?;
+        let input = DocumentInput {
+            title: patch.title.unwrap_or_else(|| current.title.clone()),
+            body: patch.body.unwrap_or_else(|| current.body.clone()),
+            classification: patch.classification.unwrap_or(current.classification),
+            attributes: patch
+                .attributes
+                .unwrap_or_else(|| current.attributes.clone()),
+        };
+        validate(&input)?;
+        let updated = Document {
+            title: input.title.trim().to_owned(),
+            body: input.body,
+            classification: input.classification,
+            attributes: input.attributes,
+            updated_at: self.clock.now(),
+            ..current.clone()
+        };
+        if !self
+            .allowed(caller, "update", current.as_resource())
+            .await?
+            || !self
+                .allowed(caller, "update", updated.as_resource())
+                .await?
+        {
+            return Err(DocumentError::Forbidden);
+        }
+        self.write(caller, "document.updated", updated, false).await
+    }
+
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<(), DocumentError> {
+        let current = self.get(caller, id).await?;
+        if !self
+            .allowed(caller, "delete", current.as_resource())
+            .await?
+        {
+            return Err(DocumentError::Forbidden);
+        }
+        self.write(caller, "document.deleted", current, true)
+            .await
+            .map(|_| ())
+    }
+
+    async fn write(
+        &self,
+        caller: &Caller,
+        event_name: &str,
+        document: Document,
+        delete: bool,
+    ) -> Result<Document, DocumentError> {
+        let mut record = AuditEvent::new(event_name, Outcome::Success)
+            .with_actor(caller.subject.id.to_string())
+            .with_ip(caller.meta.ip)
+            .with_target(document.id.to_string())
+            .with_detail("classification", document.classification.as_str());
+        if let Some(id) = &caller.meta.request_id {
+            record = record.with_request_id(id.clone());
+        }
+        self.db
+            .write(move |tx| {
+                if delete {
+                    if !documents::delete(tx, document.id)? {
+                        return Err(DocumentError::NotFound);
+                    }
+                } else {
+                    documents::put(tx, &document)?;
+                }
+                audit::append(tx, &record)?;
+                Ok(document)
+            })
+            .await
+    }
+
+    /// The documents the caller may read, in id order from `after`. Examines at most
+    /// a bounded number of rows per call; `next_cursor` continues from there.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<DocumentPage, DocumentError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut cursor = after;
+        let mut found = Vec::new();
+        let mut scanned = 0;
+        loop {
+            let from = cursor;
+            let batch = self
+                .db
+                .read(move |conn| Ok::<_, DocumentError>(documents::page(conn, from, SCAN_BATCH)?))
+                .await?;
+            let exhausted = batch.len() < SCAN_BATCH;
+            for document in batch {
+                scanned += 1;
+                cursor = Some(document.id);
+                if self.allowed(caller, "read", document.as_resource()).await? {
+                    found.push(document);
+                    if found.len() == limit {
+                        return Ok(DocumentPage {
+                            documents: found,
+                            next_cursor: cursor,
+                        });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(DocumentPage {
+                    documents: found,
+                    next_cursor: None,
+                });
+            }
+            if scanned >= MAX_SCANNED {
+                return Ok(DocumentPage {
+                    documents: found,
+                    next_cursor: cursor,
+                });
+            }
+        }
+    }
+}

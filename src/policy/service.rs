@@ -1,0 +1,398 @@
+//! Stored policies and the live policy set. Every change is validated, written with
+//! a version snapshot and an audit record (before and after) in one transaction,
+//! and the recompiled set is swapped in whole on the writer's thread right after the
+//! commit: a decision sees the old set or the new one, never half of each.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::engine::{AccessRequest, Decision, PolicySet, Reason};
+use super::model::{Policy, PolicyStatus};
+use super::validate::{PolicyDraft, check_draft, compile};
+use crate::accounts::UserId;
+use crate::accounts::service::RequestMeta;
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::clock::Clock;
+use crate::db::policies::{self, VersionRow};
+use crate::db::{Database, DbError};
+use crate::error::{ApiError, FieldError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("invalid policy")]
+    Validation(Vec<FieldError>),
+    #[error("no such policy")]
+    NotFound,
+    #[error("a built-in policy cannot be deleted")]
+    SystemPolicy,
+    #[error("stored policy {id} no longer compiles: {reason}")]
+    Corrupt { id: Uuid, reason: String },
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for PolicyError {
+    fn from(error: rusqlite::Error) -> Self {
+        PolicyError::Database(DbError::Sqlite(error))
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(error: PolicyError) -> Self {
+        match error {
+            PolicyError::Validation(errors) => ApiError::Validation(errors),
+            PolicyError::NotFound => ApiError::NotFound,
+            PolicyError::SystemPolicy => {
+                ApiError::Conflict("A built-in policy cannot be deleted; deactivate it instead.")
+            }
+            other => ApiError::Unexpected(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+/// Compiles every stored policy into a set. One that does not compile (a row
+/// edited outside Portcullis) is an error: the set is never built without it.
+fn build_set(stored: Vec<Policy>) -> Result<PolicySet, PolicyError> {
+    let mut compiled = Vec::with_capacity(stored.len());
+    for policy in stored {
+        let id = policy.id;
+        compiled.push(compile(policy).map_err(|errors| {
+            PolicyError::Corrupt {
+                id,
+                reason: errors
+                    .iter()
+                    .map(|e| format!("{} {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })?);
+    }
+    Ok(PolicySet::new(compiled))
+}
+
+fn snapshot(policy: &Policy) -> Value {
+    serde_json::to_value(policy).unwrap_or(Value::Null)
+}
+
+/// One import entry: a draft, optionally with the id it should keep.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+pub struct ImportedPolicy {
+    #[schema(value_type = Option<Uuid>)]
+    pub id: Option<Uuid>,
+    #[serde(flatten)]
+    pub draft: PolicyDraft,
+}
+
+#[derive(Clone)]
+pub struct PolicyService {
+    db: Database,
+    clock: Clock,
+    current: Arc<RwLock<Arc<PolicySet>>>,
+}
+
+impl PolicyService {
+    /// Loads and compiles every stored policy.
+    pub async fn load(db: Database, clock: Clock) -> Result<Self, PolicyError> {
+        let stored = db
+            .read(|conn| Ok::<_, PolicyError>(policies::all(conn)?))
+            .await?;
+        let set = build_set(stored)?;
+        Ok(Self {
+            db,
+            clock,
+            current: Arc::new(RwLock::new(Arc::new(set))),
+        })
+    }
+
+    /// The live set: an immutable snapshot, unaffected by later changes.
+    pub fn current(&self) -> Arc<PolicySet> {
+        Arc::clone(&self.current.read())
+    }
+
+    /// The decision for `request`, without explanation.
+    pub fn decide(&self, request: &AccessRequest) -> Decision {
+        self.current().decide(request)
+    }
+
+    /// The decision with every applicable policy's conditions.
+    pub fn explain(&self, request: &AccessRequest) -> Decision {
+        self.current().explain(request)
+    }
+
+    /// The programmatic check: `true` only for an allow. An evaluation error is
+    /// `false`, and audited.
+    pub async fn is_allowed(&self, request: &AccessRequest, meta: &RequestMeta) -> bool {
+        let decision = self.decide(request);
+        if let Reason::Error { .. } = decision.reason {
+            self.audit_evaluation_failure(request, &decision, meta)
+                .await;
+        }
+        decision.allowed
+    }
+
+    /// Records an evaluation failure (with the request id) in the audit log and the
+    /// error log. A failure to record it is logged; the decision stays deny.
+    pub async fn audit_evaluation_failure(
+        &self,
+        request: &AccessRequest,
+        decision: &Decision,
+        meta: &RequestMeta,
+    ) {
+        let Reason::Error { policy, error } = &decision.reason else {
+            return;
+        };
+        tracing::error!(policy = %policy, path = %error.path, message = %error.message, "policy evaluation failed; access denied");
+        let mut event = AuditEvent::new("authz.evaluation_failed", Outcome::Denied)
+            .with_actor(request.subject.id.to_string())
+            .with_ip(meta.ip)
+            .with_target(policy.to_string())
+            .with_detail("action", request.action.as_str())
+            .with_detail("resource_type", request.resource.kind.as_str())
+            .with_detail("condition", error.path.as_str())
+            .with_detail("error", error.message.as_str());
+        if let Some(id) = &request.resource.id {
+            event = event.with_detail("resource_id", id.as_str());
+        }
+        if let Some(id) = &meta.request_id {
+            event = event.with_request_id(id.clone());
+        }
+        if let Err(error) = self.db.write(move |tx| audit::append(tx, &event)).await {
+            tracing::error!(%error, "could not audit a failed policy evaluation");
+        }
+    }
+
+    pub fn list(&self) -> Vec<Arc<Policy>> {
+        self.current().policies().cloned().collect()
+    }
+
+    pub fn get(&self, id: Uuid) -> Result<Arc<Policy>, PolicyError> {
+        self.current()
+            .policies()
+            .find(|p| p.id == id)
+            .cloned()
+            .ok_or(PolicyError::NotFound)
+    }
+
+    pub async fn history(&self, id: Uuid) -> Result<Vec<VersionRow>, PolicyError> {
+        let rows = self
+            .db
+            .read(move |conn| Ok::<_, PolicyError>(policies::versions(conn, id)?))
+            .await?;
+        if rows.is_empty() {
+            return Err(PolicyError::NotFound);
+        }
+        Ok(rows)
+    }
+
+    fn policy_from_draft(
+        &self,
+        id: Uuid,
+        draft: PolicyDraft,
+        previous: Option<&Policy>,
+        actor: &str,
+    ) -> Result<Policy, Vec<FieldError>> {
+        let errors = check_draft(&draft);
+        let now = self.clock.now();
+        let policy = Policy {
+            id,
+            name: draft.name.trim().to_owned(),
+            description: draft.description,
+            effect: draft.effect,
+            resource_type: draft.resource_type,
+            actions: draft.actions,
+            conditions: draft.conditions.filter(|c| !c.is_null()),
+            priority: draft.priority,
+            status: draft.status,
+            principals: draft.principals,
+            version: previous.map_or(1, |p| p.version + 1),
+            system: previous.is_some_and(|p| p.system),
+            created_by: previous.map_or(Some(actor.to_owned()), |p| p.created_by.clone()),
+            created_at: previous.map_or(now, |p| p.created_at),
+            updated_by: Some(actor.to_owned()),
+            updated_at: now,
+        };
+        // Conditions are compiled even when other fields failed, so every error is
+        // reported at once.
+        let mut errors = errors;
+        if let Err(more) = compile(policy.clone()) {
+            errors.extend(more);
+        }
+        if errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Writes `changes` (new state, or `None` to delete) with versions and audit
+    /// records, and swaps in the recompiled set after the commit.
+    async fn commit(
+        &self,
+        changes: Vec<(Uuid, Option<Policy>)>,
+        actor: UserId,
+        meta: &RequestMeta,
+        event_name: Option<&'static str>,
+    ) -> Result<(), PolicyError> {
+        let actor_id = actor.to_string();
+        let now = self.clock.now();
+        let meta = meta.clone();
+        let current = Arc::clone(&self.current);
+        self.db
+            .write_then(
+                move |tx| {
+                    let mut summary = Vec::new();
+                    for (id, after) in &changes {
+                        let before = policies::find(tx, *id)?;
+                        let (name, change) = match (&before, after) {
+                            (None, Some(_)) => ("policy.created", "created"),
+                            (Some(_), Some(_)) => ("policy.updated", "updated"),
+                            (Some(_), None) => ("policy.deleted", "deleted"),
+                            (None, None) => return Err(PolicyError::NotFound),
+                        };
+                        match after {
+                            Some(policy) => {
+                                policies::put(tx, policy)?;
+                                policies::add_version(tx, policy, change, Some(&actor_id), now)?;
+                            }
+                            None => {
+                                if let Some(old) = &before {
+                                    policies::delete(tx, *id)?;
+                                    let mut gone = old.clone();
+                                    gone.version += 1;
+                                    policies::add_version(tx, &gone, change, Some(&actor_id), now)?;
+                                }
+                            }
+                        }
+                        summary.push(json!({"id": id, "change": change}));
+                        if event_name.is_none() {
+                            let mut record = AuditEvent::new(name, Outcome::Success)
+                                .with_actor(actor_id.clone())
+                                .with_ip(meta.ip)
+                                .with_target(id.to_string())
+                                .with_detail(
+                                    "before",
+                                    before.as_ref().map_or(Value::Null, snapshot),
+                                )
+                                .with_detail("after", after.as_ref().map_or(Value::Null, snapshot));
+                            if let Some(rid) = &meta.request_id {
+                                record = record.with_request_id(rid.clone());
+                            }
+                            audit::append(tx, &record)?;
+                        }
+                    }
+                    if let Some(name) = event_name {
+                        let mut record = AuditEvent::new(name, Outcome::Success)
+                            .with_actor(actor_id.clone())
+                            .with_ip(meta.ip)
+                            .with_detail("policies", Value::Array(summary));
+                        if let Some(rid) = &meta.request_id {
+                            record = record.with_request_id(rid.clone());
+                        }
+                        audit::append(tx, &record)?;
+                    }
+                    // Compiled inside the transaction: a set that cannot be built
+                    // rolls the change back.
+                    Ok(Arc::new(build_set(policies::all(tx)?)?))
+                },
+                move |set: &Arc<PolicySet>| *current.write() = Arc::clone(set),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn create(
+        &self,
+        draft: PolicyDraft,
+        actor: UserId,
+        meta: &RequestMeta,
+    ) -> Result<Arc<Policy>, PolicyError> {
+        let id = Uuid::new_v4();
+        let policy = self
+            .policy_from_draft(id, draft, None, &actor.to_string())
+            .map_err(PolicyError::Validation)?;
+        self.commit(vec![(id, Some(policy))], actor, meta, None)
+            .await?;
+        self.get(id)
+    }
+
+    pub async fn update(
+        &self,
+        id: Uuid,
+        draft: PolicyDraft,
+        actor: UserId,
+        meta: &RequestMeta,
+    ) -> Result<Arc<Policy>, PolicyError> {
+        let previous = self.get(id)?;
+        let policy = self
+            .policy_from_draft(id, draft, Some(&previous), &actor.to_string())
+            .map_err(PolicyError::Validation)?;
+        self.commit(vec![(id, Some(policy))], actor, meta, None)
+            .await?;
+        self.get(id)
+    }
+
+    pub async fn set_status(
+        &self,
+        id: Uuid,
+        status: PolicyStatus,
+        actor: UserId,
+        meta: &RequestMeta,
+    ) -> Result<Arc<Policy>, PolicyError> {
+        let previous = self.get(id)?;
+        let mut policy = (*previous).clone();
+        policy.status = status;
+        policy.version += 1;
+        policy.updated_by = Some(actor.to_string());
+        policy.updated_at = self.clock.now();
+        self.commit(vec![(id, Some(policy))], actor, meta, None)
+            .await?;
+        self.get(id)
+    }
+
+    pub async fn delete(
+        &self,
+        id: Uuid,
+        actor: UserId,
+        meta: &RequestMeta,
+    ) -> Result<(), PolicyError> {
+        if self.get(id)?.system {
+            return Err(PolicyError::SystemPolicy);
+        }
+        self.commit(vec![(id, None)], actor, meta, None).await
+    }
+
+    /// Imports policies all-or-nothing: every entry is validated first, and one bad
+    /// entry rejects the whole import (errors are prefixed `[i].`). Entries with an
+    /// id that exists update it; others are created.
+    pub async fn import(
+        &self,
+        entries: Vec<ImportedPolicy>,
+        actor: UserId,
+        meta: &RequestMeta,
+    ) -> Result<usize, PolicyError> {
+        let actor_name = actor.to_string();
+        let mut errors = Vec::new();
+        let mut changes = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.into_iter().enumerate() {
+            let id = entry.id.unwrap_or_else(Uuid::new_v4);
+            let previous = self.get(id).ok();
+            match self.policy_from_draft(id, entry.draft, previous.as_deref(), &actor_name) {
+                Ok(policy) => changes.push((id, Some(policy))),
+                Err(found) => errors.extend(found.into_iter().map(|mut e| {
+                    e.field = format!("[{i}].{}", e.field);
+                    e
+                })),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PolicyError::Validation(errors));
+        }
+        let count = changes.len();
+        self.commit(changes, actor, meta, Some("policy.imported"))
+            .await?;
+        Ok(count)
+    }
+}
