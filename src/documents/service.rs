@@ -2,6 +2,9 @@
 //! first ask "may the caller read it?": a no is 404, so a caller cannot even learn a
 //! document exists. The owner comes from the caller, never from input.
 
+use std::time::Duration;
+
+use moka::sync::Cache;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -149,11 +152,20 @@ fn validate(input: &DocumentInput) -> Result<(), DocumentError> {
     }
 }
 
+/// How long a cached document may be served without re-reading it. Every write
+/// through this service evicts the entry at once; the bound only limits how stale a
+/// change made outside the service (another process) can look.
+const CACHE_TTL: Duration = Duration::from_secs(30);
+const CACHE_CAPACITY: u64 = 10_000;
+
 #[derive(Clone)]
 pub struct DocumentService {
     db: Database,
     policies: PolicyService,
     clock: Clock,
+    /// Recently read documents: reads outnumber writes, and a database round trip
+    /// is most of a read's cost. Decisions are never cached, only the data.
+    cache: Cache<Uuid, Document>,
 }
 
 /// A page of documents and where the next one starts.
@@ -168,6 +180,10 @@ impl DocumentService {
             db,
             policies,
             clock,
+            cache: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(CACHE_TTL)
+                .build(),
         }
     }
 
@@ -195,9 +211,17 @@ impl DocumentService {
     }
 
     async fn find(&self, id: Uuid) -> Result<Option<Document>, DocumentError> {
-        self.db
+        if let Some(document) = self.cache.get(&id) {
+            return Ok(Some(document));
+        }
+        let found = self
+            .db
             .read(move |conn| Ok::<_, DocumentError>(documents::find(conn, id)?))
-            .await
+            .await?;
+        if let Some(document) = &found {
+            self.cache.insert(id, document.clone());
+        }
+        Ok(found)
     }
 
     /// The document, if the caller may read it; 404 otherwise.
@@ -304,18 +328,24 @@ impl DocumentService {
         if let Some(id) = &caller.meta.request_id {
             record = record.with_request_id(id.clone());
         }
+        let (cache, id) = (self.cache.clone(), document.id);
         self.db
-            .write(move |tx| {
-                if delete {
-                    if !documents::delete(tx, document.id)? {
-                        return Err(DocumentError::NotFound);
+            .write_then(
+                move |tx| {
+                    if delete {
+                        if !documents::delete(tx, document.id)? {
+                            return Err(DocumentError::NotFound);
+                        }
+                    } else {
+                        documents::put(tx, &document)?;
                     }
-                } else {
-                    documents::put(tx, &document)?;
-                }
-                audit::append(tx, &record)?;
-                Ok(document)
-            })
+                    audit::append(tx, &record)?;
+                    Ok(document)
+                },
+                // On the writer's thread right after the commit, so a client that
+                // hangs up cannot leave a stale entry behind.
+                move |_| cache.invalidate(&id),
+            )
             .await
     }
 
