@@ -32,6 +32,24 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/auth/mfa/enable", "post"),
         ("/api/v1/auth/mfa/disable", "post"),
         ("/api/v1/auth/mfa/verify-login", "post"),
+        ("/api/v1/documents", "get"),
+        ("/api/v1/documents", "post"),
+        ("/api/v1/documents/{id}", "get"),
+        ("/api/v1/documents/{id}", "put"),
+        ("/api/v1/documents/{id}", "patch"),
+        ("/api/v1/documents/{id}", "delete"),
+        ("/api/v1/authz/check", "post"),
+        ("/api/v1/admin/policies", "get"),
+        ("/api/v1/admin/policies", "post"),
+        ("/api/v1/admin/policies/{id}", "get"),
+        ("/api/v1/admin/policies/{id}", "put"),
+        ("/api/v1/admin/policies/{id}", "patch"),
+        ("/api/v1/admin/policies/{id}", "delete"),
+        ("/api/v1/admin/policies/{id}/versions", "get"),
+        ("/api/v1/admin/policies/simulate", "post"),
+        ("/api/v1/admin/policies/export", "get"),
+        ("/api/v1/admin/policies/import", "post"),
+        ("/api/v1/admin/policies/vocabulary", "get"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
@@ -49,4 +67,12 @@ async fn the_openapi_document_describes_every_endpoint() {
     let ready = &doc["paths"]["/health/ready"]["get"]["responses"];
     assert!(ready["503"]["content"]["application/problem+json"].is_object());
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+    // The operator list in the document is the engine's own.
+    let operators = doc["components"]["schemas"]["Operator"]["enum"]
+        .as_array()
+        .expect("operator enum");
+    assert_eq!(
+        operators.len(),
+        portcullis::policy::operator::Operator::ALL.len()
+    );
 }
