@@ -1,11 +1,22 @@
-//! Where the external test vectors live: `../shared/vectors` beside the checkout,
-//! or `PORTCULLIS_VECTORS_DIR`. Tests read the files themselves, never copies.
+//! Where the external test vectors live: `PORTCULLIS_VECTORS_DIR` if set, else the
+//! first `shared/vectors` beside the checkout or one of its parents (`../shared`
+//! in the workspace layout), else `/work/shared/vectors`. Tests read the files
+//! themselves, never copies, and fail when they are missing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub fn path(relative: &str) -> PathBuf {
-    std::env::var_os("PORTCULLIS_VECTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"))
-        .join(relative)
+    dir().join(relative)
+}
+
+fn dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PORTCULLIS_VECTORS_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .skip(1)
+        .map(|dir| dir.join("shared/vectors"))
+        .find(|candidate| candidate.is_dir())
+        .unwrap_or_else(|| PathBuf::from("/work/shared/vectors"))
 }
