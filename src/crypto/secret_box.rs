@@ -120,10 +120,6 @@ impl SecretBox {
         })
     }
 
-    pub fn purpose(&self) -> KeyPurpose {
-        self.purpose
-    }
-
     /// Seals `plaintext` with the first key. An encryption failure (the fernet crate
     /// panics when the OS random source fails) is an error, never plaintext.
     pub fn seal(&self, plaintext: &[u8]) -> Result<String, SecretBoxError> {
@@ -180,11 +176,6 @@ impl SecretBox {
             }
         }
     }
-}
-
-/// Whether a stored value is sealed (as opposed to legacy plaintext).
-pub fn is_sealed(stored: &str) -> bool {
-    stored.starts_with(SEALED_PREFIX)
 }
 
 #[cfg(test)]
@@ -276,7 +267,7 @@ mod tests {
             .expect("reseal")
             .expect("sealed");
         assert_eq!(was, Sealing::Legacy);
-        assert!(is_sealed(&sealed));
+        assert!(sealed.starts_with(SEALED_PREFIX));
     }
 
     #[test]

@@ -572,14 +572,6 @@ impl PolicySet {
         self.policies.iter().map(|c| &c.policy)
     }
 
-    pub fn len(&self) -> usize {
-        self.policies.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
-    }
-
     /// Active policies whose resource type, action and principals match, by
     /// priority.
     fn applicable<'s>(&'s self, request: &AccessRequest) -> Vec<&'s CompiledPolicy> {

@@ -77,13 +77,31 @@ fn snapshot(policy: &Policy) -> Value {
     serde_json::to_value(policy).unwrap_or(Value::Null)
 }
 
-/// One import entry: a draft, optionally with the id it should keep.
+/// One import entry: a draft, optionally with the id it should keep. Read as a
+/// draft plus `id`, so an unknown field is refused as it is on create.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "serde_json::Map<String, Value>")]
 pub struct ImportedPolicy {
     #[schema(value_type = Option<Uuid>)]
     pub id: Option<Uuid>,
-    #[serde(flatten)]
+    #[schema(inline)]
     pub draft: PolicyDraft,
+}
+
+impl TryFrom<serde_json::Map<String, Value>> for ImportedPolicy {
+    type Error = String;
+
+    fn try_from(mut fields: serde_json::Map<String, Value>) -> Result<Self, String> {
+        let id = match fields.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => {
+                Some(Uuid::parse_str(&text).map_err(|_| "`id` is not a UUID".to_owned())?)
+            }
+            Some(_) => return Err("`id` is not a UUID".to_owned()),
+        };
+        let draft = serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())?;
+        Ok(Self { id, draft })
+    }
 }
 
 #[derive(Clone)]

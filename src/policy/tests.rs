@@ -624,3 +624,14 @@ proptest! {
         prop_assert_eq!(policies.decide(&request()).allowed, policies.explain(&request()).allowed);
     }
 }
+
+#[test]
+fn an_import_entry_with_an_unknown_field_is_refused() {
+    use super::service::ImportedPolicy;
+    let entry = json!({"id": Uuid::new_v4(), "name": "n", "effect": "allow",
+                       "resource_type": "r", "actions": ["a"], "surprise": 1});
+    assert!(serde_json::from_value::<ImportedPolicy>(entry.clone()).is_err());
+    let mut fine = entry;
+    fine.as_object_mut().expect("object").remove("surprise");
+    assert!(serde_json::from_value::<ImportedPolicy>(fine).is_ok());
+}
