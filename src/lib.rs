@@ -22,6 +22,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use startup::Application;
 
