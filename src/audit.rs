@@ -189,6 +189,8 @@ pub fn append(conn: &Connection, event: &AuditEvent) -> Result<i64, DbError> {
     };
     row.hash = chain_hash(&row.prev_hash, &row);
     audit_events::insert(conn, &row)?;
+    // Webhook events enter the outbox in this same transaction.
+    crate::webhooks::events::offer(conn, event, &row.occurred_at)?;
     Ok(id)
 }
 

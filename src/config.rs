@@ -172,6 +172,9 @@ pub struct SoftlockSettings {
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
     pub allowed_private_networks: Vec<IpNet>,
+    pub max_consecutive_failures: u32,
+    pub secret_grace_seconds: i64,
+    pub delivery_concurrency: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -679,8 +682,15 @@ impl<'a> Reader<'a> {
                 format!("webhooks may reach {} private network(s); keep this empty in production unless a receiver lives there", nets.len()),
             );
         }
+        let max_consecutive_failures =
+            self.number::<u32>(v::WEBHOOK_MAX_CONSECUTIVE_FAILURES, 1, 10_000);
+        let grace_hours = self.number::<i64>(v::WEBHOOK_SECRET_GRACE_HOURS, 0, 720);
+        let delivery_concurrency = self.number::<usize>(v::WEBHOOK_DELIVERY_CONCURRENCY, 1, 1024);
         Some(WebhookSettings {
             allowed_private_networks: nets,
+            max_consecutive_failures: max_consecutive_failures?,
+            secret_grace_seconds: grace_hours? * 3600,
+            delivery_concurrency: delivery_concurrency?,
         })
     }
 

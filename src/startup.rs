@@ -171,8 +171,12 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let maintenance =
             actix_web::rt::spawn(maintain(self.state.clone(), LIMITER_SWEEP_INTERVAL));
+        let deliveries =
+            actix_web::rt::spawn(crate::webhooks::worker::run(self.state.webhooks.clone()));
         let served = self.server.await;
         maintenance.abort();
+        // An attempt cut short here is leased, not lost: it is retried after restart.
+        deliveries.abort();
         served?;
         self.state
             .audit

@@ -15,6 +15,7 @@ use crate::db::Database;
 use crate::documents::service::DocumentService;
 use crate::limits::RateLimits;
 use crate::policy::service::PolicyService;
+use crate::webhooks::service::WebhookService;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,6 +30,7 @@ pub struct AppState {
     pub keyring: Keyring,
     pub policies: PolicyService,
     pub documents: DocumentService,
+    pub webhooks: WebhookService,
 }
 
 impl AppState {
@@ -71,6 +73,12 @@ impl AppState {
         );
         let policies = PolicyService::load(db.clone(), clock.clone()).await?;
         let documents = DocumentService::new(db.clone(), policies.clone(), clock.clone());
+        let webhooks = WebhookService::new(
+            db.clone(),
+            clock.clone(),
+            keyring.for_purpose(KeyPurpose::Credential).clone(),
+            settings.webhooks.clone(),
+        );
         Ok(Self {
             settings,
             clock,
@@ -83,6 +91,7 @@ impl AppState {
             keyring,
             policies,
             documents,
+            webhooks,
         })
     }
 }

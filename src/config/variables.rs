@@ -53,6 +53,9 @@ pub const REFRESH_TOKEN_EXPIRE_DAYS: &str = "REFRESH_TOKEN_EXPIRE_DAYS";
 pub const DEFAULT_RATE_LIMIT_CALLS: &str = "DEFAULT_RATE_LIMIT_CALLS";
 pub const DEFAULT_RATE_LIMIT_PERIOD: &str = "DEFAULT_RATE_LIMIT_PERIOD";
 pub const WEBHOOK_ALLOWED_PRIVATE_NETWORKS: &str = "WEBHOOK_ALLOWED_PRIVATE_NETWORKS";
+pub const WEBHOOK_MAX_CONSECUTIVE_FAILURES: &str = "WEBHOOK_MAX_CONSECUTIVE_FAILURES";
+pub const WEBHOOK_SECRET_GRACE_HOURS: &str = "WEBHOOK_SECRET_GRACE_HOURS";
+pub const WEBHOOK_DELIVERY_CONCURRENCY: &str = "WEBHOOK_DELIVERY_CONCURRENCY";
 pub const RATE_LIMIT_ANONYMOUS: &str = "RATE_LIMIT_ANONYMOUS";
 pub const RATE_LIMIT_LOGIN_IP: &str = "RATE_LIMIT_LOGIN_IP";
 pub const RATE_LIMIT_LOGIN_ACCOUNT: &str = "RATE_LIMIT_LOGIN_ACCOUNT";
@@ -238,6 +241,21 @@ pub const ALL: &[Variable] = &[
         WEBHOOK_ALLOWED_PRIVATE_NETWORKS,
         Some(""),
         "Comma list of CIDRs webhooks may reach despite the SSRF guard. Empty in production.",
+    ),
+    var(
+        WEBHOOK_MAX_CONSECUTIVE_FAILURES,
+        Some("20"),
+        "Failed delivery attempts in a row after which a webhook is disabled (1–10000).",
+    ),
+    var(
+        WEBHOOK_SECRET_GRACE_HOURS,
+        Some("24"),
+        "How long a rotated-out signing secret keeps signing too (0–720 hours).",
+    ),
+    var(
+        WEBHOOK_DELIVERY_CONCURRENCY,
+        Some("32"),
+        "Webhook deliveries in flight at once (1–1024).",
     ),
     var(LOG_FORMAT, Some("text"), "`text` or `json`."),
     var(

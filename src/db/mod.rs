@@ -16,6 +16,7 @@ pub mod revocations;
 pub mod sealed;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

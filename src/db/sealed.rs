@@ -21,12 +21,32 @@ impl SealedColumn {
     }
 }
 
-pub const SEALED_COLUMNS: &[SealedColumn] = &[SealedColumn {
-    table: "mfa_factors",
-    key: "user_id",
-    column: "secret",
-    purpose: KeyPurpose::Mfa,
-}];
+pub const SEALED_COLUMNS: &[SealedColumn] = &[
+    SealedColumn {
+        table: "mfa_factors",
+        key: "user_id",
+        column: "secret",
+        purpose: KeyPurpose::Mfa,
+    },
+    SealedColumn {
+        table: "webhooks",
+        key: "id",
+        column: "credential",
+        purpose: KeyPurpose::Credential,
+    },
+    SealedColumn {
+        table: "webhooks",
+        key: "id",
+        column: "secret",
+        purpose: KeyPurpose::Credential,
+    },
+    SealedColumn {
+        table: "webhooks",
+        key: "id",
+        column: "previous_secret",
+        purpose: KeyPurpose::Credential,
+    },
+];
 
 /// Up to `limit` rows with a key after `after`, in key order.
 pub fn batch(
@@ -36,7 +56,8 @@ pub fn batch(
     limit: usize,
 ) -> rusqlite::Result<Vec<(String, String)>> {
     let sql = format!(
-        "SELECT {key}, {column} FROM {table} WHERE ?1 IS NULL OR {key} > ?1 ORDER BY {key} LIMIT ?2",
+        "SELECT {key}, {column} FROM {table}
+         WHERE {column} IS NOT NULL AND (?1 IS NULL OR {key} > ?1) ORDER BY {key} LIMIT ?2",
         key = col.key,
         column = col.column,
         table = col.table
@@ -66,7 +87,10 @@ pub fn replace(
 }
 
 pub fn count(conn: &Connection, col: &SealedColumn) -> rusqlite::Result<i64> {
-    let sql = format!("SELECT count(*) FROM {}", col.table);
+    let sql = format!(
+        "SELECT count(*) FROM {} WHERE {} IS NOT NULL",
+        col.table, col.column
+    );
     conn.prepare_cached(&sql)?.query_row([], |row| row.get(0))
 }
 

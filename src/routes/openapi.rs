@@ -11,6 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::accounts::{Role, UserStatus};
 use crate::db::policies::VersionRow;
+use crate::db::webhooks::{AttemptRow, DeliveryRow};
 use crate::documents::Classification;
 use crate::error::{FieldError, Problem};
 use crate::policy::attributes::{AttributeSpec, ValueKind};
@@ -39,7 +40,12 @@ use crate::routes::api::mfa::{
     self, MfaDisableRequest, MfaEnableRequest, MfaEnabledResponse, MfaSetupResponse,
     MfaVerifyLoginRequest,
 };
+use crate::routes::api::webhooks::{
+    self, CredentialSummary, DeliveryResponse, QueuedResponse, WebhookRequest, WebhookResponse,
+    WebhookWithSecret,
+};
 use crate::routes::health::{self, HealthStatus, ReadinessStatus};
+use crate::webhooks::model::Credential;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -86,6 +92,15 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         documents::replace,
         documents::patch,
         documents::delete,
+        webhooks::list,
+        webhooks::create,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::test,
+        webhooks::deliveries,
+        webhooks::retry,
     ),
     components(schemas(
         Problem,
@@ -137,6 +152,15 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         DocumentResponse,
         DocumentListResponse,
         Classification,
+        WebhookRequest,
+        WebhookResponse,
+        WebhookWithSecret,
+        CredentialSummary,
+        Credential,
+        DeliveryResponse,
+        DeliveryRow,
+        AttemptRow,
+        QueuedResponse,
         MessageResponse,
         SessionResponse,
         Role,
@@ -149,6 +173,7 @@ use crate::routes::health::{self, HealthStatus, ReadinessStatus};
         (name = "mfa", description = "TOTP second factor and backup codes"),
         (name = "documents", description = "Owned documents; every access decided by the policy engine"),
         (name = "authz", description = "The decision API"),
+        (name = "webhooks", description = "Outgoing webhooks: signed, durable, SSRF-guarded"),
         (name = "policies", description = "ABAC policy administration; administrators only"),
         (name = "admin", description = "Administration; the administrator role is required"),
         (name = "meta", description = "This document")

@@ -22,3 +22,4 @@ mod security_headers;
 mod sessions;
 mod softlock;
 mod tokens;
+mod webhooks;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod authz;
 pub mod documents;
 pub mod mfa;
+pub mod webhooks;
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::web;
@@ -57,6 +58,29 @@ pub fn scope() -> impl HttpServiceFactory {
             admin_policies::versions,
         ))
         .service(post("/authz/check", authz::check))
+        .service(
+            resource("/webhooks", "GET, HEAD, POST")
+                .route(web::get().to(webhooks::list))
+                .route(web::head().to(webhooks::list))
+                .route(web::post().to(webhooks::create)),
+        )
+        .service(
+            resource("/webhooks/{id}", "GET, HEAD, PATCH, DELETE")
+                .route(web::get().to(webhooks::get))
+                .route(web::head().to(webhooks::get))
+                .route(web::patch().to(webhooks::update))
+                .route(web::delete().to(webhooks::delete)),
+        )
+        .service(post(
+            "/webhooks/{id}/rotate-secret",
+            webhooks::rotate_secret,
+        ))
+        .service(post("/webhooks/{id}/test", webhooks::test))
+        .service(get("/webhooks/{id}/deliveries", webhooks::deliveries))
+        .service(post(
+            "/webhooks/{id}/deliveries/{delivery_id}/retry",
+            webhooks::retry,
+        ))
         .service(
             resource("/documents", "GET, HEAD, POST")
                 .route(web::get().to(documents::list))

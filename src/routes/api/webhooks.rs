@@ -1,0 +1,366 @@
+//! `/api/v1/webhooks`: the caller's outgoing webhooks. Someone else's is 404.
+
+use actix_web::{HttpResponse, web};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::accounts::service::RequestMeta;
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::db::webhooks::{AttemptRow, DeliveryRow};
+use crate::error::{ApiError, Problem};
+use crate::http::json::Json;
+use crate::state::AppState;
+use crate::webhooks::model::{Credential, Webhook};
+use crate::webhooks::service::WebhookChanges;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// https (plain http only to WEBHOOK_ALLOWED_PRIVATE_NETWORKS); a public target.
+    pub url: Option<String>,
+    /// Event types, or `["*"]` (the default).
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    /// Sent with every delivery; sealed at rest, never shown again.
+    pub credential: Option<Credential>,
+}
+
+impl From<WebhookRequest> for WebhookChanges {
+    fn from(r: WebhookRequest) -> Self {
+        Self {
+            url: r.url,
+            events: r.events,
+            description: r.description,
+            enabled: r.enabled,
+            credential: r.credential,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CredentialSummary {
+    /// `none`, `bearer`, `basic`, `api_key` or `headers`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A masked hint, e.g. `••••f00d`.
+    pub hint: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookResponse {
+    pub id: Uuid,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub credential: CredentialSummary,
+    pub consecutive_failures: i64,
+    /// While set, the previous signing secret signs too.
+    pub previous_secret_signs_until: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Webhook> for WebhookResponse {
+    fn from(w: Webhook) -> Self {
+        Self {
+            id: w.id,
+            url: w.url,
+            events: w.events,
+            description: w.description,
+            enabled: w.enabled,
+            disabled_reason: w.disabled_reason,
+            credential: CredentialSummary {
+                kind: w.credential_kind,
+                hint: w.credential_hint,
+            },
+            consecutive_failures: w.consecutive_failures,
+            previous_secret_signs_until: w.previous_secret_until.map(rfc3339),
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: WebhookResponse,
+    /// `whsec_…`: verify deliveries with it. Shown only now.
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryResponse {
+    #[serde(flatten)]
+    pub delivery: DeliveryRow,
+    pub attempts: Vec<AttemptRow>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueuedResponse {
+    /// The `webhook-id` of the queued delivery.
+    pub delivery_id: String,
+}
+
+fn webhook_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's webhooks", body = [WebhookResponse]),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn list(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let all: Vec<WebhookResponse> = state
+        .webhooks
+        .list(principal.user_id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(all))
+}
+
+/// Create a webhook. The response carries its signing secret, this once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    request_body = WebhookRequest,
+    responses(
+        (status = 201, description = "Created", body = WebhookWithSecret),
+        (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad URL (or a target the SSRF guard refuses), events or credential", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn create(
+    principal: Principal,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Json<WebhookRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let created = state
+        .webhooks
+        .create(principal.user_id, body.into_inner().into(), &meta)
+        .await?;
+    Ok(HttpResponse::Created().json(WebhookWithSecret {
+        webhook: created.webhook.into(),
+        secret: created.secret.expose_secret().to_owned(),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookResponse),
+        (status = 404, description = "No such webhook of the caller's", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn get(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let webhook = state
+        .webhooks
+        .get(principal.user_id, webhook_id(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(WebhookResponse::from(webhook)))
+}
+
+/// Change a webhook; fields left out stay. Enabling it again clears its failures.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    request_body = WebhookRequest,
+    responses(
+        (status = 200, description = "Updated", body = WebhookResponse),
+        (status = 404, description = "No such webhook of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad URL, events or credential", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn update(
+    principal: Principal,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+    body: Json<WebhookRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let webhook = state
+        .webhooks
+        .update(
+            principal.user_id,
+            webhook_id(&path)?,
+            body.into_inner().into(),
+            &meta,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(WebhookResponse::from(webhook)))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses(
+        (status = 204, description = "Deleted, with its pending deliveries"),
+        (status = 404, description = "No such webhook of the caller's", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn delete(
+    principal: Principal,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .webhooks
+        .delete(principal.user_id, webhook_id(&path)?, &meta)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new signing secret, shown once; the old one keeps signing (a second `v1,`
+/// signature) for the grace period.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/rotate-secret",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "Rotated", body = WebhookWithSecret),
+        (status = 404, description = "No such webhook of the caller's", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn rotate_secret(
+    principal: Principal,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (webhook, secret) = state
+        .webhooks
+        .rotate_secret(principal.user_id, webhook_id(&path)?, &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(WebhookWithSecret {
+        webhook: webhook.into(),
+        secret: secret.expose_secret().to_owned(),
+    }))
+}
+
+/// Queue a `webhook.test` delivery.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/test",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses(
+        (status = 202, description = "Queued", body = QueuedResponse),
+        (status = 404, description = "No such webhook of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook is disabled", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn test(
+    principal: Principal,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let delivery_id = state
+        .webhooks
+        .send_test(principal.user_id, webhook_id(&path)?, &meta)
+        .await?;
+    Ok(HttpResponse::Accepted().json(QueuedResponse { delivery_id }))
+}
+
+/// The latest 100 deliveries, newest first, each with every attempt.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/deliveries",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "Deliveries", body = [DeliveryResponse]),
+        (status = 404, description = "No such webhook of the caller's", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn deliveries(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let logs: Vec<DeliveryResponse> = state
+        .webhooks
+        .deliveries(principal.user_id, webhook_id(&path)?, 100)
+        .await?
+        .into_iter()
+        .map(|log| DeliveryResponse {
+            delivery: log.delivery,
+            attempts: log.attempts,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(logs))
+}
+
+/// Send a delivery again now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+    tag = "webhooks",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Webhook id"),
+        ("delivery_id" = String, Path, description = "Delivery (`webhook-id`)")
+    ),
+    responses(
+        (status = 202, description = "Queued", body = QueuedResponse),
+        (status = 404, description = "No such webhook or delivery of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The webhook is disabled", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn retry(
+    principal: Principal,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, delivery_id) = path.into_inner();
+    state
+        .webhooks
+        .retry(
+            principal.user_id,
+            webhook_id(&id)?,
+            delivery_id.clone(),
+            &meta,
+        )
+        .await?;
+    Ok(HttpResponse::Accepted().json(QueuedResponse { delivery_id }))
+}

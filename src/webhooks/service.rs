@@ -1,0 +1,494 @@
+//! Webhook management, owner-scoped: someone else's webhook does not exist for the
+//! caller (404). Credentials and signing secrets are sealed with
+//! CREDENTIAL_ENCRYPTION_KEY; a secret that cannot be sealed is an error, never
+//! stored in plaintext. After creation the API shows a credential's kind and a
+//! masked hint only, and a signing secret never again.
+
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use super::events::{message_id, payload};
+use super::model::{Credential, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, Webhook, check_events};
+use super::signing::SigningSecret;
+use super::ssrf::{Guard, Refusal};
+use crate::accounts::UserId;
+use crate::accounts::service::RequestMeta;
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::clock::{Clock, rfc3339};
+use crate::config::WebhookSettings;
+use crate::crypto::secret_box::{SecretBox, SecretBoxError};
+use crate::db::webhooks::{self as sql, AttemptRow, DeliveryRow, SealedParts};
+use crate::db::{Database, DbError};
+use crate::error::{ApiError, FieldError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("invalid webhook")]
+    Validation(Vec<FieldError>),
+    #[error("no such webhook")]
+    NotFound,
+    #[error("the webhook is disabled")]
+    Disabled,
+    #[error(transparent)]
+    Seal(#[from] SecretBoxError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for WebhookError {
+    fn from(error: rusqlite::Error) -> Self {
+        WebhookError::Database(DbError::Sqlite(error))
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Validation(errors) => ApiError::Validation(errors),
+            WebhookError::NotFound => ApiError::NotFound,
+            WebhookError::Disabled => {
+                ApiError::Conflict("The webhook is disabled; enable it first.")
+            }
+            other => ApiError::Unexpected(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+/// A webhook's editable fields; `None` leaves one as it is (on create: defaults).
+#[derive(Debug, Default)]
+pub struct WebhookChanges {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    pub credential: Option<Credential>,
+}
+
+/// A new webhook and its signing secret, shown this once.
+pub struct CreatedWebhook {
+    pub webhook: Webhook,
+    pub secret: SecretString,
+}
+
+/// A delivery with its attempts.
+pub struct DeliveryLog {
+    pub delivery: DeliveryRow,
+    pub attempts: Vec<AttemptRow>,
+}
+
+/// Everything a delivery attempt needs, opened.
+pub struct Target {
+    pub webhook: Webhook,
+    pub credential: Credential,
+    /// The current secret, then the previous one while its grace lasts.
+    pub secrets: Vec<SigningSecret>,
+}
+
+#[derive(Clone)]
+pub struct WebhookService {
+    db: Database,
+    clock: Clock,
+    sealer: SecretBox,
+    guard: Guard,
+    settings: WebhookSettings,
+}
+
+fn event(name: &str, owner: UserId, target: Uuid, meta: &RequestMeta) -> AuditEvent {
+    let mut event = AuditEvent::new(name, Outcome::Success)
+        .with_actor(owner.to_string())
+        .with_ip(meta.ip)
+        .with_target(target.to_string());
+    if let Some(id) = &meta.request_id {
+        event = event.with_request_id(id.clone());
+    }
+    event
+}
+
+impl WebhookService {
+    pub fn new(db: Database, clock: Clock, sealer: SecretBox, settings: WebhookSettings) -> Self {
+        Self {
+            guard: Guard::new(&settings.allowed_private_networks),
+            db,
+            clock,
+            sealer,
+            settings,
+        }
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    pub fn settings(&self) -> &WebhookSettings {
+        &self.settings
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Checks a URL: http(s), no credentials in it, and a target the SSRF guard
+    /// permits now (it is checked again at every delivery).
+    async fn check_url(&self, url: &str) -> Vec<FieldError> {
+        let problem = |message: &str| vec![FieldError::rule("url", "invalid", message)];
+        if url.chars().count() > MAX_URL_CHARS {
+            return problem("must be at most 2048 characters");
+        }
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            return problem("must be an absolute http(s) URL");
+        };
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return problem("must not carry credentials; use `credential`");
+        }
+        if parsed.fragment().is_some() {
+            return problem("must not have a #fragment");
+        }
+        match self.guard.check_url(&parsed).await {
+            Ok(()) => Vec::new(),
+            Err(Refusal::BadUrl) => problem("must be an absolute http(s) URL"),
+            Err(Refusal::InsecureScheme) => vec![FieldError::rule(
+                "url",
+                "https_required",
+                "must use https (plain http only to WEBHOOK_ALLOWED_PRIVATE_NETWORKS)",
+            )],
+            Err(Refusal::NotPublic(_) | Refusal::NoPublicAddress) => vec![FieldError::rule(
+                "url",
+                "not_public",
+                "must reach a public address: loopback, private, link-local and similar targets are refused",
+            )],
+        }
+    }
+
+    async fn validate(&self, changes: &WebhookChanges) -> Result<(), WebhookError> {
+        let mut errors = Vec::new();
+        if let Some(url) = &changes.url {
+            errors.extend(self.check_url(url).await);
+        }
+        if let Some(events) = &changes.events {
+            errors.extend(check_events(events));
+        }
+        if let Some(description) = &changes.description
+            && description.chars().count() > MAX_DESCRIPTION_CHARS
+        {
+            errors.push(FieldError::rule(
+                "description",
+                "max_length",
+                format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            ));
+        }
+        if let Some(credential) = &changes.credential {
+            errors.extend(credential.validate());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(WebhookError::Validation(errors))
+        }
+    }
+
+    /// Seals a credential: `(kind, sealed, hint)`.
+    fn seal_credential(
+        &self,
+        credential: &Credential,
+    ) -> Result<(String, Option<String>, Option<String>), WebhookError> {
+        let sealed = match credential.to_stored() {
+            Some(text) => Some(self.sealer.seal(text.expose_secret().as_bytes())?),
+            None => None,
+        };
+        Ok((credential.kind().to_owned(), sealed, credential.hint()))
+    }
+
+    pub async fn create(
+        &self,
+        owner: UserId,
+        changes: WebhookChanges,
+        meta: &RequestMeta,
+    ) -> Result<CreatedWebhook, WebhookError> {
+        let Some(url) = changes.url.clone() else {
+            return Err(WebhookError::Validation(vec![FieldError::rule(
+                "url",
+                "required",
+                "is required",
+            )]));
+        };
+        self.validate(&changes).await?;
+        let credential = changes.credential.unwrap_or(Credential::None);
+        let (kind, sealed_credential, hint) = self.seal_credential(&credential)?;
+        let (_, secret_text) =
+            SigningSecret::generate().map_err(|e| DbError::Io(std::io::Error::other(e)))?;
+        let sealed_secret = self.sealer.seal(secret_text.expose_secret().as_bytes())?;
+        let now = self.clock.now();
+        let webhook = Webhook {
+            id: Uuid::new_v4(),
+            owner_id: owner,
+            url,
+            events: changes.events.unwrap_or_else(|| vec!["*".to_owned()]),
+            description: changes.description.unwrap_or_default(),
+            enabled: changes.enabled.unwrap_or(true),
+            disabled_reason: None,
+            credential_kind: kind,
+            credential_hint: hint,
+            previous_secret_until: None,
+            consecutive_failures: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        let record = event("webhook.created", owner, webhook.id, meta)
+            .with_detail("credential_kind", webhook.credential_kind.as_str());
+        let stored = webhook.clone();
+        self.db
+            .write(move |tx| {
+                let sealed = SealedParts {
+                    credential: sealed_credential,
+                    secret: sealed_secret,
+                    previous_secret: None,
+                };
+                sql::insert(tx, &stored, &sealed)?;
+                audit::append(tx, &record)?;
+                Ok::<_, WebhookError>(())
+            })
+            .await?;
+        Ok(CreatedWebhook {
+            webhook,
+            secret: secret_text,
+        })
+    }
+
+    /// The caller's webhook; someone else's is `NotFound`.
+    pub async fn get(&self, owner: UserId, id: Uuid) -> Result<Webhook, WebhookError> {
+        self.db
+            .read(move |conn| Ok::<_, WebhookError>(sql::find(conn, id)?))
+            .await?
+            .filter(|w| w.owner_id == owner)
+            .ok_or(WebhookError::NotFound)
+    }
+
+    pub async fn list(&self, owner: UserId) -> Result<Vec<Webhook>, WebhookError> {
+        self.db
+            .read(move |conn| Ok::<_, WebhookError>(sql::owned_by(conn, owner)?))
+            .await
+    }
+
+    pub async fn update(
+        &self,
+        owner: UserId,
+        id: Uuid,
+        changes: WebhookChanges,
+        meta: &RequestMeta,
+    ) -> Result<Webhook, WebhookError> {
+        let mut webhook = self.get(owner, id).await?;
+        self.validate(&changes).await?;
+        let sealed_credential = match &changes.credential {
+            Some(credential) => Some(self.seal_credential(credential)?),
+            None => None,
+        };
+        if let Some(url) = changes.url {
+            webhook.url = url;
+        }
+        if let Some(events) = changes.events {
+            webhook.events = events;
+        }
+        if let Some(description) = changes.description {
+            webhook.description = description;
+        }
+        if let Some(enabled) = changes.enabled {
+            if enabled && !webhook.enabled {
+                // Re-enabled by its owner: a fresh start.
+                webhook.consecutive_failures = 0;
+                webhook.disabled_reason = None;
+            }
+            if !enabled && webhook.enabled {
+                webhook.disabled_reason = Some("disabled by its owner".to_owned());
+            }
+            webhook.enabled = enabled;
+        }
+        webhook.updated_at = self.clock.now();
+        if let Some((kind, _, hint)) = &sealed_credential {
+            webhook.credential_kind = kind.clone();
+            webhook.credential_hint = hint.clone();
+        }
+        let record = event("webhook.updated", owner, id, meta)
+            .with_detail("credential_changed", sealed_credential.is_some());
+        let stored = webhook.clone();
+        self.db
+            .write(move |tx| {
+                sql::update(tx, &stored)?;
+                if let Some((kind, sealed, hint)) = &sealed_credential {
+                    sql::set_credential(tx, id, kind, sealed.as_deref(), hint.as_deref())?;
+                }
+                audit::append(tx, &record)?;
+                Ok::<_, WebhookError>(())
+            })
+            .await?;
+        Ok(webhook)
+    }
+
+    pub async fn delete(
+        &self,
+        owner: UserId,
+        id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), WebhookError> {
+        self.get(owner, id).await?;
+        let record = event("webhook.deleted", owner, id, meta);
+        self.db
+            .write(move |tx| {
+                sql::delete(tx, id)?;
+                audit::append(tx, &record)?;
+                Ok::<_, WebhookError>(())
+            })
+            .await
+    }
+
+    /// A new signing secret, shown once. The old one keeps signing too (a second
+    /// `v1,` signature) for `WEBHOOK_SECRET_GRACE_HOURS`, so receivers can switch.
+    pub async fn rotate_secret(
+        &self,
+        owner: UserId,
+        id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(Webhook, SecretString), WebhookError> {
+        self.get(owner, id).await?;
+        let (_, secret_text) =
+            SigningSecret::generate().map_err(|e| DbError::Io(std::io::Error::other(e)))?;
+        let sealed = self.sealer.seal(secret_text.expose_secret().as_bytes())?;
+        let now = self.clock.now();
+        let until = now + self.settings.secret_grace_seconds;
+        let record = event("webhook.secret_rotated", owner, id, meta)
+            .with_detail("previous_signs_until", rfc3339(until));
+        self.db
+            .write(move |tx| {
+                sql::rotate_secret(tx, id, &sealed, until, now)?;
+                audit::append(tx, &record)?;
+                Ok::<_, WebhookError>(())
+            })
+            .await?;
+        Ok((self.get(owner, id).await?, secret_text))
+    }
+
+    /// Queues a `webhook.test` delivery to this webhook.
+    pub async fn send_test(
+        &self,
+        owner: UserId,
+        id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<String, WebhookError> {
+        let webhook = self.get(owner, id).await?;
+        if !webhook.enabled {
+            return Err(WebhookError::Disabled);
+        }
+        let msg_id = message_id();
+        let body = payload(
+            "webhook.test",
+            &rfc3339(self.clock.now()),
+            serde_json::json!({"webhook_id": id}),
+        );
+        let record = event("webhook.test_sent", owner, id, meta);
+        let queued = msg_id.clone();
+        let now = self.clock.now();
+        self.db
+            .write(move |tx| {
+                sql::enqueue(tx, &queued, id, "webhook.test", &body, now)?;
+                audit::append(tx, &record)?;
+                Ok::<_, WebhookError>(())
+            })
+            .await?;
+        Ok(msg_id)
+    }
+
+    /// The webhook's latest deliveries, newest first, with their attempts.
+    pub async fn deliveries(
+        &self,
+        owner: UserId,
+        id: Uuid,
+        limit: usize,
+    ) -> Result<Vec<DeliveryLog>, WebhookError> {
+        self.get(owner, id).await?;
+        self.db
+            .read(move |conn| {
+                let mut logs = Vec::new();
+                for delivery in sql::deliveries(conn, id, limit)? {
+                    let attempts = sql::attempts(conn, &delivery.id)?;
+                    logs.push(DeliveryLog { delivery, attempts });
+                }
+                Ok::<_, WebhookError>(logs)
+            })
+            .await
+    }
+
+    /// Sends a delivery again now (after a failure, or to replay a success).
+    pub async fn retry(
+        &self,
+        owner: UserId,
+        id: Uuid,
+        delivery: String,
+        meta: &RequestMeta,
+    ) -> Result<(), WebhookError> {
+        let webhook = self.get(owner, id).await?;
+        if !webhook.enabled {
+            return Err(WebhookError::Disabled);
+        }
+        let record =
+            event("webhook.retried", owner, id, meta).with_detail("delivery", delivery.as_str());
+        self.db
+            .write(move |tx| {
+                if !sql::requeue(tx, id, &delivery, 0)? {
+                    return Err(WebhookError::NotFound);
+                }
+                audit::append(tx, &record)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Opens what a delivery to `id` needs. A credential or secret that does not
+    /// open is an error: the delivery fails, nothing is sent without it.
+    pub async fn target(&self, id: Uuid) -> Result<Option<Target>, WebhookError> {
+        let (webhook, sealed) = match self
+            .db
+            .read(move |conn| {
+                Ok::<_, WebhookError>(sql::find(conn, id)?.zip(sql::sealed_parts(conn, id)?))
+            })
+            .await?
+        {
+            Some(found) => found,
+            None => return Ok(None),
+        };
+        let credential = match &sealed.credential {
+            None => Credential::None,
+            Some(value) => {
+                let opened = self.sealer.open(value)?;
+                Credential::from_stored(opened.plaintext.expose_secret()).ok_or(
+                    SecretBoxError::Undecryptable {
+                        variable: crate::config::variables::CREDENTIAL_ENCRYPTION_KEY,
+                    },
+                )?
+            }
+        };
+        let open_secret = |value: &str| -> Result<SigningSecret, WebhookError> {
+            let opened = self.sealer.open(value)?;
+            let text = std::str::from_utf8(opened.plaintext.expose_secret()).unwrap_or("");
+            SigningSecret::parse(text).map_err(|_| {
+                WebhookError::Seal(SecretBoxError::Undecryptable {
+                    variable: crate::config::variables::CREDENTIAL_ENCRYPTION_KEY,
+                })
+            })
+        };
+        let mut secrets = vec![open_secret(&sealed.secret)?];
+        let grace = webhook
+            .previous_secret_until
+            .is_some_and(|until| until > self.clock.now());
+        if let (true, Some(previous)) = (grace, &sealed.previous_secret) {
+            secrets.push(open_secret(previous)?);
+        }
+        Ok(Some(Target {
+            webhook,
+            credential,
+            secrets,
+        }))
+    }
+}
