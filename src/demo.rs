@@ -6,6 +6,8 @@
 //! never `confidential` ones, everyone read `public` ones; a few documents of each
 //! kind exist to try them on.
 
+pub mod receiver;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
@@ -31,8 +33,10 @@ pub struct DemoAccount {
 }
 
 /// Role, e-mail, department, and whether MFA is on.
+const ADMIN_EMAIL: &str = "admin@portcullis.test";
+
 const ACCOUNTS: &[(Role, &str, &str, bool)] = &[
-    (Role::Admin, "admin@portcullis.test", "security", false),
+    (Role::Admin, ADMIN_EMAIL, "security", false),
     (Role::User, "alice@portcullis.test", "engineering", true),
     (Role::User, "bob@portcullis.test", "sales", false),
 ];

@@ -64,6 +64,11 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
     sources
         .environment
         .insert(v::BIND_ADDRESS.to_owned(), addr.to_string());
+    // The demo's own webhook receiver lives on loopback.
+    sources
+        .environment
+        .entry(v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS.to_owned())
+        .or_insert_with(|| "127.0.0.0/8,::1/128".to_owned());
     let (settings, findings) = match load_settings(&sources, Mode::Demo) {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -78,13 +83,25 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
             }
             Ok(())
         },
+        crate::demo::receiver::configure,
         |app| {
             let url = app.base_url();
+            let state = app.state().clone();
+            let receiver = format!("{url}{}", crate::demo::receiver::PATH);
+            actix_web::rt::spawn(async move {
+                if let Err(error) = crate::demo::receiver::ensure_webhook(&state, &receiver).await {
+                    eprintln!("demo: the demo webhook could not be set up: {error:#}");
+                }
+            });
             println!("Portcullis demo is running on {url} (loopback only).");
             println!("  Health:     {url}/health");
             println!("  Readiness:  {url}/health/ready");
             println!("  OpenAPI:    {url}/api/openapi.json");
             println!("  Sign in:    POST {url}/api/v1/auth/login");
+            println!(
+                "  Webhooks:   every event is delivered, signed, to {url}{}; each one is printed here",
+                crate::demo::receiver::PATH
+            );
             println!(
                 "  Database:   {}   Keys: {}",
                 database.display(),

@@ -19,22 +19,26 @@ pub fn run(sources: ConfigSources) -> ExitCode {
         settings,
         &findings,
         |_| async { Ok(()) },
+        |_| {},
         |app| println!("Portcullis listening on {}", app.base_url()),
     )
 }
 
 /// Starts the server on an actix system: logs the configuration warnings, builds
 /// the services, runs `prepare` on them (the demo seeds data there), starts
-/// listening, announces the address, and serves until SIGTERM or SIGINT.
-pub fn run_server<P, F>(
+/// listening with `routes` added (the demo's receiver), announces the address, and
+/// serves until SIGTERM or SIGINT.
+pub fn run_server<P, F, R>(
     settings: Settings,
     findings: &Findings,
     prepare: P,
+    routes: R,
     announce: impl FnOnce(&Application),
 ) -> ExitCode
 where
     P: FnOnce(AppState) -> F,
     F: Future<Output = anyhow::Result<()>>,
+    R: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
 {
     let _log_guard = telemetry::init(&settings.log);
     for warning in findings.with_status(Status::Warn) {
@@ -44,7 +48,7 @@ where
         let started = async {
             let state = AppState::open(settings, Clock::system()).await?;
             prepare(state.clone()).await?;
-            Application::from_state(state, |_| {}).await
+            Application::from_state(state, routes).await
         };
         let app = match started.await {
             Ok(app) => app,

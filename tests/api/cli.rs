@@ -162,6 +162,26 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
         assert!(listed.contains(title), "{title} missing: {listed}");
     }
     assert!(!listed.contains("Incident postmortem"), "{listed}");
+    // Bob signs out: the demo's own receiver gets the signed event and says so.
+    let logout = raw_request(
+        &server.address,
+        "POST",
+        "/api/v1/auth/logout",
+        &[&format!("Authorization: Bearer {token}")],
+        None,
+    );
+    assert!(logout.starts_with("HTTP/1.1 200"), "{logout}");
+    let mut seen = false;
+    for _ in 0..100 {
+        if server.stdout().iter().any(|l| {
+            l.starts_with("demo receiver: auth.logout") && l.ends_with("signature verified")
+        }) {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(seen, "{:?}", server.stdout());
     assert!(server.terminate(), "graceful exit with status 0 on SIGTERM");
 
     // Startup and shutdown were both audited, and the chain verifies.

@@ -50,6 +50,15 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/admin/policies/export", "get"),
         ("/api/v1/admin/policies/import", "post"),
         ("/api/v1/admin/policies/vocabulary", "get"),
+        ("/api/v1/webhooks", "get"),
+        ("/api/v1/webhooks", "post"),
+        ("/api/v1/webhooks/{id}", "get"),
+        ("/api/v1/webhooks/{id}", "patch"),
+        ("/api/v1/webhooks/{id}", "delete"),
+        ("/api/v1/webhooks/{id}/rotate-secret", "post"),
+        ("/api/v1/webhooks/{id}/test", "post"),
+        ("/api/v1/webhooks/{id}/deliveries", "get"),
+        ("/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry", "post"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),

@@ -665,3 +665,69 @@ async fn someone_elses_webhook_is_404_and_hears_nothing_of_others() {
     assert!(receiver.received().is_empty());
     assert_eq!(app.get_with_token(&path, &alice).await.status(), 200);
 }
+
+/// Which events reach whom: a user's webhook hears about that user only; an
+/// administrator's about everyone, policy changes included.
+#[actix_web::test]
+async fn events_reach_their_owner_and_administrators() {
+    let app = app_with(LOOPBACK).await;
+    let admins = Receiver::start().await;
+    let users = Receiver::start().await;
+    let admin = app.admin_token("root@example.org").await;
+    let user = app.signed_up("watched@example.org").await.access_token;
+    create_hook(&app, &admin, json!({"url": admins.url, "events": ["*"]})).await;
+    create_hook(&app, &user, json!({"url": users.url, "events": ["*"]})).await;
+
+    let policy = app
+        .post_with_token(
+            "/api/v1/admin/policies",
+            &admin,
+            Some(&json!({"name": "p", "effect": "allow", "resource_type": "report", "actions": ["read"]})),
+        )
+        .await;
+    assert_eq!(policy.status(), 201);
+    assert_eq!(
+        app.register("newcomer@example.org", crate::helpers::GOOD_PASSWORD)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.login("watched@example.org", "not the password at all")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.login("nobody@example.org", "not the password at all")
+            .await
+            .status(),
+        401
+    );
+    app.post_with_token("/api/v1/auth/logout", &user, None)
+        .await;
+
+    let types = |r: &Receiver| {
+        let mut t: Vec<String> = r
+            .received()
+            .iter()
+            .map(|d| d.json()["type"].as_str().expect("type").to_owned())
+            .collect();
+        t.sort();
+        t
+    };
+    admins.wait_for(5).await;
+    users.wait_for(2).await;
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        types(&admins),
+        vec![
+            "auth.login_failed",
+            "auth.login_failed",
+            "auth.logout",
+            "policy.created",
+            "user.registered"
+        ]
+    );
+    assert_eq!(types(&users), vec!["auth.login_failed", "auth.logout"]);
+}
