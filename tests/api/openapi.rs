@@ -58,7 +58,10 @@ async fn the_openapi_document_describes_every_endpoint() {
         ("/api/v1/webhooks/{id}/rotate-secret", "post"),
         ("/api/v1/webhooks/{id}/test", "post"),
         ("/api/v1/webhooks/{id}/deliveries", "get"),
-        ("/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry", "post"),
+        (
+            "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+            "post",
+        ),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),

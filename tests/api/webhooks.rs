@@ -70,10 +70,14 @@ impl Receiver {
                         .ok()
                         .and_then(|mut s| s.pop_front())
                         .unwrap_or(200);
-                    HttpResponse::build(
+                    let mut response = HttpResponse::build(
                         actix_web::http::StatusCode::from_u16(status).expect("status"),
-                    )
-                    .body(format!("answered {status}"))
+                    );
+                    if (300..400).contains(&status) {
+                        // Back to this receiver: a followed redirect would show.
+                        response.insert_header(("location", "/moved"));
+                    }
+                    response.body(format!("answered {status}"))
                 }
             }))
         })
@@ -730,4 +734,32 @@ async fn events_reach_their_owner_and_administrators() {
         ]
     );
     assert_eq!(types(&users), vec!["auth.login_failed", "auth.logout"]);
+}
+
+#[actix_web::test]
+async fn redirects_are_not_followed() {
+    let app = app_with(LOOPBACK).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[302]);
+    let user = app.signed_up("redirected@example.org").await.access_token;
+    let hook = create_hook(&app, &user, json!({"url": receiver.url})).await;
+    let id = hook["id"].as_str().expect("id").to_owned();
+    send_test(&app, &user, &id).await;
+    let (status, attempts, _) = wait_for_attempts(&app, &id, 1).await;
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("pending", 1),
+        "a redirect is a failure"
+    );
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1, "the redirect was followed");
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let (code, class): (i64, String) = conn
+        .query_row(
+            "SELECT status_code, error_class FROM webhook_attempts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("attempt");
+    assert_eq!((code, class.as_str()), (302, "redirect"));
 }
