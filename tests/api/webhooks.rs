@@ -763,3 +763,78 @@ async fn redirects_are_not_followed() {
         .expect("attempt");
     assert_eq!((code, class.as_str()), (302, "redirect"));
 }
+
+/// A proxy from the environment would make the connection instead of the guarded
+/// resolver, so a public-looking target could reach anything: none is used.
+#[actix_web::test]
+async fn a_proxy_from_the_environment_is_never_used() {
+    use crate::helpers::{ServerProcess, raw_request};
+    let proxy = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proxy_url = proxy.url.trim_end_matches("/hook").to_owned();
+    let mut vars: Vec<(String, String)> = crate::helpers::secret_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    vars.push(("BIND_ADDRESS".into(), "127.0.0.1:0".into()));
+    vars.push((
+        "DATABASE_PATH".into(),
+        dir.path().join("p.db").to_string_lossy().into_owned(),
+    ));
+    for name in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+    ] {
+        vars.push((name.into(), proxy_url.clone()));
+    }
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = ServerProcess::start(dir.path(), &["serve"], &borrowed);
+    let address = server.address.clone();
+    let token = actix_web::rt::task::spawn_blocking(move || {
+        let body = r#"{"email":"proxied@example.org","password":"orbit lantern velvet cactus 42"}"#;
+        raw_request(&address, "POST", "/api/v1/auth/register", &[], Some(body));
+        let login = raw_request(&address, "POST", "/api/v1/auth/login", &[], Some(body));
+        let token = login
+            .split(r#""access_token":""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("token")
+            .to_owned();
+        let auth = format!("Authorization: Bearer {token}");
+        let created = raw_request(
+            &address,
+            "POST",
+            "/api/v1/webhooks",
+            &[&auth],
+            Some(r#"{"url":"https://93.184.216.34/hook"}"#),
+        );
+        assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+        let id = created
+            .split(r#""id":""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("id")
+            .to_owned();
+        let queued = raw_request(
+            &address,
+            "POST",
+            &format!("/api/v1/webhooks/{id}/test"),
+            &[&auth],
+            None,
+        );
+        assert!(queued.starts_with("HTTP/1.1 202"), "{queued}");
+        token
+    })
+    .await
+    .expect("setup");
+    assert!(!token.is_empty());
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        proxy.received().is_empty(),
+        "a delivery went through the proxy"
+    );
+    drop(server);
+}
