@@ -781,6 +781,12 @@ async fn a_proxy_from_the_environment_is_never_used() {
         "DATABASE_PATH".into(),
         dir.path().join("p.db").to_string_lossy().into_owned(),
     ));
+    // Plain http to an allowlisted public address, so a proxy would be sent the
+    // request itself (a CONNECT for https would not reach the recording handler).
+    vars.push((
+        "WEBHOOK_ALLOWED_PRIVATE_NETWORKS".into(),
+        "93.184.216.0/24".into(),
+    ));
     for name in [
         "HTTP_PROXY",
         "HTTPS_PROXY",
@@ -809,7 +815,7 @@ async fn a_proxy_from_the_environment_is_never_used() {
             "POST",
             "/api/v1/webhooks",
             &[&auth],
-            Some(r#"{"url":"https://93.184.216.34/hook"}"#),
+            Some(r#"{"url":"http://93.184.216.34/hook"}"#),
         );
         assert!(created.starts_with("HTTP/1.1 201"), "{created}");
         let id = created
