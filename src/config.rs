@@ -50,6 +50,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub rate_limits: RateLimitSettings,
     pub webhooks: WebhookSettings,
+    /// Whether administrators need MFA to sign in to the admin pages.
+    pub admin_require_mfa: bool,
     pub log: LogSettings,
 }
 
@@ -242,6 +244,7 @@ impl<'a> Reader<'a> {
         let http = self.http(mode);
         let rate_limits = self.rate_limits();
         let webhooks = self.webhooks(mode);
+        let admin_require_mfa = self.admin_require_mfa(mode);
         let log = self.log();
         Some(Settings {
             mode,
@@ -253,6 +256,7 @@ impl<'a> Reader<'a> {
             http: http?,
             rate_limits: rate_limits?,
             webhooks: webhooks?,
+            admin_require_mfa: admin_require_mfa?,
             log: log?,
         })
     }
@@ -692,6 +696,26 @@ impl<'a> Reader<'a> {
             secret_grace_seconds: grace_hours? * 3600,
             delivery_concurrency: delivery_concurrency?,
         })
+    }
+
+    /// On by default; the demo turns it off (and its pages say so) unless set.
+    fn admin_require_mfa(&mut self, mode: Mode) -> Option<bool> {
+        if mode == Mode::Demo && self.raw.get(v::ADMIN_REQUIRE_MFA).is_none() {
+            return Some(false);
+        }
+        let required = self.boolean(v::ADMIN_REQUIRE_MFA)?;
+        if required {
+            self.findings.pass(
+                v::ADMIN_REQUIRE_MFA,
+                "administrators need MFA to sign in to the admin pages",
+            );
+        } else if mode == Mode::Production {
+            self.findings.warn(
+                v::ADMIN_REQUIRE_MFA,
+                "administrators can sign in to the admin pages with a password alone",
+            );
+        }
+        Some(required)
     }
 
     fn log(&mut self) -> Option<LogSettings> {

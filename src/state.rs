@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::accounts::AccountService;
 use crate::audit::AuditLog;
+use crate::auth::admin_session::AdminSessions;
 use crate::auth::revocation::RevocationStore;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub policies: PolicyService,
     pub documents: DocumentService,
     pub webhooks: WebhookService,
+    pub admin_sessions: AdminSessions,
 }
 
 impl AppState {
@@ -79,6 +81,8 @@ impl AppState {
             keyring.for_purpose(KeyPurpose::Credential).clone(),
             settings.webhooks.clone(),
         );
+        let admin_sessions =
+            AdminSessions::new(db.clone(), clock.clone(), accounts.clone(), &settings);
         Ok(Self {
             settings,
             clock,
@@ -92,6 +96,7 @@ impl AppState {
             policies,
             documents,
             webhooks,
+            admin_sessions,
         })
     }
 }

@@ -971,9 +971,18 @@ impl AccountService {
         session_id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
+        self.end_session(principal.user_id, session_id, meta).await
+    }
+
+    /// Ends one live session of `owner` (anyone else's is `SessionNotFound`).
+    pub async fn end_session(
+        &self,
+        owner: UserId,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
         let now = self.clock.now();
         let until = self.revocations.session_revocation_until(now);
-        let owner = principal.user_id;
         let audit_event = event("auth.session_revoked", Outcome::Success, meta)
             .with_actor(owner.to_string())
             .with_target(session_id.to_string());

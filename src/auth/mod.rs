@@ -1,6 +1,7 @@
 //! Authentication: access tokens, their revocation, refresh-token sessions and the
 //! extractor every protected handler starts with.
 
+pub mod admin_session;
 pub mod extractor;
 pub mod mfa;
 pub mod refresh;

@@ -53,6 +53,7 @@ pub const REFRESH_TOKEN_EXPIRE_DAYS: &str = "REFRESH_TOKEN_EXPIRE_DAYS";
 pub const DEFAULT_RATE_LIMIT_CALLS: &str = "DEFAULT_RATE_LIMIT_CALLS";
 pub const DEFAULT_RATE_LIMIT_PERIOD: &str = "DEFAULT_RATE_LIMIT_PERIOD";
 pub const WEBHOOK_ALLOWED_PRIVATE_NETWORKS: &str = "WEBHOOK_ALLOWED_PRIVATE_NETWORKS";
+pub const ADMIN_REQUIRE_MFA: &str = "ADMIN_REQUIRE_MFA";
 pub const WEBHOOK_MAX_CONSECUTIVE_FAILURES: &str = "WEBHOOK_MAX_CONSECUTIVE_FAILURES";
 pub const WEBHOOK_SECRET_GRACE_HOURS: &str = "WEBHOOK_SECRET_GRACE_HOURS";
 pub const WEBHOOK_DELIVERY_CONCURRENCY: &str = "WEBHOOK_DELIVERY_CONCURRENCY";
@@ -256,6 +257,11 @@ pub const ALL: &[Variable] = &[
         WEBHOOK_DELIVERY_CONCURRENCY,
         Some("32"),
         "Webhook deliveries in flight at once (1–1024).",
+    ),
+    var(
+        ADMIN_REQUIRE_MFA,
+        Some("true"),
+        "Administrators need MFA to sign in to the admin pages (the demo turns it off, with a banner).",
     ),
     var(LOG_FORMAT, Some("text"), "`text` or `json`."),
     var(

@@ -6,6 +6,7 @@
 //! was considered; it runs a recycle query on every checkout, an extra blocking-pool
 //! round trip per query.)
 
+pub mod admin_sessions;
 pub mod audit_events;
 pub mod documents;
 pub mod mfa;
