@@ -53,6 +53,8 @@ pub struct Settings {
     /// Whether administrators need MFA to sign in to the admin pages.
     pub admin_require_mfa: bool,
     pub log: LogSettings,
+    /// What the checks found (warnings and passes), for the admin dashboard.
+    pub findings: Findings,
 }
 
 #[derive(Debug, Clone)]
@@ -198,7 +200,10 @@ impl Settings {
         let (raw, mut findings) = RawConfig::gather(sources);
         let settings = Reader::new(&raw, &mut findings).settings(mode);
         match settings {
-            Some(settings) if !findings.has_failures() => Ok((settings, findings)),
+            Some(mut settings) if !findings.has_failures() => {
+                settings.findings = findings.clone();
+                Ok((settings, findings))
+            }
             _ => Err(findings),
         }
     }
@@ -258,6 +263,7 @@ impl<'a> Reader<'a> {
             webhooks: webhooks?,
             admin_require_mfa: admin_require_mfa?,
             log: log?,
+            findings: Findings::default(),
         })
     }
 

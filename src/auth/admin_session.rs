@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::accounts::service::{AccountError, AccountService, LoginOutcome, RequestMeta, TokenPair};
+use crate::accounts::service::{
+    AccountError, AccountService, LoginOutcome, RequestMeta, TokenPair,
+};
 use crate::accounts::{Role, User, UserStatus};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
@@ -179,7 +181,11 @@ impl AdminSessions {
     /// Turns an account session into an admin session — for an active
     /// administrator (with MFA, when required) only; anyone else's account session
     /// is ended at once.
-    async fn finish(&self, pair: TokenPair, meta: &RequestMeta) -> Result<SecretString, AdminSignInError> {
+    async fn finish(
+        &self,
+        pair: TokenPair,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, AdminSignInError> {
         let session_id = pair.session_id;
         let user = self
             .db
@@ -216,7 +222,14 @@ impl AdminSessions {
         let user_id = user.id;
         self.db
             .write(move |tx| {
-                admin_sessions::insert(tx, &id_hash, user_id, session_id, now, now + ABSOLUTE_SECONDS)?;
+                admin_sessions::insert(
+                    tx,
+                    &id_hash,
+                    user_id,
+                    session_id,
+                    now,
+                    now + ABSOLUTE_SECONDS,
+                )?;
                 audit::append(tx, &record)?;
                 Ok::<_, DbError>(())
             })
@@ -251,7 +264,7 @@ impl AdminSessions {
             && live
             && user.role == Role::Admin
             && user.status == UserStatus::Active
-            && !(self.require_mfa && !user.mfa_enabled);
+            && (!self.require_mfa || user.mfa_enabled);
         if !good {
             return Ok(None);
         }
@@ -268,7 +281,11 @@ impl AdminSessions {
     }
 
     /// Ends the admin session and the account session under it.
-    pub async fn sign_out(&self, session: &AdminSession, meta: &RequestMeta) -> Result<(), AdminSignInError> {
+    pub async fn sign_out(
+        &self,
+        session: &AdminSession,
+        meta: &RequestMeta,
+    ) -> Result<(), AdminSignInError> {
         let (id_hash, now) = (session.id_hash.clone(), self.clock.now());
         self.db
             .write(move |tx| Ok::<_, DbError>(admin_sessions::end(tx, &id_hash, now)?))

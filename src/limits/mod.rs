@@ -143,6 +143,8 @@ pub struct OverflowReport {
 pub struct RateLimits {
     limiters: Arc<[ClassLimiter]>,
     clock: LimiterClock,
+    /// Requests refused since startup, for the admin dashboard.
+    denied: Arc<AtomicU64>,
 }
 
 fn governor_quota(quota: RateQuota) -> Quota {
@@ -175,7 +177,11 @@ impl RateLimits {
                 }
             })
             .collect();
-        Self { limiters, clock }
+        Self {
+            limiters,
+            clock,
+            denied: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     fn limiter(&self, class: RouteClass) -> &ClassLimiter {
@@ -207,6 +213,7 @@ impl RateLimits {
             }
             Err(not_until) => {
                 use governor::clock::Clock as _;
+                self.denied.fetch_add(1, Ordering::Relaxed);
                 let wait = not_until.wait_time_from(self.clock.now());
                 let retry = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 Decision {
@@ -253,6 +260,11 @@ impl RateLimits {
                 })
             })
             .collect()
+    }
+
+    /// Requests refused by any limiter since startup.
+    pub fn denied_total(&self) -> u64 {
+        self.denied.load(Ordering::Relaxed)
     }
 
     /// Keys currently tracked by one class (for tests and benchmarks).

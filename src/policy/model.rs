@@ -39,6 +39,10 @@ pub enum Principals {
 /// and deactivatable, never deletable.
 pub const OWNER_POLICY_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
 
+/// The built-in administrator policy: grants admin-page actions (resource type
+/// `admin`) to administrators. Read-only.
+pub const ADMIN_POLICY_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0002);
+
 /// A policy as stored. `conditions` is the validated JSON tree (see `validate`).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Policy {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::engine::{AccessRequest, Decision, PolicySet, Reason};
-use super::model::{Policy, PolicyStatus};
+use super::model::{ADMIN_POLICY_ID, Policy, PolicyStatus};
 use super::validate::{PolicyDraft, check_draft, compile};
 use crate::accounts::UserId;
 use crate::accounts::service::RequestMeta;
@@ -28,6 +28,8 @@ pub enum PolicyError {
     NotFound,
     #[error("a built-in policy cannot be deleted")]
     SystemPolicy,
+    #[error("the built-in administrator policy is read-only")]
+    ReadOnly,
     #[error("stored policy {id} no longer compiles: {reason}")]
     Corrupt { id: Uuid, reason: String },
     #[error(transparent)]
@@ -48,6 +50,9 @@ impl From<PolicyError> for ApiError {
             PolicyError::SystemPolicy => {
                 ApiError::Conflict("A built-in policy cannot be deleted; deactivate it instead.")
             }
+            PolicyError::ReadOnly => ApiError::Conflict(
+                "The built-in administrator policy cannot be changed: it keeps administrators able to administer.",
+            ),
             other => ApiError::Unexpected(anyhow::anyhow!(other)),
         }
     }
@@ -254,6 +259,9 @@ impl PolicyService {
         meta: &RequestMeta,
         event_name: Option<&'static str>,
     ) -> Result<(), PolicyError> {
+        if changes.iter().any(|(id, _)| *id == ADMIN_POLICY_ID) {
+            return Err(PolicyError::ReadOnly);
+        }
         let actor_id = actor.to_string();
         let now = self.clock.now();
         let meta = meta.clone();
@@ -384,7 +392,8 @@ impl PolicyService {
 
     /// Imports policies all-or-nothing: every entry is validated first, and one bad
     /// entry rejects the whole import (errors are prefixed `[i].`). Entries with an
-    /// id that exists update it; others are created.
+    /// id that exists update it; others are created; the read-only administrator
+    /// policy is passed over.
     pub async fn import(
         &self,
         entries: Vec<ImportedPolicy>,
@@ -396,6 +405,11 @@ impl PolicyService {
         let mut changes = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             let id = entry.id.unwrap_or_else(Uuid::new_v4);
+            // The read-only administrator policy comes with every export; importing
+            // it back changes nothing, so it is passed over.
+            if id == ADMIN_POLICY_ID {
+                continue;
+            }
             let previous = self.get(id).ok();
             match self.policy_from_draft(id, entry.draft, previous.as_deref(), &actor_name) {
                 Ok(policy) => changes.push((id, Some(policy))),

@@ -250,8 +250,8 @@ async fn import_is_all_or_nothing_and_export_round_trips() {
         .expect("json");
     assert_eq!(
         before.len(),
-        1,
-        "only the owner policy: nothing was imported"
+        2,
+        "only the built-in policies: nothing was imported"
     );
 
     let imported = app
@@ -268,7 +268,7 @@ async fn import_is_all_or_nothing_and_export_round_trips() {
         .json()
         .await
         .expect("json");
-    assert_eq!(exported.len(), 3);
+    assert_eq!(exported.len(), 4);
     // Exported policies import again (ids kept: updates, not copies).
     let again: Vec<Value> = exported
         .iter()
@@ -293,8 +293,22 @@ async fn import_is_all_or_nothing_and_export_round_trips() {
         .json()
         .await
         .expect("json");
-    assert_eq!(after.len(), 3);
-    assert!(after.iter().all(|p| p["version"].as_i64() >= Some(2)));
+    assert_eq!(after.len(), 4);
+    assert!(
+        after
+            .iter()
+            .filter(|p| p["id"] != "00000000-0000-4000-8000-000000000002")
+            .all(|p| p["version"].as_i64() >= Some(2))
+    );
+    // The administrator policy is read-only.
+    let admin_policy = format!("{POLICIES}/00000000-0000-4000-8000-000000000002");
+    problem(
+        app.patch_with_token(&admin_policy, &admin, &json!({"status": "inactive"}))
+            .await,
+        409,
+    )
+    .await;
+    problem(app.delete_with_token(&admin_policy, &admin).await, 409).await;
     assert_eq!(app.audit_events("policy.imported").len(), 2);
 }
 
