@@ -163,6 +163,14 @@ pub fn add_version(
     Ok(())
 }
 
+/// The highest version ever recorded for a policy (0 for none), deleted ones too.
+pub fn last_version(conn: &Connection, id: Uuid) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT coalesce(max(version), 0) FROM policy_versions WHERE policy_id = ?1",
+    )?
+    .query_row([id.to_string()], |row| row.get(0))
+}
+
 pub fn versions(conn: &Connection, id: Uuid) -> rusqlite::Result<Vec<VersionRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT version, change, snapshot, changed_by, changed_at FROM policy_versions

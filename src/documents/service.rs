@@ -371,7 +371,14 @@ impl DocumentService {
             for document in batch {
                 scanned += 1;
                 cursor = Some(document.id);
-                if self.allowed(caller, "read", document.as_resource()).await? {
+                // A document whose decision errs (audited) is left out of the list:
+                // one unreadable document must not fail everyone's listing.
+                let readable = match self.allowed(caller, "read", document.as_resource()).await {
+                    Ok(readable) => readable,
+                    Err(DocumentError::EvaluationFailed) => false,
+                    Err(other) => return Err(other),
+                };
+                if readable {
                     found.push(document);
                     if found.len() == limit {
                         return Ok(DocumentPage {

@@ -255,7 +255,7 @@ pub enum ConditionResult {
     True,
     False,
     /// The attribute (or the attribute on the right) is absent: the comparison is
-    /// false.
+    /// unknown — an allow does not take effect on it, a deny does.
     Missing,
     Error,
     /// Not reached: an earlier condition already settled its group.
@@ -314,8 +314,8 @@ pub(crate) fn parse_time_of_day(text: &str) -> Option<u16> {
     minutes_of(text)
 }
 
-/// Evaluates one comparison. A missing attribute makes it false (`Ok(false)`, traced
-/// as missing); a value of the wrong type is an error.
+/// Evaluates one comparison. A missing attribute sets `missing` (the comparison is
+/// unknown, see `Truth`); a value of the wrong type is an error.
 fn compare(cmp: &Comparison, env: &Prepared<'_>, missing: &mut bool) -> Eval {
     let left = env.resolve(&cmp.attribute);
     match cmp.operator {
@@ -427,30 +427,59 @@ fn compare(cmp: &Comparison, env: &Prepared<'_>, missing: &mut bool) -> Eval {
     }
 }
 
+/// Three-valued truth: a comparison on a missing attribute is `Unknown`, never
+/// true or false, and stays unknown through `not` (Kleene logic). An allow policy
+/// takes effect only when its conditions are `True`; a deny when they are `True` or
+/// `Unknown` — so a missing attribute can never switch a deny off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Truth {
+    True,
+    False,
+    Unknown,
+}
+
+impl Truth {
+    fn not(self) -> Self {
+        match self {
+            Truth::True => Truth::False,
+            Truth::False => Truth::True,
+            Truth::Unknown => Truth::Unknown,
+        }
+    }
+}
+
 /// Evaluates a condition tree. `trace`, when given, records every comparison
 /// reached.
 fn evaluate(
     condition: &Condition,
     env: &Prepared<'_>,
     trace: &mut Option<&mut Vec<ConditionTrace>>,
-) -> Eval {
+) -> Result<Truth, EvaluationError> {
     match condition {
         Condition::All(items) | Condition::Any(items) => {
             // `all` stops at the first false, `any` at the first true; an explanation
             // lists the rest as not evaluated. Decisions and explanations agree.
-            let stop_at = matches!(condition, Condition::Any(_));
+            let (settles, otherwise) = match condition {
+                Condition::Any(_) => (Truth::True, Truth::False),
+                _ => (Truth::False, Truth::True),
+            };
+            let mut unknown = false;
             let mut rest = items.iter();
             for item in rest.by_ref() {
-                if evaluate(item, env, trace)? == stop_at {
-                    if let Some(trace) = trace.as_deref_mut() {
-                        rest.for_each(|skipped| not_evaluated(skipped, trace));
+                match evaluate(item, env, trace)? {
+                    t if t == settles => {
+                        if let Some(trace) = trace.as_deref_mut() {
+                            rest.for_each(|skipped| not_evaluated(skipped, trace));
+                        }
+                        return Ok(settles);
                     }
-                    return Ok(stop_at);
+                    Truth::Unknown => unknown = true,
+                    _ => {}
                 }
             }
-            Ok(!stop_at)
+            Ok(if unknown { Truth::Unknown } else { otherwise })
         }
-        Condition::Not(inner) => evaluate(inner, env, trace).map(|v| !v),
+        Condition::Not(inner) => evaluate(inner, env, trace).map(Truth::not),
         Condition::Compare(cmp) => {
             let mut missing = false;
             let result = compare(cmp, env, &mut missing);
@@ -467,7 +496,11 @@ fn evaluate(
                     },
                 });
             }
-            result
+            match result? {
+                _ if missing => Ok(Truth::Unknown),
+                true => Ok(Truth::True),
+                false => Ok(Truth::False),
+            }
         }
     }
 }
@@ -514,7 +547,8 @@ pub struct PolicyExplanation {
     pub name: String,
     pub effect: Effect,
     pub priority: u16,
-    /// `true` when its conditions held, `false` when not, `null` on an error.
+    /// Whether it took effect: an allow whose conditions held, or a deny whose
+    /// conditions held or could not be known; `null` on an error.
     pub matched: Option<bool>,
     pub conditions: Vec<ConditionTrace>,
 }
@@ -611,13 +645,18 @@ impl PolicySet {
         for compiled in self.applicable(request) {
             let p = &compiled.policy;
             let mut conditions = Vec::new();
-            let result = match &compiled.condition {
-                None => Ok(true),
+            let truth = match &compiled.condition {
+                None => Ok(Truth::True),
                 Some(condition) => {
                     let mut trace = explain.then_some(&mut conditions);
                     evaluate(condition, &env, &mut trace)
                 }
             };
+            // Whether the policy takes effect (see `Truth`).
+            let result = truth.map(|t| match p.effect {
+                Effect::Allow => t == Truth::True,
+                Effect::Deny => t != Truth::False,
+            });
             match &result {
                 Ok(true) if p.effect == Effect::Allow => allowed_by.push(p.id),
                 Ok(true) => denied_by.push(p.id),

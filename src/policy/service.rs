@@ -278,36 +278,37 @@ impl PolicyService {
                             (Some(_), None) => ("policy.deleted", "deleted"),
                             (None, None) => return Err(PolicyError::NotFound),
                         };
-                        match after {
-                            Some(policy) => {
+                        // Numbered here, under the write lock: concurrent changes and
+                        // re-created ids never reuse a version.
+                        let version = policies::last_version(tx, *id)? + 1;
+                        let after = after.clone().map(|mut policy| {
+                            policy.version = version;
+                            policy
+                        });
+                        match (&after, &before) {
+                            (Some(policy), _) => {
                                 policies::put(tx, policy)?;
                                 policies::add_version(tx, policy, change, Some(&actor_id), now)?;
                             }
-                            None => {
-                                if let Some(old) = &before {
-                                    policies::delete(tx, *id)?;
-                                    let mut gone = old.clone();
-                                    gone.version += 1;
-                                    policies::add_version(tx, &gone, change, Some(&actor_id), now)?;
-                                }
+                            (None, Some(old)) => {
+                                policies::delete(tx, *id)?;
+                                let mut gone = old.clone();
+                                gone.version = version;
+                                policies::add_version(tx, &gone, change, Some(&actor_id), now)?;
                             }
+                            (None, None) => {}
                         }
                         summary.push(json!({"id": id, "change": change}));
-                        if event_name.is_none() {
-                            let mut record = AuditEvent::new(name, Outcome::Success)
-                                .with_actor(actor_id.clone())
-                                .with_ip(meta.ip)
-                                .with_target(id.to_string())
-                                .with_detail(
-                                    "before",
-                                    before.as_ref().map_or(Value::Null, snapshot),
-                                )
-                                .with_detail("after", after.as_ref().map_or(Value::Null, snapshot));
-                            if let Some(rid) = &meta.request_id {
-                                record = record.with_request_id(rid.clone());
-                            }
-                            audit::append(tx, &record)?;
+                        let mut record = AuditEvent::new(name, Outcome::Success)
+                            .with_actor(actor_id.clone())
+                            .with_ip(meta.ip)
+                            .with_target(id.to_string())
+                            .with_detail("before", before.as_ref().map_or(Value::Null, snapshot))
+                            .with_detail("after", after.as_ref().map_or(Value::Null, snapshot));
+                        if let Some(rid) = &meta.request_id {
+                            record = record.with_request_id(rid.clone());
                         }
+                        audit::append(tx, &record)?;
                     }
                     if let Some(name) = event_name {
                         let mut record = AuditEvent::new(name, Outcome::Success)
@@ -403,8 +404,17 @@ impl PolicyService {
         let actor_name = actor.to_string();
         let mut errors = Vec::new();
         let mut changes = Vec::with_capacity(entries.len());
+        let mut seen = std::collections::HashSet::new();
         for (i, entry) in entries.into_iter().enumerate() {
             let id = entry.id.unwrap_or_else(Uuid::new_v4);
+            if !seen.insert(id) {
+                errors.push(FieldError::rule(
+                    format!("[{i}].id"),
+                    "duplicate",
+                    "names a policy an earlier entry already imports",
+                ));
+                continue;
+            }
             // The read-only administrator policy comes with every export; importing
             // it back changes nothing, so it is passed over.
             if id == ADMIN_POLICY_ID {

@@ -635,3 +635,47 @@ fn an_import_entry_with_an_unknown_field_is_refused() {
     fine.as_object_mut().expect("object").remove("surprise");
     assert!(serde_json::from_value::<ImportedPolicy>(fine).is_ok());
 }
+
+#[test]
+fn a_missing_attribute_never_switches_a_deny_off_nor_an_allow_on() {
+    let allow = policy(Effect::Allow, "document", &["read"], Value::Null);
+    // "Deny unless cleared": the subject has no clearance at all.
+    let unless_cleared = policy(
+        Effect::Deny,
+        "document",
+        &["read"],
+        cond("subject.attributes.clearance", "ne", json!("secret")),
+    );
+    let decision = set(vec![allow.clone(), unless_cleared.clone()]).decide(&request());
+    assert!(!decision.allowed, "a deny on an unknown attribute applies");
+    let not_in = policy(
+        Effect::Deny,
+        "document",
+        &["read"],
+        cond(
+            "subject.attributes.clearance",
+            "not_in",
+            json!(["secret", "top"]),
+        ),
+    );
+    assert!(!set(vec![allow, not_in]).decide(&request()).allowed);
+    // "Allow unless banned", written with `not`: unknown stays unknown.
+    let unless_banned = policy(
+        Effect::Allow,
+        "document",
+        &["read"],
+        json!({"not": cond("subject.attributes.banned", "eq", json!(true))}),
+    );
+    assert!(!set(vec![unless_banned]).decide(&request()).allowed);
+    // Where absence is meant, say so.
+    let explicit = policy(
+        Effect::Allow,
+        "document",
+        &["read"],
+        json!({"any": [
+            {"attribute": "subject.attributes.banned", "operator": "not_exists"},
+            {"not": cond("subject.attributes.banned", "eq", json!(true))}
+        ]}),
+    );
+    assert!(set(vec![explicit]).decide(&request()).allowed);
+}

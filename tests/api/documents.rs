@@ -408,3 +408,46 @@ async fn only_administrators_ask_about_someone_else() {
         .collect();
     assert_eq!(fields, vec!["action", "resource.type"]);
 }
+
+#[actix_web::test]
+async fn a_document_whose_decision_errs_is_left_out_of_lists_not_fatal() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("root@example.org").await;
+    let reader = app
+        .user_with("reader@example.org", json!({"department": "sales"}))
+        .await
+        .access_token;
+    let writer = app
+        .user_with("writer@example.org", json!({"department": "sales"}))
+        .await
+        .access_token;
+    add_policy(
+        &app,
+        &admin,
+        json!({"name": "Same department reads", "effect": "allow", "resource_type": "document",
+               "actions": ["read"],
+               "conditions": {"attribute": "resource.attributes.department", "operator": "eq",
+                              "value": {"attribute": "subject.attributes.department"}}}),
+    )
+    .await;
+    create_doc(&app, &writer, "Fine", "internal", "sales").await;
+    // A list where a string was expected: this document's decision errs.
+    let odd = app
+        .post_with_token(
+            DOCS,
+            &writer,
+            Some(&json!({"title": "Odd", "classification": "internal", "attributes": {"department": ["sales"]}})),
+        )
+        .await;
+    assert_eq!(odd.status(), 201);
+    let listed = app.get_with_token(DOCS, &reader).await;
+    assert_eq!(listed.status(), 200);
+    let titles: Vec<String> = listed.json::<Value>().await.expect("json")["documents"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| d["title"].as_str().expect("title").to_owned())
+        .collect();
+    assert_eq!(titles, vec!["Fine"]);
+    assert!(!app.audit_events("authz.evaluation_failed").is_empty());
+}

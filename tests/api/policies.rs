@@ -373,3 +373,46 @@ async fn a_policy_change_under_concurrent_decisions_is_never_torn() {
         "a decision saw a torn policy set"
     );
 }
+
+#[actix_web::test]
+async fn imports_are_audited_per_policy_and_never_collide_on_versions() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("root@example.org").await;
+    let id = "00000000-0000-4000-8000-0000000000cc";
+    let mut entry = draft("imported");
+    entry["id"] = json!(id);
+    // The same id twice in one import: refused, naming the second.
+    let twice = app
+        .post_with_token(
+            &format!("{POLICIES}/import"),
+            &admin,
+            Some(&json!([entry, entry])),
+        )
+        .await;
+    assert_eq!(problem(twice, 422).await["errors"][0]["field"], "[1].id");
+    let first = app
+        .post_with_token(&format!("{POLICIES}/import"), &admin, Some(&json!([entry])))
+        .await;
+    assert_eq!(first.status(), 200);
+    // Deleted, then imported again: a new version, not a clash.
+    assert_eq!(
+        app.delete_with_token(&format!("{POLICIES}/{id}"), &admin)
+            .await
+            .status(),
+        204
+    );
+    let again = app
+        .post_with_token(&format!("{POLICIES}/import"), &admin, Some(&json!([entry])))
+        .await;
+    assert_eq!(again.status(), 200);
+    let policy: Value = app
+        .get_with_token(&format!("{POLICIES}/{id}"), &admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(policy["version"], 3);
+    // Each imported policy has its own before/after record, besides the summary.
+    assert_eq!(app.audit_events("policy.created").len(), 2);
+    assert_eq!(app.audit_events("policy.imported").len(), 2);
+}

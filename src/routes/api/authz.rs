@@ -96,7 +96,7 @@ pub async fn check(
         },
         _ => None,
     };
-    let resource = match stored {
+    let resource = match &stored {
         Some(Some(document)) => document.as_resource(),
         // No such document: nothing to allow.
         Some(None) => return Ok(HttpResponse::Ok().json(CheckResponse { allowed: false })),
@@ -107,6 +107,19 @@ pub async fn check(
             attributes: described.attributes,
         },
     };
+    // A stored document the subject may not read does not exist for them: no
+    // other action on it is allowed either, so no answer reveals it.
+    if matches!(stored, Some(Some(_))) && body.action != "read" {
+        let read = AccessRequest {
+            subject: asking.subject.clone(),
+            action: "read".to_owned(),
+            resource: resource.clone(),
+            context: asking.context.clone(),
+        };
+        if !state.policies.is_allowed(&read, &asking.meta).await {
+            return Ok(HttpResponse::Ok().json(CheckResponse { allowed: false }));
+        }
+    }
     let request = AccessRequest {
         subject: asking.subject,
         action: body.action,
