@@ -139,6 +139,20 @@ pub fn sealed_parts(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Seal
         .optional()
 }
 
+pub fn count_owned_by(conn: &Connection, owner: UserId) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT count(*) FROM webhooks WHERE owner_id = ?1")?
+        .query_row([owner.to_string()], |row| row.get(0))
+}
+
+/// Whether the account owning a webhook is active.
+pub fn owner_active(conn: &Connection, webhook: Uuid) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM webhooks w JOIN users u ON u.id = w.owner_id
+                        WHERE w.id = ?1 AND u.status = 'active')",
+    )?
+    .query_row([webhook.to_string()], |row| row.get(0))
+}
+
 pub fn owned_by(conn: &Connection, owner: UserId) -> rusqlite::Result<Vec<Webhook>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM webhooks WHERE owner_id = ?1 ORDER BY created_at, id"
@@ -155,8 +169,8 @@ pub fn delete(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {
 }
 
 /// Webhooks that want `event_type` about `subject`: enabled, subscribed to it (or
-/// `*`), and owned by the subject — or by an administrator, who sees every user's
-/// events. `admin_only` events (policy changes) go to administrators' webhooks only.
+/// `*`), owned by an active account, and owned by the subject — or by an
+/// administrator, who sees every user's events. `admin_only` events (policy changes) go to administrators' webhooks only.
 pub fn subscribers(
     conn: &Connection,
     event_type: &str,
@@ -165,7 +179,7 @@ pub fn subscribers(
 ) -> rusqlite::Result<Vec<Uuid>> {
     let mut stmt = conn.prepare_cached(
         "SELECT w.id FROM webhooks w JOIN users u ON u.id = w.owner_id
-         WHERE w.enabled = 1
+         WHERE w.enabled = 1 AND u.status = 'active'
            AND EXISTS (SELECT 1 FROM json_each(w.events) e WHERE e.value IN (?1, '*'))
            AND (u.role = 'admin' OR (?3 = 0 AND w.owner_id = ?2))",
     )?;
@@ -273,10 +287,13 @@ pub fn record_attempt(
     new_status: &str,
     next_attempt_at: i64,
 ) -> rusqlite::Result<()> {
+    // A delivery deleted meanwhile (its webhook or owner removed) is skipped, not
+    // an error that would lose the rest of the batch.
     conn.prepare_cached(
         "INSERT OR REPLACE INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code,
              duration_ms, error_class, response_excerpt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+         WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = ?1)",
     )?
     .execute(params![
         delivery,

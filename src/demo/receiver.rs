@@ -32,6 +32,13 @@ async fn receive(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
     }) else {
         return HttpResponse::NotFound().finish();
     };
+    // Only the demo's own webhook: the receiver is no oracle for anyone else's.
+    let admin = demo_admin(&state).await.ok().flatten();
+    if target.webhook.description != DESCRIPTION
+        || admin.map(|a| a.id) != Some(target.webhook.owner_id)
+    {
+        return HttpResponse::NotFound().finish();
+    }
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let now = state.clock.now();
     let valid = target.secrets.iter().any(|secret| {
@@ -61,19 +68,20 @@ async fn receive(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
     }
 }
 
+async fn demo_admin(state: &AppState) -> Result<Option<crate::accounts::User>, DbError> {
+    let email = crate::accounts::Email::from_trusted(super::ADMIN_EMAIL.to_owned());
+    Ok(state
+        .db
+        .read(move |conn| Ok::<_, DbError>(users::find_by_email(conn, &email)?))
+        .await?
+        .filter(|u| u.role == Role::Admin))
+}
+
 /// Points the demo administrator's receiver webhook at `url` (the port may change
 /// between runs), creating it the first time.
 pub async fn ensure_webhook(state: &AppState, url: &str) -> anyhow::Result<()> {
-    let admin = state
-        .db
-        .read(|conn| {
-            Ok::<_, DbError>(users::find_by_email(
-                conn,
-                &crate::accounts::Email::from_trusted(super::ADMIN_EMAIL.to_owned()),
-            )?)
-        })
+    let admin = demo_admin(state)
         .await?
-        .filter(|u| u.role == Role::Admin)
         .ok_or_else(|| anyhow::anyhow!("no demo administrator"))?;
     let meta = RequestMeta::default();
     let existing = state

@@ -21,6 +21,9 @@ use crate::db::webhooks::{self as sql, AttemptRow, DeliveryRow, SealedParts};
 use crate::db::{Database, DbError};
 use crate::error::{ApiError, FieldError};
 
+/// Webhooks one account may have: bounds how far one event fans out.
+pub const MAX_WEBHOOKS_PER_OWNER: i64 = 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
     #[error("invalid webhook")]
@@ -79,6 +82,8 @@ pub struct DeliveryLog {
 /// Everything a delivery attempt needs, opened.
 pub struct Target {
     pub webhook: Webhook,
+    /// False when the owner's account is locked or disabled: nothing is sent.
+    pub owner_active: bool,
     pub credential: Credential,
     /// The current secret, then the previous one while its grace lasts.
     pub secrets: Vec<SigningSecret>,
@@ -216,6 +221,17 @@ impl WebhookService {
             )]));
         };
         self.validate(&changes).await?;
+        let owned = self
+            .db
+            .read(move |conn| Ok::<_, WebhookError>(sql::count_owned_by(conn, owner)?))
+            .await?;
+        if owned >= MAX_WEBHOOKS_PER_OWNER {
+            return Err(WebhookError::Validation(vec![FieldError::rule(
+                "url",
+                "too_many",
+                format!("an account may have at most {MAX_WEBHOOKS_PER_OWNER} webhooks"),
+            )]));
+        }
         let credential = changes.credential.unwrap_or(Credential::None);
         let (kind, sealed_credential, hint) = self.seal_credential(&credential)?;
         let (_, secret_text) =
@@ -280,51 +296,53 @@ impl WebhookService {
         changes: WebhookChanges,
         meta: &RequestMeta,
     ) -> Result<Webhook, WebhookError> {
-        let mut webhook = self.get(owner, id).await?;
+        self.get(owner, id).await?;
         self.validate(&changes).await?;
         let sealed_credential = match &changes.credential {
             Some(credential) => Some(self.seal_credential(credential)?),
             None => None,
         };
-        if let Some(url) = changes.url {
-            webhook.url = url;
-        }
-        if let Some(events) = changes.events {
-            webhook.events = events;
-        }
-        if let Some(description) = changes.description {
-            webhook.description = description;
-        }
-        if let Some(enabled) = changes.enabled {
-            if enabled && !webhook.enabled {
-                // Re-enabled by its owner: a fresh start.
-                webhook.consecutive_failures = 0;
-                webhook.disabled_reason = None;
-            }
-            if !enabled && webhook.enabled {
-                webhook.disabled_reason = Some("disabled by its owner".to_owned());
-            }
-            webhook.enabled = enabled;
-        }
-        webhook.updated_at = self.clock.now();
-        if let Some((kind, _, hint)) = &sealed_credential {
-            webhook.credential_kind = kind.clone();
-            webhook.credential_hint = hint.clone();
-        }
         let record = event("webhook.updated", owner, id, meta)
             .with_detail("credential_changed", sealed_credential.is_some());
-        let stored = webhook.clone();
+        let now = self.clock.now();
+        // Read and written in one transaction: the worker may have just disabled the
+        // webhook or counted a failure, and a stale copy must not undo that.
         self.db
             .write(move |tx| {
-                sql::update(tx, &stored)?;
+                let mut webhook = sql::find(tx, id)?
+                    .filter(|w| w.owner_id == owner)
+                    .ok_or(WebhookError::NotFound)?;
+                if let Some(url) = changes.url {
+                    webhook.url = url;
+                }
+                if let Some(events) = changes.events {
+                    webhook.events = events;
+                }
+                if let Some(description) = changes.description {
+                    webhook.description = description;
+                }
+                if let Some(enabled) = changes.enabled {
+                    if enabled && !webhook.enabled {
+                        // Re-enabled by its owner: a fresh start.
+                        webhook.consecutive_failures = 0;
+                        webhook.disabled_reason = None;
+                    }
+                    if !enabled && webhook.enabled {
+                        webhook.disabled_reason = Some("disabled by its owner".to_owned());
+                    }
+                    webhook.enabled = enabled;
+                }
+                webhook.updated_at = now;
+                sql::update(tx, &webhook)?;
                 if let Some((kind, sealed, hint)) = &sealed_credential {
                     sql::set_credential(tx, id, kind, sealed.as_deref(), hint.as_deref())?;
+                    webhook.credential_kind = kind.clone();
+                    webhook.credential_hint = hint.clone();
                 }
                 audit::append(tx, &record)?;
-                Ok::<_, WebhookError>(())
+                Ok::<_, WebhookError>(webhook)
             })
-            .await?;
-        Ok(webhook)
+            .await
     }
 
     pub async fn delete(
@@ -448,14 +466,15 @@ impl WebhookService {
     /// Opens what a delivery to `id` needs. A credential or secret that does not
     /// open is an error: the delivery fails, nothing is sent without it.
     pub async fn target(&self, id: Uuid) -> Result<Option<Target>, WebhookError> {
-        let (webhook, sealed) = match self
+        let ((webhook, sealed), owner_active) = match self
             .db
             .read(move |conn| {
-                Ok::<_, WebhookError>(sql::find(conn, id)?.zip(sql::sealed_parts(conn, id)?))
+                let found = sql::find(conn, id)?.zip(sql::sealed_parts(conn, id)?);
+                Ok::<_, WebhookError>(found.map(|f| (f, sql::owner_active(conn, id))))
             })
             .await?
         {
-            Some(found) => found,
+            Some((found, active)) => (found, active?),
             None => return Ok(None),
         };
         let credential = match &sealed.credential {
@@ -487,6 +506,7 @@ impl WebhookService {
         }
         Ok(Some(Target {
             webhook,
+            owner_active,
             credential,
             secrets,
         }))

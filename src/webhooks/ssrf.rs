@@ -14,6 +14,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
+
+/// A name that does not resolve within this long is refused.
+const DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Why a target was refused.
@@ -40,8 +43,10 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         {
             Some(tail())
         }
-        // NAT64 well-known prefix 64:ff9b::/96.
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail()),
+        // NAT64: the well-known prefix 64:ff9b::/96 and local-use 64:ff9b:1::/48.
+        [0x64, 0xff9b, ..] => Some(tail()),
+        // IPv4-translated ::ffff:0:a.b.c.d.
+        [0, 0, 0, 0, 0xffff, 0, _, _] => Some(tail()),
         // 6to4 2002:a.b.c.d::/48.
         [0x2002, hi, lo, ..] => Some(Ipv4Addr::new(
             (hi >> 8) as u8,
@@ -66,12 +71,16 @@ fn v4_is_public(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..=127).contains(&b)) // shared address space (CGNAT)
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
         || (a == 198 && (18..=19).contains(&b)) // benchmarking
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
         || a >= 240) // reserved
 }
 
 fn v6_is_public(ip: Ipv6Addr) -> bool {
     let first = ip.segments()[0];
-    !(ip.is_unspecified()
+    // Global unicast is 2000::/3; Teredo (2001::/32) tunnels to anywhere.
+    let global = (first & 0xe000) == 0x2000 && !(first == 0x2001 && ip.segments()[1] == 0);
+    global
+        && !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
@@ -132,8 +141,9 @@ impl Guard {
             url::Host::Ipv6(v6) => vec![IpAddr::V6(v6)],
             url::Host::Domain(name) => {
                 let port = url.port_or_known_default().unwrap_or(443);
-                tokio::net::lookup_host((name, port))
+                tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((name, port)))
                     .await
+                    .map_err(|_| Refusal::NoPublicAddress)?
                     .map_err(|_| Refusal::NoPublicAddress)?
                     .map(|addr| addr.ip())
                     .collect()
@@ -162,10 +172,15 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = self.guard.clone();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await?
-                .filter(|addr| guard.permits(addr.ip()))
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((name.as_str(), 0)))
+                    .await
+                    .map_err(|_| {
+                        Box::new(Refusal::NoPublicAddress)
+                            as Box<dyn std::error::Error + Send + Sync>
+                    })??
+                    .filter(|addr| guard.permits(addr.ip()))
+                    .collect();
             if found.is_empty() {
                 return Err(
                     Box::new(Refusal::NoPublicAddress) as Box<dyn std::error::Error + Send + Sync>
@@ -209,6 +224,11 @@ mod tests {
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
+            "64:ff9b:1::a9fe:a9fe",
+            "::ffff:0:7f00:1",
+            "2001::1",
+            "192.88.99.1",
+            "4000::1",
         ] {
             assert!(!is_public(ip(text)), "{text} passed as public");
         }

@@ -36,6 +36,16 @@ pub fn retry_delay(attempt: i64, jitter: f64) -> Option<i64> {
     Some((base * (1.0 + 0.1 * jitter.clamp(-1.0, 1.0))).round() as i64)
 }
 
+/// What a claimed delivery's webhook allows.
+#[derive(Clone)]
+enum Ready {
+    Send(Arc<Target>),
+    /// Its credential or signing secret does not open.
+    Unopenable,
+    /// Disabled, deleted, or its owner not active.
+    Skip,
+}
+
 /// What one attempt came to.
 struct AttemptResult {
     status_code: Option<i64>,
@@ -174,18 +184,20 @@ pub async fn deliver_due(
         return Ok(0);
     }
     // Each webhook's secrets are opened once per batch.
-    let mut targets: HashMap<Uuid, Option<Arc<Target>>> = HashMap::new();
+    let mut targets: HashMap<Uuid, Ready> = HashMap::new();
     for delivery in &claimed {
         if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(delivery.webhook_id)
         {
-            let target = match service.target(delivery.webhook_id).await {
-                Ok(target) => target.map(Arc::new),
-                Err(error) => {
-                    tracing::error!(webhook = %delivery.webhook_id, %error, "webhook credentials cannot be opened; not delivering");
-                    None
+            slot.insert(match service.target(delivery.webhook_id).await {
+                Ok(Some(target)) if target.webhook.enabled && target.owner_active => {
+                    Ready::Send(Arc::new(target))
                 }
-            };
-            slot.insert(target);
+                Ok(_) => Ready::Skip,
+                Err(error) => {
+                    tracing::error!(webhook = %delivery.webhook_id, %error, "webhook credentials cannot be opened; the delivery fails");
+                    Ready::Unopenable
+                }
+            });
         }
     }
     let concurrency = service.settings().delivery_concurrency;
@@ -195,14 +207,23 @@ pub async fn deliver_due(
     loop {
         while in_flight.len() < concurrency {
             let Some(delivery) = queue.next() else { break };
-            let target = targets.get(&delivery.webhook_id).cloned().flatten();
+            let ready = targets
+                .get(&delivery.webhook_id)
+                .cloned()
+                .unwrap_or(Ready::Skip);
             in_flight.push(async move {
-                let result = match &target {
-                    Some(target) if target.webhook.enabled => {
-                        Some(attempt(client, service, target, &delivery).await)
-                    }
-                    // Disabled meanwhile, or unopenable: left pending, not sent.
-                    _ => None,
+                let result = match &ready {
+                    Ready::Send(target) => Some(attempt(client, service, target, &delivery).await),
+                    // Nothing is sent without its credential: a failed attempt, retried
+                    // (and counted toward disabling) like any other.
+                    Ready::Unopenable => Some(AttemptResult {
+                        status_code: None,
+                        duration_ms: 0,
+                        error_class: "credential",
+                        excerpt: String::new(),
+                    }),
+                    // Disabled meanwhile, or its owner locked: left pending, not sent.
+                    Ready::Skip => None,
                 };
                 (delivery, result)
             });

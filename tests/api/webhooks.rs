@@ -844,3 +844,85 @@ async fn a_proxy_from_the_environment_is_never_used() {
     );
     drop(server);
 }
+
+#[actix_web::test]
+async fn a_locked_accounts_webhooks_hear_nothing() {
+    let app = app_with(LOOPBACK).await;
+    let receiver = Receiver::start().await;
+    let admin = app.admin_token("root@example.org").await;
+    let user = app.signed_up("locked.owner@example.org").await.access_token;
+    create_hook(&app, &user, json!({"url": receiver.url, "events": ["*"]})).await;
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let id: String = conn
+        .query_row(
+            "SELECT id FROM users WHERE email = 'locked.owner@example.org'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("id");
+    let locked = app
+        .post_with_token(&format!("/api/v1/admin/users/{id}/lock"), &admin, None)
+        .await;
+    assert_eq!(locked.status(), 200);
+    // An event about the locked account: its webhook is not told.
+    assert_eq!(
+        app.login("locked.owner@example.org", "not the password at all")
+            .await
+            .status(),
+        401
+    );
+    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    assert!(receiver.received().is_empty());
+}
+
+#[actix_web::test]
+async fn an_account_has_a_bounded_number_of_webhooks() {
+    let app = app_with(LOOPBACK).await;
+    let user = app.signed_up("many@example.org").await.access_token;
+    for i in 0..20 {
+        create_hook(
+            &app,
+            &user,
+            json!({"url": format!("http://127.0.0.1:9/{i}")}),
+        )
+        .await;
+    }
+    let one_more = app
+        .post_with_token(HOOKS, &user, Some(&json!({"url": "http://127.0.0.1:9/x"})))
+        .await;
+    assert_eq!(
+        problem(one_more, 422).await["errors"][0]["rule"],
+        "too_many"
+    );
+}
+
+#[actix_web::test]
+async fn a_credential_that_does_not_open_sends_nothing_and_fails_the_attempt() {
+    let app = app_with(LOOPBACK).await;
+    let receiver = Receiver::start().await;
+    let user = app.signed_up("broken@example.org").await.access_token;
+    let hook = create_hook(
+        &app,
+        &user,
+        json!({"url": receiver.url, "credential": {"type": "bearer", "token": "tok-0123456789abcdef"}}),
+    )
+    .await;
+    let id = hook["id"].as_str().expect("id").to_owned();
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    conn.execute(
+        "UPDATE webhooks SET credential = 'fernet:v1:not-a-token' WHERE id = ?1",
+        [id.as_str()],
+    )
+    .expect("corrupt");
+    send_test(&app, &user, &id).await;
+    let (status, attempts, _) = wait_for_attempts(&app, &id, 1).await;
+    assert_eq!((status.as_str(), attempts), ("pending", 1));
+    let class: String = conn
+        .query_row("SELECT error_class FROM webhook_attempts", [], |r| r.get(0))
+        .expect("attempt");
+    assert_eq!(class, "credential");
+    assert!(
+        receiver.received().is_empty(),
+        "nothing is sent without its credential"
+    );
+}
