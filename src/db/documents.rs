@@ -43,14 +43,10 @@ pub fn find(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Document>> {
         .optional()
 }
 
-/// Inserts or replaces a document (owner and creation time never change).
-pub fn put(conn: &Connection, d: &Document) -> rusqlite::Result<()> {
+pub fn insert(conn: &Connection, d: &Document) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO documents (id, owner_id, title, body, classification, attributes, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (id) DO UPDATE SET title = excluded.title, body = excluded.body,
-             classification = excluded.classification, attributes = excluded.attributes,
-             updated_at = excluded.updated_at",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         d.id.to_string(),
@@ -63,6 +59,33 @@ pub fn put(conn: &Connection, d: &Document) -> rusqlite::Result<()> {
         d.updated_at,
     ])?;
     Ok(())
+}
+
+/// Writes an update — only over the exact row that was read (`old`), so a
+/// concurrent change or delete is never silently undone or re-created. `false` when
+/// the document changed or went meanwhile.
+pub fn update(conn: &Connection, new: &Document, old: &Document) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE documents SET title = ?2, body = ?3, classification = ?4, attributes = ?5,
+                 updated_at = ?6
+             WHERE id = ?1 AND title = ?7 AND body = ?8 AND classification = ?9
+               AND attributes = ?10 AND updated_at = ?11",
+        )?
+        .execute(params![
+            new.id.to_string(),
+            new.title,
+            new.body,
+            new.classification.as_str(),
+            Value::Object(new.attributes.clone()).to_string(),
+            new.updated_at,
+            old.title,
+            old.body,
+            old.classification.as_str(),
+            Value::Object(old.attributes.clone()).to_string(),
+            old.updated_at,
+        ])?
+        == 1)
 }
 
 pub fn delete(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {

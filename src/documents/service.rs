@@ -25,6 +25,14 @@ pub const MAX_PAGE: usize = 100;
 const MAX_SCANNED: usize = 2_000;
 const SCAN_BATCH: usize = 200;
 
+/// What a write does. An update carries the row it was decided on.
+#[derive(Debug)]
+enum Write {
+    Insert,
+    Update(Box<Document>),
+    Delete,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
     #[error("invalid document")]
@@ -33,6 +41,8 @@ pub enum DocumentError {
     NotFound,
     #[error("not allowed")]
     Forbidden,
+    #[error("changed meanwhile")]
+    Conflict,
     #[error("access control evaluation failed")]
     EvaluationFailed,
     #[error(transparent)]
@@ -54,6 +64,9 @@ impl From<DocumentError> for ApiError {
                 "The access policies do not allow this action on this document.",
             ),
             DocumentError::EvaluationFailed => ApiError::AccessEvaluationFailed,
+            DocumentError::Conflict => ApiError::Conflict(
+                "The document changed or was deleted meanwhile; read it again and retry.",
+            ),
             DocumentError::Database(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
         }
     }
@@ -257,7 +270,7 @@ impl DocumentService {
         {
             return Err(DocumentError::Forbidden);
         }
-        self.write(caller, "document.created", document, false)
+        self.write(caller, "document.created", document, Write::Insert)
             .await
     }
 
@@ -297,7 +310,13 @@ impl DocumentService {
         {
             return Err(DocumentError::Forbidden);
         }
-        self.write(caller, "document.updated", updated, false).await
+        self.write(
+            caller,
+            "document.updated",
+            updated,
+            Write::Update(Box::new(current)),
+        )
+        .await
     }
 
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<(), DocumentError> {
@@ -308,7 +327,7 @@ impl DocumentService {
         {
             return Err(DocumentError::Forbidden);
         }
-        self.write(caller, "document.deleted", current, true)
+        self.write(caller, "document.deleted", current, Write::Delete)
             .await
             .map(|_| ())
     }
@@ -318,7 +337,7 @@ impl DocumentService {
         caller: &Caller,
         event_name: &str,
         document: Document,
-        delete: bool,
+        kind: Write,
     ) -> Result<Document, DocumentError> {
         let mut record = AuditEvent::new(event_name, Outcome::Success)
             .with_actor(caller.subject.id.to_string())
@@ -332,12 +351,17 @@ impl DocumentService {
         self.db
             .write_then(
                 move |tx| {
-                    if delete {
-                        if !documents::delete(tx, document.id)? {
-                            return Err(DocumentError::NotFound);
+                    let done = match kind {
+                        Write::Insert => {
+                            documents::insert(tx, &document)?;
+                            true
                         }
-                    } else {
-                        documents::put(tx, &document)?;
+                        Write::Update(old) => documents::update(tx, &document, &old)?,
+                        Write::Delete => documents::delete(tx, document.id)?,
+                    };
+                    if !done {
+                        // Changed or deleted since it was read and decided on.
+                        return Err(DocumentError::Conflict);
                     }
                     audit::append(tx, &record)?;
                     Ok(document)

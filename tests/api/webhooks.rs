@@ -926,3 +926,30 @@ async fn a_credential_that_does_not_open_sends_nothing_and_fails_the_attempt() {
         "nothing is sent without its credential"
     );
 }
+
+#[actix_web::test]
+async fn a_delivery_is_retried_only_through_its_own_webhook() {
+    let app = app_with(LOOPBACK).await;
+    let receiver = Receiver::start().await;
+    let user = app.signed_up("two.hooks@example.org").await.access_token;
+    let a = create_hook(&app, &user, json!({"url": receiver.url})).await;
+    let b = create_hook(&app, &user, json!({"url": receiver.url})).await;
+    let (a, b) = (a["id"].as_str().expect("a"), b["id"].as_str().expect("b"));
+    send_test(&app, &user, a).await;
+    receiver.wait_for(1).await;
+    let logs: Vec<Value> = app
+        .get_with_token(&format!("{HOOKS}/{a}/deliveries"), &user)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let delivery = logs[0]["id"].as_str().expect("delivery");
+    let crossed = app
+        .post_with_token(
+            &format!("{HOOKS}/{b}/deliveries/{delivery}/retry"),
+            &user,
+            None,
+        )
+        .await;
+    problem(crossed, 404).await;
+}
