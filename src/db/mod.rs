@@ -16,6 +16,7 @@ pub mod refresh_tokens;
 pub mod revocations;
 pub mod sealed;
 pub mod sessions;
+pub mod stats;
 pub mod users;
 pub mod webhooks;
 

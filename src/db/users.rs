@@ -198,3 +198,12 @@ pub fn recent_cutoffs(conn: &Connection, since: i64) -> rusqlite::Result<Vec<(Us
     })?;
     rows.collect()
 }
+
+/// Every account, by e-mail (at most `limit`).
+pub fn list(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<User>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM users ORDER BY email LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], from_row)?;
+    rows.collect()
+}

@@ -169,7 +169,17 @@ where
             match outcome {
                 Some(Ok(response)) => {
                     let (request, response) = response.map_into_boxed_body().into_parts();
-                    let problem = problem_for(response.status(), response.error());
+                    // An admin page renders its own (generic) HTML error page.
+                    let page = response
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|ct| ct.starts_with("text/html"));
+                    let problem = if page {
+                        None
+                    } else {
+                        problem_for(response.status(), response.error())
+                    };
                     let response = finish(response, problem.as_ref(), &request_id, started);
                     Ok(ServiceResponse::new(request, response))
                 }

@@ -1,5 +1,6 @@
 //! Every route the server answers, registered in one place.
 
+pub mod admin;
 pub mod api;
 pub mod health;
 pub mod openapi;
@@ -14,7 +15,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/health", health::live))
         .service(get("/health/ready", health::ready))
         .service(get("/api/openapi.json", openapi::spec))
-        .service(api::scope());
+        .service(api::scope())
+        .configure(admin::configure);
 }
 
 /// A resource whose other methods get 405 with an `Allow` header listing `allow`.

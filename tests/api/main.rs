@@ -1,5 +1,6 @@
 //! One test binary for the whole black-box suite (faster to build and link).
 
+mod admin_pages;
 mod audit;
 mod auth_flow;
 mod cli;

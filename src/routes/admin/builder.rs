@@ -1,0 +1,441 @@
+//! The condition builder, without JavaScript: the condition tree travels in the form
+//! as one set of fields per node (`node.0.1.kind`, `node.0.1.attribute`, …), and
+//! the "add" and "remove" buttons are submit buttons that post the form back to be
+//! re-rendered with the change. The tree converts to and from the policy's JSON
+//! conditions; validation errors, which name JSON paths, are shown beside the node
+//! they concern.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::Form;
+use crate::error::FieldError;
+use crate::policy::operator::Operator;
+
+/// One node of the tree being edited.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Group {
+        kind: GroupKind,
+        children: Vec<Node>,
+    },
+    Condition(ConditionFields),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    All,
+    Any,
+    Not,
+}
+
+impl GroupKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            GroupKind::All => "all",
+            GroupKind::Any => "any",
+            GroupKind::Not => "not",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "all" => Some(GroupKind::All),
+            "any" => Some(GroupKind::Any),
+            "not" => Some(GroupKind::Not),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConditionFields {
+    pub attribute: String,
+    pub operator: String,
+    /// As typed: a literal, or an attribute name when `value_is_attribute`.
+    pub value: String,
+    pub value_is_attribute: bool,
+}
+
+/// A row of the rendered builder: one node, indented by depth.
+pub struct Row {
+    pub path: String,
+    pub depth: usize,
+    pub group: Option<String>,
+    pub fields: ConditionFields,
+    pub errors: Vec<String>,
+}
+
+fn child_path(path: &str, i: usize) -> String {
+    format!("{path}.{i}")
+}
+
+/// Reads the tree from the form: the node at `path`, if the form has one.
+fn read_node(form: &BTreeMap<String, String>, path: &str) -> Option<Node> {
+    let field = |name: &str| {
+        form.get(&format!("node.{path}.{name}"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let kind = form.get(&format!("node.{path}.kind"))?;
+    if let Some(group) = GroupKind::parse(kind) {
+        let children = (0..)
+            .map_while(|i| read_node(form, &child_path(path, i)))
+            .collect();
+        return Some(Node::Group {
+            kind: group,
+            children,
+        });
+    }
+    Some(Node::Condition(ConditionFields {
+        attribute: field("attribute").trim().to_owned(),
+        operator: field("operator"),
+        value: field("value").trim().to_owned(),
+        value_is_attribute: field("value_type") == "attribute",
+    }))
+}
+
+pub fn from_form(form: &Form) -> Option<Node> {
+    let fields: BTreeMap<String, String> = form.0.iter().cloned().collect();
+    read_node(&fields, "0")
+}
+
+fn node_at<'a>(root: &'a mut Option<Node>, path: &str) -> Option<&'a mut Node> {
+    let mut parts = path.split('.');
+    if parts.next() != Some("0") {
+        return None;
+    }
+    let mut node = root.as_mut()?;
+    for part in parts {
+        let i: usize = part.parse().ok()?;
+        node = match node {
+            Node::Group { children, .. } => children.get_mut(i)?,
+            Node::Condition(_) => return None,
+        };
+    }
+    Some(node)
+}
+
+fn new_condition() -> Node {
+    Node::Condition(ConditionFields {
+        operator: "eq".to_owned(),
+        ..ConditionFields::default()
+    })
+}
+
+/// Applies a builder button (`add_condition:PATH`, `add_group:PATH:KIND`,
+/// `remove:PATH`, `root:KIND`). Unknown or stale buttons change nothing.
+pub fn apply(root: &mut Option<Node>, op: &str) {
+    let mut parts = op.split(':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("root"), Some(kind), _) => {
+            *root = match GroupKind::parse(kind) {
+                Some(kind) => Some(Node::Group {
+                    kind,
+                    children: vec![new_condition()],
+                }),
+                None => Some(new_condition()),
+            };
+        }
+        (Some("add_condition"), Some(path), _) => {
+            if let Some(Node::Group { kind, children }) = node_at(root, path)
+                && (*kind != GroupKind::Not || children.is_empty())
+            {
+                children.push(new_condition());
+            }
+        }
+        (Some("add_group"), Some(path), Some(kind)) => {
+            if let (
+                Some(Node::Group {
+                    kind: parent,
+                    children,
+                }),
+                Some(kind),
+            ) = (node_at(root, path), GroupKind::parse(kind))
+                && (*parent != GroupKind::Not || children.is_empty())
+            {
+                children.push(Node::Group {
+                    kind,
+                    children: vec![new_condition()],
+                });
+            }
+        }
+        (Some("remove"), Some(path), _) => {
+            if path == "0" {
+                *root = None;
+            } else if let Some((parent, index)) = path.rsplit_once('.')
+                && let Ok(index) = index.parse::<usize>()
+                && let Some(Node::Group { children, .. }) = node_at(root, parent)
+                && index < children.len()
+            {
+                children.remove(index);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A typed literal: JSON when it parses as JSON (numbers, booleans, lists, quoted
+/// strings), a comma list for the list operators, and plain text otherwise.
+fn literal(operator: Operator, text: &str) -> Value {
+    if let Ok(value) = serde_json::from_str::<Value>(text)
+        && !value.is_object()
+    {
+        return value;
+    }
+    match operator {
+        Operator::In | Operator::NotIn | Operator::TimeBetween | Operator::IpInCidr
+            if text.contains(',') =>
+        {
+            Value::Array(
+                text.split(',')
+                    .map(|part| Value::from(part.trim()))
+                    .collect(),
+            )
+        }
+        _ => Value::from(text),
+    }
+}
+
+/// The JSON conditions of a tree (what the policy stores and validates).
+pub fn to_json(node: &Node) -> Value {
+    match node {
+        Node::Group {
+            kind: GroupKind::Not,
+            children,
+        } => {
+            json!({"not": children.first().map(to_json).unwrap_or(Value::Null)})
+        }
+        Node::Group { kind, children } => {
+            json!({kind.as_str(): children.iter().map(to_json).collect::<Vec<_>>()})
+        }
+        Node::Condition(c) => {
+            let mut object = Map::new();
+            object.insert("attribute".to_owned(), Value::from(c.attribute.as_str()));
+            object.insert("operator".to_owned(), Value::from(c.operator.as_str()));
+            let operator = Operator::parse(&c.operator);
+            let wants_value = !matches!(operator, Some(Operator::Exists | Operator::NotExists));
+            if wants_value {
+                let value = if c.value_is_attribute {
+                    json!({"attribute": c.value})
+                } else {
+                    literal(operator.unwrap_or(Operator::Eq), &c.value)
+                };
+                object.insert("value".to_owned(), value);
+            }
+            Value::Object(object)
+        }
+    }
+}
+
+/// The tree of stored JSON conditions (for editing).
+pub fn from_json(value: &Value) -> Node {
+    let object = value.as_object();
+    let group = |key: &str| object.and_then(|o| o.get(key));
+    if let Some(Value::Array(items)) = group("all") {
+        return Node::Group {
+            kind: GroupKind::All,
+            children: items.iter().map(from_json).collect(),
+        };
+    }
+    if let Some(Value::Array(items)) = group("any") {
+        return Node::Group {
+            kind: GroupKind::Any,
+            children: items.iter().map(from_json).collect(),
+        };
+    }
+    if let Some(inner) = group("not") {
+        return Node::Group {
+            kind: GroupKind::Not,
+            children: vec![from_json(inner)],
+        };
+    }
+    let text = |key: &str| {
+        object
+            .and_then(|o| o.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let value = object.and_then(|o| o.get("value"));
+    let (value, value_is_attribute) = match value {
+        Some(Value::Object(reference)) => (
+            reference
+                .get("attribute")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            true,
+        ),
+        Some(Value::String(s)) => (s.clone(), false),
+        Some(other) => (other.to_string(), false),
+        None => (String::new(), false),
+    };
+    Node::Condition(ConditionFields {
+        attribute: text("attribute"),
+        operator: text("operator"),
+        value,
+        value_is_attribute,
+    })
+}
+
+/// The builder path ("0.1") of a validation error's JSON path
+/// ("conditions.all[1].value"), and the field it names, if any.
+fn node_path_of(field: &str) -> Option<String> {
+    let mut rest = field.strip_prefix("conditions")?;
+    let mut path = String::from("0");
+    loop {
+        if let Some(after) = rest.strip_prefix(".not") {
+            path.push_str(".0");
+            rest = after;
+            continue;
+        }
+        let group = rest
+            .strip_prefix(".all[")
+            .or_else(|| rest.strip_prefix(".any["));
+        match group.and_then(|g| g.split_once(']')) {
+            Some((index, after)) => {
+                path.push('.');
+                path.push_str(index);
+                rest = after;
+            }
+            None => return Some(path),
+        }
+    }
+}
+
+/// The rows to render, with each validation error beside its node.
+pub fn rows(root: &Option<Node>, errors: &[FieldError]) -> Vec<Row> {
+    let mut by_path: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for error in errors {
+        if let Some(path) = node_path_of(&error.field) {
+            let what = error.field.rsplit('.').next().unwrap_or("");
+            by_path
+                .entry(path)
+                .or_default()
+                .push(format!("{what}: {}", error.message));
+        }
+    }
+    let mut rows = Vec::new();
+    if let Some(root) = root {
+        flatten(root, "0", 0, &mut by_path, &mut rows);
+    }
+    rows
+}
+
+fn flatten(
+    node: &Node,
+    path: &str,
+    depth: usize,
+    errors: &mut BTreeMap<String, Vec<String>>,
+    rows: &mut Vec<Row>,
+) {
+    let own_errors = errors.remove(path).unwrap_or_default();
+    match node {
+        Node::Group { kind, children } => {
+            rows.push(Row {
+                path: path.to_owned(),
+                depth,
+                group: Some(kind.as_str().to_owned()),
+                fields: ConditionFields::default(),
+                errors: own_errors,
+            });
+            for (i, child) in children.iter().enumerate() {
+                flatten(child, &child_path(path, i), depth + 1, errors, rows);
+            }
+        }
+        Node::Condition(fields) => rows.push(Row {
+            path: path.to_owned(),
+            depth,
+            group: None,
+            fields: fields.clone(),
+            errors: own_errors,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> Form {
+        Form(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_posted_tree_becomes_the_policy_json_and_back() {
+        let posted = form(&[
+            ("node.0.kind", "all"),
+            ("node.0.0.kind", "cond"),
+            ("node.0.0.attribute", "subject.attributes.department"),
+            ("node.0.0.operator", "eq"),
+            ("node.0.0.value", "resource.attributes.department"),
+            ("node.0.0.value_type", "attribute"),
+            ("node.0.1.kind", "not"),
+            ("node.0.1.0.kind", "cond"),
+            ("node.0.1.0.attribute", "resource.attributes.classification"),
+            ("node.0.1.0.operator", "in"),
+            ("node.0.1.0.value", "confidential, secret"),
+            ("node.0.2.kind", "cond"),
+            ("node.0.2.attribute", "context.time.hour"),
+            ("node.0.2.operator", "gte"),
+            ("node.0.2.value", "9"),
+        ]);
+        let tree = from_form(&posted).expect("tree");
+        let json = to_json(&tree);
+        assert_eq!(
+            json,
+            json!({"all": [
+                {"attribute": "subject.attributes.department", "operator": "eq",
+                 "value": {"attribute": "resource.attributes.department"}},
+                {"not": {"attribute": "resource.attributes.classification", "operator": "in",
+                         "value": ["confidential", "secret"]}},
+                {"attribute": "context.time.hour", "operator": "gte", "value": 9}
+            ]})
+        );
+        assert_eq!(to_json(&from_json(&json)), json);
+    }
+
+    #[test]
+    fn buttons_add_and_remove_nodes() {
+        let mut root = None;
+        apply(&mut root, "root:all");
+        apply(&mut root, "add_condition:0");
+        apply(&mut root, "add_group:0:any");
+        apply(&mut root, "add_condition:0.2");
+        apply(&mut root, "remove:0.0");
+        let paths: Vec<String> = rows(&root, &[]).into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, vec!["0", "0.0", "0.1", "0.1.0", "0.1.1"]);
+        apply(&mut root, "remove:0.9");
+        apply(&mut root, "add_condition:0.0");
+        assert_eq!(
+            rows(&root, &[]).len(),
+            5,
+            "stale or invalid buttons change nothing"
+        );
+        apply(&mut root, "remove:0");
+        assert!(root.is_none());
+    }
+
+    #[test]
+    fn errors_land_beside_their_node() {
+        let mut root = None;
+        apply(&mut root, "root:all");
+        apply(&mut root, "add_group:0:not");
+        let errors = vec![FieldError::new("conditions.all[1].not.value", "is wrong")];
+        let rows = rows(&root, &errors);
+        let flagged: Vec<&str> = rows
+            .iter()
+            .filter(|r| !r.errors.is_empty())
+            .map(|r| r.path.as_str())
+            .collect();
+        assert_eq!(flagged, vec!["0.1.0"]);
+        assert_eq!(rows[3].errors[0], "value: is wrong");
+    }
+}

@@ -1,0 +1,195 @@
+//! `/admin/login`: e-mail and password, then a TOTP code for an administrator with
+//! MFA. The login rate limits and the softlock apply as on the API; only active
+//! administrators get in, and with `ADMIN_REQUIRE_MFA` only those with MFA.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{PageError, checked_post, parse_form, render, same_site_only};
+use crate::accounts::Email;
+use crate::accounts::service::{AccountError, RequestMeta};
+use crate::auth::admin_session::{
+    ABSOLUTE_SECONDS, AdminSignInError, COOKIE, PENDING_COOKIE, SignIn,
+};
+use crate::error::ApiError;
+use crate::http::ClientIp;
+use crate::limits::middleware::enforce;
+use crate::limits::{LimitKey, RouteClass};
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage {
+    error: Option<String>,
+    email: String,
+    code_step: bool,
+    mfa_banner: bool,
+}
+
+fn page(
+    state: &AppState,
+    error: Option<&str>,
+    email: &str,
+    code_step: bool,
+) -> Result<HttpResponse, PageError> {
+    let mut response = render(&LoginPage {
+        error: error.map(str::to_owned),
+        email: email.to_owned(),
+        code_step,
+        mfa_banner: !state.admin_sessions.require_mfa(),
+    })?;
+    if error.is_some() {
+        *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
+    }
+    Ok(response)
+}
+
+fn cookie(
+    req: &HttpRequest,
+    name: &'static str,
+    value: &SecretString,
+    max_age: i64,
+) -> Cookie<'static> {
+    let state = req.app_data::<web::Data<AppState>>();
+    let secure =
+        state.is_some_and(|s| s.settings.http.tls.is_some() || s.settings.http.behind_tls_proxy);
+    Cookie::build(name, value.expose_secret().to_owned())
+        .path("/admin")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish()
+}
+
+fn removal(name: &'static str) -> Cookie<'static> {
+    let mut gone = Cookie::build(name, "").path("/admin").finish();
+    gone.make_removal();
+    gone
+}
+
+pub async fn form(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    page(&state, None, "", false)
+}
+
+/// Why a sign-in failed, in the words the page shows.
+fn refusal(error: AdminSignInError) -> Result<&'static str, PageError> {
+    Ok(match error {
+        AdminSignInError::Account(AccountError::InvalidCredentials) => "Invalid email or password.",
+        AdminSignInError::Account(AccountError::InvalidMfaCode | AccountError::InvalidMfaToken) => {
+            "Invalid authentication code."
+        }
+        AdminSignInError::NotAdmin => "Only administrators may sign in here.",
+        AdminSignInError::MfaNotSetUp => {
+            "Administrators need MFA to sign in. Set it up with /api/v1/auth/mfa/setup, then sign in again."
+        }
+        AdminSignInError::PendingExpired => "The sign-in expired. Please start again.",
+        AdminSignInError::Account(AccountError::Password(_)) => {
+            "Too many sign-ins are being processed. Please try again shortly."
+        }
+        other => return Err(PageError::Unexpected(anyhow::anyhow!(other))),
+    })
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    same_site_only(&req)?;
+    let form = parse_form(&body)?;
+    let email = form.text("email");
+    let limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0)).and_then(|()| {
+        match Email::parse(&email) {
+            Ok(parsed) => enforce(&req, RouteClass::LoginAccount, &LimitKey::account(&parsed)),
+            Err(_) => Ok(()),
+        }
+    });
+    if let Err(ApiError::RateLimited(decision)) = limited {
+        let mut response = page(
+            &state,
+            Some("Too many attempts. Please wait a minute and try again."),
+            &email,
+            false,
+        )?;
+        *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+        crate::limits::middleware::write_headers(response.headers_mut(), &decision);
+        return Ok(response);
+    }
+    let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
+    match state.admin_sessions.sign_in(&email, password, &meta).await {
+        Ok(SignIn::Done(value)) => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/admin"))
+            .cookie(cookie(&req, COOKIE, &value, ABSOLUTE_SECONDS))
+            .finish()),
+        Ok(SignIn::NeedsCode(value)) => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/admin/login/code"))
+            .cookie(cookie(&req, PENDING_COOKIE, &value, 300))
+            .finish()),
+        Err(error) => page(&state, Some(refusal(error)?), &email, false),
+    }
+}
+
+pub async fn code_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    if req.cookie(PENDING_COOKIE).is_none() {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/admin/login"))
+            .finish());
+    }
+    page(&state, None, "", true)
+}
+
+pub async fn code_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    same_site_only(&req)?;
+    let form = parse_form(&body)?;
+    let Some(pending) = req.cookie(PENDING_COOKIE) else {
+        return page(
+            &state,
+            Some("The sign-in expired. Please start again."),
+            "",
+            false,
+        );
+    };
+    match state
+        .admin_sessions
+        .sign_in_code(pending.value(), &form.text("code"), &meta)
+        .await
+    {
+        Ok(value) => Ok(HttpResponse::SeeOther()
+            .insert_header(("location", "/admin"))
+            .cookie(cookie(&req, COOKIE, &value, ABSOLUTE_SECONDS))
+            .cookie(removal(PENDING_COOKIE))
+            .finish()),
+        Err(error) => page(&state, Some(refusal(error)?), "", true),
+    }
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let (session, _) = checked_post(&req, &state, &body).await?;
+    state
+        .admin_sessions
+        .sign_out(&session, &meta)
+        .await
+        .map_err(|e| PageError::Unexpected(anyhow::anyhow!(e)))?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("location", "/admin/login"))
+        .cookie(removal(COOKIE))
+        .finish())
+}

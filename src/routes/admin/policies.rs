@@ -1,0 +1,608 @@
+//! `/admin/policies`: list, create and edit with the condition builder, activate and
+//! deactivate, delete, and each policy's history. Every action is decided by the
+//! policy engine (resource type `admin`) and audited by the policy service.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::builder::{self, Node, Row};
+use super::{
+    Chrome, Form, PageError, authorize, checked_post, chrome, clear_flash, redirect_with, render,
+    session,
+};
+use crate::accounts::service::RequestMeta;
+use crate::accounts::{Role, UserId};
+use crate::clock::rfc3339;
+use crate::error::{ApiError, FieldError};
+use crate::policy::attributes::ATTRIBUTES;
+use crate::policy::model::{Effect, Policy, PolicyStatus, Principals};
+use crate::policy::operator::Operator;
+use crate::policy::service::PolicyError;
+use crate::policy::validate::PolicyDraft;
+use crate::state::AppState;
+
+pub struct PolicyRow {
+    pub id: Uuid,
+    pub name: String,
+    pub effect: &'static str,
+    pub resource_type: String,
+    pub actions: String,
+    pub priority: u16,
+    pub status: &'static str,
+    pub version: i64,
+    pub system: bool,
+}
+
+fn effect_str(effect: Effect) -> &'static str {
+    match effect {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+    }
+}
+
+fn status_str(status: PolicyStatus) -> &'static str {
+    match status {
+        PolicyStatus::Active => "active",
+        PolicyStatus::Inactive => "inactive",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/policies.html")]
+struct ListPage {
+    chrome: Chrome,
+    csrf: String,
+    policies: Vec<PolicyRow>,
+    status: String,
+    resource_type: String,
+}
+
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+) -> Result<HttpResponse, PageError> {
+    let session = session(&req, &state).await?;
+    authorize(&state, &session, &req, &meta, "policy.list", None).await?;
+    let query = crate::routes::api::query_pairs(&req)?;
+    let find = |key: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let (status, resource_type) = (find("status"), find("resource_type"));
+    let policies = state
+        .policies
+        .list()
+        .into_iter()
+        .filter(|p| status.is_empty() || status_str(p.status) == status)
+        .filter(|p| resource_type.is_empty() || p.resource_type == resource_type)
+        .map(|p| PolicyRow {
+            id: p.id,
+            name: p.name.clone(),
+            effect: effect_str(p.effect),
+            resource_type: p.resource_type.clone(),
+            actions: p.actions.join(", "),
+            priority: p.priority,
+            status: status_str(p.status),
+            version: p.version,
+            system: p.system,
+        })
+        .collect();
+    let chrome = chrome(&req, &state, &session, "policies");
+    let shown = chrome.flash.is_some();
+    let csrf = chrome.csrf.clone();
+    let response = render(&ListPage {
+        chrome,
+        csrf,
+        policies,
+        status,
+        resource_type,
+    })?;
+    Ok(clear_flash(response, shown))
+}
+
+#[derive(Template)]
+#[template(path = "admin/policy_form.html")]
+struct FormPage {
+    chrome: Chrome,
+    heading: String,
+    action: String,
+    name: String,
+    description: String,
+    effect: String,
+    resource_type: String,
+    actions: String,
+    priority: String,
+    status: String,
+    principals_type: String,
+    principals: String,
+    rows: Vec<Row>,
+    errors: Vec<FieldError>,
+    operators: Vec<String>,
+    /// (name, description) for the attribute picker.
+    attributes: Vec<(String, &'static str)>,
+}
+
+impl FormPage {
+    fn field_errors(&self, field: &str) -> Vec<String> {
+        self.errors
+            .iter()
+            .filter(|e| {
+                e.field == field
+                    || e.field.starts_with(&format!("{field}."))
+                    || e.field.starts_with(&format!("{field}["))
+            })
+            .filter(|e| field != "conditions" || !e.field.starts_with("conditions."))
+            .map(|e| e.message.clone())
+            .collect()
+    }
+}
+
+/// The editable state of the form, from a policy or from a post.
+struct Fields {
+    name: String,
+    description: String,
+    effect: String,
+    resource_type: String,
+    actions: String,
+    priority: String,
+    status: String,
+    principals_type: String,
+    principals: String,
+    tree: Option<Node>,
+}
+
+impl Fields {
+    fn blank() -> Self {
+        Self {
+            name: String::new(),
+            description: String::new(),
+            effect: "allow".to_owned(),
+            resource_type: "document".to_owned(),
+            actions: "read".to_owned(),
+            priority: "0".to_owned(),
+            status: "active".to_owned(),
+            principals_type: "everyone".to_owned(),
+            principals: String::new(),
+            tree: None,
+        }
+    }
+
+    fn of(policy: &Policy) -> Self {
+        let (principals_type, principals) = match &policy.principals {
+            Principals::Everyone => ("everyone", String::new()),
+            Principals::Roles { roles } => (
+                "roles",
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            Principals::Users { ids } => (
+                "users",
+                ids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        Self {
+            name: policy.name.clone(),
+            description: policy.description.clone(),
+            effect: effect_str(policy.effect).to_owned(),
+            resource_type: policy.resource_type.clone(),
+            actions: policy.actions.join(", "),
+            priority: policy.priority.to_string(),
+            status: status_str(policy.status).to_owned(),
+            principals_type: principals_type.to_owned(),
+            principals,
+            tree: policy.conditions.as_ref().map(builder::from_json),
+        }
+    }
+
+    fn posted(form: &Form) -> Self {
+        Self {
+            name: form.text("name"),
+            description: form.text("description"),
+            effect: form.text("effect"),
+            resource_type: form.text("resource_type"),
+            actions: form.text("actions"),
+            priority: form.text("priority"),
+            status: form.text("status"),
+            principals_type: form.text("principals_type"),
+            principals: form.text("principals"),
+            tree: builder::from_form(form),
+        }
+    }
+
+    /// The draft to save, or the errors of fields that do not even parse.
+    fn draft(&self) -> Result<PolicyDraft, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let effect = match self.effect.as_str() {
+            "deny" => Effect::Deny,
+            _ => Effect::Allow,
+        };
+        let status = match self.status.as_str() {
+            "inactive" => PolicyStatus::Inactive,
+            _ => PolicyStatus::Active,
+        };
+        let priority = self.priority.parse::<u16>().unwrap_or_else(|_| {
+            errors.push(FieldError::rule(
+                "priority",
+                "invalid",
+                "must be a whole number from 0 to 1000",
+            ));
+            0
+        });
+        let list: Vec<&str> = self
+            .principals
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let principals = match self.principals_type.as_str() {
+            "roles" => Principals::Roles {
+                roles: list
+                    .iter()
+                    .filter_map(|r| {
+                        let role = Role::parse(r);
+                        if role.is_none() {
+                            errors.push(FieldError::rule(
+                                "principals",
+                                "invalid",
+                                format!("`{r}` is not a role (admin, user)"),
+                            ));
+                        }
+                        role
+                    })
+                    .collect(),
+            },
+            "users" => Principals::Users {
+                ids: list
+                    .iter()
+                    .filter_map(|id| match Uuid::parse_str(id) {
+                        Ok(id) => Some(UserId(id)),
+                        Err(_) => {
+                            errors.push(FieldError::rule(
+                                "principals",
+                                "invalid",
+                                format!("`{id}` is not a user id"),
+                            ));
+                            None
+                        }
+                    })
+                    .collect(),
+            },
+            _ => Principals::Everyone,
+        };
+        let draft = PolicyDraft {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            effect,
+            resource_type: self.resource_type.clone(),
+            actions: self
+                .actions
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect(),
+            conditions: self.tree.as_ref().map(builder::to_json),
+            priority,
+            status,
+            principals,
+        };
+        if errors.is_empty() {
+            Ok(draft)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn form_page(
+    chrome: Chrome,
+    heading: String,
+    action: String,
+    fields: Fields,
+    errors: Vec<FieldError>,
+) -> Result<HttpResponse, PageError> {
+    let rows = builder::rows(&fields.tree, &errors);
+    let mut response = render(&FormPage {
+        chrome,
+        heading,
+        action,
+        name: fields.name,
+        description: fields.description,
+        effect: fields.effect,
+        resource_type: fields.resource_type,
+        actions: fields.actions,
+        priority: fields.priority,
+        status: fields.status,
+        principals_type: fields.principals_type,
+        principals: fields.principals,
+        rows,
+        operators: Operator::ALL
+            .iter()
+            .map(|op| op.as_str().to_owned())
+            .collect(),
+        attributes: ATTRIBUTES
+            .iter()
+            .map(|a| (a.name.replace(".*", ".department"), a.description))
+            .collect(),
+        errors: errors.clone(),
+    })?;
+    if !errors.is_empty() {
+        *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(response)
+}
+
+fn policy_id(text: &str) -> Result<Uuid, PageError> {
+    Uuid::parse_str(text).map_err(|_| PageError::NotFound)
+}
+
+pub async fn new_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+) -> Result<HttpResponse, PageError> {
+    let session = session(&req, &state).await?;
+    authorize(&state, &session, &req, &meta, "policy.create", None).await?;
+    let chrome = chrome(&req, &state, &session, "policies");
+    form_page(
+        chrome,
+        "New policy".to_owned(),
+        "/admin/policies/new".to_owned(),
+        Fields::blank(),
+        Vec::new(),
+    )
+}
+
+pub async fn edit_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let session = session(&req, &state).await?;
+    let id = policy_id(&path)?;
+    authorize(
+        &state,
+        &session,
+        &req,
+        &meta,
+        "policy.update",
+        Some(id.to_string()),
+    )
+    .await?;
+    let policy = state.policies.get(id).map_err(|_| PageError::NotFound)?;
+    let chrome = chrome(&req, &state, &session, "policies");
+    let shown = chrome.flash.is_some();
+    let response = form_page(
+        chrome,
+        format!("Edit “{}”", policy.name),
+        format!("/admin/policies/{id}"),
+        Fields::of(&policy),
+        Vec::new(),
+    )?;
+    Ok(clear_flash(response, shown))
+}
+
+/// A builder button re-renders the form; "save" validates and saves.
+async fn submit(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+    body: &web::Bytes,
+    existing: Option<Uuid>,
+) -> Result<HttpResponse, PageError> {
+    let (session, form) = checked_post(req, state, body).await?;
+    let action = match existing {
+        Some(id) => ("policy.update", Some(id.to_string())),
+        None => ("policy.create", None),
+    };
+    authorize(state, &session, req, meta, action.0, action.1).await?;
+    let mut fields = Fields::posted(&form);
+    let (heading, target) = match existing {
+        Some(id) => (
+            format!("Edit “{}”", fields.name),
+            format!("/admin/policies/{id}"),
+        ),
+        None => ("New policy".to_owned(), "/admin/policies/new".to_owned()),
+    };
+    let op = form.text("op");
+    if op != "save" {
+        builder::apply(&mut fields.tree, &op);
+        return form_page(
+            chrome(req, state, &session, "policies"),
+            heading,
+            target,
+            fields,
+            Vec::new(),
+        );
+    }
+    let draft = match fields.draft() {
+        Ok(draft) => draft,
+        Err(errors) => {
+            return form_page(
+                chrome(req, state, &session, "policies"),
+                heading,
+                target,
+                fields,
+                errors,
+            );
+        }
+    };
+    let saved = match existing {
+        Some(id) => {
+            state
+                .policies
+                .update(id, draft, session.user.id, meta)
+                .await
+        }
+        None => state.policies.create(draft, session.user.id, meta).await,
+    };
+    match saved {
+        Ok(policy) => Ok(redirect_with(
+            "/admin/policies",
+            &format!("Saved “{}” (version {}).", policy.name, policy.version),
+        )),
+        Err(PolicyError::Validation(errors)) => form_page(
+            chrome(req, state, &session, "policies"),
+            heading,
+            target,
+            fields,
+            errors,
+        ),
+        Err(other) => Err(ApiError::from(other).into()),
+    }
+}
+
+pub async fn new_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    submit(&req, &state, &meta, &body, None).await
+}
+
+pub async fn edit_submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let id = policy_id(&path)?;
+    submit(&req, &state, &meta, &body, Some(id)).await
+}
+
+pub async fn set_status(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let (session, form) = checked_post(&req, &state, &body).await?;
+    let id = policy_id(&path)?;
+    authorize(
+        &state,
+        &session,
+        &req,
+        &meta,
+        "policy.update",
+        Some(id.to_string()),
+    )
+    .await?;
+    let status = match form.get("status") {
+        Some("inactive") => PolicyStatus::Inactive,
+        _ => PolicyStatus::Active,
+    };
+    match state
+        .policies
+        .set_status(id, status, session.user.id, &meta)
+        .await
+    {
+        Ok(policy) => Ok(redirect_with(
+            "/admin/policies",
+            &format!("“{}” is now {}.", policy.name, status_str(policy.status)),
+        )),
+        Err(PolicyError::ReadOnly) => Ok(redirect_with(
+            "/admin/policies",
+            "The built-in administrator policy cannot be changed.",
+        )),
+        Err(other) => Err(ApiError::from(other).into()),
+    }
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let (session, _) = checked_post(&req, &state, &body).await?;
+    let id = policy_id(&path)?;
+    authorize(
+        &state,
+        &session,
+        &req,
+        &meta,
+        "policy.delete",
+        Some(id.to_string()),
+    )
+    .await?;
+    match state.policies.delete(id, session.user.id, &meta).await {
+        Ok(()) => Ok(redirect_with("/admin/policies", "Policy deleted.")),
+        Err(PolicyError::SystemPolicy | PolicyError::ReadOnly) => Ok(redirect_with(
+            "/admin/policies",
+            "A built-in policy cannot be deleted.",
+        )),
+        Err(other) => Err(ApiError::from(other).into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/policy_history.html")]
+struct HistoryPage {
+    chrome: Chrome,
+    name: String,
+    /// (version, change, by, when, snapshot)
+    versions: Vec<(i64, String, String, String, String)>,
+}
+
+pub async fn history(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let session = session(&req, &state).await?;
+    let id = policy_id(&path)?;
+    authorize(
+        &state,
+        &session,
+        &req,
+        &meta,
+        "policy.history",
+        Some(id.to_string()),
+    )
+    .await?;
+    let rows = state
+        .policies
+        .history(id)
+        .await
+        .map_err(|_| PageError::NotFound)?;
+    let name = rows
+        .first()
+        .and_then(|v| v.snapshot.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("policy")
+        .to_owned();
+    let versions = rows
+        .into_iter()
+        .map(|v| {
+            (
+                v.version,
+                v.change,
+                v.changed_by.unwrap_or_default(),
+                rfc3339(v.changed_at),
+                serde_json::to_string_pretty(&v.snapshot).unwrap_or_default(),
+            )
+        })
+        .collect();
+    render(&HistoryPage {
+        chrome: chrome(&req, &state, &session, "policies"),
+        name,
+        versions,
+    })
+}

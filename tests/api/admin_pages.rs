@@ -1,0 +1,428 @@
+//! The admin pages, as a browser without JavaScript uses them: sign-in (and MFA),
+//! CSRF on every form, cross-site refusal, idle expiry, escaping, the condition
+//! builder and the simulator.
+
+use portcullis::auth::mfa::TotpSecret;
+use portcullis::clock::Clock;
+use serde_json::{Value, json};
+
+use crate::helpers::{GOOD_PASSWORD, TestApp, spawn_with, test_settings};
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client")
+}
+
+async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = test_settings(dir.path(), overrides);
+    let clock = Clock::manual(time::OffsetDateTime::now_utc().unix_timestamp());
+    spawn_with(settings, dir, browser(), clock).await
+}
+
+const NO_MFA: &[(&str, &str)] = &[("ADMIN_REQUIRE_MFA", "false")];
+
+/// The CSRF token of the page's first form.
+fn csrf(html: &str) -> String {
+    html.split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field")
+        .to_owned()
+}
+
+async fn sign_in(app: &TestApp, email: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/admin/login"))
+        .form(&[("email", email), ("password", GOOD_PASSWORD)])
+        .send()
+        .await
+        .expect("request")
+}
+
+/// An administrator signed in to the pages; returns the dashboard's HTML.
+async fn signed_in_admin(app: &TestApp) -> String {
+    app.admin_token("root@example.org").await;
+    let response = sign_in(app, "root@example.org").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.url().path(), "/admin");
+    response.text().await.expect("html")
+}
+
+async fn post_form(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .form(fields)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[actix_web::test]
+async fn an_administrator_signs_in_and_sees_the_dashboard() {
+    let app = app_with(NO_MFA).await;
+    let first = app.get("/admin").await;
+    assert_eq!(
+        first.url().path(),
+        "/admin/login",
+        "signed out: to the sign-in page"
+    );
+    let html = signed_in_admin(&app).await;
+    assert!(html.contains("<h1>Dashboard</h1>"), "{html}");
+    assert!(html.contains("Configuration check"));
+    assert!(html.contains("<svg class=\"chart\""));
+    assert!(
+        html.contains("Demo mode"),
+        "the MFA banner shows while MFA is off"
+    );
+    let page = app.get("/admin/policies").await;
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    assert!(csp.contains("script-src 'none'"));
+    let css = app.get("/static/admin.css").await;
+    assert!(
+        css.headers()["cache-control"]
+            .to_str()
+            .expect("ascii")
+            .contains("max-age")
+    );
+    // The session cookie is HttpOnly and SameSite=Strict.
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(app.url("/admin/login"))
+        .form(&[("email", "root@example.org"), ("password", GOOD_PASSWORD)])
+        .send()
+        .await
+        .expect("request");
+    let set_cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(set_cookie.starts_with("portcullis_admin="), "{set_cookie}");
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    // Signing out ends it.
+    let csrf = csrf(&html);
+    let out = post_form(&app, "/admin/logout", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(out.url().path(), "/admin/login");
+    assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
+}
+
+#[actix_web::test]
+async fn non_administrators_and_admins_without_mfa_get_no_access() {
+    let app = app_with(&[]).await;
+    app.signed_up("user@example.org").await;
+    let refused = sign_in(&app, "user@example.org").await;
+    assert_eq!(refused.status(), 401);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("html")
+            .contains("Only administrators")
+    );
+    assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
+    // MFA is required by default: an administrator without it is refused.
+    app.admin_token("root@example.org").await;
+    let refused = sign_in(&app, "root@example.org").await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.text().await.expect("html").contains("need MFA"));
+    // A wrong password reads like any other failure.
+    let wrong = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[
+            ("email", "root@example.org"),
+            ("password", "not the password at all"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        wrong
+            .text()
+            .await
+            .expect("html")
+            .contains("Invalid email or password")
+    );
+}
+
+#[actix_web::test]
+async fn an_administrator_with_mfa_signs_in_with_a_code() {
+    let app = app_with(&[]).await;
+    let token = app.admin_token("root@example.org").await;
+    let setup: Value = app
+        .post_with_token("/api/v1/auth/mfa/setup", &token, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let secret =
+        TotpSecret::from_base32(setup["secret"].as_str().expect("secret").as_bytes()).expect("b32");
+    let code = secret.code_at(app.clock.now()).expect("code");
+    let enabled = app
+        .post_with_token(
+            "/api/v1/auth/mfa/enable",
+            &token,
+            Some(&json!({"code": code})),
+        )
+        .await;
+    assert_eq!(enabled.status(), 200);
+    app.clock.advance(30);
+    let step = sign_in(&app, "root@example.org").await;
+    assert_eq!(step.url().path(), "/admin/login/code");
+    let code = secret.code_at(app.clock.now()).expect("code");
+    let done = post_form(&app, "/admin/login/code", &[("code", code.as_str())]).await;
+    assert_eq!(done.url().path(), "/admin");
+    assert!(
+        done.text()
+            .await
+            .expect("html")
+            .contains("<h1>Dashboard</h1>")
+    );
+}
+
+#[actix_web::test]
+async fn every_form_post_needs_the_csrf_token_and_the_same_site() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let owner_policy = "/admin/policies/00000000-0000-4000-8000-000000000001";
+    let forms = [
+        "/admin/logout".to_owned(),
+        "/admin/policies/new".to_owned(),
+        owner_policy.to_owned(),
+        format!("{owner_policy}/status"),
+        format!("{owner_policy}/delete"),
+        "/admin/simulator".to_owned(),
+    ];
+    for path in &forms {
+        for fields in [vec![], vec![("csrf", "wrong-token")]] {
+            let refused = post_form(&app, path, &fields).await;
+            assert_eq!(refused.status(), 403, "{path} {fields:?}");
+        }
+        let cross_site = app
+            .client
+            .post(app.url(path))
+            .header("origin", "https://evil.example")
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(cross_site.status(), 403, "{path} from another origin");
+        let fetched_cross = app
+            .client
+            .post(app.url(path))
+            .header("sec-fetch-site", "cross-site")
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(fetched_cross.status(), 403, "{path} cross-site");
+    }
+    // Nothing changed: the owner policy is still there and active.
+    let page = app.get("/admin/policies").await.text().await.expect("html");
+    assert!(page.contains("Owners may do anything"));
+    assert_eq!(
+        app.get("/admin").await.url().path(),
+        "/admin",
+        "still signed in"
+    );
+}
+
+#[actix_web::test]
+async fn sessions_expire_after_thirty_idle_minutes() {
+    let app = app_with(NO_MFA).await;
+    signed_in_admin(&app).await;
+    app.clock.advance(29 * 60);
+    assert_eq!(
+        app.get("/admin").await.url().path(),
+        "/admin",
+        "active use keeps it"
+    );
+    app.clock.advance(29 * 60);
+    assert_eq!(app.get("/admin").await.url().path(), "/admin");
+    app.clock.advance(30 * 60 + 1);
+    assert_eq!(
+        app.get("/admin").await.url().path(),
+        "/admin/login",
+        "idle: expired"
+    );
+}
+
+#[actix_web::test]
+async fn a_policy_name_with_markup_renders_escaped() {
+    let app = app_with(NO_MFA).await;
+    signed_in_admin(&app).await;
+    let token = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    let created = app
+        .post_with_token(
+            "/api/v1/admin/policies",
+            &token,
+            Some(
+                &json!({"name": "<script>alert(1)</script>", "effect": "allow",
+                         "resource_type": "report", "actions": ["read"]}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let page = app.get("/admin/policies").await.text().await.expect("html");
+    assert!(
+        !page.contains("<script>alert(1)</script>"),
+        "unescaped markup"
+    );
+    let escaped = [
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "&#60;script&#62;alert(1)&#60;/script&#62;",
+    ];
+    assert!(escaped.iter().any(|e| page.contains(e)), "{page}");
+}
+
+#[actix_web::test]
+async fn the_condition_builder_and_the_simulator_work_with_plain_forms() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let base = [
+        ("csrf", token.as_str()),
+        ("name", "Sales reads engineering"),
+        ("effect", "allow"),
+        ("resource_type", "document"),
+        ("actions", "read"),
+        ("priority", "100"),
+        ("status", "active"),
+        ("principals_type", "everyone"),
+        ("principals", ""),
+    ];
+    // "Add an ALL group": the form comes back with one condition in the group.
+    let mut fields = base.to_vec();
+    fields.push(("op", "root:all"));
+    let step = post_form(&app, "/admin/policies/new", &fields).await;
+    assert_eq!(step.status(), 200);
+    let page = step.text().await.expect("html");
+    assert!(page.contains(r#"name="node.0.kind" value="all""#), "{page}");
+    assert!(page.contains(r#"name="node.0.0.attribute""#));
+    // Save it with a bad attribute: the error shows beside the condition.
+    let mut fields = base.to_vec();
+    fields.extend([
+        ("node.0.kind", "all"),
+        ("node.0.0.kind", "cond"),
+        ("node.0.0.attribute", "subject.nope"),
+        ("node.0.0.operator", "eq"),
+        ("node.0.0.value", "sales"),
+        ("node.0.0.value_type", "literal"),
+        ("op", "save"),
+    ]);
+    let invalid = post_form(&app, "/admin/policies/new", &fields).await;
+    assert_eq!(invalid.status(), 422);
+    let page = invalid.text().await.expect("html");
+    assert!(
+        page.contains("attribute: `subject.nope` is not a known attribute"),
+        "{page}"
+    );
+    // Fixed, saved: a real policy with the built conditions.
+    let mut fields = base.to_vec();
+    fields.extend([
+        ("node.0.kind", "all"),
+        ("node.0.0.kind", "cond"),
+        ("node.0.0.attribute", "subject.attributes.department"),
+        ("node.0.0.operator", "eq"),
+        ("node.0.0.value", "sales"),
+        ("node.0.0.value_type", "literal"),
+        ("node.0.1.kind", "cond"),
+        ("node.0.1.attribute", "resource.attributes.department"),
+        ("node.0.1.operator", "in"),
+        ("node.0.1.value", "engineering, sales"),
+        ("node.0.1.value_type", "literal"),
+        ("op", "save"),
+    ]);
+    let saved = post_form(&app, "/admin/policies/new", &fields).await;
+    assert_eq!(saved.url().path(), "/admin/policies");
+    let list = saved.text().await.expect("html");
+    assert!(list.contains("Saved “Sales reads engineering”"), "{list}");
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    let policies: Vec<Value> = app
+        .get_with_token("/api/v1/admin/policies", &api)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let built = policies
+        .iter()
+        .find(|p| p["name"] == "Sales reads engineering")
+        .expect("saved");
+    assert_eq!(
+        built["conditions"],
+        json!({"all": [
+            {"attribute": "subject.attributes.department", "operator": "eq", "value": "sales"},
+            {"attribute": "resource.attributes.department", "operator": "in", "value": ["engineering", "sales"]}
+        ]})
+    );
+    assert_eq!(app.audit_events("policy.created").len(), 1);
+
+    // The simulator: a sales subject reading an engineering document.
+    let simulate = |department: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("user", String::new()),
+            ("role", "user".to_owned()),
+            (
+                "subject_attributes",
+                format!(r#"{{"department": "{department}"}}"#),
+            ),
+            ("action", "read".to_owned()),
+            ("resource_type", "document".to_owned()),
+            ("resource_id", "doc-1".to_owned()),
+            ("owner_id", "someone-else".to_owned()),
+            (
+                "resource_attributes",
+                r#"{"department": "engineering"}"#.to_owned(),
+            ),
+            ("ip", String::new()),
+            ("time", String::new()),
+        ]
+    };
+    let allowed = app
+        .client
+        .post(app.url("/admin/simulator"))
+        .form(&simulate("sales"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        allowed.contains(r#"<h2 id="decision">Allowed</h2>"#),
+        "{allowed}"
+    );
+    assert!(allowed.contains("Sales reads engineering"));
+    let denied = app
+        .client
+        .post(app.url("/admin/simulator"))
+        .form(&simulate("legal"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("html");
+    assert!(denied.contains(r#"<h2 id="decision">Denied</h2>"#));
+}
