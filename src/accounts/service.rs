@@ -761,6 +761,92 @@ impl AccountService {
         Ok(ended.len())
     }
 
+    /// An administrator ends every session of `target` and cuts off its tokens.
+    pub async fn revoke_all_sessions(
+        &self,
+        admin: UserId,
+        target: UserId,
+        meta: &RequestMeta,
+    ) -> Result<usize, AccountError> {
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let audit_event = event("admin.sessions_revoked", Outcome::Success, meta)
+            .with_actor(admin.to_string())
+            .with_target(target.to_string());
+        let ended = self
+            .db
+            .write_then(
+                move |tx| {
+                    if users::find(tx, target)?.is_none() {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    let ended = end_all_sessions(tx, target, now, until, "revoked_by_admin")?;
+                    audit::append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
+                    Ok::<_, AccountError>(ended)
+                },
+                self.after_sessions_ended(target, now, until),
+            )
+            .await?;
+        Ok(ended.len())
+    }
+
+    /// An administrator sets an account's role and attributes. A role change ends
+    /// the account's sessions: tokens carry the role, and must not outlive it.
+    pub async fn set_role_and_attributes(
+        &self,
+        admin: UserId,
+        target: UserId,
+        role: Role,
+        attributes: Map<String, Value>,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        if admin == target && role != Role::Admin {
+            return Err(AccountError::Validation(vec![FieldError::rule(
+                "role",
+                "self_demotion",
+                "an administrator cannot remove their own administrator role",
+            )]));
+        }
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let audit_event = event("admin.user_updated", Outcome::Success, meta)
+            .with_actor(admin.to_string())
+            .with_target(target.to_string())
+            .with_detail("role", role.as_str())
+            .with_detail("attributes", Value::Object(attributes.clone()));
+        let after_ended = self.after_sessions_ended(target, now, until);
+        let profiles = self.profiles.clone();
+        let ended = self
+            .db
+            .write_then(
+                move |tx| {
+                    let before = users::find(tx, target)?.ok_or(AccountError::UserNotFound)?;
+                    users::set_role_and_attributes(tx, target, role, &attributes, now)?;
+                    let role_changed = before.role != role;
+                    let ended = if role_changed {
+                        end_all_sessions(tx, target, now, until, "role_changed")?
+                    } else {
+                        Vec::new()
+                    };
+                    audit::append(
+                        tx,
+                        &audit_event.with_detail("previous_role", before.role.as_str()),
+                    )?;
+                    Ok::<_, AccountError>((ended, role_changed))
+                },
+                move |(ended, role_changed): &(Vec<Uuid>, bool)| {
+                    if *role_changed {
+                        after_ended(ended);
+                    } else {
+                        profiles.invalidate(&target);
+                    }
+                },
+            )
+            .await;
+        ended?;
+        self.read_user(target).await
+    }
+
     /// What follows, in memory, a commit that ended sessions and moved the cut-off.
     fn after_sessions_ended(
         &self,

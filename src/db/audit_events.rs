@@ -101,3 +101,40 @@ pub fn highest_assigned_id(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     )
     .optional()
 }
+
+/// Filters for browsing the log; empty strings match everything. Dates are
+/// `YYYY-MM-DD` (UTC), `to` inclusive.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub event: String,
+    pub actor: String,
+    pub outcome: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// The newest events matching `filter`, at most `limit`.
+pub fn search(
+    conn: &Connection,
+    filter: &AuditFilter,
+    limit: usize,
+) -> rusqlite::Result<Vec<AuditRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_events
+         WHERE (?1 = '' OR event = ?1) AND (?2 = '' OR actor = ?2) AND (?3 = '' OR outcome = ?3)
+           AND (?4 = '' OR occurred_at >= ?4) AND (?5 = '' OR occurred_at < date(?5, '+1 day'))
+         ORDER BY id DESC LIMIT ?6"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            filter.event,
+            filter.actor,
+            filter.outcome,
+            filter.from,
+            filter.to,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        from_row,
+    )?;
+    rows.collect()
+}

@@ -207,3 +207,22 @@ pub fn list(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<User>> {
     let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], from_row)?;
     rows.collect()
 }
+
+pub fn set_role_and_attributes(
+    conn: &Connection,
+    id: UserId,
+    role: Role,
+    attributes: &serde_json::Map<String, serde_json::Value>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE users SET role = ?2, attributes = ?3, updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![
+        id.to_string(),
+        role.as_str(),
+        serde_json::Value::Object(attributes.clone()).to_string(),
+        now
+    ])?;
+    Ok(())
+}

@@ -397,3 +397,20 @@ pub fn requeue(
         .execute(params![webhook.to_string(), delivery, now])?
         == 1)
 }
+
+/// Every webhook with its owner's e-mail, newest first (the admin view).
+pub fn all_with_owner(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<(Webhook, String)>> {
+    let columns: String = COLUMNS
+        .split(", ")
+        .map(|c| format!("w.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {columns}, u.email FROM webhooks w JOIN users u ON u.id = w.owner_id
+         ORDER BY w.created_at DESC, w.id LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+        Ok((from_row(row)?, row.get(13)?))
+    })?;
+    rows.collect()
+}

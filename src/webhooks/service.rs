@@ -463,6 +463,80 @@ impl WebhookService {
             .await
     }
 
+    /// Every webhook, with its owner's e-mail (administrators).
+    pub async fn all(&self) -> Result<Vec<(Webhook, String)>, WebhookError> {
+        self.db
+            .read(|conn| Ok::<_, WebhookError>(sql::all_with_owner(conn, 1000)?))
+            .await
+    }
+
+    /// Any webhook by id (administrators).
+    pub async fn find(&self, id: Uuid) -> Result<Webhook, WebhookError> {
+        self.db
+            .read(move |conn| Ok::<_, WebhookError>(sql::find(conn, id)?))
+            .await?
+            .ok_or(WebhookError::NotFound)
+    }
+
+    /// An administrator enables or disables someone's webhook.
+    pub async fn set_enabled_by_admin(
+        &self,
+        admin: UserId,
+        id: Uuid,
+        enabled: bool,
+        meta: &RequestMeta,
+    ) -> Result<(), WebhookError> {
+        let now = self.clock.now();
+        let record = event(
+            if enabled {
+                "webhook.enabled_by_admin"
+            } else {
+                "webhook.disabled_by_admin"
+            },
+            admin,
+            id,
+            meta,
+        );
+        self.db
+            .write(move |tx| {
+                let mut webhook = sql::find(tx, id)?.ok_or(WebhookError::NotFound)?;
+                if enabled && !webhook.enabled {
+                    webhook.consecutive_failures = 0;
+                    webhook.disabled_reason = None;
+                }
+                if !enabled && webhook.enabled {
+                    webhook.disabled_reason = Some("disabled by an administrator".to_owned());
+                }
+                webhook.enabled = enabled;
+                webhook.updated_at = now;
+                sql::update(tx, &webhook)?;
+                audit::append(tx, &record)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// An administrator sends a delivery again.
+    pub async fn retry_by_admin(
+        &self,
+        admin: UserId,
+        id: Uuid,
+        delivery: String,
+        meta: &RequestMeta,
+    ) -> Result<(), WebhookError> {
+        let record =
+            event("webhook.retried", admin, id, meta).with_detail("delivery", delivery.as_str());
+        self.db
+            .write(move |tx| {
+                if !sql::requeue(tx, id, &delivery, 0)? {
+                    return Err(WebhookError::NotFound);
+                }
+                audit::append(tx, &record)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Opens what a delivery to `id` needs. A credential or secret that does not
     /// open is an error: the delivery fails, nothing is sent without it.
     pub async fn target(&self, id: Uuid) -> Result<Option<Target>, WebhookError> {

@@ -199,8 +199,18 @@ async fn every_form_post_needs_the_csrf_token_and_the_same_site() {
     let html = signed_in_admin(&app).await;
     let token = csrf(&html);
     let owner_policy = "/admin/policies/00000000-0000-4000-8000-000000000001";
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let admin_id: String = conn
+        .query_row(
+            "SELECT id FROM users WHERE email = 'root@example.org'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("id");
     let forms = [
         "/admin/logout".to_owned(),
+        format!("/admin/users/{admin_id}"),
+        "/admin/webhooks/00000000-0000-4000-8000-000000000009".to_owned(),
         "/admin/policies/new".to_owned(),
         owner_policy.to_owned(),
         format!("{owner_policy}/status"),
@@ -425,4 +435,138 @@ async fn the_condition_builder_and_the_simulator_work_with_plain_forms() {
         .await
         .expect("html");
     assert!(denied.contains(r#"<h2 id="decision">Denied</h2>"#));
+}
+
+#[actix_web::test]
+async fn users_webhooks_and_audit_pages() {
+    let app = app_with(&[
+        ("ADMIN_REQUIRE_MFA", "false"),
+        ("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8"),
+    ])
+    .await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let user = app.signed_up("member@example.org").await.access_token;
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let id: String = conn
+        .query_row(
+            "SELECT id FROM users WHERE email = 'member@example.org'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("id");
+    let list = app
+        .get("/admin/users?q=member")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(list.contains(">member@example.org</a>") && !list.contains(">root@example.org</a>"));
+    // Attributes and role from the page; then lock, which ends the sessions.
+    let saved = post_form(
+        &app,
+        &format!("/admin/users/{id}"),
+        &[
+            ("csrf", token.as_str()),
+            ("op", "update"),
+            ("role", "user"),
+            ("attributes", r#"{"department": "sales"}"#),
+        ],
+    )
+    .await;
+    assert!(saved.text().await.expect("html").contains("Saved."));
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    let stored: String = conn
+        .query_row("SELECT attributes FROM users WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .expect("attributes");
+    assert_eq!(stored, r#"{"department":"sales"}"#);
+    let bad = post_form(
+        &app,
+        &format!("/admin/users/{id}"),
+        &[
+            ("csrf", token.as_str()),
+            ("op", "update"),
+            ("role", "user"),
+            ("attributes", "[1]"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+    let locked = post_form(
+        &app,
+        &format!("/admin/users/{id}"),
+        &[("csrf", token.as_str()), ("op", "lock")],
+    )
+    .await;
+    assert!(
+        locked
+            .text()
+            .await
+            .expect("html")
+            .contains("Account locked")
+    );
+    assert_eq!(app.me_status(&user).await, 401);
+    assert_eq!(app.audit_events("admin.user_locked").len(), 1);
+
+    // Webhooks: listed with their owner; disabled from the page.
+    let owner = app.signed_up("hooks@example.org").await.access_token;
+    let hook: Value = app
+        .post_with_token(
+            "/api/v1/webhooks",
+            &owner,
+            Some(&json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let hook_id = hook["id"].as_str().expect("id");
+    let page = app.get("/admin/webhooks").await.text().await.expect("html");
+    assert!(page.contains("hooks@example.org") && page.contains("http://127.0.0.1:9/hook"));
+    let disabled = post_form(
+        &app,
+        &format!("/admin/webhooks/{hook_id}"),
+        &[("csrf", token.as_str()), ("op", "disable")],
+    )
+    .await;
+    assert!(
+        disabled
+            .text()
+            .await
+            .expect("html")
+            .contains("Webhook disabled.")
+    );
+    let shown: Value = app
+        .get_with_token(&format!("/api/v1/webhooks/{hook_id}"), &owner)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["enabled"], false);
+
+    // Audit: filtered, chain status shown, CSV export with formula cells defused.
+    let audit = app
+        .get("/admin/audit?event=admin.user_locked")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(audit.contains("Hash chain intact"));
+    assert!(audit.contains("admin.user_locked") && !audit.contains("auth.registered"));
+    let csv = app.get("/admin/audit.csv?event=auth.registered").await;
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.expect("csv");
+    assert!(text.starts_with("id,occurred_at,event"));
+    assert_eq!(text.lines().count(), 1 + 3, "three registrations");
+    let _ = api;
 }

@@ -2,11 +2,14 @@
 //! HTML forms that work without JavaScript, a cookie session, a CSRF token in
 //! every form, and every action decided by the policy engine and audited.
 
+pub mod audit;
 pub mod builder;
 pub mod dashboard;
 pub mod login;
 pub mod policies;
 pub mod simulator;
+pub mod users;
+pub mod webhooks;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
@@ -329,5 +332,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(policies::history),
         )
         .route("/admin/simulator", web::get().to(simulator::form))
-        .route("/admin/simulator", web::post().to(simulator::submit));
+        .route("/admin/simulator", web::post().to(simulator::submit))
+        .route("/admin/users", web::get().to(users::list))
+        .route("/admin/users/{id}", web::get().to(users::detail))
+        .route("/admin/users/{id}", web::post().to(users::action))
+        .route("/admin/webhooks", web::get().to(webhooks::list))
+        .route("/admin/webhooks/{id}", web::get().to(webhooks::detail))
+        .route("/admin/webhooks/{id}", web::post().to(webhooks::action))
+        .route("/admin/audit", web::get().to(audit::list))
+        .route("/admin/audit.csv", web::get().to(audit::csv));
 }
