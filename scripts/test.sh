@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # The tests send signals with the kill program (not the shell builtin).
 type -P kill >/dev/null 2>&1 || need_apt+=(procps)
+# The browser test drives Debian's headless Chromium through chromedriver.
+type -P chromium >/dev/null 2>&1 || need_apt+=(chromium)
+type -P chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"

@@ -98,6 +98,7 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
             println!("  Readiness:  {url}/health/ready");
             println!("  OpenAPI:    {url}/api/openapi.json");
             println!("  Sign in:    POST {url}/api/v1/auth/login");
+            println!("  Admin:      {url}/admin/ (sign in as the admin account above)");
             println!(
                 "  Webhooks:   every event is delivered, signed, to {url}{}; each one is printed here",
                 crate::demo::receiver::PATH

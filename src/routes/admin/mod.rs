@@ -199,7 +199,12 @@ pub fn same_site_only(req: &HttpRequest) -> Result<(), PageError> {
     {
         return Err(PageError::Forbidden("Cross-site requests are refused."));
     }
-    if let Some(origin) = header("origin") {
+    // `Origin: null` is what a browser sends for a same-origin form under a strict
+    // referrer policy; only `Sec-Fetch-Site` (checked above) can vouch for it.
+    if header("origin") == Some("null") && header("sec-fetch-site").is_none() {
+        return Err(PageError::Forbidden("Cross-site requests are refused."));
+    }
+    if let Some(origin) = header("origin").filter(|o| *o != "null") {
         let info = req.connection_info();
         let own = format!("{}://{}", info.scheme(), info.host());
         if origin != own {

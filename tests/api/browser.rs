@@ -1,0 +1,257 @@
+//! A real browser on the admin pages: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, which `scripts/test.sh` installs) drives the demo binary —
+//! signs in, builds a policy with the condition builder, runs the simulator and
+//! sees the decision — and saves a screenshot of each page under
+//! `target/screenshots/`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::ServerProcess;
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start_driver() -> Driver {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver runs (scripts/test.sh installs chromium-driver)");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    // The WebDriver client's TLS needs a process-wide provider; any one will do.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".to_owned(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--window-size=1280,1100"]
+        }),
+    );
+    ClientBuilder::rustls()
+        .expect("rustls")
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
+
+async fn shoot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+async fn type_into(c: &Client, selector: &str, text: &str) {
+    let field = c
+        .wait()
+        .for_element(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"));
+    field.clear().await.expect("clear");
+    field.send_keys(text).await.expect("type");
+}
+
+async fn click(c: &Client, selector: &str) {
+    c.wait()
+        .for_element(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .click()
+        .await
+        .expect("click");
+}
+
+async fn choose(c: &Client, selector: &str, value: &str) {
+    c.find(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .select_by_value(value)
+        .await
+        .expect("select");
+}
+
+/// Waits (up to 10 s) for `selector`'s text to be `expected`, across page loads.
+async fn wait_for_text(c: &Client, selector: &str, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(element) = c.find(Locator::Css(selector)).await
+            && let Ok(text) = element.text().await
+        {
+            if text == expected {
+                return;
+            }
+            last = text;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{selector} shows {last:?}, not {expected:?}");
+}
+
+async fn text_of(c: &Client, selector: &str) -> String {
+    c.wait()
+        .for_element(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+#[actix_web::test]
+async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(
+        dir.path(),
+        &["demo", "--bind", "127.0.0.1:0", "--data-dir", "demo-data"],
+        &[],
+    );
+    let admin_line = server
+        .stdout()
+        .into_iter()
+        .find(|l| l.contains("admin@portcullis.test"))
+        .expect("the demo prints the admin account");
+    let password = admin_line
+        .split_whitespace()
+        .nth(2)
+        .expect("the admin password")
+        .to_owned();
+    let base = server.address.clone();
+    let driver = start_driver();
+    let c = browser(&driver).await;
+
+    // Sign in.
+    c.goto(&format!("{base}/admin/login"))
+        .await
+        .expect("login page");
+    shoot(&c, "01-login").await;
+    type_into(&c, "input[name='email']", "admin@portcullis.test").await;
+    type_into(&c, "input[name='password']", &password).await;
+    click(&c, "form button[type='submit']").await;
+    wait_for_text(&c, "main h1", "Dashboard").await;
+    shoot(&c, "02-dashboard").await;
+
+    // Build a policy: an ALL group of two conditions, one comparing attributes.
+    c.goto(&format!("{base}/admin/policies/new"))
+        .await
+        .expect("new policy");
+    type_into(
+        &c,
+        "input[name='name']",
+        "Sales reads internal engineering documents",
+    )
+    .await;
+    click(&c, "button[value='root:all']").await;
+    type_into(
+        &c,
+        "input[name='node.0.0.attribute']",
+        "subject.attributes.department",
+    )
+    .await;
+    choose(&c, "select[name='node.0.0.operator']", "eq").await;
+    type_into(&c, "input[name='node.0.0.value']", "sales").await;
+    click(&c, "button[value='add_condition:0']").await;
+    type_into(
+        &c,
+        "input[name='node.0.1.attribute']",
+        "resource.attributes.classification",
+    )
+    .await;
+    choose(&c, "select[name='node.0.1.operator']", "in").await;
+    type_into(&c, "input[name='node.0.1.value']", "internal, public").await;
+    // The first condition survived the round trip of the "+ condition" button.
+    let kept = c
+        .find(Locator::Css("input[name='node.0.0.value']"))
+        .await
+        .expect("first value")
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(kept.as_deref(), Some("sales"));
+    shoot(&c, "03-policy-builder").await;
+    click(&c, "button[value='save']").await;
+    let flash = text_of(&c, "p.flash").await;
+    assert!(flash.contains("Saved"), "{flash}");
+    shoot(&c, "04-policies").await;
+
+    // The simulator sees it: a sales subject may read an internal document.
+    c.goto(&format!("{base}/admin/simulator"))
+        .await
+        .expect("simulator");
+    type_into(
+        &c,
+        "input[name='subject_attributes']",
+        r#"{"department": "sales"}"#,
+    )
+    .await;
+    type_into(&c, "input[name='action']", "read").await;
+    type_into(&c, "input[name='resource_type']", "document").await;
+    type_into(&c, "input[name='owner_id']", "someone-else").await;
+    type_into(
+        &c,
+        "input[name='resource_attributes']",
+        r#"{"classification": "internal", "department": "engineering"}"#,
+    )
+    .await;
+    click(&c, "form.simulator > button[type='submit']").await;
+    let decision = text_of(&c, "#decision").await;
+    assert_eq!(decision, "Allowed");
+    shoot(&c, "05-simulator").await;
+
+    // The remaining pages render.
+    for (path, name, heading) in [
+        ("/admin/users", "06-users", "Users"),
+        ("/admin/webhooks", "07-webhooks", "Webhooks"),
+        ("/admin/audit", "08-audit", "Audit log"),
+    ] {
+        c.goto(&format!("{base}{path}")).await.expect("page");
+        wait_for_text(&c, "main h1", heading).await;
+        shoot(&c, name).await;
+    }
+    c.close().await.expect("close the browser");
+    drop(server);
+}
