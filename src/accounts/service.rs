@@ -62,6 +62,8 @@ pub enum LoginOutcome {
 pub struct MfaChallenge {
     pub mfa_token: String,
     pub expires_at: i64,
+    /// Whose challenge it is (for per-account limits).
+    pub user_id: UserId,
 }
 
 /// A live session as its owner sees it.
@@ -591,6 +593,7 @@ impl AccountService {
         let challenge = MfaChallenge {
             mfa_token: issued.token,
             expires_at: issued.claims.exp,
+            user_id: verified.id,
         };
         let profiles = self.profiles.clone();
         let user_id = verified.id;

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::accounts::service::{
     AccountError, AccountService, LoginOutcome, RequestMeta, TokenPair,
 };
-use crate::accounts::{Role, User, UserStatus};
+use crate::accounts::{Role, User, UserId, UserStatus};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -88,8 +88,9 @@ pub struct AdminSessions {
     clock: Clock,
     accounts: AccountService,
     csrf_key: Arc<[u8; 32]>,
-    /// Pending sign-ins (password right, code owed), by the hash of their cookie.
-    pending: Cache<String, Arc<SecretString>>,
+    /// Pending sign-ins (password right, code owed), by the hash of their cookie:
+    /// the challenge token and whose it is.
+    pending: Cache<String, Arc<(SecretString, UserId)>>,
     require_mfa: bool,
 }
 
@@ -151,10 +152,45 @@ impl AdminSessions {
                 let cookie = new_cookie_value()?;
                 self.pending.insert(
                     hash(cookie.expose_secret()),
-                    Arc::new(SecretString::from(challenge.mfa_token)),
+                    Arc::new((SecretString::from(challenge.mfa_token), challenge.user_id)),
                 );
                 Ok(SignIn::NeedsCode(cookie))
             }
+        }
+    }
+
+    /// Whose pending sign-in a cookie names, if it is still pending.
+    pub fn pending_user(&self, pending_cookie: &str) -> Option<UserId> {
+        self.pending.get(&hash(pending_cookie)).map(|p| p.1)
+    }
+
+    /// Ends the admin session a cookie names (and its account session), if it is
+    /// one: a new sign-in never leaves the previous one alive.
+    pub async fn end_by_cookie(
+        &self,
+        cookie: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), AdminSignInError> {
+        let id_hash = hash(cookie);
+        let lookup = id_hash.clone();
+        let row = self
+            .db
+            .read(move |conn| Ok::<_, DbError>(admin_sessions::find(conn, &lookup)?))
+            .await?;
+        let Some(row) = row.filter(|r| r.ended_at.is_none()) else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        self.db
+            .write(move |tx| Ok::<_, DbError>(admin_sessions::end(tx, &id_hash, now)?))
+            .await?;
+        match self
+            .accounts
+            .end_session(row.user_id, row.session_id, meta)
+            .await
+        {
+            Ok(()) | Err(AccountError::SessionNotFound) => Ok(()),
+            Err(other) => Err(other.into()),
         }
     }
 
@@ -166,13 +202,13 @@ impl AdminSessions {
         meta: &RequestMeta,
     ) -> Result<SecretString, AdminSignInError> {
         let key = hash(pending_cookie);
-        let token = self
+        let pending = self
             .pending
             .get(&key)
             .ok_or(AdminSignInError::PendingExpired)?;
         let pair = self
             .accounts
-            .verify_mfa_login(token.expose_secret(), code, meta)
+            .verify_mfa_login(pending.0.expose_secret(), code, meta)
             .await?;
         self.pending.invalidate(&key);
         self.finish(pair, meta).await

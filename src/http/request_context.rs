@@ -170,11 +170,12 @@ where
                 Some(Ok(response)) => {
                     let (request, response) = response.map_into_boxed_body().into_parts();
                     // An admin page renders its own (generic) HTML error page.
-                    let page = response
-                        .headers()
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|ct| ct.starts_with("text/html"));
+                    let page = request.path().starts_with("/admin")
+                        && response
+                            .headers()
+                            .get(header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|ct| ct.starts_with("text/html"));
                     let problem = if page {
                         None
                     } else {

@@ -568,5 +568,116 @@ async fn users_webhooks_and_audit_pages() {
     let text = csv.text().await.expect("csv");
     assert!(text.starts_with("id,occurred_at,event"));
     assert_eq!(text.lines().count(), 1 + 3, "three registrations");
+    assert_eq!(
+        app.audit_events("audit.exported").len(),
+        1,
+        "an export is itself audited"
+    );
     let _ = api;
+}
+
+#[actix_web::test]
+async fn sessions_end_after_twelve_hours_and_at_a_new_sign_in() {
+    let app = app_with(NO_MFA).await;
+    signed_in_admin(&app).await;
+    // A second sign-in ends the first session.
+    sign_in(&app, "root@example.org").await;
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let live: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM admin_sessions WHERE ended_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(live, 1);
+    // Busy all day, every 25 minutes: still out once 12 hours have passed.
+    let started = app.clock.now();
+    for _ in 0..40 {
+        app.clock.advance(25 * 60);
+        if app.get("/admin").await.url().path() != "/admin" {
+            break;
+        }
+    }
+    assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
+    let lasted = app.clock.now() - started;
+    assert!(
+        (12 * 3600..=12 * 3600 + 25 * 60).contains(&lasted),
+        "{lasted}"
+    );
+}
+
+#[actix_web::test]
+async fn the_code_step_has_the_login_limits_and_refusals_are_pages_not_errors() {
+    let app = app_with(&[
+        ("RATE_LIMIT_MFA_ACCOUNT", "3/60"),
+        ("ADMIN_REQUIRE_MFA", "true"),
+    ])
+    .await;
+    let token = app.admin_token("root@example.org").await;
+    let setup: Value = app
+        .post_with_token("/api/v1/auth/mfa/setup", &token, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let secret =
+        TotpSecret::from_base32(setup["secret"].as_str().expect("secret").as_bytes()).expect("b32");
+    let code = secret.code_at(app.clock.now()).expect("code");
+    app.post_with_token(
+        "/api/v1/auth/mfa/enable",
+        &token,
+        Some(&json!({"code": code})),
+    )
+    .await;
+    assert_eq!(
+        sign_in(&app, "root@example.org").await.url().path(),
+        "/admin/login/code"
+    );
+    // Enabling used one of the three checks; two wrong codes, then the limit.
+    for _ in 0..2 {
+        assert_eq!(
+            post_form(&app, "/admin/login/code", &[("code", "000000")])
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        post_form(&app, "/admin/login/code", &[("code", "000000")])
+            .await
+            .status(),
+        429
+    );
+    // Signed in (after the minute), the read-only administrator policy cannot be
+    // saved from its page: a clear 409 page, not an error.
+    app.clock.advance(61);
+    sign_in(&app, "root@example.org").await;
+    let code = secret.code_at(app.clock.now()).expect("code");
+    let done = post_form(&app, "/admin/login/code", &[("code", code.as_str())]).await;
+    let html = done.text().await.expect("html");
+    let token = csrf(&html);
+    let save = post_form(
+        &app,
+        "/admin/policies/00000000-0000-4000-8000-000000000002",
+        &[
+            ("csrf", token.as_str()),
+            ("name", "x"),
+            ("effect", "allow"),
+            ("resource_type", "admin"),
+            ("actions", "*"),
+            ("priority", "0"),
+            ("status", "active"),
+            ("principals_type", "everyone"),
+            ("op", "save"),
+        ],
+    )
+    .await;
+    assert_eq!(save.status(), 409);
+    assert!(
+        save.text()
+            .await
+            .expect("html")
+            .contains("cannot be changed")
+    );
 }

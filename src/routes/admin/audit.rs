@@ -130,10 +130,10 @@ pub async fn list(
     })
 }
 
-/// One CSV field: quoted, quotes doubled, and a leading `=`, `+`, `-` or `@`
-/// defused so a spreadsheet does not run it as a formula.
+/// One CSV field: quoted, quotes doubled, and a leading `=`, `+`, `-`, `@`, tab or
+/// carriage return defused so a spreadsheet does not run it as a formula.
 fn csv_field(text: &str) -> String {
-    let defused = if text.starts_with(['=', '+', '-', '@']) {
+    let defused = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text.to_owned()
@@ -150,6 +150,25 @@ pub async fn csv(
     authorize(&state, &session, &req, &meta, "audit.export", None).await?;
     let (filter, _) = filter(&req)?;
     let rows = search(&state, &filter, 10_000).await?;
+    // Taking the log away is itself recorded.
+    let mut exported =
+        crate::audit::AuditEvent::new("audit.exported", crate::audit::Outcome::Success)
+            .with_actor(session.user.id.to_string())
+            .with_ip(meta.ip)
+            .with_detail("rows", rows.len())
+            .with_detail("event_filter", filter.event.as_str())
+            .with_detail("actor_filter", filter.actor.as_str())
+            .with_detail("outcome_filter", filter.outcome.as_str())
+            .with_detail("from", filter.from.as_str())
+            .with_detail("to", filter.to.as_str());
+    if let Some(id) = &meta.request_id {
+        exported = exported.with_request_id(id.clone());
+    }
+    state
+        .audit
+        .record(exported)
+        .await
+        .map_err(|e| PageError::Unexpected(e.into()))?;
     let mut out = String::from("id,occurred_at,event,outcome,actor,target,ip,request_id,details\n");
     for r in rows {
         let fields = [

@@ -91,7 +91,8 @@ fn read_node(form: &BTreeMap<String, String>, path: &str) -> Option<Node> {
     Some(Node::Condition(ConditionFields {
         attribute: field("attribute").trim().to_owned(),
         operator: field("operator"),
-        value: field("value").trim().to_owned(),
+        // Not trimmed: spaces may be part of a string value.
+        value: field("value"),
         value_is_attribute: field("value_type") == "attribute",
     }))
 }
@@ -268,7 +269,7 @@ pub fn from_json(value: &Value) -> Node {
                 .to_owned(),
             true,
         ),
-        Some(Value::String(s)) => (s.clone(), false),
+        Some(Value::String(s)) => (string_as_typed(s), false),
         Some(other) => (other.to_string(), false),
         None => (String::new(), false),
     };
@@ -278,6 +279,21 @@ pub fn from_json(value: &Value) -> Node {
         value,
         value_is_attribute,
     })
+}
+
+/// How a stored string is shown so that saving it back yields the same string: as
+/// typed, unless it would read as something else (JSON such as `9` or `true`, a
+/// comma list, surrounding spaces) — then JSON-quoted.
+fn string_as_typed(s: &str) -> String {
+    let ambiguous = serde_json::from_str::<Value>(s).is_ok()
+        || s.contains(',')
+        || s.trim() != s
+        || s.is_empty();
+    if ambiguous {
+        Value::from(s).to_string()
+    } else {
+        s.to_owned()
+    }
 }
 
 /// The builder path ("0.1") of a validation error's JSON path
@@ -400,6 +416,26 @@ mod tests {
             ]})
         );
         assert_eq!(to_json(&from_json(&json)), json);
+    }
+
+    #[test]
+    fn stored_values_survive_an_edit_unchanged() {
+        for value in [
+            json!("9"),
+            json!(" padded "),
+            json!("true"),
+            json!("null"),
+            json!("a, b"),
+            json!("[1]"),
+            json!(""),
+            json!("plain text"),
+            json!(9),
+            json!(true),
+            json!(["a", "b"]),
+        ] {
+            let stored = json!({"attribute": "subject.email", "operator": "eq", "value": value});
+            assert_eq!(to_json(&from_json(&stored)), stored, "{value}");
+        }
     }
 
     #[test]

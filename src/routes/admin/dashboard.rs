@@ -78,7 +78,8 @@ pub async fn page(
     let session = session(&req, &state).await?;
     authorize(&state, &session, &req, &meta, "dashboard.view", None).await?;
     let now = state.clock.now();
-    let wall = OffsetDateTime::now_utc();
+    let wall =
+        OffsetDateTime::from_unix_timestamp(now).map_err(|e| PageError::Unexpected(e.into()))?;
     let since = (wall - time::Duration::hours(24))
         .format(&Rfc3339)
         .map_err(|e| PageError::Unexpected(e.into()))?;

@@ -110,17 +110,10 @@ pub async fn submit(
         }
     });
     if let Err(ApiError::RateLimited(decision)) = limited {
-        let mut response = page(
-            &state,
-            Some("Too many attempts. Please wait a minute and try again."),
-            &email,
-            false,
-        )?;
-        *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
-        crate::limits::middleware::write_headers(response.headers_mut(), &decision);
-        return Ok(response);
+        return too_many(&state, &decision, false);
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
+    end_previous(&req, &state, &meta).await?;
     match state.admin_sessions.sign_in(&email, password, &meta).await {
         Ok(SignIn::Done(value)) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/admin"))
@@ -146,8 +139,41 @@ pub async fn code_form(
     page(&state, None, "", true)
 }
 
+/// Ends a session the browser still holds before starting a new one.
+async fn end_previous(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<(), PageError> {
+    match req.cookie(COOKIE) {
+        Some(old) => state
+            .admin_sessions
+            .end_by_cookie(old.value(), meta)
+            .await
+            .map_err(|e| PageError::Unexpected(anyhow::anyhow!(e))),
+        None => Ok(()),
+    }
+}
+
+fn too_many(
+    state: &AppState,
+    decision: &crate::limits::Decision,
+    code_step: bool,
+) -> Result<HttpResponse, PageError> {
+    let mut response = page(
+        state,
+        Some("Too many attempts. Please wait a minute and try again."),
+        "",
+        code_step,
+    )?;
+    *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+    crate::limits::middleware::write_headers(response.headers_mut(), decision);
+    Ok(response)
+}
+
 pub async fn code_submit(
     req: HttpRequest,
+    ip: ClientIp,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: web::Bytes,
@@ -162,6 +188,15 @@ pub async fn code_submit(
             false,
         );
     };
+    // The API's limits for a code: per address, and per account.
+    let mut limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0));
+    if let (Ok(()), Some(user)) = (&limited, state.admin_sessions.pending_user(pending.value())) {
+        limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
+    }
+    if let Err(ApiError::RateLimited(decision)) = limited {
+        return too_many(&state, &decision, true);
+    }
+    end_previous(&req, &state, &meta).await?;
     match state
         .admin_sessions
         .sign_in_code(pending.value(), &form.text("code"), &meta)
@@ -182,12 +217,16 @@ pub async fn logout(
     meta: RequestMeta,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (session, _) = checked_post(&req, &state, &body).await?;
-    state
-        .admin_sessions
-        .sign_out(&session, &meta)
-        .await
-        .map_err(|e| PageError::Unexpected(anyhow::anyhow!(e)))?;
+    match checked_post(&req, &state, &body).await {
+        Ok((session, _)) => state
+            .admin_sessions
+            .sign_out(&session, &meta)
+            .await
+            .map_err(|e| PageError::Unexpected(anyhow::anyhow!(e)))?,
+        // Already over (expired or ended): nothing to protect, just forget it.
+        Err(PageError::SignedOut) => {}
+        Err(other) => return Err(other),
+    }
     Ok(HttpResponse::SeeOther()
         .insert_header(("location", "/admin/login"))
         .cookie(removal(COOKIE))

@@ -36,6 +36,10 @@ pub enum PageError {
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("invalid: {0}")]
+    Invalid(String),
     #[error("access control evaluation failed")]
     EvaluationFailed,
     #[error(transparent)]
@@ -49,6 +53,14 @@ impl From<crate::error::ApiError> for PageError {
             ApiError::NotFound => PageError::NotFound,
             ApiError::Forbidden(reason) => PageError::Forbidden(reason),
             ApiError::AccessEvaluationFailed => PageError::EvaluationFailed,
+            ApiError::Conflict(reason) => PageError::Conflict(reason),
+            ApiError::Validation(errors) => PageError::Invalid(
+                errors
+                    .iter()
+                    .map(|e| format!("{} {}", e.field, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             other => PageError::Unexpected(anyhow::anyhow!(other.to_string())),
         }
     }
@@ -67,6 +79,8 @@ impl ResponseError for PageError {
             PageError::SignedOut => StatusCode::SEE_OTHER,
             PageError::Forbidden(_) => StatusCode::FORBIDDEN,
             PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::Conflict(_) => StatusCode::CONFLICT,
+            PageError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PageError::EvaluationFailed | PageError::Unexpected(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -84,6 +98,8 @@ impl ResponseError for PageError {
         }
         let (title, message) = match self {
             PageError::Forbidden(reason) => ("Forbidden", *reason),
+            PageError::Conflict(reason) => ("Not possible", *reason),
+            PageError::Invalid(reason) => ("Not saved", reason.as_str()),
             PageError::NotFound => ("Not found", "There is nothing here."),
             PageError::EvaluationFailed => ("Access denied", ACCESS_EVALUATION_FAILED),
             _ => (

@@ -219,7 +219,15 @@ pub async fn action(
             .await
             .map(|_| "MFA reset.".to_owned()),
         _ => {
-            let role = Role::parse(&form.text("role")).unwrap_or(Role::User);
+            let Some(role) = Role::parse(&form.text("role")) else {
+                let (user, live) = load(&state, id).await?;
+                return detail_page(
+                    chrome(&req, &state, &session, "users"),
+                    &user,
+                    live,
+                    vec!["Choose a role: admin or user.".to_owned()],
+                );
+            };
             let attributes = match serde_json::from_str::<Value>(&form.text("attributes")) {
                 Ok(Value::Object(map)) => map,
                 _ if form.text("attributes").is_empty() => Map::new(),
