@@ -39,13 +39,7 @@ pub fn find(conn: &Connection, id_hash: &str) -> rusqlite::Result<Option<AdminSe
     .query_row([id_hash], |row| {
         let user: String = row.get(0)?;
         let session: String = row.get(1)?;
-        let bad = |i| {
-            rusqlite::Error::FromSqlConversionFailure(
-                i,
-                rusqlite::types::Type::Text,
-                "invalid id".into(),
-            )
-        };
+        let bad = |i| super::invalid_column(i, "id");
         Ok(AdminSessionRow {
             user_id: UserId(user.parse().map_err(|_| bad(0))?),
             session_id: session.parse().map_err(|_| bad(1))?,

@@ -1,5 +1,6 @@
 //! SQL for `documents`.
 
+use super::invalid_column as invalid;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -9,14 +10,6 @@ use crate::documents::{Classification, Document};
 
 const COLUMNS: &str =
     "id, owner_id, title, body, classification, attributes, created_at, updated_at";
-
-fn invalid(column: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        column,
-        rusqlite::types::Type::Text,
-        format!("invalid {what}").into(),
-    )
-}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Document> {
     let id: String = row.get(0)?;

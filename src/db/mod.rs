@@ -31,6 +31,16 @@ use crate::config::DatabaseSettings;
 
 pub use migrations::SCHEMA_VERSION;
 
+/// A stored value that does not read as what its column holds (a row edited
+/// outside Portcullis): an error naming the column, never a panic.
+pub(crate) fn invalid_column(column: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("invalid {what}").into(),
+    )
+}
+
 /// How long a query waits for SQLite locks, and for a pooled connection.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 

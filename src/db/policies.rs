@@ -1,5 +1,6 @@
 //! SQL for `policies` and `policy_versions`.
 
+use super::invalid_column as invalid;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 use uuid::Uuid;
@@ -7,14 +8,6 @@ use uuid::Uuid;
 use crate::policy::model::{Effect, Policy, PolicyStatus, Principals};
 
 const COLUMNS: &str = "id, name, description, effect, resource_type, actions, conditions, priority, status, principals, version, system, created_by, created_at, updated_by, updated_at";
-
-fn invalid(column: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        column,
-        rusqlite::types::Type::Text,
-        format!("invalid {what}").into(),
-    )
-}
 
 fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, column: usize) -> rusqlite::Result<T> {
     let text: String = row.get(column)?;
@@ -60,20 +53,6 @@ fn to_json<T: serde::Serialize>(value: &T) -> rusqlite::Result<String> {
     serde_json::to_string(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))
 }
 
-fn effect_str(effect: Effect) -> &'static str {
-    match effect {
-        Effect::Allow => "allow",
-        Effect::Deny => "deny",
-    }
-}
-
-fn status_str(status: PolicyStatus) -> &'static str {
-    match status {
-        PolicyStatus::Active => "active",
-        PolicyStatus::Inactive => "inactive",
-    }
-}
-
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Policy>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM policies ORDER BY priority DESC, name"
@@ -105,12 +84,12 @@ pub fn put(conn: &Connection, p: &Policy) -> rusqlite::Result<()> {
         p.id.to_string(),
         p.name,
         p.description,
-        effect_str(p.effect),
+        p.effect.as_str(),
         p.resource_type,
         to_json(&p.actions)?,
         p.conditions.as_ref().map(Value::to_string),
         p.priority,
-        status_str(p.status),
+        p.status.as_str(),
         to_json(&p.principals)?,
         p.version,
         p.system,

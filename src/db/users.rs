@@ -1,5 +1,6 @@
 //! SQL for the `users` table.
 
+use super::invalid_column;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::accounts::{Email, Role, User, UserId, UserStatus};
@@ -7,27 +8,19 @@ use crate::accounts::{Email, Role, User, UserId, UserStatus};
 const COLUMNS: &str = "id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after, failed_logins, locked_until,
     EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = users.id AND f.enabled_at IS NOT NULL)";
 
-fn conversion_error(column: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        column,
-        rusqlite::types::Type::Text,
-        format!("invalid {what}").into(),
-    )
-}
-
 fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let id: String = row.get(0)?;
     let role: String = row.get(3)?;
     let attributes: String = row.get(4)?;
     let status: String = row.get(5)?;
     Ok(User {
-        id: id.parse().map_err(|_| conversion_error(0, "user id"))?,
+        id: id.parse().map_err(|_| invalid_column(0, "user id"))?,
         email: Email::from_trusted(row.get(1)?),
         password_hash: row.get(2)?,
-        role: Role::parse(&role).ok_or_else(|| conversion_error(3, "role"))?,
+        role: Role::parse(&role).ok_or_else(|| invalid_column(3, "role"))?,
         attributes: serde_json::from_str(&attributes)
-            .map_err(|_| conversion_error(4, "attributes"))?,
-        status: UserStatus::parse(&status).ok_or_else(|| conversion_error(5, "status"))?,
+            .map_err(|_| invalid_column(4, "attributes"))?,
+        status: UserStatus::parse(&status).ok_or_else(|| invalid_column(5, "status"))?,
         created_at: row.get(6)?,
         updated_at: row.get(7)?,
         tokens_valid_after: row.get(8)?,
@@ -192,7 +185,7 @@ pub fn recent_cutoffs(conn: &Connection, since: i64) -> rusqlite::Result<Vec<(Us
     let rows = stmt.query_map([since], |row| {
         let id: String = row.get(0)?;
         Ok((
-            id.parse().map_err(|_| conversion_error(0, "user id"))?,
+            id.parse().map_err(|_| invalid_column(0, "user id"))?,
             row.get(1)?,
         ))
     })?;

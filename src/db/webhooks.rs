@@ -1,5 +1,6 @@
 //! SQL for `webhooks`, `webhook_deliveries` (the outbox) and `webhook_attempts`.
 
+use super::invalid_column as invalid;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
@@ -7,14 +8,6 @@ use crate::accounts::UserId;
 use crate::webhooks::model::Webhook;
 
 const COLUMNS: &str = "id, owner_id, url, events, description, enabled, disabled_reason, credential_kind, credential_hint, previous_secret_until, consecutive_failures, created_at, updated_at";
-
-fn invalid(column: usize, what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        column,
-        rusqlite::types::Type::Text,
-        format!("invalid {what}").into(),
-    )
-}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Webhook> {
     let id: String = row.get(0)?;

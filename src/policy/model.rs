@@ -14,11 +14,29 @@ pub enum Effect {
     Deny,
 }
 
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyStatus {
     Active,
     Inactive,
+}
+
+impl PolicyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyStatus::Active => "active",
+            PolicyStatus::Inactive => "inactive",
+        }
+    }
 }
 
 /// Whom a policy applies to.

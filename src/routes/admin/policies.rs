@@ -35,20 +35,6 @@ pub struct PolicyRow {
     pub system: bool,
 }
 
-fn effect_str(effect: Effect) -> &'static str {
-    match effect {
-        Effect::Allow => "allow",
-        Effect::Deny => "deny",
-    }
-}
-
-fn status_str(status: PolicyStatus) -> &'static str {
-    match status {
-        PolicyStatus::Active => "active",
-        PolicyStatus::Inactive => "inactive",
-    }
-}
-
 #[derive(Template)]
 #[template(path = "admin/policies.html")]
 struct ListPage {
@@ -79,16 +65,16 @@ pub async fn list(
         .policies
         .list()
         .into_iter()
-        .filter(|p| status.is_empty() || status_str(p.status) == status)
+        .filter(|p| status.is_empty() || p.status.as_str() == status)
         .filter(|p| resource_type.is_empty() || p.resource_type == resource_type)
         .map(|p| PolicyRow {
             id: p.id,
             name: p.name.clone(),
-            effect: effect_str(p.effect),
+            effect: p.effect.as_str(),
             resource_type: p.resource_type.clone(),
             actions: p.actions.join(", "),
             priority: p.priority,
-            status: status_str(p.status),
+            status: p.status.as_str(),
             version: p.version,
             system: p.system,
         })
@@ -195,11 +181,11 @@ impl Fields {
         Self {
             name: policy.name.clone(),
             description: policy.description.clone(),
-            effect: effect_str(policy.effect).to_owned(),
+            effect: policy.effect.as_str().to_owned(),
             resource_type: policy.resource_type.clone(),
             actions: policy.actions.join(", "),
             priority: policy.priority.to_string(),
-            status: status_str(policy.status).to_owned(),
+            status: policy.status.as_str().to_owned(),
             principals_type: principals_type.to_owned(),
             principals,
             tree: policy.conditions.as_ref().map(builder::from_json),
@@ -513,7 +499,7 @@ pub async fn set_status(
     {
         Ok(policy) => Ok(redirect_with(
             "/admin/policies",
-            &format!("“{}” is now {}.", policy.name, status_str(policy.status)),
+            &format!("“{}” is now {}.", policy.name, policy.status.as_str()),
         )),
         Err(PolicyError::ReadOnly) => Ok(redirect_with(
             "/admin/policies",

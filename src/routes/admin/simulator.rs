@@ -13,7 +13,6 @@ use crate::db::{DbError, users};
 use crate::policy::engine::{
     AccessRequest, ConditionResult, Context, Decision, Reason, Resource, Subject,
 };
-use crate::policy::model::Effect;
 use crate::state::AppState;
 
 pub struct Explained {
@@ -142,10 +141,7 @@ fn describe(decision: Decision) -> Outcome {
         .into_iter()
         .map(|p| Explained {
             name: p.name,
-            effect: match p.effect {
-                Effect::Allow => "allow",
-                Effect::Deny => "deny",
-            },
+            effect: p.effect.as_str(),
             outcome: match p.matched {
                 Some(true) => "takes effect",
                 Some(false) => "does not take effect",
