@@ -746,22 +746,10 @@ impl AccountService {
         meta: &RequestMeta,
     ) -> Result<usize, AccountError> {
         let user = principal.user_id;
-        let now = self.clock.now();
-        let until = self.revocations.session_revocation_until(now);
         let audit_event =
             event("auth.logout_all", Outcome::Success, meta).with_actor(user.to_string());
-        let ended = self
-            .db
-            .write_then(
-                move |tx| {
-                    let ended = end_all_sessions(tx, user, now, until, "logout_all")?;
-                    audit::append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
-                    Ok::<_, AccountError>(ended)
-                },
-                self.after_sessions_ended(user, now, until),
-            )
-            .await?;
-        Ok(ended.len())
+        self.end_every_session(user, audit_event, "logout_all")
+            .await
     }
 
     /// An administrator ends every session of `target` and cuts off its tokens.
@@ -771,23 +759,35 @@ impl AccountService {
         target: UserId,
         meta: &RequestMeta,
     ) -> Result<usize, AccountError> {
-        let now = self.clock.now();
-        let until = self.revocations.session_revocation_until(now);
         let audit_event = event("admin.sessions_revoked", Outcome::Success, meta)
             .with_actor(admin.to_string())
             .with_target(target.to_string());
+        self.end_every_session(target, audit_event, "revoked_by_admin")
+            .await
+    }
+
+    /// Ends every session of `user` (which must exist), moves its cut-off to now,
+    /// and records `audit_event` with the number ended — in one transaction.
+    async fn end_every_session(
+        &self,
+        user: UserId,
+        audit_event: AuditEvent,
+        reason: &'static str,
+    ) -> Result<usize, AccountError> {
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
         let ended = self
             .db
             .write_then(
                 move |tx| {
-                    if users::find(tx, target)?.is_none() {
+                    if users::find(tx, user)?.is_none() {
                         return Err(AccountError::UserNotFound);
                     }
-                    let ended = end_all_sessions(tx, target, now, until, "revoked_by_admin")?;
+                    let ended = end_all_sessions(tx, user, now, until, reason)?;
                     audit::append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
                     Ok::<_, AccountError>(ended)
                 },
-                self.after_sessions_ended(target, now, until),
+                self.after_sessions_ended(user, now, until),
             )
             .await?;
         Ok(ended.len())

@@ -329,6 +329,21 @@ pub struct Webhook {
     pub updated_at: i64,
 }
 
+impl Webhook {
+    /// Enables (a fresh start: failures and reason cleared) or disables it,
+    /// recording `reason` when it was enabled.
+    pub fn set_enabled(&mut self, enabled: bool, reason: &str) {
+        if enabled && !self.enabled {
+            self.consecutive_failures = 0;
+            self.disabled_reason = None;
+        }
+        if !enabled && self.enabled {
+            self.disabled_reason = Some(reason.to_owned());
+        }
+        self.enabled = enabled;
+    }
+}
+
 /// Validates an event list: known types or `*`, at least one.
 pub fn check_events(events: &[String]) -> Vec<FieldError> {
     if events.is_empty() {

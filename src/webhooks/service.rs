@@ -322,15 +322,7 @@ impl WebhookService {
                     webhook.description = description;
                 }
                 if let Some(enabled) = changes.enabled {
-                    if enabled && !webhook.enabled {
-                        // Re-enabled by its owner: a fresh start.
-                        webhook.consecutive_failures = 0;
-                        webhook.disabled_reason = None;
-                    }
-                    if !enabled && webhook.enabled {
-                        webhook.disabled_reason = Some("disabled by its owner".to_owned());
-                    }
-                    webhook.enabled = enabled;
+                    webhook.set_enabled(enabled, "disabled by its owner");
                 }
                 webhook.updated_at = now;
                 sql::update(tx, &webhook)?;
@@ -447,11 +439,24 @@ impl WebhookService {
         meta: &RequestMeta,
     ) -> Result<(), WebhookError> {
         let webhook = self.get(owner, id).await?;
+        self.requeue(owner, &webhook, delivery, meta).await
+    }
+
+    /// Queues one of `webhook`'s deliveries again, due now, recording who asked.
+    /// A disabled webhook sends nothing.
+    async fn requeue(
+        &self,
+        actor: UserId,
+        webhook: &Webhook,
+        delivery: String,
+        meta: &RequestMeta,
+    ) -> Result<(), WebhookError> {
         if !webhook.enabled {
             return Err(WebhookError::Disabled);
         }
+        let id = webhook.id;
         let record =
-            event("webhook.retried", owner, id, meta).with_detail("delivery", delivery.as_str());
+            event("webhook.retried", actor, id, meta).with_detail("delivery", delivery.as_str());
         self.db
             .write(move |tx| {
                 if !sql::requeue(tx, id, &delivery, 0)? {
@@ -500,14 +505,7 @@ impl WebhookService {
         self.db
             .write(move |tx| {
                 let mut webhook = sql::find(tx, id)?.ok_or(WebhookError::NotFound)?;
-                if enabled && !webhook.enabled {
-                    webhook.consecutive_failures = 0;
-                    webhook.disabled_reason = None;
-                }
-                if !enabled && webhook.enabled {
-                    webhook.disabled_reason = Some("disabled by an administrator".to_owned());
-                }
-                webhook.enabled = enabled;
+                webhook.set_enabled(enabled, "disabled by an administrator");
                 webhook.updated_at = now;
                 sql::update(tx, &webhook)?;
                 audit::append(tx, &record)?;
@@ -524,17 +522,8 @@ impl WebhookService {
         delivery: String,
         meta: &RequestMeta,
     ) -> Result<(), WebhookError> {
-        let record =
-            event("webhook.retried", admin, id, meta).with_detail("delivery", delivery.as_str());
-        self.db
-            .write(move |tx| {
-                if !sql::requeue(tx, id, &delivery, 0)? {
-                    return Err(WebhookError::NotFound);
-                }
-                audit::append(tx, &record)?;
-                Ok(())
-            })
-            .await
+        let webhook = self.find(id).await?;
+        self.requeue(admin, &webhook, delivery, meta).await
     }
 
     /// Opens what a delivery to `id` needs. A credential or secret that does not

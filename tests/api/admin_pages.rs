@@ -548,6 +548,18 @@ async fn users_webhooks_and_audit_pages() {
         .await
         .expect("json");
     assert_eq!(shown["enabled"], false);
+    // A disabled webhook sends nothing, not even on an administrator's retry.
+    let retry = post_form(
+        &app,
+        &format!("/admin/webhooks/{hook_id}"),
+        &[
+            ("csrf", token.as_str()),
+            ("op", "retry"),
+            ("delivery", "msg_x"),
+        ],
+    )
+    .await;
+    assert_eq!(retry.status(), 409);
 
     // Audit: filtered, chain status shown, CSV export with formula cells defused.
     let audit = app
