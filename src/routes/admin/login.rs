@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{PageError, checked_post, parse_form, render, same_site_only};
+use super::{PageError, checked_post, parse_form, removal, render, same_site_only};
 use crate::accounts::Email;
 use crate::accounts::service::{AccountError, RequestMeta};
 use crate::auth::admin_session::{
@@ -62,12 +62,6 @@ fn cookie(
         .same_site(SameSite::Strict)
         .max_age(actix_web::cookie::time::Duration::seconds(max_age))
         .finish()
-}
-
-fn removal(name: &'static str) -> Cookie<'static> {
-    let mut gone = Cookie::build(name, "").path("/admin").finish();
-    gone.make_removal();
-    gone
 }
 
 pub async fn form(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {

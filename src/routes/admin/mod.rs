@@ -161,11 +161,16 @@ pub fn flash(req: &HttpRequest) -> Option<String> {
 /// Adds the flash-clearing cookie to a rendered page that showed one.
 pub fn clear_flash(mut response: HttpResponse, shown: bool) -> HttpResponse {
     if shown {
-        let mut gone = Cookie::build(FLASH_COOKIE, "").path("/admin").finish();
-        gone.make_removal();
-        let _ = response.add_cookie(&gone);
+        let _ = response.add_cookie(&removal(FLASH_COOKIE));
     }
     response
+}
+
+/// A cookie that makes the browser forget the admin cookie `name`.
+pub fn removal(name: &'static str) -> Cookie<'static> {
+    let mut gone = Cookie::build(name, "").path("/admin").finish();
+    gone.make_removal();
+    gone
 }
 
 /// What every signed-in page shows around its content.
