@@ -42,7 +42,8 @@ fn start_driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver runs (scripts/test.sh installs chromium-driver)");
-    for _ in 0..100 {
+    // Generous: on a busy two-core machine the driver can take a while to start.
+    for _ in 0..300 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
@@ -115,10 +116,10 @@ async fn choose(c: &Client, selector: &str, value: &str) {
         .expect("select");
 }
 
-/// Waits (up to 10 s) for `selector`'s text to be `expected`, across page loads.
+/// Waits (up to 30 s) for `selector`'s text to be `expected`, across page loads.
 async fn wait_for_text(c: &Client, selector: &str, expected: &str) {
     let mut last = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         if let Ok(element) = c.find(Locator::Css(selector)).await
             && let Ok(text) = element.text().await
         {
