@@ -8,9 +8,9 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use portcullis::accounts::{Role, UserId};
+use portcullis::model::policy::{Effect, Policy, PolicyStatus, Principals};
+use portcullis::model::{Role, UserId};
 use portcullis::policy::engine::{AccessRequest, Context, PolicySet, Resource, Subject};
-use portcullis::policy::model::{Effect, Policy, PolicyStatus, Principals};
 use portcullis::policy::validate::compile;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -9,12 +9,12 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use portcullis::accounts::{Role, UserId};
 use portcullis::auth::revocation::RevocationStore;
 use portcullis::auth::tokens::{TokenService, TokenType};
 use portcullis::clock::Clock;
 use portcullis::config::{DatabaseSettings, JwtSettings};
 use portcullis::db::Database;
+use portcullis::model::{Role, UserId};
 use secrecy::SecretString;
 use uuid::Uuid;
 

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use criterion::{Criterion, criterion_group, criterion_main};
-use portcullis::accounts::service::RequestMeta;
-use portcullis::accounts::{Email, Role};
+use portcullis::audit::RequestMeta;
 use portcullis::clock::Clock;
+use portcullis::config::KeyPurpose;
 use portcullis::config::{ConfigSources, Mode, Settings};
 use portcullis::crypto::keys::{fernet_key, random_password, signing_secret};
-use portcullis::crypto::secret_box::{KeyPurpose, SecretBox};
+use portcullis::crypto::secret_box::SecretBox;
 use portcullis::db::{DbError, webhooks};
+use portcullis::model::{Email, Role};
 use portcullis::state::AppState;
 use portcullis::webhooks::model::Credential;
 use portcullis::webhooks::service::WebhookChanges;
@@ -143,7 +144,7 @@ fn bench_deliveries(c: &mut Criterion) {
             for _ in 0..iterations {
                 system.block_on(async {
                     state
-                        .db
+                        .database()
                         .write(move |tx| {
                             for i in 0..BATCH {
                                 let body = format!(r#"{{"type":"webhook.test","timestamp":"now","data":{{"n":{i}}}}}"#);

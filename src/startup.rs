@@ -1,5 +1,6 @@
 //! Builds the running application: services, middleware, routes, listener, and the
-//! background maintenance.
+//! background work (limiter sweeps, revocation purges, webhook deliveries). The
+//! wiring layer: the one place outside `http` and `routes` that knows actix.
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -8,18 +9,21 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
+use std::future::Future;
+
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::Clock;
-use crate::config::{Mode, Settings};
+use crate::config::{Findings, Mode, Settings, Status};
 use crate::db::Database;
 use crate::http::cors::cors;
 use crate::http::json::JsonLimit;
+use crate::http::rate_limit::RateLimit;
 use crate::http::request_context::RequestContext;
+use crate::http::request_span::RequestSpan;
 use crate::http::security_headers::SecurityHeaders;
-use crate::limits::middleware::RateLimit;
 use crate::routes;
 use crate::state::AppState;
-use crate::telemetry::RequestSpan;
+use crate::telemetry;
 
 /// Seconds in-flight requests get to finish on shutdown.
 const SHUTDOWN_GRACE_SECONDS: u64 = 10;
@@ -145,7 +149,7 @@ impl Application {
     }
 
     pub fn database(&self) -> &Database {
-        &self.state.db
+        self.state.database()
     }
 
     /// Stops the server: `graceful` lets in-flight requests finish first.
@@ -206,6 +210,26 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
+/// Sweeps the limiters and reports overflow use: a warning in the log and a
+/// `limits.overflow` audit event per class that used its overflow bucket since the
+/// last sweep. The maintenance task runs this once a minute.
+pub async fn sweep_limiters(state: &AppState) {
+    for report in state.limits.sweep() {
+        tracing::warn!(
+            limiter = report.class.name(),
+            hits = report.hits,
+            "rate limiter key table full: newcomers share the overflow bucket"
+        );
+        let event = AuditEvent::new("limits.overflow", Outcome::Denied)
+            .with_actor("system")
+            .with_target(report.class.name())
+            .with_detail("hits", report.hits);
+        if let Err(error) = state.audit.record(event).await {
+            tracing::error!(%error, "cannot audit limiter overflow");
+        }
+    }
+}
+
 /// Periodic housekeeping, every `every` (a minute when serving): the rate limiters
 /// drop refilled buckets and report overflow use (logged and audited); every tenth
 /// round, expired revocations and spent refresh tokens are deleted.
@@ -214,7 +238,7 @@ pub async fn maintain(state: AppState, every: Duration) {
     let mut ticks: u64 = 0;
     loop {
         interval.tick().await;
-        crate::limits::sweep_and_report(&state).await;
+        sweep_limiters(&state).await;
         if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
             match state.revocations.purge_expired().await {
                 Ok(purged) if purged > 0 => {
@@ -229,4 +253,48 @@ pub async fn maintain(state: AppState, every: Duration) {
         }
         ticks += 1;
     }
+}
+
+/// Why [`run_server`] ended without a clean stop.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The services or the listener could not start.
+    Start(anyhow::Error),
+    /// The server stopped with an error.
+    Run(anyhow::Error),
+}
+
+/// Starts the server on an actix system: logs the configuration warnings, builds
+/// the services, runs `prepare` on them (the demo seeds data there), starts
+/// listening with `routes` added (the demo's receiver), announces the address, and
+/// serves until SIGTERM or SIGINT.
+pub fn run_server<P, F, R>(
+    settings: Settings,
+    findings: &Findings,
+    prepare: P,
+    routes: R,
+    announce: impl FnOnce(&Application),
+) -> Result<(), ServeError>
+where
+    P: FnOnce(AppState) -> F,
+    F: Future<Output = anyhow::Result<()>>,
+    R: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let _log_guard = telemetry::init(&settings.log);
+    for warning in findings.with_status(Status::Warn) {
+        tracing::warn!(variable = %warning.variable, "{}", warning.message);
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let started = async {
+            let state = AppState::open(settings, Clock::system()).await?;
+            prepare(state.clone()).await?;
+            Application::from_state(state, routes).await
+        };
+        let app = started.await.map_err(ServeError::Start)?;
+        announce(&app);
+        app.run_until_signalled().await.map_err(|error| {
+            tracing::error!(error = %format!("{error:#}"), "server stopped with an error");
+            ServeError::Run(error)
+        })
+    })
 }

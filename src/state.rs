@@ -1,28 +1,31 @@
-//! What every handler can reach, shared through `web::Data<AppState>`.
+//! What every handler can reach, shared through `web::Data<AppState>`: the services,
+//! wired once. The database itself is not among them — handlers go through a
+//! service — and the audit log is built here with its subscribers (the webhook
+//! outbox), before any service takes a copy.
 
 use std::sync::Arc;
 
 use crate::accounts::AccountService;
+use crate::accounts::service::AccountParts;
+use crate::admin::{AdminAccess, AdminOverview, AdminSessions};
 use crate::audit::AuditLog;
-use crate::auth::admin_session::AdminSessions;
 use crate::auth::revocation::RevocationStore;
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{KeyPurpose, Settings};
 use crate::crypto::password::PasswordHasher;
-use crate::crypto::secret_box::KeyPurpose;
 use crate::crypto::stored_secrets::{self, Keyring};
-use crate::db::Database;
+use crate::db::{Database, NotReady};
 use crate::documents::service::DocumentService;
 use crate::limits::RateLimits;
 use crate::policy::service::PolicyService;
+use crate::webhooks::events::Outbox;
 use crate::webhooks::service::WebhookService;
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub clock: Clock,
-    pub db: Database,
     pub audit: AuditLog,
     pub tokens: Arc<TokenService>,
     pub revocations: RevocationStore,
@@ -33,6 +36,16 @@ pub struct AppState {
     pub documents: DocumentService,
     pub webhooks: WebhookService,
     pub admin_sessions: AdminSessions,
+    pub admin_access: AdminAccess,
+    pub admin_overview: AdminOverview,
+    database: Database,
+}
+
+/// The audit log with every subscriber registered: the webhook outbox hears each
+/// event inside the transaction that records it. Every process that writes the
+/// log (the server, and commands that change data) builds it here.
+pub fn audit_log(db: &Database, clock: &Clock) -> AuditLog {
+    AuditLog::new(db.clone(), clock.clone()).subscribe(Arc::new(Outbox))
 }
 
 impl AppState {
@@ -53,7 +66,7 @@ impl AppState {
                 "secrets stored in plaintext by an older system; run `portcullis migrate-secrets`"
             );
         }
-        let audit = AuditLog::new(db.clone());
+        let audit = audit_log(&db, &clock);
         let tokens = Arc::new(TokenService::new(&settings.jwt));
         let revocations = RevocationStore::open(
             db.clone(),
@@ -62,31 +75,41 @@ impl AppState {
             clock.clone(),
         )
         .await;
-        let hasher = PasswordHasher::new(&settings.passwords)?;
         let limits = RateLimits::new(&settings.rate_limits, clock.clone());
         let accounts = AccountService::new(
-            db.clone(),
-            hasher,
-            Arc::clone(&tokens),
-            revocations.clone(),
-            clock.clone(),
+            AccountParts {
+                db: db.clone(),
+                audit: audit.clone(),
+                hasher: PasswordHasher::new(&settings.passwords)?,
+                tokens: Arc::clone(&tokens),
+                revocations: revocations.clone(),
+                clock: clock.clone(),
+                mfa_box: keyring.for_purpose(KeyPurpose::Mfa).clone(),
+            },
             &settings,
-            keyring.for_purpose(KeyPurpose::Mfa).clone(),
         );
-        let policies = PolicyService::load(db.clone(), clock.clone()).await?;
-        let documents = DocumentService::new(db.clone(), policies.clone(), clock.clone());
+        let policies = PolicyService::load(db.clone(), audit.clone(), clock.clone()).await?;
+        let documents =
+            DocumentService::new(db.clone(), audit.clone(), policies.clone(), clock.clone());
         let webhooks = WebhookService::new(
             db.clone(),
+            audit.clone(),
             clock.clone(),
             keyring.for_purpose(KeyPurpose::Credential).clone(),
             settings.webhooks.clone(),
         );
-        let admin_sessions =
-            AdminSessions::new(db.clone(), clock.clone(), accounts.clone(), &settings);
+        let admin_sessions = AdminSessions::new(
+            db.clone(),
+            audit.clone(),
+            clock.clone(),
+            accounts.clone(),
+            &settings,
+        );
         Ok(Self {
+            admin_access: AdminAccess::new(policies.clone()),
+            admin_overview: AdminOverview::new(db.clone(), clock.clone()),
             settings,
             clock,
-            db,
             audit,
             tokens,
             revocations,
@@ -97,6 +120,18 @@ impl AppState {
             documents,
             webhooks,
             admin_sessions,
+            database: db,
         })
+    }
+
+    /// Whether the database answers within `within` with the expected schema.
+    pub async fn readiness(&self, within: std::time::Duration) -> Result<(), NotReady> {
+        self.database.readiness(within).await
+    }
+
+    /// The database, for the start-up wiring and tests (fault injection). Handlers
+    /// never use it: they call a service (the layering test checks).
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 }

@@ -1,11 +1,8 @@
-//! Accounts: the user model, e-mail and password rules, and the account service
-//! (register, login, refresh, logout, password change, sessions).
+//! Accounts: the password rules and the account service (register, login, refresh,
+//! logout, password change, sessions, MFA, and the administrators' operations on
+//! accounts). The account record itself is `crate::model::User`.
 
-pub mod email;
 pub mod password_policy;
 pub mod service;
-pub mod user;
 
-pub use email::Email;
 pub use service::{AccountError, AccountService};
-pub use user::{Role, User, UserId, UserStatus};

@@ -4,8 +4,8 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::email::Email;
-use crate::error::FieldError;
+use crate::model::email::Email;
+use crate::validation::FieldError;
 
 pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 128;

@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, Secret, Totp};
 
-use crate::accounts::UserId;
 use crate::crypto::keys::{RandomnessUnavailable, random_bytes};
+use crate::model::UserId;
 
 pub const ISSUER: &str = "Portcullis";
 pub const DIGITS: u8 = 6;

@@ -1,8 +1,6 @@
 //! Authentication: access tokens, their revocation, refresh-token sessions and the
 //! extractor every protected handler starts with.
 
-pub mod admin_session;
-pub mod extractor;
 pub mod mfa;
 pub mod refresh;
 pub mod revocation;
@@ -10,8 +8,7 @@ pub mod tokens;
 
 use uuid::Uuid;
 
-use crate::accounts::{Role, UserId};
-use crate::error::ApiError;
+use crate::model::{Role, UserId};
 
 /// Who is calling, proven by a valid, unrevoked access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,24 +45,4 @@ pub enum AuthError {
     Revoked,
     #[error(transparent)]
     StoreUnavailable(#[from] revocation::RevocationUnavailable),
-}
-
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::MissingToken => ApiError::Unauthorized("A bearer access token is required."),
-            AuthError::InvalidToken(tokens::TokenError::Expired) => {
-                ApiError::Unauthorized("Token expired")
-            }
-            AuthError::InvalidToken(_) => ApiError::Unauthorized("Invalid token"),
-            AuthError::Revoked => ApiError::Unauthorized("Token revoked"),
-            AuthError::StoreUnavailable(cause) => {
-                tracing::error!(error = %cause, "token check failed closed");
-                ApiError::Unavailable {
-                    reason: "The token cannot be checked right now. Please try again later.",
-                    retry_after_seconds: Some(5),
-                }
-            }
-        }
-    }
 }

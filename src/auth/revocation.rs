@@ -21,10 +21,10 @@ use moka::sync::Cache;
 use uuid::Uuid;
 
 use super::tokens::{Claims, LEEWAY_SECONDS};
-use crate::accounts::UserId;
 use crate::clock::Clock;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::{Database, DbError, refresh_tokens, users};
+use crate::model::UserId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
@@ -264,8 +264,8 @@ impl RevocationStore {
 #[cfg(all(test, feature = "fault-injection"))]
 mod tests {
     use super::*;
-    use crate::accounts::Role;
     use crate::config::DatabaseSettings;
+    use crate::model::Role;
 
     fn claims(user: UserId) -> Claims {
         Claims {

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::accounts::{Role, UserId};
 use crate::config::JwtSettings;
+use crate::model::{Role, UserId};
 
 pub const ISSUER: &str = "portcullis";
 pub const AUDIENCE: &str = "portcullis-api";

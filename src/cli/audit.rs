@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::EXIT_FAILURE;
-use crate::audit::{ChainReport, verify_chain};
+use crate::audit::ChainReport;
+use crate::audit::chain::verify_chain;
 use crate::db;
 
 pub fn verify(database: &Path) -> ExitCode {

@@ -4,11 +4,13 @@
 use std::process::ExitCode;
 
 use super::EXIT_CONFIG;
-use crate::audit::{AuditEvent, AuditLog, ChainReport, Outcome};
+use crate::audit::{AuditEvent, ChainReport, Outcome};
+use crate::clock::Clock;
+use crate::config::KeyPurpose;
 use crate::config::{ConfigSources, DatabaseSettings, Findings, Mode, Settings, Status};
-use crate::crypto::secret_box::KeyPurpose;
 use crate::crypto::stored_secrets::{self, KeyCheckError, Keyring};
 use crate::db::{Database, SCHEMA_VERSION};
+use crate::state::audit_log;
 
 pub fn run(sources: ConfigSources) -> ExitCode {
     let (settings, mut findings) = match Settings::load(&sources, Mode::Production) {
@@ -27,12 +29,10 @@ pub fn run(sources: ConfigSources) -> ExitCode {
         })
     });
     if let Some(database) = database {
-        let db_findings = actix_web::rt::System::new().block_on(check_database(
-            database,
-            settings.as_ref(),
-            &findings,
-        ));
-        findings.extend(db_findings);
+        match super::block_on(check_database(database, settings.as_ref(), &findings)) {
+            Ok(db_findings) => findings.extend(db_findings),
+            Err(code) => return code,
+        }
     }
 
     println!("Portcullis configuration check");
@@ -72,7 +72,7 @@ async fn check_database(
     if let Some(config) = config {
         findings.extend(check_keys(&db, config).await);
     }
-    let audit = AuditLog::new(db);
+    let audit = audit_log(&db, &Clock::system());
     match audit.verify().await {
         Ok(ChainReport::Intact { events, .. }) => findings.pass(
             LABEL,

@@ -9,11 +9,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Map;
 
 use super::{EXIT_CONFIG, EXIT_FAILURE, exit_code_for, load_settings};
-use crate::accounts::service::RequestMeta;
-use crate::accounts::{AccountError, Email, Role};
+use crate::accounts::AccountError;
+use crate::audit::RequestMeta;
 use crate::clock::Clock;
 use crate::config::{ConfigSources, Mode};
 use crate::crypto::keys::random_password;
+use crate::model::{Email, Role};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub fn run(sources: ConfigSources, email: &str, source: PasswordSource) -> ExitC
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    actix_web::rt::System::new().block_on(async move {
+    super::block_on(async move {
         let state = match AppState::open(settings, Clock::system()).await {
             Ok(state) => state,
             Err(error) => {
@@ -59,6 +60,7 @@ pub fn run(sources: ConfigSources, email: &str, source: PasswordSource) -> ExitC
             }
         }
     })
+    .unwrap_or_else(|code| code)
 }
 
 fn read_password(source: PasswordSource) -> Result<Option<SecretString>, String> {

@@ -7,10 +7,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::serve::run_server;
+use super::serve::exit_code;
 use super::{EXIT_CONFIG, EXIT_FAILURE, keygen, load_settings};
 use crate::config::variables as v;
 use crate::config::{ConfigSources, Mode};
+use crate::startup::run_server;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 const DEFAULT_PORT: u16 = 8080;
@@ -73,7 +74,7 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    run_server(
+    exit_code(run_server(
         settings,
         &findings,
         |state| async move {
@@ -83,13 +84,13 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
             }
             Ok(())
         },
-        crate::demo::receiver::configure,
+        crate::routes::demo_receiver::configure,
         |app| {
             let url = app.base_url();
             let state = app.state().clone();
-            let receiver = format!("{url}{}", crate::demo::receiver::PATH);
-            actix_web::rt::spawn(async move {
-                if let Err(error) = crate::demo::receiver::ensure_webhook(&state, &receiver).await {
+            let receiver = format!("{url}{}", crate::routes::demo_receiver::PATH);
+            tokio::spawn(async move {
+                if let Err(error) = crate::demo::webhook::ensure_webhook(&state, &receiver).await {
                     eprintln!("demo: the demo webhook could not be set up: {error:#}");
                 }
             });
@@ -101,7 +102,7 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
             println!("  Admin:      {url}/admin/ (sign in as the admin account above)");
             println!(
                 "  Webhooks:   every event is delivered, signed, to {url}{}; each one is printed here",
-                crate::demo::receiver::PATH
+                crate::routes::demo_receiver::PATH
             );
             println!(
                 "  Database:   {}   Keys: {}",
@@ -112,7 +113,7 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
             // Tests and scripts read these lines while the server keeps running.
             let _ = std::io::stdout().flush();
         },
-    )
+    ))
 }
 
 /// Writes fresh random keys to `path` (mode 0600) unless it already exists.

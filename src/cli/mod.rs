@@ -18,6 +18,22 @@ use crate::crypto::stored_secrets::KeyCheckError;
 pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_FAILURE: u8 = 1;
 
+/// Runs a command's async work to completion on a single-threaded runtime (the
+/// server's own runtime is `startup::run_server`'s). A runtime that cannot start is
+/// a failure of the command: exit 1, said on stderr.
+pub fn block_on<F: std::future::Future>(work: F) -> Result<F::Output, ExitCode> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Ok(runtime.block_on(work)),
+        Err(error) => {
+            eprintln!("portcullis: cannot start the async runtime: {error}");
+            Err(ExitCode::from(EXIT_FAILURE))
+        }
+    }
+}
+
 /// Loads settings, or prints one line per failed check on stderr and returns the
 /// exit code 2. Messages name the variable and the fix, never a secret value.
 pub fn load_settings(

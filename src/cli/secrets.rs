@@ -7,11 +7,13 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{EXIT_CONFIG, EXIT_FAILURE, load_settings};
+use crate::clock::Clock;
 use crate::config::{ConfigSources, Mode};
 use crate::crypto::stored_secrets::{
     self, KeyCheckError, Keyring, Progress, ResealMode, ResealOptions, ResealReport,
 };
 use crate::db::Database;
+use crate::state::audit_log;
 
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 
@@ -32,7 +34,7 @@ pub fn run(sources: ConfigSources, options: ResealOptions) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    actix_web::rt::System::new().block_on(async move {
+    super::block_on(async move {
         let db = match Database::open(&settings.database).await {
             Ok(db) => db,
             Err(error) => {
@@ -64,7 +66,8 @@ pub fn run(sources: ConfigSources, options: ResealOptions) -> ExitCode {
             bar.set_length(p.total);
             bar.set_position(p.done);
         };
-        let result = stored_secrets::reseal_all(&db, &keyring, options, report).await;
+        let audit = audit_log(&db, &Clock::system());
+        let result = stored_secrets::reseal_all(&db, &audit, &keyring, options, report).await;
         bar.finish_and_clear();
         match result {
             Ok(report) => {
@@ -87,6 +90,7 @@ pub fn run(sources: ConfigSources, options: ResealOptions) -> ExitCode {
             }
         }
     })
+    .unwrap_or_else(|code| code)
 }
 
 fn summary(name: &str, mode: ResealMode, report: &ResealReport) -> String {

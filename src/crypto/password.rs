@@ -23,22 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-/// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane. Configuration may raise
-/// these, never lower them.
-pub const MIN_MEMORY_KIB: u32 = 19_456;
-pub const MIN_ITERATIONS: u32 = 2;
-pub const MIN_PARALLELISM: u32 = 1;
-
-#[derive(Debug, Clone)]
-pub struct PasswordSettings {
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-    /// Hashes computed at once.
-    pub concurrency: usize,
-    /// How long a request may wait for a free hashing slot.
-    pub queue_timeout: Duration,
-}
+use crate::config::PasswordSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -313,6 +298,7 @@ fn needs_rehash(params: &Params, stored: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{MIN_ITERATIONS, MIN_MEMORY_KIB, MIN_PARALLELISM};
 
     fn settings() -> PasswordSettings {
         PasswordSettings {

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use fernet::Fernet;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+use crate::config::KeyPurpose;
+
 /// Marks a stored value as sealed (Fernet, format version 1).
 pub const SEALED_PREFIX: &str = "fernet:v1:";
 
@@ -22,33 +24,6 @@ pub const SEALED_PREFIX: &str = "fernet:v1:";
 /// into unreadable secrets and a false "wrong key" at startup. Far enough ahead that
 /// no token is "from the future", far enough from `u64::MAX` not to overflow.
 const OPEN_AT: u64 = u64::MAX / 2;
-
-/// What a key list protects; each has its own variable and its own keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeyPurpose {
-    Mfa,
-    Credential,
-}
-
-impl KeyPurpose {
-    pub const ALL: [KeyPurpose; 2] = [KeyPurpose::Mfa, KeyPurpose::Credential];
-
-    /// The stored name (canary rows, audit details).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyPurpose::Mfa => "mfa",
-            KeyPurpose::Credential => "credential",
-        }
-    }
-
-    /// The configuration variable holding this purpose's keys.
-    pub fn variable(self) -> &'static str {
-        match self {
-            KeyPurpose::Mfa => crate::config::variables::MFA_ENCRYPTION_KEY,
-            KeyPurpose::Credential => crate::config::variables::CREDENTIAL_ENCRYPTION_KEY,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretBoxError {

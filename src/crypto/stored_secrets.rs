@@ -2,9 +2,10 @@
 //! purpose), the startup key check against a canary, and the re-sealing passes behind
 //! `portcullis migrate-secrets` and `portcullis rotate-keys`.
 
-use crate::audit::{self, AuditEvent, Outcome};
+use crate::audit::{AuditEvent, AuditLog, Outcome};
+use crate::config::KeyPurpose;
 use crate::config::Settings;
-use crate::crypto::secret_box::{KeyPurpose, Sealing, SecretBox, SecretBoxError};
+use crate::crypto::secret_box::{Sealing, SecretBox, SecretBoxError};
 use crate::db::sealed::{self, SEALED_COLUMNS, SealedColumn};
 use crate::db::{Database, DbError};
 
@@ -240,6 +241,7 @@ pub struct ResealOptions {
 /// required until every secret has moved. Every pass is audited, a failed one too.
 pub async fn reseal_all(
     db: &Database,
+    audit: &AuditLog,
     keyring: &Keyring,
     options: ResealOptions,
     mut progress: impl FnMut(Progress),
@@ -278,7 +280,7 @@ pub async fn reseal_all(
         .with_actor("system")
         .with_detail("columns", columns)
         .with_detail("complete", report.complete);
-    let audited = db.write(move |tx| audit::append(tx, &event)).await;
+    let audited = audit.record(event).await;
     passed?;
     audited?;
     Ok(report)

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use crate::accounts::UserId;
+use crate::model::UserId;
 
 #[derive(Debug, Clone)]
 pub struct AdminSessionRow {

@@ -5,8 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::accounts::UserId;
-use crate::documents::{Classification, Document};
+use crate::model::UserId;
+use crate::model::document::{Classification, Document};
 
 const COLUMNS: &str =
     "id, owner_id, title, body, classification, attributes, created_at, updated_at";

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::accounts::UserId;
+use crate::model::UserId;
 
 /// A user's TOTP factor as stored.
 #[derive(Debug, Clone)]

@@ -62,6 +62,17 @@ pub enum DbError {
     NoWal(String),
 }
 
+/// Why the database is not ready to serve.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("the schema version is {found}, this binary expects {SCHEMA_VERSION}")]
+    Schema { found: i64 },
+    #[error("the database failed: {0}")]
+    Failed(DbError),
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(Duration),
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Database {
@@ -157,6 +168,23 @@ impl Database {
         })
         .await
         .map_err(|_| DbError::TaskFailed)?
+    }
+
+    /// Whether the database answers within `within` with the schema this binary
+    /// expects (the readiness probe).
+    pub async fn readiness(&self, within: Duration) -> Result<(), NotReady> {
+        let probe = self.read(|conn| {
+            conn.query_row("SELECT user_version FROM pragma_user_version", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map_err(DbError::from)
+        });
+        match tokio::time::timeout(within, probe).await {
+            Ok(Ok(version)) if version == SCHEMA_VERSION => Ok(()),
+            Ok(Ok(found)) => Err(NotReady::Schema { found }),
+            Ok(Err(error)) => Err(NotReady::Failed(error)),
+            Err(_) => Err(NotReady::TimedOut(within)),
+        }
     }
 
     #[cfg(not(feature = "fault-injection"))]

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::policy::model::{Effect, Policy, PolicyStatus, Principals};
+use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
 
 const COLUMNS: &str = "id, name, description, effect, resource_type, actions, conditions, priority, status, principals, version, system, created_by, created_at, updated_by, updated_at";
 
@@ -109,12 +109,11 @@ pub fn delete(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {
 }
 
 /// One entry of a policy's history.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct VersionRow {
     pub version: i64,
     /// `created`, `updated` or `deleted`.
     pub change: String,
-    #[schema(value_type = Object)]
     pub snapshot: Value,
     pub changed_by: Option<String>,
     pub changed_at: i64,

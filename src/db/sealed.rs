@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::crypto::secret_box::KeyPurpose;
+use crate::config::KeyPurpose;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SealedColumn {

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use crate::accounts::UserId;
+use crate::model::UserId;
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {

@@ -3,7 +3,7 @@
 use super::invalid_column;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::accounts::{Email, Role, User, UserId, UserStatus};
+use crate::model::{Email, Role, User, UserId, UserStatus};
 
 const COLUMNS: &str = "id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after, failed_logins, locked_until,
     EXISTS (SELECT 1 FROM mfa_factors f WHERE f.user_id = users.id AND f.enabled_at IS NOT NULL)";

@@ -4,8 +4,8 @@ use super::invalid_column as invalid;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use crate::accounts::UserId;
-use crate::webhooks::model::Webhook;
+use crate::model::UserId;
+use crate::model::webhook::Webhook;
 
 const COLUMNS: &str = "id, owner_id, url, events, description, enabled, disabled_reason, credential_kind, credential_hint, previous_secret_until, consecutive_failures, created_at, updated_at";
 
@@ -185,14 +185,12 @@ pub fn subscribers(
 }
 
 /// A queued delivery.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct DeliveryRow {
     /// The `webhook-id` header: stable across retries.
     pub id: String,
-    #[serde(skip)]
     pub webhook_id: Uuid,
     pub event_type: String,
-    #[serde(skip)]
     pub payload: String,
     /// `pending`, `delivered` or `failed`.
     pub status: String,
@@ -346,7 +344,7 @@ pub fn deliveries(
 }
 
 /// One logged attempt.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct AttemptRow {
     pub attempt: i64,
     pub attempted_at: i64,

@@ -8,14 +8,14 @@ use moka::sync::Cache;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{Classification, Document};
-use crate::accounts::service::RequestMeta;
-use crate::audit::{self, AuditEvent, Outcome};
+use super::as_resource;
+use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
 use crate::db::{Database, DbError, documents};
-use crate::error::{ApiError, FieldError};
+use crate::model::document::{Classification, Document, RESOURCE_TYPE};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
+use crate::validation::FieldError;
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_BODY_CHARS: usize = 100_000;
@@ -47,28 +47,13 @@ pub enum DocumentError {
     EvaluationFailed,
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 impl From<rusqlite::Error> for DocumentError {
     fn from(error: rusqlite::Error) -> Self {
         DocumentError::Database(DbError::Sqlite(error))
-    }
-}
-
-impl From<DocumentError> for ApiError {
-    fn from(error: DocumentError) -> Self {
-        match error {
-            DocumentError::Validation(errors) => ApiError::Validation(errors),
-            DocumentError::NotFound => ApiError::NotFound,
-            DocumentError::Forbidden => ApiError::Forbidden(
-                "The access policies do not allow this action on this document.",
-            ),
-            DocumentError::EvaluationFailed => ApiError::AccessEvaluationFailed,
-            DocumentError::Conflict => ApiError::Conflict(
-                "The document changed or was deleted meanwhile; read it again and retry.",
-            ),
-            DocumentError::Database(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
-        }
     }
 }
 
@@ -174,6 +159,7 @@ const CACHE_CAPACITY: u64 = 10_000;
 #[derive(Clone)]
 pub struct DocumentService {
     db: Database,
+    audit: AuditLog,
     policies: PolicyService,
     clock: Clock,
     /// Recently read documents: reads outnumber writes, and a database round trip
@@ -188,9 +174,10 @@ pub struct DocumentPage {
 }
 
 impl DocumentService {
-    pub fn new(db: Database, policies: PolicyService, clock: Clock) -> Self {
+    pub fn new(db: Database, audit: AuditLog, policies: PolicyService, clock: Clock) -> Self {
         Self {
             db,
+            audit,
             policies,
             clock,
             cache: Cache::builder()
@@ -240,7 +227,7 @@ impl DocumentService {
     /// The document, if the caller may read it; 404 otherwise.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Document, DocumentError> {
         let document = self.find(id).await?.ok_or(DocumentError::NotFound)?;
-        if self.allowed(caller, "read", document.as_resource()).await? {
+        if self.allowed(caller, "read", as_resource(&document)).await? {
             Ok(document)
         } else {
             Err(DocumentError::NotFound)
@@ -265,7 +252,7 @@ impl DocumentService {
             updated_at: now,
         };
         if !self
-            .allowed(caller, "create", document.as_resource())
+            .allowed(caller, "create", as_resource(&document))
             .await?
         {
             return Err(DocumentError::Forbidden);
@@ -302,10 +289,10 @@ impl DocumentService {
             ..current.clone()
         };
         if !self
-            .allowed(caller, "update", current.as_resource())
+            .allowed(caller, "update", as_resource(&current))
             .await?
             || !self
-                .allowed(caller, "update", updated.as_resource())
+                .allowed(caller, "update", as_resource(&updated))
                 .await?
         {
             return Err(DocumentError::Forbidden);
@@ -322,7 +309,7 @@ impl DocumentService {
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<(), DocumentError> {
         let current = self.get(caller, id).await?;
         if !self
-            .allowed(caller, "delete", current.as_resource())
+            .allowed(caller, "delete", as_resource(&current))
             .await?
         {
             return Err(DocumentError::Forbidden);
@@ -339,15 +326,11 @@ impl DocumentService {
         document: Document,
         kind: Write,
     ) -> Result<Document, DocumentError> {
-        let mut record = AuditEvent::new(event_name, Outcome::Success)
+        let record = AuditEvent::of_request(event_name, Outcome::Success, &caller.meta)
             .with_actor(caller.subject.id.to_string())
-            .with_ip(caller.meta.ip)
             .with_target(document.id.to_string())
             .with_detail("classification", document.classification.as_str());
-        if let Some(id) = &caller.meta.request_id {
-            record = record.with_request_id(id.clone());
-        }
-        let (cache, id) = (self.cache.clone(), document.id);
+        let (cache, id, audit) = (self.cache.clone(), document.id, self.audit.clone());
         self.db
             .write_then(
                 move |tx| {
@@ -363,7 +346,7 @@ impl DocumentService {
                         // Changed or deleted since it was read and decided on.
                         return Err(DocumentError::Conflict);
                     }
-                    audit::append(tx, &record)?;
+                    audit.append(tx, &record)?;
                     Ok(document)
                 },
                 // On the writer's thread right after the commit, so a client that
@@ -371,6 +354,51 @@ impl DocumentService {
                 move |_| cache.invalidate(&id),
             )
             .await
+    }
+
+    /// The decision API's answer: may the caller do `action` on `described`? A
+    /// stored document (type `document` with an id) is judged as it is stored, not
+    /// as described; one that does not exist allows nothing, and one the caller may
+    /// not read allows nothing either, so no answer reveals it. Programmatic, so it
+    /// never fails open: an evaluation error is `false` (and audited).
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        action: &str,
+        described: Resource,
+    ) -> Result<bool, DocumentError> {
+        let stored_id = match (described.kind.as_str(), described.id.as_deref()) {
+            (RESOURCE_TYPE, Some(id)) => match Uuid::parse_str(id) {
+                Ok(id) => Some(id),
+                // Not a document id: no such document.
+                Err(_) => return Ok(false),
+            },
+            _ => None,
+        };
+        let resource = match stored_id {
+            None => described,
+            Some(id) => {
+                let Some(document) = self.find(id).await? else {
+                    return Ok(false);
+                };
+                let resource = as_resource(&document);
+                if action != "read" && !self.is_allowed(caller, "read", resource.clone()).await {
+                    return Ok(false);
+                }
+                resource
+            }
+        };
+        Ok(self.is_allowed(caller, action, resource).await)
+    }
+
+    async fn is_allowed(&self, caller: &Caller, action: &str, resource: Resource) -> bool {
+        let request = AccessRequest {
+            subject: caller.subject.clone(),
+            action: action.to_owned(),
+            resource,
+            context: caller.context.clone(),
+        };
+        self.policies.is_allowed(&request, &caller.meta).await
     }
 
     /// The documents the caller may read, in id order from `after`. Examines at most
@@ -397,7 +425,7 @@ impl DocumentService {
                 cursor = Some(document.id);
                 // A document whose decision errs (audited) is left out of the list:
                 // one unreadable document must not fail everyone's listing.
-                let readable = match self.allowed(caller, "read", document.as_resource()).await {
+                let readable = match self.allowed(caller, "read", as_resource(&document)).await {
                     Ok(readable) => readable,
                     Err(DocumentError::EvaluationFailed) => false,
                     Err(other) => return Err(other),

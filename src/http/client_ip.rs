@@ -10,7 +10,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use ipnet::IpNet;
 
-use crate::error::ApiError;
+use crate::http::problem::ApiError;
 
 /// The resolved client address of a request (stored by the request context).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

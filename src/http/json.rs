@@ -12,7 +12,8 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, FieldError};
+use crate::http::problem::ApiError;
+use crate::validation::FieldError;
 
 /// The largest body a JSON endpoint reads (from `MAX_JSON_BODY_BYTES`), kept in app data.
 #[derive(Debug, Clone, Copy)]

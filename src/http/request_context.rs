@@ -19,8 +19,9 @@ use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
 
 use super::client_ip::{self, ClientIp};
-use crate::accounts::service::RequestMeta;
-use crate::error::{ApiError, PROBLEM_JSON, Problem};
+use crate::audit::RequestMeta;
+use crate::http::problem::{ApiError, PROBLEM_JSON, Problem};
+use crate::policy::engine::Context;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const PROCESS_TIME_HEADER: &str = "x-process-time";
@@ -88,6 +89,17 @@ impl FromRequest for RequestMeta {
                 .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
             request_id: ext.get::<RequestId>().map(|id| id.as_str().to_owned()),
         }))
+    }
+}
+
+/// The request as the policy engine sees it: the client's address, the method, the
+/// path, and the time. Every door builds it here, so every door asks alike.
+pub fn policy_context(req: &HttpRequest, meta: &RequestMeta, now: i64) -> Context {
+    Context {
+        ip: meta.ip,
+        method: Some(req.method().to_string()),
+        path: Some(req.path().to_owned()),
+        now,
     }
 }
 

@@ -10,13 +10,13 @@
 //! | authenticated | `DEFAULT_RATE_LIMIT_CALLS` per `DEFAULT_RATE_LIMIT_PERIOD` | user |
 //! | anonymous | 100/min | client IP |
 //!
-//! `/health*` is exempt. Fail-closed fallbacks: a request whose client address
-//! cannot be determined is refused; a full key table sends newcomers to one strict
-//! shared overflow bucket (counted, logged once a minute, audited) — never to no
-//! limit at all.
+//! The HTTP edge (`http::rate_limit`) applies them; `/health*` is exempt. Fail-closed
+//! fallbacks: a request whose client address cannot be determined is refused; a
+//! full key table sends newcomers to one strict shared overflow bucket (counted,
+//! and reported by the start-up wiring's sweep once a minute) — never to no limit
+//! at all.
 
 pub mod key;
-pub mod middleware;
 pub mod store;
 
 use std::num::NonZeroU32;
@@ -31,7 +31,6 @@ use governor::{Quota, RateLimiter};
 pub use key::LimitKey;
 use store::BoundedStore;
 
-use crate::audit::{AuditEvent, Outcome};
 use crate::clock::Clock;
 use crate::config::{RateLimitSettings, RateQuota};
 
@@ -270,26 +269,6 @@ impl RateLimits {
     /// Keys currently tracked by one class (for tests and benchmarks).
     pub fn tracked_keys(&self, class: RouteClass) -> usize {
         self.limiter(class).limiter.len()
-    }
-}
-
-/// Sweeps the limiters and reports overflow use: a warning in the log and a
-/// `limits.overflow` audit event per class that used its overflow bucket since the
-/// last sweep. The maintenance task runs this once a minute.
-pub async fn sweep_and_report(state: &crate::state::AppState) {
-    for report in state.limits.sweep() {
-        tracing::warn!(
-            limiter = report.class.name(),
-            hits = report.hits,
-            "rate limiter key table full: newcomers share the overflow bucket"
-        );
-        let event = AuditEvent::new("limits.overflow", Outcome::Denied)
-            .with_actor("system")
-            .with_target(report.class.name())
-            .with_detail("hits", report.hits);
-        if let Err(error) = state.audit.record(event).await {
-            tracing::error!(%error, "cannot audit limiter overflow");
-        }
     }
 }
 

@@ -17,9 +17,9 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::model::{Effect, Policy, PolicyStatus, Principals};
 use super::operator::Operator;
-use crate::accounts::{Role, UserId};
+use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
+use crate::model::{Role, UserId};
 
 // ---- the request ----
 
@@ -32,8 +32,8 @@ pub struct Subject {
     pub attributes: Map<String, Value>,
 }
 
-impl From<&crate::accounts::User> for Subject {
-    fn from(user: &crate::accounts::User) -> Self {
+impl From<&crate::model::User> for Subject {
+    fn from(user: &crate::model::User) -> Self {
         Self {
             id: user.id,
             email: user.email.to_string(),

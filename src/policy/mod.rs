@@ -1,11 +1,13 @@
-//! Attribute-based access control: the policy model, its validation, and the engine
-//! that decides. One engine decides every access; it fails closed.
+//! Attribute-based access control: the attribute and operator lists, validation, the
+//! engine that decides, the policy service (stored, versioned, audited policies) and
+//! the simulator. One engine decides every access; it fails closed. The stored
+//! policy itself is `crate::model::policy`.
 
 pub mod attributes;
 pub mod engine;
-pub mod model;
 pub mod operator;
 pub mod service;
+pub mod simulation;
 pub mod validate;
 
 #[cfg(test)]

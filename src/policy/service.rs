@@ -10,15 +10,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::engine::{AccessRequest, Decision, PolicySet, Reason};
-use super::model::{ADMIN_POLICY_ID, Policy, PolicyStatus};
 use super::validate::{PolicyDraft, check_draft, compile};
-use crate::accounts::UserId;
-use crate::accounts::service::RequestMeta;
-use crate::audit::{self, AuditEvent, Outcome};
+use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
 use crate::db::policies::{self, VersionRow};
 use crate::db::{Database, DbError};
-use crate::error::{ApiError, FieldError};
+use crate::model::policy::{ADMIN_POLICY_ID, Policy, PolicyStatus};
+use crate::validation::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -34,27 +32,13 @@ pub enum PolicyError {
     Corrupt { id: Uuid, reason: String },
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 impl From<rusqlite::Error> for PolicyError {
     fn from(error: rusqlite::Error) -> Self {
         PolicyError::Database(DbError::Sqlite(error))
-    }
-}
-
-impl From<PolicyError> for ApiError {
-    fn from(error: PolicyError) -> Self {
-        match error {
-            PolicyError::Validation(errors) => ApiError::Validation(errors),
-            PolicyError::NotFound => ApiError::NotFound,
-            PolicyError::SystemPolicy => {
-                ApiError::Conflict("A built-in policy cannot be deleted; deactivate it instead.")
-            }
-            PolicyError::ReadOnly => ApiError::Conflict(
-                "The built-in administrator policy cannot be changed: it keeps administrators able to administer.",
-            ),
-            other => ApiError::Unexpected(anyhow::anyhow!(other)),
-        }
     }
 }
 
@@ -109,25 +93,63 @@ impl TryFrom<serde_json::Map<String, Value>> for ImportedPolicy {
     }
 }
 
+/// One stored version of a policy: the change, who made it and when, and the
+/// policy as it was then.
+#[derive(Debug, Clone)]
+pub struct PolicyVersion {
+    pub version: i64,
+    /// `created`, `updated` or `deleted`.
+    pub change: String,
+    /// The snapshot as stored.
+    pub snapshot: Value,
+    /// The snapshot read back as a policy (`None` for one that no longer reads).
+    pub policy: Option<Policy>,
+    pub changed_by: Option<String>,
+    pub changed_at: i64,
+}
+
+impl From<VersionRow> for PolicyVersion {
+    fn from(row: VersionRow) -> Self {
+        Self {
+            policy: serde_json::from_value(row.snapshot.clone()).ok(),
+            version: row.version,
+            change: row.change,
+            snapshot: row.snapshot,
+            changed_by: row.changed_by,
+            changed_at: row.changed_at,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PolicyService {
     db: Database,
+    audit: AuditLog,
     clock: Clock,
     current: Arc<RwLock<Arc<PolicySet>>>,
 }
 
 impl PolicyService {
     /// Loads and compiles every stored policy.
-    pub async fn load(db: Database, clock: Clock) -> Result<Self, PolicyError> {
+    pub async fn load(db: Database, audit: AuditLog, clock: Clock) -> Result<Self, PolicyError> {
         let stored = db
             .read(|conn| Ok::<_, PolicyError>(policies::all(conn)?))
             .await?;
         let set = build_set(stored)?;
         Ok(Self {
             db,
+            audit,
             clock,
             current: Arc::new(RwLock::new(Arc::new(set))),
         })
+    }
+
+    pub(super) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub(super) fn database(&self) -> &Database {
+        &self.db
     }
 
     /// The live set: an immutable snapshot, unaffected by later changes.
@@ -168,9 +190,8 @@ impl PolicyService {
             return;
         };
         tracing::error!(policy = %policy, path = %error.path, message = %error.message, "policy evaluation failed; access denied");
-        let mut event = AuditEvent::new("authz.evaluation_failed", Outcome::Denied)
+        let mut event = AuditEvent::of_request("authz.evaluation_failed", Outcome::Denied, meta)
             .with_actor(request.subject.id.to_string())
-            .with_ip(meta.ip)
             .with_target(policy.to_string())
             .with_detail("action", request.action.as_str())
             .with_detail("resource_type", request.resource.kind.as_str())
@@ -179,10 +200,7 @@ impl PolicyService {
         if let Some(id) = &request.resource.id {
             event = event.with_detail("resource_id", id.as_str());
         }
-        if let Some(id) = &meta.request_id {
-            event = event.with_request_id(id.clone());
-        }
-        if let Err(error) = self.db.write(move |tx| audit::append(tx, &event)).await {
+        if let Err(error) = self.audit.record(event).await {
             tracing::error!(%error, "could not audit a failed policy evaluation");
         }
     }
@@ -199,7 +217,8 @@ impl PolicyService {
             .ok_or(PolicyError::NotFound)
     }
 
-    pub async fn history(&self, id: Uuid) -> Result<Vec<VersionRow>, PolicyError> {
+    /// Every version of a policy, newest first (a deleted one's too).
+    pub async fn history(&self, id: Uuid) -> Result<Vec<PolicyVersion>, PolicyError> {
         let rows = self
             .db
             .read(move |conn| Ok::<_, PolicyError>(policies::versions(conn, id)?))
@@ -207,7 +226,7 @@ impl PolicyService {
         if rows.is_empty() {
             return Err(PolicyError::NotFound);
         }
-        Ok(rows)
+        Ok(rows.into_iter().map(PolicyVersion::from).collect())
     }
 
     fn policy_from_draft(
@@ -255,14 +274,15 @@ impl PolicyService {
     async fn commit(
         &self,
         changes: Vec<(Uuid, Option<Policy>)>,
-        actor: UserId,
+        actor: &AdminActor,
         meta: &RequestMeta,
         event_name: Option<&'static str>,
     ) -> Result<(), PolicyError> {
         if changes.iter().any(|(id, _)| *id == ADMIN_POLICY_ID) {
             return Err(PolicyError::ReadOnly);
         }
-        let actor_id = actor.to_string();
+        let actor_id = actor.audit_name();
+        let audit = self.audit.clone();
         let now = self.clock.now();
         let meta = meta.clone();
         let current = Arc::clone(&self.current);
@@ -299,26 +319,18 @@ impl PolicyService {
                             (None, None) => {}
                         }
                         summary.push(json!({"id": id, "change": change}));
-                        let mut record = AuditEvent::new(name, Outcome::Success)
+                        let record = AuditEvent::of_request(name, Outcome::Success, &meta)
                             .with_actor(actor_id.clone())
-                            .with_ip(meta.ip)
                             .with_target(id.to_string())
                             .with_detail("before", before.as_ref().map_or(Value::Null, snapshot))
                             .with_detail("after", after.as_ref().map_or(Value::Null, snapshot));
-                        if let Some(rid) = &meta.request_id {
-                            record = record.with_request_id(rid.clone());
-                        }
-                        audit::append(tx, &record)?;
+                        audit.append(tx, &record)?;
                     }
                     if let Some(name) = event_name {
-                        let mut record = AuditEvent::new(name, Outcome::Success)
+                        let record = AuditEvent::of_request(name, Outcome::Success, &meta)
                             .with_actor(actor_id.clone())
-                            .with_ip(meta.ip)
                             .with_detail("policies", Value::Array(summary));
-                        if let Some(rid) = &meta.request_id {
-                            record = record.with_request_id(rid.clone());
-                        }
-                        audit::append(tx, &record)?;
+                        audit.append(tx, &record)?;
                     }
                     // Compiled inside the transaction: a set that cannot be built
                     // rolls the change back.
@@ -333,12 +345,12 @@ impl PolicyService {
     pub async fn create(
         &self,
         draft: PolicyDraft,
-        actor: UserId,
+        actor: &AdminActor,
         meta: &RequestMeta,
     ) -> Result<Arc<Policy>, PolicyError> {
         let id = Uuid::new_v4();
         let policy = self
-            .policy_from_draft(id, draft, None, &actor.to_string())
+            .policy_from_draft(id, draft, None, &actor.audit_name())
             .map_err(PolicyError::Validation)?;
         self.commit(vec![(id, Some(policy))], actor, meta, None)
             .await?;
@@ -349,12 +361,12 @@ impl PolicyService {
         &self,
         id: Uuid,
         draft: PolicyDraft,
-        actor: UserId,
+        actor: &AdminActor,
         meta: &RequestMeta,
     ) -> Result<Arc<Policy>, PolicyError> {
         let previous = self.get(id)?;
         let policy = self
-            .policy_from_draft(id, draft, Some(&previous), &actor.to_string())
+            .policy_from_draft(id, draft, Some(&previous), &actor.audit_name())
             .map_err(PolicyError::Validation)?;
         self.commit(vec![(id, Some(policy))], actor, meta, None)
             .await?;
@@ -365,14 +377,14 @@ impl PolicyService {
         &self,
         id: Uuid,
         status: PolicyStatus,
-        actor: UserId,
+        actor: &AdminActor,
         meta: &RequestMeta,
     ) -> Result<Arc<Policy>, PolicyError> {
         let previous = self.get(id)?;
         let mut policy = (*previous).clone();
         policy.status = status;
         policy.version += 1;
-        policy.updated_by = Some(actor.to_string());
+        policy.updated_by = Some(actor.audit_name());
         policy.updated_at = self.clock.now();
         self.commit(vec![(id, Some(policy))], actor, meta, None)
             .await?;
@@ -382,7 +394,7 @@ impl PolicyService {
     pub async fn delete(
         &self,
         id: Uuid,
-        actor: UserId,
+        actor: &AdminActor,
         meta: &RequestMeta,
     ) -> Result<(), PolicyError> {
         if self.get(id)?.system {
@@ -398,10 +410,10 @@ impl PolicyService {
     pub async fn import(
         &self,
         entries: Vec<ImportedPolicy>,
-        actor: UserId,
+        actor: &AdminActor,
         meta: &RequestMeta,
     ) -> Result<usize, PolicyError> {
-        let actor_name = actor.to_string();
+        let actor_name = actor.audit_name();
         let mut errors = Vec::new();
         let mut changes = Vec::with_capacity(entries.len());
         let mut seen = std::collections::HashSet::new();

@@ -6,9 +6,9 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::engine::{AccessRequest, Context, PolicySet, Reason, Resource, Subject};
-use super::model::{Effect, Policy, PolicyStatus, Principals};
 use super::validate::{PolicyDraft, check_draft, compile};
-use crate::accounts::{Role, UserId};
+use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
+use crate::model::{Role, UserId};
 
 fn policy(effect: Effect, resource_type: &str, actions: &[&str], conditions: Value) -> Policy {
     Policy {

@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 
 use super::attributes::{self, ValueKind};
 use super::engine::{AttrRef, Comparison, CompiledPolicy, Condition, Operand, parse_time_of_day};
-use super::model::{Effect, Policy, PolicyStatus, Principals};
 use super::operator::Operator;
-use crate::error::FieldError;
+use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
+use crate::validation::FieldError;
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;

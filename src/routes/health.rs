@@ -6,8 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::{DbError, SCHEMA_VERSION};
-use crate::error::{ApiError, Problem};
+use crate::http::problem::{ApiError, Problem};
 use crate::state::AppState;
 
 /// A readiness probe must answer quickly even when the database hangs.
@@ -49,38 +48,17 @@ pub async fn live() -> HttpResponse {
     )
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let probe = state.db.read(|conn| {
-        conn.query_row("SELECT user_version FROM pragma_user_version", [], |row| {
-            row.get::<_, i64>(0)
-        })
-        .map_err(DbError::from)
-    });
-    let unavailable = ApiError::Unavailable {
-        reason: "The database is not answering. Please try again later.",
-        retry_after_seconds: Some(5),
-    };
-    match tokio::time::timeout(READY_TIMEOUT, probe).await {
-        Ok(Ok(version)) if version == SCHEMA_VERSION => {
-            Ok(HttpResponse::Ok().json(ReadinessStatus {
-                status: "ready",
-                database: "ok",
-            }))
-        }
-        Ok(Ok(version)) => {
-            tracing::error!(
-                found = version,
-                expected = SCHEMA_VERSION,
-                "database schema version mismatch"
-            );
-            Err(unavailable)
-        }
-        Ok(Err(error)) => {
-            tracing::error!(%error, "readiness: database error");
-            Err(unavailable)
-        }
-        Err(_) => {
-            tracing::error!(timeout = ?READY_TIMEOUT, "readiness: database timed out");
-            Err(unavailable)
+    match state.readiness(READY_TIMEOUT).await {
+        Ok(()) => Ok(HttpResponse::Ok().json(ReadinessStatus {
+            status: "ready",
+            database: "ok",
+        })),
+        Err(problem) => {
+            tracing::error!(%problem, "not ready");
+            Err(ApiError::Unavailable {
+                reason: "The database is not answering. Please try again later.",
+                retry_after_seconds: Some(5),
+            })
         }
     }
 }

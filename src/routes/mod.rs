@@ -1,7 +1,10 @@
-//! Every route the server answers, registered in one place.
+//! Every route the server answers, registered in one place, and the API door's
+//! mapping of domain errors to problems (`errors`).
 
 pub mod admin;
 pub mod api;
+pub mod demo_receiver;
+pub mod errors;
 pub mod health;
 pub mod openapi;
 
@@ -9,7 +12,7 @@ use actix_web::dev::HttpServiceFactory;
 use actix_web::http::header;
 use actix_web::{FromRequest, Handler, HttpResponse, Resource, Responder, web};
 
-use crate::error::ApiError;
+use crate::http::problem::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/health", health::live))

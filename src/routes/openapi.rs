@@ -9,22 +9,20 @@ use utoipa::OpenApi;
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::accounts::{Role, UserStatus};
-use crate::db::policies::VersionRow;
-use crate::db::webhooks::{AttemptRow, DeliveryRow};
-use crate::documents::Classification;
-use crate::error::{FieldError, Problem};
+use crate::http::problem::Problem;
+use crate::model::document::Classification;
+use crate::model::policy::{Effect, PolicyStatus, Principals};
+use crate::model::{Role, UserStatus};
 use crate::policy::attributes::{AttributeSpec, ValueKind};
 use crate::policy::engine::{
     ConditionResult, ConditionTrace, Decision, EvaluationError, PolicyExplanation, Reason,
 };
-use crate::policy::model::{Effect, Policy, PolicyStatus, Principals};
 use crate::policy::operator::Operator;
 use crate::policy::service::ImportedPolicy;
 use crate::policy::validate::PolicyDraft;
 use crate::routes::api::admin_policies::{
-    self, ImportResponse, OperatorSpec, PolicyStatusRequest, ResourceDescription, SimulateRequest,
-    SimulatedContext, SimulatedSubject, Vocabulary,
+    self, ImportResponse, OperatorSpec, PolicyResponse, PolicyStatusRequest, PolicyVersionResponse,
+    ResourceDescription, SimulateRequest, SimulatedContext, SimulatedSubject, Vocabulary,
 };
 use crate::routes::api::admin_users::{self, MfaResetResponse};
 use crate::routes::api::auth::{
@@ -41,10 +39,11 @@ use crate::routes::api::mfa::{
     MfaVerifyLoginRequest,
 };
 use crate::routes::api::webhooks::{
-    self, CredentialSummary, DeliveryResponse, QueuedResponse, WebhookRequest, WebhookResponse,
-    WebhookWithSecret,
+    self, AttemptResponse, CredentialSummary, DeliveryResponse, QueuedResponse, WebhookRequest,
+    WebhookResponse, WebhookWithSecret,
 };
 use crate::routes::health::{self, HealthStatus, ReadinessStatus};
+use crate::validation::FieldError;
 use crate::webhooks::model::Credential;
 
 #[derive(OpenApi)]
@@ -121,7 +120,7 @@ use crate::webhooks::model::Credential;
         MfaDisableRequest,
         MfaVerifyLoginRequest,
         MfaResetResponse,
-        Policy,
+        PolicyResponse,
         PolicyDraft,
         Effect,
         PolicyStatus,
@@ -129,7 +128,7 @@ use crate::webhooks::model::Credential;
         Operator,
         ValueKind,
         AttributeSpec,
-        VersionRow,
+        PolicyVersionResponse,
         ImportedPolicy,
         ImportResponse,
         Vocabulary,
@@ -158,8 +157,7 @@ use crate::webhooks::model::Credential;
         CredentialSummary,
         Credential,
         DeliveryResponse,
-        DeliveryRow,
-        AttemptRow,
+        AttemptResponse,
         QueuedResponse,
         MessageResponse,
         SessionResponse,
@@ -174,8 +172,8 @@ use crate::webhooks::model::Credential;
         (name = "documents", description = "Owned documents; every access decided by the policy engine"),
         (name = "authz", description = "The decision API"),
         (name = "webhooks", description = "Outgoing webhooks: signed, durable, SSRF-guarded"),
-        (name = "policies", description = "ABAC policy administration; administrators only"),
-        (name = "admin", description = "Administration; the administrator role is required"),
+        (name = "policies", description = "ABAC policy administration; administrators the engine allows (resource type `admin`)"),
+        (name = "admin", description = "Administration; administrators the engine allows (resource type `admin`)"),
         (name = "meta", description = "This document")
     )
 )]

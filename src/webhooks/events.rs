@@ -1,14 +1,16 @@
-//! Which audited events become webhook events, and their payloads. Offered from
-//! inside `audit::append`, so an event enters the outbox in the very transaction
-//! that made the change it reports — committed together or not at all.
+//! Which audited events become webhook events, and their payloads. The outbox is an
+//! audit-log subscriber: each event is offered to it inside the transaction that
+//! appends it, so a delivery is queued in the very transaction that made the change
+//! it reports — committed together or not at all.
 
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::accounts::UserId;
-use crate::audit::AuditEvent;
+use crate::audit::{Appended, AuditEvent, Subscriber};
+use crate::db::DbError;
 use crate::db::webhooks;
+use crate::model::UserId;
 
 /// The webhook event type for an audit event name, and whether it goes to
 /// administrators' webhooks only.
@@ -65,19 +67,28 @@ pub fn message_id() -> String {
     format!("msg_{}", Uuid::new_v4().simple())
 }
 
-/// Queues `event` for every webhook that wants it, due at once.
-pub fn offer(conn: &Connection, event: &AuditEvent, timestamp: &str) -> rusqlite::Result<()> {
-    let Some((event_type, admin_only)) = webhook_type(&event.event) else {
-        return Ok(());
-    };
-    let (subject, data) = subject_and_data(event);
-    // About no known account (a login for an unknown e-mail): only administrators'
-    // webhooks hear of it.
-    let admin_only = admin_only || subject.is_none();
-    let body = payload(event_type, timestamp, data);
-    let created_at = time::OffsetDateTime::now_utc().unix_timestamp();
-    for webhook in webhooks::subscribers(conn, event_type, subject, admin_only)? {
-        webhooks::enqueue(conn, &message_id(), webhook, event_type, &body, created_at)?;
+/// The webhook outbox, subscribed to the audit log at start-up: queues each event
+/// for every webhook that wants it, due at once.
+pub struct Outbox;
+
+impl Subscriber for Outbox {
+    fn offer(
+        &self,
+        conn: &Connection,
+        event: &AuditEvent,
+        appended: &Appended,
+    ) -> Result<(), DbError> {
+        let Some((event_type, admin_only)) = webhook_type(&event.event) else {
+            return Ok(());
+        };
+        let (subject, data) = subject_and_data(event);
+        // About no known account (a login for an unknown e-mail): only administrators'
+        // webhooks hear of it.
+        let admin_only = admin_only || subject.is_none();
+        let body = payload(event_type, &appended.occurred_at, data);
+        for webhook in webhooks::subscribers(conn, event_type, subject, admin_only)? {
+            webhooks::enqueue(conn, &message_id(), webhook, event_type, &body, appended.at)?;
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -8,18 +8,18 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::events::{message_id, payload};
-use super::model::{Credential, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, Webhook, check_events};
+use super::model::{Credential, MAX_DESCRIPTION_CHARS, MAX_URL_CHARS, check_events};
 use super::signing::SigningSecret;
 use super::ssrf::{Guard, Refusal};
-use crate::accounts::UserId;
-use crate::accounts::service::RequestMeta;
-use crate::audit::{self, AuditEvent, Outcome};
+use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::{Clock, rfc3339};
 use crate::config::WebhookSettings;
 use crate::crypto::secret_box::{SecretBox, SecretBoxError};
 use crate::db::webhooks::{self as sql, AttemptRow, DeliveryRow, SealedParts};
 use crate::db::{Database, DbError};
-use crate::error::{ApiError, FieldError};
+use crate::model::UserId;
+use crate::model::webhook::Webhook;
+use crate::validation::FieldError;
 
 /// Webhooks one account may have: bounds how far one event fans out.
 pub const MAX_WEBHOOKS_PER_OWNER: i64 = 20;
@@ -36,24 +36,13 @@ pub enum WebhookError {
     Seal(#[from] SecretBoxError),
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
 }
 
 impl From<rusqlite::Error> for WebhookError {
     fn from(error: rusqlite::Error) -> Self {
         WebhookError::Database(DbError::Sqlite(error))
-    }
-}
-
-impl From<WebhookError> for ApiError {
-    fn from(error: WebhookError) -> Self {
-        match error {
-            WebhookError::Validation(errors) => ApiError::Validation(errors),
-            WebhookError::NotFound => ApiError::NotFound,
-            WebhookError::Disabled => {
-                ApiError::Conflict("The webhook is disabled; enable it first.")
-            }
-            other => ApiError::Unexpected(anyhow::anyhow!(other)),
-        }
     }
 }
 
@@ -92,26 +81,29 @@ pub struct Target {
 #[derive(Clone)]
 pub struct WebhookService {
     db: Database,
+    audit: AuditLog,
     clock: Clock,
     sealer: SecretBox,
     guard: Guard,
     settings: WebhookSettings,
 }
 
-fn event(name: &str, owner: UserId, target: Uuid, meta: &RequestMeta) -> AuditEvent {
-    let mut event = AuditEvent::new(name, Outcome::Success)
-        .with_actor(owner.to_string())
-        .with_ip(meta.ip)
-        .with_target(target.to_string());
-    if let Some(id) = &meta.request_id {
-        event = event.with_request_id(id.clone());
-    }
-    event
+fn event(name: &str, actor: String, target: Uuid, meta: &RequestMeta) -> AuditEvent {
+    AuditEvent::of_request(name, Outcome::Success, meta)
+        .with_actor(actor)
+        .with_target(target.to_string())
 }
 
 impl WebhookService {
-    pub fn new(db: Database, clock: Clock, sealer: SecretBox, settings: WebhookSettings) -> Self {
+    pub fn new(
+        db: Database,
+        audit: AuditLog,
+        clock: Clock,
+        sealer: SecretBox,
+        settings: WebhookSettings,
+    ) -> Self {
         Self {
+            audit,
             guard: Guard::new(&settings.allowed_private_networks),
             db,
             clock,
@@ -213,6 +205,7 @@ impl WebhookService {
         changes: WebhookChanges,
         meta: &RequestMeta,
     ) -> Result<CreatedWebhook, WebhookError> {
+        let audit = self.audit.clone();
         let Some(url) = changes.url.clone() else {
             return Err(WebhookError::Validation(vec![FieldError::rule(
                 "url",
@@ -253,7 +246,7 @@ impl WebhookService {
             created_at: now,
             updated_at: now,
         };
-        let record = event("webhook.created", owner, webhook.id, meta)
+        let record = event("webhook.created", owner.to_string(), webhook.id, meta)
             .with_detail("credential_kind", webhook.credential_kind.as_str());
         let stored = webhook.clone();
         self.db
@@ -264,7 +257,7 @@ impl WebhookService {
                     previous_secret: None,
                 };
                 sql::insert(tx, &stored, &sealed)?;
-                audit::append(tx, &record)?;
+                audit.append(tx, &record)?;
                 Ok::<_, WebhookError>(())
             })
             .await?;
@@ -296,13 +289,14 @@ impl WebhookService {
         changes: WebhookChanges,
         meta: &RequestMeta,
     ) -> Result<Webhook, WebhookError> {
+        let audit = self.audit.clone();
         self.get(owner, id).await?;
         self.validate(&changes).await?;
         let sealed_credential = match &changes.credential {
             Some(credential) => Some(self.seal_credential(credential)?),
             None => None,
         };
-        let record = event("webhook.updated", owner, id, meta)
+        let record = event("webhook.updated", owner.to_string(), id, meta)
             .with_detail("credential_changed", sealed_credential.is_some());
         let now = self.clock.now();
         // Read and written in one transaction: the worker may have just disabled the
@@ -331,7 +325,7 @@ impl WebhookService {
                     webhook.credential_kind = kind.clone();
                     webhook.credential_hint = hint.clone();
                 }
-                audit::append(tx, &record)?;
+                audit.append(tx, &record)?;
                 Ok::<_, WebhookError>(webhook)
             })
             .await
@@ -343,12 +337,13 @@ impl WebhookService {
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(), WebhookError> {
+        let audit = self.audit.clone();
         self.get(owner, id).await?;
-        let record = event("webhook.deleted", owner, id, meta);
+        let record = event("webhook.deleted", owner.to_string(), id, meta);
         self.db
             .write(move |tx| {
                 sql::delete(tx, id)?;
-                audit::append(tx, &record)?;
+                audit.append(tx, &record)?;
                 Ok::<_, WebhookError>(())
             })
             .await
@@ -362,18 +357,19 @@ impl WebhookService {
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(Webhook, SecretString), WebhookError> {
+        let audit = self.audit.clone();
         self.get(owner, id).await?;
         let (_, secret_text) =
             SigningSecret::generate().map_err(|e| DbError::Io(std::io::Error::other(e)))?;
         let sealed = self.sealer.seal(secret_text.expose_secret().as_bytes())?;
         let now = self.clock.now();
         let until = now + self.settings.secret_grace_seconds;
-        let record = event("webhook.secret_rotated", owner, id, meta)
+        let record = event("webhook.secret_rotated", owner.to_string(), id, meta)
             .with_detail("previous_signs_until", rfc3339(until));
         self.db
             .write(move |tx| {
                 sql::rotate_secret(tx, id, &sealed, until, now)?;
-                audit::append(tx, &record)?;
+                audit.append(tx, &record)?;
                 Ok::<_, WebhookError>(())
             })
             .await?;
@@ -387,6 +383,7 @@ impl WebhookService {
         id: Uuid,
         meta: &RequestMeta,
     ) -> Result<String, WebhookError> {
+        let audit = self.audit.clone();
         let webhook = self.get(owner, id).await?;
         if !webhook.enabled {
             return Err(WebhookError::Disabled);
@@ -397,13 +394,13 @@ impl WebhookService {
             &rfc3339(self.clock.now()),
             serde_json::json!({"webhook_id": id}),
         );
-        let record = event("webhook.test_sent", owner, id, meta);
+        let record = event("webhook.test_sent", owner.to_string(), id, meta);
         let queued = msg_id.clone();
         let now = self.clock.now();
         self.db
             .write(move |tx| {
                 sql::enqueue(tx, &queued, id, "webhook.test", &body, now)?;
-                audit::append(tx, &record)?;
+                audit.append(tx, &record)?;
                 Ok::<_, WebhookError>(())
             })
             .await?;
@@ -439,18 +436,20 @@ impl WebhookService {
         meta: &RequestMeta,
     ) -> Result<(), WebhookError> {
         let webhook = self.get(owner, id).await?;
-        self.requeue(owner, &webhook, delivery, meta).await
+        self.requeue(owner.to_string(), &webhook, delivery, meta)
+            .await
     }
 
     /// Queues one of `webhook`'s deliveries again, due now, recording who asked.
     /// A disabled webhook sends nothing.
     async fn requeue(
         &self,
-        actor: UserId,
+        actor: String,
         webhook: &Webhook,
         delivery: String,
         meta: &RequestMeta,
     ) -> Result<(), WebhookError> {
+        let audit = self.audit.clone();
         if !webhook.enabled {
             return Err(WebhookError::Disabled);
         }
@@ -462,7 +461,7 @@ impl WebhookService {
                 if !sql::requeue(tx, id, &delivery, 0)? {
                     return Err(WebhookError::NotFound);
                 }
-                audit::append(tx, &record)?;
+                audit.append(tx, &record)?;
                 Ok(())
             })
             .await
@@ -486,11 +485,12 @@ impl WebhookService {
     /// An administrator enables or disables someone's webhook.
     pub async fn set_enabled_by_admin(
         &self,
-        admin: UserId,
+        admin: &AdminActor,
         id: Uuid,
         enabled: bool,
         meta: &RequestMeta,
     ) -> Result<(), WebhookError> {
+        let audit = self.audit.clone();
         let now = self.clock.now();
         let record = event(
             if enabled {
@@ -498,7 +498,7 @@ impl WebhookService {
             } else {
                 "webhook.disabled_by_admin"
             },
-            admin,
+            admin.audit_name(),
             id,
             meta,
         );
@@ -508,7 +508,7 @@ impl WebhookService {
                 webhook.set_enabled(enabled, "disabled by an administrator");
                 webhook.updated_at = now;
                 sql::update(tx, &webhook)?;
-                audit::append(tx, &record)?;
+                audit.append(tx, &record)?;
                 Ok(())
             })
             .await
@@ -517,13 +517,14 @@ impl WebhookService {
     /// An administrator sends a delivery again.
     pub async fn retry_by_admin(
         &self,
-        admin: UserId,
+        admin: &AdminActor,
         id: Uuid,
         delivery: String,
         meta: &RequestMeta,
     ) -> Result<(), WebhookError> {
         let webhook = self.find(id).await?;
-        self.requeue(admin, &webhook, delivery, meta).await
+        self.requeue(admin.audit_name(), &webhook, delivery, meta)
+            .await
     }
 
     /// Opens what a delivery to `id` needs. A credential or secret that does not

@@ -251,7 +251,7 @@ mod tests {
         assert!(!guard.permits(ip("::1")));
     }
 
-    #[actix_web::test]
+    #[tokio::test]
     async fn urls_are_checked_for_scheme_and_literal_hosts() {
         let guard = Guard::new(&["127.0.0.0/8".parse().expect("net")]);
         let url = |t: &str| reqwest::Url::parse(t).expect("url");

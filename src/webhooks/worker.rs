@@ -309,11 +309,11 @@ pub async fn run(service: WebhookService) {
     };
     loop {
         match deliver_due(&service, &client).await {
-            Ok(0) => actix_web::rt::time::sleep(IDLE_POLL).await,
+            Ok(0) => tokio::time::sleep(IDLE_POLL).await,
             Ok(_) => {}
             Err(error) => {
                 tracing::error!(%error, "webhook delivery pass failed");
-                actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }

@@ -735,7 +735,7 @@ async fn a_secret_sealed_with_a_key_not_configured_refuses_startup_and_is_skippe
     // Sealed by some other key: as a server still running with an old key would.
     let stray_key = portcullis::crypto::keys::fernet_key().expect("rng");
     let stray_box = portcullis::crypto::secret_box::SecretBox::new(
-        portcullis::crypto::secret_box::KeyPurpose::Mfa,
+        portcullis::config::KeyPurpose::Mfa,
         std::slice::from_ref(&stray_key),
     )
     .expect("box");

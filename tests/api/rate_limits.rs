@@ -194,7 +194,7 @@ async fn beyond_a_tiny_key_cap_newcomers_share_a_strict_overflow_bucket() {
     // The overflow is reported: a log line and an audit event, once per sweep.
     // (Every limiter has the tiny cap: the anonymous and per-account ones
     // overflowed too.)
-    portcullis::limits::sweep_and_report(&app.state).await;
+    portcullis::startup::sweep_limiters(&app.state).await;
     let events = app.audit_events("limits.overflow");
     let login_ip: Vec<_> = events
         .iter()
@@ -202,7 +202,7 @@ async fn beyond_a_tiny_key_cap_newcomers_share_a_strict_overflow_bucket() {
         .collect();
     assert_eq!(login_ip.len(), 1, "{events:?}");
     assert!(login_ip[0].2.contains("\"hits\":10"), "{}", login_ip[0].2);
-    portcullis::limits::sweep_and_report(&app.state).await;
+    portcullis::startup::sweep_limiters(&app.state).await;
     assert_eq!(
         app.audit_events("limits.overflow").len(),
         events.len(),

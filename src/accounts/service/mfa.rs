@@ -9,9 +9,8 @@
 use rusqlite::Connection;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AccountError, AccountService, RequestMeta, TokenPair, event};
-use crate::accounts::{UserId, UserStatus};
-use crate::audit::{self, Outcome};
+use super::{AccountError, AccountService, TokenPair};
+use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::Principal;
 use crate::auth::mfa::{
     TotpSecret, backup_code_hash, generate_backup_codes, normalize_backup_code, qr_svg_data_url,
@@ -21,7 +20,8 @@ use crate::crypto::password::Verification;
 use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::{mfa, users};
-use crate::error::FieldError;
+use crate::model::{UserId, UserStatus};
+use crate::validation::FieldError;
 
 /// What a user needs to add the account to an authenticator app. The secret is
 /// shown here, during setup, and never again.
@@ -113,6 +113,7 @@ fn check_code(
 
 /// Audits what `check_code` found, in the same transaction.
 fn audit_code_check(
+    audit: &AuditLog,
     tx: &Connection,
     check: &CodeCheck,
     user: UserId,
@@ -120,14 +121,14 @@ fn audit_code_check(
     purpose: &str,
 ) -> Result<(), AccountError> {
     let audit_event = match check {
-        CodeCheck::Replayed => event("mfa.replay_rejected", Outcome::Denied, meta),
+        CodeCheck::Replayed => AuditEvent::of_request("mfa.replay_rejected", Outcome::Denied, meta),
         CodeCheck::BackupCode { remaining } => {
-            event("mfa.backup_code_used", Outcome::Success, meta)
+            AuditEvent::of_request("mfa.backup_code_used", Outcome::Success, meta)
                 .with_detail("remaining", *remaining)
         }
         _ => return Ok(()),
     };
-    audit::append(
+    audit.append(
         tx,
         &audit_event
             .with_actor(user.to_string())
@@ -165,6 +166,7 @@ impl AccountService {
         user: UserId,
         meta: &RequestMeta,
     ) -> Result<MfaSetup, AccountError> {
+        let audit = self.audit.clone();
         let account = self.read_user(user).await?;
         if account.mfa_enabled {
             return Err(AccountError::MfaAlreadyEnabled);
@@ -180,7 +182,7 @@ impl AccountService {
             .map_err(unexpected)?;
         let qr_code = qr_svg_data_url(&otpauth_uri).map_err(unexpected)?;
         let now = self.clock.now();
-        let audit_event = event("mfa.setup_started", Outcome::Success, meta)
+        let audit_event = AuditEvent::of_request("mfa.setup_started", Outcome::Success, meta)
             .with_actor(user.to_string())
             .with_target(user.to_string());
         self.db
@@ -188,7 +190,7 @@ impl AccountService {
                 if !mfa::put_pending(tx, user, &sealed, now)? {
                     return Err(AccountError::MfaAlreadyEnabled);
                 }
-                audit::append(tx, &audit_event)?;
+                audit.append(tx, &audit_event)?;
                 Ok(())
             })
             .await?;
@@ -207,6 +209,7 @@ impl AccountService {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<Vec<SecretString>, AccountError> {
+        let audit = self.audit.clone();
         let now = self.clock.now();
         let codes = generate_backup_codes().map_err(unexpected)?;
         let hashes: Vec<String> = codes
@@ -214,7 +217,7 @@ impl AccountService {
             .filter_map(|c| normalize_backup_code(c.expose_secret()))
             .map(|canonical| backup_code_hash(user, &canonical))
             .collect();
-        let audit_event = event("mfa.enabled", Outcome::Success, meta)
+        let audit_event = AuditEvent::of_request("mfa.enabled", Outcome::Success, meta)
             .with_actor(user.to_string())
             .with_target(user.to_string());
         let (mfa_box, code) = (self.mfa_box.clone(), code.to_owned());
@@ -235,7 +238,7 @@ impl AccountService {
                         return Err(AccountError::MfaNotPending);
                     }
                     mfa::replace_backup_codes(tx, user, &hashes)?;
-                    audit::append(tx, &audit_event)?;
+                    audit.append(tx, &audit_event)?;
                     Ok(())
                 },
                 move |_| profiles.invalidate(&user),
@@ -255,6 +258,7 @@ impl AccountService {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
+        let audit = self.audit.clone();
         let user = principal.user_id;
         let account = self.read_user(user).await?;
         if !account.mfa_enabled {
@@ -277,7 +281,7 @@ impl AccountService {
             )]));
         }
         let now = self.clock.now();
-        let disabled = event("mfa.disabled", Outcome::Success, meta)
+        let disabled = AuditEvent::of_request("mfa.disabled", Outcome::Success, meta)
             .with_actor(user.to_string())
             .with_target(user.to_string());
         let (mfa_box, code, meta_in_tx) = (self.mfa_box.clone(), code.to_owned(), meta.clone());
@@ -291,10 +295,10 @@ impl AccountService {
                         return Ok::<_, AccountError>(CodeCheck::Refused(reason));
                     }
                     let check = check_code(tx, &mfa_box, user, &code, now)?;
-                    audit_code_check(tx, &check, user, &meta_in_tx, "disable")?;
+                    audit_code_check(&audit, tx, &check, user, &meta_in_tx, "disable")?;
                     if check.accepted() {
                         mfa::remove(tx, user)?;
-                        audit::append(tx, &disabled)?;
+                        audit.append(tx, &disabled)?;
                     } else {
                         failures.record(tx, check.failure_reason(), None, Some(user), true)?;
                     }
@@ -322,6 +326,7 @@ impl AccountService {
         code: &str,
         meta: &RequestMeta,
     ) -> Result<TokenPair, AccountError> {
+        let audit = self.audit.clone();
         let now = self.clock.now();
         let claims = self
             .tokens
@@ -354,7 +359,7 @@ impl AccountService {
                         return Ok(CodeCheck::Refused(reason));
                     }
                     let check = check_code(tx, &mfa_box, user_id, &code, now)?;
-                    audit_code_check(tx, &check, user_id, &meta_in_tx, "login")?;
+                    audit_code_check(&audit, tx, &check, user_id, &meta_in_tx, "login")?;
                     if check.accepted() {
                         revocations::insert(tx, RevocationKind::Token, &jti_text, token_until)?;
                     } else {
@@ -382,32 +387,5 @@ impl AccountService {
                 .login_failed("changed_during_login", None, Some(user_id), false, meta)
                 .await),
         }
-    }
-
-    /// An administrator removes a user's factor and backup codes (a lost phone).
-    /// Returns whether there was one.
-    pub async fn reset_mfa(
-        &self,
-        admin: &Principal,
-        target: UserId,
-        meta: &RequestMeta,
-    ) -> Result<bool, AccountError> {
-        let audit_event = event("mfa.reset", Outcome::Success, meta)
-            .with_actor(admin.user_id.to_string())
-            .with_target(target.to_string());
-        let profiles = self.profiles.clone();
-        self.db
-            .write_then(
-                move |tx| {
-                    if users::find(tx, target)?.is_none() {
-                        return Err(AccountError::UserNotFound);
-                    }
-                    let removed = mfa::remove(tx, target)?;
-                    audit::append(tx, &audit_event.with_detail("had_mfa", removed))?;
-                    Ok(removed)
-                },
-                move |_| profiles.invalidate(&target),
-            )
-            .await
     }
 }

@@ -1,15 +1,12 @@
 //! `/admin/audit`: the log, filtered by event, actor, outcome and date, with the
 //! chain's verification status; and its CSV export.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use askama::Template;
 
-use super::{Chrome, PageError, authorize, chrome, render, session};
-use crate::accounts::service::RequestMeta;
-use crate::audit::ChainReport;
-use crate::db::DbError;
-use crate::db::audit_events::{self, AuditFilter, AuditRow};
-use crate::state::AppState;
+use crate::admin::AdminAction;
+use crate::audit::{AuditEvent, AuditFilter, AuditRow, ChainReport, Outcome};
+use crate::http::admin_page::{AdminPage, Chrome, PageError};
 
 pub struct Row {
     pub id: i64,
@@ -59,8 +56,8 @@ fn is_date(text: &str) -> bool {
 }
 
 /// The filter from the query string; malformed dates are ignored.
-fn filter(req: &HttpRequest) -> Result<(AuditFilter, String), PageError> {
-    let pairs = crate::routes::api::query_pairs(req)?;
+fn filter(page: &AdminPage) -> Result<(AuditFilter, String), PageError> {
+    let pairs = page.query()?;
     let get = |key: &str| {
         pairs
             .iter()
@@ -86,29 +83,11 @@ fn filter(req: &HttpRequest) -> Result<(AuditFilter, String), PageError> {
     Ok((filter, query))
 }
 
-async fn search(
-    state: &AppState,
-    filter: &AuditFilter,
-    limit: usize,
-) -> Result<Vec<AuditRow>, PageError> {
-    let filter = filter.clone();
-    state
-        .db
-        .read(move |conn| Ok::<_, DbError>(audit_events::search(conn, &filter, limit)?))
-        .await
-        .map_err(|e| PageError::Unexpected(e.into()))
-}
-
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
-    authorize(&state, &session, &req, &meta, "audit.view", None).await?;
-    let (filter, query) = filter(&req)?;
-    let rows = search(&state, &filter, 200).await?;
-    let (chain, chain_ok) = match state.audit.verify().await {
+pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::AuditView, None).await?;
+    let (filter, query) = filter(&page)?;
+    let rows = page.state.audit.search(filter.clone(), 200).await?;
+    let (chain, chain_ok) = match page.state.audit.verify().await {
         Ok(ChainReport::Intact { events, .. }) => (
             format!("Hash chain intact: {events} events verified."),
             true,
@@ -119,8 +98,8 @@ pub async fn list(
         ),
         Err(_) => ("The hash chain could not be verified.".to_owned(), false),
     };
-    render(&AuditPage {
-        chrome: chrome(&req, &state, &session, "audit"),
+    page.render(&AuditPage {
+        chrome: page.chrome("audit"),
         filter,
         outcomes: ["success", "failure", "denied"].map(str::to_owned).to_vec(),
         query,
@@ -141,34 +120,20 @@ fn csv_field(text: &str) -> String {
     format!("\"{}\"", defused.replace('"', "\"\""))
 }
 
-pub async fn csv(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
-    authorize(&state, &session, &req, &meta, "audit.export", None).await?;
-    let (filter, _) = filter(&req)?;
-    let rows = search(&state, &filter, 10_000).await?;
+pub async fn csv(page: AdminPage) -> Result<HttpResponse, PageError> {
+    let actor = page.authorize(AdminAction::AuditExport, None).await?;
+    let (filter, _) = filter(&page)?;
+    let rows = page.state.audit.search(filter.clone(), 10_000).await?;
     // Taking the log away is itself recorded.
-    let mut exported =
-        crate::audit::AuditEvent::new("audit.exported", crate::audit::Outcome::Success)
-            .with_actor(session.user.id.to_string())
-            .with_ip(meta.ip)
-            .with_detail("rows", rows.len())
-            .with_detail("event_filter", filter.event.as_str())
-            .with_detail("actor_filter", filter.actor.as_str())
-            .with_detail("outcome_filter", filter.outcome.as_str())
-            .with_detail("from", filter.from.as_str())
-            .with_detail("to", filter.to.as_str());
-    if let Some(id) = &meta.request_id {
-        exported = exported.with_request_id(id.clone());
-    }
-    state
-        .audit
-        .record(exported)
-        .await
-        .map_err(|e| PageError::Unexpected(e.into()))?;
+    let exported = AuditEvent::of_request("audit.exported", Outcome::Success, &page.meta)
+        .with_actor(actor.audit_name())
+        .with_detail("rows", rows.len())
+        .with_detail("event_filter", filter.event.as_str())
+        .with_detail("actor_filter", filter.actor.as_str())
+        .with_detail("outcome_filter", filter.outcome.as_str())
+        .with_detail("from", filter.from.as_str())
+        .with_detail("to", filter.to.as_str());
+    page.state.audit.record(exported).await?;
     let mut out = String::from("id,occurred_at,event,outcome,actor,target,ip,request_id,details\n");
     for r in rows {
         let fields = [

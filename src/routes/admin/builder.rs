@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::Form;
-use crate::error::FieldError;
+use crate::http::admin_page::Form;
 use crate::policy::operator::Operator;
+use crate::validation::FieldError;
 
 /// One node of the tree being edited.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,15 +1,12 @@
 //! `/admin`: the configuration check and the state of things at a glance.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use askama::Template;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use super::{Chrome, PageError, authorize, chrome, clear_flash, render, session};
-use crate::accounts::service::RequestMeta;
+use crate::admin::AdminAction;
+use crate::admin::overview::HourlyCounts;
 use crate::config::Status;
-use crate::db::{DbError, stats};
-use crate::state::AppState;
+use crate::http::admin_page::{AdminPage, Chrome, PageError};
 
 pub struct Bar {
     pub x: usize,
@@ -38,25 +35,15 @@ struct Dashboard {
 }
 
 /// 24 hourly bars ending with the current hour, scaled to the busiest.
-fn bars(times: &[String], now: OffsetDateTime) -> (Vec<Bar>, usize) {
-    let mut counts = [0usize; 24];
-    for time in times {
-        if let Ok(at) = OffsetDateTime::parse(time, &Rfc3339) {
-            let hours_ago = (now - at).whole_hours();
-            if let Ok(ago) = usize::try_from(hours_ago)
-                && ago < 24
-            {
-                counts[23 - ago] += 1;
-            }
-        }
-    }
+fn bars(counts: &HourlyCounts, now: i64) -> (Vec<Bar>, usize) {
     let top = counts.iter().copied().max().unwrap_or(0).max(1);
     let bars = counts
         .iter()
         .enumerate()
         .map(|(i, &count)| {
             let height = count * 110 / top;
-            let hour = (now - time::Duration::hours(23 - i as i64)).hour();
+            let at = now - (23 - i as i64) * 3600;
+            let hour = at.rem_euclid(86_400) / 3600;
             Bar {
                 x: i * 24 + 4,
                 y: 120 - height,
@@ -70,33 +57,11 @@ fn bars(times: &[String], now: OffsetDateTime) -> (Vec<Bar>, usize) {
     (bars, 24 * 24 + 8)
 }
 
-pub async fn page(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
-    authorize(&state, &session, &req, &meta, "dashboard.view", None).await?;
-    let now = state.clock.now();
-    let wall =
-        OffsetDateTime::from_unix_timestamp(now).map_err(|e| PageError::Unexpected(e.into()))?;
-    let since = (wall - time::Duration::hours(24))
-        .format(&Rfc3339)
-        .map_err(|e| PageError::Unexpected(e.into()))?;
-    let (users, locked, revocations, failing_webhooks, times) = state
-        .db
-        .read(move |conn| {
-            Ok::<_, DbError>((
-                stats::users(conn)?,
-                stats::locked(conn, now)?,
-                stats::live_revocations(conn, now)?,
-                stats::failing_webhooks(conn)?,
-                stats::failed_login_times(conn, &since)?,
-            ))
-        })
-        .await
-        .map_err(|e| PageError::Unexpected(e.into()))?;
-    let (bars, chart_width) = bars(&times, wall);
+pub async fn page(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::DashboardView, None).await?;
+    let state = &page.state;
+    let overview = state.admin_overview.read().await?;
+    let (bars, chart_width) = bars(&overview.failed_logins_by_hour, overview.at);
     let findings = state
         .settings
         .findings
@@ -110,20 +75,17 @@ pub async fn page(
             (status, f.variable.clone(), f.message.clone())
         })
         .collect();
-    let chrome = chrome(&req, &state, &session, "dashboard");
-    let shown = chrome.flash.is_some();
-    let response = render(&Dashboard {
-        chrome,
-        users,
-        locked,
-        failed_logins: times.len(),
+    page.render(&Dashboard {
+        chrome: page.chrome("dashboard"),
+        users: overview.users,
+        locked: overview.locked,
+        failed_logins: overview.failed_logins(),
         rate_limited: state.limits.denied_total(),
-        revocations,
-        failing_webhooks,
+        revocations: overview.live_revocations,
+        failing_webhooks: overview.failing_webhooks,
         bars,
         chart_width,
         score: state.settings.findings.score(),
         findings,
-    })?;
-    Ok(clear_flash(response, shown))
+    })
 }

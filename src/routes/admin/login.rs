@@ -7,16 +7,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{PageError, checked_post, parse_form, removal, render, same_site_only};
-use crate::accounts::Email;
-use crate::accounts::service::{AccountError, RequestMeta};
-use crate::auth::admin_session::{
-    ABSOLUTE_SECONDS, AdminSignInError, COOKIE, PENDING_COOKIE, SignIn,
-};
-use crate::error::ApiError;
+use crate::accounts::AccountError;
+use crate::admin::sessions::{ABSOLUTE_SECONDS, AdminSignInError, COOKIE, PENDING_COOKIE, SignIn};
+use crate::audit::RequestMeta;
 use crate::http::ClientIp;
-use crate::limits::middleware::enforce;
-use crate::limits::{LimitKey, RouteClass};
+use crate::http::admin_page::{AdminForm, Form, PageError, removal, render, same_site_only};
+use crate::http::problem::ApiError;
+use crate::http::rate_limit::enforce;
+use crate::limits::{Decision, LimitKey, RouteClass};
+use crate::model::Email;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -83,7 +82,7 @@ fn refusal(error: AdminSignInError) -> Result<&'static str, PageError> {
         AdminSignInError::Account(AccountError::Password(_)) => {
             "Too many sign-ins are being processed. Please try again shortly."
         }
-        other => return Err(PageError::Unexpected(anyhow::anyhow!(other))),
+        other => return Err(ApiError::Unexpected(anyhow::anyhow!(other)).into()),
     })
 }
 
@@ -95,7 +94,7 @@ pub async fn submit(
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
     same_site_only(&req)?;
-    let form = parse_form(&body)?;
+    let form = Form::parse(&body);
     let email = form.text("email");
     let limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0)).and_then(|()| {
         match Email::parse(&email) {
@@ -144,14 +143,14 @@ async fn end_previous(
             .admin_sessions
             .end_by_cookie(old.value(), meta)
             .await
-            .map_err(|e| PageError::Unexpected(anyhow::anyhow!(e))),
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)).into()),
         None => Ok(()),
     }
 }
 
 fn too_many(
     state: &AppState,
-    decision: &crate::limits::Decision,
+    decision: &Decision,
     code_step: bool,
 ) -> Result<HttpResponse, PageError> {
     let mut response = page(
@@ -161,7 +160,7 @@ fn too_many(
         code_step,
     )?;
     *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
-    crate::limits::middleware::write_headers(response.headers_mut(), decision);
+    crate::http::rate_limit::write_headers(response.headers_mut(), decision);
     Ok(response)
 }
 
@@ -173,7 +172,7 @@ pub async fn code_submit(
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
     same_site_only(&req)?;
-    let form = parse_form(&body)?;
+    let form = Form::parse(&body);
     let Some(pending) = req.cookie(PENDING_COOKIE) else {
         return page(
             &state,
@@ -211,12 +210,12 @@ pub async fn logout(
     meta: RequestMeta,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    match checked_post(&req, &state, &body).await {
-        Ok((session, _)) => state
+    match AdminForm::check(&req, &body).await {
+        Ok(post) => state
             .admin_sessions
-            .sign_out(&session, &meta)
+            .sign_out(&post.session, &meta)
             .await
-            .map_err(|e| PageError::Unexpected(anyhow::anyhow!(e)))?,
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?,
         // Already over (expired or ended): nothing to protect, just forget it.
         Err(PageError::SignedOut) => {}
         Err(other) => return Err(other),

@@ -2,26 +2,22 @@
 //! deactivate, delete, and each policy's history. Every action is decided by the
 //! policy engine (resource type `admin`) and audited by the policy service.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::builder::{self, Node, Row};
-use super::{
-    Chrome, Form, PageError, authorize, checked_post, chrome, clear_flash, redirect_with, render,
-    session,
-};
-use crate::accounts::service::RequestMeta;
-use crate::accounts::{Role, UserId};
+use crate::admin::AdminAction;
 use crate::clock::rfc3339;
-use crate::error::{ApiError, FieldError};
+use crate::http::admin_page::{AdminForm, AdminPage, Chrome, Form, PageError, redirect_with};
+use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
+use crate::model::{Role, UserId};
 use crate::policy::attributes::ATTRIBUTES;
-use crate::policy::model::{Effect, Policy, PolicyStatus, Principals};
 use crate::policy::operator::Operator;
 use crate::policy::service::PolicyError;
 use crate::policy::validate::PolicyDraft;
-use crate::state::AppState;
+use crate::validation::FieldError;
 
 pub struct PolicyRow {
     pub id: Uuid,
@@ -45,14 +41,9 @@ struct ListPage {
     resource_type: String,
 }
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
-    authorize(&state, &session, &req, &meta, "policy.list", None).await?;
-    let query = crate::routes::api::query_pairs(&req)?;
+pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::PolicyList, None).await?;
+    let query = page.query()?;
     let find = |key: &str| {
         query
             .iter()
@@ -61,7 +52,8 @@ pub async fn list(
             .unwrap_or_default()
     };
     let (status, resource_type) = (find("status"), find("resource_type"));
-    let policies = state
+    let policies = page
+        .state
         .policies
         .list()
         .into_iter()
@@ -79,17 +71,15 @@ pub async fn list(
             system: p.system,
         })
         .collect();
-    let chrome = chrome(&req, &state, &session, "policies");
-    let shown = chrome.flash.is_some();
+    let chrome = page.chrome("policies");
     let csrf = chrome.csrf.clone();
-    let response = render(&ListPage {
+    page.render(&ListPage {
         chrome,
         csrf,
         policies,
         status,
         resource_type,
-    })?;
-    Ok(clear_flash(response, shown))
+    })
 }
 
 #[derive(Template)]
@@ -292,15 +282,15 @@ impl Fields {
 }
 
 fn form_page(
-    chrome: Chrome,
+    page: &AdminPage,
     heading: String,
     action: String,
     fields: Fields,
     errors: Vec<FieldError>,
 ) -> Result<HttpResponse, PageError> {
     let rows = builder::rows(&fields.tree, &errors);
-    let mut response = render(&FormPage {
-        chrome,
+    let mut response = page.render(&FormPage {
+        chrome: page.chrome("policies"),
         heading,
         action,
         name: fields.name,
@@ -330,19 +320,13 @@ fn form_page(
 }
 
 fn policy_id(text: &str) -> Result<Uuid, PageError> {
-    Uuid::parse_str(text).map_err(|_| PageError::NotFound)
+    Uuid::parse_str(text).map_err(|_| PageError::not_found())
 }
 
-pub async fn new_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
-    authorize(&state, &session, &req, &meta, "policy.create", None).await?;
-    let chrome = chrome(&req, &state, &session, "policies");
+pub async fn new_form(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::PolicyCreate, None).await?;
     form_page(
-        chrome,
+        &page,
         "New policy".to_owned(),
         "/admin/policies/new".to_owned(),
         Fields::blank(),
@@ -351,50 +335,32 @@ pub async fn new_form(
 }
 
 pub async fn edit_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
+    page: AdminPage,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
     let id = policy_id(&path)?;
-    authorize(
-        &state,
-        &session,
-        &req,
-        &meta,
-        "policy.update",
-        Some(id.to_string()),
-    )
-    .await?;
-    let policy = state.policies.get(id).map_err(|_| PageError::NotFound)?;
-    let chrome = chrome(&req, &state, &session, "policies");
-    let shown = chrome.flash.is_some();
-    let response = form_page(
-        chrome,
+    page.authorize(AdminAction::PolicyUpdate, Some(id.to_string()))
+        .await?;
+    let policy = page.state.policies.get(id)?;
+    form_page(
+        &page,
         format!("Edit “{}”", policy.name),
         format!("/admin/policies/{id}"),
         Fields::of(&policy),
         Vec::new(),
-    )?;
-    Ok(clear_flash(response, shown))
+    )
 }
 
 /// A builder button re-renders the form; "save" validates and saves.
-async fn submit(
-    req: &HttpRequest,
-    state: &AppState,
-    meta: &RequestMeta,
-    body: &web::Bytes,
-    existing: Option<Uuid>,
-) -> Result<HttpResponse, PageError> {
-    let (session, form) = checked_post(req, state, body).await?;
-    let action = match existing {
-        Some(id) => ("policy.update", Some(id.to_string())),
-        None => ("policy.create", None),
+async fn submit(post: AdminForm, existing: Option<Uuid>) -> Result<HttpResponse, PageError> {
+    let actor = match existing {
+        Some(id) => {
+            post.authorize(AdminAction::PolicyUpdate, Some(id.to_string()))
+                .await?
+        }
+        None => post.authorize(AdminAction::PolicyCreate, None).await?,
     };
-    authorize(state, &session, req, meta, action.0, action.1).await?;
-    let mut fields = Fields::posted(&form);
+    let mut fields = Fields::posted(&post.form);
     let (heading, target) = match existing {
         Some(id) => (
             format!("Edit “{}”", fields.name),
@@ -402,99 +368,58 @@ async fn submit(
         ),
         None => ("New policy".to_owned(), "/admin/policies/new".to_owned()),
     };
-    let op = form.text("op");
+    let op = post.form.text("op");
     if op != "save" {
         builder::apply(&mut fields.tree, &op);
-        return form_page(
-            chrome(req, state, &session, "policies"),
-            heading,
-            target,
-            fields,
-            Vec::new(),
-        );
+        return form_page(&post, heading, target, fields, Vec::new());
     }
     let draft = match fields.draft() {
         Ok(draft) => draft,
-        Err(errors) => {
-            return form_page(
-                chrome(req, state, &session, "policies"),
-                heading,
-                target,
-                fields,
-                errors,
-            );
-        }
+        Err(errors) => return form_page(&post, heading, target, fields, errors),
     };
+    let policies = &post.state.policies;
     let saved = match existing {
-        Some(id) => {
-            state
-                .policies
-                .update(id, draft, session.user.id, meta)
-                .await
-        }
-        None => state.policies.create(draft, session.user.id, meta).await,
+        Some(id) => policies.update(id, draft, &actor, &post.meta).await,
+        None => policies.create(draft, &actor, &post.meta).await,
     };
     match saved {
         Ok(policy) => Ok(redirect_with(
             "/admin/policies",
             &format!("Saved “{}” (version {}).", policy.name, policy.version),
         )),
-        Err(PolicyError::Validation(errors)) => form_page(
-            chrome(req, state, &session, "policies"),
-            heading,
-            target,
-            fields,
-            errors,
-        ),
-        Err(other) => Err(ApiError::from(other).into()),
+        Err(PolicyError::Validation(errors)) => form_page(&post, heading, target, fields, errors),
+        Err(other) => Err(other.into()),
     }
 }
 
-pub async fn new_submit(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    submit(&req, &state, &meta, &body, None).await
+pub async fn new_submit(post: AdminForm) -> Result<HttpResponse, PageError> {
+    submit(post, None).await
 }
 
 pub async fn edit_submit(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
+    post: AdminForm,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
     let id = policy_id(&path)?;
-    submit(&req, &state, &meta, &body, Some(id)).await
+    submit(post, Some(id)).await
 }
 
 pub async fn set_status(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
+    post: AdminForm,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (session, form) = checked_post(&req, &state, &body).await?;
     let id = policy_id(&path)?;
-    authorize(
-        &state,
-        &session,
-        &req,
-        &meta,
-        "policy.update",
-        Some(id.to_string()),
-    )
-    .await?;
-    let status = match form.get("status") {
+    let actor = post
+        .authorize(AdminAction::PolicyUpdate, Some(id.to_string()))
+        .await?;
+    let status = match post.form.get("status") {
         Some("inactive") => PolicyStatus::Inactive,
         _ => PolicyStatus::Active,
     };
-    match state
+    match post
+        .state
         .policies
-        .set_status(id, status, session.user.id, &meta)
+        .set_status(id, status, &actor, &post.meta)
         .await
     {
         Ok(policy) => Ok(redirect_with(
@@ -505,35 +430,22 @@ pub async fn set_status(
             "/admin/policies",
             "The built-in administrator policy cannot be changed.",
         )),
-        Err(other) => Err(ApiError::from(other).into()),
+        Err(other) => Err(other.into()),
     }
 }
 
-pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (session, _) = checked_post(&req, &state, &body).await?;
+pub async fn delete(post: AdminForm, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = policy_id(&path)?;
-    authorize(
-        &state,
-        &session,
-        &req,
-        &meta,
-        "policy.delete",
-        Some(id.to_string()),
-    )
-    .await?;
-    match state.policies.delete(id, session.user.id, &meta).await {
+    let actor = post
+        .authorize(AdminAction::PolicyDelete, Some(id.to_string()))
+        .await?;
+    match post.state.policies.delete(id, &actor, &post.meta).await {
         Ok(()) => Ok(redirect_with("/admin/policies", "Policy deleted.")),
         Err(PolicyError::SystemPolicy | PolicyError::ReadOnly) => Ok(redirect_with(
             "/admin/policies",
             "A built-in policy cannot be deleted.",
         )),
-        Err(other) => Err(ApiError::from(other).into()),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -546,28 +458,11 @@ struct HistoryPage {
     versions: Vec<(i64, String, String, String, String)>,
 }
 
-pub async fn history(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    path: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
+pub async fn history(page: AdminPage, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = policy_id(&path)?;
-    authorize(
-        &state,
-        &session,
-        &req,
-        &meta,
-        "policy.history",
-        Some(id.to_string()),
-    )
-    .await?;
-    let rows = state
-        .policies
-        .history(id)
-        .await
-        .map_err(|_| PageError::NotFound)?;
+    page.authorize(AdminAction::PolicyHistory, Some(id.to_string()))
+        .await?;
+    let rows = page.state.policies.history(id).await?;
     let name = rows
         .first()
         .and_then(|v| v.snapshot.get("name"))
@@ -586,8 +481,8 @@ pub async fn history(
             )
         })
         .collect();
-    render(&HistoryPage {
-        chrome: chrome(&req, &state, &session, "policies"),
+    page.render(&HistoryPage {
+        chrome: page.chrome("policies"),
         name,
         versions,
     })

@@ -1,19 +1,18 @@
 //! `/admin/simulator`: pick a user (or describe one), an action and a resource; see
 //! the decision and the explanation, condition by condition.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::HttpResponse;
 use askama::Template;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{Chrome, Form, PageError, authorize, checked_post, chrome, render, session};
-use crate::accounts::service::RequestMeta;
-use crate::accounts::{Role, UserId};
-use crate::db::{DbError, users};
-use crate::policy::engine::{
-    AccessRequest, ConditionResult, Context, Decision, Reason, Resource, Subject,
-};
-use crate::state::AppState;
+use crate::accounts::service::UserQuery;
+use crate::admin::AdminAction;
+use crate::http::admin_page::{AdminForm, AdminPage, Chrome, Form, PageError};
+use crate::model::{Role, User, UserId};
+use crate::policy::engine::{ConditionResult, Decision, Reason, Resource};
+use crate::policy::service::PolicyError;
+use crate::policy::simulation::{SimulatedSubject, Simulation};
 
 pub struct Explained {
     pub name: String,
@@ -48,17 +47,20 @@ struct SimulatorPage {
     outcome: Option<Outcome>,
 }
 
-async fn user_choices(state: &AppState) -> Result<Vec<crate::accounts::User>, PageError> {
-    state
-        .db
-        .read(|conn| Ok::<_, DbError>(users::list(conn, 500)?))
-        .await
-        .map_err(|e| PageError::Unexpected(e.into()))
+async fn user_choices(page: &AdminPage) -> Result<Vec<User>, PageError> {
+    Ok(page
+        .state
+        .accounts
+        .find_users(UserQuery {
+            email_contains: String::new(),
+            limit: 500,
+        })
+        .await?)
 }
 
-fn page(
-    chrome: Chrome,
-    users: &[crate::accounts::User],
+fn render(
+    page: &AdminPage,
+    users: &[User],
     form: Option<&Form>,
     errors: Vec<String>,
     outcome: Option<Outcome>,
@@ -67,8 +69,8 @@ fn page(
         form.map(|f| f.text(name))
             .unwrap_or_else(|| default.to_owned())
     };
-    render(&SimulatorPage {
-        chrome,
+    page.render(&SimulatorPage {
+        chrome: page.chrome("simulator"),
         users: users
             .iter()
             .map(|u| (u.id.to_string(), u.email.to_string()))
@@ -88,21 +90,10 @@ fn page(
     })
 }
 
-pub async fn form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
-    authorize(&state, &session, &req, &meta, "policy.simulate", None).await?;
-    let users = user_choices(&state).await?;
-    page(
-        chrome(&req, &state, &session, "simulator"),
-        &users,
-        None,
-        Vec::new(),
-        None,
-    )
+pub async fn form(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::PolicySimulate, None).await?;
+    let users = user_choices(&page).await?;
+    render(&page, &users, None, Vec::new(), None)
 }
 
 fn object(text: &str, what: &str, errors: &mut Vec<String>) -> Map<String, Value> {
@@ -170,21 +161,18 @@ fn describe(decision: Decision) -> Outcome {
     }
 }
 
-pub async fn submit(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (session, form) = checked_post(&req, &state, &body).await?;
-    authorize(&state, &session, &req, &meta, "policy.simulate", None).await?;
-    let users = user_choices(&state).await?;
+pub async fn submit(post: AdminForm) -> Result<HttpResponse, PageError> {
+    post.authorize(AdminAction::PolicySimulate, None).await?;
+    let users = user_choices(&post).await?;
+    let form = &post.form;
     let mut errors = Vec::new();
-    let chosen = Uuid::parse_str(&form.text("user")).ok().map(UserId);
-    let subject = match chosen.and_then(|id| users.iter().find(|u| u.id == id)) {
-        Some(user) => Subject::from(user),
-        None => Subject {
-            id: UserId(Uuid::nil()),
+    let chosen = Uuid::parse_str(&form.text("user"))
+        .ok()
+        .map(UserId)
+        .filter(|id| users.iter().any(|u| u.id == *id));
+    let subject = match chosen {
+        Some(id) => SimulatedSubject::User(id),
+        None => SimulatedSubject::Described {
             email: String::new(),
             role: Role::parse(&form.text("role")).unwrap_or(Role::User),
             mfa: false,
@@ -195,14 +183,6 @@ pub async fn submit(
             ),
         },
     };
-    let (action, kind) = (form.text("action"), form.text("resource_type"));
-    for (value, what) in [(&action, "Action"), (&kind, "Resource type")] {
-        if !crate::policy::validate::is_name(value) {
-            errors.push(format!(
-                "{what} must be a name of lower-case letters, digits, `_`, `-`, `.` or `:`"
-            ));
-        }
-    }
     let ip_text = form.text("ip");
     let ip = if ip_text.is_empty() {
         None
@@ -212,23 +192,8 @@ pub async fn submit(
             .map_err(|_| errors.push("Client IP is not an IP address".to_owned()))
             .ok()
     };
-    let time_text = form.text("time");
-    let now = if time_text.is_empty() {
-        state.clock.now()
-    } else {
-        match time::OffsetDateTime::parse(
-            &time_text,
-            &time::format_description::well_known::Rfc3339,
-        ) {
-            Ok(t) => t.unix_timestamp(),
-            Err(_) => {
-                errors.push("Time must be RFC 3339, like 2026-11-23T10:30:00Z".to_owned());
-                state.clock.now()
-            }
-        }
-    };
     let resource = Resource {
-        kind,
+        kind: form.text("resource_type"),
         id: Some(form.text("resource_id")).filter(|s| !s.is_empty()),
         owner_id: Some(form.text("owner_id")).filter(|s| !s.is_empty()),
         attributes: object(
@@ -237,21 +202,33 @@ pub async fn submit(
             &mut errors,
         ),
     };
-    let chrome = chrome(&req, &state, &session, "simulator");
     if !errors.is_empty() {
-        return page(chrome, &users, Some(&form), errors, None);
+        return render(&post, &users, Some(form), errors, None);
     }
-    let request = AccessRequest {
+    let simulation = Simulation {
         subject,
-        action,
+        action: form.text("action"),
         resource,
-        context: Context {
-            ip,
-            method: None,
-            path: None,
-            now,
-        },
+        ip,
+        method: None,
+        path: None,
+        time: Some(form.text("time")).filter(|t| !t.is_empty()),
     };
-    let outcome = describe(state.policies.explain(&request));
-    page(chrome, &users, Some(&form), Vec::new(), Some(outcome))
+    match post.state.policies.simulate(simulation).await {
+        Ok(decision) => render(
+            &post,
+            &users,
+            Some(form),
+            Vec::new(),
+            Some(describe(decision)),
+        ),
+        Err(PolicyError::Validation(found)) => {
+            let errors = found
+                .into_iter()
+                .map(|e| format!("{} {}", e.field, e.message))
+                .collect();
+            render(&post, &users, Some(form), errors, None)
+        }
+        Err(other) => Err(other.into()),
+    }
 }

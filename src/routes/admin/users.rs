@@ -1,22 +1,17 @@
 //! `/admin/users`: search, detail, lock and unlock, revoke sessions, reset MFA, role
 //! and attributes. Each action is decided by the engine and audited.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::{
-    Chrome, PageError, authorize, checked_post, chrome, clear_flash, redirect_with, render, session,
-};
-use crate::accounts::service::{AccountError, RequestMeta};
-use crate::accounts::{Role, User, UserId};
-use crate::auth::Principal;
-use crate::auth::admin_session::AdminSession;
+use crate::accounts::AccountError;
+use crate::accounts::service::{UserDetail, UserQuery};
+use crate::admin::AdminAction;
 use crate::clock::rfc3339;
-use crate::db::{DbError, sessions, users};
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::http::admin_page::{AdminForm, AdminPage, Chrome, PageError, redirect_with};
+use crate::model::{Role, User, UserId};
 
 pub struct UserRow {
     pub id: String,
@@ -48,31 +43,30 @@ struct ListPage {
     users: Vec<UserRow>,
 }
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
-    authorize(&state, &session, &req, &meta, "user.list", None).await?;
-    let q = crate::routes::api::query_pairs(&req)?
+pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::UserList, None).await?;
+    let q = page
+        .query()?
         .into_iter()
         .find(|(k, _)| k == "q")
         .map(|(_, v)| v.trim().to_lowercase())
         .unwrap_or_default();
-    let all = state
-        .db
-        .read(|conn| Ok::<_, DbError>(users::list(conn, 1000)?))
-        .await
-        .map_err(|e| PageError::Unexpected(e.into()))?;
-    let users = all
+    let users = page
+        .state
+        .accounts
+        .find_users(UserQuery {
+            email_contains: q.clone(),
+            limit: 1000,
+        })
+        .await?
         .iter()
-        .filter(|u| q.is_empty() || u.email.as_str().contains(&q))
         .map(UserRow::from)
         .collect();
-    let chrome = chrome(&req, &state, &session, "users");
-    let shown = chrome.flash.is_some();
-    Ok(clear_flash(render(&ListPage { chrome, q, users })?, shown))
+    page.render(&ListPage {
+        chrome: page.chrome("users"),
+        q,
+        users,
+    })
 }
 
 #[derive(Template)]
@@ -90,29 +84,15 @@ struct DetailPage {
 fn user_id(text: &str) -> Result<UserId, PageError> {
     Uuid::parse_str(text)
         .map(UserId)
-        .map_err(|_| PageError::NotFound)
-}
-
-async fn load(state: &AppState, id: UserId) -> Result<(User, usize), PageError> {
-    let now = state.clock.now();
-    state
-        .db
-        .read(move |conn| {
-            let user = users::find(conn, id)?;
-            let live = sessions::live_for_user(conn, id, now)?.len();
-            Ok::<_, DbError>(user.map(|u| (u, live)))
-        })
-        .await
-        .map_err(|e| PageError::Unexpected(e.into()))?
-        .ok_or(PageError::NotFound)
+        .map_err(|_| PageError::not_found())
 }
 
 fn detail_page(
-    chrome: Chrome,
-    user: &User,
-    sessions: usize,
+    page: &AdminPage,
+    detail: &UserDetail,
     errors: Vec<String>,
 ) -> Result<HttpResponse, PageError> {
+    let user = &detail.user;
     let mut actions = Vec::new();
     if user.status.as_str() == "active" {
         actions.push(("lock", "Lock account", true));
@@ -123,12 +103,12 @@ fn detail_page(
     if user.mfa_enabled {
         actions.push(("reset_mfa", "Reset MFA", true));
     }
-    let mut response = render(&DetailPage {
-        chrome,
+    let mut response = page.render(&DetailPage {
+        chrome: page.chrome("users"),
         user: UserRow::from(user),
         attributes: serde_json::to_string_pretty(&Value::Object(user.attributes.clone()))
             .unwrap_or_default(),
-        sessions,
+        sessions: detail.live_sessions,
         actions,
         errors: errors.clone(),
     })?;
@@ -138,115 +118,76 @@ fn detail_page(
     Ok(response)
 }
 
-pub async fn detail(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    path: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
+pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = user_id(&path)?;
-    authorize(
-        &state,
-        &session,
-        &req,
-        &meta,
-        "user.view",
-        Some(id.to_string()),
-    )
-    .await?;
-    let (user, live) = load(&state, id).await?;
-    let chrome = chrome(&req, &state, &session, "users");
-    let shown = chrome.flash.is_some();
-    Ok(clear_flash(
-        detail_page(chrome, &user, live, Vec::new())?,
-        shown,
-    ))
+    page.authorize(AdminAction::UserView, Some(id.to_string()))
+        .await?;
+    let detail = page.state.accounts.user_detail(id).await?;
+    detail_page(&page, &detail, Vec::new())
 }
 
-/// The administrator as the account service's admin operations expect.
-fn acting(session: &AdminSession) -> Principal {
-    Principal {
-        user_id: session.user.id,
-        session_id: session.session_id,
-        role: Role::Admin,
-        token_id: Uuid::nil(),
-        issued_at: 0,
-        expires_at: 0,
-    }
+/// The page again with `errors`, after a change that was not made.
+async fn refused(
+    post: &AdminForm,
+    id: UserId,
+    errors: Vec<String>,
+) -> Result<HttpResponse, PageError> {
+    let detail = post.state.accounts.user_detail(id).await?;
+    detail_page(post, &detail, errors)
 }
 
-pub async fn action(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (session, form) = checked_post(&req, &state, &body).await?;
+pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = user_id(&path)?;
-    let op = form.text("op");
+    let op = post.form.text("op");
     let action = match op.as_str() {
-        "lock" => "user.lock",
-        "unlock" => "user.unlock",
-        "revoke_sessions" => "user.revoke_sessions",
-        "reset_mfa" => "user.reset_mfa",
-        "update" => "user.update",
-        _ => return Err(PageError::NotFound),
+        "lock" => AdminAction::UserLock,
+        "unlock" => AdminAction::UserUnlock,
+        "revoke_sessions" => AdminAction::UserRevokeSessions,
+        "reset_mfa" => AdminAction::UserResetMfa,
+        "update" => AdminAction::UserUpdate,
+        _ => return Err(PageError::not_found()),
     };
-    authorize(&state, &session, &req, &meta, action, Some(id.to_string())).await?;
+    let admin = post.authorize(action, Some(id.to_string())).await?;
+    let (accounts, meta) = (&post.state.accounts, &post.meta);
     let back = format!("/admin/users/{id}");
-    let admin = acting(&session);
-    let message = match op.as_str() {
-        "lock" => state
-            .accounts
-            .lock(&admin, id, &meta)
+    let message = match action {
+        AdminAction::UserLock => accounts
+            .lock(&admin, id, meta)
             .await
             .map(|_| "Account locked; its sessions ended.".to_owned()),
-        "unlock" => state
-            .accounts
-            .unlock(&admin, id, &meta)
+        AdminAction::UserUnlock => accounts
+            .unlock(&admin, id, meta)
             .await
             .map(|_| "Account unlocked.".to_owned()),
-        "revoke_sessions" => state
-            .accounts
-            .revoke_all_sessions(session.user.id, id, &meta)
+        AdminAction::UserRevokeSessions => accounts
+            .revoke_all_sessions(&admin, id, meta)
             .await
             .map(|n| format!("{n} session(s) ended.")),
-        "reset_mfa" => state
-            .accounts
-            .reset_mfa(&admin, id, &meta)
+        AdminAction::UserResetMfa => accounts
+            .reset_mfa(&admin, id, meta)
             .await
             .map(|_| "MFA reset.".to_owned()),
         _ => {
-            let Some(role) = Role::parse(&form.text("role")) else {
-                let (user, live) = load(&state, id).await?;
-                return detail_page(
-                    chrome(&req, &state, &session, "users"),
-                    &user,
-                    live,
-                    vec!["Choose a role: admin or user.".to_owned()],
-                );
+            let Some(role) = Role::parse(&post.form.text("role")) else {
+                return refused(&post, id, vec!["Choose a role: admin or user.".to_owned()]).await;
             };
-            let attributes = match serde_json::from_str::<Value>(&form.text("attributes")) {
+            let attributes = match serde_json::from_str::<Value>(&post.form.text("attributes")) {
                 Ok(Value::Object(map)) => map,
-                _ if form.text("attributes").is_empty() => Map::new(),
+                _ if post.form.text("attributes").is_empty() => Map::new(),
                 _ => {
-                    let (user, live) = load(&state, id).await?;
-                    return detail_page(
-                        chrome(&req, &state, &session, "users"),
-                        &user,
-                        live,
+                    return refused(
+                        &post,
+                        id,
                         vec![
                             "Attributes must be a JSON object, like {\"department\": \"sales\"}."
                                 .to_owned(),
                         ],
-                    );
+                    )
+                    .await;
                 }
             };
-            state
-                .accounts
-                .set_role_and_attributes(session.user.id, id, role, attributes, &meta)
+            accounts
+                .set_role_and_attributes(&admin, id, role, attributes, meta)
                 .await
                 .map(|_| "Saved.".to_owned())
         }
@@ -257,10 +198,8 @@ pub async fn action(
             Ok(redirect_with(&back, "You cannot lock your own account."))
         }
         Err(AccountError::Validation(errors)) => {
-            let (user, live) = load(&state, id).await?;
-            let errors = errors.into_iter().map(|e| e.message).collect();
-            detail_page(chrome(&req, &state, &session, "users"), &user, live, errors)
+            refused(&post, id, errors.into_iter().map(|e| e.message).collect()).await
         }
-        Err(other) => Err(ApiError::from(other).into()),
+        Err(other) => Err(other.into()),
     }
 }

@@ -1,18 +1,14 @@
 //! `/admin/webhooks`: every endpoint, its deliveries and attempts; retry and
 //! disable. Decided by the engine and audited.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use uuid::Uuid;
 
-use super::{
-    Chrome, PageError, authorize, checked_post, chrome, clear_flash, redirect_with, render, session,
-};
-use crate::accounts::service::RequestMeta;
+use crate::admin::AdminAction;
 use crate::clock::rfc3339;
-use crate::error::ApiError;
-use crate::state::AppState;
-use crate::webhooks::model::Webhook;
+use crate::http::admin_page::{AdminForm, AdminPage, Chrome, PageError, redirect_with};
+use crate::model::webhook::Webhook;
 
 pub struct HookRow {
     pub id: String,
@@ -43,24 +39,20 @@ struct ListPage {
     hooks: Vec<HookRow>,
 }
 
-pub async fn list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
-    authorize(&state, &session, &req, &meta, "webhook.list", None).await?;
-    let hooks = state
+pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::WebhookList, None).await?;
+    let hooks = page
+        .state
         .webhooks
         .all()
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .map(|(w, owner)| row(w, owner))
         .collect();
-    let chrome = chrome(&req, &state, &session, "webhooks");
-    let shown = chrome.flash.is_some();
-    Ok(clear_flash(render(&ListPage { chrome, hooks })?, shown))
+    page.render(&ListPage {
+        chrome: page.chrome("webhooks"),
+        hooks,
+    })
 }
 
 pub struct DeliveryView {
@@ -82,38 +74,19 @@ struct DetailPage {
 }
 
 fn webhook_id(text: &str) -> Result<Uuid, PageError> {
-    Uuid::parse_str(text).map_err(|_| PageError::NotFound)
+    Uuid::parse_str(text).map_err(|_| PageError::not_found())
 }
 
-pub async fn detail(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    path: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
-    let session = session(&req, &state).await?;
+pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = webhook_id(&path)?;
-    authorize(
-        &state,
-        &session,
-        &req,
-        &meta,
-        "webhook.view",
-        Some(id.to_string()),
-    )
-    .await?;
-    let webhook = state.webhooks.find(id).await.map_err(ApiError::from)?;
-    let owner = webhook.owner_id;
-    let logs = state
-        .webhooks
-        .deliveries(owner, id, 50)
-        .await
-        .map_err(ApiError::from)?;
-    let owner_email = state
-        .webhooks
+    page.authorize(AdminAction::WebhookView, Some(id.to_string()))
+        .await?;
+    let webhooks = &page.state.webhooks;
+    let webhook = webhooks.find(id).await?;
+    let logs = webhooks.deliveries(webhook.owner_id, id, 50).await?;
+    let owner_email = webhooks
         .all()
-        .await
-        .map_err(ApiError::from)?
+        .await?
         .into_iter()
         .find(|(w, _)| w.id == id)
         .map(|(_, email)| email)
@@ -146,46 +119,32 @@ pub async fn detail(
                 .collect(),
         })
         .collect();
-    let chrome = chrome(&req, &state, &session, "webhooks");
-    let shown = chrome.flash.is_some();
-    Ok(clear_flash(
-        render(&DetailPage {
-            chrome,
-            hook: row(webhook, owner_email),
-            credential,
-            deliveries,
-        })?,
-        shown,
-    ))
+    page.render(&DetailPage {
+        chrome: page.chrome("webhooks"),
+        hook: row(webhook, owner_email),
+        credential,
+        deliveries,
+    })
 }
 
-pub async fn action(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    meta: RequestMeta,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (session, form) = checked_post(&req, &state, &body).await?;
+pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = webhook_id(&path)?;
     let back = format!("/admin/webhooks/{id}");
-    let op = form.text("op");
+    let op = post.form.text("op");
     let action = match op.as_str() {
-        "enable" | "disable" => "webhook.update",
-        "retry" => "webhook.retry",
-        _ => return Err(PageError::NotFound),
+        "enable" | "disable" => AdminAction::WebhookUpdate,
+        "retry" => AdminAction::WebhookRetry,
+        _ => return Err(PageError::not_found()),
     };
-    authorize(&state, &session, &req, &meta, action, Some(id.to_string())).await?;
-    let admin = session.user.id;
+    let admin = post.authorize(action, Some(id.to_string())).await?;
+    let (webhooks, meta) = (&post.state.webhooks, &post.meta);
     let done = match op.as_str() {
-        "retry" => state
-            .webhooks
-            .retry_by_admin(admin, id, form.text("delivery"), &meta)
+        "retry" => webhooks
+            .retry_by_admin(&admin, id, post.form.text("delivery"), meta)
             .await
             .map(|()| "Delivery queued again."),
-        other => state
-            .webhooks
-            .set_enabled_by_admin(admin, id, other == "enable", &meta)
+        other => webhooks
+            .set_enabled_by_admin(&admin, id, other == "enable", meta)
             .await
             .map(|()| {
                 if other == "enable" {
@@ -195,5 +154,5 @@ pub async fn action(
                 }
             }),
     };
-    Ok(redirect_with(&back, done.map_err(ApiError::from)?))
+    Ok(redirect_with(&back, done?))
 }

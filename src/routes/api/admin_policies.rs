@@ -1,5 +1,6 @@
 //! `/api/v1/admin/policies`: policy administration, the simulator, export and
-//! import. Administrators only.
+//! import. Every operation asks the engine (resource type `admin`) through
+//! `AdminCaller::authorize`, as the admin pages do.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -7,21 +8,114 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::accounts::service::RequestMeta;
-use crate::accounts::{Role, UserId};
-use crate::auth::extractor::Admin;
-use crate::db::DbError;
-use crate::db::policies::VersionRow;
-use crate::db::users;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::admin::AdminAction;
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
 use crate::http::json::Json;
+use crate::http::principal::AdminCaller;
+use crate::http::problem::{ApiError, Problem};
+use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
+use crate::model::{Role, UserId};
 use crate::policy::attributes::{ATTRIBUTES, AttributeSpec};
-use crate::policy::engine::{AccessRequest, Context, Decision, Resource, Subject};
-use crate::policy::model::{Policy, PolicyStatus};
+use crate::policy::engine::{Decision, Resource};
 use crate::policy::operator::Operator;
-use crate::policy::service::ImportedPolicy;
-use crate::policy::validate::{PolicyDraft, is_name};
+use crate::policy::service::{ImportedPolicy, PolicyVersion};
+use crate::policy::simulation::{self, Simulation};
+use crate::policy::validate::PolicyDraft;
 use crate::state::AppState;
+use crate::validation::FieldError;
+
+/// A policy as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub effect: Effect,
+    /// `document`, `webhook`, `policy`, `user`, `admin`, `route`, a custom type, or `*`.
+    pub resource_type: String,
+    /// Action names, or `["*"]` for every action.
+    pub actions: Vec<String>,
+    /// Nested `all` / `any` / `not` groups of `{attribute, operator, value}`; `null`
+    /// means "always".
+    #[schema(value_type = Object)]
+    pub conditions: Option<Value>,
+    /// 0–1000; orders the list and the explanation, never the outcome.
+    pub priority: u16,
+    pub status: PolicyStatus,
+    pub principals: Principals,
+    pub version: i64,
+    /// Built in: may be deactivated (the owner policy) or not even that (the
+    /// administrator policy), never deleted.
+    pub system: bool,
+    pub created_by: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub updated_by: Option<String>,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl From<&Policy> for PolicyResponse {
+    fn from(p: &Policy) -> Self {
+        Self {
+            id: p.id,
+            name: p.name.clone(),
+            description: p.description.clone(),
+            effect: p.effect,
+            resource_type: p.resource_type.clone(),
+            actions: p.actions.clone(),
+            conditions: p.conditions.clone(),
+            priority: p.priority,
+            status: p.status,
+            principals: p.principals.clone(),
+            version: p.version,
+            system: p.system,
+            created_by: p.created_by.clone(),
+            created_at: rfc3339(p.created_at),
+            updated_by: p.updated_by.clone(),
+            updated_at: rfc3339(p.updated_at),
+        }
+    }
+}
+
+/// One version of a policy.
+#[derive(Serialize, ToSchema)]
+pub struct PolicyVersionResponse {
+    pub version: i64,
+    /// `created`, `updated` or `deleted`.
+    pub change: String,
+    /// The policy as it was at this version.
+    #[schema(value_type = Object)]
+    pub snapshot: Value,
+    pub changed_by: Option<String>,
+    /// RFC 3339.
+    pub changed_at: String,
+}
+
+impl From<PolicyVersion> for PolicyVersionResponse {
+    fn from(v: PolicyVersion) -> Self {
+        // Stored snapshots keep Unix seconds; the API shows them as RFC 3339 like
+        // every other time.
+        let snapshot = match v.policy {
+            Some(policy) => {
+                serde_json::to_value(PolicyResponse::from(&policy)).unwrap_or(v.snapshot)
+            }
+            None => v.snapshot,
+        };
+        Self {
+            version: v.version,
+            change: v.change,
+            snapshot,
+            changed_by: v.changed_by,
+            changed_at: rfc3339(v.changed_at),
+        }
+    }
+}
+
+fn responses<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Vec<PolicyResponse> {
+    policies.into_iter().map(PolicyResponse::from).collect()
+}
 
 fn policy_id(path: web::Path<String>) -> Result<Uuid, ApiError> {
     Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::NotFound)
@@ -38,18 +132,19 @@ fn policy_id(path: web::Path<String>) -> Result<Uuid, ApiError> {
         ("resource_type" = Option<String>, Query, description = "exact resource type (`*` included)")
     ),
     responses(
-        (status = 200, description = "Policies", body = [Policy]),
+        (status = 200, description = "Policies", body = [PolicyResponse]),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn list(
-    _admin: Admin,
+    admin: AdminCaller,
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    admin.authorize(AdminAction::PolicyList, None).await?;
     let mut status = None;
     let mut resource_type = None;
-    for (key, value) in super::query_pairs(&req)? {
+    for (key, value) in crate::http::query_pairs(&req)? {
         match (key.as_str(), value.as_str()) {
             ("status", "active") => status = Some(PolicyStatus::Active),
             ("status", "inactive") => status = Some(PolicyStatus::Inactive),
@@ -64,19 +159,17 @@ pub async fn list(
             _ => {}
         }
     }
-    let policies: Vec<Policy> = state
-        .policies
-        .list()
-        .into_iter()
+    let all = state.policies.list();
+    let policies = all
+        .iter()
+        .map(|p| &**p)
         .filter(|p| status.is_none_or(|s| p.status == s))
         .filter(|p| {
             resource_type
                 .as_deref()
                 .is_none_or(|t| p.resource_type == t)
-        })
-        .map(|p| (*p).clone())
-        .collect();
-    Ok(HttpResponse::Ok().json(policies))
+        });
+    Ok(HttpResponse::Ok().json(responses(policies)))
 }
 
 /// Create a policy (validated; 422 names each bad field by its JSON path).
@@ -87,22 +180,23 @@ pub async fn list(
     security(("bearer" = [])),
     request_body = PolicyDraft,
     responses(
-        (status = 201, description = "Created", body = Policy),
+        (status = 201, description = "Created", body = PolicyResponse),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named by JSON path (e.g. `conditions.all[1].value`)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create(
-    admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Json<PolicyDraft>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = admin.authorize(AdminAction::PolicyCreate, None).await?;
     let policy = state
         .policies
-        .create(body.into_inner(), admin.0.user_id, &meta)
+        .create(body.into_inner(), &actor, &meta)
         .await?;
-    Ok(HttpResponse::Created().json(&*policy))
+    Ok(HttpResponse::Created().json(PolicyResponse::from(&*policy)))
 }
 
 #[utoipa::path(
@@ -112,18 +206,22 @@ pub async fn create(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Policy id")),
     responses(
-        (status = 200, description = "The policy", body = Policy),
+        (status = 200, description = "The policy", body = PolicyResponse),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such policy", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn get(
-    _admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let policy = state.policies.get(policy_id(path)?)?;
-    Ok(HttpResponse::Ok().json(&*policy))
+    let id = policy_id(path)?;
+    admin
+        .authorize(AdminAction::PolicyView, Some(id.to_string()))
+        .await?;
+    let policy = state.policies.get(id)?;
+    Ok(HttpResponse::Ok().json(PolicyResponse::from(&*policy)))
 }
 
 /// Replace a policy; its version goes up by one.
@@ -135,25 +233,28 @@ pub async fn get(
     params(("id" = Uuid, Path, description = "Policy id")),
     request_body = PolicyDraft,
     responses(
-        (status = 200, description = "Updated", body = Policy),
+        (status = 200, description = "Updated", body = PolicyResponse),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such policy", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named by JSON path", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn update(
-    admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     meta: RequestMeta,
     path: web::Path<String>,
     body: Json<PolicyDraft>,
 ) -> Result<HttpResponse, ApiError> {
     let id = policy_id(path)?;
+    let actor = admin
+        .authorize(AdminAction::PolicyUpdate, Some(id.to_string()))
+        .await?;
     let policy = state
         .policies
-        .update(id, body.into_inner(), admin.0.user_id, &meta)
+        .update(id, body.into_inner(), &actor, &meta)
         .await?;
-    Ok(HttpResponse::Ok().json(&*policy))
+    Ok(HttpResponse::Ok().json(PolicyResponse::from(&*policy)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -171,24 +272,27 @@ pub struct PolicyStatusRequest {
     params(("id" = Uuid, Path, description = "Policy id")),
     request_body = PolicyStatusRequest,
     responses(
-        (status = 200, description = "Updated", body = Policy),
+        (status = 200, description = "Updated", body = PolicyResponse),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such policy", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn set_status(
-    admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     meta: RequestMeta,
     path: web::Path<String>,
     body: Json<PolicyStatusRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = policy_id(path)?;
+    let actor = admin
+        .authorize(AdminAction::PolicyUpdate, Some(id.to_string()))
+        .await?;
     let policy = state
         .policies
-        .set_status(id, body.status, admin.0.user_id, &meta)
+        .set_status(id, body.status, &actor, &meta)
         .await?;
-    Ok(HttpResponse::Ok().json(&*policy))
+    Ok(HttpResponse::Ok().json(PolicyResponse::from(&*policy)))
 }
 
 #[utoipa::path(
@@ -205,13 +309,16 @@ pub async fn set_status(
     )
 )]
 pub async fn delete(
-    admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     meta: RequestMeta,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = policy_id(path)?;
-    state.policies.delete(id, admin.0.user_id, &meta).await?;
+    let actor = admin
+        .authorize(AdminAction::PolicyDelete, Some(id.to_string()))
+        .await?;
+    state.policies.delete(id, &actor, &meta).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -223,18 +330,28 @@ pub async fn delete(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Policy id")),
     responses(
-        (status = 200, description = "Versions", body = [VersionRow]),
+        (status = 200, description = "Versions", body = [PolicyVersionResponse]),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such policy, ever", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn versions(
-    _admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = state.policies.history(policy_id(path)?).await?;
-    Ok(HttpResponse::Ok().json(rows))
+    let id = policy_id(path)?;
+    admin
+        .authorize(AdminAction::PolicyHistory, Some(id.to_string()))
+        .await?;
+    let versions: Vec<PolicyVersionResponse> = state
+        .policies
+        .history(id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(versions))
 }
 
 /// Every policy, for `import` elsewhere.
@@ -244,17 +361,17 @@ pub async fn versions(
     tag = "policies",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "All policies", body = [Policy]),
+        (status = 200, description = "All policies", body = [PolicyResponse]),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn export(_admin: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let all: Vec<Policy> = state
-        .policies
-        .list()
-        .into_iter()
-        .map(|p| (*p).clone())
-        .collect();
+pub async fn export(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin.authorize(AdminAction::PolicyExport, None).await?;
+    let all = state.policies.list();
+    let all = responses(all.iter().map(|p| &**p));
     Ok(HttpResponse::Ok()
         .insert_header((
             "content-disposition",
@@ -283,14 +400,15 @@ pub struct ImportResponse {
     )
 )]
 pub async fn import(
-    admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Json<Vec<ImportedPolicy>>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = admin.authorize(AdminAction::PolicyImport, None).await?;
     let imported = state
         .policies
-        .import(body.into_inner(), admin.0.user_id, &meta)
+        .import(body.into_inner(), &actor, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(ImportResponse { imported }))
 }
@@ -318,7 +436,8 @@ pub struct Vocabulary {
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn vocabulary(_admin: Admin) -> Result<HttpResponse, ApiError> {
+pub async fn vocabulary(admin: AdminCaller) -> Result<HttpResponse, ApiError> {
+    admin.authorize(AdminAction::PolicyList, None).await?;
     Ok(HttpResponse::Ok().json(Vocabulary {
         attributes: ATTRIBUTES.to_vec(),
         operators: Operator::ALL
@@ -365,6 +484,17 @@ pub struct ResourceDescription {
     pub attributes: Map<String, Value>,
 }
 
+impl From<ResourceDescription> for Resource {
+    fn from(r: ResourceDescription) -> Self {
+        Resource {
+            kind: r.kind,
+            id: r.id,
+            owner_id: r.owner_id,
+            attributes: r.attributes,
+        }
+    }
+}
+
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatedContext {
@@ -386,30 +516,6 @@ pub struct SimulateRequest {
     pub context: SimulatedContext,
 }
 
-/// Checks the names a request may carry; `*` is for policies, not requests.
-pub fn check_names(action: &str, kind: &str) -> Result<(), ApiError> {
-    let mut errors = Vec::new();
-    if !is_name(action) {
-        errors.push(FieldError::rule(
-            "action",
-            "invalid",
-            "must be a name of lower-case letters, digits, `_`, `-`, `.` or `:`",
-        ));
-    }
-    if !is_name(kind) {
-        errors.push(FieldError::rule(
-            "resource.type",
-            "invalid",
-            "must be a name of lower-case letters, digits, `_`, `-`, `.` or `:`",
-        ));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
 /// What the engine would decide, and why, condition by condition.
 #[utoipa::path(
     post,
@@ -424,65 +530,32 @@ pub fn check_names(action: &str, kind: &str) -> Result<(), ApiError> {
     )
 )]
 pub async fn simulate(
-    _admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     body: Json<SimulateRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    admin.authorize(AdminAction::PolicySimulate, None).await?;
     let body = body.into_inner();
-    check_names(&body.action, &body.resource.kind)?;
     let subject = match body.subject.user_id {
-        Some(id) => {
-            let user = state
-                .db
-                .read(move |conn| Ok::<_, DbError>(users::find(conn, id)?))
-                .await
-                .map_err(|e| ApiError::Unexpected(e.into()))?
-                .ok_or_else(|| {
-                    ApiError::Validation(vec![FieldError::rule(
-                        "subject.user_id",
-                        "unknown",
-                        "names no user",
-                    )])
-                })?;
-            Subject::from(&user)
-        }
-        None => Subject {
-            id: UserId(Uuid::nil()),
+        Some(id) => simulation::SimulatedSubject::User(id),
+        None => simulation::SimulatedSubject::Described {
             email: body.subject.email,
             role: body.subject.role,
             mfa: body.subject.mfa,
             attributes: body.subject.attributes,
         },
     };
-    let now = match body.context.time.as_deref() {
-        None => state.clock.now(),
-        Some(text) => {
-            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map(|t| t.unix_timestamp())
-                .map_err(|_| {
-                    ApiError::Validation(vec![FieldError::rule(
-                        "context.time",
-                        "invalid",
-                        "must be an RFC 3339 time, e.g. 2026-11-23T10:30:00Z",
-                    )])
-                })?
-        }
-    };
-    let request = AccessRequest {
-        subject,
-        action: body.action,
-        resource: Resource {
-            kind: body.resource.kind,
-            id: body.resource.id,
-            owner_id: body.resource.owner_id,
-            attributes: body.resource.attributes,
-        },
-        context: Context {
+    let decision = state
+        .policies
+        .simulate(Simulation {
+            subject,
+            action: body.action,
+            resource: body.resource.into(),
             ip: body.context.ip,
             method: body.context.method,
             path: body.context.path,
-            now,
-        },
-    };
-    Ok(HttpResponse::Ok().json(state.policies.explain(&request)))
+            time: body.context.time,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(decision))
 }

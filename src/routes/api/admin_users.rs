@@ -1,13 +1,15 @@
-//! `/api/v1/admin/users/*`: account administration: lock, unlock, MFA reset.
+//! `/api/v1/admin/users/*`: account administration: lock, unlock, MFA reset. Each
+//! asks the engine (resource type `admin`, actions `user.*`) as the admin pages do.
 
 use actix_web::{HttpResponse, web};
 use uuid::Uuid;
 
 use super::auth::UserResponse;
-use crate::accounts::UserId;
-use crate::accounts::service::RequestMeta;
-use crate::auth::extractor::Admin;
-use crate::error::{ApiError, Problem};
+use crate::admin::AdminAction;
+use crate::audit::RequestMeta;
+use crate::http::principal::AdminCaller;
+use crate::http::problem::{ApiError, Problem};
+use crate::model::UserId;
 use crate::state::AppState;
 
 fn user_id(path: web::Path<String>) -> Result<UserId, ApiError> {
@@ -31,12 +33,16 @@ fn user_id(path: web::Path<String>) -> Result<UserId, ApiError> {
     )
 )]
 pub async fn lock(
-    admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     meta: RequestMeta,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state.accounts.lock(&admin.0, user_id(path)?, &meta).await?;
+    let id = user_id(path)?;
+    let actor = admin
+        .authorize(AdminAction::UserLock, Some(id.to_string()))
+        .await?;
+    let user = state.accounts.lock(&actor, id, &meta).await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
 }
 
@@ -54,15 +60,16 @@ pub async fn lock(
     )
 )]
 pub async fn unlock(
-    admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     meta: RequestMeta,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = state
-        .accounts
-        .unlock(&admin.0, user_id(path)?, &meta)
+    let id = user_id(path)?;
+    let actor = admin
+        .authorize(AdminAction::UserUnlock, Some(id.to_string()))
         .await?;
+    let user = state.accounts.unlock(&actor, id, &meta).await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
 }
 
@@ -87,14 +94,15 @@ pub struct MfaResetResponse {
     )
 )]
 pub async fn reset_mfa(
-    admin: Admin,
+    admin: AdminCaller,
     state: web::Data<AppState>,
     meta: RequestMeta,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let removed = state
-        .accounts
-        .reset_mfa(&admin.0, user_id(path)?, &meta)
+    let id = user_id(path)?;
+    let actor = admin
+        .authorize(AdminAction::UserResetMfa, Some(id.to_string()))
         .await?;
+    let removed = state.accounts.reset_mfa(&actor, id, &meta).await?;
     Ok(HttpResponse::Ok().json(MfaResetResponse { removed }))
 }

@@ -7,15 +7,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::accounts::service::{LoginOutcome, RequestMeta, SessionInfo, TokenPair};
-use crate::accounts::{Email, Role, User, UserStatus};
+use crate::accounts::service::{LoginOutcome, SessionInfo, TokenPair};
+use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
-use crate::error::{ApiError, Problem};
 use crate::http::ClientIp;
 use crate::http::json::Json;
-use crate::limits::middleware::enforce;
+use crate::http::problem::{ApiError, Problem};
+use crate::http::rate_limit::enforce;
 use crate::limits::{LimitKey, RouteClass};
+use crate::model::{Email, Role, User, UserStatus};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]

@@ -5,19 +5,19 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use super::admin_policies::{ResourceDescription, check_names};
+use super::admin_policies::ResourceDescription;
 use super::documents::caller;
-use crate::accounts::service::RequestMeta;
-use crate::accounts::{Role, UserId};
+use crate::accounts::AccountError;
+use crate::audit::RequestMeta;
 use crate::auth::Principal;
-use crate::db::{DbError, documents, users};
-use crate::documents::RESOURCE_TYPE;
-use crate::error::{ApiError, FieldError, Problem};
 use crate::http::json::Json;
-use crate::policy::engine::{AccessRequest, Resource, Subject};
+use crate::http::problem::{ApiError, Problem};
+use crate::model::{Role, UserId};
+use crate::policy::engine::Subject;
+use crate::policy::simulation::check_request_names;
 use crate::state::AppState;
+use crate::validation::FieldError;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,7 +59,10 @@ pub async fn check(
     body: Json<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check_names(&body.action, &body.resource.kind)?;
+    let errors = check_request_names(&body.action, &body.resource.kind);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let mut asking = caller(&req, &state, &principal, meta).await?;
     if let Some(other) = body.subject_id.filter(|id| *id != principal.user_id) {
         if principal.role != Role::Admin {
@@ -67,65 +70,21 @@ pub async fn check(
                 "Only administrators may ask about another user.",
             ));
         }
-        let user = state
-            .db
-            .read(move |conn| Ok::<_, DbError>(users::find(conn, other)?))
-            .await
-            .map_err(|e| ApiError::Unexpected(e.into()))?
-            .ok_or_else(|| {
-                ApiError::Validation(vec![FieldError::rule(
+        let user = match state.accounts.find_user(other).await {
+            Err(AccountError::UserNotFound) => {
+                return Err(ApiError::Validation(vec![FieldError::rule(
                     "subject_id",
                     "unknown",
                     "names no user",
-                )])
-            })?;
+                )]));
+            }
+            found => found?,
+        };
         asking.subject = Subject::from(&user);
     }
-    let described = body.resource;
-    // A stored document is judged as it is stored, not as described.
-    let stored = match (described.kind.as_str(), described.id.as_deref()) {
-        (RESOURCE_TYPE, Some(id)) => match Uuid::parse_str(id) {
-            Ok(id) => Some(
-                state
-                    .db
-                    .read(move |conn| Ok::<_, DbError>(documents::find(conn, id)?))
-                    .await
-                    .map_err(|e| ApiError::Unexpected(e.into()))?,
-            ),
-            Err(_) => Some(None),
-        },
-        _ => None,
-    };
-    let resource = match &stored {
-        Some(Some(document)) => document.as_resource(),
-        // No such document: nothing to allow.
-        Some(None) => return Ok(HttpResponse::Ok().json(CheckResponse { allowed: false })),
-        None => Resource {
-            kind: described.kind,
-            id: described.id,
-            owner_id: described.owner_id,
-            attributes: described.attributes,
-        },
-    };
-    // A stored document the subject may not read does not exist for them: no
-    // other action on it is allowed either, so no answer reveals it.
-    if matches!(stored, Some(Some(_))) && body.action != "read" {
-        let read = AccessRequest {
-            subject: asking.subject.clone(),
-            action: "read".to_owned(),
-            resource: resource.clone(),
-            context: asking.context.clone(),
-        };
-        if !state.policies.is_allowed(&read, &asking.meta).await {
-            return Ok(HttpResponse::Ok().json(CheckResponse { allowed: false }));
-        }
-    }
-    let request = AccessRequest {
-        subject: asking.subject,
-        action: body.action,
-        resource,
-        context: asking.context,
-    };
-    let allowed = state.policies.is_allowed(&request, &asking.meta).await;
+    let allowed = state
+        .documents
+        .decide(&asking, &body.action, body.resource.into())
+        .await?;
     Ok(HttpResponse::Ok().json(CheckResponse { allowed }))
 }

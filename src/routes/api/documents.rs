@@ -7,15 +7,17 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::accounts::service::RequestMeta;
+use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::documents::service::{Caller, DocumentInput, DocumentPatch, MAX_PAGE};
-use crate::documents::{Classification, Document};
-use crate::error::{ApiError, FieldError, Problem};
 use crate::http::json::Json;
-use crate::policy::engine::{Context, Subject};
+use crate::http::problem::{ApiError, Problem};
+use crate::http::request_context::policy_context;
+use crate::model::document::{Classification, Document};
+use crate::policy::engine::Subject;
 use crate::state::AppState;
+use crate::validation::FieldError;
 
 /// Who is calling, as the policy engine sees them: the account (from the profile
 /// cache) and the request's address, method, path and time.
@@ -28,12 +30,7 @@ pub async fn caller(
     let user = state.accounts.me(principal).await?;
     Ok(Caller {
         subject: Subject::from(&user),
-        context: Context {
-            ip: meta.ip,
-            method: Some(req.method().to_string()),
-            path: Some(req.path().to_owned()),
-            now: state.clock.now(),
-        },
+        context: policy_context(req, &meta, state.clock.now()),
         meta,
     })
 }
@@ -106,7 +103,7 @@ fn page_params(req: &HttpRequest) -> Result<(usize, Option<Uuid>), ApiError> {
     let mut limit = 20;
     let mut cursor = None;
     let mut errors = Vec::new();
-    for (key, value) in super::query_pairs(req)? {
+    for (key, value) in crate::http::query_pairs(req)? {
         match key.as_str() {
             "limit" => match value.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,

@@ -6,13 +6,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{MessageResponse, TokenResponse};
-use crate::accounts::service::RequestMeta;
+use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::auth::tokens::TokenType;
-use crate::error::{ApiError, Problem};
 use crate::http::ClientIp;
 use crate::http::json::Json;
-use crate::limits::middleware::enforce;
+use crate::http::problem::{ApiError, Problem};
+use crate::http::rate_limit::enforce;
 use crate::limits::{LimitKey, RouteClass};
 use crate::state::AppState;
 

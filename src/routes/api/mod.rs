@@ -96,14 +96,3 @@ pub fn scope() -> impl HttpServiceFactory {
                 .route(web::delete().to(documents::delete)),
         )
 }
-
-/// The query string's pairs, percent-decoded.
-pub(crate) fn query_pairs(
-    req: &actix_web::HttpRequest,
-) -> Result<Vec<(String, String)>, crate::error::ApiError> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(web::Query::into_inner)
-        .map_err(|_| {
-            crate::error::ApiError::BadRequest("The query string is malformed.".to_owned())
-        })
-}

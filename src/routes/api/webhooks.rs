@@ -6,15 +6,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::accounts::service::RequestMeta;
+use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
-use crate::db::webhooks::{AttemptRow, DeliveryRow};
-use crate::error::{ApiError, Problem};
 use crate::http::json::Json;
+use crate::http::problem::{ApiError, Problem};
+use crate::model::webhook::Webhook;
 use crate::state::AppState;
-use crate::webhooks::model::{Credential, Webhook};
-use crate::webhooks::service::WebhookChanges;
+use crate::webhooks::model::Credential;
+use crate::webhooks::service::{DeliveryLog, WebhookChanges};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -95,11 +95,63 @@ pub struct WebhookWithSecret {
     pub secret: String,
 }
 
+/// One logged delivery attempt.
+#[derive(Serialize, ToSchema)]
+pub struct AttemptResponse {
+    pub attempt: i64,
+    /// RFC 3339.
+    pub attempted_at: String,
+    pub status_code: Option<i64>,
+    pub duration_ms: i64,
+    /// `none`, `timeout`, `connect`, `http_status`, `refused_target`, …
+    pub error_class: String,
+    /// The first 1 KiB of the response body.
+    pub response_excerpt: String,
+}
+
+/// A delivery and its attempts, newest delivery first.
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryResponse {
-    #[serde(flatten)]
-    pub delivery: DeliveryRow,
-    pub attempts: Vec<AttemptRow>,
+    /// The `webhook-id` header: stable across retries.
+    pub id: String,
+    pub event_type: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// How many attempts were made.
+    pub attempt_count: i64,
+    /// RFC 3339; when the next attempt is due (a pending delivery).
+    pub next_attempt_at: String,
+    pub last_status_code: Option<i64>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub attempts: Vec<AttemptResponse>,
+}
+
+impl From<DeliveryLog> for DeliveryResponse {
+    fn from(log: DeliveryLog) -> Self {
+        let d = log.delivery;
+        Self {
+            id: d.id,
+            event_type: d.event_type,
+            status: d.status,
+            attempt_count: d.attempts,
+            next_attempt_at: rfc3339(d.next_attempt_at),
+            last_status_code: d.last_status_code,
+            created_at: rfc3339(d.created_at),
+            attempts: log
+                .attempts
+                .into_iter()
+                .map(|a| AttemptResponse {
+                    attempt: a.attempt,
+                    attempted_at: rfc3339(a.attempted_at),
+                    status_code: a.status_code,
+                    duration_ms: a.duration_ms,
+                    error_class: a.error_class,
+                    response_excerpt: a.response_excerpt,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -322,10 +374,7 @@ pub async fn deliveries(
         .deliveries(principal.user_id, webhook_id(&path)?, 100)
         .await?
         .into_iter()
-        .map(|log| DeliveryResponse {
-            delivery: log.delivery,
-            attempts: log.attempts,
-        })
+        .map(Into::into)
         .collect();
     Ok(HttpResponse::Ok().json(logs))
 }

@@ -1,11 +1,11 @@
-//! What a policy is, as stored and as the API shows it.
+//! What a policy is, as stored (and as its version snapshots keep it).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::accounts::{Role, UserId};
+use super::user::{Role, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -62,7 +62,7 @@ pub const OWNER_POLICY_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_000
 pub const ADMIN_POLICY_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0002);
 
 /// A policy as stored. `conditions` is the validated JSON tree (see `validate`).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     pub id: Uuid,
     pub name: String,
@@ -74,7 +74,6 @@ pub struct Policy {
     pub actions: Vec<String>,
     /// Nested `all` / `any` / `not` groups of `{attribute, operator, value}`; `null`
     /// means "always".
-    #[schema(value_type = Object)]
     pub conditions: Option<Value>,
     /// 0–1000; orders the list and the explanation, never the outcome.
     pub priority: u16,

@@ -1,25 +1,32 @@
 //! The tamper-evident security log. Every event is appended in a write transaction
-//! with `hash = SHA-256(previous hash || canonical content)`, so changing, removing or
-//! reordering any stored event breaks the chain from that event on, and
-//! `portcullis audit verify` names the first broken link.
+//! and chained to the one before it (see [`chain`]), so changing, removing or
+//! reordering any stored event breaks the chain, and `portcullis audit verify` names
+//! the first broken link.
 //!
-//! Other modules record events with [`AuditLog::record`], or with [`append`] inside
-//! their own write transaction when the event must commit together with a change.
+//! Other modules record events with [`AuditLog::record`], or with
+//! [`AuditLog::append`] inside their own write transaction when the event must commit
+//! together with a change. The log publishes and knows no reader: subscribers
+//! registered at start-up (the webhook outbox) are offered each event inside the
+//! same transaction, so a committed change is always announced and a rolled-back
+//! one never is. Times come from the injected clock.
+
+pub mod actor;
+pub mod chain;
+pub mod request;
 
 use std::net::IpAddr;
-use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::db::audit_events::{self, AuditRow};
-use crate::db::{Database, DbError};
+pub use actor::AdminActor;
+pub use chain::{Break, ChainReport, GENESIS_HASH};
+pub use request::RequestMeta;
 
-/// The `prev_hash` of the first event.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+use crate::clock::{Clock, rfc3339};
+pub use crate::db::audit_events::{AuditFilter, AuditRow};
+use crate::db::{Database, DbError, audit_events};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -51,6 +58,11 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// An event caused by a request, stamped with where it came from.
+    pub fn of_request(event: impl Into<String>, outcome: Outcome, meta: &RequestMeta) -> Self {
+        Self::new(event, outcome).with_request(meta)
+    }
+
     pub fn new(event: impl Into<String>, outcome: Outcome) -> Self {
         Self {
             event: event.into(),
@@ -80,6 +92,13 @@ impl AuditEvent {
 
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Stamps where the request came from: its client address and its id.
+    pub fn with_request(mut self, meta: &RequestMeta) -> Self {
+        self.ip = meta.ip;
+        self.request_id = meta.request_id.clone();
         self
     }
 
@@ -141,210 +160,119 @@ pub fn redact(value: Value) -> Value {
     }
 }
 
-/// The bytes a row's hash covers: the previous hash, then every column but the hash
-/// as a JSON array (JSON escaping makes the encoding unambiguous).
-fn chain_hash(prev_hash: &str, row: &AuditRow) -> String {
-    let content = Value::Array(vec![
-        Value::from(row.id),
-        Value::from(row.occurred_at.as_str()),
-        row.actor.as_deref().map_or(Value::Null, Value::from),
-        row.ip.as_deref().map_or(Value::Null, Value::from),
-        Value::from(row.event.as_str()),
-        row.target.as_deref().map_or(Value::Null, Value::from),
-        Value::from(row.outcome.as_str()),
-        row.request_id.as_deref().map_or(Value::Null, Value::from),
-        Value::from(row.details.as_str()),
-    ]);
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(content.to_string().as_bytes());
-    hex::encode(hasher.finalize())
+/// What the log tells a subscriber about an appended event, besides the event.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub id: i64,
+    /// Unix seconds, from the injected clock.
+    pub at: i64,
+    /// The stored RFC 3339 form of `at`.
+    pub occurred_at: String,
 }
 
-/// Appends `event` to the chain inside the caller's write transaction.
-pub fn append(conn: &Connection, event: &AuditEvent) -> Result<i64, DbError> {
-    // Never reuse an id SQLite once assigned: rows removed from the end stay a
-    // visible gap instead of being papered over by new events.
-    let highest = audit_events::highest_assigned_id(conn)?.unwrap_or(0);
-    let (id, prev_hash) = match audit_events::last_link(conn)? {
-        Some((last_id, last_hash)) => (last_id.max(highest) + 1, last_hash),
-        None => (highest + 1, GENESIS_HASH.to_owned()),
-    };
-    let occurred_at = OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .map_err(|e| DbError::Io(std::io::Error::other(e)))?;
-    let mut row = AuditRow {
-        id,
-        occurred_at,
-        actor: event.actor.clone(),
-        ip: event.ip.map(|ip| ip.to_string()),
-        event: event.event.clone(),
-        target: event.target.clone(),
-        outcome: event.outcome.as_str().to_owned(),
-        request_id: event.request_id.clone(),
-        details: redact(Value::Object(event.details.clone())).to_string(),
-        prev_hash,
-        hash: String::new(),
-    };
-    row.hash = chain_hash(&row.prev_hash, &row);
-    audit_events::insert(conn, &row)?;
-    // Webhook events enter the outbox in this same transaction.
-    crate::webhooks::events::offer(conn, event, &row.occurred_at)?;
-    Ok(id)
+/// Hears every appended event, inside the transaction that appends it. An error
+/// rolls that transaction back: the change and its event commit together or not
+/// at all.
+pub trait Subscriber: Send + Sync {
+    fn offer(
+        &self,
+        conn: &Connection,
+        event: &AuditEvent,
+        appended: &Appended,
+    ) -> Result<(), DbError>;
 }
 
-/// Why the chain is broken at an event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Break {
-    /// The row's content no longer matches its hash: it was edited.
-    ContentAltered,
-    /// The row does not chain to the row before it: rows were removed, inserted or
-    /// reordered, or the row before was edited and re-hashed.
-    LinkBroken,
-    /// Ids jump: rows in between were removed.
-    Gap { expected_id: i64 },
-    /// Rows were removed from the end (SQLite once assigned a higher id).
-    TailTruncated { highest_assigned_id: i64 },
-}
-
-impl std::fmt::Display for Break {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Break::ContentAltered => write!(
-                f,
-                "its content does not match its hash (the event was edited)"
-            ),
-            Break::LinkBroken => write!(
-                f,
-                "it does not chain to the event before it (an event was removed, reordered, or edited and re-hashed)"
-            ),
-            Break::Gap { expected_id } => {
-                write!(f, "event {expected_id} is missing (events were removed)")
-            }
-            Break::TailTruncated {
-                highest_assigned_id,
-            } => write!(
-                f,
-                "events up to id {highest_assigned_id} once existed (the newest events were removed)"
-            ),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChainReport {
-    Intact {
-        events: u64,
-        head: Option<String>,
-    },
-    Broken {
-        at_id: i64,
-        reason: Break,
-        verified: u64,
-    },
-}
-
-/// Walks the whole chain; `progress` is called with the count every 100,000 events.
-pub fn verify_chain(
-    conn: &Connection,
-    mut progress: impl FnMut(u64),
-) -> Result<ChainReport, DbError> {
-    let mut expected_prev = GENESIS_HASH.to_owned();
-    let mut expected_id = 1_i64;
-    let mut verified = 0_u64;
-    let mut broken = None;
-    audit_events::for_each_in_order(conn, |row| {
-        let fault = if row.id != expected_id {
-            Some(Break::Gap { expected_id })
-        } else if row.prev_hash != expected_prev {
-            Some(Break::LinkBroken)
-        } else if chain_hash(&row.prev_hash, &row) != row.hash {
-            Some(Break::ContentAltered)
-        } else {
-            None
-        };
-        if let Some(reason) = fault {
-            broken = Some((row.id, reason));
-            return ControlFlow::Break(());
-        }
-        verified += 1;
-        if verified.is_multiple_of(100_000) {
-            progress(verified);
-        }
-        expected_prev = row.hash;
-        expected_id = row.id + 1;
-        ControlFlow::Continue(())
-    })?;
-    if let Some((at_id, reason)) = broken {
-        return Ok(ChainReport::Broken {
-            at_id,
-            reason,
-            verified,
-        });
-    }
-    if let Some(highest) = audit_events::highest_assigned_id(conn)?
-        && highest >= expected_id
-    {
-        return Ok(ChainReport::Broken {
-            at_id: expected_id,
-            reason: Break::TailTruncated {
-                highest_assigned_id: highest,
-            },
-            verified,
-        });
-    }
-    Ok(ChainReport::Intact {
-        events: verified,
-        head: (verified > 0).then_some(expected_prev),
-    })
-}
-
-/// A quick check of the chain's end, run at startup: the newest event matches its
-/// hash and no newer event was removed. `None` when it is sound.
-pub fn tail_problem(conn: &Connection) -> Result<Option<Break>, DbError> {
-    let Some(last) = audit_events::last(conn)? else {
-        return Ok(audit_events::highest_assigned_id(conn)?
-            .filter(|&highest| highest > 0)
-            .map(|highest_assigned_id| Break::TailTruncated {
-                highest_assigned_id,
-            }));
-    };
-    if chain_hash(&last.prev_hash, &last) != last.hash {
-        return Ok(Some(Break::ContentAltered));
-    }
-    Ok(audit_events::highest_assigned_id(conn)?
-        .filter(|&highest| highest > last.id)
-        .map(|highest_assigned_id| Break::TailTruncated {
-            highest_assigned_id,
-        }))
-}
-
-/// The audit log service, shared through the application state.
+/// The audit log service: cheap to clone, shared by every service that records.
 #[derive(Clone)]
 pub struct AuditLog {
     db: Database,
+    clock: Clock,
+    subscribers: Arc<[Arc<dyn Subscriber>]>,
 }
 
 impl AuditLog {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// A log with no subscribers; add them with [`AuditLog::subscribe`] at start-up,
+    /// before any service takes a copy.
+    pub fn new(db: Database, clock: Clock) -> Self {
+        Self {
+            db,
+            clock,
+            subscribers: Arc::from(Vec::new()),
+        }
+    }
+
+    pub fn subscribe(self, subscriber: Arc<dyn Subscriber>) -> Self {
+        let mut subscribers = self.subscribers.to_vec();
+        subscribers.push(subscriber);
+        Self {
+            subscribers: Arc::from(subscribers),
+            ..self
+        }
+    }
+
+    /// Appends `event` to the chain inside the caller's write transaction and offers
+    /// it to every subscriber there.
+    pub fn append(&self, conn: &Connection, event: &AuditEvent) -> Result<i64, DbError> {
+        // Never reuse an id SQLite once assigned: rows removed from the end stay a
+        // visible gap instead of being papered over by new events.
+        let highest = audit_events::highest_assigned_id(conn)?.unwrap_or(0);
+        let (id, prev_hash) = match audit_events::last_link(conn)? {
+            Some((last_id, last_hash)) => (last_id.max(highest) + 1, last_hash),
+            None => (highest + 1, GENESIS_HASH.to_owned()),
+        };
+        let at = self.clock.now();
+        let mut row = AuditRow {
+            id,
+            occurred_at: rfc3339(at),
+            actor: event.actor.clone(),
+            ip: event.ip.map(|ip| ip.to_string()),
+            event: event.event.clone(),
+            target: event.target.clone(),
+            outcome: event.outcome.as_str().to_owned(),
+            request_id: event.request_id.clone(),
+            details: redact(Value::Object(event.details.clone())).to_string(),
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = chain::chain_hash(&row.prev_hash, &row);
+        audit_events::insert(conn, &row)?;
+        let appended = Appended {
+            id,
+            at,
+            occurred_at: row.occurred_at,
+        };
+        for subscriber in self.subscribers.iter() {
+            subscriber.offer(conn, event, &appended)?;
+        }
+        Ok(id)
     }
 
     /// Appends one event in its own transaction.
     pub async fn record(&self, event: AuditEvent) -> Result<i64, DbError> {
-        self.db.write(move |tx| append(tx, &event)).await
+        let log = self.clone();
+        self.db.write(move |tx| log.append(tx, &event)).await
     }
 
     pub async fn verify(&self) -> Result<ChainReport, DbError> {
-        self.db.read(|conn| verify_chain(conn, |_| {})).await
+        self.db.read(|conn| chain::verify_chain(conn, |_| {})).await
+    }
+
+    /// The newest events matching `filter`, at most `limit`.
+    pub async fn search(
+        &self,
+        filter: AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRow>, DbError> {
+        self.db
+            .read(move |conn| Ok(audit_events::search(conn, &filter, limit)?))
+            .await
     }
 
     /// Checks the chain's end and, if it was tampered with, says so loudly: an
     /// error log line and an `audit.chain_broken` event (which chains on, so the
     /// damage stays visible to `audit verify`).
     pub async fn check_tail(&self) -> Result<Option<Break>, DbError> {
-        let problem = self.db.read(tail_problem).await?;
+        let problem = self.db.read(chain::tail_problem).await?;
         if let Some(problem) = &problem {
             tracing::error!(%problem, "the audit log was tampered with; run `portcullis audit verify`");
             self.record(
@@ -361,6 +289,8 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::ControlFlow;
+
     use crate::config::DatabaseSettings;
     use serde_json::json;
 
@@ -372,7 +302,7 @@ mod tests {
         })
         .await
         .expect("open");
-        let log = AuditLog::new(db.clone());
+        let log = AuditLog::new(db.clone(), Clock::system());
         for i in 0..events {
             log.record(
                 AuditEvent::new("test.event", Outcome::Success)
@@ -478,7 +408,7 @@ mod tests {
         .expect("read");
         let mut row = row.expect("row 2");
         row.actor = Some("mallory".to_owned());
-        let forged = chain_hash(&row.prev_hash, &row);
+        let forged = chain::chain_hash(&row.prev_hash, &row);
         tamper(
             &db,
             &format!("UPDATE audit_events SET actor = 'mallory', hash = '{forged}' WHERE id = 2;"),

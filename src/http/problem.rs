@@ -1,11 +1,16 @@
 //! Every error leaves as RFC 9457 `application/problem+json`. 4xx bodies say what to fix;
 //! 5xx bodies are generic and carry only the request id — the cause goes to the log.
+//! `ApiError` is the web layer's error; every domain error becomes one in
+//! `routes::errors`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::limits::Decision;
+use crate::validation::FieldError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -23,34 +28,6 @@ pub struct Problem {
     /// The fields at fault, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-}
-
-/// One field at fault: a JSON path such as `name` or `items[2].value`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-    /// The rule the value broke, when a named rule applies (e.g. `min_length`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<&'static str>,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-            rule: None,
-        }
-    }
-
-    pub fn rule(field: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-            rule: Some(rule),
-        }
-    }
 }
 
 impl Problem {
@@ -195,7 +172,7 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     #[error("rate limited")]
-    RateLimited(crate::limits::Decision),
+    RateLimited(Decision),
     #[error("service unavailable: {reason}")]
     Unavailable {
         /// Shown to the client: must stay generic.
@@ -301,7 +278,7 @@ impl ResponseError for ApiError {
         }
         let mut response = self.problem().into_response();
         if let ApiError::RateLimited(decision) = self {
-            crate::limits::middleware::write_headers(response.headers_mut(), decision);
+            crate::http::rate_limit::write_headers(response.headers_mut(), decision);
         }
         if let ApiError::Unauthorized(_) = self {
             response

@@ -1,4 +1,6 @@
-//! TLS with rustls: TLS 1.2 and 1.3 only (rustls has no older versions), ring provider.
+//! TLS with rustls: TLS 1.2 and 1.3 only (rustls has no older versions), ring
+//! provider. The certificate and key are loaded and checked with the rest of the
+//! configuration, so a bad pair refuses to start.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,7 +8,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::variables as v;
+use super::variables as v;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

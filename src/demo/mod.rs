@@ -6,20 +6,19 @@
 //! never `confidential` ones, everyone read `public` ones; a few documents of each
 //! kind exist to try them on.
 
-pub mod receiver;
+pub mod webhook;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
-use crate::accounts::service::RequestMeta;
-use crate::accounts::{Email, Role, User, UserId};
+use crate::audit::{AdminActor, RequestMeta};
 use crate::auth::mfa::TotpSecret;
 use crate::crypto::keys::random_password;
-use crate::db::{DbError, users};
-use crate::documents::Classification;
 use crate::documents::service::{Caller, DocumentInput};
+use crate::model::document::Classification;
+use crate::model::policy::{Effect, PolicyStatus, Principals};
+use crate::model::{Email, Role, User, UserId};
 use crate::policy::engine::{Context, Subject};
-use crate::policy::model::{Effect, PolicyStatus, Principals};
 use crate::policy::validate::PolicyDraft;
 use crate::state::AppState;
 
@@ -44,10 +43,7 @@ const ACCOUNTS: &[(Role, &str, &str, bool)] = &[
 /// Creates the demo accounts if the database has no users yet; returns the ones
 /// created (empty on later starts).
 pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
-    let existing = state
-        .db
-        .read(|conn| Ok::<_, DbError>(users::count(conn)?))
-        .await?;
+    let existing = state.accounts.count_users().await?;
     if existing > 0 {
         return Ok(Vec::new());
     }
@@ -88,7 +84,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
             mfa_uri,
         });
     }
-    seed_policies(state, &users).await?;
+    seed_policies(state).await?;
     seed_documents(state, &users).await?;
     Ok(created)
 }
@@ -97,11 +93,9 @@ fn condition(attribute: &str, operator: &str, value: Value) -> Value {
     json!({"attribute": attribute, "operator": operator, "value": value})
 }
 
-async fn seed_policies(state: &AppState, users: &[User]) -> anyhow::Result<()> {
-    let admin = users
-        .iter()
-        .find(|u| u.role == Role::Admin)
-        .ok_or_else(|| anyhow::anyhow!("no demo admin"))?;
+async fn seed_policies(state: &AppState) -> anyhow::Result<()> {
+    // Seeded by the operator who started the demo, on the host.
+    let operator = AdminActor::HostOperator;
     let departments = json!(["engineering", "sales"]);
     let drafts = [
         (
@@ -147,7 +141,7 @@ async fn seed_policies(state: &AppState, users: &[User]) -> anyhow::Result<()> {
         };
         state
             .policies
-            .create(draft, admin.id, &RequestMeta::default())
+            .create(draft, &operator, &RequestMeta::default())
             .await
             .map_err(|e| anyhow::anyhow!("demo policy {name}: {e}"))?;
     }

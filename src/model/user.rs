@@ -1,4 +1,4 @@
-//! The account model.
+//! The account: who someone is, their role, status and attributes.
 
 use std::fmt;
 use std::str::FromStr;

@@ -16,15 +16,13 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::accounts::service::{
-    AccountError, AccountService, LoginOutcome, RequestMeta, TokenPair,
-};
-use crate::accounts::{Role, User, UserId, UserStatus};
-use crate::audit::{self, AuditEvent, Outcome};
+use crate::accounts::service::{AccountError, AccountService, LoginOutcome, TokenPair};
+use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::keys::random_bytes;
 use crate::db::{Database, DbError, admin_sessions, sessions, users};
+use crate::model::{Role, User, UserId, UserStatus};
 
 pub const COOKIE: &str = "portcullis_admin";
 pub const PENDING_COOKIE: &str = "portcullis_admin_mfa";
@@ -85,6 +83,7 @@ impl AdminSession {
 #[derive(Clone)]
 pub struct AdminSessions {
     db: Database,
+    audit: AuditLog,
     clock: Clock,
     accounts: AccountService,
     csrf_key: Arc<[u8; 32]>,
@@ -104,13 +103,20 @@ fn new_cookie_value() -> Result<SecretString, DbError> {
 }
 
 impl AdminSessions {
-    pub fn new(db: Database, clock: Clock, accounts: AccountService, settings: &Settings) -> Self {
+    pub fn new(
+        db: Database,
+        audit: AuditLog,
+        clock: Clock,
+        accounts: AccountService,
+        settings: &Settings,
+    ) -> Self {
         let key = Sha256::new()
             .chain_update(b"portcullis-admin-csrf\0")
             .chain_update(settings.jwt.secret.expose_secret().as_bytes())
             .finalize();
         Self {
             db,
+            audit,
             clock,
             accounts,
             csrf_key: Arc::new(key.into()),
@@ -248,14 +254,10 @@ impl AdminSessions {
         let cookie = new_cookie_value()?;
         let id_hash = hash(cookie.expose_secret());
         let now = self.clock.now();
-        let mut record = AuditEvent::new("admin.signed_in", Outcome::Success)
+        let record = AuditEvent::of_request("admin.signed_in", Outcome::Success, meta)
             .with_actor(user.id.to_string())
-            .with_ip(meta.ip)
             .with_target(session_id.to_string());
-        if let Some(id) = &meta.request_id {
-            record = record.with_request_id(id.clone());
-        }
-        let user_id = user.id;
+        let (user_id, audit) = (user.id, self.audit.clone());
         self.db
             .write(move |tx| {
                 admin_sessions::insert(
@@ -266,7 +268,7 @@ impl AdminSessions {
                     now,
                     now + ABSOLUTE_SECONDS,
                 )?;
-                audit::append(tx, &record)?;
+                audit.append(tx, &record)?;
                 Ok::<_, DbError>(())
             })
             .await?;

@@ -13,11 +13,11 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use super::{Decision, LimitKey, RouteClass};
-use crate::auth::extractor::{VerifiedClaims, bearer_token_of};
+use super::ClientIp;
+use super::principal::{VerifiedClaims, bearer_token_of};
+use super::problem::ApiError;
 use crate::auth::tokens::TokenType;
-use crate::error::ApiError;
-use crate::http::ClientIp;
+use crate::limits::{Decision, LimitKey, RouteClass};
 use crate::state::AppState;
 
 /// Adds the `RateLimit-*` headers (and `Retry-After` on a denial).

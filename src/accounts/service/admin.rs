@@ -1,0 +1,254 @@
+//! What administrators do to accounts: find and inspect them, lock and unlock,
+//! end every session, change role and attributes, reset MFA. Every operation takes
+//! the acting administrator as an [`AdminActor`] — authorized by the policy engine at
+//! the door it came through — and is audited under that actor.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::{AccountError, AccountService, end_all_sessions};
+use crate::audit::{AdminActor, AuditEvent, Outcome, RequestMeta};
+use crate::db::{mfa, sessions, users};
+use crate::model::{Email, Role, User, UserId, UserStatus};
+use crate::validation::FieldError;
+
+/// Which accounts an administrator is looking for.
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    /// A part of the e-mail address; empty matches every account.
+    pub email_contains: String,
+    pub limit: usize,
+}
+
+/// An account as its detail page shows it.
+pub struct UserDetail {
+    pub user: User,
+    pub live_sessions: usize,
+}
+
+impl AccountService {
+    /// Accounts by e-mail, for the administrators' list and pickers: at most
+    /// `query.limit`, those whose e-mail contains `query.email_contains` (any case).
+    pub async fn find_users(&self, query: UserQuery) -> Result<Vec<User>, AccountError> {
+        let needle = query.email_contains.trim().to_lowercase();
+        let all = self
+            .db
+            .read(move |conn| Ok::<_, AccountError>(users::list(conn, query.limit)?))
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|u| needle.is_empty() || u.email.as_str().contains(&needle))
+            .collect())
+    }
+
+    /// One account and how many live sessions it has, read fresh (not from the
+    /// profile cache).
+    pub async fn user_detail(&self, id: UserId) -> Result<UserDetail, AccountError> {
+        let now = self.clock.now();
+        self.db
+            .read(move |conn| {
+                let Some(user) = users::find(conn, id)? else {
+                    return Err(AccountError::UserNotFound);
+                };
+                let live_sessions = sessions::live_for_user(conn, id, now)?.len();
+                Ok(UserDetail {
+                    user,
+                    live_sessions,
+                })
+            })
+            .await
+    }
+
+    /// Any account by id, read fresh.
+    pub async fn find_user(&self, id: UserId) -> Result<User, AccountError> {
+        self.db
+            .read(move |conn| Ok::<_, AccountError>(users::find(conn, id)?))
+            .await?
+            .ok_or(AccountError::UserNotFound)
+    }
+
+    /// The account with this e-mail address, if any.
+    pub async fn find_by_email(&self, email: &Email) -> Result<Option<User>, AccountError> {
+        let email = email.clone();
+        self.db
+            .read(move |conn| Ok::<_, AccountError>(users::find_by_email(conn, &email)?))
+            .await
+    }
+
+    /// How many accounts exist.
+    pub async fn count_users(&self) -> Result<i64, AccountError> {
+        self.db
+            .read(|conn| Ok::<_, AccountError>(users::count(conn)?))
+            .await
+    }
+
+    /// An administrator ends every session of `target` and cuts off its tokens.
+    pub async fn revoke_all_sessions(
+        &self,
+        admin: &AdminActor,
+        target: UserId,
+        meta: &RequestMeta,
+    ) -> Result<usize, AccountError> {
+        let audit_event = AuditEvent::of_request("admin.sessions_revoked", Outcome::Success, meta)
+            .with_actor(admin.audit_name())
+            .with_target(target.to_string());
+        self.end_every_session(target, audit_event, "revoked_by_admin")
+            .await
+    }
+
+    /// An administrator sets an account's role and attributes. A role change ends
+    /// the account's sessions: tokens carry the role, and must not outlive it.
+    pub async fn set_role_and_attributes(
+        &self,
+        admin: &AdminActor,
+        target: UserId,
+        role: Role,
+        attributes: Map<String, Value>,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let audit = self.audit.clone();
+        if admin.user_id() == Some(target) && role != Role::Admin {
+            return Err(AccountError::Validation(vec![FieldError::rule(
+                "role",
+                "self_demotion",
+                "an administrator cannot remove their own administrator role",
+            )]));
+        }
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let audit_event = AuditEvent::of_request("admin.user_updated", Outcome::Success, meta)
+            .with_actor(admin.audit_name())
+            .with_target(target.to_string())
+            .with_detail("role", role.as_str())
+            .with_detail("attributes", Value::Object(attributes.clone()));
+        let after_ended = self.after_sessions_ended(target, now, until);
+        let profiles = self.profiles.clone();
+        let ended = self
+            .db
+            .write_then(
+                move |tx| {
+                    let before = users::find(tx, target)?.ok_or(AccountError::UserNotFound)?;
+                    users::set_role_and_attributes(tx, target, role, &attributes, now)?;
+                    let role_changed = before.role != role;
+                    let ended = if role_changed {
+                        end_all_sessions(tx, target, now, until, "role_changed")?
+                    } else {
+                        Vec::new()
+                    };
+                    audit.append(
+                        tx,
+                        &audit_event.with_detail("previous_role", before.role.as_str()),
+                    )?;
+                    Ok::<_, AccountError>((ended, role_changed))
+                },
+                move |(ended, role_changed): &(Vec<Uuid>, bool)| {
+                    if *role_changed {
+                        after_ended(ended);
+                    } else {
+                        profiles.invalidate(&target);
+                    }
+                },
+            )
+            .await;
+        ended?;
+        self.read_user(target).await
+    }
+
+    /// An administrator locks an account: it refuses logins, and every session and
+    /// token of it ends at once.
+    pub async fn lock(
+        &self,
+        admin: &AdminActor,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let audit = self.audit.clone();
+        if admin.user_id() == Some(user) {
+            return Err(AccountError::CannotLockSelf);
+        }
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let audit_event = AuditEvent::of_request("admin.user_locked", Outcome::Success, meta)
+            .with_actor(admin.audit_name())
+            .with_target(user.to_string());
+        let (locked, ended) = self
+            .db
+            .write_then(
+                move |tx| {
+                    if !users::set_status(tx, user, UserStatus::Locked, now)? {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    let ended = end_all_sessions(tx, user, now, until, "locked_by_admin")?;
+                    audit.append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
+                    let locked = users::find(tx, user)?.ok_or(AccountError::UserNotFound)?;
+                    Ok((locked, ended))
+                },
+                {
+                    let after = self.after_sessions_ended(user, now, until);
+                    move |(_, ended): &(User, Vec<Uuid>)| after(ended)
+                },
+            )
+            .await?;
+        tracing::info!(
+            sessions_ended = ended.len(),
+            "account locked by an administrator"
+        );
+        Ok(locked)
+    }
+
+    /// An administrator unlocks an account: active again, softlock and failure count
+    /// cleared.
+    pub async fn unlock(
+        &self,
+        admin: &AdminActor,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let audit = self.audit.clone();
+        let now = self.clock.now();
+        let audit_event = AuditEvent::of_request("admin.user_unlocked", Outcome::Success, meta)
+            .with_actor(admin.audit_name())
+            .with_target(user.to_string());
+        let profiles = self.profiles.clone();
+        self.db
+            .write_then(
+                move |tx| {
+                    if !users::unlock(tx, user, now)? {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    audit.append(tx, &audit_event)?;
+                    users::find(tx, user)?.ok_or(AccountError::UserNotFound)
+                },
+                move |_| profiles.invalidate(&user),
+            )
+            .await
+    }
+
+    /// An administrator removes a user's factor and backup codes (a lost phone).
+    /// Returns whether there was one.
+    pub async fn reset_mfa(
+        &self,
+        admin: &AdminActor,
+        target: UserId,
+        meta: &RequestMeta,
+    ) -> Result<bool, AccountError> {
+        let audit = self.audit.clone();
+        let audit_event = AuditEvent::of_request("mfa.reset", Outcome::Success, meta)
+            .with_actor(admin.audit_name())
+            .with_target(target.to_string());
+        let profiles = self.profiles.clone();
+        self.db
+            .write_then(
+                move |tx| {
+                    if users::find(tx, target)?.is_none() {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    let removed = mfa::remove(tx, target)?;
+                    audit.append(tx, &audit_event.with_detail("had_mfa", removed))?;
+                    Ok(removed)
+                },
+                move |_| profiles.invalidate(&target),
+            )
+            .await
+    }
+}

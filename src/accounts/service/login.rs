@@ -1,0 +1,313 @@
+//! Login: e-mail and password (every failure costs and answers the same), the MFA
+//! challenge for an account with a second factor, and the failure count that
+//! softlocks an account after consecutive misses.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use super::{AccountError, AccountService, LoginOutcome, MfaChallenge, TokenPair};
+use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
+use crate::auth::refresh;
+use crate::crypto::password::Verification;
+use crate::db::{refresh_tokens, sessions, users};
+use crate::model::{Email, User, UserId, UserStatus};
+
+/// Records failed sign-in steps (a wrong password, a wrong or replayed code) inside
+/// the caller's transaction, so a check and the failure it causes commit together:
+/// concurrent guesses cannot all be checked before the first one is counted.
+pub(super) struct FailureRecorder {
+    audit: AuditLog,
+    steps: Arc<[(u32, u32)]>,
+    forget_after: i64,
+    now: i64,
+    meta: RequestMeta,
+}
+
+impl FailureRecorder {
+    /// Audits the failure and, when `counts`, adds it to the account's consecutive
+    /// failures, which may softlock it (audited as `auth.account_locked`).
+    pub(super) fn record(
+        &self,
+        tx: &rusqlite::Connection,
+        reason: &str,
+        email: Option<&Email>,
+        user: Option<UserId>,
+        counts: bool,
+    ) -> Result<(), AccountError> {
+        let mut failed = AuditEvent::of_request("auth.login_failed", Outcome::Failure, &self.meta)
+            .with_detail("reason", reason);
+        match (user, email) {
+            (Some(user), _) => failed = failed.with_target(user.to_string()),
+            (None, Some(email)) => failed = failed.with_detail("email", email.as_str()),
+            (None, None) => {}
+        }
+        self.audit.append(tx, &failed)?;
+        if let (true, Some(user)) = (counts, user)
+            && let Some(failures) =
+                users::count_failed_login(tx, user, self.now, self.forget_after)?
+            && let Some(seconds) = softlock_seconds(&self.steps, failures)
+        {
+            users::softlock_until(tx, user, self.now + i64::from(seconds))?;
+            self.audit.append(
+                tx,
+                &AuditEvent::of_request("auth.account_locked", Outcome::Denied, &self.meta)
+                    .with_target(user.to_string())
+                    .with_detail("consecutive_failures", failures)
+                    .with_detail("lock_seconds", seconds),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the account is still as it was when its password was verified: same
+/// hash, active, not softlocked, MFA as it was. Run inside the transaction that acts on it.
+fn still_as_verified(
+    tx: &rusqlite::Connection,
+    verified: &User,
+    now: i64,
+) -> Result<bool, AccountError> {
+    Ok(users::find(tx, verified.id)?.is_some_and(|c| {
+        c.password_hash == verified.password_hash
+            && c.status == UserStatus::Active
+            && !c.is_softlocked(now)
+            // MFA switched on meanwhile: a password alone no longer opens a session.
+            && c.mfa_enabled == verified.mfa_enabled
+    }))
+}
+
+impl AccountService {
+    /// Checks credentials and opens a session. Every failure — unknown e-mail, wrong
+    /// password, locked or disabled account — costs the same and answers the same;
+    /// only the audit log knows which it was.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, AccountError> {
+        let email = Email::parse(email).ok();
+        let user = match email.clone() {
+            Some(email) => {
+                self.db
+                    .read(move |conn| Ok::<_, AccountError>(users::find_by_email(conn, &email)?))
+                    .await?
+            }
+            None => None,
+        };
+        let verification = self
+            .hasher
+            .verify(
+                password.clone(),
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        let now = self.clock.now();
+        // The password is checked before the account's state is, so every outcome
+        // costs the same; during a softlock even the right password is refused.
+        let failure = match (&user, verification) {
+            (None, _) => Some("unknown_email"),
+            (Some(user), _) if user.is_softlocked(now) => Some("softlocked"),
+            (Some(_), Verification::Invalid) => Some("wrong_password"),
+            (Some(user), _) if user.status != UserStatus::Active => Some(user.status.as_str()),
+            _ => None,
+        };
+        let user = match (user, failure) {
+            (Some(user), None) => user,
+            (user, failure) => {
+                let reason = failure.unwrap_or("unknown_email");
+                let counts = reason == "wrong_password";
+                return Err(self
+                    .login_failed(reason, email, user.map(|u| u.id), counts, meta)
+                    .await);
+            }
+        };
+        // Upgrade a weaker or legacy hash now that the password is known. A busy
+        // hasher must not fail the login: the upgrade waits for the next one.
+        let upgraded_hash = match verification {
+            Verification::Valid { needs_rehash: true } => match self.hasher.hash(password).await {
+                Ok(hash) => Some(hash),
+                Err(error) => {
+                    tracing::warn!(%error, "password rehash postponed");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let user_id = user.id;
+        let outcome = if user.mfa_enabled {
+            self.challenge_mfa(user, upgraded_hash, meta)
+                .await?
+                .map(LoginOutcome::MfaRequired)
+        } else {
+            self.open_session(user, upgraded_hash, meta)
+                .await?
+                .map(LoginOutcome::Signed)
+        };
+        match outcome {
+            Some(outcome) => Ok(outcome),
+            // The password or status changed while this login was being checked:
+            // what was verified is no longer the account's credential.
+            None => Err(self
+                .login_failed("changed_during_login", email, Some(user_id), false, meta)
+                .await),
+        }
+    }
+
+    /// Records a failed login and returns the one error every failure answers with.
+    pub(super) async fn login_failed(
+        &self,
+        reason: &str,
+        email: Option<Email>,
+        user: Option<UserId>,
+        counts: bool,
+        meta: &RequestMeta,
+    ) -> AccountError {
+        match self.record_failure(reason, email, user, counts, meta).await {
+            Ok(()) => AccountError::InvalidCredentials,
+            Err(error) => error,
+        }
+    }
+
+    /// Audits a failed sign-in step (password or MFA code). When `counts`, the
+    /// failure adds to the account's consecutive failures, which may softlock it
+    /// (audited as `auth.account_locked`).
+    pub(super) async fn record_failure(
+        &self,
+        reason: &str,
+        email: Option<Email>,
+        user: Option<UserId>,
+        counts: bool,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        let failures = self.failures(meta);
+        let reason = reason.to_owned();
+        self.db
+            .write(move |tx| failures.record(tx, &reason, email.as_ref(), user, counts))
+            .await
+    }
+
+    /// What records failed sign-in steps, for use inside a transaction.
+    pub(super) fn failures(&self, meta: &RequestMeta) -> FailureRecorder {
+        FailureRecorder {
+            audit: self.audit.clone(),
+            steps: Arc::clone(&self.softlock_steps),
+            forget_after: i64::from(self.softlock_forget_after_seconds),
+            now: self.clock.now(),
+            meta: meta.clone(),
+        }
+    }
+
+    /// Opens a session for `verified` — unless its password hash or status changed
+    /// since it was read (`None` then). Writes `upgraded_hash` in the same
+    /// transaction.
+    pub(super) async fn open_session(
+        &self,
+        verified: User,
+        upgraded_hash: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<Option<TokenPair>, AccountError> {
+        let audit = self.audit.clone();
+        let now = self.clock.now();
+        let (session, refresh_token) = self.new_session(verified.id, meta, now)?;
+        let refresh_hash = refresh::hash(&refresh_token);
+        let access = self
+            .tokens
+            .issue_access(verified.id, session.id, verified.role, now)?;
+        let audit_event = AuditEvent::of_request("auth.login_succeeded", Outcome::Success, meta)
+            .with_actor(verified.id.to_string())
+            .with_target(session.id.to_string())
+            .with_detail("hash_upgraded", upgraded_hash.is_some());
+        let pair = TokenPair::new(access, refresh_token, &session);
+        let profiles = self.profiles.clone();
+        let user_id = verified.id;
+        let opened = self
+            .db
+            .write_then(
+                move |tx| {
+                    if !still_as_verified(tx, &verified, now)? {
+                        return Ok::<_, AccountError>(false);
+                    }
+                    sessions::insert(tx, &session)?;
+                    refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
+                    users::clear_failed_logins(tx, verified.id)?;
+                    if let Some(hash) = &upgraded_hash {
+                        users::set_password_hash(tx, verified.id, hash, now)?;
+                    }
+                    audit.append(tx, &audit_event)?;
+                    Ok(true)
+                },
+                move |_| profiles.invalidate(&user_id),
+            )
+            .await?;
+        Ok(opened.then_some(pair))
+    }
+
+    /// For an MFA account whose password was right: a challenge token instead of a
+    /// session — unless the account changed since it was read (`None` then). The
+    /// failure count is not cleared: only a right code does that, so alternating
+    /// right passwords with guessed codes cannot dodge the softlock.
+    async fn challenge_mfa(
+        &self,
+        verified: User,
+        upgraded_hash: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<Option<MfaChallenge>, AccountError> {
+        let audit = self.audit.clone();
+        let now = self.clock.now();
+        let issued = self.tokens.issue_mfa(verified.id, verified.role, now)?;
+        let audit_event = AuditEvent::of_request("auth.mfa_challenged", Outcome::Success, meta)
+            .with_actor(verified.id.to_string())
+            .with_target(issued.claims.sid.to_string());
+        let challenge = MfaChallenge {
+            mfa_token: issued.token,
+            expires_at: issued.claims.exp,
+            user_id: verified.id,
+        };
+        let profiles = self.profiles.clone();
+        let user_id = verified.id;
+        let current = self
+            .db
+            .write_then(
+                move |tx| {
+                    if !still_as_verified(tx, &verified, now)? {
+                        return Ok::<_, AccountError>(false);
+                    }
+                    if let Some(hash) = &upgraded_hash {
+                        users::set_password_hash(tx, verified.id, hash, now)?;
+                    }
+                    audit.append(tx, &audit_event)?;
+                    Ok(true)
+                },
+                move |_| profiles.invalidate(&user_id),
+            )
+            .await?;
+        Ok(current.then_some(challenge))
+    }
+}
+
+/// How long `failures` consecutive failures lock an account: the step reached last.
+fn softlock_seconds(steps: &[(u32, u32)], failures: u32) -> Option<u32> {
+    steps
+        .iter()
+        .rev()
+        .find(|(at, _)| failures >= *at)
+        .map(|(_, seconds)| *seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::softlock_seconds;
+
+    #[test]
+    fn softlock_steps_escalate_and_stay_at_the_last() {
+        let steps = [(5, 60), (10, 300), (20, 3600)];
+        assert_eq!(softlock_seconds(&steps, 4), None);
+        assert_eq!(softlock_seconds(&steps, 5), Some(60));
+        assert_eq!(softlock_seconds(&steps, 9), Some(60));
+        assert_eq!(softlock_seconds(&steps, 10), Some(300));
+        assert_eq!(softlock_seconds(&steps, 20), Some(3600));
+        assert_eq!(softlock_seconds(&steps, 500), Some(3600));
+    }
+}

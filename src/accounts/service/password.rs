@@ -1,0 +1,98 @@
+//! Password change: the current password first; then every session of the account
+//! ends — the caller's too — and the caller gets a fresh pair in a new session, all
+//! in one transaction, so no earlier token or refresh token survives.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{AccountError, AccountService, TokenPair, end_all_sessions};
+use crate::audit::{AuditEvent, Outcome, RequestMeta};
+use crate::auth::Principal;
+use crate::auth::refresh as refresh_token;
+use crate::auth::tokens::LEEWAY_SECONDS;
+use crate::crypto::password::Verification;
+use crate::db::revocations::{self, RevocationKind};
+use crate::db::{refresh_tokens, sessions, users};
+use crate::validation::FieldError;
+
+impl AccountService {
+    /// Changes the password after checking the current one. Every session of the
+    /// account ends — the caller's too — and the caller gets a fresh pair in a new
+    /// session, all in one transaction, so no earlier token or refresh token of any
+    /// session survives.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: SecretString,
+        new: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
+        let audit = self.audit.clone();
+        // Read fresh, not from the profile cache: the hash is what is checked.
+        let user = self.read_user(principal.user_id).await?;
+        let verification = self
+            .hasher
+            .verify(current.clone(), Some(user.password_hash.clone()))
+            .await?;
+        if verification == Verification::Invalid {
+            let failed =
+                AuditEvent::of_request("auth.password_change_failed", Outcome::Failure, meta)
+                    .with_actor(user.id.to_string())
+                    .with_detail("reason", "wrong_current_password");
+            self.db.write(move |tx| audit.append(tx, &failed)).await?;
+            return Err(AccountError::WrongCurrentPassword);
+        }
+        if current.expose_secret() == new.expose_secret() {
+            return Err(AccountError::Validation(vec![FieldError::rule(
+                "new_password",
+                "unchanged",
+                "must differ from the current password",
+            )]));
+        }
+        let new = self
+            .check_new_password(new, &user.email, "new_password")
+            .await?;
+        let new_hash = self.hasher.hash(new.into_secret()).await?;
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let (session, refresh_token) = self.new_session(user.id, meta, now)?;
+        let refresh_hash = refresh_token::hash(&refresh_token);
+        let access = self
+            .tokens
+            .issue_access(user.id, session.id, user.role, now)?;
+        let pair = TokenPair::new(access, refresh_token, &session);
+        let (user_id, verified_hash) = (user.id, user.password_hash);
+        let (jti, token_until) = (principal.token_id, principal.expires_at + LEEWAY_SECONDS);
+        let audit_event = AuditEvent::of_request("auth.password_changed", Outcome::Success, meta)
+            .with_actor(user_id.to_string())
+            .with_target(session.id.to_string());
+        let revocations = self.revocations.clone();
+        let after_ended = self.after_sessions_ended(user_id, now, until);
+        let changed = self
+            .db
+            .write_then(
+                move |tx| {
+                    // Only if the password checked above is still the account's.
+                    if !users::replace_password_hash(tx, user_id, &verified_hash, &new_hash, now)? {
+                        return Ok::<_, AccountError>(None);
+                    }
+                    let ended = end_all_sessions(tx, user_id, now, until, "password_changed")?;
+                    revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
+                    sessions::insert(tx, &session)?;
+                    refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
+                    audit.append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
+                    Ok(Some(ended))
+                },
+                move |changed| {
+                    if let Some(ended) = changed {
+                        revocations.remember_token(jti, token_until);
+                        after_ended(ended);
+                    }
+                },
+            )
+            .await?;
+        match changed {
+            Some(_) => Ok(pair),
+            None => Err(AccountError::WrongCurrentPassword),
+        }
+    }
+}

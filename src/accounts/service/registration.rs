@@ -1,0 +1,82 @@
+//! Registration: self-service sign-up (always the `user` role) and the account
+//! creation that `create-admin` and the demo share with it.
+
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+
+use super::{AccountError, AccountService};
+use crate::accounts::password_policy::NewPassword;
+use crate::audit::{AuditEvent, Outcome, RequestMeta};
+use crate::db::users;
+use crate::model::{Email, Role, User, UserId, UserStatus};
+use crate::validation::FieldError;
+
+impl AccountService {
+    /// Self-service registration: always the `user` role, no attributes.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let email = Email::parse(email)
+            .map_err(|m| AccountError::Validation(vec![FieldError::new("email", m)]))?;
+        let password = self
+            .check_new_password(password, &email, "password")
+            .await?;
+        self.create_user(email, password, Role::User, Map::new(), meta)
+            .await
+    }
+
+    /// Creates an account (registration, `create-admin`, demo data).
+    pub async fn create_user(
+        &self,
+        email: Email,
+        password: NewPassword,
+        role: Role,
+        attributes: Map<String, Value>,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let password_hash = self.hasher.hash(password.into_secret()).await?;
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::new(),
+            email,
+            password_hash,
+            role,
+            attributes,
+            status: UserStatus::Active,
+            created_at: now,
+            updated_at: now,
+            tokens_valid_after: 0,
+            failed_logins: 0,
+            locked_until: None,
+            mfa_enabled: false,
+        };
+        let audit_event = AuditEvent::of_request("auth.registered", Outcome::Success, meta)
+            .with_actor(user.id.to_string())
+            .with_target(user.id.to_string())
+            .with_detail("role", role.as_str());
+        let audit = self.audit.clone();
+        self.db
+            .write(move |tx| {
+                if let Err(error) = users::insert(tx, &user) {
+                    return Err(if is_unique_violation(&error) {
+                        AccountError::EmailTaken
+                    } else {
+                        error.into()
+                    });
+                }
+                audit.append(tx, &audit_event)?;
+                Ok(user)
+            })
+            .await
+    }
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}

@@ -1,0 +1,168 @@
+//! Ending things: logout (this token and its session), logout-all (every session,
+//! and a cut-off for every token issued until now), and the caller's own sessions,
+//! listed and ended one at a time.
+
+use uuid::Uuid;
+
+use super::{AccountError, AccountService, SessionInfo, end_all_sessions};
+use crate::audit::{AuditEvent, Outcome, RequestMeta};
+use crate::auth::Principal;
+use crate::auth::tokens::LEEWAY_SECONDS;
+use crate::db::revocations::{self, RevocationKind};
+use crate::db::{sessions, users};
+use crate::model::UserId;
+
+impl AccountService {
+    /// Revokes the calling token (until its expiry) and ends its session.
+    pub async fn logout(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        let audit = self.audit.clone();
+        let now = self.clock.now();
+        let token_until = principal.expires_at + LEEWAY_SECONDS;
+        let session_until = self.revocations.session_revocation_until(now);
+        let (jti, sid) = (principal.token_id, principal.session_id);
+        let audit_event = AuditEvent::of_request("auth.logout", Outcome::Success, meta)
+            .with_actor(principal.user_id.to_string())
+            .with_target(sid.to_string());
+        let revocations = self.revocations.clone();
+        self.db
+            .write_then(
+                move |tx| {
+                    revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
+                    revocations::insert(
+                        tx,
+                        RevocationKind::Session,
+                        &sid.to_string(),
+                        session_until,
+                    )?;
+                    sessions::end(tx, sid, now, "logout")?;
+                    audit.append(tx, &audit_event)?;
+                    Ok::<_, AccountError>(())
+                },
+                move |_| {
+                    revocations.remember_token(jti, token_until);
+                    revocations.remember_session(sid, session_until);
+                },
+            )
+            .await
+    }
+
+    /// Ends every session of the caller's account and cuts off every token issued
+    /// until now.
+    pub async fn logout_all(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<usize, AccountError> {
+        let user = principal.user_id;
+        let audit_event = AuditEvent::of_request("auth.logout_all", Outcome::Success, meta)
+            .with_actor(user.to_string());
+        self.end_every_session(user, audit_event, "logout_all")
+            .await
+    }
+
+    /// Ends every session of `user` (which must exist), moves its cut-off to now,
+    /// and records `audit_event` with the number ended — in one transaction.
+    pub(super) async fn end_every_session(
+        &self,
+        user: UserId,
+        audit_event: AuditEvent,
+        reason: &'static str,
+    ) -> Result<usize, AccountError> {
+        let audit = self.audit.clone();
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let ended = self
+            .db
+            .write_then(
+                move |tx| {
+                    if users::find(tx, user)?.is_none() {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    let ended = end_all_sessions(tx, user, now, until, reason)?;
+                    audit.append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
+                    Ok::<_, AccountError>(ended)
+                },
+                self.after_sessions_ended(user, now, until),
+            )
+            .await?;
+        Ok(ended.len())
+    }
+
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, AccountError> {
+        let (user, current, now) = (principal.user_id, principal.session_id, self.clock.now());
+        let rows = self
+            .db
+            .read(move |conn| Ok::<_, AccountError>(sessions::live_for_user(conn, user, now)?))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|session| SessionInfo {
+                current: session.id == current,
+                session,
+            })
+            .collect())
+    }
+
+    /// Ends one of the caller's own sessions. Someone else's session, or one already
+    /// ended, is "not found".
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        self.end_session(principal.user_id, session_id, meta).await
+    }
+
+    /// Ends one live session of `owner` (anyone else's is `SessionNotFound`).
+    pub async fn end_session(
+        &self,
+        owner: UserId,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        let audit = self.audit.clone();
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let audit_event = AuditEvent::of_request("auth.session_revoked", Outcome::Success, meta)
+            .with_actor(owner.to_string())
+            .with_target(session_id.to_string());
+        let revocations = self.revocations.clone();
+        let revoked = self
+            .db
+            .write_then(
+                move |tx| {
+                    let Some(session) = sessions::find(tx, session_id)? else {
+                        return Ok::<_, AccountError>(false);
+                    };
+                    if session.user_id != owner || !session.is_live(now) {
+                        return Ok(false);
+                    }
+                    sessions::end(tx, session_id, now, "revoked")?;
+                    revocations::insert(
+                        tx,
+                        RevocationKind::Session,
+                        &session_id.to_string(),
+                        until,
+                    )?;
+                    audit.append(tx, &audit_event)?;
+                    Ok(true)
+                },
+                move |revoked| {
+                    if *revoked {
+                        revocations.remember_session(session_id, until);
+                    }
+                },
+            )
+            .await?;
+        if revoked {
+            Ok(())
+        } else {
+            Err(AccountError::SessionNotFound)
+        }
+    }
+}

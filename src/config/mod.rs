@@ -1,0 +1,331 @@
+//! Typed settings, read from the environment, an optional `.env` and an optional TOML
+//! file, and checked before anything starts. A configuration with any failing check is
+//! refused as a whole: Portcullis never starts half-configured.
+
+mod database;
+mod findings;
+mod http;
+mod jwt;
+mod keys;
+mod limits;
+mod log;
+mod passwords;
+mod rules;
+mod sources;
+pub mod tls;
+pub mod variables;
+mod webhooks;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use secrecy::SecretString;
+
+pub use database::DatabaseSettings;
+pub use findings::{Finding, Findings, Status};
+pub use http::{HttpSettings, TlsSettings};
+pub use jwt::{DEFAULT_ACCESS_TOKEN_MINUTES, DEFAULT_REFRESH_TOKEN_DAYS, JwtSettings};
+pub use keys::KeyPurpose;
+pub use limits::{
+    DEFAULT_RATE_LIMIT_CALLS, DEFAULT_RATE_LIMIT_PERIOD, RateLimitSettings, RateQuota,
+    SoftlockSettings,
+};
+pub use log::{LogFormat, LogSettings};
+pub use passwords::{MIN_ITERATIONS, MIN_MEMORY_KIB, MIN_PARALLELISM, PasswordSettings};
+pub use rules::weak_secret_reason;
+pub use sources::{ConfigSources, RawConfig};
+use variables as v;
+pub use webhooks::WebhookSettings;
+
+/// Production, or the local demo (loopback only, demo data, relaxed where it says so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Production,
+    Demo,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub jwt: JwtSettings,
+    /// Fernet keys for webhook credentials; the first encrypts.
+    pub credential_keys: Vec<SecretString>,
+    /// Fernet keys for TOTP secrets; the first encrypts.
+    pub mfa_keys: Vec<SecretString>,
+    pub database: DatabaseSettings,
+    pub passwords: PasswordSettings,
+    pub http: HttpSettings,
+    pub rate_limits: RateLimitSettings,
+    pub webhooks: WebhookSettings,
+    /// Whether administrators need MFA to sign in to the admin pages.
+    pub admin_require_mfa: bool,
+    pub log: LogSettings,
+    /// What the checks found (warnings and passes), for the admin dashboard.
+    pub findings: Findings,
+}
+
+impl Settings {
+    /// Evaluates every check. `Ok` carries the settings and the warnings and passes;
+    /// `Err` carries all findings when at least one check failed.
+    pub fn load(sources: &ConfigSources, mode: Mode) -> Result<(Settings, Findings), Findings> {
+        let (raw, mut findings) = RawConfig::gather(sources);
+        let settings = Reader::new(&raw, &mut findings).settings(mode);
+        match settings {
+            Some(mut settings) if !findings.has_failures() => {
+                settings.findings = findings.clone();
+                Ok((settings, findings))
+            }
+            _ => Err(findings),
+        }
+    }
+
+    /// Only the database path, for commands (like `audit verify`) that must work even
+    /// when the rest of the configuration is broken.
+    pub fn database_path(sources: &ConfigSources) -> PathBuf {
+        let (raw, _) = RawConfig::gather(sources);
+        PathBuf::from(
+            raw.get(v::DATABASE_PATH)
+                .unwrap_or(default_of(v::DATABASE_PATH)),
+        )
+    }
+}
+
+fn default_of(name: &str) -> &'static str {
+    v::find(name).and_then(|var| var.default).unwrap_or("")
+}
+
+/// Reads typed values out of the raw map, recording one finding per check.
+struct Reader<'a> {
+    raw: &'a RawConfig,
+    findings: &'a mut Findings,
+}
+
+impl<'a> Reader<'a> {
+    fn new(raw: &'a RawConfig, findings: &'a mut Findings) -> Self {
+        Self { raw, findings }
+    }
+
+    fn settings(mut self, mode: Mode) -> Option<Settings> {
+        // Read everything before combining, so every problem is reported at once.
+        let jwt = self.jwt();
+        let credential_keys = self.fernet_keys(v::CREDENTIAL_ENCRYPTION_KEY, "webhook credentials");
+        let mfa_keys = self.fernet_keys(v::MFA_ENCRYPTION_KEY, "TOTP secrets");
+        self.key_separation(
+            jwt.as_ref(),
+            credential_keys.as_deref(),
+            mfa_keys.as_deref(),
+        );
+        let database = self.database();
+        let passwords = self.passwords();
+        let http = self.http(mode);
+        let rate_limits = self.rate_limits();
+        let webhooks = self.webhooks(mode);
+        let admin_require_mfa = self.admin_require_mfa(mode);
+        let log = self.log();
+        Some(Settings {
+            mode,
+            jwt: jwt?,
+            credential_keys: credential_keys?,
+            mfa_keys: mfa_keys?,
+            database: database?,
+            passwords: passwords?,
+            http: http?,
+            rate_limits: rate_limits?,
+            webhooks: webhooks?,
+            admin_require_mfa: admin_require_mfa?,
+            log: log?,
+            findings: Findings::default(),
+        })
+    }
+
+    /// On by default; the demo turns it off (and its pages say so) unless set.
+    fn admin_require_mfa(&mut self, mode: Mode) -> Option<bool> {
+        if mode == Mode::Demo && self.raw.get(v::ADMIN_REQUIRE_MFA).is_none() {
+            return Some(false);
+        }
+        let required = self.boolean(v::ADMIN_REQUIRE_MFA)?;
+        if required {
+            self.findings.pass(
+                v::ADMIN_REQUIRE_MFA,
+                "administrators need MFA to sign in to the admin pages",
+            );
+        } else if mode == Mode::Production {
+            self.findings.warn(
+                v::ADMIN_REQUIRE_MFA,
+                "administrators can sign in to the admin pages with a password alone",
+            );
+        }
+        Some(required)
+    }
+
+    /// The value, or `None` after recording the failure against `name`.
+    fn checked<T>(&mut self, name: &'static str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|problem| self.findings.fail(name, problem))
+            .ok()
+    }
+
+    /// A number within `min..=max`, or the variable's default.
+    fn number<T>(&mut self, name: &'static str, min: T, max: T) -> Option<T>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let text = self.raw.get(name).unwrap_or(default_of(name));
+        match text.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Some(n),
+            _ => {
+                self.findings
+                    .fail(name, format!("must be a whole number from {min} to {max}"));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, name: &'static str) -> Option<bool> {
+        let text = self.raw.get(name).unwrap_or(default_of(name));
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => {
+                self.findings.fail(name, "must be true or false");
+                None
+            }
+        }
+    }
+
+    fn parsed<T: FromStr>(&mut self, name: &'static str, problem: &str) -> Option<T> {
+        let text = self.raw.get(name).unwrap_or(default_of(name));
+        match text.parse::<T>() {
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.findings.fail(name, problem.to_owned());
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::http::is_loopback_origin;
+    use super::*;
+
+    fn good_pairs(dir: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                v::JWT_SECRET_KEY,
+                "q8Zr2VxN4kLm7Tc1Hw9Jd3Fy6Bg5Ps0AuE".to_owned(),
+            ),
+            (v::CREDENTIAL_ENCRYPTION_KEY, fernet::Fernet::generate_key()),
+            (v::MFA_ENCRYPTION_KEY, fernet::Fernet::generate_key()),
+            (
+                v::DATABASE_PATH,
+                dir.join("p.db").to_string_lossy().into_owned(),
+            ),
+        ]
+    }
+
+    fn load(pairs: &[(&str, String)]) -> Result<(Settings, Findings), Findings> {
+        let sources = ConfigSources::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        Settings::load(&sources, Mode::Production)
+    }
+
+    #[test]
+    fn good_configuration_loads_with_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (settings, findings) = load(&good_pairs(dir.path())).expect("valid");
+        assert!(!findings.has_failures());
+        assert_eq!(settings.jwt.access_token_minutes, 15);
+        assert_eq!(settings.jwt.refresh_token_days, 7);
+        assert_eq!(settings.rate_limits.authenticated, RateQuota::new(100, 60));
+        assert_eq!(settings.rate_limits.login_ip, RateQuota::new(5, 60));
+        assert_eq!(
+            settings.rate_limits.softlock.steps,
+            vec![(5, 60), (10, 300), (20, 3600)]
+        );
+        assert_eq!(settings.http.max_json_body_bytes, 65536);
+        assert!(!settings.http.hsts_enabled());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut pairs = good_pairs(dir.path());
+        pairs.retain(|(k, _)| *k == v::DATABASE_PATH);
+        pairs.push((v::CORS_ALLOWED_ORIGINS, "*".to_owned()));
+        pairs.push((v::ACCESS_TOKEN_EXPIRE_MINUTES, "zero".to_owned()));
+        let findings = load(&pairs).expect_err("refused");
+        let failed: Vec<&str> = findings
+            .with_status(Status::Fail)
+            .map(|f| f.variable.as_str())
+            .collect();
+        for name in [
+            v::JWT_SECRET_KEY,
+            v::CREDENTIAL_ENCRYPTION_KEY,
+            v::MFA_ENCRYPTION_KEY,
+            v::CORS_ALLOWED_ORIGINS,
+            v::ACCESS_TOKEN_EXPIRE_MINUTES,
+        ] {
+            assert!(failed.contains(&name), "{name} not reported: {failed:?}");
+        }
+    }
+
+    #[test]
+    fn loosened_limits_warn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut pairs = good_pairs(dir.path());
+        pairs.push((v::DEFAULT_RATE_LIMIT_CALLS, "1000".to_owned()));
+        pairs.push((v::TRUSTED_PROXIES, "0.0.0.0/0".to_owned()));
+        let (_, findings) = load(&pairs).expect("valid");
+        let warned: Vec<&str> = findings
+            .with_status(Status::Warn)
+            .map(|f| f.variable.as_str())
+            .collect();
+        assert!(warned.contains(&v::DEFAULT_RATE_LIMIT_CALLS));
+        assert!(warned.contains(&v::TRUSTED_PROXIES));
+        assert!(warned.contains(&v::TLS_CERT_PATH));
+        assert!(warned.contains(&v::HSTS_MAX_AGE_SECONDS));
+    }
+
+    #[test]
+    fn only_true_loopback_origins_may_use_plain_http() {
+        for origin in [
+            "http://localhost:3000",
+            "http://127.0.0.1",
+            "http://[::1]:8080",
+            "https://x.org",
+        ] {
+            assert!(
+                is_loopback_origin(origin) || origin.starts_with("https"),
+                "{origin}"
+            );
+        }
+        for origin in [
+            "http://localhost.evil.com",
+            "http://127.evil.com",
+            "http://[::2]",
+        ] {
+            assert!(!is_loopback_origin(origin), "{origin}");
+        }
+    }
+
+    #[test]
+    fn shared_keys_warn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut pairs = good_pairs(dir.path());
+        let shared = fernet::Fernet::generate_key();
+        for (k, value) in pairs.iter_mut() {
+            if *k == v::CREDENTIAL_ENCRYPTION_KEY || *k == v::MFA_ENCRYPTION_KEY {
+                *value = shared.clone();
+            }
+        }
+        let (_, findings) = load(&pairs).expect("valid");
+        assert!(
+            findings
+                .with_status(Status::Warn)
+                .any(|f| f.variable == v::MFA_ENCRYPTION_KEY)
+        );
+    }
+}

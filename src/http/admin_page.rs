@@ -1,0 +1,357 @@
+//! The admin pages' request context, as two extractors that make every page handler
+//! as thin as an API handler:
+//!
+//! - [`AdminPage`] (a GET): the signed-in administrator of the cookie session, the
+//!   request as the engine judges it, and the flash message a previous POST left.
+//! - [`AdminForm`] (a POST): the same, after refusing cross-site requests and
+//!   checking the session's CSRF token (constant time), with the submitted fields.
+//!
+//! Both [`authorize`](AdminPage::authorize) through the one question every
+//! administrator operation asks on every door (`admin::AdminAccess`), and
+//! [`render`](AdminPage::render) with the chrome; a rendered page that showed the
+//! flash clears it. Errors are [`PageError`]s: a 303 to the sign-in page, or an
+//! HTML error page showing the same problem the API would answer.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+use futures_util::future::LocalBoxFuture;
+
+use super::principal::app_state;
+use super::problem::ApiError;
+use super::request_context::policy_context;
+use crate::admin::AdminAction;
+use crate::admin::sessions::{AdminSession, COOKIE};
+use crate::audit::{AdminActor, RequestMeta};
+use crate::model::User;
+use crate::state::AppState;
+
+pub const FLASH_COOKIE: &str = "portcullis_flash";
+
+/// Pages load only their own stylesheet, post only to themselves, and run no script.
+pub const PAGE_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// What goes wrong on a page: no session (back to sign-in), or a problem, shown as
+/// an HTML page with the status, title and text the API would answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("not signed in")]
+    SignedOut,
+    #[error(transparent)]
+    Problem(#[from] ApiError),
+}
+
+impl PageError {
+    pub fn forbidden(reason: &'static str) -> Self {
+        PageError::Problem(ApiError::Forbidden(reason))
+    }
+
+    pub fn not_found() -> Self {
+        PageError::Problem(ApiError::NotFound)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    /// (field, message) of a validation problem.
+    fields: Vec<(String, String)>,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::SignedOut => StatusCode::SEE_OTHER,
+            PageError::Problem(problem) => problem.problem().status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let PageError::Problem(error) = self else {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/admin/login"))
+                .finish();
+        };
+        if let ApiError::Unexpected(cause) = error {
+            tracing::error!(error = ?cause, "admin page failed");
+        }
+        let problem = error.problem();
+        let message = if problem.errors.is_empty() {
+            problem.detail.as_str()
+        } else {
+            "These fields need attention:"
+        };
+        let body = ErrorPage {
+            title: &problem.title,
+            message,
+            fields: problem
+                .errors
+                .iter()
+                .map(|e| (e.field.clone(), e.message.clone()))
+                .collect(),
+        }
+        .render()
+        .unwrap_or_else(|_| problem.detail.clone());
+        let mut response = HttpResponse::build(problem.status_code())
+            .content_type("text/html; charset=utf-8")
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                PAGE_CONTENT_SECURITY_POLICY,
+            ))
+            .body(body);
+        if let ApiError::RateLimited(decision) = error {
+            super::rate_limit::write_headers(response.headers_mut(), decision);
+        }
+        response
+    }
+}
+
+/// Renders a page. An askama error (impossible for these templates) is a 500.
+pub fn render(page: &impl Template) -> Result<HttpResponse, PageError> {
+    let body = page
+        .render()
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            PAGE_CONTENT_SECURITY_POLICY,
+        ))
+        .body(body))
+}
+
+/// POST-redirect-GET: a 303 to `to`, with a one-time message for the next page.
+pub fn redirect_with(to: &str, message: &str) -> HttpResponse {
+    let encoded: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    let flash = Cookie::build(FLASH_COOKIE, encoded)
+        .path("/admin")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish();
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .cookie(flash)
+        .finish()
+}
+
+/// The flash message a previous POST left, if any.
+fn flash(req: &HttpRequest) -> Option<String> {
+    let cookie = req.cookie(FLASH_COOKIE)?;
+    url::form_urlencoded::parse(format!("m={}", cookie.value()).as_bytes())
+        .next()
+        .map(|(_, message)| message.into_owned())
+        .filter(|m| !m.is_empty())
+}
+
+/// A cookie that makes the browser forget the admin cookie `name`.
+pub fn removal(name: &'static str) -> Cookie<'static> {
+    let mut gone = Cookie::build(name, "").path("/admin").finish();
+    gone.make_removal();
+    gone
+}
+
+/// What every signed-in page shows around its content.
+pub struct Chrome {
+    pub email: String,
+    pub csrf: String,
+    pub flash: Option<String>,
+    /// Shown when administrators can sign in without MFA (the demo).
+    pub mfa_banner: bool,
+    pub section: &'static str,
+}
+
+/// Refuses a cross-site request: a browser says so in `Sec-Fetch-Site`, and an
+/// `Origin` other than this server's own is refused too.
+pub fn same_site_only(req: &HttpRequest) -> Result<(), PageError> {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let refused = || PageError::forbidden("Cross-site requests are refused.");
+    if let Some(site) = header("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(refused());
+    }
+    // `Origin: null` is what a browser sends for a same-origin form under a strict
+    // referrer policy; only `Sec-Fetch-Site` (checked above) can vouch for it.
+    if header("origin") == Some("null") && header("sec-fetch-site").is_none() {
+        return Err(refused());
+    }
+    if let Some(origin) = header("origin").filter(|o| *o != "null") {
+        let info = req.connection_info();
+        let own = format!("{}://{}", info.scheme(), info.host());
+        if origin != own {
+            return Err(refused());
+        }
+    }
+    Ok(())
+}
+
+/// A submitted form: its fields in order (repeated names allowed).
+pub struct Form(pub Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Self {
+        Form(
+            url::form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or("").trim().to_owned()
+    }
+}
+
+/// A signed-in administrator's GET.
+pub struct AdminPage {
+    pub session: AdminSession,
+    pub state: web::Data<AppState>,
+    pub meta: RequestMeta,
+    req: HttpRequest,
+    flash: Option<String>,
+}
+
+impl AdminPage {
+    /// The session a request's cookie names, if it is still good.
+    async fn resume(req: &HttpRequest) -> Result<Self, PageError> {
+        let state = app_state(req)?;
+        let Some(cookie) = req.cookie(COOKIE) else {
+            return Err(PageError::SignedOut);
+        };
+        let session = state
+            .admin_sessions
+            .resume(cookie.value())
+            .await
+            .map_err(|e| ApiError::Unexpected(e.into()))?
+            .ok_or(PageError::SignedOut)?;
+        let meta = RequestMeta::extract(req)
+            .await
+            .map_err(PageError::Problem)?;
+        Ok(Self {
+            flash: flash(req),
+            session,
+            state,
+            meta,
+            req: req.clone(),
+        })
+    }
+
+    pub fn user(&self) -> &User {
+        &self.session.user
+    }
+
+    /// The administrator, if the engine allows `action` (on `target`). A deny is a
+    /// 403 page, an evaluation error the generic 500 page.
+    pub async fn authorize(
+        &self,
+        action: AdminAction,
+        target: Option<String>,
+    ) -> Result<AdminActor, PageError> {
+        let context = policy_context(&self.req, &self.meta, self.state.clock.now());
+        self.state
+            .admin_access
+            .authorize(&self.session.user, action, target, context, &self.meta)
+            .await
+            .map_err(|e| PageError::Problem(e.into()))
+    }
+
+    /// The chrome of a page in `section`, with the flash message, if any.
+    pub fn chrome(&self, section: &'static str) -> Chrome {
+        Chrome {
+            email: self.session.user.email.to_string(),
+            csrf: self.session.csrf().to_owned(),
+            flash: self.flash.clone(),
+            mfa_banner: !self.state.admin_sessions.require_mfa(),
+            section,
+        }
+    }
+
+    /// Renders `page` (built with [`AdminPage::chrome`]); the flash it showed is
+    /// cleared.
+    pub fn render(&self, page: &impl Template) -> Result<HttpResponse, PageError> {
+        let mut response = render(page)?;
+        if self.flash.is_some() {
+            let _ = response.add_cookie(&removal(FLASH_COOKIE));
+        }
+        Ok(response)
+    }
+
+    /// The query string's pairs, percent-decoded.
+    pub fn query(&self) -> Result<Vec<(String, String)>, PageError> {
+        Ok(super::query_pairs(&self.req)?)
+    }
+}
+
+impl FromRequest for AdminPage {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { AdminPage::resume(&req).await })
+    }
+}
+
+/// A signed-in administrator's form post: same-site, with the session's CSRF token.
+pub struct AdminForm {
+    pub page: AdminPage,
+    pub form: Form,
+}
+
+impl AdminForm {
+    /// Every form post starts here: a signed-in administrator, a same-site request
+    /// and the session's CSRF token (compared in constant time). Anything else is
+    /// 403 (or back to the sign-in page without a session).
+    pub async fn check(req: &HttpRequest, body: &[u8]) -> Result<Self, PageError> {
+        let page = AdminPage::resume(req).await?;
+        same_site_only(req)?;
+        let form = Form::parse(body);
+        match form.get("csrf") {
+            Some(token) if page.session.csrf_matches(token) => Ok(Self { page, form }),
+            _ => Err(PageError::forbidden(
+                "The form's security token is missing or wrong. Reload the page and try again.",
+            )),
+        }
+    }
+}
+
+impl std::ops::Deref for AdminForm {
+    type Target = AdminPage;
+
+    fn deref(&self) -> &AdminPage {
+        &self.page
+    }
+}
+
+impl FromRequest for AdminForm {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let body = body.await.map_err(|error| {
+                match (error.as_response_error().status_code(), app_state(&req)) {
+                    (StatusCode::PAYLOAD_TOO_LARGE, Ok(state)) => ApiError::PayloadTooLarge {
+                        limit: state.settings.http.max_json_body_bytes,
+                    },
+                    _ => ApiError::BadRequest("The form could not be read.".to_owned()),
+                }
+            })?;
+            AdminForm::check(&req, &body).await
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! The callers of the JSON API, as extractors: the first argument of every protected
+//! handler.
+//!
+//! - [`Principal`]: a bearer token → signature, claims, type and time → revocation
+//!   (cache, then the database when the cache cannot vouch; a database error denies
+//!   with 503).
+//! - [`AdminCaller`]: the same token, for `/api/v1/admin/*`. Its
+//!   [`AdminCaller::authorize`] asks the one question every administrator operation
+//!   asks on every door (`admin::AdminAccess`), so a deny policy on resource type
+//!   `admin` stops the API as it stops the pages.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+
+use super::problem::ApiError;
+use super::request_context::policy_context;
+use crate::admin::access::is_administrator;
+use crate::admin::{AdminAccessError, AdminAction};
+use crate::audit::{AdminActor, RequestMeta};
+use crate::auth::tokens::{Claims, TokenType};
+use crate::auth::{AuthError, Principal};
+use crate::model::User;
+use crate::policy::engine::Context;
+use crate::state::AppState;
+
+/// The token in `Authorization: Bearer <token>` (scheme case-insensitive).
+pub(crate) fn bearer_token_of(headers: &header::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Claims of the request's bearer token, verified earlier in the same request (by
+/// the rate-limit middleware). Only the server puts this in request extensions.
+pub(crate) struct VerifiedClaims(pub(crate) Claims);
+
+/// The application state of a request; its absence is a wiring fault (500).
+pub(crate) fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = match app_state(req) {
+            Ok(state) => state,
+            Err(error) => return Box::pin(async { Err(error) }),
+        };
+        let already = req
+            .extensions()
+            .get::<VerifiedClaims>()
+            .map(|v| v.0.clone());
+        let claims = match (already, bearer_token_of(req.headers())) {
+            (Some(claims), _) => Ok(claims),
+            (None, None) => Err(AuthError::MissingToken),
+            (None, Some(token)) => state
+                .tokens
+                .verify(token, TokenType::Access, state.clock.now())
+                .map_err(AuthError::from),
+        };
+        Box::pin(async move {
+            let claims = claims?;
+            if state
+                .revocations
+                .is_revoked(&claims)
+                .await
+                .map_err(AuthError::from)?
+            {
+                return Err(AuthError::Revoked.into());
+            }
+            Ok(Principal::from(claims))
+        })
+    }
+}
+
+/// A caller of the admin API: a valid, unrevoked token, its account, and the
+/// request the engine judges (address, method, path, time).
+pub struct AdminCaller {
+    pub principal: Principal,
+    user: User,
+    context: Context,
+    meta: RequestMeta,
+    state: web::Data<AppState>,
+}
+
+impl AdminCaller {
+    /// The administrator, if the engine allows `action` (on `target`): anyone but an
+    /// active administrator is 403, a policy's deny is 403, an evaluation error the
+    /// generic 500.
+    pub async fn authorize(
+        &self,
+        action: AdminAction,
+        target: Option<String>,
+    ) -> Result<AdminActor, ApiError> {
+        self.state
+            .admin_access
+            .authorize(&self.user, action, target, self.context.clone(), &self.meta)
+            .await
+            .map_err(ApiError::from)
+    }
+}
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let principal = Principal::from_request(req, payload);
+        let meta = RequestMeta::from_request(req, payload);
+        let state = app_state(req);
+        let req = req.clone();
+        Box::pin(async move {
+            let principal = principal.await?;
+            let meta = meta.await?;
+            let state = state?;
+            let user = state.accounts.me(&principal).await?;
+            // Anyone else is refused before the request body is even read.
+            if !is_administrator(&user) {
+                return Err(AdminAccessError::NotAdministrator.into());
+            }
+            let context = policy_context(&req, &meta, state.clock.now());
+            Ok(Self {
+                principal,
+                user,
+                context,
+                meta,
+                state,
+            })
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! The API door's one mapping from every domain error to an HTTP problem: status,
+//! title and the text a client may see. Causes that are not the client's business
+//! (`Unexpected`, database and hashing failures) become the generic 500, and go to
+//! the log in `ApiError`'s response. The admin pages show the same problems as HTML
+//! (`routes::admin::errors`).
+
+use crate::accounts::AccountError;
+use crate::admin::AdminAccessError;
+use crate::auth::{AuthError, tokens};
+use crate::crypto::password::PasswordError;
+use crate::db::DbError;
+use crate::documents::service::DocumentError;
+use crate::http::problem::ApiError;
+use crate::policy::service::PolicyError;
+use crate::validation::FieldError;
+use crate::webhooks::service::WebhookError;
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::MissingToken => ApiError::Unauthorized("A bearer access token is required."),
+            AuthError::InvalidToken(tokens::TokenError::Expired) => {
+                ApiError::Unauthorized("Token expired")
+            }
+            AuthError::InvalidToken(_) => ApiError::Unauthorized("Invalid token"),
+            AuthError::Revoked => ApiError::Unauthorized("Token revoked"),
+            AuthError::StoreUnavailable(cause) => {
+                tracing::error!(error = %cause, "token check failed closed");
+                ApiError::Unavailable {
+                    reason: "The token cannot be checked right now. Please try again later.",
+                    retry_after_seconds: Some(5),
+                }
+            }
+        }
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(error: PolicyError) -> Self {
+        match error {
+            PolicyError::Validation(errors) => ApiError::Validation(errors),
+            PolicyError::NotFound => ApiError::NotFound,
+            PolicyError::SystemPolicy => {
+                ApiError::Conflict("A built-in policy cannot be deleted; deactivate it instead.")
+            }
+            PolicyError::ReadOnly => ApiError::Conflict(
+                "The built-in administrator policy cannot be changed: it keeps administrators able to administer.",
+            ),
+            other => ApiError::Unexpected(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(error: WebhookError) -> Self {
+        match error {
+            WebhookError::Validation(errors) => ApiError::Validation(errors),
+            WebhookError::NotFound => ApiError::NotFound,
+            WebhookError::Disabled => {
+                ApiError::Conflict("The webhook is disabled; enable it first.")
+            }
+            other => ApiError::Unexpected(anyhow::anyhow!(other)),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Validation(errors) => ApiError::Validation(errors),
+            AccountError::EmailTaken => {
+                ApiError::Conflict("An account with this e-mail address already exists.")
+            }
+            AccountError::InvalidCredentials => ApiError::Unauthorized("Invalid email or password"),
+            AccountError::InvalidRefreshToken => ApiError::Unauthorized("Invalid refresh token"),
+            AccountError::InvalidMfaToken => ApiError::Unauthorized("Invalid token"),
+            AccountError::InvalidMfaCode => ApiError::Unauthorized("Invalid authentication code"),
+            AccountError::MfaAlreadyEnabled => ApiError::Conflict(
+                "MFA is already enabled on this account. Disable it before setting it up again.",
+            ),
+            AccountError::MfaNotPending => {
+                ApiError::Conflict("No MFA setup is pending. Start one at /api/v1/auth/mfa/setup.")
+            }
+            AccountError::MfaNotEnabled => {
+                ApiError::Conflict("MFA is not enabled on this account.")
+            }
+            AccountError::TemporarilyLocked => {
+                ApiError::Forbidden("Too many failed attempts on this account. Try again later.")
+            }
+            AccountError::WrongCurrentPassword => ApiError::Validation(vec![FieldError::rule(
+                "current_password",
+                "incorrect",
+                "is not your current password",
+            )]),
+            AccountError::SessionNotFound => ApiError::NotFound,
+            AccountError::AccountGone => ApiError::Unauthorized("Token revoked"),
+            AccountError::UserNotFound => ApiError::NotFound,
+            AccountError::CannotLockSelf => {
+                ApiError::Conflict("An administrator cannot lock their own account.")
+            }
+            AccountError::Password(PasswordError::Busy {
+                retry_after_seconds,
+            }) => ApiError::Unavailable {
+                reason: "Too many sign-ins are being processed. Please try again shortly.",
+                retry_after_seconds: Some(retry_after_seconds),
+            },
+            AccountError::Password(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
+            AccountError::Database(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
+            AccountError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+impl From<DocumentError> for ApiError {
+    fn from(error: DocumentError) -> Self {
+        match error {
+            DocumentError::Validation(errors) => ApiError::Validation(errors),
+            DocumentError::NotFound => ApiError::NotFound,
+            DocumentError::Forbidden => ApiError::Forbidden(
+                "The access policies do not allow this action on this document.",
+            ),
+            DocumentError::EvaluationFailed => ApiError::AccessEvaluationFailed,
+            DocumentError::Conflict => ApiError::Conflict(
+                "The document changed or was deleted meanwhile; read it again and retry.",
+            ),
+            DocumentError::Database(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
+            DocumentError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+impl From<AdminAccessError> for ApiError {
+    fn from(error: AdminAccessError) -> Self {
+        match error {
+            AdminAccessError::NotAdministrator => {
+                ApiError::Forbidden("This requires the administrator role.")
+            }
+            AdminAccessError::Denied => {
+                ApiError::Forbidden("The access policies do not allow this administrator action.")
+            }
+            AdminAccessError::EvaluationFailed => ApiError::AccessEvaluationFailed,
+        }
+    }
+}
+
+/// A storage failure the caller cannot fix: the generic 500 (the cause is logged).
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        ApiError::Unexpected(anyhow::anyhow!(error))
+    }
+}
