@@ -79,6 +79,24 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Work with the access policies on the host (the break-glass when a policy
+    /// locks administrators out).
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PoliciesCommand {
+    /// List every policy: id, status, effect, resource type, actions, name.
+    List,
+    /// Deactivate one policy (audited; the built-in administrator policy is
+    /// read-only). A running server applies it within a few seconds.
+    Deactivate {
+        /// The policy's id, as `policies list` shows it.
+        id: uuid::Uuid,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,5 +166,11 @@ fn main() -> ExitCode {
             let path = database.unwrap_or_else(|| Settings::database_path(&sources));
             cli::audit::verify(&path)
         }
+        Command::Policies {
+            command: PoliciesCommand::List,
+        } => cli::policies::list(sources),
+        Command::Policies {
+            command: PoliciesCommand::Deactivate { id },
+        } => cli::policies::deactivate(sources, id),
     }
 }

@@ -29,6 +29,9 @@ use crate::telemetry;
 const SHUTDOWN_GRACE_SECONDS: u64 = 10;
 /// How often the rate limiters are swept (and overflow reported).
 const LIMITER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the stored policies are checked for changes made outside this process
+/// (the command-line break-glass), so they take effect without a restart.
+const POLICY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
 /// Expired revocations are purged every this many sweeps (ten minutes).
 const PURGE_EVERY_TICKS: u64 = 10;
 
@@ -177,8 +180,13 @@ impl Application {
             actix_web::rt::spawn(maintain(self.state.clone(), LIMITER_SWEEP_INTERVAL));
         let deliveries =
             actix_web::rt::spawn(crate::webhooks::worker::run(self.state.webhooks.clone()));
+        let policies = actix_web::rt::spawn(follow_policy_changes(
+            self.state.clone(),
+            POLICY_RELOAD_INTERVAL,
+        ));
         let served = self.server.await;
         maintenance.abort();
+        policies.abort();
         // An attempt cut short here is leased, not lost: it is retried after restart.
         deliveries.abort();
         served?;
@@ -206,6 +214,18 @@ async fn wait_for_shutdown_signal() {
         _ => {
             tracing::error!("cannot listen for shutdown signals; stop the process with SIGKILL");
             std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Reloads the policies whenever the database holds a newer generation than the
+/// live set: a change made on the command line takes effect within `every`.
+async fn follow_policy_changes(state: AppState, every: Duration) {
+    let mut interval = actix_web::rt::time::interval(every);
+    loop {
+        interval.tick().await;
+        if let Err(error) = state.policies.reload_if_changed().await {
+            tracing::warn!(%error, "cannot check the stored policies for changes");
         }
     }
 }

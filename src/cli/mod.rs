@@ -6,6 +6,7 @@ pub mod check_config;
 pub mod create_admin;
 pub mod demo;
 pub mod keygen;
+pub mod policies;
 pub mod secrets;
 pub mod serve;
 

@@ -61,6 +61,13 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Policy>> {
     rows.collect()
 }
 
+/// A number that grows with every stored change (each adds a version row): a
+/// different value means the policies changed, in this process or another.
+pub fn generation(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(rowid), 0) FROM policy_versions")?
+        .query_row([], |row| row.get(0))
+}
+
 pub fn find(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Policy>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM policies WHERE id = ?1"))?
         .query_row([id.to_string()], from_row)

@@ -62,6 +62,14 @@ fn build_set(stored: Vec<Policy>) -> Result<PolicySet, PolicyError> {
     Ok(PolicySet::new(compiled))
 }
 
+/// The store's generation, then every stored policy. Read in this order, a change
+/// in between yields a newer set under an older generation: reloaded again at the
+/// next check, never missed.
+async fn read_stored(db: &Database) -> Result<(i64, Vec<Policy>), PolicyError> {
+    db.read(|conn| Ok::<_, PolicyError>((policies::generation(conn)?, policies::all(conn)?)))
+        .await
+}
+
 fn snapshot(policy: &Policy) -> Value {
     serde_json::to_value(policy).unwrap_or(Value::Null)
 }
@@ -126,22 +134,59 @@ pub struct PolicyService {
     db: Database,
     audit: AuditLog,
     clock: Clock,
-    current: Arc<RwLock<Arc<PolicySet>>>,
+    current: Arc<RwLock<Loaded>>,
+}
+
+/// The live set and the store's generation it was built from.
+struct Loaded {
+    set: Arc<PolicySet>,
+    generation: i64,
 }
 
 impl PolicyService {
     /// Loads and compiles every stored policy.
     pub async fn load(db: Database, audit: AuditLog, clock: Clock) -> Result<Self, PolicyError> {
-        let stored = db
-            .read(|conn| Ok::<_, PolicyError>(policies::all(conn)?))
-            .await?;
+        let (generation, stored) = read_stored(&db).await?;
         let set = build_set(stored)?;
         Ok(Self {
             db,
             audit,
             clock,
-            current: Arc::new(RwLock::new(Arc::new(set))),
+            current: Arc::new(RwLock::new(Loaded {
+                set: Arc::new(set),
+                generation,
+            })),
         })
+    }
+
+    /// Reloads the set when the stored policies changed behind this process's back
+    /// (`portcullis policies deactivate` on the host, the break-glass); the
+    /// start-up wiring runs this every few seconds. A set that no longer builds
+    /// (a row edited outside Portcullis) is replaced by an empty one: every
+    /// decision is a deny until it is fixed. Returns whether it reloaded.
+    pub async fn reload_if_changed(&self) -> Result<bool, PolicyError> {
+        let known = self.current.read().generation;
+        let latest = self
+            .db
+            .read(|conn| Ok::<_, PolicyError>(policies::generation(conn)?))
+            .await?;
+        if latest == known {
+            return Ok(false);
+        }
+        let (generation, stored) = read_stored(&self.db).await?;
+        let set = match build_set(stored) {
+            Ok(set) => set,
+            Err(error) => {
+                tracing::error!(%error, "stored policies no longer build; denying everything until they are fixed");
+                PolicySet::new(Vec::new())
+            }
+        };
+        tracing::info!(generation, "policies changed in the database; reloaded");
+        *self.current.write() = Loaded {
+            set: Arc::new(set),
+            generation,
+        };
+        Ok(true)
     }
 
     pub(super) fn clock(&self) -> &Clock {
@@ -154,7 +199,7 @@ impl PolicyService {
 
     /// The live set: an immutable snapshot, unaffected by later changes.
     pub fn current(&self) -> Arc<PolicySet> {
-        Arc::clone(&self.current.read())
+        Arc::clone(&self.current.read().set)
     }
 
     /// The decision for `request`, without explanation.
@@ -334,9 +379,17 @@ impl PolicyService {
                     }
                     // Compiled inside the transaction: a set that cannot be built
                     // rolls the change back.
-                    Ok(Arc::new(build_set(policies::all(tx)?)?))
+                    Ok(Loaded {
+                        set: Arc::new(build_set(policies::all(tx)?)?),
+                        generation: policies::generation(tx)?,
+                    })
                 },
-                move |set: &Arc<PolicySet>| *current.write() = Arc::clone(set),
+                move |loaded: &Loaded| {
+                    *current.write() = Loaded {
+                        set: Arc::clone(&loaded.set),
+                        generation: loaded.generation,
+                    }
+                },
             )
             .await
             .map(|_| ())

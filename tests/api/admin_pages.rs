@@ -6,7 +6,9 @@ use portcullis::auth::mfa::TotpSecret;
 use portcullis::clock::Clock;
 use serde_json::{Value, json};
 
-use crate::helpers::{GOOD_PASSWORD, TestApp, spawn_with, test_settings};
+use crate::helpers::{
+    GOOD_PASSWORD, TestApp, binary_vars, problem, run_binary, spawn_with, test_settings,
+};
 
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -692,4 +694,139 @@ async fn the_code_step_has_the_login_limits_and_refusals_are_pages_not_errors() 
             .expect("html")
             .contains("cannot be changed")
     );
+}
+
+/// One question for every door: a deny policy on resource type `admin` stops the
+/// same action on the admin pages and on the admin API, and the operator on the host
+/// lifts it with `portcullis policies deactivate` while the server runs.
+#[actix_web::test]
+async fn a_deny_policy_on_admin_stops_both_doors_and_the_host_lifts_it() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    app.signed_up("member@example.org").await;
+    let member = user_id(&app, "member@example.org");
+    let deny: Value = app
+        .post_with_token(
+            "/api/v1/admin/policies",
+            &api,
+            Some(&json!({"name": "Nobody locks accounts", "effect": "deny",
+                         "resource_type": "admin", "actions": ["user.lock"]})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let deny_id = deny["id"].as_str().expect("id").to_owned();
+    let lock_path = format!("/api/v1/admin/users/{member}/lock");
+
+    // The API door refuses, naming no internals.
+    let refused = problem(app.post_with_token(&lock_path, &api, None).await, 403).await;
+    assert_eq!(
+        refused["detail"],
+        "The access policies do not allow this administrator action."
+    );
+    // The page door refuses the same action.
+    let page = post_form(
+        &app,
+        &format!("/admin/users/{member}"),
+        &[("csrf", token.as_str()), ("op", "lock")],
+    )
+    .await;
+    assert_eq!(page.status(), 403);
+    assert!(
+        page.text()
+            .await
+            .expect("html")
+            .contains("do not allow this administrator action")
+    );
+    assert_eq!(user_status(&app, "member@example.org"), "active");
+    // Other actions are still allowed on both doors.
+    let unlock = format!("/api/v1/admin/users/{member}/unlock");
+    assert_eq!(app.post_with_token(&unlock, &api, None).await.status(), 200);
+
+    // The host's break-glass: list, then deactivate, while the server runs.
+    let vars = binary_vars(&app.settings);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let listed = run_binary(app.dir.path(), &["policies", "list"], &vars);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&deny_id) && l.split_whitespace().nth(1) == Some("active")),
+        "{listed}"
+    );
+    let lifted = run_binary(app.dir.path(), &["policies", "deactivate", &deny_id], &vars);
+    assert!(lifted.status.success(), "{lifted:?}");
+    // The running server picks it up by itself (it checks every two seconds).
+    let mut status = 0;
+    for _ in 0..200 {
+        status = app
+            .post_with_token(&lock_path, &api, None)
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status, 200,
+        "the deactivation took effect without a restart"
+    );
+    assert_eq!(user_status(&app, "member@example.org"), "locked");
+    // Audited, with the command line as the actor.
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let actor: String = conn
+        .query_row(
+            "SELECT actor FROM audit_events WHERE event = 'policy.updated' AND target = ?1",
+            [&deny_id],
+            |r| r.get(0),
+        )
+        .expect("audited");
+    assert_eq!(actor, "cli");
+    // The built-in administrator policy cannot be switched off, even from the host.
+    let refused = run_binary(
+        app.dir.path(),
+        &[
+            "policies",
+            "deactivate",
+            "00000000-0000-4000-8000-000000000002",
+        ],
+        &vars,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("read-only"));
+    let unknown = run_binary(
+        app.dir.path(),
+        &[
+            "policies",
+            "deactivate",
+            "00000000-0000-4000-8000-00000000beef",
+        ],
+        &vars,
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+}
+
+fn user_id(app: &TestApp, email: &str) -> String {
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    conn.query_row("SELECT id FROM users WHERE email = ?1", [email], |r| {
+        r.get(0)
+    })
+    .expect("id")
+}
+
+fn user_status(app: &TestApp, email: &str) -> String {
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    conn.query_row("SELECT status FROM users WHERE email = ?1", [email], |r| {
+        r.get(0)
+    })
+    .expect("status")
 }

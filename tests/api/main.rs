@@ -12,6 +12,7 @@ mod documents;
 mod errors;
 mod health;
 mod helpers;
+mod layering;
 mod logging;
 mod mfa;
 mod openapi;
