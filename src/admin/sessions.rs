@@ -42,14 +42,10 @@ pub enum AdminSignInError {
     #[error("the sign-in expired")]
     PendingExpired,
     #[error(transparent)]
-    Database(#[from] DbError),
+    Unexpected(#[from] anyhow::Error),
 }
 
-impl From<rusqlite::Error> for AdminSignInError {
-    fn from(error: rusqlite::Error) -> Self {
-        AdminSignInError::Database(DbError::Sqlite(error))
-    }
-}
+crate::db::storage_failures_are_unexpected!(AdminSignInError);
 
 /// What a right password leads to.
 pub enum SignIn {
@@ -97,8 +93,8 @@ fn hash(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
-fn new_cookie_value() -> Result<SecretString, DbError> {
-    let bytes = random_bytes::<32>().map_err(|e| DbError::Io(std::io::Error::other(e)))?;
+fn new_cookie_value() -> Result<SecretString, AdminSignInError> {
+    let bytes = random_bytes::<32>().map_err(|e| AdminSignInError::Unexpected(e.into()))?;
     Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
 }
 

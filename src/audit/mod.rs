@@ -353,6 +353,76 @@ mod tests {
         assert_eq!(v["code"], "[redacted]");
     }
 
+    /// Writes what it hears into a table of its own, inside the appending
+    /// transaction; refuses events named `refused`.
+    struct Listener;
+
+    impl Subscriber for Listener {
+        fn offer(
+            &self,
+            conn: &Connection,
+            event: &AuditEvent,
+            appended: &Appended,
+        ) -> Result<(), DbError> {
+            if event.event == "refused" {
+                return Err(DbError::Closed);
+            }
+            conn.execute(
+                "INSERT INTO heard (event, at) VALUES (?1, ?2)",
+                rusqlite::params![event.event, appended.at],
+            )?;
+            Ok(())
+        }
+    }
+
+    fn count(db: &Database, sql: &str) -> i64 {
+        let conn = Connection::open(db.path()).expect("open");
+        conn.query_row(sql, [], |r| r.get(0)).expect("count")
+    }
+
+    #[tokio::test]
+    async fn subscribers_hear_what_commits_and_nothing_that_rolls_back() {
+        let (_dir, db, _) = log_with(0).await;
+        Connection::open(db.path())
+            .expect("open")
+            .execute_batch("CREATE TABLE heard (event TEXT NOT NULL, at INTEGER NOT NULL)")
+            .expect("table");
+        let clock = Clock::manual(1_800_000_000);
+        let log = AuditLog::new(db.clone(), clock.clone()).subscribe(Arc::new(Listener));
+        // A change that fails after its event was appended: neither stays.
+        let appending = log.clone();
+        let failed: Result<(), DbError> = db
+            .write(move |tx| {
+                appending.append(tx, &AuditEvent::new("doomed", Outcome::Success))?;
+                Err(DbError::Closed)
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(count(&db, "SELECT count(*) FROM heard"), 0);
+        assert_eq!(count(&db, "SELECT count(*) FROM audit_events"), 0);
+        // A subscriber that cannot take the event rolls the event back too.
+        assert!(
+            log.record(AuditEvent::new("refused", Outcome::Success))
+                .await
+                .is_err()
+        );
+        assert_eq!(count(&db, "SELECT count(*) FROM audit_events"), 0);
+        // A committed event is heard once, at the injected clock's time.
+        log.record(AuditEvent::new("kept", Outcome::Success))
+            .await
+            .expect("record");
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM heard WHERE event = 'kept'"),
+            1
+        );
+        assert_eq!(count(&db, "SELECT max(at) FROM heard"), 1_800_000_000);
+        let conn = Connection::open(db.path()).expect("open");
+        let stored: String = conn
+            .query_row("SELECT occurred_at FROM audit_events", [], |r| r.get(0))
+            .expect("row");
+        assert_eq!(stored, rfc3339(1_800_000_000));
+    }
+
     #[tokio::test]
     async fn intact_chain_verifies() {
         let (_dir, _db, log) = log_with(5).await;

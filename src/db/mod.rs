@@ -41,6 +41,28 @@ pub(crate) fn invalid_column(column: usize, what: &str) -> rusqlite::Error {
     )
 }
 
+/// Makes storage failures `Unexpected` in an area's error enum (which must have
+/// `Unexpected(anyhow::Error)`): the cause goes to the log and the caller gets the
+/// generic answer. One line per area instead of the same two impls in each.
+macro_rules! storage_failures_are_unexpected {
+    ($($error:ty),* $(,)?) => {
+        $(
+            impl From<$crate::db::DbError> for $error {
+                fn from(error: $crate::db::DbError) -> Self {
+                    Self::Unexpected(anyhow::Error::new(error))
+                }
+            }
+
+            impl From<rusqlite::Error> for $error {
+                fn from(error: rusqlite::Error) -> Self {
+                    Self::Unexpected(anyhow::Error::new($crate::db::DbError::Sqlite(error)))
+                }
+            }
+        )*
+    };
+}
+pub(crate) use storage_failures_are_unexpected;
+
 /// How long a query waits for SQLite locks, and for a pooled connection.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 

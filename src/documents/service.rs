@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::as_resource;
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
-use crate::db::{Database, DbError, documents};
+use crate::db::{Database, documents};
 use crate::model::document::{Classification, Document, RESOURCE_TYPE};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
@@ -46,16 +46,10 @@ pub enum DocumentError {
     #[error("access control evaluation failed")]
     EvaluationFailed,
     #[error(transparent)]
-    Database(#[from] DbError),
-    #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<rusqlite::Error> for DocumentError {
-    fn from(error: rusqlite::Error) -> Self {
-        DocumentError::Database(DbError::Sqlite(error))
-    }
-}
+crate::db::storage_failures_are_unexpected!(DocumentError);
 
 /// Who is asking, with what, from where.
 pub struct Caller {

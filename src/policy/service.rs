@@ -13,8 +13,8 @@ use super::engine::{AccessRequest, Decision, PolicySet, Reason};
 use super::validate::{PolicyDraft, check_draft, compile};
 use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
+use crate::db::Database;
 use crate::db::policies::{self, VersionRow};
-use crate::db::{Database, DbError};
 use crate::model::policy::{ADMIN_POLICY_ID, Policy, PolicyStatus};
 use crate::validation::FieldError;
 
@@ -31,16 +31,10 @@ pub enum PolicyError {
     #[error("stored policy {id} no longer compiles: {reason}")]
     Corrupt { id: Uuid, reason: String },
     #[error(transparent)]
-    Database(#[from] DbError),
-    #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<rusqlite::Error> for PolicyError {
-    fn from(error: rusqlite::Error) -> Self {
-        PolicyError::Database(DbError::Sqlite(error))
-    }
-}
+crate::db::storage_failures_are_unexpected!(PolicyError);
 
 /// Compiles every stored policy into a set. One that does not compile (a row
 /// edited outside Portcullis) is an error: the set is never built without it.

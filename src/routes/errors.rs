@@ -105,7 +105,6 @@ impl From<AccountError> for ApiError {
                 retry_after_seconds: Some(retry_after_seconds),
             },
             AccountError::Password(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
-            AccountError::Database(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
             AccountError::Unexpected(e) => ApiError::Unexpected(e),
         }
     }
@@ -123,7 +122,6 @@ impl From<DocumentError> for ApiError {
             DocumentError::Conflict => ApiError::Conflict(
                 "The document changed or was deleted meanwhile; read it again and retry.",
             ),
-            DocumentError::Database(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
             DocumentError::Unexpected(e) => ApiError::Unexpected(e),
         }
     }

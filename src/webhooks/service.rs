@@ -15,8 +15,8 @@ use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::{Clock, rfc3339};
 use crate::config::WebhookSettings;
 use crate::crypto::secret_box::{SecretBox, SecretBoxError};
+use crate::db::Database;
 use crate::db::webhooks::{self as sql, AttemptRow, DeliveryRow, SealedParts};
-use crate::db::{Database, DbError};
 use crate::model::UserId;
 use crate::model::webhook::Webhook;
 use crate::validation::FieldError;
@@ -35,16 +35,10 @@ pub enum WebhookError {
     #[error(transparent)]
     Seal(#[from] SecretBoxError),
     #[error(transparent)]
-    Database(#[from] DbError),
-    #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<rusqlite::Error> for WebhookError {
-    fn from(error: rusqlite::Error) -> Self {
-        WebhookError::Database(DbError::Sqlite(error))
-    }
-}
+crate::db::storage_failures_are_unexpected!(WebhookError);
 
 /// A webhook's editable fields; `None` leaves one as it is (on create: defaults).
 #[derive(Debug, Default)]
@@ -228,7 +222,7 @@ impl WebhookService {
         let credential = changes.credential.unwrap_or(Credential::None);
         let (kind, sealed_credential, hint) = self.seal_credential(&credential)?;
         let (_, secret_text) =
-            SigningSecret::generate().map_err(|e| DbError::Io(std::io::Error::other(e)))?;
+            SigningSecret::generate().map_err(|e| WebhookError::Unexpected(e.into()))?;
         let sealed_secret = self.sealer.seal(secret_text.expose_secret().as_bytes())?;
         let now = self.clock.now();
         let webhook = Webhook {
@@ -360,7 +354,7 @@ impl WebhookService {
         let audit = self.audit.clone();
         self.get(owner, id).await?;
         let (_, secret_text) =
-            SigningSecret::generate().map_err(|e| DbError::Io(std::io::Error::other(e)))?;
+            SigningSecret::generate().map_err(|e| WebhookError::Unexpected(e.into()))?;
         let sealed = self.sealer.seal(secret_text.expose_secret().as_bytes())?;
         let now = self.clock.now();
         let until = now + self.settings.secret_grace_seconds;

@@ -208,7 +208,6 @@ impl AccountService {
         upgraded_hash: Option<String>,
         meta: &RequestMeta,
     ) -> Result<Option<TokenPair>, AccountError> {
-        let audit = self.audit.clone();
         let now = self.clock.now();
         let (session, refresh_token) = self.new_session(verified.id, meta, now)?;
         let refresh_hash = refresh::hash(&refresh_token);
@@ -220,28 +219,46 @@ impl AccountService {
             .with_target(session.id.to_string())
             .with_detail("hash_upgraded", upgraded_hash.is_some());
         let pair = TokenPair::new(access, refresh_token, &session);
-        let profiles = self.profiles.clone();
-        let user_id = verified.id;
+        let user = verified.id;
         let opened = self
-            .db
+            .commit_if_still_verified(verified, upgraded_hash, audit_event, now, move |tx| {
+                sessions::insert(tx, &session)?;
+                refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
+                users::clear_failed_logins(tx, user)?;
+                Ok(())
+            })
+            .await?;
+        Ok(opened.then_some(pair))
+    }
+
+    /// Runs `change` and records `audit_event` — with the upgraded hash, if any —
+    /// in one transaction, but only while the account is still as it was verified;
+    /// `false` (nothing written) otherwise.
+    async fn commit_if_still_verified(
+        &self,
+        verified: User,
+        upgraded_hash: Option<String>,
+        audit_event: AuditEvent,
+        now: i64,
+        change: impl FnOnce(&rusqlite::Connection) -> Result<(), AccountError> + Send + 'static,
+    ) -> Result<bool, AccountError> {
+        let (audit, profiles, user) = (self.audit.clone(), self.profiles.clone(), verified.id);
+        self.db
             .write_then(
                 move |tx| {
                     if !still_as_verified(tx, &verified, now)? {
                         return Ok::<_, AccountError>(false);
                     }
-                    sessions::insert(tx, &session)?;
-                    refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
-                    users::clear_failed_logins(tx, verified.id)?;
+                    change(tx)?;
                     if let Some(hash) = &upgraded_hash {
                         users::set_password_hash(tx, verified.id, hash, now)?;
                     }
                     audit.append(tx, &audit_event)?;
                     Ok(true)
                 },
-                move |_| profiles.invalidate(&user_id),
+                move |_| profiles.invalidate(&user),
             )
-            .await?;
-        Ok(opened.then_some(pair))
+            .await
     }
 
     /// For an MFA account whose password was right: a challenge token instead of a
@@ -254,7 +271,6 @@ impl AccountService {
         upgraded_hash: Option<String>,
         meta: &RequestMeta,
     ) -> Result<Option<MfaChallenge>, AccountError> {
-        let audit = self.audit.clone();
         let now = self.clock.now();
         let issued = self.tokens.issue_mfa(verified.id, verified.role, now)?;
         let audit_event = AuditEvent::of_request("auth.mfa_challenged", Outcome::Success, meta)
@@ -265,23 +281,8 @@ impl AccountService {
             expires_at: issued.claims.exp,
             user_id: verified.id,
         };
-        let profiles = self.profiles.clone();
-        let user_id = verified.id;
         let current = self
-            .db
-            .write_then(
-                move |tx| {
-                    if !still_as_verified(tx, &verified, now)? {
-                        return Ok::<_, AccountError>(false);
-                    }
-                    if let Some(hash) = &upgraded_hash {
-                        users::set_password_hash(tx, verified.id, hash, now)?;
-                    }
-                    audit.append(tx, &audit_event)?;
-                    Ok(true)
-                },
-                move |_| profiles.invalidate(&user_id),
-            )
+            .commit_if_still_verified(verified, upgraded_hash, audit_event, now, |_| Ok(()))
             .await?;
         Ok(current.then_some(challenge))
     }

@@ -38,7 +38,7 @@ use crate::crypto::password::{PasswordError, PasswordHasher};
 use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::sessions::{self, SessionRow};
-use crate::db::{Database, DbError, users};
+use crate::db::{Database, users};
 use crate::model::{Email, User, UserId};
 use crate::validation::FieldError;
 
@@ -121,16 +121,10 @@ pub enum AccountError {
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error(transparent)]
-    Database(#[from] DbError),
-    #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<rusqlite::Error> for AccountError {
-    fn from(error: rusqlite::Error) -> Self {
-        AccountError::Database(DbError::Sqlite(error))
-    }
-}
+crate::db::storage_failures_are_unexpected!(AccountError);
 
 impl From<TokenError> for AccountError {
     fn from(error: TokenError) -> Self {
