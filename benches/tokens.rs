@@ -9,7 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use portcullis::auth::revocation::RevocationStore;
+use portcullis::auth::revocation::{RevocationStore, StoreCapacity};
 use portcullis::auth::tokens::{TokenService, TokenType};
 use portcullis::clock::Clock;
 use portcullis::config::{DatabaseSettings, JwtSettings};
@@ -31,6 +31,8 @@ fn bench_token_check(c: &mut Criterion) {
         access_token_minutes: 15,
         refresh_token_days: 7,
         revocation_cache_capacity: 100_000,
+        session_cache_capacity: 100_000,
+        refresh_reuse_grace_seconds: 2,
     };
     let tokens = TokenService::new(&jwt);
     let store = runtime.block_on(async {
@@ -40,17 +42,25 @@ fn bench_token_check(c: &mut Criterion) {
         })
         .await
         .expect("database");
+        let capacity = StoreCapacity {
+            revocations: 100_000,
+            sessions: 100_000,
+        };
         let store =
-            RevocationStore::open(db, 100_000, tokens.access_ttl_seconds(), clock.clone()).await;
-        // A realistic cache: ten thousand other revoked tokens and sessions.
+            RevocationStore::open(db, capacity, tokens.access_ttl_seconds(), clock.clone()).await;
+        // A realistic cache: ten thousand other revoked tokens and sessions, and ten
+        // thousand other live sessions.
         for _ in 0..10_000 {
             store.remember_token(Uuid::new_v4(), clock.now() + 900);
             store.remember_session(Uuid::new_v4(), clock.now() + 900);
+            store.remember_live_session(Uuid::new_v4(), UserId::new(), clock.now() + 86_400);
         }
         store
     });
+    let (user, session) = (UserId::new(), Uuid::new_v4());
+    store.remember_live_session(session, user, clock.now() + 86_400);
     let issued = tokens
-        .issue_access(UserId::new(), Uuid::new_v4(), Role::User, clock.now())
+        .issue_access(user, session, Role::User, clock.now())
         .expect("token");
 
     // Seen once before the measurements start, as a client's token is after its
@@ -62,27 +72,30 @@ fn bench_token_check(c: &mut Criterion) {
         let claims = tokens
             .verify(black_box(token), TokenType::Access, clock.now())
             .expect("valid");
-        assert_eq!(store.check_cached(&claims), Some(false));
+        assert_eq!(store.check_access_cached(&claims), Some(false));
         claims
     };
     // Repeat use first: the first-use run fills the cache with thousands of new
     // tokens, which is not what a client's steady state looks like.
     c.bench_function(
-        "token check, repeat use (verified before + revocation)",
+        "token check, repeat use (verified before + session allow-list + revocation)",
         |b| b.iter(|| check(&issued.token)),
     );
-    c.bench_function("token check, first use (full verify + revocation)", |b| {
-        b.iter_batched(
-            || {
-                tokens
-                    .issue_access(UserId::new(), Uuid::new_v4(), Role::User, clock.now())
-                    .expect("token")
-                    .token
-            },
-            |token| check(&token),
-            BatchSize::SmallInput,
-        )
-    });
+    c.bench_function(
+        "token check, first use (full verify + session allow-list + revocation)",
+        |b| {
+            b.iter_batched(
+                || {
+                    tokens
+                        .issue_access(user, session, Role::User, clock.now())
+                        .expect("token")
+                        .token
+                },
+                |token| check(&token),
+                BatchSize::SmallInput,
+            )
+        },
+    );
 }
 
 criterion_group!(benches, bench_token_check);

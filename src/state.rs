@@ -9,7 +9,7 @@ use crate::accounts::AccountService;
 use crate::accounts::service::AccountParts;
 use crate::admin::{AdminAccess, AdminOverview, AdminSessions};
 use crate::audit::AuditLog;
-use crate::auth::revocation::RevocationStore;
+use crate::auth::revocation::{RevocationStore, StoreCapacity};
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::{KeyPurpose, Settings};
@@ -70,7 +70,10 @@ impl AppState {
         let tokens = Arc::new(TokenService::new(&settings.jwt));
         let revocations = RevocationStore::open(
             db.clone(),
-            settings.jwt.revocation_cache_capacity,
+            StoreCapacity {
+                revocations: settings.jwt.revocation_cache_capacity,
+                sessions: settings.jwt.session_cache_capacity,
+            },
             tokens.access_ttl_seconds(),
             clock.clone(),
         )

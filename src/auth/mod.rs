@@ -1,6 +1,7 @@
 //! Authentication: access tokens, their revocation, refresh-token sessions and the
 //! extractor every protected handler starts with.
 
+pub mod live_sessions;
 pub mod mfa;
 pub mod refresh;
 pub mod revocation;

@@ -1,5 +1,7 @@
 //! Which access tokens are dead before their `exp`: revoked tokens (logout), ended
-//! sessions, and per-user cut-offs (logout-all, password change, lock).
+//! sessions, and per-user cut-offs (logout-all, password change, lock) — and, for an
+//! access token, whether its session is live at all (the allow-list,
+//! [`super::live_sessions`]): a token is good only while its session is.
 //!
 //! Revocations live in SQLite and in a moka cache whose entries expire when the
 //! revocation stops mattering (the token's `exp`, or the last moment a token of the
@@ -20,10 +22,11 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use uuid::Uuid;
 
+use super::live_sessions::LiveSessions;
 use super::tokens::{Claims, LEEWAY_SECONDS};
 use crate::clock::Clock;
 use crate::db::revocations::{self, RevocationKind};
-use crate::db::{Database, DbError, refresh_tokens, users};
+use crate::db::{Database, DbError, refresh_tokens, sessions, users};
 use crate::model::UserId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,12 +84,28 @@ pub struct RevocationStore {
     /// How long after its issue an access token can still be accepted.
     token_lifetime_seconds: i64,
     clock: Clock,
+    /// The sessions an access token may name.
+    live: LiveSessions,
+}
+
+/// How the in-memory stores are sized.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreCapacity {
+    pub revocations: u64,
+    pub sessions: usize,
 }
 
 impl RevocationStore {
     /// Builds the store and loads every live revocation and recent cut-off. A failed
     /// load leaves the cache incomplete (every miss then asks the database).
-    pub async fn open(db: Database, capacity: u64, access_ttl_seconds: i64, clock: Clock) -> Self {
+    pub async fn open(
+        db: Database,
+        capacity: StoreCapacity,
+        access_ttl_seconds: i64,
+        clock: Clock,
+    ) -> Self {
+        let live = LiveSessions::new(capacity.sessions);
+        let capacity = capacity.revocations;
         let complete = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicU64::new(0));
         let (flag, count) = (Arc::clone(&complete), Arc::clone(&held));
@@ -115,6 +134,7 @@ impl RevocationStore {
             // A token is accepted until `exp + LEEWAY`: revocations must last as long.
             token_lifetime_seconds: access_ttl_seconds + LEEWAY_SECONDS,
             clock,
+            live,
         };
         match store.warm_up().await {
             Ok(loaded) => {
@@ -132,15 +152,21 @@ impl RevocationStore {
     async fn warm_up(&self) -> Result<u64, DbError> {
         let now = self.clock.now();
         let since = now - self.token_lifetime_seconds;
-        let (revoked, cutoffs) = self
+        let (revoked, cutoffs, live) = self
             .db
             .read(move |conn| {
                 Ok::<_, DbError>((
                     revocations::live(conn, now)?,
                     users::recent_cutoffs(conn, since)?,
+                    sessions::all_live(conn, now)?,
                 ))
             })
             .await?;
+        tracing::info!(
+            sessions = live.len(),
+            "live sessions loaded into the allow-list"
+        );
+        self.live.load(live);
         let mut loaded = 0;
         for (kind, value, until) in revoked {
             if let Ok(id) = Uuid::parse_str(&value) {
@@ -210,6 +236,45 @@ impl RevocationStore {
         })
     }
 
+    /// For an access token: `Some(true)` when it must be refused (revoked, or its
+    /// session not live or not its subject's), `Some(false)` when memory vouches for
+    /// it, `None` when only the database can tell.
+    pub fn check_access_cached(&self, claims: &Claims) -> Option<bool> {
+        let live = self.live.check(claims.sid, claims.sub, self.clock.now());
+        match (live, self.check_cached(claims)) {
+            (Some(false), _) | (_, Some(true)) => Some(true),
+            (Some(true), Some(false)) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether an access token must be refused: revoked, or its session is not live
+    /// and its subject's. The database is asked only when memory cannot vouch; a
+    /// database error is an error, which callers turn into a denial.
+    pub async fn is_access_refused(&self, claims: &Claims) -> Result<bool, RevocationUnavailable> {
+        if let Some(answer) = self.check_access_cached(claims) {
+            return Ok(answer);
+        }
+        if self.live.check(claims.sid, claims.sub, self.clock.now()) != Some(true) {
+            let (sid, now) = (claims.sid, self.clock.now());
+            let session = self
+                .db
+                .read(move |conn| Ok::<_, DbError>(sessions::find(conn, sid)?))
+                .await?;
+            let live = session.is_some_and(|s| s.user_id == claims.sub && s.is_live(now));
+            if !live {
+                return Ok(true);
+            }
+        }
+        self.is_revoked(claims).await
+    }
+
+    /// Records in memory a session just committed to the database, so its tokens
+    /// are accepted.
+    pub fn remember_live_session(&self, session: Uuid, user: UserId, expires_at: i64) {
+        self.live.opened(session, user, expires_at);
+    }
+
     /// Records in memory a token revocation already committed to the database.
     pub fn remember_token(&self, jti: Uuid, until: i64) {
         self.remember(Key::Token(jti), Entry { at: 0, until });
@@ -217,6 +282,7 @@ impl RevocationStore {
 
     /// Records in memory an ended session already committed to the database.
     pub fn remember_session(&self, sid: Uuid, until: i64) {
+        self.live.ended(sid);
         self.remember(Key::Session(sid), Entry { at: 0, until });
     }
 
@@ -252,6 +318,7 @@ impl RevocationStore {
     /// over for a day or more.
     pub async fn purge_expired(&self) -> Result<usize, DbError> {
         let now = self.clock.now();
+        self.live.forget_expired(now);
         self.db
             .write(move |tx| {
                 let tokens = refresh_tokens::purge_for_sessions_over_before(tx, now - 86_400)?;
@@ -282,6 +349,13 @@ mod tests {
         }
     }
 
+    fn capacity(revocations: u64) -> StoreCapacity {
+        StoreCapacity {
+            revocations,
+            sessions: 1000,
+        }
+    }
+
     async fn open_db() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Database::open(&DatabaseSettings {
@@ -297,7 +371,7 @@ mod tests {
     async fn a_failed_warm_up_leaves_the_cache_unable_to_vouch() {
         let (_dir, db) = open_db().await;
         db.inject_io_errors(true);
-        let store = RevocationStore::open(db.clone(), 1000, 900, Clock::system()).await;
+        let store = RevocationStore::open(db.clone(), capacity(1000), 900, Clock::system()).await;
         assert!(!store.is_complete());
         let probe = claims(UserId::new());
         assert_eq!(
@@ -317,7 +391,7 @@ mod tests {
     #[tokio::test]
     async fn completeness_is_given_up_before_capacity_is_reached() {
         let (_dir, db) = open_db().await;
-        let store = RevocationStore::open(db, 100, 900, Clock::system()).await;
+        let store = RevocationStore::open(db, capacity(100), 900, Clock::system()).await;
         assert!(store.is_complete());
         let until = Clock::system().now() + 900;
         for _ in 0..89 {

@@ -289,6 +289,8 @@ mod tests {
             access_token_minutes: 15,
             refresh_token_days: 7,
             revocation_cache_capacity: 1000,
+            session_cache_capacity: 1000,
+            refresh_reuse_grace_seconds: 2,
         }
     }
 

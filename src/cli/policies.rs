@@ -13,29 +13,17 @@ use uuid::Uuid;
 use super::{EXIT_FAILURE, block_on, load_settings};
 use crate::audit::{AdminActor, RequestMeta};
 use crate::clock::Clock;
-use crate::config::{ConfigSources, Mode, Settings};
-use crate::db::Database;
+use crate::config::{ConfigSources, Mode};
+use crate::db::{Database, DbError, policies};
 use crate::model::policy::PolicyStatus;
 use crate::policy::service::{PolicyError, PolicyService};
 use crate::state::audit_log;
 
-/// Opens the policies of the configured database.
-async fn open(settings: &Settings) -> Result<PolicyService, String> {
-    let db = Database::open(&settings.database)
-        .await
-        .map_err(|e| format!("cannot open the database: {e}"))?;
-    let clock = Clock::system();
-    let audit = audit_log(&db, &clock);
-    PolicyService::load(db, audit, clock)
-        .await
-        .map_err(|e| format!("cannot load the policies: {e}"))
-}
-
-/// Runs `work` against the configured database's policies; a failure is one line on
-/// stderr and exit 1.
-fn with_policies<F, Fut>(sources: &ConfigSources, command: &str, work: F) -> ExitCode
+/// Runs `work` against the configured database; a failure is one line on stderr
+/// and exit 1.
+fn with_database<F, Fut>(sources: &ConfigSources, command: &str, work: F) -> ExitCode
 where
-    F: FnOnce(PolicyService) -> Fut,
+    F: FnOnce(Database) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     let (settings, _) = match load_settings(sources, Mode::Production) {
@@ -43,9 +31,9 @@ where
         Err(code) => return code,
     };
     let done = block_on(async move {
-        match open(&settings).await {
-            Ok(policies) => work(policies).await,
-            Err(problem) => Err(problem),
+        match Database::open(&settings.database).await {
+            Ok(db) => work(db).await,
+            Err(error) => Err(format!("cannot open the database: {error}")),
         }
     });
     match done {
@@ -59,14 +47,19 @@ where
 }
 
 /// Prints every policy, highest priority first: id, status, effect, resource type,
-/// actions and name.
+/// actions and name. Read as stored, without compiling them, so it works even when
+/// a row edited outside Portcullis keeps the server from starting.
 pub fn list(sources: ConfigSources) -> ExitCode {
-    with_policies(&sources, "list", |policies| async move {
+    with_database(&sources, "list", |db| async move {
+        let stored = db
+            .read(|conn| Ok::<_, DbError>(policies::all(conn)?))
+            .await
+            .map_err(|e| format!("cannot read the policies: {e}"))?;
         println!(
             "{:<36}  {:<8}  {:<5}  {:<12}  {:<24}  name",
             "id", "status", "effect", "resource", "actions"
         );
-        for policy in policies.list() {
+        for policy in stored {
             let built_in = if policy.system { " (built in)" } else { "" };
             println!(
                 "{:<36}  {:<8}  {:<5}  {:<12}  {:<24}  {}{built_in}",
@@ -84,7 +77,12 @@ pub fn list(sources: ConfigSources) -> ExitCode {
 
 /// Deactivates one policy, as the operator on the host.
 pub fn deactivate(sources: ConfigSources, id: Uuid) -> ExitCode {
-    with_policies(&sources, "deactivate", |policies| async move {
+    with_database(&sources, "deactivate", |db| async move {
+        let clock = Clock::system();
+        let audit = audit_log(&db, &clock);
+        let policies = PolicyService::load(db, audit, clock)
+            .await
+            .map_err(|e| format!("cannot load the policies: {e}"))?;
         let current = policies.get(id).map_err(|_| {
             format!("no policy has the id {id}; `portcullis policies list` shows them")
         })?;

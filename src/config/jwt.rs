@@ -19,6 +19,11 @@ pub struct JwtSettings {
     pub refresh_token_days: u32,
     /// Revocations (and cut-offs) the in-memory cache may hold.
     pub revocation_cache_capacity: u64,
+    /// Live sessions the in-memory allow-list may hold.
+    pub session_cache_capacity: usize,
+    /// A refresh token presented again this soon after its rotation gets the same
+    /// successor pair (0: never).
+    pub refresh_reuse_grace_seconds: u32,
 }
 
 impl JwtSettings {
@@ -87,8 +92,13 @@ impl Reader<'_> {
         }
         let revocation_cache_capacity =
             self.number::<u64>(v::REVOCATION_CACHE_CAPACITY, 1, 100_000_000);
+        let session_cache_capacity =
+            self.number::<usize>(v::SESSION_CACHE_CAPACITY, 1, 100_000_000);
+        let refresh_reuse_grace_seconds = self.number::<u32>(v::REFRESH_REUSE_GRACE_SECONDS, 0, 30);
         Some(JwtSettings {
             revocation_cache_capacity: revocation_cache_capacity?,
+            session_cache_capacity: session_cache_capacity?,
+            refresh_reuse_grace_seconds: refresh_reuse_grace_seconds?,
             secret: secret?,
             previous_secrets: previous_secrets?,
             access_token_minutes: access_token_minutes?,

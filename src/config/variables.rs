@@ -72,6 +72,8 @@ pub const PASSWORD_HASH_PARALLELISM: &str = "PASSWORD_HASH_PARALLELISM";
 pub const PASSWORD_HASH_CONCURRENCY: &str = "PASSWORD_HASH_CONCURRENCY";
 pub const PASSWORD_HASH_QUEUE_TIMEOUT_MS: &str = "PASSWORD_HASH_QUEUE_TIMEOUT_MS";
 pub const REVOCATION_CACHE_CAPACITY: &str = "REVOCATION_CACHE_CAPACITY";
+pub const SESSION_CACHE_CAPACITY: &str = "SESSION_CACHE_CAPACITY";
+pub const REFRESH_REUSE_GRACE_SECONDS: &str = "REFRESH_REUSE_GRACE_SECONDS";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
 
@@ -157,6 +159,16 @@ pub const ALL: &[Variable] = &[
         REVOCATION_CACHE_CAPACITY,
         Some("100000"),
         "Revocations held in memory; beyond it, checks fall back to the database.",
+    ),
+    var(
+        REFRESH_REUSE_GRACE_SECONDS,
+        Some("2"),
+        "A refresh token presented again within this many seconds of its use gets the same successor pair instead of ending the session (two tabs, a retry). 0 turns it off; at most 30.",
+    ),
+    var(
+        SESSION_CACHE_CAPACITY,
+        Some("100000"),
+        "Live sessions held in memory (every access token needs one); beyond it, checks fall back to the database.",
     ),
     var(
         PASSWORD_HASH_MEMORY_KIB,

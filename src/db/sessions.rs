@@ -66,6 +66,29 @@ pub fn insert(conn: &Connection, session: &SessionRow) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Every live session: (id, user, expires_at), for the in-memory allow-list.
+pub fn all_live(conn: &Connection, now: i64) -> rusqlite::Result<Vec<(Uuid, UserId, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, user_id, expires_at FROM sessions WHERE ended_at IS NULL AND expires_at > ?1",
+    )?;
+    let rows = stmt.query_map([now], |row| {
+        Ok((
+            uuid_column(row, 0)?,
+            UserId(uuid_column(row, 1)?),
+            row.get(2)?,
+        ))
+    })?;
+    rows.collect()
+}
+
+/// Ends every live session (a rollback accepted at start-up); returns how many.
+pub fn end_every(conn: &Connection, now: i64, reason: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE sessions SET ended_at = ?1, end_reason = ?2 WHERE ended_at IS NULL",
+    )?
+    .execute(params![now, reason])
+}
+
 pub fn find(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<SessionRow>> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1"))?
         .query_row([id.to_string()], from_row)

@@ -2,6 +2,8 @@
 //! first ask "may the caller read it?": a no is 404, so a caller cannot even learn a
 //! document exists. The owner comes from the caller, never from input.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -159,6 +161,9 @@ pub struct DocumentService {
     /// Recently read documents: reads outnumber writes, and a database round trip
     /// is most of a read's cost. Decisions are never cached, only the data.
     cache: Cache<Uuid, Document>,
+    /// Bumped by every committed write before it evicts: a read that started before
+    /// a write cannot put the older row back into the cache after it.
+    writes: Arc<AtomicU64>,
 }
 
 /// A page of documents and where the next one starts.
@@ -174,6 +179,7 @@ impl DocumentService {
             audit,
             policies,
             clock,
+            writes: Arc::new(AtomicU64::new(0)),
             cache: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(CACHE_TTL)
@@ -205,6 +211,7 @@ impl DocumentService {
     }
 
     async fn find(&self, id: Uuid) -> Result<Option<Document>, DocumentError> {
+        let writes_before = self.writes.load(Ordering::SeqCst);
         if let Some(document) = self.cache.get(&id) {
             return Ok(Some(document));
         }
@@ -214,6 +221,10 @@ impl DocumentService {
             .await?;
         if let Some(document) = &found {
             self.cache.insert(id, document.clone());
+            // A write committed while this read ran: what was read may be older.
+            if self.writes.load(Ordering::SeqCst) != writes_before {
+                self.cache.invalidate(&id);
+            }
         }
         Ok(found)
     }
@@ -325,6 +336,7 @@ impl DocumentService {
             .with_target(document.id.to_string())
             .with_detail("classification", document.classification.as_str());
         let (cache, id, audit) = (self.cache.clone(), document.id, self.audit.clone());
+        let writes = Arc::clone(&self.writes);
         self.db
             .write_then(
                 move |tx| {
@@ -345,7 +357,10 @@ impl DocumentService {
                 },
                 // On the writer's thread right after the commit, so a client that
                 // hangs up cannot leave a stale entry behind.
-                move |_| cache.invalidate(&id),
+                move |_| {
+                    writes.fetch_add(1, Ordering::SeqCst);
+                    cache.invalidate(&id);
+                },
             )
             .await
     }

@@ -9,8 +9,10 @@
 //!   asks on every door (`admin::AdminAccess`), so a deny policy on resource type
 //!   `admin` stops the API as it stops the pages.
 
-use actix_web::dev::Payload;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
@@ -71,7 +73,7 @@ impl FromRequest for Principal {
             let claims = claims?;
             if state
                 .revocations
-                .is_revoked(&claims)
+                .is_access_refused(&claims)
                 .await
                 .map_err(AuthError::from)?
             {
@@ -84,6 +86,7 @@ impl FromRequest for Principal {
 
 /// A caller of the admin API: a valid, unrevoked token, its account, and the
 /// request the engine judges (address, method, path, time).
+#[derive(Clone)]
 pub struct AdminCaller {
     pub principal: Principal,
     user: User,
@@ -109,32 +112,53 @@ impl AdminCaller {
     }
 }
 
+impl AdminCaller {
+    /// The request's caller, if it is an active administrator; 401 without a good
+    /// token, 403 for anyone else.
+    async fn resolve(req: HttpRequest) -> Result<Self, ApiError> {
+        let principal = Principal::extract(&req).await?;
+        let meta = RequestMeta::extract(&req).await?;
+        let state = app_state(&req)?;
+        let user = state.accounts.me(&principal).await?;
+        if !is_administrator(&user) {
+            return Err(AdminAccessError::NotAdministrator.into());
+        }
+        let context = policy_context(&req, &meta, state.clock.now());
+        Ok(Self {
+            principal,
+            user,
+            context,
+            meta,
+            state,
+        })
+    }
+}
+
+/// Guards `/api/v1/admin/*`: only an active administrator's request reaches its
+/// handler, so nobody else's body is read, parsed or answered about (a handler's
+/// extractors run side by side, and a body's 422 could otherwise come before the
+/// 403).
+pub async fn admin_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let caller = AdminCaller::resolve(req.request().clone()).await?;
+    req.extensions_mut().insert(caller);
+    next.call(req).await
+}
+
 impl FromRequest for AdminCaller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let principal = Principal::from_request(req, payload);
-        let meta = RequestMeta::from_request(req, payload);
-        let state = app_state(req);
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let resolved = req.extensions().get::<AdminCaller>().cloned();
         let req = req.clone();
         Box::pin(async move {
-            let principal = principal.await?;
-            let meta = meta.await?;
-            let state = state?;
-            let user = state.accounts.me(&principal).await?;
-            // Anyone else is refused before the request body is even read.
-            if !is_administrator(&user) {
-                return Err(AdminAccessError::NotAdministrator.into());
+            match resolved {
+                Some(caller) => Ok(caller),
+                None => AdminCaller::resolve(req).await,
             }
-            let context = policy_context(&req, &meta, state.clock.now());
-            Ok(Self {
-                principal,
-                user,
-                context,
-                meta,
-                state,
-            })
         })
     }
 }

@@ -100,7 +100,7 @@ fn general_key(req: &ServiceRequest, state: &AppState) -> Option<(RouteClass, Li
                 .verify(token, TokenType::Access, state.clock.now())
                 .ok()
         })
-        .filter(|claims| state.revocations.check_cached(claims) != Some(true));
+        .filter(|claims| state.revocations.check_access_cached(claims) != Some(true));
     match verified {
         // Left in the request for the `Principal` extractor: one verification per
         // request, not two.

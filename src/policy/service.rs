@@ -56,12 +56,16 @@ fn build_set(stored: Vec<Policy>) -> Result<PolicySet, PolicyError> {
     Ok(PolicySet::new(compiled))
 }
 
-/// The store's generation, then every stored policy. Read in this order, a change
-/// in between yields a newer set under an older generation: reloaded again at the
-/// next check, never missed.
+/// The store's generation and every stored policy, as of one moment.
 async fn read_stored(db: &Database) -> Result<(i64, Vec<Policy>), PolicyError> {
-    db.read(|conn| Ok::<_, PolicyError>((policies::generation(conn)?, policies::all(conn)?)))
-        .await
+    db.read(|conn| {
+        // One read transaction: the generation is the one the policies were read at.
+        let snapshot = conn.unchecked_transaction()?;
+        let read = (policies::generation(&snapshot)?, policies::all(&snapshot)?);
+        snapshot.finish()?;
+        Ok::<_, PolicyError>(read)
+    })
+    .await
 }
 
 fn snapshot(policy: &Policy) -> Value {
@@ -137,6 +141,23 @@ struct Loaded {
     generation: i64,
 }
 
+trait Install {
+    /// Swaps `loaded` in unless a newer generation is already live: a reload that
+    /// read before a commit never puts the older set back.
+    fn install(&self, loaded: Loaded) -> bool;
+}
+
+impl Install for RwLock<Loaded> {
+    fn install(&self, loaded: Loaded) -> bool {
+        let mut current = self.write();
+        if loaded.generation < current.generation {
+            return false;
+        }
+        *current = loaded;
+        true
+    }
+}
+
 impl PolicyService {
     /// Loads and compiles every stored policy.
     pub async fn load(db: Database, audit: AuditLog, clock: Clock) -> Result<Self, PolicyError> {
@@ -175,12 +196,14 @@ impl PolicyService {
                 PolicySet::new(Vec::new())
             }
         };
-        tracing::info!(generation, "policies changed in the database; reloaded");
-        *self.current.write() = Loaded {
+        let installed = self.current.install(Loaded {
             set: Arc::new(set),
             generation,
-        };
-        Ok(true)
+        });
+        if installed {
+            tracing::info!(generation, "policies changed in the database; reloaded");
+        }
+        Ok(installed)
     }
 
     pub(super) fn clock(&self) -> &Clock {
@@ -379,10 +402,10 @@ impl PolicyService {
                     })
                 },
                 move |loaded: &Loaded| {
-                    *current.write() = Loaded {
+                    current.install(Loaded {
                         set: Arc::clone(&loaded.set),
                         generation: loaded.generation,
-                    }
+                    });
                 },
             )
             .await
@@ -495,5 +518,30 @@ impl PolicyService {
         self.commit(changes, actor, meta, Some("policy.imported"))
             .await?;
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(generation: i64) -> Loaded {
+        Loaded {
+            set: Arc::new(PolicySet::new(Vec::new())),
+            generation,
+        }
+    }
+
+    #[test]
+    fn an_older_generation_never_replaces_a_newer_one() {
+        let current = RwLock::new(loaded(5));
+        assert!(
+            !current.install(loaded(4)),
+            "a reload that read before a commit"
+        );
+        assert_eq!(current.read().generation, 5);
+        assert!(current.install(loaded(5)), "the same generation, rebuilt");
+        assert!(current.install(loaded(7)));
+        assert_eq!(current.read().generation, 7);
     }
 }

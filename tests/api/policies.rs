@@ -416,3 +416,97 @@ async fn imports_are_audited_per_policy_and_never_collide_on_versions() {
     assert_eq!(app.audit_events("policy.created").len(), 2);
     assert_eq!(app.audit_events("policy.imported").len(), 2);
 }
+
+/// A deny on `admin` actions holds on every way in: importing the change is asked as
+/// the change itself, asking the decision API about someone else is asked as a
+/// simulation, and nobody but an administrator learns how their body would be read.
+#[actix_web::test]
+async fn a_deny_on_admin_actions_holds_on_every_way_in() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("root@example.org").await;
+    let target: Value = app
+        .post_with_token(POLICIES, &admin, Some(&draft("Target")))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let deny: Value = app
+        .post_with_token(
+            POLICIES,
+            &admin,
+            Some(
+                &json!({"name": "Frozen", "effect": "deny", "resource_type": "admin",
+                         "actions": ["policy.update", "policy.create", "policy.simulate"]}),
+            ),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let import = |entries: Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            app.post_with_token(&format!("{POLICIES}/import"), &admin, Some(&entries))
+                .await
+        }
+    };
+    let mut rewritten = draft("Target, widened");
+    rewritten["id"] = target["id"].clone();
+    rewritten["resource_type"] = json!("*");
+    problem(import(json!([rewritten])).await, 403).await;
+    problem(import(json!([draft("Brand new")])).await, 403).await;
+    let mut lifted = json!({"name": "Frozen", "effect": "deny", "resource_type": "admin",
+                            "actions": ["policy.update"], "status": "inactive"});
+    lifted["id"] = deny["id"].clone();
+    problem(import(json!([lifted])).await, 403).await;
+    let after: Value = app
+        .get_with_token(
+            &format!("{POLICIES}/{}", target["id"].as_str().expect("id")),
+            &admin,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(after["version"], 1, "nothing was imported");
+    assert_eq!(app.audit_events("policy.imported").len(), 0);
+
+    // Asking what someone else may do is a simulation, and simulating is denied.
+    let member = app.signed_up("member@example.org").await;
+    let me: Value = app
+        .get_with_token("/api/v1/auth/me", &member.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ask = json!({"action": "read", "resource": {"type": "report"}, "subject_id": me["id"]});
+    problem(
+        app.post_with_token("/api/v1/authz/check", &admin, Some(&ask))
+            .await,
+        403,
+    )
+    .await;
+
+    // Not an administrator: 403 before any body is looked at.
+    for body in [json!([{"bogus": 1}]), json!("not a list")] {
+        let refused = app
+            .post_with_token(
+                &format!("{POLICIES}/import"),
+                &member.access_token,
+                Some(&body),
+            )
+            .await;
+        problem(refused, 403).await;
+    }
+    let plain = app
+        .client
+        .post(app.url(&format!("{POLICIES}/import")))
+        .bearer_auth(&member.access_token)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("request");
+    problem(plain, 403).await;
+}

@@ -95,31 +95,50 @@ fn claims_of(token: &str) -> serde_json::Value {
 }
 
 #[actix_web::test]
-async fn the_account_cut_off_kills_tokens_of_sessions_it_never_saw() {
-    // A token of the account whose session was never ended (as after an admin lock
-    // that could not reach a session): only the cut-off stops it.
+async fn a_token_naming_no_session_is_refused() {
+    // Correctly signed, with a session id that names no session at all: live sessions
+    // are the allow-list, so it is dead from the start — whether memory answers
+    // (a complete set) or the database must (a set with no room), and after a
+    // restart.
     for capacity in ["100000", "1"] {
-        let app = spawn_app_with(&[("REVOCATION_CACHE_CAPACITY", capacity)]).await;
+        let app = spawn_app_with(&[
+            ("REVOCATION_CACHE_CAPACITY", capacity),
+            ("SESSION_CACHE_CAPACITY", capacity),
+        ])
+        .await;
+        app.signed_up("other@example.org").await;
         let tokens = app.signed_up("cutoff@example.org").await;
+        assert_eq!(app.me_status(&tokens.access_token).await, 200);
         let mut stray = claims_of(&tokens.access_token);
         stray["sid"] = serde_json::json!(uuid::Uuid::new_v4());
         stray["jti"] = serde_json::json!(uuid::Uuid::new_v4());
         stray["iat"] = serde_json::json!(app.clock.now() - 5);
         stray["nbf"] = stray["iat"].clone();
         let stray = sign(&app, &stray);
-        assert_eq!(app.me_status(&stray).await, 200, "capacity {capacity}");
-        app.post_with_token("/api/v1/auth/logout-all", &tokens.access_token, None)
-            .await;
         let response = app.get_with_token("/__test/whoami", &stray).await;
         assert_eq!(
             problem(response, 401).await["detail"],
             "Token revoked",
             "capacity {capacity}"
         );
+        // Someone else's live session does not do either.
+        let mut borrowed = claims_of(&tokens.access_token);
+        let others = app
+            .signed_in("other@example.org", crate::helpers::GOOD_PASSWORD)
+            .await;
+        borrowed["sid"] = claims_of(&others.access_token)["sid"].clone();
+        borrowed["jti"] = serde_json::json!(uuid::Uuid::new_v4());
+        let borrowed = sign(&app, &borrowed);
+        assert_eq!(app.me_status(&borrowed).await, 401, "capacity {capacity}");
         let app = app.restart().await;
         assert_eq!(
             app.get_with_token("/__test/whoami", &stray).await.status(),
             401,
+            "after restart"
+        );
+        assert_eq!(
+            app.me_status(&tokens.access_token).await,
+            200,
             "after restart"
         );
     }

@@ -224,3 +224,83 @@ async fn sessions_are_listed_and_revocable_only_by_their_owner() {
     assert_eq!(app.me_status(&first.access_token).await, 200);
     assert_eq!(app.audit_events("auth.session_revoked").len(), 1);
 }
+
+async fn manual_clock_app(overrides: &[(&str, &str)]) -> crate::helpers::TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = crate::helpers::test_settings(dir.path(), overrides);
+    let clock = portcullis::clock::Clock::manual(time::OffsetDateTime::now_utc().unix_timestamp());
+    crate::helpers::spawn_with(settings, dir, reqwest::Client::new(), clock).await
+}
+
+/// Two tabs, or a retry after a lost answer: the same refresh token twice within the
+/// grace window gets the same successor, and the session lives on. A third
+/// presentation is reuse, as before.
+#[actix_web::test]
+async fn a_double_sent_refresh_gets_the_same_successor_and_a_third_is_reuse() {
+    let app = manual_clock_app(&[]).await;
+    let first = app.signed_up("tabs@example.org").await;
+    let (a, b) = tokio::join!(
+        app.refresh(&first.refresh_token),
+        app.refresh(&first.refresh_token)
+    );
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let a: Tokens = a.json().await.expect("json");
+    let b: Tokens = b.json().await.expect("json");
+    assert_eq!(a.refresh_token, b.refresh_token, "one successor, not two");
+    assert_eq!(a.access_token, b.access_token);
+    assert_eq!(app.me_status(&a.access_token).await, 200);
+    assert!(app.audit_events("auth.refresh_reuse_detected").is_empty());
+    assert_eq!(app.audit_events("auth.refresh_repeated").len(), 1);
+    // A third presentation is a replay: the session ends.
+    problem(app.refresh(&first.refresh_token).await, 401).await;
+    assert_eq!(app.me_status(&a.access_token).await, 401);
+    assert_eq!(app.audit_events("auth.refresh_reuse_detected").len(), 1);
+}
+
+#[actix_web::test]
+async fn a_refresh_presented_again_after_the_window_or_after_its_successor_is_reuse() {
+    let app = manual_clock_app(&[]).await;
+    let first = app.signed_up("late@example.org").await;
+    let next: Tokens = app
+        .refresh(&first.refresh_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    app.clock.advance(3);
+    problem(app.refresh(&first.refresh_token).await, 401).await;
+    assert_eq!(
+        app.me_status(&next.access_token).await,
+        401,
+        "past the window"
+    );
+
+    // Within the window, but the successor was already spent: a replay.
+    let first = app.signed_in("late@example.org", GOOD_PASSWORD).await;
+    let second: Tokens = app
+        .refresh(&first.refresh_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let third: Tokens = app
+        .refresh(&second.refresh_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    problem(app.refresh(&first.refresh_token).await, 401).await;
+    assert_eq!(app.me_status(&third.access_token).await, 401);
+
+    // With the window turned off, the second presentation is already reuse.
+    let strict = manual_clock_app(&[("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
+    let first = strict.signed_up("strict@example.org").await;
+    let next: Tokens = strict
+        .refresh(&first.refresh_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    problem(strict.refresh(&first.refresh_token).await, 401).await;
+    assert_eq!(strict.me_status(&next.access_token).await, 401);
+}

@@ -220,20 +220,30 @@ impl AccountService {
             .with_detail("hash_upgraded", upgraded_hash.is_some());
         let pair = TokenPair::new(access, refresh_token, &session);
         let user = verified.id;
+        let (revocations, sid, expires_at) =
+            (self.revocations.clone(), session.id, session.expires_at);
         let opened = self
-            .commit_if_still_verified(verified, upgraded_hash, audit_event, now, move |tx| {
-                sessions::insert(tx, &session)?;
-                refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
-                users::clear_failed_logins(tx, user)?;
-                Ok(())
-            })
+            .commit_if_still_verified(
+                verified,
+                upgraded_hash,
+                audit_event,
+                now,
+                move |tx| {
+                    sessions::insert(tx, &session)?;
+                    refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
+                    users::clear_failed_logins(tx, user)?;
+                    Ok(())
+                },
+                move || revocations.remember_live_session(sid, user, expires_at),
+            )
             .await?;
         Ok(opened.then_some(pair))
     }
 
     /// Runs `change` and records `audit_event` — with the upgraded hash, if any —
     /// in one transaction, but only while the account is still as it was verified;
-    /// `false` (nothing written) otherwise.
+    /// `false` (nothing written) otherwise. `committed` runs right after a commit
+    /// that wrote, on the database thread.
     async fn commit_if_still_verified(
         &self,
         verified: User,
@@ -241,6 +251,7 @@ impl AccountService {
         audit_event: AuditEvent,
         now: i64,
         change: impl FnOnce(&rusqlite::Connection) -> Result<(), AccountError> + Send + 'static,
+        committed: impl FnOnce() + Send + 'static,
     ) -> Result<bool, AccountError> {
         let (audit, profiles, user) = (self.audit.clone(), self.profiles.clone(), verified.id);
         self.db
@@ -256,7 +267,12 @@ impl AccountService {
                     audit.append(tx, &audit_event)?;
                     Ok(true)
                 },
-                move |_| profiles.invalidate(&user),
+                move |written| {
+                    profiles.invalidate(&user);
+                    if *written {
+                        committed();
+                    }
+                },
             )
             .await
     }
@@ -282,7 +298,7 @@ impl AccountService {
             user_id: verified.id,
         };
         let current = self
-            .commit_if_still_verified(verified, upgraded_hash, audit_event, now, |_| Ok(()))
+            .commit_if_still_verified(verified, upgraded_hash, audit_event, now, |_| Ok(()), || {})
             .await?;
         Ok(current.then_some(challenge))
     }

@@ -43,6 +43,7 @@ use crate::model::{Email, User, UserId};
 use crate::validation::FieldError;
 
 /// What a successful login, refresh or password change hands out.
+#[derive(Clone)]
 pub struct TokenPair {
     pub access_token: String,
     pub access_expires_at: i64,
@@ -156,6 +157,10 @@ pub struct AccountService {
     profiles: Cache<UserId, User>,
     /// Seals TOTP secrets (MFA_ENCRYPTION_KEY).
     mfa_box: SecretBox,
+    /// A refresh token presented again within this many seconds of its rotation gets
+    /// the same successor (0: never).
+    refresh_grace_seconds: u32,
+    rotations: Cache<String, Arc<refresh::Rotation>>,
 }
 
 /// What an account service is built from.
@@ -183,6 +188,8 @@ impl AccountService {
             softlock_steps: Arc::from(softlock.steps.as_slice()),
             softlock_forget_after_seconds: softlock.forget_after_seconds,
             mfa_box: parts.mfa_box,
+            refresh_grace_seconds: settings.jwt.refresh_reuse_grace_seconds,
+            rotations: refresh::grace_cache(settings.jwt.refresh_reuse_grace_seconds),
             profiles: Cache::builder()
                 .max_capacity(PROFILE_CACHE_CAPACITY)
                 .time_to_live(PROFILE_CACHE_TTL)

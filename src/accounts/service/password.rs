@@ -67,6 +67,7 @@ impl AccountService {
             .with_target(session.id.to_string());
         let revocations = self.revocations.clone();
         let after_ended = self.after_sessions_ended(user_id, now, until);
+        let (new_session, new_expiry) = (session.id, session.expires_at);
         let changed = self
             .db
             .write_then(
@@ -86,6 +87,7 @@ impl AccountService {
                     if let Some(ended) = changed {
                         revocations.remember_token(jti, token_until);
                         after_ended(ended);
+                        revocations.remember_live_session(new_session, user_id, new_expiry);
                     }
                 },
             )

@@ -406,10 +406,17 @@ pub async fn import(
     body: Json<Vec<ImportedPolicy>>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = admin.authorize(AdminAction::PolicyImport, None).await?;
-    let imported = state
-        .policies
-        .import(body.into_inner(), &actor, &meta)
+    let entries = body.into_inner();
+    // Each entry is the change it makes, asked as that change would be on its own:
+    // an import is no way around a deny on `policy.update` or `policy.create`.
+    for entry in &entries {
+        match entry.id.filter(|id| state.policies.get(*id).is_ok()) {
+            Some(id) => admin.authorize(AdminAction::PolicyUpdate, Some(id.to_string())),
+            None => admin.authorize(AdminAction::PolicyCreate, None),
+        }
         .await?;
+    }
+    let imported = state.policies.import(entries, &actor, &meta).await?;
     Ok(HttpResponse::Ok().json(ImportResponse { imported }))
 }
 

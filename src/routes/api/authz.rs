@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::admin_policies::ResourceDescription;
 use super::documents::caller;
 use crate::accounts::AccountError;
+use crate::admin::AdminAction;
 use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::http::json::Json;
@@ -63,6 +64,7 @@ pub async fn check(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    let meta_for_admin = meta.clone();
     let mut asking = caller(&req, &state, &principal, meta).await?;
     if let Some(other) = body.subject_id.filter(|id| *id != principal.user_id) {
         if principal.role != Role::Admin {
@@ -70,6 +72,19 @@ pub async fn check(
                 "Only administrators may ask about another user.",
             ));
         }
+        // Asking what someone else may do is simulating them: the same question as
+        // the simulator's, on every door.
+        let administrator = state.accounts.me(&principal).await?;
+        state
+            .admin_access
+            .authorize(
+                &administrator,
+                AdminAction::PolicySimulate,
+                Some(other.to_string()),
+                asking.context.clone(),
+                &meta_for_admin,
+            )
+            .await?;
         let user = match state.accounts.find_user(other).await {
             Err(AccountError::UserNotFound) => {
                 return Err(ApiError::Validation(vec![FieldError::rule(

@@ -9,7 +9,10 @@ pub mod mfa;
 pub mod webhooks;
 
 use actix_web::dev::HttpServiceFactory;
+use actix_web::middleware::from_fn;
 use actix_web::web;
+
+use crate::http::principal::admin_only;
 
 use super::{delete, get, post, resource};
 
@@ -28,35 +31,7 @@ pub fn scope() -> impl HttpServiceFactory {
         .service(post("/auth/mfa/enable", mfa::enable))
         .service(post("/auth/mfa/disable", mfa::disable))
         .service(post("/auth/mfa/verify-login", mfa::verify_login))
-        .service(post("/admin/users/{id}/lock", admin_users::lock))
-        .service(post("/admin/users/{id}/unlock", admin_users::unlock))
-        .service(post("/admin/users/{id}/mfa/reset", admin_users::reset_mfa))
-        .service(
-            resource("/admin/policies", "GET, HEAD, POST")
-                .route(web::get().to(admin_policies::list))
-                .route(web::head().to(admin_policies::list))
-                .route(web::post().to(admin_policies::create)),
-        )
-        // Fixed paths before `{id}`, which would otherwise match them.
-        .service(post("/admin/policies/simulate", admin_policies::simulate))
-        .service(get("/admin/policies/export", admin_policies::export))
-        .service(post("/admin/policies/import", admin_policies::import))
-        .service(get(
-            "/admin/policies/vocabulary",
-            admin_policies::vocabulary,
-        ))
-        .service(
-            resource("/admin/policies/{id}", "GET, HEAD, PUT, PATCH, DELETE")
-                .route(web::get().to(admin_policies::get))
-                .route(web::head().to(admin_policies::get))
-                .route(web::put().to(admin_policies::update))
-                .route(web::patch().to(admin_policies::set_status))
-                .route(web::delete().to(admin_policies::delete)),
-        )
-        .service(get(
-            "/admin/policies/{id}/versions",
-            admin_policies::versions,
-        ))
+        .service(admin_scope())
         .service(post("/authz/check", authz::check))
         .service(
             resource("/webhooks", "GET, HEAD, POST")
@@ -95,4 +70,34 @@ pub fn scope() -> impl HttpServiceFactory {
                 .route(web::patch().to(documents::patch))
                 .route(web::delete().to(documents::delete)),
         )
+}
+
+/// `/api/v1/admin/*`: behind [`admin_only`], so only an active administrator's
+/// request reaches a handler; each handler then asks the engine about its action.
+fn admin_scope() -> impl HttpServiceFactory {
+    web::scope("/admin")
+        .wrap(from_fn(admin_only))
+        .service(post("/users/{id}/lock", admin_users::lock))
+        .service(post("/users/{id}/unlock", admin_users::unlock))
+        .service(post("/users/{id}/mfa/reset", admin_users::reset_mfa))
+        .service(
+            resource("/policies", "GET, HEAD, POST")
+                .route(web::get().to(admin_policies::list))
+                .route(web::head().to(admin_policies::list))
+                .route(web::post().to(admin_policies::create)),
+        )
+        // Fixed paths before `{id}`, which would otherwise match them.
+        .service(post("/policies/simulate", admin_policies::simulate))
+        .service(get("/policies/export", admin_policies::export))
+        .service(post("/policies/import", admin_policies::import))
+        .service(get("/policies/vocabulary", admin_policies::vocabulary))
+        .service(
+            resource("/policies/{id}", "GET, HEAD, PUT, PATCH, DELETE")
+                .route(web::get().to(admin_policies::get))
+                .route(web::head().to(admin_policies::get))
+                .route(web::put().to(admin_policies::update))
+                .route(web::patch().to(admin_policies::set_status))
+                .route(web::delete().to(admin_policies::delete)),
+        )
+        .service(get("/policies/{id}/versions", admin_policies::versions))
 }
