@@ -26,7 +26,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server with the configured settings (refuses to start on any failed check).
-    Serve,
+    Serve {
+        /// Start on a database older than the one this server last wrote (a restored
+        /// backup): every session in it ends, and the rollback is audited.
+        #[arg(long)]
+        accept_rollback: bool,
+    },
     /// Run a local demo on loopback with fresh keys in data/demo.env and its own database.
     Demo {
         /// Loopback address to listen on; anything else is refused.
@@ -113,7 +118,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let sources = ConfigSources::from_process(cli.config);
     match cli.command {
-        Command::Serve => cli::serve::run(sources),
+        Command::Serve { accept_rollback } => cli::serve::run(sources, accept_rollback),
         Command::Demo { bind, data_dir } => cli::demo::run(&bind, &data_dir, sources),
         Command::Keygen => match cli::keygen::render() {
             Ok(text) => {

@@ -14,7 +14,7 @@ use std::future::Future;
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::Clock;
 use crate::config::{Findings, Mode, Settings, Status};
-use crate::db::Database;
+use crate::db::{Database, OpenOptions};
 use crate::http::cors::cors;
 use crate::http::json::JsonLimit;
 use crate::http::rate_limit::RateLimit;
@@ -29,9 +29,10 @@ use crate::telemetry;
 const SHUTDOWN_GRACE_SECONDS: u64 = 10;
 /// How often the rate limiters are swept (and overflow reported).
 const LIMITER_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
-/// How often the stored policies are checked for changes made outside this process
-/// (the command-line break-glass), so they take effect without a restart.
-const POLICY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the database file's identity is checked (deleted or replaced: writes
+/// stop), and the stored policies for changes made outside this process (the
+/// command-line break-glass, applied without a restart).
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Expired revocations are purged every this many sweeps (ten minutes).
 const PURGE_EVERY_TICKS: u64 = 10;
 
@@ -163,9 +164,18 @@ impl Application {
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests (up to the
     /// grace period) and records `app.stopped`.
     pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests (up to the
+    /// grace period) and records `app.stopped`.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + 'static,
+    ) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let signals = actix_web::rt::spawn(async move {
-            wait_for_shutdown_signal().await;
+            shutdown.await;
             tracing::info!("shutdown signal received; draining in-flight requests");
             handle.stop(true).await;
         });
@@ -180,13 +190,10 @@ impl Application {
             actix_web::rt::spawn(maintain(self.state.clone(), LIMITER_SWEEP_INTERVAL));
         let deliveries =
             actix_web::rt::spawn(crate::webhooks::worker::run(self.state.webhooks.clone()));
-        let policies = actix_web::rt::spawn(follow_policy_changes(
-            self.state.clone(),
-            POLICY_RELOAD_INTERVAL,
-        ));
+        let watch = actix_web::rt::spawn(watch_the_store(self.state.clone(), WATCH_INTERVAL));
         let served = self.server.await;
         maintenance.abort();
-        policies.abort();
+        watch.abort();
         // An attempt cut short here is leased, not lost: it is retried after restart.
         deliveries.abort();
         served?;
@@ -199,31 +206,42 @@ impl Application {
     }
 }
 
-async fn wait_for_shutdown_signal() {
+/// SIGTERM or SIGINT. The handlers are installed when this is called, not when it is
+/// first polled: a signal sent as soon as the address is announced is not missed.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
+    let streams = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    );
+    async move {
+        match streams {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        }
-        _ => {
-            tracing::error!("cannot listen for shutdown signals; stop the process with SIGKILL");
-            std::future::pending::<()>().await;
+            _ => {
+                tracing::error!(
+                    "cannot listen for shutdown signals; stop the process with SIGKILL"
+                );
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
 
-/// Reloads the policies whenever the database holds a newer generation than the
-/// live set: a change made on the command line takes effect within `every`.
-async fn follow_policy_changes(state: AppState, every: Duration) {
+/// Every `every`: checks that the database file is still the one opened (writes
+/// stop once it is not), and reloads the policies when the database holds a newer
+/// generation than the live set, so a change made on the command line takes effect.
+async fn watch_the_store(state: AppState, every: Duration) {
     let mut interval = actix_web::rt::time::interval(every);
     loop {
         interval.tick().await;
+        if !state.database().check_file() {
+            continue;
+        }
         if let Err(error) = state.policies.reload_if_changed().await {
             tracing::warn!(%error, "cannot check the stored policies for changes");
         }
@@ -290,6 +308,7 @@ pub enum ServeError {
 /// serves until SIGTERM or SIGINT.
 pub fn run_server<P, F, R>(
     settings: Settings,
+    options: OpenOptions,
     findings: &Findings,
     prepare: P,
     routes: R,
@@ -306,13 +325,14 @@ where
     }
     actix_web::rt::System::new().block_on(async move {
         let started = async {
-            let state = AppState::open(settings, Clock::system()).await?;
+            let state = AppState::open_with(settings, Clock::system(), options).await?;
             prepare(state.clone()).await?;
             Application::from_state(state, routes).await
         };
         let app = started.await.map_err(ServeError::Start)?;
+        let shutdown = shutdown_signal();
         announce(&app);
-        app.run_until_signalled().await.map_err(|error| {
+        app.run_until(shutdown).await.map_err(|error| {
             tracing::error!(error = %format!("{error:#}"), "server stopped with an error");
             ServeError::Run(error)
         })

@@ -9,13 +9,15 @@ use crate::accounts::AccountService;
 use crate::accounts::service::AccountParts;
 use crate::admin::{AdminAccess, AdminOverview, AdminSessions};
 use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, Outcome};
 use crate::auth::revocation::{RevocationStore, StoreCapacity};
 use crate::auth::tokens::TokenService;
 use crate::clock::Clock;
 use crate::config::{KeyPurpose, Settings};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::stored_secrets::{self, Keyring};
-use crate::db::{Database, NotReady};
+use crate::db::anchor::Anchor;
+use crate::db::{Database, DbError, NotReady, OpenOptions, sessions};
 use crate::documents::service::DocumentService;
 use crate::limits::RateLimits;
 use crate::policy::service::PolicyService;
@@ -48,6 +50,35 @@ pub fn audit_log(db: &Database, clock: &Clock) -> AuditLog {
     AuditLog::new(db.clone(), clock.clone()).subscribe(Arc::new(Outbox))
 }
 
+/// A rollback accepted on purpose (a restored backup): every session the older copy
+/// still thinks live ends — their tokens were handed out before the backup, and some
+/// were ended after it — and the acceptance is audited, in one transaction.
+async fn accept_rollback(
+    db: &Database,
+    audit: &AuditLog,
+    clock: &Clock,
+    anchored: &Anchor,
+) -> anyhow::Result<()> {
+    let now = clock.now();
+    let event = AuditEvent::new("database.rollback_accepted", Outcome::Success)
+        .with_actor("cli")
+        .with_detail("anchored_event", anchored.event)
+        .with_detail("anchored_hash", anchored.hash.as_str());
+    let audit = audit.clone();
+    let ended = db
+        .write(move |tx| {
+            let ended = sessions::end_every(tx, now, "rollback_accepted")?;
+            audit.append(tx, &event.with_detail("sessions_ended", ended))?;
+            Ok::<_, DbError>(ended)
+        })
+        .await?;
+    tracing::warn!(
+        sessions_ended = ended,
+        "started on a database older than its anchor (--accept-rollback): every session ended"
+    );
+    Ok(())
+}
+
 impl AppState {
     /// Opens the database and builds every service. Used by the server and by
     /// commands that work on the data directly (create-admin, demo seeding).
@@ -55,8 +86,19 @@ impl AppState {
     /// Refuses (with [`stored_secrets::KeyCheckError::WrongKey`]) when the
     /// configured keys cannot open the secrets already stored.
     pub async fn open(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        Self::open_with(settings, clock, OpenOptions::default()).await
+    }
+
+    /// As [`AppState::open`]; with `accept_rollback`, a database older than its
+    /// anchor (a restored backup) is opened, every session in it is ended and the
+    /// rollback is audited, before any service starts.
+    pub async fn open_with(
+        settings: Settings,
+        clock: Clock,
+        options: OpenOptions,
+    ) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        let db = Database::open(&settings.database).await?;
+        let db = Database::open_with(&settings.database, options).await?;
         let keyring = Keyring::new(&settings)?;
         let keys = stored_secrets::check_keys(&db, &keyring, true).await?;
         for (column, rows) in &keys.legacy {
@@ -67,6 +109,9 @@ impl AppState {
             );
         }
         let audit = audit_log(&db, &clock);
+        if let Some(anchored) = db.rolled_back() {
+            accept_rollback(&db, &audit, &clock, anchored).await?;
+        }
         let tokens = Arc::new(TokenService::new(&settings.jwt));
         let revocations = RevocationStore::open(
             db.clone(),

@@ -269,6 +269,12 @@ impl RevocationStore {
         self.is_revoked(claims).await
     }
 
+    /// What memory knows of `session` being live and `user`'s (see
+    /// [`LiveSessions::check`]).
+    pub fn is_live_session(&self, session: Uuid, user: UserId) -> Option<bool> {
+        self.live.check(session, user, self.clock.now())
+    }
+
     /// Records in memory a session just committed to the database, so its tokens
     /// are accepted.
     pub fn remember_live_session(&self, session: Uuid, user: UserId, expires_at: i64) {

@@ -11,6 +11,7 @@ use super::serve::exit_code;
 use super::{EXIT_CONFIG, EXIT_FAILURE, keygen, load_settings};
 use crate::config::variables as v;
 use crate::config::{ConfigSources, Mode};
+use crate::db::OpenOptions;
 use crate::startup::run_server;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -57,6 +58,11 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
     }
     // The demo never touches a production database, whatever the environment says.
     let database = data_dir.join("demo.db");
+    // Demo data is disposable: deleting the demo database starts over, so the anchor
+    // that would refuse a missing database goes with it.
+    if !database.exists() {
+        let _ = std::fs::remove_file(crate::db::anchor::path_for(&database));
+    }
     sources.dotenv_file = Some(env_file.clone());
     sources.environment.insert(
         v::DATABASE_PATH.to_owned(),
@@ -76,6 +82,7 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
     };
     exit_code(run_server(
         settings,
+        OpenOptions::default(),
         &findings,
         |state| async move {
             let created = crate::demo::seed(&state).await?;

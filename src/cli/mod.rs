@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use crate::config::{ConfigSources, Findings, Mode, Settings, Status};
 use crate::crypto::stored_secrets::KeyCheckError;
+use crate::db::DbError;
 
 /// Exit code for a refused configuration (and for command-line misuse, as clap does).
 pub const EXIT_CONFIG: u8 = 2;
@@ -49,13 +50,17 @@ pub fn load_settings(
     })
 }
 
-/// The exit code for a failure to open the services: 2 when the configuration is
-/// what is wrong (keys that cannot open the stored secrets), 1 otherwise.
+/// The exit code for a failure to open the services: 2 when the configuration or the
+/// database's place is what is wrong (keys that cannot open the stored secrets; a
+/// database missing where one was kept, or older than its anchor), 1 otherwise.
 pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let key_mismatch = error.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<KeyCheckError>(),
             Some(KeyCheckError::WrongKey { .. } | KeyCheckError::UnreadableSecrets { .. })
+        ) || matches!(
+            cause.downcast_ref::<DbError>(),
+            Some(DbError::Missing { .. } | DbError::RolledBack { .. } | DbError::Anchor(_))
         )
     });
     ExitCode::from(if key_mismatch {

@@ -4,15 +4,19 @@ use std::process::ExitCode;
 
 use super::{EXIT_FAILURE, exit_code_for, load_settings};
 use crate::config::{ConfigSources, Mode};
+use crate::db::OpenOptions;
 use crate::startup::{ServeError, run_server};
 
-pub fn run(sources: ConfigSources) -> ExitCode {
+/// `accept_rollback`: start on a database older than its anchor (a restored
+/// backup), ending every session in it.
+pub fn run(sources: ConfigSources, accept_rollback: bool) -> ExitCode {
     let (settings, findings) = match load_settings(&sources, Mode::Production) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
     exit_code(run_server(
         settings,
+        OpenOptions { accept_rollback },
         &findings,
         |_| async { Ok(()) },
         |_| {},

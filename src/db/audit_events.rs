@@ -46,6 +46,13 @@ pub fn last_link(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
         .optional()
 }
 
+/// The hash of event `id`, if there is one.
+pub fn hash_of(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT hash FROM audit_events WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()
+}
+
 pub fn insert(conn: &Connection, row: &AuditRow) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit_events (id, occurred_at, actor, ip, event, target, outcome, request_id, details, prev_hash, hash)

@@ -11,6 +11,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0005_policies_documents.sql")),
     M::up(include_str!("migrations/0006_webhooks.sql")),
     M::up(include_str!("migrations/0007_admin_sessions.sql")),
+    M::up(include_str!("migrations/0008_health_probe.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

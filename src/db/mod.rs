@@ -7,6 +7,7 @@
 //! round trip per query.)
 
 pub mod admin_sessions;
+pub mod anchor;
 pub mod audit_events;
 pub mod documents;
 pub mod mfa;
@@ -22,7 +23,8 @@ pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use deadpool::unmanaged::Pool;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -82,6 +84,85 @@ pub enum DbError {
     Io(#[from] std::io::Error),
     #[error("journal mode is {0}, WAL is required")]
     NoWal(String),
+    /// The file this process opened was deleted or replaced: nothing written now
+    /// would be where the next start looks.
+    #[error("the database file was deleted or replaced while open")]
+    Lost,
+    #[error(
+        "{} is missing, but a database was kept there before ({} remembers it). Put the database back (a backup: `portcullis restore`), or, to start over with an empty one, delete {}",
+        .path.display(), .anchor.display(), .anchor.display()
+    )]
+    Missing { path: PathBuf, anchor: PathBuf },
+    #[error(
+        "{} is not the database this server last wrote: its audit chain {found}, where the anchor ({}) remembers event {} with hash {}. It was restored from an older copy or replaced, which would bring back sessions, tokens and locks ended since. If that is intended (a restored backup), start once with `--accept-rollback`: every session ends and the rollback is audited. Otherwise put back the database this server last used",
+        .path.display(), .anchor_path.display(), .anchored.event, .anchored.hash
+    )]
+    RolledBack {
+        path: PathBuf,
+        anchor_path: PathBuf,
+        anchored: anchor::Anchor,
+        /// What the database holds at the anchored id, in words.
+        found: String,
+    },
+    #[error(transparent)]
+    Anchor(#[from] anchor::AnchorError),
+}
+
+impl DbError {
+    /// Whether this is the storage being unavailable (busy, closed, failing, gone)
+    /// rather than a fault in what was asked: the caller gets 503 and may retry.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            DbError::Busy(_) | DbError::Closed | DbError::Lost | DbError::Io(_) => true,
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::DatabaseCorrupt
+                    | rusqlite::ErrorCode::NotADatabase
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// How the database is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Open a database whose audit chain lacks the anchored head (a restored
+    /// backup), instead of refusing; [`Database::rolled_back`] then says so.
+    pub accept_rollback: bool,
+}
+
+/// Which file was opened: a path that later names another file (or none) means
+/// the database was deleted or replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
+}
+
+/// The file's identity and whether it was lost, and the last readiness answer.
+struct FileWatch {
+    identity: FileIdentity,
+    lost: AtomicBool,
+    /// The last readiness probe: when, and whether it passed (a failure's text).
+    last_probe: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 /// Why the database is not ready to serve.
@@ -89,11 +170,27 @@ pub enum DbError {
 pub enum NotReady {
     #[error("the schema version is {found}, this binary expects {SCHEMA_VERSION}")]
     Schema { found: i64 },
+    #[error("the database file was deleted or replaced")]
+    Lost,
     #[error("the database failed: {0}")]
-    Failed(DbError),
+    Failed(String),
     #[error("the database did not answer within {0:?}")]
     TimedOut(Duration),
 }
+
+/// How long a readiness answer is reused: probes, however many, cannot load the
+/// server.
+const PROBE_REUSE: Duration = Duration::from_millis(1500);
+/// The tables a request needs; readiness reads a row of each, from the file.
+const PROBED_TABLES: &[&str] = &[
+    "users",
+    "sessions",
+    "revocations",
+    "policies",
+    "documents",
+    "webhooks",
+    "audit_events",
+];
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -101,33 +198,121 @@ pub struct Database {
     writer: Pool<Connection>,
     readers: Pool<Connection>,
     path: Arc<PathBuf>,
+    watch: Arc<FileWatch>,
+    anchor: anchor::AnchorWriter,
+    /// The audit event last sent to the anchor.
+    anchored_head: Arc<AtomicI64>,
+    /// Set when a rollback was accepted at open: what the anchor remembered.
+    rolled_back: Option<Arc<anchor::Anchor>>,
     #[cfg(feature = "fault-injection")]
     faults: faults::Faults,
 }
 
 impl Database {
-    /// Opens (creating if needed, mode 0600) and migrates the database.
+    /// Opens (creating if needed, mode 0600) and migrates the database, refusing a
+    /// database that is missing where one was kept, or older than its anchor.
     pub async fn open(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        Self::open_with(settings, OpenOptions::default()).await
+    }
+
+    pub async fn open_with(
+        settings: &DatabaseSettings,
+        options: OpenOptions,
+    ) -> Result<Self, DbError> {
         let path = settings.path.clone();
         let readers = settings.read_connections;
-        let (writer_conn, reader_conns) = tokio::task::spawn_blocking(move || {
+        let anchor_path = anchor::path_for(&path);
+        let opened = tokio::task::spawn_blocking(move || {
+            let anchored = anchor::read(&anchor_path)?;
+            if anchored.is_some() && !path.exists() {
+                return Err(DbError::Missing {
+                    path,
+                    anchor: anchor_path,
+                });
+            }
             create_private_file(&path)?;
+            let identity = FileIdentity::of(&path)?;
             let mut writer = open_connection(&path, Role::Writer)?;
             migrations::run(&mut writer)?;
+            let head = audit_events::last_link(&writer)?;
+            let rolled_back = match &anchored {
+                Some(anchored) => match rollback_seen(&writer, anchored)? {
+                    None => None,
+                    Some(_) if options.accept_rollback => Some(anchored.clone()),
+                    Some(found) => {
+                        return Err(DbError::RolledBack {
+                            path,
+                            anchor_path,
+                            anchored: anchored.clone(),
+                            found,
+                        });
+                    }
+                },
+                None => None,
+            };
             let readers = (0..readers)
                 .map(|_| open_connection(&path, Role::Reader))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, DbError>((writer, readers))
+            Ok::<_, DbError>((writer, readers, identity, head, rolled_back, anchor_path))
         })
         .await
         .map_err(|_| DbError::TaskFailed)??;
+        let (writer_conn, reader_conns, identity, head, rolled_back, anchor_path) = opened;
+        let anchor = anchor::AnchorWriter::start(anchor_path);
+        let anchored_head = Arc::new(AtomicI64::new(0));
+        // From the first start on, the anchor holds the head (a database without
+        // events yet anchors event 0).
+        let (event, hash) = head.unwrap_or((0, String::new()));
+        anchor.publish(anchor::Anchor { event, hash });
+        anchored_head.store(event, Ordering::SeqCst);
         Ok(Self {
             writer: Pool::from(vec![writer_conn]),
             readers: Pool::from(reader_conns),
             path: Arc::new(settings.path.clone()),
+            watch: Arc::new(FileWatch {
+                identity,
+                lost: AtomicBool::new(false),
+                last_probe: tokio::sync::Mutex::new(None),
+            }),
+            anchor,
+            anchored_head,
+            rolled_back: rolled_back.map(Arc::new),
             #[cfg(feature = "fault-injection")]
             faults: faults::Faults::default(),
         })
+    }
+
+    /// When a rollback was accepted at open: the head the anchor remembered.
+    pub fn rolled_back(&self) -> Option<&anchor::Anchor> {
+        self.rolled_back.as_deref()
+    }
+
+    /// Whether the path still names the file this process opened. Once it does not
+    /// (deleted, or replaced by another file), writes are refused for good: what
+    /// they wrote would not be where the next start looks.
+    pub fn check_file(&self) -> bool {
+        if self.watch.lost.load(Ordering::SeqCst) {
+            return false;
+        }
+        let same = FileIdentity::of(&self.path).is_ok_and(|now| now == self.watch.identity);
+        if !same {
+            tracing::error!(path = %self.path.display(), "the database file was deleted or replaced; refusing writes");
+            self.watch.lost.store(true, Ordering::SeqCst);
+        }
+        same
+    }
+
+    /// Sends a new audit head to the anchor, after a commit.
+    fn anchor_head(&self, conn: &Connection) {
+        match audit_events::last_link(conn) {
+            Ok(Some((event, hash))) => {
+                if self.anchored_head.swap(event, Ordering::SeqCst) != event {
+                    self.anchor.publish(anchor::Anchor { event, hash });
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the audit head for the anchor"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -175,10 +360,15 @@ impl Database {
         E: From<DbError> + Send + 'static,
     {
         self.check_faults()?;
+        self.check_write_faults()?;
+        if self.watch.lost.load(Ordering::SeqCst) {
+            return Err(DbError::Lost.into());
+        }
         let mut conn = tokio::time::timeout(BUSY_TIMEOUT, self.writer.get())
             .await
             .map_err(|_| DbError::Busy(BUSY_TIMEOUT))?
             .map_err(|_| DbError::Closed)?;
+        let db = self.clone();
         tokio::task::spawn_blocking(move || {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -186,33 +376,103 @@ impl Database {
             let value = f(&tx)?;
             tx.commit().map_err(DbError::from)?;
             after_commit(&value);
+            db.anchor_head(&conn);
             Ok(value)
         })
         .await
         .map_err(|_| DbError::TaskFailed)?
     }
 
-    /// Whether the database answers within `within` with the schema this binary
-    /// expects (the readiness probe).
+    /// Whether the database can serve what requests need, within `within`: the
+    /// file is still the one opened; the serving connections answer with this
+    /// binary's schema; and — reused for a second and a half, so probes cannot load
+    /// the server — a fresh connection reads a row of every main table from the file
+    /// itself, and a write commits (a rolled-back write never reaches the disk, so it
+    /// could not tell a full disk or an unwritable journal).
     pub async fn readiness(&self, within: Duration) -> Result<(), NotReady> {
-        let probe = self.read(|conn| {
+        if !self.check_file() {
+            return Err(NotReady::Lost);
+        }
+        let version = self.read(|conn| {
             conn.query_row("SELECT user_version FROM pragma_user_version", [], |row| {
                 row.get::<_, i64>(0)
             })
             .map_err(DbError::from)
         });
-        match tokio::time::timeout(within, probe).await {
-            Ok(Ok(version)) if version == SCHEMA_VERSION => Ok(()),
-            Ok(Ok(found)) => Err(NotReady::Schema { found }),
-            Ok(Err(error)) => Err(NotReady::Failed(error)),
-            Err(_) => Err(NotReady::TimedOut(within)),
+        match tokio::time::timeout(within, version).await {
+            Ok(Ok(version)) if version == SCHEMA_VERSION => {}
+            Ok(Ok(found)) => return Err(NotReady::Schema { found }),
+            Ok(Err(error)) => return Err(NotReady::Failed(error.to_string())),
+            Err(_) => return Err(NotReady::TimedOut(within)),
         }
+        let mut last = self.watch.last_probe.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < PROBE_REUSE
+        {
+            return answer.clone().map_err(NotReady::Failed);
+        }
+        let answer = match tokio::time::timeout(within, self.probe()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(NotReady::Failed(text))) => Err(text),
+            Ok(Err(other)) => return Err(other),
+            Err(_) => Err(format!("no answer within {within:?}")),
+        };
+        *last = Some((Instant::now(), answer.clone()));
+        answer.map_err(NotReady::Failed)
+    }
+
+    async fn probe(&self) -> Result<(), NotReady> {
+        let path = Arc::clone(&self.path);
+        self.read(move |_| {
+            let conn = open_read_only(&path)?;
+            for table in PROBED_TABLES {
+                conn.query_row(
+                    &format!("SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)"),
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .await
+        .map_err(|e| NotReady::Failed(e.to_string()))?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO health_probe (id, checked_at) VALUES (1, unixepoch())
+                 ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                [],
+            )?;
+            Ok::<_, DbError>(())
+        })
+        .await
+        .map_err(|e| NotReady::Failed(e.to_string()))
     }
 
     #[cfg(not(feature = "fault-injection"))]
     fn check_faults(&self) -> Result<(), DbError> {
         Ok(())
     }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn check_write_faults(&self) -> Result<(), DbError> {
+        Ok(())
+    }
+}
+
+/// What the database's chain holds where the anchor remembers its head, when that
+/// is not the anchored event: `None` when the chain contains it.
+fn rollback_seen(conn: &Connection, anchored: &anchor::Anchor) -> Result<Option<String>, DbError> {
+    if anchored.event == 0 {
+        return Ok(None);
+    }
+    Ok(match audit_events::hash_of(conn, anchored.event)? {
+        Some(hash) if hash == anchored.hash => None,
+        Some(_) => Some(format!("holds another event at id {}", anchored.event)),
+        None => {
+            let head = audit_events::last_link(conn)?.map_or(0, |(id, _)| id);
+            Some(format!("ends at event {head}"))
+        }
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,20 +550,40 @@ pub mod faults {
     use super::{Database, DbError};
 
     #[derive(Clone, Default)]
-    pub struct Faults(Arc<AtomicBool>);
+    pub struct Faults {
+        all: Arc<AtomicBool>,
+        writes: Arc<AtomicBool>,
+    }
+
+    fn io_error() -> DbError {
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
+            Some("injected fault".to_owned()),
+        ))
+    }
 
     impl Database {
         /// While on, every read and write fails with SQLITE_IOERR.
         pub fn inject_io_errors(&self, on: bool) {
-            self.faults.0.store(on, Ordering::SeqCst);
+            self.faults.all.store(on, Ordering::SeqCst);
+        }
+
+        /// While on, every write fails with SQLITE_IOERR (reads still work): a full
+        /// disk, an unwritable journal.
+        pub fn inject_write_errors(&self, on: bool) {
+            self.faults.writes.store(on, Ordering::SeqCst);
         }
 
         pub(super) fn check_faults(&self) -> Result<(), DbError> {
-            if self.faults.0.load(Ordering::SeqCst) {
-                return Err(DbError::Sqlite(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR),
-                    Some("injected fault".to_owned()),
-                )));
+            if self.faults.all.load(Ordering::SeqCst) {
+                return Err(io_error());
+            }
+            Ok(())
+        }
+
+        pub(super) fn check_write_faults(&self) -> Result<(), DbError> {
+            if self.faults.writes.load(Ordering::SeqCst) {
+                return Err(io_error());
             }
             Ok(())
         }

@@ -96,24 +96,28 @@ pub fn replace_password_hash(
 /// attempt locked it: attempts during a lock do not count). A failure more than
 /// `forget_after` seconds after the previous one — and after the end of the last
 /// lock, so a long lock does not wipe the count that caused it — starts the count
-/// afresh. Returns the consecutive failures, or `None` when not counted.
+/// afresh. `by` counts several at once (failures an outage kept in memory). Returns
+/// the consecutive failures, or `None` when not counted.
 pub fn count_failed_login(
     conn: &Connection,
     id: UserId,
     now: i64,
     forget_after: i64,
+    by: u32,
 ) -> rusqlite::Result<Option<u32>> {
     conn.prepare_cached(
         "UPDATE users SET
              failed_logins = CASE
                  WHEN last_failed_login_at IS NULL
-                   OR ?2 - max(last_failed_login_at, coalesce(locked_until, 0)) >= ?3 THEN 1
-                 ELSE failed_logins + 1 END,
+                   OR ?2 - max(last_failed_login_at, coalesce(locked_until, 0)) >= ?3 THEN ?4
+                 ELSE failed_logins + ?4 END,
              last_failed_login_at = ?2
          WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?2)
          RETURNING failed_logins",
     )?
-    .query_row(params![id.to_string(), now, forget_after], |row| row.get(0))
+    .query_row(params![id.to_string(), now, forget_after, by], |row| {
+        row.get(0)
+    })
     .optional()
 }
 

@@ -9,6 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::db::DbError;
 use crate::limits::Decision;
 use crate::validation::FieldError;
 
@@ -260,6 +261,9 @@ impl ApiError {
                 "Internal server error",
                 ACCESS_EVALUATION_FAILED,
             ),
+            ApiError::Unexpected(cause) if storage_outage(cause) => {
+                Problem::for_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
             ApiError::Unexpected(_) => Problem::internal(),
         }
     }
@@ -277,6 +281,13 @@ impl ResponseError for ApiError {
             tracing::error!(error = ?cause, "unexpected error");
         }
         let mut response = self.problem().into_response();
+        if let ApiError::Unexpected(cause) = self
+            && storage_outage(cause)
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let ApiError::RateLimited(decision) = self {
             crate::http::rate_limit::write_headers(response.headers_mut(), decision);
         }
@@ -295,6 +306,15 @@ impl ResponseError for ApiError {
         }
         response
     }
+}
+
+/// Whether an unexpected failure is the storage being unavailable (a failing or
+/// full disk, a deleted database, a busy writer): the answer is 503, to retry later,
+/// not a 500.
+fn storage_outage(cause: &anyhow::Error) -> bool {
+    cause
+        .chain()
+        .any(|c| c.downcast_ref::<DbError>().is_some_and(DbError::is_outage))
 }
 
 #[cfg(test)]

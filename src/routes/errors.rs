@@ -46,6 +46,7 @@ impl From<PolicyError> for ApiError {
             PolicyError::ReadOnly => ApiError::Conflict(
                 "The built-in administrator policy cannot be changed: it keeps administrators able to administer.",
             ),
+            PolicyError::Unexpected(cause) => ApiError::Unexpected(cause),
             other => ApiError::Unexpected(anyhow::anyhow!(other)),
         }
     }
@@ -59,6 +60,7 @@ impl From<WebhookError> for ApiError {
             WebhookError::Disabled => {
                 ApiError::Conflict("The webhook is disabled; enable it first.")
             }
+            WebhookError::Unexpected(cause) => ApiError::Unexpected(cause),
             other => ApiError::Unexpected(anyhow::anyhow!(other)),
         }
     }
@@ -105,6 +107,13 @@ impl From<AccountError> for ApiError {
                 retry_after_seconds: Some(retry_after_seconds),
             },
             AccountError::Password(e) => ApiError::Unexpected(anyhow::anyhow!(e)),
+            AccountError::NotDurable(cause) => {
+                tracing::error!(error = ?cause, "an ending could not be stored; refused in memory");
+                ApiError::Unavailable {
+                    reason: "The change could not be saved. This server refuses the ended tokens from now on, but only until it restarts: try again shortly to make it last.",
+                    retry_after_seconds: Some(5),
+                }
+            }
             AccountError::Unexpected(e) => ApiError::Unexpected(e),
         }
     }
@@ -145,5 +154,26 @@ impl From<AdminAccessError> for ApiError {
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         ApiError::Unexpected(anyhow::anyhow!(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_outage_is_503_from_every_area_and_a_fault_is_500() {
+        let outages = [
+            ApiError::from(AccountError::from(DbError::Lost)),
+            ApiError::from(PolicyError::from(DbError::Busy(std::time::Duration::ZERO))),
+            ApiError::from(DocumentError::from(DbError::Lost)),
+            ApiError::from(WebhookError::from(DbError::Closed)),
+            ApiError::from(DbError::Lost),
+        ];
+        for outage in outages {
+            assert_eq!(outage.problem().status, 503, "{outage:?}");
+        }
+        let fault = ApiError::from(AccountError::from(DbError::NoWal("delete".to_owned())));
+        assert_eq!(fault.problem().status, 500);
     }
 }

@@ -24,5 +24,6 @@ mod revocation;
 mod security_headers;
 mod sessions;
 mod softlock;
+mod storage;
 mod tokens;
 mod webhooks;

@@ -1,9 +1,15 @@
 //! Login: e-mail and password (every failure costs and answers the same), the MFA
 //! challenge for an account with a second factor, and the failure count that
 //! softlocks an account after consecutive misses.
+//!
+//! A failure the database cannot take (a write outage) is still counted — in
+//! memory, with the softlock it reaches — and handed to the database with the next
+//! failure it does take: an outage denies more, never less.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use moka::sync::Cache;
 use secrecy::SecretString;
 
 use super::{AccountError, AccountService, LoginOutcome, MfaChallenge, TokenPair};
@@ -12,6 +18,84 @@ use crate::auth::refresh;
 use crate::crypto::password::Verification;
 use crate::db::{refresh_tokens, sessions, users};
 use crate::model::{Email, User, UserId, UserStatus};
+
+/// The account a failed step was against, and its consecutive failures before it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Failing {
+    pub id: UserId,
+    pub failures: u32,
+}
+
+impl From<UserId> for Failing {
+    /// An account whose count does not matter here (the step does not count).
+    fn from(id: UserId) -> Self {
+        Self { id, failures: 0 }
+    }
+}
+
+impl From<&User> for Failing {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            failures: user.failed_logins,
+        }
+    }
+}
+
+/// Failures the database could not take, and the softlocks they reached, kept in
+/// memory until it takes them again.
+#[derive(Clone)]
+pub(super) struct UnrecordedFailures {
+    pending: Cache<UserId, u32>,
+    locked_until: Cache<UserId, i64>,
+}
+
+impl UnrecordedFailures {
+    pub(super) fn new(forget_after_seconds: u32) -> Self {
+        let keep = Duration::from_secs(u64::from(forget_after_seconds.max(60)));
+        Self {
+            pending: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(keep)
+                .build(),
+            locked_until: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(keep)
+                .build(),
+        }
+    }
+
+    fn pending(&self, user: UserId) -> u32 {
+        self.pending.get(&user).unwrap_or(0)
+    }
+
+    /// Counts a failure the database did not take; locks in memory when the
+    /// consecutive failures reach a softlock step.
+    fn count(&self, user: Failing, steps: &[(u32, u32)], now: i64) {
+        let pending = self.pending(user.id) + 1;
+        self.pending.insert(user.id, pending);
+        if let Some(seconds) = softlock_seconds(steps, user.failures + pending) {
+            self.locked_until.insert(user.id, now + i64::from(seconds));
+        }
+    }
+
+    /// The database took the pending failures.
+    fn taken(&self, user: UserId) {
+        self.pending.invalidate(&user);
+    }
+
+    pub(super) fn is_locked(&self, user: UserId, now: i64) -> bool {
+        self.locked_until
+            .get(&user)
+            .is_some_and(|until| until > now)
+    }
+
+    /// A successful sign-in starts the count afresh.
+    pub(super) fn clear(&self, user: UserId) {
+        self.pending.invalidate(&user);
+        self.locked_until.invalidate(&user);
+    }
+}
 
 /// Records failed sign-in steps (a wrong password, a wrong or replayed code) inside
 /// the caller's transaction, so a check and the failure it causes commit together:
@@ -22,6 +106,7 @@ pub(super) struct FailureRecorder {
     forget_after: i64,
     now: i64,
     meta: RequestMeta,
+    unrecorded: UnrecordedFailures,
 }
 
 impl FailureRecorder {
@@ -43,9 +128,11 @@ impl FailureRecorder {
             (None, None) => {}
         }
         self.audit.append(tx, &failed)?;
+        // Failures counted only in memory during an outage are counted here too.
+        let by = user.map_or(1, |user| 1 + self.unrecorded.pending(user));
         if let (true, Some(user)) = (counts, user)
             && let Some(failures) =
-                users::count_failed_login(tx, user, self.now, self.forget_after)?
+                users::count_failed_login(tx, user, self.now, self.forget_after, by)?
             && let Some(seconds) = softlock_seconds(&self.steps, failures)
         {
             users::softlock_until(tx, user, self.now + i64::from(seconds))?;
@@ -108,7 +195,11 @@ impl AccountService {
         // costs the same; during a softlock even the right password is refused.
         let failure = match (&user, verification) {
             (None, _) => Some("unknown_email"),
-            (Some(user), _) if user.is_softlocked(now) => Some("softlocked"),
+            (Some(user), _)
+                if user.is_softlocked(now) || self.unrecorded.is_locked(user.id, now) =>
+            {
+                Some("softlocked")
+            }
             (Some(_), Verification::Invalid) => Some("wrong_password"),
             (Some(user), _) if user.status != UserStatus::Active => Some(user.status.as_str()),
             _ => None,
@@ -119,7 +210,13 @@ impl AccountService {
                 let reason = failure.unwrap_or("unknown_email");
                 let counts = reason == "wrong_password";
                 return Err(self
-                    .login_failed(reason, email, user.map(|u| u.id), counts, meta)
+                    .login_failed(
+                        reason,
+                        email,
+                        user.as_ref().map(Failing::from),
+                        counts,
+                        meta,
+                    )
                     .await);
             }
         };
@@ -150,7 +247,13 @@ impl AccountService {
             // The password or status changed while this login was being checked:
             // what was verified is no longer the account's credential.
             None => Err(self
-                .login_failed("changed_during_login", email, Some(user_id), false, meta)
+                .login_failed(
+                    "changed_during_login",
+                    email,
+                    Some(user_id.into()),
+                    false,
+                    meta,
+                )
                 .await),
         }
     }
@@ -160,7 +263,7 @@ impl AccountService {
         &self,
         reason: &str,
         email: Option<Email>,
-        user: Option<UserId>,
+        user: Option<Failing>,
         counts: bool,
         meta: &RequestMeta,
     ) -> AccountError {
@@ -172,20 +275,33 @@ impl AccountService {
 
     /// Audits a failed sign-in step (password or MFA code). When `counts`, the
     /// failure adds to the account's consecutive failures, which may softlock it
-    /// (audited as `auth.account_locked`).
+    /// (audited as `auth.account_locked`) — in memory, if the database cannot take
+    /// it now (and the answer is then the outage's 503).
     pub(super) async fn record_failure(
         &self,
         reason: &str,
         email: Option<Email>,
-        user: Option<UserId>,
+        user: Option<Failing>,
         counts: bool,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
         let failures = self.failures(meta);
         let reason = reason.to_owned();
-        self.db
-            .write(move |tx| failures.record(tx, &reason, email.as_ref(), user, counts))
-            .await
+        let id = user.map(|u| u.id);
+        let recorded = self
+            .db
+            .write(move |tx| failures.record(tx, &reason, email.as_ref(), id, counts))
+            .await;
+        match (&recorded, user) {
+            (Ok(()), Some(user)) if counts => self.unrecorded.taken(user.id),
+            (Err(error), Some(user)) if counts => {
+                tracing::warn!(%error, "a failed sign-in could not be recorded; counted in memory");
+                self.unrecorded
+                    .count(user, &self.softlock_steps, self.clock.now());
+            }
+            _ => {}
+        }
+        recorded
     }
 
     /// What records failed sign-in steps, for use inside a transaction.
@@ -196,6 +312,7 @@ impl AccountService {
             forget_after: i64::from(self.softlock_forget_after_seconds),
             now: self.clock.now(),
             meta: meta.clone(),
+            unrecorded: self.unrecorded.clone(),
         }
     }
 
@@ -222,6 +339,7 @@ impl AccountService {
         let user = verified.id;
         let (revocations, sid, expires_at) =
             (self.revocations.clone(), session.id, session.expires_at);
+        let unrecorded = self.unrecorded.clone();
         let opened = self
             .commit_if_still_verified(
                 verified,
@@ -234,7 +352,10 @@ impl AccountService {
                     users::clear_failed_logins(tx, user)?;
                     Ok(())
                 },
-                move || revocations.remember_live_session(sid, user, expires_at),
+                move || {
+                    revocations.remember_live_session(sid, user, expires_at);
+                    unrecorded.clear(user);
+                },
             )
             .await?;
         Ok(opened.then_some(pair))

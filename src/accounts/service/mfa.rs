@@ -9,6 +9,7 @@
 use rusqlite::Connection;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::login::Failing;
 use super::{AccountError, AccountService, TokenPair};
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::Principal;
@@ -267,13 +268,20 @@ impl AccountService {
         if account.is_softlocked(self.clock.now()) {
             return Err(AccountError::TemporarilyLocked);
         }
+        let failing = Failing::from(&account);
         let verification = self
             .hasher
             .verify(password, Some(account.password_hash))
             .await?;
         if verification == Verification::Invalid {
-            self.record_failure("mfa_disable_wrong_password", None, Some(user), true, meta)
-                .await?;
+            self.record_failure(
+                "mfa_disable_wrong_password",
+                None,
+                Some(failing),
+                true,
+                meta,
+            )
+            .await?;
             return Err(AccountError::Validation(vec![FieldError::rule(
                 "password",
                 "incorrect",
@@ -384,7 +392,13 @@ impl AccountService {
         match self.open_session(user, None, meta).await? {
             Some(pair) => Ok(pair),
             None => Err(self
-                .login_failed("changed_during_login", None, Some(user_id), false, meta)
+                .login_failed(
+                    "changed_during_login",
+                    None,
+                    Some(user_id.into()),
+                    false,
+                    meta,
+                )
                 .await),
         }
     }

@@ -121,6 +121,10 @@ pub enum AccountError {
     CannotLockSelf,
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// The database could not store an ending (logout, a session revoked); it is
+    /// refused in memory meanwhile, but will not survive a restart.
+    #[error("not durable: {0}")]
+    NotDurable(anyhow::Error),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -161,6 +165,8 @@ pub struct AccountService {
     /// the same successor (0: never).
     refresh_grace_seconds: u32,
     rotations: Cache<String, Arc<refresh::Rotation>>,
+    /// Failed sign-ins the database could not take yet.
+    unrecorded: login::UnrecordedFailures,
 }
 
 /// What an account service is built from.
@@ -189,6 +195,7 @@ impl AccountService {
             softlock_forget_after_seconds: softlock.forget_after_seconds,
             mfa_box: parts.mfa_box,
             refresh_grace_seconds: settings.jwt.refresh_reuse_grace_seconds,
+            unrecorded: login::UnrecordedFailures::new(softlock.forget_after_seconds),
             rotations: refresh::grace_cache(settings.jwt.refresh_reuse_grace_seconds),
             profiles: Cache::builder()
                 .max_capacity(PROFILE_CACHE_CAPACITY)

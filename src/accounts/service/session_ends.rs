@@ -1,6 +1,10 @@
 //! Ending things: logout (this token and its session), logout-all (every session,
 //! and a cut-off for every token issued until now), and the caller's own sessions,
 //! listed and ended one at a time.
+//!
+//! When the database cannot take the change (a write outage), what it would have
+//! ended is refused in memory all the same, and the answer says the change is not
+//! yet durable (503): an outage denies more, never less.
 
 use uuid::Uuid;
 
@@ -28,7 +32,8 @@ impl AccountService {
             .with_actor(principal.user_id.to_string())
             .with_target(sid.to_string());
         let revocations = self.revocations.clone();
-        self.db
+        let written = self
+            .db
             .write_then(
                 move |tx| {
                     revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
@@ -47,7 +52,12 @@ impl AccountService {
                     revocations.remember_session(sid, session_until);
                 },
             )
-            .await
+            .await;
+        written.map_err(|error| {
+            self.revocations.remember_token(jti, token_until);
+            self.revocations.remember_session(sid, session_until);
+            not_durable(error)
+        })
     }
 
     /// Ends every session of the caller's account and cuts off every token issued
@@ -88,8 +98,17 @@ impl AccountService {
                 },
                 self.after_sessions_ended(user, now, until),
             )
-            .await?;
-        Ok(ended.len())
+            .await;
+        match ended {
+            Ok(ended) => Ok(ended.len()),
+            Err(AccountError::UserNotFound) => Err(AccountError::UserNotFound),
+            Err(error) => {
+                // Every token issued until now (this second included) is refused
+                // here, durable or not.
+                self.revocations.remember_cutoff(user, now + 1);
+                Err(not_durable(error))
+            }
+        }
     }
 
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, AccountError> {
@@ -158,11 +177,27 @@ impl AccountService {
                     }
                 },
             )
-            .await?;
+            .await;
+        let revoked = revoked.map_err(|error| {
+            // Only the owner's own live session is refused in memory.
+            if self.revocations.is_live_session(session_id, owner) == Some(true) {
+                self.revocations.remember_session(session_id, until);
+            }
+            not_durable(error)
+        })?;
         if revoked {
             Ok(())
         } else {
             Err(AccountError::SessionNotFound)
         }
+    }
+}
+
+/// A change that was refused in memory but not stored: the storage outage's 503,
+/// saying so. Any other error passes unchanged.
+fn not_durable(error: AccountError) -> AccountError {
+    match error {
+        AccountError::Unexpected(cause) => AccountError::NotDurable(cause),
+        other => other,
     }
 }
