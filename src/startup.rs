@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::{Findings, Mode, Settings, Status};
 use crate::db::{Database, OpenOptions};
 use crate::http::cors::cors;
-use crate::http::json::JsonLimit;
+use crate::http::json::BodyLimits;
 use crate::http::rate_limit::RateLimit;
 use crate::http::request_context::RequestContext;
 use crate::http::request_span::RequestSpan;
@@ -96,7 +96,10 @@ impl Application {
             .await?;
 
         let data = web::Data::new(state.clone());
-        let json_limit = web::Data::new(JsonLimit(http.max_json_body_bytes));
+        let json_limit = web::Data::new(BodyLimits {
+            max_bytes: http.max_json_body_bytes,
+            timeout: http.body_timeout,
+        });
         let factory_http = http.clone();
         let mut server = HttpServer::new(move || {
             let http = &factory_http;

@@ -226,6 +226,7 @@ impl TokenService {
 
     /// Everything about a token that does not depend on the time of use.
     fn verify_signature_and_claims(&self, token: &str) -> Result<Claims, TokenError> {
+        check_header_parameters(token)?;
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::HS256 {
             return Err(TokenError::BadSignature);
@@ -250,6 +251,27 @@ impl TokenService {
             return Err(TokenError::InvalidClaims);
         }
         Ok(claims)
+    }
+}
+
+/// The header parameters the JWT library does not judge (RFC 7515 §4.1.11, RFC 7519
+/// §5.1): `crit` names extensions the verifier must understand, and this one
+/// understands none, so any `crit` is refused; `typ`, when present, must say `JWT`.
+fn check_header_parameters(token: &str) -> Result<(), TokenError> {
+    use base64::Engine;
+    let encoded = token.split('.').next().ok_or(TokenError::Malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| TokenError::Malformed)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    if header.contains_key("crit") {
+        return Err(TokenError::Malformed);
+    }
+    match header.get("typ") {
+        None => Ok(()),
+        Some(serde_json::Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => Ok(()),
+        Some(_) => Err(TokenError::Malformed),
     }
 }
 

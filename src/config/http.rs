@@ -18,6 +18,8 @@ pub struct HttpSettings {
     pub tls: Option<TlsSettings>,
     pub hsts_max_age_seconds: u64,
     pub max_json_body_bytes: usize,
+    /// How long a request body may take to arrive, whole.
+    pub body_timeout: std::time::Duration,
 }
 
 impl HttpSettings {
@@ -60,6 +62,7 @@ impl Reader<'_> {
         let hsts_max_age_seconds = self.number::<u64>(v::HSTS_MAX_AGE_SECONDS, 0, 63_072_000);
         let max_json_body_bytes =
             self.number::<usize>(v::MAX_JSON_BODY_BYTES, 1024, 16 * 1024 * 1024);
+        let body_timeout_seconds = self.number::<u64>(v::REQUEST_BODY_TIMEOUT_SECONDS, 1, 300);
         if let (Some(tls), Some(behind), Some(max_age)) =
             (&tls, behind_tls_proxy, hsts_max_age_seconds)
         {
@@ -96,6 +99,7 @@ impl Reader<'_> {
             tls: tls?,
             hsts_max_age_seconds: hsts_max_age_seconds?,
             max_json_body_bytes: max_json_body_bytes?,
+            body_timeout: std::time::Duration::from_secs(body_timeout_seconds?),
         })
     }
 

@@ -73,6 +73,7 @@ pub const PASSWORD_HASH_CONCURRENCY: &str = "PASSWORD_HASH_CONCURRENCY";
 pub const PASSWORD_HASH_QUEUE_TIMEOUT_MS: &str = "PASSWORD_HASH_QUEUE_TIMEOUT_MS";
 pub const REVOCATION_CACHE_CAPACITY: &str = "REVOCATION_CACHE_CAPACITY";
 pub const SESSION_CACHE_CAPACITY: &str = "SESSION_CACHE_CAPACITY";
+pub const REQUEST_BODY_TIMEOUT_SECONDS: &str = "REQUEST_BODY_TIMEOUT_SECONDS";
 pub const REFRESH_REUSE_GRACE_SECONDS: &str = "REFRESH_REUSE_GRACE_SECONDS";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
@@ -144,6 +145,11 @@ pub const ALL: &[Variable] = &[
         MAX_JSON_BODY_BYTES,
         Some("65536"),
         "Largest request body accepted; larger bodies get 413.",
+    ),
+    var(
+        REQUEST_BODY_TIMEOUT_SECONDS,
+        Some("10"),
+        "How long a request body may take to arrive, whole (1-300); a slower one is cut off with 408.",
     ),
     var(
         ACCESS_TOKEN_EXPIRE_MINUTES,

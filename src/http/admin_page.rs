@@ -19,6 +19,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use futures_util::future::LocalBoxFuture;
 
+use super::json::Body;
 use super::principal::app_state;
 use super::problem::ApiError;
 use super::request_context::policy_context;
@@ -340,18 +341,11 @@ impl FromRequest for AdminForm {
     type Future = LocalBoxFuture<'static, Result<Self, PageError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = web::Bytes::from_request(req, payload);
+        let body = Body::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let body = body.await.map_err(|error| {
-                match (error.as_response_error().status_code(), app_state(&req)) {
-                    (StatusCode::PAYLOAD_TOO_LARGE, Ok(state)) => ApiError::PayloadTooLarge {
-                        limit: state.settings.http.max_json_body_bytes,
-                    },
-                    _ => ApiError::BadRequest("The form could not be read.".to_owned()),
-                }
-            })?;
-            AdminForm::check(&req, &body).await
+            let body = body.await?;
+            AdminForm::check(&req, &body.0).await
         })
     }
 }

@@ -1,25 +1,101 @@
 //! The JSON body extractor every API handler uses instead of `web::Json`, so a bad
-//! body always gets a precise 4xx: 415 wrong content type, 413 too large, 400 not
-//! JSON, 422 valid JSON whose fields are wrong or unknown (each one named).
+//! body always gets a precise 4xx: 415 wrong content type, 413 too large, 408 too
+//! slow to arrive, 400 not JSON (or more than one JSON value), 422 valid JSON whose
+//! fields are wrong or unknown (each one named, in JSON's terms, never Rust's).
+//!
+//! [`Body`] is the bounded read under it, which form posts use too: at most
+//! `MAX_JSON_BODY_BYTES`, and all of it within `REQUEST_BODY_TIMEOUT_SECONDS` — a
+//! body that stalls is cut off, not waited on forever.
 
 use std::collections::HashSet;
 use std::ops::Deref;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
+use regex::Regex;
 use serde::de::DeserializeOwned;
 
 use crate::http::problem::ApiError;
 use crate::validation::FieldError;
 
-/// The largest body a JSON endpoint reads (from `MAX_JSON_BODY_BYTES`), kept in app data.
+/// How much of a body is read and how long it may take to arrive, kept in app data
+/// (`MAX_JSON_BODY_BYTES`, `REQUEST_BODY_TIMEOUT_SECONDS`).
 #[derive(Debug, Clone, Copy)]
-pub struct JsonLimit(pub usize);
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+}
 
-pub const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
+impl Default for BodyLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A request body, read whole within the limits: 413 when larger, 408 when it does
+/// not arrive in time.
+pub struct Body(pub web::Bytes);
+
+impl Body {
+    fn read(
+        req: &HttpRequest,
+        payload: &mut Payload,
+    ) -> LocalBoxFuture<'static, Result<Self, ApiError>> {
+        let limits = req
+            .app_data::<web::Data<BodyLimits>>()
+            .map(|l| *l.get_ref())
+            .unwrap_or_default();
+        let declared_length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let limit = limits.max_bytes;
+            if declared_length.is_some_and(|len| len > limit) {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            let read = async {
+                let mut body =
+                    web::BytesMut::with_capacity(declared_length.unwrap_or(0).min(limit));
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|_| {
+                        ApiError::BadRequest("The request body could not be read.".to_owned())
+                    })?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(ApiError::PayloadTooLarge { limit });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(body.freeze())
+            };
+            match tokio::time::timeout(limits.timeout, read).await {
+                Ok(body) => body.map(Body),
+                Err(_) => Err(ApiError::RequestTimeout {
+                    seconds: limits.timeout.as_secs(),
+                }),
+            }
+        })
+    }
+}
+
+impl FromRequest for Body {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        Body::read(req, payload)
+    }
+}
 
 /// A 422 names at most this many fields.
 pub const MAX_FIELD_ERRORS: usize = 20;
@@ -46,38 +122,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<JsonLimit>>()
-            .map(|l| l.0)
-            .unwrap_or(DEFAULT_JSON_LIMIT);
-        let content_type_ok = is_json_content_type(req.headers());
-        let declared_length = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        let mut payload = payload.take();
-        Box::pin(async move {
-            if !content_type_ok {
-                return Err(ApiError::UnsupportedMediaType {
+        if !is_json_content_type(req.headers()) {
+            return Box::pin(async {
+                Err(ApiError::UnsupportedMediaType {
                     expected: "application/json",
-                });
-            }
-            if declared_length.is_some_and(|len| len > limit) {
-                return Err(ApiError::PayloadTooLarge { limit });
-            }
-            let mut body = web::BytesMut::with_capacity(declared_length.unwrap_or(0).min(limit));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| {
-                    ApiError::BadRequest("The request body could not be read.".to_owned())
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse(&body).map(Json)
-        })
+                })
+            });
+        }
+        let body = Body::read(req, payload);
+        Box::pin(async move { parse(&body.await?.0).map(Json) })
     }
 }
 
@@ -102,12 +155,16 @@ fn is_json_content_type(headers: &header::HeaderMap) -> bool {
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // Fast path: straight into T, noting unknown fields on the way.
     let mut unknown = Vec::new();
-    let attempt = deserialize_tracked::<T, _>(
-        &mut serde_json::Deserializer::from_slice(body),
-        &mut unknown,
-    );
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let attempt = deserialize_tracked::<T, _>(&mut deserializer, &mut unknown);
     match attempt {
-        Ok(value) if unknown.is_empty() => Ok(value),
+        // One JSON value and nothing after it but whitespace.
+        Ok(value) if unknown.is_empty() => match deserializer.end() {
+            Ok(()) => Ok(value),
+            Err(_) => Err(ApiError::BadRequest(
+                "The request body holds more than one JSON value; send exactly one.".to_owned(),
+            )),
+        },
         _ => Err(describe_problems::<T>(body)),
     }
 }
@@ -149,6 +206,11 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
 fn describe_problems<T: DeserializeOwned>(body: &[u8]) -> ApiError {
     let mut document: serde_json::Value = match serde_json::from_slice(body) {
         Ok(document) => document,
+        Err(e) if e.is_syntax() && e.to_string().starts_with("trailing characters") => {
+            return ApiError::BadRequest(
+                "The request body holds more than one JSON value; send exactly one.".to_owned(),
+            );
+        }
         Err(e) if e.is_eof() && body.iter().all(u8::is_ascii_whitespace) => {
             return ApiError::BadRequest(
                 "The request body is empty; send a JSON document.".to_owned(),
@@ -219,13 +281,41 @@ fn remove_at(document: &mut serde_json::Value, path: &serde_path_to_error::Path)
     }
 }
 
+/// Says serde's message in JSON's terms: no Rust type is named (`struct Login`,
+/// `u16`, `a sequence`), only what the JSON should have held.
+fn in_json_terms(message: &str) -> String {
+    static RULES: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            (r"\bstruct variant `?[\w:]+`?", "a JSON object"),
+            (r"\b(struct|tuple struct) `?\w+`?", "a JSON object"),
+            (r"\benum `?\w+`?", "one of the allowed values"),
+            (r"\b[ui](8|16|32|64|128|size)\b", "a whole number"),
+            (r"\bf(32|64)\b", "a number"),
+            (r"\b(a )?map\b", "a JSON object"),
+            (r"\b(a )?(sequence|tuple)\b", "a JSON array"),
+            (r"\bunit( value)?\b", "null"),
+            (r"\ba borrowed string\b", "a string"),
+            (r"\b(integer|floating point) `([^`]*)`", "the number $2"),
+            (r"\bboolean `([^`]*)`", "$1"),
+            (r#"\bstring ""#, r#"the string ""#),
+        ]
+        .into_iter()
+        .filter_map(|(pattern, with)| Regex::new(pattern).ok().map(|r| (r, with)))
+        .collect()
+    });
+    rules.iter().fold(message.to_owned(), |text, (rule, with)| {
+        rule.replace_all(&text, *with).into_owned()
+    })
+}
+
 /// Names the field from serde's path and message, and drops serde's position suffix.
 fn field_error<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> FieldError {
     let inner = e.inner().to_string();
-    let message = match inner.find(" at line ") {
-        Some(i) => inner[..i].to_owned(),
-        None => inner,
-    };
+    let message = in_json_terms(match inner.find(" at line ") {
+        Some(i) => &inner[..i],
+        None => &inner,
+    });
     let parent = match e.path().to_string() {
         p if p == "." => String::new(),
         p => p,
@@ -297,6 +387,47 @@ mod tests {
             parse::<Sample>(b"nope"),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn messages_speak_json_not_rust() {
+        for (serde, json) in [
+            (
+                "invalid type: null, expected struct LoginRequest",
+                "invalid type: null, expected a JSON object",
+            ),
+            (
+                "invalid value: integer `2000`, expected u16",
+                "invalid value: the number 2000, expected a whole number",
+            ),
+            (
+                "invalid type: sequence, expected a map",
+                "invalid type: a JSON array, expected a JSON object",
+            ),
+            (
+                "invalid type: string \"x\", expected f64",
+                "invalid type: the string \"x\", expected a number",
+            ),
+            ("expected enum Effect", "expected one of the allowed values"),
+        ] {
+            assert_eq!(in_json_terms(serde), json);
+        }
+    }
+
+    #[test]
+    fn one_json_value_and_nothing_after_it() {
+        for body in [
+            &br#"{"name":"a","count":1} {"x":1}"#[..],
+            br#"{"name":"a","count":1} GARBAGE"#,
+            br#"{"name":"a","count":1}}"#,
+        ] {
+            assert!(
+                matches!(parse::<Sample>(body), Err(ApiError::BadRequest(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert!(parse::<Sample>(b"{\"name\":\"a\",\"count\":1}  \n").is_ok());
     }
 
     #[test]

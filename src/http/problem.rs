@@ -164,6 +164,8 @@ pub enum ApiError {
     UnsupportedMediaType { expected: &'static str },
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
+    #[error("request body timed out")]
+    RequestTimeout { seconds: u64 },
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
     #[error("forbidden: {0}")]
@@ -220,6 +222,12 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "Unsupported media type",
                 format!("Send the body as {expected}."),
+            ),
+            ApiError::RequestTimeout { seconds } => Problem::new(
+                "request-timeout",
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout",
+                format!("The request body did not arrive within {seconds} seconds."),
             ),
             ApiError::PayloadTooLarge { limit } => Problem::new(
                 "payload-too-large",

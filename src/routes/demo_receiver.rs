@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use uuid::Uuid;
 
 use crate::demo::webhook::is_demo_webhook;
+use crate::http::json::Body;
 use crate::state::AppState;
 use crate::webhooks::signing::verify;
 
@@ -17,7 +18,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Checks a delivery against the secrets of the webhook named in `?webhook=`.
-async fn receive(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+async fn receive(req: HttpRequest, state: web::Data<AppState>, body: Body) -> HttpResponse {
+    let body = body.0;
     let webhook = req
         .query_string()
         .strip_prefix("webhook=")

@@ -181,3 +181,127 @@ async fn a_handler_panic_is_an_opaque_500_and_the_server_keeps_serving() {
     }
     assert_eq!(app.get("/health").await.status(), 200);
 }
+
+/// Writes a request whose body stops short of its Content-Length, then waits for the
+/// answer (on a thread: the server runs on this test's runtime).
+async fn stalled_body(address: &str, path: &str, content_type: &str) -> String {
+    let host = address.trim_start_matches("http://").to_owned();
+    let path = path.to_owned();
+    let content_type = content_type.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&host).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: 100\r\n\r\n{{\"email\""
+        );
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut response = vec![0u8; 4096];
+        let read = stream.read(&mut response).unwrap_or(0);
+        String::from_utf8_lossy(&response[..read]).into_owned()
+    })
+    .await
+    .expect("thread")
+}
+
+#[actix_web::test]
+async fn a_body_that_stalls_is_cut_off_with_408() {
+    let app = spawn_app_with(&[("REQUEST_BODY_TIMEOUT_SECONDS", "1")]).await;
+    for (path, content_type) in [
+        ("/api/v1/auth/login", "application/json"),
+        ("/admin/login", "application/x-www-form-urlencoded"),
+    ] {
+        let response = stalled_body(&app.address, path, content_type).await;
+        assert!(response.starts_with("HTTP/1.1 408"), "{path}: {response}");
+        assert!(
+            response.contains("did not arrive within 1 seconds"),
+            "{path}: {response}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn one_json_value_and_nothing_after_it_everywhere() {
+    let app = spawn_app().await;
+    let tokens = app.signed_up("trailing@example.org").await;
+    let login = format!(
+        r#"{{"email":"trailing@example.org","password":"{}"}} {{"x":1}} GARBAGE"#,
+        crate::helpers::GOOD_PASSWORD
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(login)
+        .send()
+        .await
+        .expect("request");
+    let body = problem(response, 400).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("more than one JSON value"))
+    );
+    let created: serde_json::Value = app
+        .post_with_token(
+            "/api/v1/documents",
+            &tokens.access_token,
+            Some(&serde_json::json!({"title": "t", "classification": "public"})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let response = app
+        .client
+        .patch(app.url(&format!(
+            "/api/v1/documents/{}",
+            created["id"].as_str().expect("id")
+        )))
+        .bearer_auth(&tokens.access_token)
+        .header("content-type", "application/json")
+        .body(r#"{"title": "changed"}}"#)
+        .send()
+        .await
+        .expect("request");
+    problem(response, 400).await;
+}
+
+#[actix_web::test]
+async fn field_errors_say_json_not_rust() {
+    let app = spawn_app().await;
+    for (body, field) in [
+        ("null", "body"),
+        ("[]", "body"),
+        (r#"{"email": 5, "password": "x"}"#, "email"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let problem_body = problem(response, 422).await;
+        let text = problem_body.to_string();
+        for rust in ["struct", "LoginRequest", "sequence", "u16", "String"] {
+            assert!(!text.contains(rust), "{body}: {text}");
+        }
+        assert_eq!(problem_body["errors"][0]["field"], field, "{body}");
+    }
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        problem(response, 422).await["errors"][0]["message"],
+        "invalid type: null, expected a JSON object"
+    );
+}

@@ -187,3 +187,54 @@ async fn a_previous_key_verifies_only_while_listed() {
     )
     .await;
 }
+
+/// Signs a raw header and the claims with HS256, byte for byte as given.
+fn sign_raw(header: &Value, claims: &Value, secret: &SecretString) -> String {
+    use hmac::{Hmac, Mac};
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+        .expect("any key length");
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+#[actix_web::test]
+async fn critical_headers_and_foreign_types_are_refused() {
+    let app = spawn_app().await;
+    let (_, claims) = user_with_token(&app).await;
+    let secret = &app.settings.jwt.secret;
+    let kid = key_id(secret);
+    // The exact header, hand-signed, works: what follows differs only in one field.
+    let plain = json!({"alg": "HS256", "typ": "JWT", "kid": kid});
+    assert_eq!(app.me_status(&sign_raw(&plain, &claims, secret)).await, 200);
+    let untyped = json!({"alg": "HS256", "kid": kid});
+    assert_eq!(
+        app.me_status(&sign_raw(&untyped, &claims, secret)).await,
+        200
+    );
+    for (header, what) in [
+        (
+            json!({"alg": "HS256", "typ": "JWT", "kid": kid, "crit": ["exp"]}),
+            "an unknown critical header",
+        ),
+        (
+            json!({"alg": "HS256", "typ": "JWT", "kid": kid, "crit": []}),
+            "an empty crit",
+        ),
+        (
+            json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            "another typ",
+        ),
+        (
+            json!({"alg": "HS256", "typ": 7, "kid": kid}),
+            "a typ that is no string",
+        ),
+    ] {
+        assert_rejected(&app, &sign_raw(&header, &claims, secret), what).await;
+    }
+}

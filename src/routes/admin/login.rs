@@ -12,6 +12,7 @@ use crate::admin::sessions::{ABSOLUTE_SECONDS, AdminSignInError, COOKIE, PENDING
 use crate::audit::RequestMeta;
 use crate::http::ClientIp;
 use crate::http::admin_page::{AdminForm, Form, PageError, removal, render, same_site_only};
+use crate::http::json::Body;
 use crate::http::problem::ApiError;
 use crate::http::rate_limit::enforce;
 use crate::limits::{Decision, LimitKey, RouteClass};
@@ -91,10 +92,10 @@ pub async fn submit(
     ip: ClientIp,
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Bytes,
+    body: Body,
 ) -> Result<HttpResponse, PageError> {
     same_site_only(&req)?;
-    let form = Form::parse(&body);
+    let form = Form::parse(&body.0);
     let email = form.text("email");
     let limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0)).and_then(|()| {
         match Email::parse(&email) {
@@ -169,10 +170,10 @@ pub async fn code_submit(
     ip: ClientIp,
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Bytes,
+    body: Body,
 ) -> Result<HttpResponse, PageError> {
     same_site_only(&req)?;
-    let form = Form::parse(&body);
+    let form = Form::parse(&body.0);
     let Some(pending) = req.cookie(PENDING_COOKIE) else {
         return page(
             &state,
@@ -208,9 +209,9 @@ pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Bytes,
+    body: Body,
 ) -> Result<HttpResponse, PageError> {
-    match AdminForm::check(&req, &body).await {
+    match AdminForm::check(&req, &body.0).await {
         Ok(post) => state
             .admin_sessions
             .sign_out(&post.session, &meta)
