@@ -44,6 +44,8 @@ pub struct RateLimitSettings {
     pub login_account: RateQuota,
     pub register_ip: RateQuota,
     pub mfa_account: RateQuota,
+    /// The password entered again (change, re-authentication), per account.
+    pub password_account: RateQuota,
     pub refresh_ip: RateQuota,
     /// Keys each limiter tracks before newcomers share the overflow bucket.
     pub max_keys: usize,
@@ -88,6 +90,7 @@ impl Reader<'_> {
         let login_account = self.quota(v::RATE_LIMIT_LOGIN_ACCOUNT);
         let register_ip = self.quota(v::RATE_LIMIT_REGISTER_IP);
         let mfa_account = self.quota(v::RATE_LIMIT_MFA_ACCOUNT);
+        let password_account = self.quota(v::RATE_LIMIT_PASSWORD_ACCOUNT);
         let refresh_ip = self.quota(v::RATE_LIMIT_REFRESH_IP);
         let max_keys = self.number::<usize>(v::RATE_LIMIT_MAX_KEYS, 1, 10_000_000);
         let steps_text = self
@@ -103,6 +106,7 @@ impl Reader<'_> {
             login_account: login_account?,
             register_ip: register_ip?,
             mfa_account: mfa_account?,
+            password_account: password_account?,
             refresh_ip: refresh_ip?,
             max_keys: max_keys?,
             softlock: SoftlockSettings {

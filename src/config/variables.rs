@@ -62,6 +62,7 @@ pub const RATE_LIMIT_LOGIN_IP: &str = "RATE_LIMIT_LOGIN_IP";
 pub const RATE_LIMIT_LOGIN_ACCOUNT: &str = "RATE_LIMIT_LOGIN_ACCOUNT";
 pub const RATE_LIMIT_REGISTER_IP: &str = "RATE_LIMIT_REGISTER_IP";
 pub const RATE_LIMIT_MFA_ACCOUNT: &str = "RATE_LIMIT_MFA_ACCOUNT";
+pub const RATE_LIMIT_PASSWORD_ACCOUNT: &str = "RATE_LIMIT_PASSWORD_ACCOUNT";
 pub const RATE_LIMIT_REFRESH_IP: &str = "RATE_LIMIT_REFRESH_IP";
 pub const RATE_LIMIT_MAX_KEYS: &str = "RATE_LIMIT_MAX_KEYS";
 pub const SOFTLOCK_STEPS: &str = "SOFTLOCK_STEPS";
@@ -235,6 +236,11 @@ pub const ALL: &[Variable] = &[
         RATE_LIMIT_MFA_ACCOUNT,
         Some("5/60"),
         "MFA code checks per account.",
+    ),
+    var(
+        RATE_LIMIT_PASSWORD_ACCOUNT,
+        Some("5/60"),
+        "Passwords entered again per account (password change, re-authentication for a sensitive change).",
     ),
     var(
         RATE_LIMIT_REFRESH_IP,

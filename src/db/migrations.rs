@@ -12,6 +12,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0006_webhooks.sql")),
     M::up(include_str!("migrations/0007_admin_sessions.sql")),
     M::up(include_str!("migrations/0008_health_probe.sql")),
+    M::up(include_str!("migrations/0009_reauthentication.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

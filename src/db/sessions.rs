@@ -124,6 +124,22 @@ pub fn touch(
     Ok(())
 }
 
+/// Records that the session's holder proved the password again at `now`.
+pub fn set_reauthenticated(conn: &Connection, id: Uuid, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE sessions SET reauthenticated_at = ?2 WHERE id = ?1")?
+        .execute(params![id.to_string(), now])?;
+    Ok(())
+}
+
+/// When the session's holder last proved the password again, if ever.
+pub fn reauthenticated_at(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT reauthenticated_at FROM sessions WHERE id = ?1")?
+        .query_row([id.to_string()], |row| row.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten())
+}
+
 /// Ends a session if it is still open; returns whether it was.
 pub fn end(conn: &Connection, id: Uuid, now: i64, reason: &str) -> rusqlite::Result<bool> {
     let changed = conn

@@ -6,6 +6,7 @@
 //! | login | 5/min | client IP, **and** 10/min per account |
 //! | register | 3/hour | client IP |
 //! | MFA verification | 5/min | account |
+//! | the password again (password change, re-authentication) | 5/min | account |
 //! | refresh | 30/min | client IP |
 //! | authenticated | `DEFAULT_RATE_LIMIT_CALLS` per `DEFAULT_RATE_LIMIT_PERIOD` | user |
 //! | anonymous | 100/min | client IP |
@@ -42,17 +43,19 @@ pub enum RouteClass {
     LoginAccount,
     Register,
     MfaAccount,
+    PasswordAccount,
     Refresh,
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 7] = [
+    pub const ALL: [RouteClass; 8] = [
         RouteClass::Authenticated,
         RouteClass::Anonymous,
         RouteClass::LoginIp,
         RouteClass::LoginAccount,
         RouteClass::Register,
         RouteClass::MfaAccount,
+        RouteClass::PasswordAccount,
         RouteClass::Refresh,
     ];
 
@@ -64,6 +67,7 @@ impl RouteClass {
             RouteClass::LoginAccount => "login_account",
             RouteClass::Register => "register_ip",
             RouteClass::MfaAccount => "mfa_account",
+            RouteClass::PasswordAccount => "password_account",
             RouteClass::Refresh => "refresh_ip",
         }
     }
@@ -76,6 +80,7 @@ impl RouteClass {
             RouteClass::LoginAccount => settings.login_account,
             RouteClass::Register => settings.register_ip,
             RouteClass::MfaAccount => settings.mfa_account,
+            RouteClass::PasswordAccount => settings.password_account,
             RouteClass::Refresh => settings.refresh_ip,
         }
     }
@@ -285,6 +290,7 @@ mod tests {
             login_account: RateQuota::new(10, 60),
             register_ip: RateQuota::new(3, 3600),
             mfa_account: RateQuota::new(5, 60),
+            password_account: RateQuota::new(5, 60),
             refresh_ip: RateQuota::new(30, 60),
             max_keys,
             softlock: SoftlockSettings {

@@ -94,6 +94,9 @@ impl From<AccountError> for ApiError {
                 "incorrect",
                 "is not your current password",
             )]),
+            AccountError::ReauthenticationRequired => ApiError::Forbidden(
+                "This change needs your password again: send `password` (and `code`, a current code from your authenticator, when MFA is on), or make it within 5 minutes of doing so on this session.",
+            ),
             AccountError::SessionNotFound => ApiError::NotFound,
             AccountError::AccountGone => ApiError::Unauthorized("Token revoked"),
             AccountError::UserNotFound => ApiError::NotFound,

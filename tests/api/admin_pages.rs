@@ -165,7 +165,11 @@ async fn an_administrator_with_mfa_signs_in_with_a_code() {
     let app = app_with(&[]).await;
     let token = app.admin_token("root@example.org").await;
     let setup: Value = app
-        .post_with_token("/api/v1/auth/mfa/setup", &token, None)
+        .post_with_token(
+            "/api/v1/auth/mfa/setup",
+            &token,
+            Some(&json!({"password": GOOD_PASSWORD})),
+        )
         .await
         .json()
         .await
@@ -630,7 +634,11 @@ async fn the_code_step_has_the_login_limits_and_refusals_are_pages_not_errors() 
     .await;
     let token = app.admin_token("root@example.org").await;
     let setup: Value = app
-        .post_with_token("/api/v1/auth/mfa/setup", &token, None)
+        .post_with_token(
+            "/api/v1/auth/mfa/setup",
+            &token,
+            Some(&json!({"password": GOOD_PASSWORD})),
+        )
         .await
         .json()
         .await

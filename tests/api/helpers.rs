@@ -103,6 +103,7 @@ pub fn test_settings(dir: &Path, overrides: &[(&str, &str)]) -> Settings {
         ("RATE_LIMIT_REGISTER_IP", "100000/60"),
         ("RATE_LIMIT_REFRESH_IP", "100000/60"),
         ("RATE_LIMIT_MFA_ACCOUNT", "100000/60"),
+        ("RATE_LIMIT_PASSWORD_ACCOUNT", "100000/60"),
     ] {
         pairs.insert(name.into(), quota.into());
     }

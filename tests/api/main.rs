@@ -19,6 +19,7 @@ mod openapi;
 mod passwords;
 mod policies;
 mod rate_limits;
+mod reauth;
 mod request_id;
 mod revocation;
 mod security_headers;

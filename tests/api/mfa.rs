@@ -15,6 +15,11 @@ const ENABLE: &str = "/api/v1/auth/mfa/enable";
 const DISABLE: &str = "/api/v1/auth/mfa/disable";
 const VERIFY: &str = "/api/v1/auth/mfa/verify-login";
 
+/// The password again, which MFA setup needs (a stolen token alone must not enrol).
+fn reauth() -> Value {
+    json!({"password": GOOD_PASSWORD})
+}
+
 /// An app on a manual clock, so TOTP steps are ours to move.
 async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -41,7 +46,9 @@ impl Enrolled {
 
 async fn enrolled(app: &TestApp, email: &str) -> Enrolled {
     let tokens = app.signed_up(email).await;
-    let response = app.post_with_token(SETUP, &tokens.access_token, None).await;
+    let response = app
+        .post_with_token(SETUP, &tokens.access_token, Some(&reauth()))
+        .await;
     assert_eq!(response.status(), 200);
     let setup: Value = response.json().await.expect("json");
     let base32 = setup["secret"].as_str().expect("secret").to_owned();
@@ -108,7 +115,9 @@ async fn setup_enable_and_the_two_step_login() {
         .expect("json");
     assert_eq!(me["mfa_enabled"], true);
     // Setting up again while enabled is refused.
-    let again = app.post_with_token(SETUP, &user.access_token, None).await;
+    let again = app
+        .post_with_token(SETUP, &user.access_token, Some(&reauth()))
+        .await;
     problem(again, 409).await;
 
     app.clock.advance(30);
@@ -142,7 +151,7 @@ async fn enable_needs_a_current_code_of_the_pending_secret() {
         .await;
     problem(early, 409).await;
     let setup: Value = app
-        .post_with_token(SETUP, &tokens.access_token, None)
+        .post_with_token(SETUP, &tokens.access_token, Some(&reauth()))
         .await
         .json()
         .await

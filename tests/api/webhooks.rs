@@ -124,7 +124,11 @@ async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_with(settings, dir, reqwest::Client::new(), clock).await
 }
 
-async fn create_hook(app: &TestApp, token: &str, body: Value) -> Value {
+async fn create_hook(app: &TestApp, token: &str, mut body: Value) -> Value {
+    // Setting a credential needs the password again.
+    if body.get("credential").is_some() {
+        body["password"] = json!(crate::helpers::GOOD_PASSWORD);
+    }
     let response = app.post_with_token(HOOKS, token, Some(&body)).await;
     let status = response.status();
     let text = response.text().await.expect("body");

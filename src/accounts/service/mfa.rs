@@ -34,7 +34,7 @@ pub struct MfaSetup {
 }
 
 /// The result of checking a code against an enabled factor.
-enum CodeCheck {
+pub(super) enum CodeCheck {
     Totp,
     BackupCode {
         remaining: i64,
@@ -48,11 +48,11 @@ enum CodeCheck {
 }
 
 impl CodeCheck {
-    fn accepted(&self) -> bool {
+    pub(super) fn accepted(&self) -> bool {
         matches!(self, CodeCheck::Totp | CodeCheck::BackupCode { .. })
     }
 
-    fn failure_reason(&self) -> &'static str {
+    pub(super) fn failure_reason(&self) -> &'static str {
         match self {
             CodeCheck::Replayed => "mfa_code_replayed",
             _ => "wrong_mfa_code",
@@ -74,7 +74,7 @@ fn open_secret(mfa_box: &SecretBox, stored: &str) -> Result<TotpSecret, AccountE
 /// Checks `code` — a TOTP code or a backup code — against the user's enabled
 /// factor, consuming it when it is accepted. Runs inside the caller's transaction,
 /// so the consumption commits with whatever the code unlocks.
-fn check_code(
+pub(super) fn check_code(
     tx: &Connection,
     mfa_box: &SecretBox,
     user: UserId,
@@ -113,7 +113,7 @@ fn check_code(
 }
 
 /// Audits what `check_code` found, in the same transaction.
-fn audit_code_check(
+pub(super) fn audit_code_check(
     audit: &AuditLog,
     tx: &Connection,
     check: &CodeCheck,
@@ -151,7 +151,7 @@ fn refusal(tx: &Connection, user: UserId, now: i64) -> Result<Option<&'static st
     })
 }
 
-fn wrong_code_field() -> AccountError {
+pub(super) fn wrong_code_field() -> AccountError {
     AccountError::Validation(vec![FieldError::rule(
         "code",
         "incorrect",

@@ -13,12 +13,14 @@ mod admin;
 mod login;
 mod mfa;
 mod password;
+mod reauth;
 mod refresh;
 mod registration;
 mod session_ends;
 
 pub use admin::{UserDetail, UserQuery};
 pub use mfa::MfaSetup;
+pub use reauth::{Proof, REAUTHENTICATION_SECONDS};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +113,9 @@ pub enum AccountError {
     TemporarilyLocked,
     #[error("current password incorrect")]
     WrongCurrentPassword,
+    /// A sensitive change, without the password (and code) again.
+    #[error("re-authentication required")]
+    ReauthenticationRequired,
     #[error("session not found")]
     SessionNotFound,
     #[error("account no longer exists")]

@@ -4,6 +4,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::login::Failing;
 use super::{AccountError, AccountService, TokenPair, end_all_sessions};
 use crate::audit::{AuditEvent, Outcome, RequestMeta};
 use crate::auth::Principal;
@@ -29,16 +30,25 @@ impl AccountService {
         let audit = self.audit.clone();
         // Read fresh, not from the profile cache: the hash is what is checked.
         let user = self.read_user(principal.user_id).await?;
+        // The current password is a guess like any login's: none while softlocked,
+        // and a wrong one counts toward the softlock.
+        let now = self.clock.now();
+        if user.is_softlocked(now) || self.unrecorded.is_locked(user.id, now) {
+            return Err(AccountError::TemporarilyLocked);
+        }
         let verification = self
             .hasher
             .verify(current.clone(), Some(user.password_hash.clone()))
             .await?;
         if verification == Verification::Invalid {
-            let failed =
-                AuditEvent::of_request("auth.password_change_failed", Outcome::Failure, meta)
-                    .with_actor(user.id.to_string())
-                    .with_detail("reason", "wrong_current_password");
-            self.db.write(move |tx| audit.append(tx, &failed)).await?;
+            self.record_failure(
+                "password_change_wrong_password",
+                None,
+                Some(Failing::from(&user)),
+                true,
+                meta,
+            )
+            .await?;
             return Err(AccountError::WrongCurrentPassword);
         }
         if current.expose_secret() == new.expose_secret() {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::accounts::service::{LoginOutcome, SessionInfo, TokenPair};
+use crate::accounts::service::{LoginOutcome, Proof, SessionInfo, TokenPair};
 use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
@@ -48,6 +48,44 @@ pub struct ChangePasswordRequest {
     pub current_password: SecretString,
     #[schema(value_type = String, format = Password)]
     pub new_password: SecretString,
+}
+
+/// The password again — and, with MFA on, a current code — for a sensitive change.
+/// Both may be left out within 5 minutes of sending them on the same session.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Reauthentication {
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<SecretString>,
+    /// A current 6-digit code (or a backup code), when MFA is on.
+    #[schema(value_type = Option<String>)]
+    pub code: Option<SecretString>,
+}
+
+/// The caller proves the account again (see [`Reauthentication`]), within the
+/// per-account limit on passwords entered again.
+pub(crate) async fn reauthenticated(
+    req: &HttpRequest,
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    proof: Reauthentication,
+) -> Result<(), ApiError> {
+    if proof.password.is_some() {
+        enforce(
+            req,
+            RouteClass::PasswordAccount,
+            &LimitKey::User(principal.user_id),
+        )?;
+    }
+    let proof = Proof {
+        password: proof.password,
+        code: proof.code,
+    };
+    Ok(state
+        .accounts
+        .reauthenticate(principal, proof, meta)
+        .await?)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -332,15 +370,23 @@ pub async fn me(
     responses(
         (status = 200, description = "Password changed; use the new tokens", body = TokenResponse),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Wrong current password, or a new password breaking a named rule", body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "The account is softlocked after failed attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong current password (counts toward the softlock), or a new password breaking a named rule", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 5 passwords entered again a minute for this account", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn change_password(
+    req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    enforce(
+        &req,
+        RouteClass::PasswordAccount,
+        &LimitKey::User(principal.user_id),
+    )?;
     let body = body.into_inner();
     let pair = state
         .accounts

@@ -5,7 +5,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{MessageResponse, TokenResponse};
+use super::auth::{MessageResponse, Reauthentication, TokenResponse, reauthenticated};
+use crate::accounts::AccountError;
 use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::auth::tokens::TokenType;
@@ -28,8 +29,11 @@ pub struct MfaSetupResponse {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MfaEnableRequest {
-    /// The current 6-digit code from the authenticator app.
+    /// The current 6-digit code from the authenticator app. It proves the caller
+    /// holds the pending secret, which only the re-authenticated `setup` showed, so
+    /// no password is asked again here.
     #[schema(value_type = String, example = "123456")]
     pub code: SecretString,
 }
@@ -65,17 +69,27 @@ pub struct MfaVerifyLoginRequest {
     path = "/api/v1/auth/mfa/setup",
     tag = "mfa",
     security(("bearer" = [])),
+    request_body = Reauthentication,
     responses(
         (status = 200, description = "A pending secret, its URI and QR code", body = MfaSetupResponse),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "MFA is already enabled", body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "The password is needed again, or the account is softlocked", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "MFA is already enabled", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Wrong `password` (counts toward the softlock)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn setup(
+    req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
     meta: RequestMeta,
+    body: Json<Reauthentication>,
 ) -> Result<HttpResponse, ApiError> {
+    // Nothing to set up on an account that has MFA: said before any proof is asked.
+    if state.accounts.me(&principal).await?.mfa_enabled {
+        return Err(AccountError::MfaAlreadyEnabled.into());
+    }
+    reauthenticated(&req, &state, &principal, &meta, body.into_inner()).await?;
     let setup = state.accounts.setup_mfa(principal.user_id, &meta).await?;
     Ok(HttpResponse::Ok().json(MfaSetupResponse {
         secret: setup.secret_base32.expose_secret().to_owned(),
@@ -145,6 +159,11 @@ pub async fn disable(
     enforce(
         &req,
         RouteClass::MfaAccount,
+        &LimitKey::User(principal.user_id),
+    )?;
+    enforce(
+        &req,
+        RouteClass::PasswordAccount,
         &LimitKey::User(principal.user_id),
     )?;
     let body = body.into_inner();

@@ -1,11 +1,12 @@
 //! `/api/v1/webhooks`: the caller's outgoing webhooks. Someone else's is 404.
 
-use actix_web::{HttpResponse, web};
-use secrecy::ExposeSecret;
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::auth::{Reauthentication, reauthenticated};
 use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
@@ -27,18 +28,43 @@ pub struct WebhookRequest {
     pub enabled: Option<bool>,
     /// Sent with every delivery; sealed at rest, never shown again.
     pub credential: Option<Credential>,
+    /// The password again, when setting a credential or moving a webhook that has one
+    /// (unless sent within the last 5 minutes on this session); never stored.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub password: Option<SecretString>,
+    /// With MFA on: a current code, alongside `password`.
+    #[schema(value_type = Option<String>)]
+    pub code: Option<SecretString>,
 }
 
-impl From<WebhookRequest> for WebhookChanges {
-    fn from(r: WebhookRequest) -> Self {
-        Self {
-            url: r.url,
-            events: r.events,
-            description: r.description,
-            enabled: r.enabled,
-            credential: r.credential,
-        }
+impl WebhookRequest {
+    /// The changes, and the proof of the caller sent with them.
+    fn split(self) -> (WebhookChanges, Reauthentication) {
+        let changes = WebhookChanges {
+            url: self.url,
+            events: self.events,
+            description: self.description,
+            enabled: self.enabled,
+            credential: self.credential,
+        };
+        let proof = Reauthentication {
+            password: self.password,
+            code: self.code,
+        };
+        (changes, proof)
     }
+}
+
+/// Whether the change hands a credential to a receiver: a credential set, or an
+/// address changed while one is stored. Such a change needs the password again, so
+/// a stolen token cannot send the owner's secrets somewhere new.
+fn moves_a_credential(changes: &WebhookChanges, stored_credential: Option<&str>) -> bool {
+    let sets = changes
+        .credential
+        .as_ref()
+        .is_some_and(|c| c.kind() != "none");
+    let moves = changes.url.is_some() && stored_credential.is_some_and(|kind| kind != "none");
+    sets || moves
 }
 
 #[derive(Serialize, ToSchema)]
@@ -202,14 +228,19 @@ pub async fn list(
     )
 )]
 pub async fn create(
+    req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Json<WebhookRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let (changes, proof) = body.into_inner().split();
+    if moves_a_credential(&changes, None) {
+        reauthenticated(&req, &state, &principal, &meta, proof).await?;
+    }
     let created = state
         .webhooks
-        .create(principal.user_id, body.into_inner().into(), &meta)
+        .create(principal.user_id, changes, &meta)
         .await?;
     Ok(HttpResponse::Created().json(WebhookWithSecret {
         webhook: created.webhook.into(),
@@ -255,20 +286,22 @@ pub async fn get(
     )
 )]
 pub async fn update(
+    req: HttpRequest,
     principal: Principal,
     state: web::Data<AppState>,
     meta: RequestMeta,
     path: web::Path<String>,
     body: Json<WebhookRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = webhook_id(&path)?;
+    let (changes, proof) = body.into_inner().split();
+    let stored = state.webhooks.get(principal.user_id, id).await?;
+    if moves_a_credential(&changes, Some(&stored.credential_kind)) {
+        reauthenticated(&req, &state, &principal, &meta, proof).await?;
+    }
     let webhook = state
         .webhooks
-        .update(
-            principal.user_id,
-            webhook_id(&path)?,
-            body.into_inner().into(),
-            &meta,
-        )
+        .update(principal.user_id, id, changes, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(WebhookResponse::from(webhook)))
 }
