@@ -14,6 +14,8 @@ pub struct HttpSettings {
     pub workers: Option<usize>,
     pub cors_allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// The origin browsers reach the server at, when configured.
+    pub public_url: Option<String>,
     pub behind_tls_proxy: bool,
     pub tls: Option<TlsSettings>,
     pub hsts_max_age_seconds: u64,
@@ -57,6 +59,10 @@ impl Reader<'_> {
         };
         let cors_allowed_origins = self.cors_origins();
         let trusted_proxies = self.trusted_proxies();
+        let public_url = match self.raw.get(v::PUBLIC_URL) {
+            None => Some(None),
+            Some(value) => self.checked(v::PUBLIC_URL, rules::origin(value)).map(Some),
+        };
         let behind_tls_proxy = self.boolean(v::BEHIND_TLS_PROXY);
         let tls = self.tls();
         let hsts_max_age_seconds = self.number::<u64>(v::HSTS_MAX_AGE_SECONDS, 0, 63_072_000);
@@ -95,6 +101,7 @@ impl Reader<'_> {
             workers: workers?,
             cors_allowed_origins: cors_allowed_origins?,
             trusted_proxies: trusted_proxies?,
+            public_url: public_url?,
             behind_tls_proxy: behind_tls_proxy?,
             tls: tls?,
             hsts_max_age_seconds: hsts_max_age_seconds?,

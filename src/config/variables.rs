@@ -74,6 +74,7 @@ pub const PASSWORD_HASH_CONCURRENCY: &str = "PASSWORD_HASH_CONCURRENCY";
 pub const PASSWORD_HASH_QUEUE_TIMEOUT_MS: &str = "PASSWORD_HASH_QUEUE_TIMEOUT_MS";
 pub const REVOCATION_CACHE_CAPACITY: &str = "REVOCATION_CACHE_CAPACITY";
 pub const SESSION_CACHE_CAPACITY: &str = "SESSION_CACHE_CAPACITY";
+pub const PUBLIC_URL: &str = "PUBLIC_URL";
 pub const REQUEST_BODY_TIMEOUT_SECONDS: &str = "REQUEST_BODY_TIMEOUT_SECONDS";
 pub const REFRESH_REUSE_GRACE_SECONDS: &str = "REFRESH_REUSE_GRACE_SECONDS";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
@@ -125,6 +126,11 @@ pub const ALL: &[Variable] = &[
         TRUSTED_PROXIES,
         Some(""),
         "Comma list of proxy IPs/CIDRs whose X-Forwarded-For is believed. Empty: trust no one.",
+    ),
+    var(
+        PUBLIC_URL,
+        None,
+        "The origin browsers reach the server at (scheme://host[:port]), e.g. https://auth.example.org; the admin pages accept form posts from it only. Unset: the bind address and the Host header.",
     ),
     var(
         BEHIND_TLS_PROXY,

@@ -166,6 +166,41 @@ pub struct Chrome {
     pub section: &'static str,
 }
 
+/// The origins this server is reached at: `PUBLIC_URL` when configured; otherwise
+/// the request's scheme and `Host`, and the bind address. The forwarded headers
+/// (`X-Forwarded-Host`, `X-Forwarded-Proto`, `Forwarded`) are believed only from a
+/// trusted proxy, so a client cannot name its own origin as this server's.
+fn own_origins(req: &HttpRequest) -> Vec<String> {
+    let Ok(state) = app_state(req) else {
+        return Vec::new();
+    };
+    let http = &state.settings.http;
+    if let Some(public) = &http.public_url {
+        return vec![public.clone()];
+    }
+    let from_proxy = req.peer_addr().is_some_and(|peer| {
+        http.trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip().to_canonical()))
+    });
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let scheme = match header("x-forwarded-proto").filter(|_| from_proxy) {
+        Some(proto) => proto.trim().to_ascii_lowercase(),
+        None if http.tls.is_some() => "https".to_owned(),
+        None => "http".to_owned(),
+    };
+    let host = header("x-forwarded-host")
+        .filter(|_| from_proxy)
+        .or_else(|| header("host"))
+        .map(|h| h.trim().to_ascii_lowercase());
+    let mut origins: Vec<String> = host
+        .map(|h| format!("{scheme}://{h}"))
+        .into_iter()
+        .collect();
+    origins.push(format!("{scheme}://{}", http.bind_address));
+    origins
+}
+
 /// Refuses a cross-site request: a browser says so in `Sec-Fetch-Site`, and an
 /// `Origin` other than this server's own is refused too.
 pub fn same_site_only(req: &HttpRequest) -> Result<(), PageError> {
@@ -182,9 +217,8 @@ pub fn same_site_only(req: &HttpRequest) -> Result<(), PageError> {
         return Err(refused());
     }
     if let Some(origin) = header("origin").filter(|o| *o != "null") {
-        let info = req.connection_info();
-        let own = format!("{}://{}", info.scheme(), info.host());
-        if origin != own {
+        let origin = origin.to_ascii_lowercase();
+        if !own_origins(req).contains(&origin) {
             return Err(refused());
         }
     }

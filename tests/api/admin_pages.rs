@@ -838,3 +838,77 @@ fn user_status(app: &TestApp, email: &str) -> String {
     })
     .expect("status")
 }
+
+/// The admin pages' origin check believes forwarded host headers only from a trusted
+/// proxy: a client naming its own site as this server's is still cross-site. With
+/// `PUBLIC_URL`, that origin alone is this server's.
+#[actix_web::test]
+async fn forwarded_host_headers_from_anyone_do_not_make_a_site_this_one() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let spoofed = app
+        .client
+        .post(app.url("/admin/simulator"))
+        .header("origin", "https://evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("forwarded", "host=evil.example;proto=https")
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(spoofed.status(), 403);
+    // Its own origin, by the Host it was reached at, is fine.
+    let own = app
+        .client
+        .post(app.url("/admin/simulator"))
+        .header("origin", app.address.as_str())
+        .form(&[
+            ("csrf", token.as_str()),
+            ("action", "read"),
+            ("resource_type", "document"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(own.status(), 200);
+
+    let public = app_with(&[
+        ("ADMIN_REQUIRE_MFA", "false"),
+        ("PUBLIC_URL", "https://auth.example.org"),
+    ])
+    .await;
+    let html = signed_in_admin(&public).await;
+    let token = csrf(&html);
+    let post = |origin: &'static str| {
+        let (public, token) = (&public, token.clone());
+        async move {
+            public
+                .client
+                .post(public.url("/admin/simulator"))
+                .header("origin", origin)
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("action", "read"),
+                    ("resource_type", "document"),
+                ])
+                .send()
+                .await
+                .expect("request")
+                .status()
+        }
+    };
+    assert_eq!(post("https://auth.example.org").await, 200);
+    let by_host = public.address.clone();
+    let status = public
+        .client
+        .post(public.url("/admin/simulator"))
+        .header("origin", by_host.as_str())
+        .form(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, 403, "only the public URL is this server's origin");
+}
