@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod clock;
 pub mod config;

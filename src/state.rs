@@ -12,6 +12,7 @@ use crate::audit::AuditLog;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::revocation::{RevocationStore, StoreCapacity};
 use crate::auth::tokens::TokenService;
+use crate::authz::DecisionService;
 use crate::clock::Clock;
 use crate::config::{KeyPurpose, Settings};
 use crate::crypto::password::PasswordHasher;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub admin_sessions: AdminSessions,
     pub admin_access: AdminAccess,
     pub admin_overview: AdminOverview,
+    pub decisions: DecisionService,
     database: Database,
 }
 
@@ -156,6 +158,12 @@ impl AppState {
         Ok(Self {
             admin_access: AdminAccess::new(policies.clone()),
             admin_overview: AdminOverview::new(db.clone(), clock.clone()),
+            decisions: DecisionService::new(
+                accounts.clone(),
+                documents.clone(),
+                webhooks.clone(),
+                policies.clone(),
+            ),
             settings,
             clock,
             audit,

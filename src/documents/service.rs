@@ -14,7 +14,7 @@ use super::as_resource;
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
 use crate::db::{Database, documents};
-use crate::model::document::{Classification, Document, RESOURCE_TYPE};
+use crate::model::document::{Classification, Document};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
 use crate::validation::FieldError;
@@ -365,49 +365,10 @@ impl DocumentService {
             .await
     }
 
-    /// The decision API's answer: may the caller do `action` on `described`? A
-    /// stored document (type `document` with an id) is judged as it is stored, not
-    /// as described; one that does not exist allows nothing, and one the caller may
-    /// not read allows nothing either, so no answer reveals it. Programmatic, so it
-    /// never fails open: an evaluation error is `false` (and audited).
-    pub async fn decide(
-        &self,
-        caller: &Caller,
-        action: &str,
-        described: Resource,
-    ) -> Result<bool, DocumentError> {
-        let stored_id = match (described.kind.as_str(), described.id.as_deref()) {
-            (RESOURCE_TYPE, Some(id)) => match Uuid::parse_str(id) {
-                Ok(id) => Some(id),
-                // Not a document id: no such document.
-                Err(_) => return Ok(false),
-            },
-            _ => None,
-        };
-        let resource = match stored_id {
-            None => described,
-            Some(id) => {
-                let Some(document) = self.find(id).await? else {
-                    return Ok(false);
-                };
-                let resource = as_resource(&document);
-                if action != "read" && !self.is_allowed(caller, "read", resource.clone()).await {
-                    return Ok(false);
-                }
-                resource
-            }
-        };
-        Ok(self.is_allowed(caller, action, resource).await)
-    }
-
-    async fn is_allowed(&self, caller: &Caller, action: &str, resource: Resource) -> bool {
-        let request = AccessRequest {
-            subject: caller.subject.clone(),
-            action: action.to_owned(),
-            resource,
-            context: caller.context.clone(),
-        };
-        self.policies.is_allowed(&request, &caller.meta).await
+    /// The stored document, if there is one: for the decision API, which judges it
+    /// as stored. Nothing is decided here.
+    pub async fn stored(&self, id: Uuid) -> Result<Option<Document>, DocumentError> {
+        self.find(id).await
     }
 
     /// The documents the caller may read, in id order from `after`. Examines at most

@@ -7,6 +7,7 @@
 use crate::accounts::AccountError;
 use crate::admin::AdminAccessError;
 use crate::auth::{AuthError, tokens};
+use crate::authz::AuthzError;
 use crate::crypto::password::PasswordError;
 use crate::db::DbError;
 use crate::documents::service::DocumentError;
@@ -149,6 +150,15 @@ impl From<AdminAccessError> for ApiError {
                 ApiError::Forbidden("The access policies do not allow this administrator action.")
             }
             AdminAccessError::EvaluationFailed => ApiError::AccessEvaluationFailed,
+        }
+    }
+}
+
+impl From<AuthzError> for ApiError {
+    fn from(error: AuthzError) -> Self {
+        match error {
+            AuthzError::NotFound => ApiError::NotFound,
+            AuthzError::Unexpected(cause) => ApiError::Unexpected(cause),
         }
     }
 }

@@ -242,7 +242,8 @@ async fn with_no_active_policy_everything_is_denied() {
             Some(&json!({"action": "read", "resource": {"type": "document", "id": id}})),
         )
         .await;
-    assert_eq!(check.json::<Value>().await.expect("json")["allowed"], false);
+    // A stored document no policy lets her read does not exist for her.
+    problem(check, 404).await;
 }
 
 #[actix_web::test]
@@ -450,4 +451,80 @@ async fn a_document_whose_decision_errs_is_left_out_of_lists_not_fatal() {
         .collect();
     assert_eq!(titles, vec!["Fine"]);
     assert!(!app.audit_events("authz.evaluation_failed").is_empty());
+}
+
+/// The decision API takes nobody's word for what the server owns: someone else's
+/// webhook, claimed as the caller's, is judged as stored (so: not found); the same
+/// claim on an `admin` resource earns nothing; only custom types are described, and
+/// the answer says so.
+#[actix_web::test]
+async fn the_decision_api_judges_server_owned_resources_as_stored() {
+    let app =
+        crate::helpers::spawn_app_with(&[("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")])
+            .await;
+    let victim = app.signed_up("victim@example.org").await.access_token;
+    let mallory = app.signed_up("mallory@example.org").await.access_token;
+    let me: Value = app
+        .get_with_token("/api/v1/auth/me", &mallory)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let hook: Value = app
+        .post_with_token(
+            "/api/v1/webhooks",
+            &victim,
+            Some(&json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ask = |resource: Value| json!({"action": "update", "resource": resource});
+    let claimed = ask(json!({"type": "webhook", "id": hook["id"], "owner_id": me["id"]}));
+    problem(
+        app.post_with_token("/api/v1/authz/check", &mallory, Some(&claimed))
+            .await,
+        404,
+    )
+    .await;
+    // The owner is answered, from the stored owner.
+    let owned = ask(json!({"type": "webhook", "id": hook["id"]}));
+    let answer: Value = app
+        .post_with_token("/api/v1/authz/check", &victim, Some(&owned))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["allowed"], true);
+    assert_eq!(answer["resource_source"], "server");
+    // An `admin` resource has no owner, whatever the caller claims.
+    let admin = ask(json!({"type": "admin", "id": "x", "owner_id": me["id"]}));
+    let answer: Value = app
+        .post_with_token("/api/v1/authz/check", &mallory, Some(&admin))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["allowed"], false);
+    // No such document or user: not found, not `false`.
+    for kind in ["document", "user", "policy"] {
+        let missing = ask(json!({"type": kind, "id": uuid::Uuid::new_v4()}));
+        problem(
+            app.post_with_token("/api/v1/authz/check", &mallory, Some(&missing))
+                .await,
+            404,
+        )
+        .await;
+    }
+    // A custom type is the caller's to describe, and the answer says so.
+    let custom = ask(json!({"type": "report", "owner_id": me["id"]}));
+    let answer: Value = app
+        .post_with_token("/api/v1/authz/check", &mallory, Some(&custom))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["resource_source"], "caller");
+    assert_eq!(answer["allowed"], true);
 }

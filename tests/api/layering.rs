@@ -25,6 +25,7 @@ const CORE: &[&str] = &[
     "admin",
     "audit",
     "auth",
+    "authz",
     "clock",
     "config",
     "crypto",

@@ -12,6 +12,7 @@ use crate::accounts::AccountError;
 use crate::admin::AdminAction;
 use crate::audit::RequestMeta;
 use crate::auth::Principal;
+use crate::authz::ResourceSource;
 use crate::http::json::Json;
 use crate::http::problem::{ApiError, Problem};
 use crate::model::{Role, UserId};
@@ -35,6 +36,10 @@ pub struct CheckRequest {
 #[derive(Serialize, ToSchema)]
 pub struct CheckResponse {
     pub allowed: bool,
+    /// `server`: a resource of a type the server owns, judged as stored (its owner
+    /// and attributes as the server holds them). `caller`: a custom type, judged as
+    /// described.
+    pub resource_source: &'static str,
 }
 
 /// May the caller (or, for an administrator, `subject_id`) do `action` on the
@@ -48,7 +53,8 @@ pub struct CheckResponse {
     responses(
         (status = 200, description = "The decision; `false` on any evaluation error", body = CheckResponse),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`subject_id` names someone else and the caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`subject_id` names someone else and the caller is not an administrator the engine lets simulate them", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "A resource of a server-owned type (document, webhook, user, policy) that does not exist, or that the subject may not read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad action or resource type, or an unknown `subject_id`", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -97,9 +103,15 @@ pub async fn check(
         };
         asking.subject = Subject::from(&user);
     }
-    let allowed = state
-        .documents
-        .decide(&asking, &body.action, body.resource.into())
+    let answer = state
+        .decisions
+        .check(&asking, &body.action, body.resource.into())
         .await?;
-    Ok(HttpResponse::Ok().json(CheckResponse { allowed }))
+    Ok(HttpResponse::Ok().json(CheckResponse {
+        allowed: answer.allowed,
+        resource_source: match answer.source {
+            ResourceSource::Server => "server",
+            ResourceSource::Caller => "caller",
+        },
+    }))
 }
