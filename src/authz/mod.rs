@@ -10,6 +10,10 @@
 //!
 //! Programmatic, so it never fails open: an evaluation error is `allowed: false`,
 //! and audited.
+//!
+//! The simulator asks through here too ([`DecisionService::simulate`]): given the id
+//! of a stored resource, it judges what is stored, as the system does, and says
+//! which attributes came from the store and which were typed.
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -17,8 +21,9 @@ use uuid::Uuid;
 use crate::accounts::{AccountError, AccountService};
 use crate::documents::as_resource;
 use crate::documents::service::{Caller, DocumentError, DocumentService};
-use crate::policy::engine::{AccessRequest, Reason, Resource};
+use crate::policy::engine::{AccessRequest, Decision, Reason, Resource};
 use crate::policy::service::{PolicyError, PolicyService};
+use crate::policy::simulation::{SimulatedSubject, Simulation};
 use crate::webhooks::service::{WebhookError, WebhookService};
 
 /// Where the judged resource came from.
@@ -47,6 +52,32 @@ pub enum AuthzError {
 
 /// The resource types the server owns, and so loads rather than believes.
 pub const SERVER_OWNED: &[&str] = &["document", "webhook", "user", "policy", "admin"];
+
+/// Where one input of a simulation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    Stored,
+    Typed,
+}
+
+impl Provenance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Stored => "stored",
+            Provenance::Typed => "typed",
+        }
+    }
+}
+
+/// A simulated decision, and what it was made on.
+pub struct Simulated {
+    pub decision: Decision,
+    pub subject: Provenance,
+    /// The resource's owner: from the store, or typed.
+    pub owner: Provenance,
+    /// Each resource attribute the decision saw, and where it came from.
+    pub attributes: Vec<(String, Provenance)>,
+}
 
 #[derive(Clone)]
 pub struct DecisionService {
@@ -105,6 +136,69 @@ impl DecisionService {
         Ok(answer(
             self.decide(caller, action, resource).await == Some(true),
         ))
+    }
+
+    /// What the engine would decide, and why. A stored user is used as stored; a
+    /// resource of a server-owned type whose id names a stored one is judged as
+    /// stored (its owner and attributes win over typed ones; typed attributes it
+    /// lacks are kept, and marked typed), so the simulator agrees with the system.
+    /// An id that names nothing stored describes a hypothetical resource, as typed.
+    pub async fn simulate(&self, simulation: Simulation) -> Result<Simulated, PolicyError> {
+        let subject = match simulation.subject {
+            SimulatedSubject::User(_) => Provenance::Stored,
+            SimulatedSubject::Described { .. } => Provenance::Typed,
+        };
+        let typed = simulation.resource.clone();
+        let stored = SERVER_OWNED.contains(&typed.kind.as_str())
+            && typed.id.is_some()
+            && typed.kind != "admin";
+        let loaded = if stored {
+            match self.load(&typed).await {
+                Ok(resource) => Some(resource),
+                // No such stored resource: a hypothetical one, judged as typed.
+                Err(AuthzError::NotFound) => None,
+                Err(AuthzError::Unexpected(cause)) => return Err(PolicyError::Unexpected(cause)),
+            }
+        } else {
+            None
+        };
+        let (resource, owner, attributes) = match loaded {
+            Some(mut resource) => {
+                let mut sources: Vec<(String, Provenance)> = resource
+                    .attributes
+                    .keys()
+                    .map(|k| (k.clone(), Provenance::Stored))
+                    .collect();
+                for (key, value) in typed.attributes {
+                    if !resource.attributes.contains_key(&key) {
+                        sources.push((key.clone(), Provenance::Typed));
+                        resource.attributes.insert(key, value);
+                    }
+                }
+                (resource, Provenance::Stored, sources)
+            }
+            None => {
+                let sources = typed
+                    .attributes
+                    .keys()
+                    .map(|k| (k.clone(), Provenance::Typed))
+                    .collect();
+                (typed, Provenance::Typed, sources)
+            }
+        };
+        let decision = self
+            .policies
+            .simulate(Simulation {
+                resource,
+                ..simulation
+            })
+            .await?;
+        Ok(Simulated {
+            decision,
+            subject,
+            owner,
+            attributes,
+        })
     }
 
     /// The engine's answer: `Some(allowed)`, or `None` when it could not evaluate

@@ -22,7 +22,8 @@ use crate::policy::service::ImportedPolicy;
 use crate::policy::validate::PolicyDraft;
 use crate::routes::api::admin_policies::{
     self, ImportResponse, OperatorSpec, PolicyResponse, PolicyStatusRequest, PolicyVersionResponse,
-    ResourceDescription, SimulateRequest, SimulatedContext, SimulatedSubject, Vocabulary,
+    ResourceDescription, SimulateRequest, SimulateResponse, SimulatedContext, SimulatedSubject,
+    Vocabulary,
 };
 use crate::routes::api::admin_users::{self, MfaResetResponse};
 use crate::routes::api::auth::{
@@ -135,6 +136,7 @@ use crate::webhooks::model::Credential;
         OperatorSpec,
         PolicyStatusRequest,
         SimulateRequest,
+        SimulateResponse,
         SimulatedSubject,
         SimulatedContext,
         ResourceDescription,

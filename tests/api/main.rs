@@ -8,6 +8,7 @@ mod cli;
 mod client_ip;
 mod config;
 mod cors;
+mod decisions;
 mod documents;
 mod errors;
 mod health;

@@ -26,6 +26,11 @@ pub struct Outcome {
     pub allowed: bool,
     pub reason: String,
     pub policies: Vec<Explained>,
+    /// Where the subject, the resource's owner and each attribute came from:
+    /// `stored` or `typed`.
+    pub subject_source: &'static str,
+    pub owner_source: &'static str,
+    pub attribute_sources: Vec<(String, &'static str)>,
 }
 
 #[derive(Template)]
@@ -158,6 +163,9 @@ fn describe(decision: Decision) -> Outcome {
         allowed: decision.allowed,
         reason,
         policies,
+        subject_source: "typed",
+        owner_source: "typed",
+        attribute_sources: Vec::new(),
     }
 }
 
@@ -214,14 +222,18 @@ pub async fn submit(post: AdminForm) -> Result<HttpResponse, PageError> {
         path: None,
         time: Some(form.text("time")).filter(|t| !t.is_empty()),
     };
-    match post.state.policies.simulate(simulation).await {
-        Ok(decision) => render(
-            &post,
-            &users,
-            Some(form),
-            Vec::new(),
-            Some(describe(decision)),
-        ),
+    match post.state.decisions.simulate(simulation).await {
+        Ok(simulated) => {
+            let mut outcome = describe(simulated.decision);
+            outcome.subject_source = simulated.subject.as_str();
+            outcome.owner_source = simulated.owner.as_str();
+            outcome.attribute_sources = simulated
+                .attributes
+                .into_iter()
+                .map(|(name, source)| (name, source.as_str()))
+                .collect();
+            render(&post, &users, Some(form), Vec::new(), Some(outcome))
+        }
         Err(PolicyError::Validation(found)) => {
             let errors = found
                 .into_iter()

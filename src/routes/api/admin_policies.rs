@@ -531,7 +531,7 @@ pub struct SimulateRequest {
     security(("bearer" = [])),
     request_body = SimulateRequest,
     responses(
-        (status = 200, description = "The decision and its explanation", body = Decision),
+        (status = 200, description = "The decision and its explanation", body = SimulateResponse),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad names, unknown user, or a bad time", body = Problem, content_type = "application/problem+json")
     )
@@ -552,8 +552,8 @@ pub async fn simulate(
             attributes: body.subject.attributes,
         },
     };
-    let decision = state
-        .policies
+    let simulated = state
+        .decisions
         .simulate(Simulation {
             subject,
             action: body.action,
@@ -564,5 +564,30 @@ pub async fn simulate(
             time: body.context.time,
         })
         .await?;
-    Ok(HttpResponse::Ok().json(decision))
+    Ok(HttpResponse::Ok().json(SimulateResponse {
+        subject_source: simulated.subject.as_str(),
+        owner_source: simulated.owner.as_str(),
+        attribute_sources: simulated
+            .attributes
+            .iter()
+            .map(|(name, source)| (name.clone(), source.as_str()))
+            .collect(),
+        decision: simulated.decision,
+    }))
+}
+
+/// The decision and its explanation, and where its inputs came from: a stored user
+/// or resource (given by id) is used as stored, so the simulator agrees with the
+/// system.
+#[derive(Serialize, ToSchema)]
+pub struct SimulateResponse {
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// `stored` (a `user_id`) or `typed`.
+    pub subject_source: &'static str,
+    /// `stored` (a stored resource, by id) or `typed`.
+    pub owner_source: &'static str,
+    /// Each resource attribute and where it came from: `stored` or `typed`.
+    #[schema(value_type = Object)]
+    pub attribute_sources: std::collections::BTreeMap<String, &'static str>,
 }
