@@ -85,7 +85,7 @@ impl AppState {
     /// Opens the database and builds every service. Used by the server and by
     /// commands that work on the data directly (create-admin, demo seeding).
     ///
-    /// Refuses (with [`stored_secrets::KeyCheckError::WrongKey`]) when the
+    /// Refuses (with [`stored_secrets::KeyCheckError::Mismatch`]) when the
     /// configured keys cannot open the secrets already stored.
     pub async fn open(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         Self::open_with(settings, clock, OpenOptions::default()).await

@@ -138,12 +138,10 @@ async fn check_keys(db: &Database, settings: &Settings) -> Findings {
                 );
             }
         }
-        Err(KeyCheckError::WrongKey { variable }) => findings.fail(
-            variable,
-            "cannot decrypt the secrets already stored in the database; set the key used before, or list the new key first and the old one after it and run `portcullis rotate-keys`".to_owned(),
-        ),
-        Err(error @ KeyCheckError::UnreadableSecrets { variable, .. }) => {
-            findings.fail(variable, error.to_string())
+        Err(KeyCheckError::Mismatch(problems)) => {
+            for problem in problems {
+                findings.fail(problem.variable, problem.to_string());
+            }
         }
         Err(error) => findings.fail("stored secrets", format!("cannot be checked ({error})")),
     }

@@ -57,11 +57,13 @@ pub fn exit_code_for(error: &anyhow::Error) -> ExitCode {
     let key_mismatch = error.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<KeyCheckError>(),
-            Some(KeyCheckError::WrongKey { .. } | KeyCheckError::UnreadableSecrets { .. })
+            Some(KeyCheckError::Mismatch(_))
         ) || matches!(
             cause.downcast_ref::<DbError>(),
             Some(DbError::Missing { .. } | DbError::RolledBack { .. } | DbError::Anchor(_))
-        )
+        ) || cause
+            .downcast_ref::<DbError>()
+            .is_some_and(DbError::is_unusable_file)
     });
     ExitCode::from(if key_mismatch {
         EXIT_CONFIG

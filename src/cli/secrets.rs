@@ -45,8 +45,7 @@ pub fn run(sources: ConfigSources, options: ResealOptions) -> ExitCode {
         match stored_secrets::check_keys(&db, &keyring, false).await {
             Ok(_) => {}
             Err(
-                error @ (KeyCheckError::WrongKey { .. }
-                | KeyCheckError::UnreadableSecrets { .. }),
+                error @ KeyCheckError::Mismatch(_),
             ) => {
                 eprintln!("{name}: {error}");
                 return ExitCode::from(EXIT_CONFIG);

@@ -35,21 +35,43 @@ impl Keyring {
     }
 }
 
+/// One key list that does not open what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    pub variable: &'static str,
+    /// Stored secrets of its purpose that no key in the list opens.
+    pub rows: u64,
+    /// Whether the list's check value (the canary) opens: if not, the key is simply
+    /// wrong; if so, only some secrets were sealed with a key missing from the list.
+    pub canary_opens: bool,
+}
+
+impl std::fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let variable = self.variable;
+        if self.canary_opens {
+            write!(
+                f,
+                "{} stored secret(s) cannot be decrypted with the keys in {variable}. Add the key they were encrypted with to {variable} (after the first), start again, and run `portcullis rotate-keys`",
+                self.rows
+            )
+        } else {
+            write!(
+                f,
+                "{variable} cannot decrypt the secrets already stored in this database ({} stored secret(s) do not open). Set it to the key used before, or list the new key first and the old one after it (comma-separated) and run `portcullis rotate-keys`",
+                self.rows
+            )
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyCheckError {
     /// The configured keys cannot open what is stored: starting would fail every
-    /// login (or delivery) that needs a secret, so startup refuses instead.
-    #[error(
-        "{variable} cannot decrypt the secrets already stored in this database. Set it to the key used before, or list the new key first and the old one after it (comma-separated) and run `portcullis rotate-keys`"
-    )]
-    WrongKey { variable: &'static str },
-    /// The canary opens but some stored secrets do not: they were sealed with a
-    /// key no longer (or never) in the list — say, by a server still running with
-    /// the old key during a rotation.
-    #[error(
-        "{rows} stored secret(s) cannot be decrypted with the keys in {variable}. Add the key they were encrypted with to {variable} (after the first), start again, and run `portcullis rotate-keys`"
-    )]
-    UnreadableSecrets { variable: &'static str, rows: u64 },
+    /// login (or delivery) that needs a secret, so startup refuses instead. Every
+    /// key list at fault is named, with its count.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; and "))]
+    Mismatch(Vec<KeyProblem>),
     #[error(transparent)]
     Seal(#[from] SecretBoxError),
     #[error(transparent)]
@@ -92,15 +114,14 @@ pub async fn check_keys(
     let keyring = keyring.clone();
     let work = move |conn: &rusqlite::Connection| {
         let mut report = KeyReport::default();
+        let mut problems = Vec::new();
         for purpose in KeyPurpose::ALL {
             let sealer = keyring.for_purpose(purpose);
             let variable = purpose.variable();
             let canary = sealed::canary(conn, purpose)?;
-            if let Some(value) = &canary
-                && sealer.open(value).is_err()
-            {
-                return Err(KeyCheckError::WrongKey { variable });
-            }
+            let canary_opens = canary
+                .as_ref()
+                .is_none_or(|value| sealer.open(value).is_ok());
             let mut unreadable = 0;
             for col in SEALED_COLUMNS.iter().filter(|c| c.purpose == purpose) {
                 let mut legacy = 0;
@@ -115,18 +136,30 @@ pub async fn check_keys(
                     report.legacy.push((col.label(), legacy));
                 }
             }
-            match (unreadable, canary.is_some()) {
-                (0, true) => {}
-                (0, false) => {
+            match (unreadable, canary.is_some(), canary_opens) {
+                (0, true, true) => {}
+                (0, false, _) => {
                     if create_missing {
                         sealed::put_canary(conn, purpose, &sealer.seal(CANARY_PLAINTEXT)?)?;
                     }
                     report.canaries_created.push(purpose);
                 }
-                // No canary yet and nothing opens: the key is simply wrong.
-                (_, false) => return Err(KeyCheckError::WrongKey { variable }),
-                (rows, true) => return Err(KeyCheckError::UnreadableSecrets { variable, rows }),
+                // No canary yet and nothing opens, or a canary that does not open:
+                // the key is simply wrong.
+                (rows, false, _) | (rows, true, false) => problems.push(KeyProblem {
+                    variable,
+                    rows,
+                    canary_opens: false,
+                }),
+                (rows, true, true) => problems.push(KeyProblem {
+                    variable,
+                    rows,
+                    canary_opens: true,
+                }),
             }
+        }
+        if !problems.is_empty() {
+            return Err(KeyCheckError::Mismatch(problems));
         }
         Ok::<_, KeyCheckError>(report)
     };

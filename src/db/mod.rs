@@ -109,6 +109,23 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Whether the file is not a database SQLite can use (corrupt, or not SQLite at
+    /// all): a problem with what `DATABASE_PATH` points at, so start-up exits 2.
+    pub fn is_unusable_file(&self) -> bool {
+        let code = match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => Some(e.code),
+            DbError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => match err {
+                rusqlite::Error::SqliteFailure(e, _) => Some(e.code),
+                _ => None,
+            },
+            _ => None,
+        };
+        matches!(
+            code,
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        )
+    }
+
     /// Whether this is the storage being unavailable (busy, closed, failing, gone)
     /// rather than a fault in what was asked: the caller gets 503 and may retry.
     pub fn is_outage(&self) -> bool {

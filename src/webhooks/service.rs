@@ -146,6 +146,11 @@ impl WebhookService {
                 "https_required",
                 "must use https (plain http only to WEBHOOK_ALLOWED_PRIVATE_NETWORKS)",
             )],
+            Err(Refusal::Unresolvable) => vec![FieldError::rule(
+                "url",
+                "unresolvable",
+                "names a host that does not resolve; check its spelling",
+            )],
             Err(Refusal::NotPublic(_) | Refusal::NoPublicAddress) => vec![FieldError::rule(
                 "url",
                 "not_public",

@@ -30,6 +30,10 @@ pub enum Refusal {
     NotPublic(IpAddr),
     #[error("the host resolved to no public address")]
     NoPublicAddress,
+    /// The name does not resolve (or not within the time allowed): no address to
+    /// judge at all.
+    #[error("the host name does not resolve")]
+    Unresolvable,
 }
 
 /// The IPv4 address an IPv6 address stands for, if it embeds one.
@@ -143,14 +147,14 @@ impl Guard {
                 let port = url.port_or_known_default().unwrap_or(443);
                 tokio::time::timeout(DNS_TIMEOUT, tokio::net::lookup_host((name, port)))
                     .await
-                    .map_err(|_| Refusal::NoPublicAddress)?
-                    .map_err(|_| Refusal::NoPublicAddress)?
+                    .map_err(|_| Refusal::Unresolvable)?
+                    .map_err(|_| Refusal::Unresolvable)?
                     .map(|addr| addr.ip())
                     .collect()
             }
         };
         if addresses.is_empty() {
-            return Err(Refusal::NoPublicAddress);
+            return Err(Refusal::Unresolvable);
         }
         if let Some(bad) = addresses.iter().find(|ip| !self.permits(**ip)) {
             return Err(Refusal::NotPublic(*bad));

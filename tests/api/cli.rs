@@ -1,5 +1,7 @@
 use std::os::unix::fs::PermissionsExt;
 
+use secrecy::ExposeSecret;
+
 use crate::helpers::{ServerProcess, raw_get, raw_request, run_binary};
 
 fn parse_env_lines(text: &str) -> Vec<(String, String)> {
@@ -370,4 +372,69 @@ fn create_admin_from_stdin_and_generated() {
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("roles");
     assert_eq!(roles, vec!["admin", "admin"]);
+}
+
+/// Both encryption keys wrong: start-up names both variables, each with how many
+/// stored secrets it cannot open, and exits 2. A corrupt database file exits 2 too.
+#[actix_web::test]
+async fn wrong_keys_are_all_named_and_a_corrupt_database_is_a_configuration_problem() {
+    let app =
+        crate::helpers::spawn_app_with(&[("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")])
+            .await;
+    let token = app.signed_up("keys@example.org").await.access_token;
+    let setup: serde_json::Value = app
+        .post_with_token(
+            "/api/v1/auth/mfa/setup",
+            &token,
+            Some(&serde_json::json!({"password": crate::helpers::GOOD_PASSWORD})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(setup["secret"].is_string());
+    let created = app
+        .post_with_token(
+            "/api/v1/webhooks",
+            &token,
+            Some(&serde_json::json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let dir = app.dir.path().to_owned();
+    let mut vars = crate::helpers::binary_vars(&app.settings);
+    app.handle.stop(true).await;
+    for (name, value) in vars.iter_mut() {
+        if name == "MFA_ENCRYPTION_KEY" || name == "CREDENTIAL_ENCRYPTION_KEY" {
+            *value = portcullis::crypto::keys::fernet_key()
+                .expect("rng")
+                .expose_secret()
+                .to_owned();
+        }
+    }
+    vars.push(("BIND_ADDRESS".into(), "127.0.0.1:0".into()));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = run_binary(&dir, &["serve"], &refs);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("MFA_ENCRYPTION_KEY cannot decrypt the secrets already stored in this database (1 stored secret(s)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("CREDENTIAL_ENCRYPTION_KEY cannot decrypt the secrets already stored in this database (1 stored secret(s)"),
+        "{said}"
+    );
+
+    // A file at DATABASE_PATH that is not a database SQLite can use.
+    let corrupt = tempfile::tempdir().expect("tempdir");
+    let db = corrupt.path().join("portcullis.db");
+    std::fs::write(&db, vec![0x5Au8; 16 * 4096]).expect("write");
+    let mut vars = crate::helpers::binary_vars(&app.settings);
+    vars.retain(|(k, _)| k != "DATABASE_PATH");
+    vars.push(("DATABASE_PATH".into(), db.to_string_lossy().into_owned()));
+    vars.push(("BIND_ADDRESS".into(), "127.0.0.1:0".into()));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = run_binary(corrupt.path(), &["serve"], &refs);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
 }

@@ -944,3 +944,18 @@ async fn a_delivery_is_retried_only_through_its_own_webhook() {
         .await;
     problem(crossed, 404).await;
 }
+
+#[actix_web::test]
+async fn a_host_that_does_not_resolve_is_said_to_not_resolve() {
+    let app = app_with(&[]).await;
+    let token = app.signed_up("typo@example.org").await.access_token;
+    let refused = app
+        .post_with_token(
+            HOOKS,
+            &token,
+            Some(&json!({"url": "https://no-such-host.invalid/hook"})),
+        )
+        .await;
+    let body = problem(refused, 422).await;
+    assert_eq!(body["errors"][0]["rule"], "unresolvable");
+}
