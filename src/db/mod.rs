@@ -114,10 +114,10 @@ impl DbError {
     pub fn is_unusable_file(&self) -> bool {
         let code = match self {
             DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => Some(e.code),
-            DbError::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => match err {
-                rusqlite::Error::SqliteFailure(e, _) => Some(e.code),
-                _ => None,
-            },
+            DbError::Migration(rusqlite_migration::Error::RusqliteError {
+                err: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            }) => Some(e.code),
             _ => None,
         };
         matches!(
