@@ -280,6 +280,13 @@ pub async fn maintain(state: AppState, every: Duration) {
     loop {
         interval.tick().await;
         sweep_limiters(&state).await;
+        let malformed = telemetry::take_malformed_requests();
+        if malformed > 0 {
+            tracing::warn!(
+                refused = malformed,
+                "requests the HTTP parser refused (bad request lines or headers) since the last report"
+            );
+        }
         if ticks.is_multiple_of(PURGE_EVERY_TICKS) {
             match state.revocations.purge_expired().await {
                 Ok(purged) if purged > 0 => {

@@ -1,11 +1,40 @@
 //! Logging: text or JSON lines on stderr, written by a background thread; panics
 //! become log lines. The per-request span is the web layer's
 //! (`http::request_span`).
+//!
+//! Requests the HTTP parser refuses before they reach the application (a bad request
+//! line, too many or too large headers) would each write an ERROR line, so anyone
+//! could flood the log. They are counted instead, and the start-up wiring reports
+//! the count at WARN once a minute.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use tracing::Level;
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Where the HTTP parser reports what it refused.
+const PARSER_TARGET: &str = "actix_http::h1::dispatcher";
+
+static MALFORMED_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// Requests the HTTP parser refused since the last call.
+pub fn take_malformed_requests() -> u64 {
+    MALFORMED_REQUESTS.swap(0, Ordering::Relaxed)
+}
+
+/// Counts the parser's refusals instead of writing them.
+struct CountMalformed;
+
+impl<S: tracing::Subscriber> Layer<S> for CountMalformed {
+    fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
+        MALFORMED_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -15,21 +44,29 @@ use crate::config::{LogFormat, LogSettings};
 /// stderr never stalls a worker; keep the returned guard alive until exit (dropping
 /// it flushes).
 pub fn init(log: &LogSettings) -> Option<WorkerGuard> {
-    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    if let Ok(silenced) = format!("{PARSER_TARGET}=off").parse() {
+        filter = filter.add_directive(silenced);
+    }
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
-    let installed = match log.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
+    let lines = match log.format {
+        LogFormat::Text => lines.boxed(),
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
     };
+    let counted =
+        CountMalformed.with_filter(Targets::new().with_target(PARSER_TARGET, Level::WARN));
+    let installed = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(counted)
+        .try_init();
     if installed.is_err() {
         return None;
     }

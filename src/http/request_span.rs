@@ -54,7 +54,11 @@ impl RootSpanBuilder for RequestSpan {
         span.record("status", status);
         let _entered = span.enter();
         let elapsed_ms = elapsed_ms.unwrap_or_default();
-        if status >= 500 {
+        // A 503 is the server declining under load or during an outage, by design:
+        // a warning, so a spray of them cannot fill the log at the ERROR level.
+        if status == 503 {
+            tracing::warn!(status, elapsed_ms, "request refused: unavailable");
+        } else if status >= 500 {
             tracing::error!(status, elapsed_ms, "request failed");
         } else {
             tracing::info!(status, elapsed_ms, "request completed");

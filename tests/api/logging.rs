@@ -62,3 +62,81 @@ fn credentials_never_reach_the_log() {
         );
     }
 }
+
+/// Requests the HTTP parser refuses, and 503s from a full login queue, cannot flood
+/// the log at the ERROR level: the first are counted (reported once a minute at
+/// WARN), the second are warnings.
+#[test]
+fn refused_requests_do_not_flood_the_error_log() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut vars: Vec<(String, String)> = secret_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    vars.push(("BIND_ADDRESS".into(), "127.0.0.1:0".into()));
+    vars.push((
+        "DATABASE_PATH".into(),
+        dir.path().join("l.db").to_string_lossy().into_owned(),
+    ));
+    // One hashing slot, hardly any queue: concurrent logins get 503.
+    for (name, value) in [
+        ("PASSWORD_HASH_CONCURRENCY", "1"),
+        ("PASSWORD_HASH_QUEUE_TIMEOUT_MS", "10"),
+        ("RATE_LIMIT_LOGIN_IP", "100000/60"),
+        ("RATE_LIMIT_LOGIN_ACCOUNT", "100000/60"),
+    ] {
+        vars.push((name.into(), value.into()));
+    }
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut server = ServerProcess::start(dir.path(), &["serve"], &borrowed);
+    let host = server.address.trim_start_matches("http://").to_owned();
+    let logins: Vec<_> = (0..12)
+        .map(|_| {
+            let address = server.address.clone();
+            std::thread::spawn(move || {
+                crate::helpers::raw_request(
+                    &address,
+                    "POST",
+                    "/api/v1/auth/login",
+                    &[],
+                    Some(r#"{"email":"nobody@example.org","password":"whatever it is 123"}"#),
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<String> = logins
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    assert!(
+        answers.iter().any(|a| a.starts_with("HTTP/1.1 503")),
+        "the queue was never full"
+    );
+    let headers: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    for raw in [
+        "GARBAGE LINE\r\n\r\n".to_owned(),
+        format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n"),
+        format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1 << 20)),
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            .to_owned(),
+    ] {
+        for _ in 0..5 {
+            let mut stream = std::net::TcpStream::connect(&host).expect("connect");
+            let _ = stream.write_all(raw.as_bytes());
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            assert!(
+                answer.starts_with(b"HTTP/1.1 4"),
+                "{}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+    assert!(server.terminate());
+    let log = std::fs::read_to_string(&server.stderr_path).expect("log");
+    assert!(
+        !log.lines().any(|l| l.contains("ERROR")),
+        "refused requests wrote ERROR lines:\n{log}"
+    );
+}
