@@ -18,7 +18,7 @@ use crate::config::{KeyPurpose, Settings};
 use crate::crypto::password::PasswordHasher;
 use crate::crypto::stored_secrets::{self, Keyring};
 use crate::db::anchor::Anchor;
-use crate::db::{Database, DbError, NotReady, OpenOptions, sessions};
+use crate::db::{Database, DbError, NotReady, OpenOptions, sessions, users};
 use crate::documents::service::DocumentService;
 use crate::limits::RateLimits;
 use crate::policy::service::PolicyService;
@@ -81,6 +81,18 @@ async fn accept_rollback(
     Ok(())
 }
 
+/// Accounts created before look-alike detection get their e-mail's skeleton, so the
+/// rule covers them too. A no-op (one indexed read) on every later start.
+async fn fill_email_skeletons(db: &Database) -> anyhow::Result<()> {
+    let filled = db
+        .write(|tx| Ok::<_, DbError>(users::fill_missing_skeletons(tx)?))
+        .await?;
+    if filled > 0 {
+        tracing::info!(accounts = filled, "e-mail look-alike skeletons filled in");
+    }
+    Ok(())
+}
+
 impl AppState {
     /// Opens the database and builds every service. Used by the server and by
     /// commands that work on the data directly (create-admin, demo seeding).
@@ -114,6 +126,7 @@ impl AppState {
         if let Some(anchored) = db.rolled_back() {
             accept_rollback(&db, &audit, &clock, anchored).await?;
         }
+        fill_email_skeletons(&db).await?;
         let tokens = Arc::new(TokenService::new(&settings.jwt));
         let revocations = RevocationStore::open(
             db.clone(),

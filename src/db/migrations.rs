@@ -13,6 +13,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0007_admin_sessions.sql")),
     M::up(include_str!("migrations/0008_health_probe.sql")),
     M::up(include_str!("migrations/0009_reauthentication.sql")),
+    M::up(include_str!("migrations/0010_email_skeleton.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

@@ -30,11 +30,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-/// Inserts a user; a duplicate e-mail is a constraint violation the caller maps.
+/// Inserts a user with its e-mail's confusable skeleton; a duplicate e-mail is a
+/// constraint violation the caller maps.
 pub fn insert(conn: &Connection, user: &User) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO users (id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO users (id, email, password_hash, role, attributes, status, created_at, updated_at, tokens_valid_after, email_skeleton)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         user.id.to_string(),
@@ -46,8 +47,29 @@ pub fn insert(conn: &Connection, user: &User) -> rusqlite::Result<()> {
         user.created_at,
         user.updated_at,
         user.tokens_valid_after,
+        user.email.skeleton(),
     ])?;
     Ok(())
+}
+
+/// Whether an account's address looks like `email` (same confusable skeleton).
+pub fn look_alike_exists(conn: &Connection, email: &Email) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE email_skeleton = ?1)")?
+        .query_row([email.skeleton()], |row| row.get(0))
+}
+
+/// Fills in the skeleton of accounts created before skeletons were stored; returns
+/// how many it filled.
+pub fn fill_missing_skeletons(conn: &Connection) -> rusqlite::Result<usize> {
+    let missing: Vec<(String, String)> = conn
+        .prepare("SELECT id, email FROM users WHERE email_skeleton IS NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = conn.prepare("UPDATE users SET email_skeleton = ?2 WHERE id = ?1")?;
+    for (id, email) in &missing {
+        update.execute(params![id, Email::from_trusted(email.clone()).skeleton()])?;
+    }
+    Ok(missing.len())
 }
 
 pub fn find_by_email(conn: &Connection, email: &Email) -> rusqlite::Result<Option<User>> {

@@ -1,9 +1,17 @@
-//! E-mail addresses, parsed once at the edge and lower-cased, so `Alice@X.org` and
-//! `alice@x.org` are one account.
+//! E-mail addresses, parsed once at the edge and normalised, so `Alice@X.org`,
+//! `alice@x.org` and fullwidth `ａlice@x.org` are one account: the local part is
+//! NFKC-normalised and lower-cased, the domain is stored in its IDNA (ASCII) form.
+//!
+//! Normalisation does not catch addresses that merely *look* the same (Cyrillic `а`,
+//! dotless `ı`): [`Email::skeleton`] gives the Unicode UTS #39 confusable skeleton,
+//! and registration treats an address whose skeleton matches an existing account's
+//! as taken, so two accounts can never read alike in the admin pages or the audit log.
 
 use std::fmt;
 
 use email_address::{EmailAddress, Options};
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::confusable_detection::skeleton;
 
 pub const MAX_EMAIL_LENGTH: usize = 254;
 
@@ -26,10 +34,31 @@ impl Email {
             .without_display_text();
         match EmailAddress::parse_with_options(trimmed, options) {
             Ok(address) if !address.local_part().starts_with('"') => {
-                Ok(Self(address.email().to_lowercase()))
+                let local: String = address
+                    .local_part()
+                    .nfkc()
+                    .collect::<String>()
+                    .to_lowercase();
+                let domain = idna::domain_to_ascii(address.domain())
+                    .map_err(|_| "is not a valid e-mail address")?;
+                let normalised = format!("{local}@{domain}");
+                if normalised.len() > MAX_EMAIL_LENGTH {
+                    return Err("is longer than 254 characters");
+                }
+                Ok(Self(normalised))
             }
             _ => Err("is not a valid e-mail address"),
         }
+    }
+
+    /// The UTS #39 confusable skeleton of the address as people read it (the domain
+    /// in its Unicode form), lower-cased: two addresses that look alike have the same
+    /// skeleton. Lower-cased after the mapping too, because the confusables table
+    /// maps some characters to capitals (`0` → `O`).
+    pub fn skeleton(&self) -> String {
+        let (domain, _) = idna::domain_to_unicode(self.domain());
+        let readable = format!("{}@{}", self.local_part(), domain.to_lowercase());
+        skeleton(&readable).collect::<String>().to_lowercase()
     }
 
     pub fn as_str(&self) -> &str {
@@ -66,6 +95,31 @@ mod tests {
         assert_eq!(email.as_str(), "alice.smith@example.org");
         assert_eq!(email.local_part(), "alice.smith");
         assert_eq!(email.domain(), "example.org");
+    }
+
+    #[test]
+    fn normalises_compatibility_forms_and_the_domain() {
+        let fullwidth = Email::parse("\u{ff41}lice@Example.org").expect("valid");
+        assert_eq!(fullwidth.as_str(), "alice@example.org");
+        let unicode_domain = Email::parse("alice@b\u{fc}cher.example").expect("valid");
+        assert_eq!(unicode_domain.as_str(), "alice@xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn look_alikes_share_a_skeleton() {
+        let original = Email::parse("alice@rt.test").expect("valid").skeleton();
+        for look_alike in [
+            "\u{430}lice@rt.test",  // Cyrillic a
+            "al\u{131}ce@rt.test",  // dotless i
+            "alice@rt.t\u{435}st",  // Cyrillic e in the domain
+            "\u{ff41}lice@rt.test", // fullwidth a
+            "ALICE@RT.TEST",
+        ] {
+            let email = Email::parse(look_alike).expect("valid");
+            assert_eq!(email.skeleton(), original, "{look_alike}");
+        }
+        let different = Email::parse("alicia@rt.test").expect("valid");
+        assert_ne!(different.skeleton(), original);
     }
 
     #[test]

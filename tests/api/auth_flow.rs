@@ -84,6 +84,60 @@ async fn duplicate_registration_is_a_conflict() {
     problem(app.register("CAROL@example.org", GOOD_PASSWORD).await, 409).await;
 }
 
+/// Addresses that read like an existing account's are taken, with the same answer
+/// as the account's own address: no two accounts may look alike in the pages.
+#[actix_web::test]
+async fn look_alike_addresses_are_taken() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.register("alice@rt.test", GOOD_PASSWORD).await.status(),
+        201
+    );
+    let taken = problem(app.register("alice@rt.test", GOOD_PASSWORD).await, 409).await;
+    for look_alike in [
+        "\u{430}lice@rt.test",  // Cyrillic a
+        "\u{ff41}lice@rt.test", // fullwidth a
+        "alice@rt.t\u{435}st",  // Cyrillic e in the domain
+        "al\u{131}ce@rt.test",  // dotless i
+    ] {
+        let body = problem(app.register(look_alike, GOOD_PASSWORD).await, 409).await;
+        assert_eq!(body["detail"], taken["detail"], "{look_alike}");
+    }
+    // The fullwidth form is the same address once normalised: it signs in.
+    assert_eq!(
+        app.login("\u{ff41}lice@rt.test", GOOD_PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.register("alicia@rt.test", GOOD_PASSWORD).await.status(),
+        201
+    );
+}
+
+/// Accounts from before skeletons were stored are covered after the next start.
+#[actix_web::test]
+async fn look_alikes_of_older_accounts_are_taken_after_a_restart() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.register("erin@example.org", GOOD_PASSWORD)
+            .await
+            .status(),
+        201
+    );
+    rusqlite::Connection::open(&app.db_path)
+        .expect("open")
+        .execute("UPDATE users SET email_skeleton = NULL", [])
+        .expect("forget skeletons");
+    let app = app.restart().await;
+    problem(
+        app.register("\u{435}rin@example.org", GOOD_PASSWORD).await,
+        409,
+    )
+    .await;
+}
+
 #[actix_web::test]
 async fn unknown_email_and_wrong_password_are_indistinguishable() {
     let app = spawn_app().await;

@@ -60,6 +60,9 @@ impl AccountService {
         let audit = self.audit.clone();
         self.db
             .write(move |tx| {
+                if users::look_alike_exists(tx, &user.email)? {
+                    return Err(AccountError::EmailTaken);
+                }
                 if let Err(error) = users::insert(tx, &user) {
                     return Err(if is_unique_violation(&error) {
                         AccountError::EmailTaken
