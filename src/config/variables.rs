@@ -57,6 +57,7 @@ pub const ADMIN_REQUIRE_MFA: &str = "ADMIN_REQUIRE_MFA";
 pub const WEBHOOK_MAX_CONSECUTIVE_FAILURES: &str = "WEBHOOK_MAX_CONSECUTIVE_FAILURES";
 pub const WEBHOOK_SECRET_GRACE_HOURS: &str = "WEBHOOK_SECRET_GRACE_HOURS";
 pub const WEBHOOK_DELIVERY_CONCURRENCY: &str = "WEBHOOK_DELIVERY_CONCURRENCY";
+pub const WEBHOOK_ENDPOINT_CONCURRENCY: &str = "WEBHOOK_ENDPOINT_CONCURRENCY";
 pub const RATE_LIMIT_ANONYMOUS: &str = "RATE_LIMIT_ANONYMOUS";
 pub const RATE_LIMIT_LOGIN_IP: &str = "RATE_LIMIT_LOGIN_IP";
 pub const RATE_LIMIT_LOGIN_ACCOUNT: &str = "RATE_LIMIT_LOGIN_ACCOUNT";
@@ -287,6 +288,11 @@ pub const ALL: &[Variable] = &[
         WEBHOOK_DELIVERY_CONCURRENCY,
         Some("32"),
         "Webhook deliveries in flight at once (1–1024).",
+    ),
+    var(
+        WEBHOOK_ENDPOINT_CONCURRENCY,
+        Some("4"),
+        "Deliveries in flight at once to one webhook (1–64), so a receiver that hangs holds only its own.",
     ),
     var(
         ADMIN_REQUIRE_MFA,

@@ -1,5 +1,5 @@
 //! Outgoing webhooks: which private networks they may reach, when a failing one is
-//! disabled, the signing-secret grace period and delivery concurrency.
+//! disabled, the signing-secret grace period and delivery concurrency (overall and per webhook).
 use ipnet::IpNet;
 
 use super::variables as v;
@@ -11,6 +11,7 @@ pub struct WebhookSettings {
     pub max_consecutive_failures: u32,
     pub secret_grace_seconds: i64,
     pub delivery_concurrency: usize,
+    pub endpoint_concurrency: usize,
 }
 
 impl Reader<'_> {
@@ -36,11 +37,13 @@ impl Reader<'_> {
             self.number::<u32>(v::WEBHOOK_MAX_CONSECUTIVE_FAILURES, 1, 10_000);
         let grace_hours = self.number::<i64>(v::WEBHOOK_SECRET_GRACE_HOURS, 0, 720);
         let delivery_concurrency = self.number::<usize>(v::WEBHOOK_DELIVERY_CONCURRENCY, 1, 1024);
+        let endpoint_concurrency = self.number::<usize>(v::WEBHOOK_ENDPOINT_CONCURRENCY, 1, 64);
         Some(WebhookSettings {
             allowed_private_networks: nets,
             max_consecutive_failures: max_consecutive_failures?,
             secret_grace_seconds: grace_hours? * 3600,
             delivery_concurrency: delivery_concurrency?,
+            endpoint_concurrency: endpoint_concurrency?,
         })
     }
 }

@@ -242,25 +242,58 @@ pub fn enqueue(
     Ok(())
 }
 
-/// Claims up to `limit` due deliveries of enabled webhooks: their next attempt moves
-/// `lease` seconds on, so a crash mid-delivery leaves them to be retried, never lost.
-/// A disabled webhook's deliveries wait until it is enabled again.
+/// How much one claim may take.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimLimits {
+    pub now: i64,
+    /// Seconds a claimed delivery stays reserved before it is due again.
+    pub lease: i64,
+    /// Deliveries in all.
+    pub total: usize,
+    /// Deliveries in flight per webhook, counting those already in flight.
+    pub per_webhook: usize,
+    /// A webhook's failure limit: its failures so far, plus those in flight, plus
+    /// those claimed now stay within it.
+    pub max_failures: i64,
+}
+
+/// Leases due deliveries of enabled webhooks, the oldest of each webhook first and
+/// the webhooks in turn (the first of each, then the second of each, …), so one
+/// webhook's backlog cannot keep another's waiting. `busy` is a JSON object of
+/// webhook id → deliveries already in flight.
 pub fn claim_due(
     conn: &Connection,
-    now: i64,
-    lease: i64,
-    limit: usize,
+    limits: &ClaimLimits,
+    busy: &str,
 ) -> rusqlite::Result<Vec<DeliveryRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE webhook_deliveries SET next_attempt_at = ?1 + ?2
-         WHERE id IN (SELECT id FROM webhook_deliveries
-                      WHERE status = 'pending' AND next_attempt_at <= ?1
-                        AND webhook_id IN (SELECT id FROM webhooks WHERE enabled = 1)
-                      ORDER BY next_attempt_at LIMIT ?3)
+         WHERE id IN (
+             SELECT id FROM (
+                 SELECT d.id, d.next_attempt_at, w.consecutive_failures AS failures,
+                        ROW_NUMBER() OVER (PARTITION BY d.webhook_id
+                                           ORDER BY d.next_attempt_at, d.rowid) AS place,
+                        COALESCE(json_extract(?6, '$.\"' || d.webhook_id || '\"'), 0) AS busy
+                 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND w.enabled = 1)
+             WHERE place + busy <= ?4 AND failures + busy + place <= ?5
+             ORDER BY place, next_attempt_at
+             LIMIT ?3)
          RETURNING {DELIVERY_COLUMNS}"
     ))?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![now, lease, limit], delivery_from_row)?;
+    let total = i64::try_from(limits.total).unwrap_or(i64::MAX);
+    let per_webhook = i64::try_from(limits.per_webhook).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(
+        params![
+            limits.now,
+            limits.lease,
+            total,
+            per_webhook,
+            limits.max_failures,
+            busy
+        ],
+        delivery_from_row,
+    )?;
     rows.collect()
 }
 

@@ -1,16 +1,18 @@
 //! The delivery worker: claims due deliveries from the outbox, sends them with
-//! bounded concurrency, and records every attempt. 2xx is delivered; anything else
+//! bounded concurrency overall and per webhook, and records every attempt. 2xx is delivered; anything else
 //! is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (each ±10 %), then
 //! given up. `410 Gone` disables the webhook at once, and so do
-//! `WEBHOOK_MAX_CONSECUTIVE_FAILURES` failed attempts in a row. A claim is a lease,
+//! `WEBHOOK_MAX_CONSECUTIVE_FAILURES` failed attempts in a row — exactly then: no
+//! attempt is claimed that could fail past the limit. A claim is a lease,
 //! not a removal: work interrupted by a crash or a restart is picked up again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
@@ -25,7 +27,6 @@ pub const RETRY_SCHEDULE: [i64; 7] = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_0
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a claimed delivery stays reserved before it is due again.
 const LEASE_SECONDS: i64 = 60;
-const CLAIM_BATCH: usize = 256;
 const EXCERPT_BYTES: usize = 1024;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
@@ -170,22 +171,139 @@ async fn attempt(
     }
 }
 
-/// Claims and sends what is due; returns how many deliveries it attempted.
-pub async fn deliver_due(
-    service: &WebhookService,
-    client: &reqwest::Client,
-) -> Result<usize, DbError> {
-    let now = service.clock().now();
-    let claimed = service
-        .db()
-        .write(move |tx| Ok::<_, DbError>(sql::claim_due(tx, now, LEASE_SECONDS, CLAIM_BATCH)?))
-        .await?;
-    if claimed.is_empty() {
-        return Ok(0);
+/// Deliveries in flight, per webhook: what the next claim must leave room for.
+#[derive(Default)]
+struct InFlight {
+    per_webhook: HashMap<Uuid, usize>,
+    total: usize,
+}
+
+impl InFlight {
+    fn started(&mut self, webhook: Uuid) {
+        *self.per_webhook.entry(webhook).or_default() += 1;
+        self.total += 1;
     }
-    // Each webhook's secrets are opened once per batch.
-    let mut targets: HashMap<Uuid, Ready> = HashMap::new();
-    for delivery in &claimed {
+
+    fn finished(&mut self, webhook: Uuid) {
+        if let Some(count) = self.per_webhook.get_mut(&webhook) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_webhook.remove(&webhook);
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+    }
+
+    /// `{"<webhook id>": n, …}`, as the claim query reads it.
+    fn as_json(&self) -> String {
+        serde_json::Value::Object(
+            self.per_webhook
+                .iter()
+                .map(|(id, n)| (id.to_string(), serde_json::Value::from(*n)))
+                .collect(),
+        )
+        .to_string()
+    }
+}
+
+/// Deliveries with their attempt's result, for [`record_and_claim`].
+type Finished = (DeliveryRow, Option<AttemptResult>);
+
+/// Records finished attempts and claims what is due and fits, in one transaction
+/// (one commit per turn). Recording writes each delivery's new state and the
+/// webhook's failure count, and disables at 410 or at the failure limit. A claim
+/// fits free global slots, each webhook's free slots, and no more attempts than
+/// could still fail before the webhook's failure limit.
+async fn record_and_claim(
+    service: &WebhookService,
+    finished: Vec<Finished>,
+    in_flight: &InFlight,
+) -> Result<Vec<DeliveryRow>, DbError> {
+    let settings = service.settings();
+    let now = service.clock().now();
+    let max_failures = i64::from(settings.max_consecutive_failures);
+    let limits = sql::ClaimLimits {
+        now,
+        lease: LEASE_SECONDS,
+        total: settings
+            .delivery_concurrency
+            .saturating_sub(in_flight.total),
+        per_webhook: settings.endpoint_concurrency,
+        max_failures,
+    };
+    let busy = in_flight.as_json();
+    let jitters: Vec<f64> = finished
+        .iter()
+        .map(|_| rand::random::<f64>() * 2.0 - 1.0)
+        .collect();
+    service
+        .db()
+        .write(move |tx| {
+            for ((delivery, result), jitter) in finished.into_iter().zip(jitters) {
+                let Some(result) = result else { continue };
+                record(tx, &delivery, &result, jitter, now, max_failures)?;
+            }
+            if limits.total == 0 {
+                return Ok(Vec::new());
+            }
+            Ok::<_, DbError>(sql::claim_due(tx, &limits, &busy)?)
+        })
+        .await
+}
+
+fn record(
+    tx: &rusqlite::Connection,
+    delivery: &DeliveryRow,
+    result: &AttemptResult,
+    jitter: f64,
+    now: i64,
+    max_failures: i64,
+) -> rusqlite::Result<()> {
+    let attempt = delivery.attempts + 1;
+    let gone = result.status_code == Some(410);
+    let (status, next) = if result.delivered() {
+        ("delivered", now)
+    } else {
+        match retry_delay(attempt, jitter) {
+            Some(delay) if !gone => ("pending", now + delay),
+            _ => ("failed", now),
+        }
+    };
+    sql::record_attempt(
+        tx,
+        &delivery.id,
+        attempt,
+        now,
+        result.status_code,
+        result.duration_ms,
+        result.error_class,
+        &result.excerpt,
+        status,
+        next,
+    )?;
+    let failures = sql::count_outcome(tx, delivery.webhook_id, result.delivered())?;
+    if gone {
+        sql::disable(
+            tx,
+            delivery.webhook_id,
+            "the receiver answered 410 Gone",
+            now,
+        )?;
+    } else if failures >= max_failures {
+        sql::disable(
+            tx,
+            delivery.webhook_id,
+            &format!("{failures} failed attempts in a row"),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// What each claimed delivery's webhook allows; its secrets are opened once per claim.
+async fn targets(service: &WebhookService, claimed: &[DeliveryRow]) -> HashMap<Uuid, Ready> {
+    let mut targets = HashMap::new();
+    for delivery in claimed {
         if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(delivery.webhook_id)
         {
             slot.insert(match service.target(delivery.webhook_id).await {
@@ -200,102 +318,96 @@ pub async fn deliver_due(
             });
         }
     }
-    let concurrency = service.settings().delivery_concurrency;
-    let mut results = Vec::with_capacity(claimed.len());
-    let mut in_flight = FuturesUnordered::new();
-    let mut queue = claimed.into_iter();
-    loop {
-        while in_flight.len() < concurrency {
-            let Some(delivery) = queue.next() else { break };
+    targets
+}
+
+async fn send(
+    client: reqwest::Client,
+    service: WebhookService,
+    ready: Ready,
+    delivery: DeliveryRow,
+) -> Finished {
+    let result = match &ready {
+        Ready::Send(target) => Some(attempt(&client, &service, target, &delivery).await),
+        // Nothing is sent without its credential: a failed attempt, retried (and
+        // counted toward disabling) like any other.
+        Ready::Unopenable => Some(AttemptResult {
+            status_code: None,
+            duration_ms: 0,
+            error_class: "credential",
+            excerpt: String::new(),
+        }),
+        // Disabled meanwhile, or its owner locked: left pending (its lease runs
+        // out), not sent.
+        Ready::Skip => None,
+    };
+    (delivery, result)
+}
+
+/// Sends what is due. There is no batch: each webhook has at most
+/// `WEBHOOK_ENDPOINT_CONCURRENCY` attempts in flight, claims take the oldest due
+/// delivery of each webhook in turn, and a finished attempt frees its slot for the
+/// next claim at once, so a receiver that hangs holds only its own slots.
+pub struct Worker {
+    service: WebhookService,
+    client: reqwest::Client,
+    in_flight: InFlight,
+    attempts: FuturesUnordered<BoxFuture<'static, Finished>>,
+    finished: Vec<Finished>,
+}
+
+impl Worker {
+    pub fn new(service: WebhookService, client: reqwest::Client) -> Self {
+        Self {
+            service,
+            client,
+            in_flight: InFlight::default(),
+            attempts: FuturesUnordered::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    /// Whether nothing is in flight or waiting to be recorded.
+    pub fn idle(&self) -> bool {
+        self.attempts.is_empty() && self.finished.is_empty()
+    }
+
+    /// One turn: record the attempts finished since the last turn and claim what is
+    /// due and fits (one transaction), start the claimed attempts, then wait until
+    /// one finishes (or the poll interval passes) and collect every finished one.
+    /// Returns how many attempts it recorded.
+    pub async fn turn(&mut self) -> Result<usize, DbError> {
+        let finished = std::mem::take(&mut self.finished);
+        let attempted = finished.iter().filter(|(_, r)| r.is_some()).count();
+        // Recorded in the same transaction as the claim: their slots are free for it.
+        // If the transaction fails, their leases run out and they are sent again.
+        for (delivery, _) in &finished {
+            self.in_flight.finished(delivery.webhook_id);
+        }
+        let claimed = record_and_claim(&self.service, finished, &self.in_flight).await?;
+        let targets = targets(&self.service, &claimed).await;
+        for delivery in claimed {
             let ready = targets
                 .get(&delivery.webhook_id)
                 .cloned()
                 .unwrap_or(Ready::Skip);
-            in_flight.push(async move {
-                let result = match &ready {
-                    Ready::Send(target) => Some(attempt(client, service, target, &delivery).await),
-                    // Nothing is sent without its credential: a failed attempt, retried
-                    // (and counted toward disabling) like any other.
-                    Ready::Unopenable => Some(AttemptResult {
-                        status_code: None,
-                        duration_ms: 0,
-                        error_class: "credential",
-                        excerpt: String::new(),
-                    }),
-                    // Disabled meanwhile, or its owner locked: left pending, not sent.
-                    Ready::Skip => None,
-                };
-                (delivery, result)
-            });
+            self.in_flight.started(delivery.webhook_id);
+            let attempt = send(self.client.clone(), self.service.clone(), ready, delivery);
+            self.attempts.push(attempt.boxed());
         }
-        match in_flight.next().await {
-            Some(done) => results.push(done),
-            None => break,
+        if self.attempts.is_empty() {
+            return Ok(attempted);
         }
+        let first = tokio::select! {
+            done = self.attempts.next() => done,
+            () = tokio::time::sleep(IDLE_POLL) => None,
+        };
+        self.finished.extend(first);
+        while let Some(Some(done)) = self.attempts.next().now_or_never() {
+            self.finished.push(done);
+        }
+        Ok(attempted)
     }
-    let attempted = results.iter().filter(|(_, r)| r.is_some()).count();
-    record(service, results).await?;
-    Ok(attempted)
-}
-
-/// Writes every attempt of a batch in one transaction.
-async fn record(
-    service: &WebhookService,
-    results: Vec<(DeliveryRow, Option<AttemptResult>)>,
-) -> Result<(), DbError> {
-    let now = service.clock().now();
-    let max_failures = i64::from(service.settings().max_consecutive_failures);
-    let jitters: Vec<f64> = results
-        .iter()
-        .map(|_| rand::random::<f64>() * 2.0 - 1.0)
-        .collect();
-    service
-        .db()
-        .write(move |tx| {
-            for ((delivery, result), jitter) in results.into_iter().zip(jitters) {
-                let Some(result) = result else { continue };
-                let attempt = delivery.attempts + 1;
-                let gone = result.status_code == Some(410);
-                let (status, next) = if result.delivered() {
-                    ("delivered", now)
-                } else {
-                    match retry_delay(attempt, jitter) {
-                        Some(delay) if !gone => ("pending", now + delay),
-                        _ => ("failed", now),
-                    }
-                };
-                sql::record_attempt(
-                    tx,
-                    &delivery.id,
-                    attempt,
-                    now,
-                    result.status_code,
-                    result.duration_ms,
-                    result.error_class,
-                    &result.excerpt,
-                    status,
-                    next,
-                )?;
-                let failures = sql::count_outcome(tx, delivery.webhook_id, result.delivered())?;
-                if gone {
-                    sql::disable(
-                        tx,
-                        delivery.webhook_id,
-                        "the receiver answered 410 Gone",
-                        now,
-                    )?;
-                } else if failures >= max_failures {
-                    sql::disable(
-                        tx,
-                        delivery.webhook_id,
-                        &format!("{failures} failed attempts in a row"),
-                        now,
-                    )?;
-                }
-            }
-            Ok::<_, DbError>(())
-        })
-        .await
 }
 
 /// Runs until the server stops.
@@ -307,12 +419,13 @@ pub async fn run(service: WebhookService) {
             return;
         }
     };
+    let mut worker = Worker::new(service, client);
     loop {
-        match deliver_due(&service, &client).await {
-            Ok(0) => tokio::time::sleep(IDLE_POLL).await,
+        match worker.turn().await {
+            Ok(_) if worker.idle() => tokio::time::sleep(IDLE_POLL).await,
             Ok(_) => {}
             Err(error) => {
-                tracing::error!(%error, "webhook delivery pass failed");
+                tracing::error!(%error, "webhook delivery turn failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

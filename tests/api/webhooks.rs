@@ -3,6 +3,7 @@
 //! guard, the retry schedule on an injected clock, restarts, 410, rotation, IDOR.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,12 +37,15 @@ impl Received {
 }
 
 /// A local HTTP receiver that records requests and answers with queued statuses
-/// (200 once the queue is empty).
+/// (200 once the queue is empty), after a delay if told to (a hanging receiver).
 #[derive(Clone, Default)]
 struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<Received>>>,
     statuses: Arc<Mutex<VecDeque<u16>>>,
+    delay: Arc<Mutex<Duration>>,
+    in_progress: Arc<AtomicUsize>,
+    most_at_once: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -64,6 +68,11 @@ impl Receiver {
                             body: body.to_vec(),
                         });
                     }
+                    let now = shared.in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+                    shared.most_at_once.fetch_max(now, Ordering::SeqCst);
+                    let delay = shared.delay.lock().map(|d| *d).unwrap_or_default();
+                    actix_web::rt::time::sleep(delay).await;
+                    shared.in_progress.fetch_sub(1, Ordering::SeqCst);
                     let status = shared
                         .statuses
                         .lock()
@@ -96,6 +105,17 @@ impl Receiver {
         if let Ok(mut queue) = self.statuses.lock() {
             queue.extend(statuses);
         }
+    }
+
+    fn answer_after(&self, delay: Duration) {
+        if let Ok(mut slot) = self.delay.lock() {
+            *slot = delay;
+        }
+    }
+
+    /// The most requests it was answering at one time.
+    fn most_at_once(&self) -> usize {
+        self.most_at_once.load(Ordering::SeqCst)
     }
 
     fn received(&self) -> Vec<Received> {
@@ -569,6 +589,75 @@ async fn gone_disables_the_webhook_and_so_do_repeated_failures() {
         .expect("json");
     assert_eq!(shown["enabled"], false);
     assert_eq!(shown["consecutive_failures"], 2);
+}
+
+/// A receiver that never answers holds only its own webhook's few slots: another
+/// account's healthy webhook gets every event at once, not after the timeout.
+#[actix_web::test]
+async fn a_hanging_receiver_does_not_stall_another_webhook() {
+    let app = app_with(LOOPBACK).await;
+    let hanging = Receiver::start().await;
+    hanging.answer_after(Duration::from_secs(60));
+    let healthy = Receiver::start().await;
+    let stalled = app.signed_up("stalled@example.org").await.access_token;
+    let stalled_hook = create_hook(&app, &stalled, json!({"url": hanging.url})).await;
+    let stalled_id = stalled_hook["id"].as_str().expect("id");
+    for _ in 0..40 {
+        send_test(&app, &stalled, stalled_id).await;
+    }
+    hanging.wait_for(4).await;
+
+    let fine = app.signed_up("fine@example.org").await.access_token;
+    let fine_hook = create_hook(&app, &fine, json!({"url": healthy.url})).await;
+    let fine_id = fine_hook["id"].as_str().expect("id");
+    for _ in 0..20 {
+        send_test(&app, &fine, fine_id).await;
+    }
+    // Within the 10 s wait, well before the hanging attempts time out (15 s).
+    healthy.wait_for(20).await;
+    assert_eq!(hanging.most_at_once(), 4, "WEBHOOK_ENDPOINT_CONCURRENCY");
+    assert_eq!(hanging.received().len(), 4);
+}
+
+/// With the failure limit at 20, exactly 20 attempts are made: none is claimed
+/// that could fail past the limit, however many are due.
+#[actix_web::test]
+async fn a_failing_webhook_is_disabled_at_exactly_the_limit() {
+    let app = app_with(&[LOOPBACK[0], ("WEBHOOK_MAX_CONSECUTIVE_FAILURES", "20")]).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[500; 100]);
+    receiver.answer_after(Duration::from_millis(300));
+    let user = app.signed_up("failing@example.org").await.access_token;
+    let hook = create_hook(&app, &user, json!({"url": receiver.url})).await;
+    let id = hook["id"].as_str().expect("id").to_owned();
+    for _ in 0..60 {
+        send_test(&app, &user, &id).await;
+    }
+    let mut shown = Value::Null;
+    for _ in 0..200 {
+        shown = app
+            .get_with_token(&format!("{HOOKS}/{id}"), &user)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if shown["enabled"] == false {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shown["enabled"], false, "{shown}");
+    assert_eq!(shown["consecutive_failures"], 20);
+    // Nothing more is sent after it was disabled.
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    let attempts: i64 = rusqlite::Connection::open(&app.db_path)
+        .expect("open")
+        .query_row("SELECT count(*) FROM webhook_attempts", [], |row| {
+            row.get(0)
+        })
+        .expect("count");
+    assert_eq!(attempts, 20);
+    assert_eq!(receiver.received().len(), 20);
 }
 
 #[actix_web::test]
