@@ -4,7 +4,7 @@
 # and after, what the spray got back, and whether legitimate users are still served:
 # a signed-in user's /me during and after, and a fresh login afterwards.
 # Usage: scripts/spray.sh [requests, default 1000000]
-# (CONNECTIONS, default 512, and SPRAY_SECONDS, a time limit, default 240, tune wrk.)
+# (CONNECTIONS, default 512, and SPRAY_SECONDS, a time limit, default 900, tune wrk.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOTAL="${1:-1000000}"
@@ -32,15 +32,21 @@ rss_before="$(rss)"
 
 per_thread=$((TOTAL / 2))
 cat > "$work/spray.lua" <<LUA
-local counter = 0
-local base = 0
+-- setup() runs in the main Lua state and gives each thread its own range through
+-- thread:set, which sets a *global* in that thread's state: request() must read
+-- that global (first_address), not a chunk-level local of the same name, or every
+-- thread would start at 0 and send the same addresses.
+local next_range = 0
+local threads = {}
 function setup(thread)
-    thread:set("base", base)
-    base = base + $per_thread
+    thread:set("first_address", next_range)
+    thread:set("sent", 0)
+    table.insert(threads, thread)
+    next_range = next_range + $per_thread
 end
 function request()
-    local n = base + counter
-    counter = counter + 1
+    local n = first_address + sent
+    sent = sent + 1
     -- wrk runs LuaJIT (Lua 5.1): no bit operators, so arithmetic.
     local ip = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
     return wrk.format("POST", "/api/v1/auth/login",
@@ -48,15 +54,19 @@ function request()
         '{"email":"user' .. n .. '@example.org","password":"guess-' .. n .. '"}')
 end
 function response(status)
-    if counter >= $per_thread then wrk.thread:stop() end
+    if sent >= $per_thread then wrk.thread:stop() end
 end
 function done(summary)
-    io.write(string.format("spray: %d requests\\n", summary.requests))
+    for _, thread in ipairs(threads) do
+        local first = thread:get("first_address")
+        io.write(string.format("spray thread: addresses %d to %d\\n", first, first + thread:get("sent") - 1))
+    end
+    io.write(string.format("spray: %d requests, each from its own address\\n", summary.requests))
 end
 LUA
 echo "==> spraying $TOTAL distinct addresses at $url/api/v1/auth/login"
 start=$(date +%s)
-wrk -t2 -c"${CONNECTIONS:-512}" -d"${SPRAY_SECONDS:-240}s" -s "$work/spray.lua" "$url/api/v1/auth/login" > "$work/spray.txt" &
+wrk -t2 -c"${CONNECTIONS:-512}" -d"${SPRAY_SECONDS:-900}s" -s "$work/spray.lua" "$url/api/v1/auth/login" > "$work/spray.txt" &
 spray_pid=$!
 sleep 5
 me_during="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$url/api/v1/auth/me")"
@@ -71,7 +81,7 @@ fresh_login="$(login regular@example.org 198.51.100.200)"
 rss_end="$(rss)"
 
 echo
-grep -E "spray:|Requests/sec|Non-2xx" "$work/spray.txt" || true
+grep -E "spray|Requests/sec|Non-2xx" "$work/spray.txt" || true
 echo "spray duration:            ${elapsed}s"
 echo "RSS before / after spray:  $rss_before / $rss_after (a minute later: $rss_end)   (goal < 150 MB)"
 echo "legitimate user /me:       during $me_during, after $me_after"

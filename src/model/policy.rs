@@ -92,4 +92,17 @@ impl Policy {
     pub fn applies_to_every_action(&self) -> bool {
         self.actions.iter().any(|a| a == "*")
     }
+
+    /// Whether `other` says the same as this policy, its status aside: what may
+    /// change in a built-in policy.
+    pub fn same_rule_as(&self, other: &Policy) -> bool {
+        self.name == other.name
+            && self.description == other.description
+            && self.effect == other.effect
+            && self.resource_type == other.resource_type
+            && self.actions == other.actions
+            && self.conditions == other.conditions
+            && self.priority == other.priority
+            && self.principals == other.principals
+    }
 }

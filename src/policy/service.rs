@@ -28,6 +28,8 @@ pub enum PolicyError {
     SystemPolicy,
     #[error("the built-in administrator policy is read-only")]
     ReadOnly,
+    #[error("a built-in policy may only be activated or deactivated")]
+    BuiltInRule,
     #[error("stored policy {id} no longer compiles: {reason}")]
     Corrupt { id: Uuid, reason: String },
     #[error(transparent)]
@@ -279,14 +281,25 @@ impl PolicyService {
             .ok_or(PolicyError::NotFound)
     }
 
-    /// Every version of a policy, newest first (a deleted one's too).
+    /// Every version of a policy that exists, newest first. A deleted policy has no
+    /// history here (`NotFound`, as for any other read of it): the audit log keeps
+    /// every change's before and after. A built-in policy never edited has one
+    /// version, the one it was created with.
     pub async fn history(&self, id: Uuid) -> Result<Vec<PolicyVersion>, PolicyError> {
+        let current = self.get(id)?;
         let rows = self
             .db
             .read(move |conn| Ok::<_, PolicyError>(policies::versions(conn, id)?))
             .await?;
         if rows.is_empty() {
-            return Err(PolicyError::NotFound);
+            return Ok(vec![PolicyVersion {
+                version: current.version,
+                change: "created".to_owned(),
+                snapshot: serde_json::to_value(&*current).unwrap_or(Value::Null),
+                changed_by: current.created_by.clone(),
+                changed_at: current.created_at,
+                policy: Some((*current).clone()),
+            }]);
         }
         Ok(rows.into_iter().map(PolicyVersion::from).collect())
     }
@@ -438,6 +451,7 @@ impl PolicyService {
         let policy = self
             .policy_from_draft(id, draft, Some(&previous), &actor.audit_name())
             .map_err(PolicyError::Validation)?;
+        refuse_a_new_built_in_rule(&previous, &policy)?;
         self.commit(vec![(id, Some(policy))], actor, meta, None)
             .await?;
         self.get(id)
@@ -504,7 +518,19 @@ impl PolicyService {
             }
             let previous = self.get(id).ok();
             match self.policy_from_draft(id, entry.draft, previous.as_deref(), &actor_name) {
-                Ok(policy) => changes.push((id, Some(policy))),
+                Ok(policy) => {
+                    if let Some(previous) = &previous
+                        && refuse_a_new_built_in_rule(previous, &policy).is_err()
+                    {
+                        errors.push(FieldError::rule(
+                            format!("[{i}]"),
+                            "built_in",
+                            "a built-in policy may only be activated or deactivated; keep the rest as exported",
+                        ));
+                        continue;
+                    }
+                    changes.push((id, Some(policy)));
+                }
                 Err(found) => errors.extend(found.into_iter().map(|mut e| {
                     e.field = format!("[{i}].{}", e.field);
                     e
@@ -519,6 +545,14 @@ impl PolicyService {
             .await?;
         Ok(count)
     }
+}
+
+/// A built-in policy (the owner policy) keeps its rule: only its status changes.
+fn refuse_a_new_built_in_rule(previous: &Policy, next: &Policy) -> Result<(), PolicyError> {
+    if previous.system && !previous.same_rule_as(next) {
+        return Err(PolicyError::BuiltInRule);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub struct PolicyDraft {
     /// Action names, or `["*"]`.
     pub actions: Vec<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub conditions: Option<Value>,
     #[serde(default)]
     pub priority: u16,

@@ -47,6 +47,9 @@ impl From<PolicyError> for ApiError {
             PolicyError::ReadOnly => ApiError::Conflict(
                 "The built-in administrator policy cannot be changed: it keeps administrators able to administer.",
             ),
+            PolicyError::BuiltInRule => ApiError::Conflict(
+                "A built-in policy may only be activated or deactivated (PATCH its status).",
+            ),
             PolicyError::Unexpected(cause) => ApiError::Unexpected(cause),
             other => ApiError::Unexpected(anyhow::anyhow!(other)),
         }

@@ -124,8 +124,6 @@ async fn every_change_is_versioned_and_audited_with_before_and_after() {
         .await
         .expect("json");
     assert_eq!(listed.len(), 1);
-    assert_eq!(app.delete_with_token(&path, &admin).await.status(), 204);
-    problem(app.get_with_token(&path, &admin).await, 404).await;
     let history: Vec<Value> = app
         .get_with_token(&format!("{path}/versions"), &admin)
         .await
@@ -136,8 +134,17 @@ async fn every_change_is_versioned_and_audited_with_before_and_after() {
         .iter()
         .map(|v| v["change"].as_str().expect("c"))
         .collect();
-    assert_eq!(changes, vec!["deleted", "updated", "updated", "created"]);
-    assert_eq!(history[2]["snapshot"]["name"], "Ops and SRE read reports");
+    assert_eq!(changes, vec!["updated", "updated", "created"]);
+    assert_eq!(history[1]["snapshot"]["name"], "Ops and SRE read reports");
+    assert_eq!(app.delete_with_token(&path, &admin).await.status(), 204);
+    problem(app.get_with_token(&path, &admin).await, 404).await;
+    // Gone everywhere, its history too; the audit log keeps every change.
+    problem(
+        app.get_with_token(&format!("{path}/versions"), &admin)
+            .await,
+        404,
+    )
+    .await;
     let updates = app.audit_events("policy.updated");
     assert_eq!(updates.len(), 2);
     let details: Value = serde_json::from_str(&updates[0].2).expect("json");
@@ -509,4 +516,130 @@ async fn a_deny_on_admin_actions_holds_on_every_way_in() {
         .await
         .expect("request");
     problem(plain, 403).await;
+}
+
+const OWNER_POLICY: &str = "/api/v1/admin/policies/00000000-0000-4000-8000-000000000001";
+const ADMIN_POLICY: &str = "/api/v1/admin/policies/00000000-0000-4000-8000-000000000002";
+
+/// What the built-in policies answer matches the document: `conditions` may be
+/// null, and each has a history from the first start.
+#[actix_web::test]
+async fn built_in_policies_answer_as_documented() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("root@example.org").await;
+    let doc: Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let conditions = &doc["components"]["schemas"]["PolicyResponse"]["properties"]["conditions"];
+    for path in [OWNER_POLICY, ADMIN_POLICY] {
+        let policy: Value = app
+            .get_with_token(path, &admin)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if policy["conditions"].is_null() {
+            assert!(
+                conditions["type"]
+                    .as_array()
+                    .is_some_and(|types| types.contains(&json!("null"))),
+                "null conditions undocumented: {conditions}"
+            );
+        }
+        let versions = app
+            .get_with_token(&format!("{path}/versions"), &admin)
+            .await;
+        assert_eq!(versions.status(), 200, "{path}");
+        let versions: Vec<Value> = versions.json().await.expect("json");
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0]["change"], "created");
+        assert_eq!(versions[0]["snapshot"]["name"], policy["name"]);
+    }
+}
+
+/// The owner policy may be switched off and on, never rewritten: not by PUT and not
+/// by an import that changes it.
+#[actix_web::test]
+async fn the_owner_policy_changes_only_its_status() {
+    let app = spawn_app().await;
+    let admin = app.admin_token("root@example.org").await;
+    let owner: Value = app
+        .get_with_token(OWNER_POLICY, &admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let rewritten = json!({
+        "name": owner["name"],
+        "description": owner["description"],
+        "effect": "allow",
+        "resource_type": "*",
+        "actions": ["*"],
+        "priority": owner["priority"],
+        "principals": owner["principals"],
+    });
+    let refused = problem(
+        app.put_with_token(OWNER_POLICY, &admin, &rewritten).await,
+        409,
+    )
+    .await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("only be activated or deactivated")),
+        "{refused}"
+    );
+    // Only fields the PATCH schema names: a rule change there is refused as unknown.
+    problem(
+        app.patch_with_token(OWNER_POLICY, &admin, &json!({"actions": ["*"]}))
+            .await,
+        422,
+    )
+    .await;
+    let off = app
+        .patch_with_token(OWNER_POLICY, &admin, &json!({"status": "inactive"}))
+        .await;
+    assert_eq!(off.status(), 200);
+
+    let exported: Vec<Value> = app
+        .get_with_token(&format!("{POLICIES}/export"), &admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut exported: Vec<Value> = exported
+        .iter()
+        .map(|p| {
+            json!({"id": p["id"], "name": p["name"], "description": p["description"],
+                   "effect": p["effect"], "resource_type": p["resource_type"],
+                   "actions": p["actions"], "conditions": p["conditions"],
+                   "priority": p["priority"], "status": p["status"], "principals": p["principals"]})
+        })
+        .collect();
+    let owner_entry = exported
+        .iter_mut()
+        .find(|p| p["id"] == owner["id"])
+        .expect("owner policy exported");
+    // Without its condition it would let everyone do anything to everything.
+    owner_entry["conditions"] = Value::Null;
+    let import = app
+        .post_with_token(
+            &format!("{POLICIES}/import"),
+            &admin,
+            Some(&json!(exported)),
+        )
+        .await;
+    let body = problem(import, 422).await;
+    assert!(body.to_string().contains("built_in"), "{body}");
+    let after: Value = app
+        .get_with_token(OWNER_POLICY, &admin)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(after["conditions"], owner["conditions"]);
+    assert_eq!(after["status"], "inactive");
 }

@@ -37,8 +37,8 @@ pub struct PolicyResponse {
     /// Action names, or `["*"]` for every action.
     pub actions: Vec<String>,
     /// Nested `all` / `any` / `not` groups of `{attribute, operator, value}`; `null`
-    /// means "always".
-    #[schema(value_type = Object)]
+    /// means "always" (as for the built-in policies).
+    #[schema(value_type = Option<Object>)]
     pub conditions: Option<Value>,
     /// 0–1000; orders the list and the explanation, never the outcome.
     pub priority: u16,
@@ -322,7 +322,8 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Every version of a policy, newest first (deleted ones too).
+/// Every version of a policy, newest first; a built-in policy never edited has
+/// one. A deleted policy is 404 here as everywhere (the audit log keeps its changes).
 #[utoipa::path(
     get,
     path = "/api/v1/admin/policies/{id}/versions",
@@ -332,7 +333,7 @@ pub async fn delete(
     responses(
         (status = 200, description = "Versions", body = [PolicyVersionResponse]),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such policy, ever", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such policy (or deleted)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn versions(
