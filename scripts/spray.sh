@@ -4,7 +4,7 @@
 # and after, what the spray got back, and whether legitimate users are still served:
 # a signed-in user's /me during and after, and a fresh login afterwards.
 # Usage: scripts/spray.sh [requests, default 1000000]
-# (CONNECTIONS, default 512, and SPRAY_SECONDS, a time limit, default 900, tune wrk.)
+# (CONNECTIONS, default 512, and SPRAY_SECONDS, a time limit, default 240, tune wrk.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOTAL="${1:-1000000}"
@@ -66,7 +66,7 @@ end
 LUA
 echo "==> spraying $TOTAL distinct addresses at $url/api/v1/auth/login"
 start=$(date +%s)
-wrk -t2 -c"${CONNECTIONS:-512}" -d"${SPRAY_SECONDS:-900}s" -s "$work/spray.lua" "$url/api/v1/auth/login" > "$work/spray.txt" &
+wrk -t2 -c"${CONNECTIONS:-512}" -d"${SPRAY_SECONDS:-240}s" -s "$work/spray.lua" "$url/api/v1/auth/login" > "$work/spray.txt" &
 spray_pid=$!
 sleep 5
 me_during="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$url/api/v1/auth/me")"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything CI checks: formatting, lints (warnings are errors), and every test.
+# Everything CI checks: formatting, lints (warnings are errors), every test, and
+# the OpenAPI document held to the server by schemathesis.
 # Installs what it needs, so it works on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +30,6 @@ cargo clippy --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --all-targets --locked
+
+echo "==> the OpenAPI document against the server (schemathesis)"
+bash scripts/schemathesis.sh

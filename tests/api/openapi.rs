@@ -88,3 +88,67 @@ async fn the_openapi_document_describes_every_endpoint() {
         portcullis::policy::operator::Operator::ALL.len()
     );
 }
+
+/// Every answer the server can give is in the document: 401 where a token is
+/// needed, the body refusals where a body is read, 429 and 503 beside the limiter
+/// and the database, unique operation ids, HEAD beside GET, a required request_id.
+/// (schemathesis, in the test command, holds the server to it.)
+#[actix_web::test]
+async fn the_document_names_every_shared_answer() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .get("/api/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let mut ids = std::collections::HashSet::new();
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        let item = item.as_object().expect("path item");
+        if item.contains_key("get") {
+            assert!(item.contains_key("head"), "HEAD {path}");
+        }
+        for (method, operation) in item {
+            let id = operation["operationId"].as_str().expect("operationId");
+            assert!(ids.insert(id.to_owned()), "{id} twice");
+            let responses = &operation["responses"];
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                assert!(responses["401"].is_object(), "401 on {method} {path}");
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "408", "413", "415", "422"] {
+                    assert!(responses[status].is_object(), "{status} on {method} {path}");
+                }
+            }
+            if !path.starts_with("/health") {
+                assert!(
+                    responses["429"]["headers"]["Retry-After"].is_object(),
+                    "429 on {method} {path}"
+                );
+                assert!(responses["503"].is_object(), "503 on {method} {path}");
+            }
+        }
+    }
+    assert!(
+        doc["components"]["schemas"]["Problem"]["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&serde_json::json!("request_id")))
+    );
+    let limit = doc["paths"]["/api/v1/documents"]["get"]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "limit"))
+        .expect("limit");
+    assert_eq!(
+        (
+            limit["schema"]["minimum"].as_i64(),
+            limit["schema"]["maximum"].as_i64()
+        ),
+        (Some(1), Some(100))
+    );
+    let new_webhook = &doc["components"]["schemas"]["NewWebhookRequest"];
+    assert_eq!(new_webhook["required"], serde_json::json!(["url"]));
+}

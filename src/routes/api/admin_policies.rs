@@ -236,6 +236,7 @@ pub async fn get(
         (status = 200, description = "Updated", body = PolicyResponse),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such policy", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A built-in policy: the administrator policy cannot change, the owner policy only its status", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named by JSON path", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -274,7 +275,8 @@ pub struct PolicyStatusRequest {
     responses(
         (status = 200, description = "Updated", body = PolicyResponse),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such policy", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such policy", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The built-in administrator policy cannot be switched off", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn set_status(

@@ -138,7 +138,7 @@ fn page_params(req: &HttpRequest) -> Result<(usize, Option<Uuid>), ApiError> {
     tag = "documents",
     security(("bearer" = [])),
     params(
-        ("limit" = Option<usize>, Query, description = "1–100, default 20"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 100, description = "1–100, default 20"),
         ("cursor" = Option<Uuid>, Query, description = "`next_cursor` of the previous page")
     ),
     responses(

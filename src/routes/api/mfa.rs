@@ -107,6 +107,7 @@ pub async fn setup(
     request_body = MfaEnableRequest,
     responses(
         (status = 200, description = "MFA enabled", body = MfaEnabledResponse),
+        (status = 403, description = "The account is softlocked after failed attempts (a wrong password here counts)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No setup pending, or MFA already enabled", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`code` is not a current code of the pending secret", body = Problem, content_type = "application/problem+json"),
@@ -143,6 +144,7 @@ pub async fn enable(
     request_body = MfaDisableRequest,
     responses(
         (status = 200, description = "MFA disabled", body = MessageResponse),
+        (status = 403, description = "The account is softlocked after failed attempts (a wrong password here counts)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "MFA is not enabled", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong `password` or `code`; counts toward the account's lockout", body = Problem, content_type = "application/problem+json"),

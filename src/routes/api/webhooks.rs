@@ -21,9 +21,13 @@ use crate::webhooks::service::{DeliveryLog, WebhookChanges};
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
     /// https (plain http only to WEBHOOK_ALLOWED_PRIVATE_NETWORKS); a public target.
+    /// Required when creating.
+    #[schema(max_length = 2048)]
     pub url: Option<String>,
     /// Event types, or `["*"]` (the default).
+    #[schema(min_items = 1)]
     pub events: Option<Vec<String>>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     pub enabled: Option<bool>,
     /// Sent with every delivery; sealed at rest, never shown again.
@@ -223,6 +227,7 @@ pub async fn list(
     request_body = WebhookRequest,
     responses(
         (status = 201, description = "Created", body = WebhookWithSecret),
+        (status = 403, description = "The account is softlocked after failed attempts (a wrong password here counts)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad URL (or a target the SSRF guard refuses), events or credential", body = Problem, content_type = "application/problem+json")
     )
@@ -281,6 +286,7 @@ pub async fn get(
     request_body = WebhookRequest,
     responses(
         (status = 200, description = "Updated", body = WebhookResponse),
+        (status = 403, description = "The account is softlocked after failed attempts (a wrong password here counts)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such webhook of the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad URL, events or credential", body = Problem, content_type = "application/problem+json")
     )

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Holds the OpenAPI document to the server: schemathesis (installed if missing) runs
+# every check against a fresh server (debug build, its own keys and database), once
+# as an administrator (who reaches every operation) and once as a plain user, with
+# a fixed seed and SCHEMATHESIS_EXAMPLES cases per operation and phase (default 40),
+# so a run is repeatable and takes a couple of minutes. Any failure fails the script.
+#
+# Every check but one: `positive_data_acceptance` wants every schema-valid body
+# accepted, and some of the server's rules are not JSON Schema's to say — password
+# strength (zxcvbn), e-mail syntax, the SSRF guard, the policy condition grammar,
+# attribute-key spelling inside free-form objects. Those answer 422 naming the field,
+# which the other checks hold to the document. The reverse check (nothing the schema
+# refuses is accepted: `negative_data_rejection`) runs.
+# Usage: scripts/schemathesis.sh   (BIN=path/to/portcullis to test another build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${BIN:-$PWD/target/debug/portcullis}"
+EXAMPLES="${SCHEMATHESIS_EXAMPLES:-40}"
+SEED="${SCHEMATHESIS_SEED:-20261202}"
+
+# Its own virtual environment under target/ (Debian's Python refuses system-wide
+# pip installs), made once and reused.
+venv="$PWD/target/tools/schemathesis"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        echo "==> installing python3-venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    fi
+    echo "==> installing schemathesis"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
+fi
+export PATH="$venv/bin:$PATH"
+[ -x "$BIN" ] || cargo build --quiet
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$BIN" keygen > "$work/.env"
+# Limits lifted so the generated requests reach the handlers (429 is still
+# documented and checked); loopback may send X-Forwarded-For.
+limits=(DEFAULT_RATE_LIMIT_CALLS=1000000 DEFAULT_RATE_LIMIT_PERIOD=1
+    RATE_LIMIT_ANONYMOUS=1000000/1 RATE_LIMIT_LOGIN_IP=1000000/1
+    RATE_LIMIT_LOGIN_ACCOUNT=1000000/1 RATE_LIMIT_REGISTER_IP=1000000/1
+    RATE_LIMIT_MFA_ACCOUNT=1000000/1 RATE_LIMIT_PASSWORD_ACCOUNT=1000000/1)
+admin_password="copper meadow walrus jigsaw 71"
+echo "$admin_password" | (cd "$work" && env DATABASE_PATH="$work/api.db" "$BIN" create-admin \
+    --email admin@schemathesis.test --password-stdin > /dev/null)
+(
+    cd "$work"
+    exec env BIND_ADDRESS=127.0.0.1:0 DATABASE_PATH="$work/api.db" LOG_LEVEL=warn \
+        ADMIN_REQUIRE_MFA=false "${limits[@]}" "$BIN" serve > "$work/stdout" 2> "$work/stderr"
+) &
+server_pid=$!
+url=""
+for _ in $(seq 1 100); do
+    url="$(grep -o 'http://[0-9.:]*' "$work/stdout" 2>/dev/null | head -n1 || true)"
+    [ -n "$url" ] && break
+    sleep 0.1
+done
+[ -n "$url" ] || { echo "server did not start"; cat "$work/stderr"; exit 1; }
+
+login() {
+    curl -sf -X POST "$url/api/v1/auth/login" -H 'content-type: application/json' \
+        -d "{\"email\":\"$1\",\"password\":\"$2\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/'
+}
+user_password="orbit lantern velvet cactus 42"
+curl -sf -o /dev/null -X POST "$url/api/v1/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"user@schemathesis.test\",\"password\":\"$user_password\"}"
+admin_token="$(login admin@schemathesis.test "$admin_password")"
+user_token="$(login user@schemathesis.test "$user_password")"
+[ -n "$admin_token" ] && [ -n "$user_token" ] || { echo "could not sign in"; exit 1; }
+
+run() {  # run NAME TOKEN [schemathesis options]
+    echo "==> schemathesis as $1 ($EXAMPLES cases per operation and phase, seed $SEED, every check)"
+    # Sign-outs would end the session the run itself uses.
+    schemathesis run "$url/api/openapi.json" --checks all \
+        --exclude-checks positive_data_acceptance --workers 2 \
+        --max-examples "$EXAMPLES" --seed "$SEED" --generation-database none \
+        --header "Authorization: Bearer $2" \
+        --exclude-path /api/v1/auth/logout --exclude-path /api/v1/auth/logout-all \
+        --exclude-path-regex '^/api/v1/auth/sessions/' \
+        --exclude-path /api/v1/auth/password \
+        --no-color "${@:3}"
+}
+# Schemathesis 4.32's coverage phase stops with an internal KeyError while drawing
+# bodies for policy creation (a bug in its generator, not a finding): that one
+# operation runs without the coverage phase, every other with all four phases.
+run administrator "$admin_token" --exclude-operation-id policies_create
+run "administrator, creating policies" "$admin_token" \
+    --include-operation-id policies_create --phases examples,fuzzing,stateful
+run user "$user_token" --exclude-operation-id policies_create
