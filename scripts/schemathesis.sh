@@ -2,7 +2,7 @@
 # Holds the OpenAPI document to the server: schemathesis (installed if missing) runs
 # every check against a fresh server (debug build, its own keys and database), once
 # as an administrator (who reaches every operation) and once as a plain user, with
-# a fixed seed and SCHEMATHESIS_EXAMPLES cases per operation and phase (default 40),
+# a fixed seed and SCHEMATHESIS_EXAMPLES cases per operation and phase (default 80),
 # so a run is repeatable and takes a couple of minutes. Any failure fails the script.
 #
 # Every check but one: `positive_data_acceptance` wants every schema-valid body
@@ -10,12 +10,15 @@
 # strength (zxcvbn), e-mail syntax, the SSRF guard, the policy condition grammar,
 # attribute-key spelling inside free-form objects. Those answer 422 naming the field,
 # which the other checks hold to the document. The reverse check (nothing the schema
-# refuses is accepted: `negative_data_rejection`) runs.
+# refuses is accepted: `negative_data_rejection`) runs. The `coverage` phase is left
+# out: in schemathesis 4.32 it stops now and then with an internal KeyError in its
+# own generator (not a finding), which would make the build fail at random; the
+# fuzzing phase draws negative cases too.
 # Usage: scripts/schemathesis.sh   (BIN=path/to/portcullis to test another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${BIN:-$PWD/target/debug/portcullis}"
-EXAMPLES="${SCHEMATHESIS_EXAMPLES:-40}"
+EXAMPLES="${SCHEMATHESIS_EXAMPLES:-80}"
 SEED="${SCHEMATHESIS_SEED:-20261202}"
 
 # Its own virtual environment under target/ (Debian's Python refuses system-wide
@@ -81,6 +84,7 @@ run() {  # run NAME TOKEN [schemathesis options]
     # Sign-outs would end the session the run itself uses.
     schemathesis run "$url/api/openapi.json" --checks all \
         --exclude-checks positive_data_acceptance --workers 2 \
+        --phases examples,fuzzing,stateful \
         --max-examples "$EXAMPLES" --seed "$SEED" --generation-database none \
         --header "Authorization: Bearer $2" \
         --exclude-path /api/v1/auth/logout --exclude-path /api/v1/auth/logout-all \
@@ -88,10 +92,5 @@ run() {  # run NAME TOKEN [schemathesis options]
         --exclude-path /api/v1/auth/password \
         --no-color "${@:3}"
 }
-# Schemathesis 4.32's coverage phase stops with an internal KeyError while drawing
-# bodies for policy creation (a bug in its generator, not a finding): that one
-# operation runs without the coverage phase, every other with all four phases.
-run administrator "$admin_token" --exclude-operation-id policies_create
-run "administrator, creating policies" "$admin_token" \
-    --include-operation-id policies_create --phases examples,fuzzing,stateful
-run user "$user_token" --exclude-operation-id policies_create
+run administrator "$admin_token"
+run user "$user_token"
