@@ -36,37 +36,18 @@ fi
 export PATH="$venv/bin:$PATH"
 [ -x "$BIN" ] || cargo build --quiet
 
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
+# shellcheck source=lib/serve.sh
+. scripts/lib/serve.sh
 "$BIN" keygen > "$work/.env"
-# Limits lifted so the generated requests reach the handlers (429 is still
-# documented and checked); loopback may send X-Forwarded-For.
-limits=(DEFAULT_RATE_LIMIT_CALLS=1000000 DEFAULT_RATE_LIMIT_PERIOD=1
-    RATE_LIMIT_ANONYMOUS=1000000/1 RATE_LIMIT_LOGIN_IP=1000000/1
-    RATE_LIMIT_LOGIN_ACCOUNT=1000000/1 RATE_LIMIT_REGISTER_IP=1000000/1
-    RATE_LIMIT_MFA_ACCOUNT=1000000/1 RATE_LIMIT_PASSWORD_ACCOUNT=1000000/1)
 admin_password="copper meadow walrus jigsaw 71"
-echo "$admin_password" | (cd "$work" && env DATABASE_PATH="$work/api.db" "$BIN" create-admin \
+echo "$admin_password" | (cd "$work" && env DATABASE_PATH="$work/bench.db" "$BIN" create-admin \
     --email admin@schemathesis.test --password-stdin > /dev/null)
-(
-    cd "$work"
-    exec env BIND_ADDRESS=127.0.0.1:0 DATABASE_PATH="$work/api.db" LOG_LEVEL=warn \
-        ADMIN_REQUIRE_MFA=false "${limits[@]}" "$BIN" serve > "$work/stdout" 2> "$work/stderr"
-) &
-server_pid=$!
-url=""
-for _ in $(seq 1 100); do
-    url="$(grep -o 'http://[0-9.:]*' "$work/stdout" 2>/dev/null | head -n1 || true)"
-    [ -n "$url" ] && break
-    sleep 0.1
-done
-[ -n "$url" ] || { echo "server did not start"; cat "$work/stderr"; exit 1; }
+# Limits lifted so the generated requests reach the handlers (429 is still
+# documented and checked).
+start_server ADMIN_REQUIRE_MFA=false DEFAULT_RATE_LIMIT_CALLS=1000000 DEFAULT_RATE_LIMIT_PERIOD=1 \
+    RATE_LIMIT_ANONYMOUS=1000000/1 RATE_LIMIT_LOGIN_IP=1000000/1 \
+    RATE_LIMIT_LOGIN_ACCOUNT=1000000/1 RATE_LIMIT_REGISTER_IP=1000000/1 \
+    RATE_LIMIT_MFA_ACCOUNT=1000000/1 RATE_LIMIT_PASSWORD_ACCOUNT=1000000/1
 
 login() {
     curl -sf -X POST "$url/api/v1/auth/login" -H 'content-type: application/json' \

@@ -11,27 +11,5 @@ echo "==> building the release binary"
 cargo build --release --quiet
 BIN="$PWD/target/release/portcullis"
 
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-start_server() {
-    "$BIN" keygen > "$work/.env"
-    (
-        cd "$work"
-        exec env BIND_ADDRESS=127.0.0.1:0 DATABASE_PATH="$work/bench.db" LOG_LEVEL=warn "$@" \
-            "$BIN" serve > "$work/stdout" 2> "$work/stderr"
-    ) &
-    server_pid=$!
-    url=""
-    for _ in $(seq 1 100); do
-        url="$(grep -o 'http://[0-9.:]*' "$work/stdout" 2>/dev/null | head -n1 || true)"
-        [ -n "$url" ] && break
-        sleep 0.1
-    done
-    [ -n "$url" ] || { echo "server did not start"; cat "$work/stderr"; exit 1; }
-}
+# shellcheck source=serve.sh
+. scripts/lib/serve.sh

@@ -547,8 +547,12 @@ impl PolicyService {
     }
 }
 
-/// A built-in policy (the owner policy) keeps its rule: only its status changes.
+/// A built-in policy keeps its rule: the owner policy may change only its status,
+/// the administrator policy nothing at all.
 fn refuse_a_new_built_in_rule(previous: &Policy, next: &Policy) -> Result<(), PolicyError> {
+    if previous.id == ADMIN_POLICY_ID {
+        return Err(PolicyError::ReadOnly);
+    }
     if previous.system && !previous.same_rule_as(next) {
         return Err(PolicyError::BuiltInRule);
     }
