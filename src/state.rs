@@ -24,6 +24,7 @@ use crate::limits::RateLimits;
 use crate::policy::service::PolicyService;
 use crate::webhooks::events::Outbox;
 use crate::webhooks::service::WebhookService;
+use tokio::sync::Notify;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -48,8 +49,9 @@ pub struct AppState {
 /// The audit log with every subscriber registered: the webhook outbox hears each
 /// event inside the transaction that records it. Every process that writes the
 /// log (the server, and commands that change data) builds it here.
-pub fn audit_log(db: &Database, clock: &Clock) -> AuditLog {
-    AuditLog::new(db.clone(), clock.clone()).subscribe(Arc::new(Outbox))
+/// `queued` is told whenever the outbox queues a delivery (the worker waits on it).
+pub fn audit_log(db: &Database, clock: &Clock, queued: Arc<Notify>) -> AuditLog {
+    AuditLog::new(db.clone(), clock.clone()).subscribe(Arc::new(Outbox::new(queued)))
 }
 
 /// A rollback accepted on purpose (a restored backup): every session the older copy
@@ -122,7 +124,8 @@ impl AppState {
                 "secrets stored in plaintext by an older system; run `portcullis migrate-secrets`"
             );
         }
-        let audit = audit_log(&db, &clock);
+        let deliveries_queued = Arc::new(Notify::new());
+        let audit = audit_log(&db, &clock, Arc::clone(&deliveries_queued));
         if let Some(anchored) = db.rolled_back() {
             accept_rollback(&db, &audit, &clock, anchored).await?;
         }
@@ -160,6 +163,7 @@ impl AppState {
             clock.clone(),
             keyring.for_purpose(KeyPurpose::Credential).clone(),
             settings.webhooks.clone(),
+            deliveries_queued,
         );
         let admin_sessions = AdminSessions::new(
             db.clone(),

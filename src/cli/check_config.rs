@@ -72,7 +72,7 @@ async fn check_database(
     if let Some(config) = config {
         findings.extend(check_keys(&db, config).await);
     }
-    let audit = audit_log(&db, &Clock::system());
+    let audit = audit_log(&db, &Clock::system(), Default::default());
     match audit.verify().await {
         Ok(ChainReport::Intact { events, .. }) => findings.pass(
             LABEL,

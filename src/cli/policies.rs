@@ -79,7 +79,7 @@ pub fn list(sources: ConfigSources) -> ExitCode {
 pub fn deactivate(sources: ConfigSources, id: Uuid) -> ExitCode {
     with_database(&sources, "deactivate", |db| async move {
         let clock = Clock::system();
-        let audit = audit_log(&db, &clock);
+        let audit = audit_log(&db, &clock, Default::default());
         let policies = PolicyService::load(db, audit, clock)
             .await
             .map_err(|e| format!("cannot load the policies: {e}"))?;

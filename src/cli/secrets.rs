@@ -65,7 +65,7 @@ pub fn run(sources: ConfigSources, options: ResealOptions) -> ExitCode {
             bar.set_length(p.total);
             bar.set_position(p.done);
         };
-        let audit = audit_log(&db, &Clock::system());
+        let audit = audit_log(&db, &Clock::system(), Default::default());
         let result = stored_secrets::reseal_all(&db, &audit, &keyring, options, report).await;
         bar.finish_and_clear();
         match result {

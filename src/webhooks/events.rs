@@ -3,8 +3,11 @@
 //! appends it, so a delivery is queued in the very transaction that made the change
 //! it reports — committed together or not at all.
 
+use std::sync::Arc;
+
 use rusqlite::Connection;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::audit::{Appended, AuditEvent, Subscriber};
@@ -68,8 +71,18 @@ pub fn message_id() -> String {
 }
 
 /// The webhook outbox, subscribed to the audit log at start-up: queues each event
-/// for every webhook that wants it, due at once.
-pub struct Outbox;
+/// for every webhook that wants it, due at once, and wakes the delivery worker.
+/// Waking inside the transaction is safe: the worker's claim needs the one writer,
+/// so it runs after this transaction has committed (or rolled back).
+pub struct Outbox {
+    queued: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(queued: Arc<Notify>) -> Self {
+        Self { queued }
+    }
+}
 
 impl Subscriber for Outbox {
     fn offer(
@@ -86,8 +99,13 @@ impl Subscriber for Outbox {
         // webhooks hear of it.
         let admin_only = admin_only || subject.is_none();
         let body = payload(event_type, &appended.occurred_at, data);
+        let mut queued = false;
         for webhook in webhooks::subscribers(conn, event_type, subject, admin_only)? {
             webhooks::enqueue(conn, &message_id(), webhook, event_type, &body, appended.at)?;
+            queued = true;
+        }
+        if queued {
+            self.queued.notify_one();
         }
         Ok(())
     }

@@ -4,7 +4,10 @@
 //! stored in plaintext. After creation the API shows a credential's kind and a
 //! masked hint only, and a signing secret never again.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::events::{message_id, payload};
@@ -80,6 +83,9 @@ pub struct WebhookService {
     sealer: SecretBox,
     guard: Guard,
     settings: WebhookSettings,
+    /// Told whenever a delivery is queued: the worker claims at once instead of at
+    /// its next poll.
+    queued: Arc<Notify>,
 }
 
 fn event(name: &str, actor: String, target: Uuid, meta: &RequestMeta) -> AuditEvent {
@@ -95,8 +101,10 @@ impl WebhookService {
         clock: Clock,
         sealer: SecretBox,
         settings: WebhookSettings,
+        queued: Arc<Notify>,
     ) -> Self {
         Self {
+            queued,
             audit,
             guard: Guard::new(&settings.allowed_private_networks),
             db,
@@ -108,6 +116,11 @@ impl WebhookService {
 
     pub fn guard(&self) -> &Guard {
         &self.guard
+    }
+
+    /// Told whenever a delivery is queued.
+    pub fn queued(&self) -> &Notify {
+        &self.queued
     }
 
     pub fn settings(&self) -> &WebhookSettings {
@@ -403,6 +416,7 @@ impl WebhookService {
                 Ok::<_, WebhookError>(())
             })
             .await?;
+        self.queued.notify_one();
         Ok(msg_id)
     }
 
@@ -461,9 +475,11 @@ impl WebhookService {
                     return Err(WebhookError::NotFound);
                 }
                 audit.append(tx, &record)?;
-                Ok(())
+                Ok::<_, WebhookError>(())
             })
-            .await
+            .await?;
+        self.queued.notify_one();
+        Ok(())
     }
 
     /// Every webhook, with its owner's e-mail (administrators).

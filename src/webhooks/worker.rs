@@ -374,7 +374,8 @@ impl Worker {
 
     /// One turn: record the attempts finished since the last turn and claim what is
     /// due and fits (one transaction), start the claimed attempts, then wait until
-    /// one finishes (or the poll interval passes) and collect every finished one.
+    /// one finishes (or a delivery is queued, or the poll interval passes) and
+    /// collect every finished one.
     /// Returns how many attempts it recorded.
     pub async fn turn(&mut self) -> Result<usize, DbError> {
         let finished = std::mem::take(&mut self.finished);
@@ -400,6 +401,8 @@ impl Worker {
         }
         let first = tokio::select! {
             done = self.attempts.next() => done,
+            // Something new to claim, or a retry come due.
+            () = self.service.queued().notified() => None,
             () = tokio::time::sleep(IDLE_POLL) => None,
         };
         self.finished.extend(first);
@@ -422,7 +425,13 @@ pub async fn run(service: WebhookService) {
     let mut worker = Worker::new(service, client);
     loop {
         match worker.turn().await {
-            Ok(_) if worker.idle() => tokio::time::sleep(IDLE_POLL).await,
+            Ok(_) if worker.idle() => {
+                // Woken by a queued delivery; the poll finds retries come due.
+                tokio::select! {
+                    () = worker.service.queued().notified() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                }
+            }
             Ok(_) => {}
             Err(error) => {
                 tracing::error!(%error, "webhook delivery turn failed");
