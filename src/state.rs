@@ -83,14 +83,24 @@ async fn accept_rollback(
     Ok(())
 }
 
-/// Accounts created before look-alike detection get their e-mail's skeleton, so the
-/// rule covers them too. A no-op (one indexed read) on every later start.
+/// Accounts created before look-alike detection get their address normalised and
+/// its skeleton, so the rule and sign-in cover them too. A no-op on later starts.
 async fn fill_email_skeletons(db: &Database) -> anyhow::Result<()> {
-    let filled = db
+    let fill = db
         .write(|tx| Ok::<_, DbError>(users::fill_missing_skeletons(tx)?))
         .await?;
-    if filled > 0 {
-        tracing::info!(accounts = filled, "e-mail look-alike skeletons filled in");
+    if fill.filled > 0 {
+        tracing::info!(
+            accounts = fill.filled,
+            renormalised = fill.renormalised,
+            "e-mail addresses normalised and look-alike skeletons filled in"
+        );
+    }
+    for account in &fill.collisions {
+        tracing::warn!(
+            account = %account,
+            "an older account's address normalises to another account's; left as stored (it cannot sign in until an administrator changes one of them)"
+        );
     }
     Ok(())
 }

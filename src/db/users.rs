@@ -58,18 +58,50 @@ pub fn look_alike_exists(conn: &Connection, email: &Email) -> rusqlite::Result<b
         .query_row([email.skeleton()], |row| row.get(0))
 }
 
-/// Fills in the skeleton of accounts created before skeletons were stored; returns
-/// how many it filled.
-pub fn fill_missing_skeletons(conn: &Connection) -> rusqlite::Result<usize> {
+/// What [`fill_missing_skeletons`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SkeletonFill {
+    /// Accounts that got their skeleton.
+    pub filled: usize,
+    /// Addresses rewritten to their normalised form (so the account signs in as
+    /// the address is now parsed).
+    pub renormalised: usize,
+    /// Accounts (by id) whose address was left as stored because its normalised
+    /// form is another account's.
+    pub collisions: Vec<String>,
+}
+
+/// Accounts from before look-alike detection: each address is rewritten to its
+/// normalised form (unless another account already has that form) and gets its
+/// skeleton, so the rule and sign-in cover them too.
+pub fn fill_missing_skeletons(conn: &Connection) -> rusqlite::Result<SkeletonFill> {
     let missing: Vec<(String, String)> = conn
         .prepare("SELECT id, email FROM users WHERE email_skeleton IS NULL")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut update = conn.prepare("UPDATE users SET email_skeleton = ?2 WHERE id = ?1")?;
-    for (id, email) in &missing {
-        update.execute(params![id, Email::from_trusted(email.clone()).skeleton()])?;
+    let mut fill = SkeletonFill::default();
+    for (id, stored) in missing {
+        let mut email = Email::from_trusted(stored.clone());
+        if let Ok(normalised) = Email::parse(&stored)
+            && normalised.as_str() != stored
+        {
+            let taken: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)")?
+                .query_row([normalised.as_str()], |row| row.get(0))?;
+            if taken {
+                fill.collisions.push(id.clone());
+            } else {
+                conn.prepare_cached("UPDATE users SET email = ?2 WHERE id = ?1")?
+                    .execute(params![id, normalised.as_str()])?;
+                fill.renormalised += 1;
+                email = normalised;
+            }
+        }
+        conn.prepare_cached("UPDATE users SET email_skeleton = ?2 WHERE id = ?1")?
+            .execute(params![id, email.skeleton()])?;
+        fill.filled += 1;
     }
-    Ok(missing.len())
+    Ok(fill)
 }
 
 pub fn find_by_email(conn: &Connection, email: &Email) -> rusqlite::Result<Option<User>> {

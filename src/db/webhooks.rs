@@ -257,14 +257,33 @@ pub struct ClaimLimits {
     pub max_failures: i64,
 }
 
+/// What the worker has in flight, as JSON the claim reads: `per_webhook` is an
+/// object of webhook id → attempts in flight, `deliveries` an array of their ids.
+#[derive(Debug, Clone)]
+pub struct Busy {
+    pub per_webhook: String,
+    pub deliveries: String,
+}
+
+/// Disables every enabled webhook whose failures in a row reached `max` (the limit
+/// was lowered since): otherwise no claim would ever fit it again.
+pub fn disable_over_limit(conn: &Connection, max: i64, now: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE webhooks SET enabled = 0, updated_at = ?2,
+             disabled_reason = consecutive_failures || ' failed attempts in a row'
+         WHERE enabled = 1 AND consecutive_failures >= ?1",
+    )?
+    .execute(params![max, now])
+}
+
 /// Leases due deliveries of enabled webhooks, the oldest of each webhook first and
 /// the webhooks in turn (the first of each, then the second of each, …), so one
-/// webhook's backlog cannot keep another's waiting. `busy` is a JSON object of
-/// webhook id → deliveries already in flight.
+/// webhook's backlog cannot keep another's waiting. A delivery in flight is never
+/// claimed again (a retry asked for meanwhile waits for the attempt under way).
 pub fn claim_due(
     conn: &Connection,
     limits: &ClaimLimits,
-    busy: &str,
+    busy: &Busy,
 ) -> rusqlite::Result<Vec<DeliveryRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE webhook_deliveries SET next_attempt_at = ?1 + ?2
@@ -275,7 +294,8 @@ pub fn claim_due(
                                            ORDER BY d.next_attempt_at, d.rowid) AS place,
                         COALESCE(json_extract(?6, '$.\"' || d.webhook_id || '\"'), 0) AS busy
                  FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND w.enabled = 1)
+                 WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 AND w.enabled = 1
+                   AND d.id NOT IN (SELECT value FROM json_each(?7)))
              WHERE place + busy <= ?4 AND failures + busy + place <= ?5
              ORDER BY place, next_attempt_at
              LIMIT ?3)
@@ -290,7 +310,8 @@ pub fn claim_due(
             total,
             per_webhook,
             limits.max_failures,
-            busy
+            busy.per_webhook,
+            busy.deliveries
         ],
         delivery_from_row,
     )?;

@@ -3,14 +3,17 @@
 //! NFKC-normalised and lower-cased, the domain is stored in its IDNA (ASCII) form.
 //!
 //! Normalisation does not catch addresses that merely *look* the same (Cyrillic `а`,
-//! dotless `ı`): [`Email::skeleton`] gives the Unicode UTS #39 confusable skeleton,
-//! and registration treats an address whose skeleton matches an existing account's
-//! as taken, so two accounts can never read alike in the admin pages or the audit log.
+//! dotless `ı`, a combining dot over an `i`): [`Email::skeleton`] gives the Unicode
+//! UTS #39 confusable skeleton, with combining marks dropped first, and registration
+//! treats an address whose skeleton matches an existing account's as taken. That
+//! covers every look-alike the Unicode confusables table knows; letter pairs it does
+//! not list (`vv` for `w`) are left to the eye.
 
 use std::fmt;
 
 use email_address::{EmailAddress, Options};
 use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 use unicode_security::confusable_detection::skeleton;
 
 pub const MAX_EMAIL_LENGTH: usize = 254;
@@ -53,11 +56,16 @@ impl Email {
 
     /// The UTS #39 confusable skeleton of the address as people read it (the domain
     /// in its Unicode form), lower-cased: two addresses that look alike have the same
-    /// skeleton. Lower-cased after the mapping too, because the confusables table
-    /// maps some characters to capitals (`0` → `O`).
+    /// skeleton. Combining marks are dropped first — a dot or accent over a letter
+    /// (`İ` lower-cases to `i` plus U+0307) must not make a look-alike distinct —
+    /// and the result is lower-cased again, because the confusables table maps some
+    /// characters to capitals (`0` → `O`).
     pub fn skeleton(&self) -> String {
         let (domain, _) = idna::domain_to_unicode(self.domain());
-        let readable = format!("{}@{}", self.local_part(), domain.to_lowercase());
+        let readable: String = format!("{}@{}", self.local_part(), domain.to_lowercase())
+            .nfd()
+            .filter(|c| !is_combining_mark(*c))
+            .collect();
         skeleton(&readable).collect::<String>().to_lowercase()
     }
 
@@ -113,6 +121,7 @@ mod tests {
             "al\u{131}ce@rt.test",  // dotless i
             "alice@rt.t\u{435}st",  // Cyrillic e in the domain
             "\u{ff41}lice@rt.test", // fullwidth a
+            "al\u{130}ce@rt.test",  // dotted capital I: i and a combining dot
             "ALICE@RT.TEST",
         ] {
             let email = Email::parse(look_alike).expect("valid");

@@ -16,7 +16,7 @@ use futures_util::{FutureExt, StreamExt};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
-use super::service::{Target, WebhookService};
+use super::service::{Target, WebhookError, WebhookService};
 use super::signing::signature_header;
 use super::ssrf::{GuardedResolver, Refusal};
 use crate::db::DbError;
@@ -48,6 +48,7 @@ enum Ready {
 }
 
 /// What one attempt came to.
+#[derive(Clone)]
 struct AttemptResult {
     status_code: Option<i64>,
     duration_ms: i64,
@@ -175,27 +176,31 @@ async fn attempt(
 #[derive(Default)]
 struct InFlight {
     per_webhook: HashMap<Uuid, usize>,
-    total: usize,
+    deliveries: std::collections::HashSet<String>,
 }
 
 impl InFlight {
-    fn started(&mut self, webhook: Uuid) {
-        *self.per_webhook.entry(webhook).or_default() += 1;
-        self.total += 1;
+    fn started(&mut self, delivery: &DeliveryRow) {
+        *self.per_webhook.entry(delivery.webhook_id).or_default() += 1;
+        self.deliveries.insert(delivery.id.clone());
     }
 
-    fn finished(&mut self, webhook: Uuid) {
-        if let Some(count) = self.per_webhook.get_mut(&webhook) {
+    fn finished(&mut self, delivery: &DeliveryRow) {
+        if let Some(count) = self.per_webhook.get_mut(&delivery.webhook_id) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                self.per_webhook.remove(&webhook);
+                self.per_webhook.remove(&delivery.webhook_id);
             }
         }
-        self.total = self.total.saturating_sub(1);
+        self.deliveries.remove(&delivery.id);
+    }
+
+    fn total(&self) -> usize {
+        self.deliveries.len()
     }
 
     /// `{"<webhook id>": n, …}`, as the claim query reads it.
-    fn as_json(&self) -> String {
+    fn per_webhook_json(&self) -> String {
         serde_json::Value::Object(
             self.per_webhook
                 .iter()
@@ -203,6 +208,12 @@ impl InFlight {
                 .collect(),
         )
         .to_string()
+    }
+
+    /// `["<delivery id>", …]`: never claimed again while in flight (a retry asked
+    /// for meanwhile waits for the attempt under way).
+    fn deliveries_json(&self) -> String {
+        serde_json::Value::from(self.deliveries.iter().cloned().collect::<Vec<_>>()).to_string()
     }
 }
 
@@ -216,9 +227,10 @@ type Finished = (DeliveryRow, Option<AttemptResult>);
 /// could still fail before the webhook's failure limit.
 async fn record_and_claim(
     service: &WebhookService,
-    finished: Vec<Finished>,
+    finished: &[Finished],
     in_flight: &InFlight,
 ) -> Result<Vec<DeliveryRow>, DbError> {
+    let finished = finished.to_vec();
     let settings = service.settings();
     let now = service.clock().now();
     let max_failures = i64::from(settings.max_consecutive_failures);
@@ -227,11 +239,14 @@ async fn record_and_claim(
         lease: LEASE_SECONDS,
         total: settings
             .delivery_concurrency
-            .saturating_sub(in_flight.total),
+            .saturating_sub(in_flight.total()),
         per_webhook: settings.endpoint_concurrency,
         max_failures,
     };
-    let busy = in_flight.as_json();
+    let busy = sql::Busy {
+        per_webhook: in_flight.per_webhook_json(),
+        deliveries: in_flight.deliveries_json(),
+    };
     let jitters: Vec<f64> = finished
         .iter()
         .map(|_| rand::random::<f64>() * 2.0 - 1.0)
@@ -239,14 +254,18 @@ async fn record_and_claim(
     service
         .db()
         .write(move |tx| {
-            for ((delivery, result), jitter) in finished.into_iter().zip(jitters) {
+            for ((delivery, result), jitter) in finished.iter().zip(jitters) {
                 let Some(result) = result else { continue };
-                record(tx, &delivery, &result, jitter, now, max_failures)?;
+                record(tx, delivery, result, jitter, now, max_failures)?;
             }
-            if limits.total == 0 {
-                return Ok(Vec::new());
-            }
-            Ok::<_, DbError>(sql::claim_due(tx, &limits, &busy)?)
+            // A limit lowered since a webhook failed: it is over it, so disabled.
+            sql::disable_over_limit(tx, max_failures, now)?;
+            let claimed = if limits.total == 0 {
+                Vec::new()
+            } else {
+                sql::claim_due(tx, &limits, &busy)?
+            };
+            Ok::<_, DbError>(claimed)
         })
         .await
 }
@@ -311,9 +330,15 @@ async fn targets(service: &WebhookService, claimed: &[DeliveryRow]) -> HashMap<U
                     Ready::Send(Arc::new(target))
                 }
                 Ok(_) => Ready::Skip,
-                Err(error) => {
+                Err(error @ WebhookError::Seal(_)) => {
                     tracing::error!(webhook = %delivery.webhook_id, %error, "webhook credentials cannot be opened; the delivery fails");
                     Ready::Unopenable
+                }
+                // The database did not answer: not the webhook's failure. Nothing is
+                // sent and nothing counted; the lease runs out and it is tried again.
+                Err(error) => {
+                    tracing::warn!(webhook = %delivery.webhook_id, %error, "webhook cannot be read; its delivery waits");
+                    Ready::Skip
                 }
             });
         }
@@ -378,21 +403,29 @@ impl Worker {
     /// collect every finished one.
     /// Returns how many attempts it recorded.
     pub async fn turn(&mut self) -> Result<usize, DbError> {
-        let finished = std::mem::take(&mut self.finished);
-        let attempted = finished.iter().filter(|(_, r)| r.is_some()).count();
+        let attempted = self.finished.iter().filter(|(_, r)| r.is_some()).count();
         // Recorded in the same transaction as the claim: their slots are free for it.
-        // If the transaction fails, their leases run out and they are sent again.
-        for (delivery, _) in &finished {
-            self.in_flight.finished(delivery.webhook_id);
+        for (delivery, _) in &self.finished {
+            self.in_flight.finished(delivery);
         }
-        let claimed = record_and_claim(&self.service, finished, &self.in_flight).await?;
+        let claimed = match record_and_claim(&self.service, &self.finished, &self.in_flight).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                // Kept, with their slots, to be recorded on the next turn.
+                for (delivery, _) in &self.finished {
+                    self.in_flight.started(delivery);
+                }
+                return Err(error);
+            }
+        };
+        self.finished.clear();
         let targets = targets(&self.service, &claimed).await;
         for delivery in claimed {
             let ready = targets
                 .get(&delivery.webhook_id)
                 .cloned()
                 .unwrap_or(Ready::Skip);
-            self.in_flight.started(delivery.webhook_id);
+            self.in_flight.started(&delivery);
             let attempt = send(self.client.clone(), self.service.clone(), ready, delivery);
             self.attempts.push(attempt.boxed());
         }

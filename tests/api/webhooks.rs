@@ -660,6 +660,73 @@ async fn a_failing_webhook_is_disabled_at_exactly_the_limit() {
     assert_eq!(receiver.received().len(), 20);
 }
 
+/// A retry asked for while the delivery's attempt is under way does not send it a
+/// second time at once.
+#[actix_web::test]
+async fn a_retry_during_an_attempt_does_not_send_it_twice_at_once() {
+    let app = app_with(LOOPBACK).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_after(Duration::from_millis(1500));
+    let user = app.signed_up("slowly@example.org").await.access_token;
+    let hook = create_hook(&app, &user, json!({"url": receiver.url})).await;
+    let id = hook["id"].as_str().expect("id").to_owned();
+    send_test(&app, &user, &id).await;
+    receiver.wait_for(1).await;
+    let logs: Vec<Value> = app
+        .get_with_token(&format!("{HOOKS}/{id}/deliveries"), &user)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let delivery = logs[0]["id"].as_str().expect("delivery id");
+    let retried = app
+        .post_with_token(
+            &format!("{HOOKS}/{id}/deliveries/{delivery}/retry"),
+            &user,
+            None,
+        )
+        .await;
+    assert_eq!(retried.status(), 202);
+    actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(receiver.received().len(), 1);
+    assert_eq!(receiver.most_at_once(), 1);
+}
+
+/// A webhook already past a limit lowered since is disabled, not left enabled and
+/// never sent to again.
+#[actix_web::test]
+async fn a_webhook_over_a_lowered_limit_is_disabled() {
+    let app = app_with(&[LOOPBACK[0], ("WEBHOOK_MAX_CONSECUTIVE_FAILURES", "3")]).await;
+    let receiver = Receiver::start().await;
+    let user = app.signed_up("over@example.org").await.access_token;
+    let hook = create_hook(&app, &user, json!({"url": receiver.url})).await;
+    let id = hook["id"].as_str().expect("id").to_owned();
+    rusqlite::Connection::open(&app.db_path)
+        .expect("open")
+        .execute("UPDATE webhooks SET consecutive_failures = 7", [])
+        .expect("failures from before");
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        shown = app
+            .get_with_token(&format!("{HOOKS}/{id}"), &user)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if shown["enabled"] == false {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shown["enabled"], false, "{shown}");
+    assert!(
+        shown["disabled_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("7 failed attempts")),
+        "{shown}"
+    );
+}
+
 #[actix_web::test]
 async fn a_rotated_secret_sends_two_valid_signatures() {
     let app = app_with(LOOPBACK).await;

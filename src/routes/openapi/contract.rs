@@ -49,7 +49,7 @@ fn headers() -> Value {
         "RateLimit-Reset": integer("Seconds until that window starts afresh."),
         "Retry-After": integer("Seconds to wait before trying again."),
         "WWW-Authenticate": {
-            "description": "`Bearer`, with `error=\"invalid_token\"` when a token was sent and refused.",
+            "description": "`Bearer`: the scheme the token is expected in.",
             "schema": {"type": "string"}
         }
     })
