@@ -33,18 +33,23 @@ pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyDraft {
+    /// 1–200 characters once trimmed.
     pub name: String,
+    /// At most 2,000 characters.
     #[serde(default)]
     pub description: String,
     pub effect: Effect,
     /// `document`, `webhook`, `policy`, `user`, a custom type, or `*`.
     pub resource_type: String,
     /// Action names, or `["*"]`.
+    #[schema(min_items = 1, max_items = 50)]
     pub actions: Vec<String>,
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub conditions: Option<Value>,
+    /// 0–1000; orders the list and the explanation, never the outcome.
     #[serde(default)]
+    #[schema(maximum = 1000)]
     pub priority: u16,
     #[serde(default = "active")]
     pub status: PolicyStatus,

@@ -38,7 +38,9 @@ pub async fn caller(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentRequest {
+    /// 1–200 characters once trimmed.
     pub title: String,
+    /// At most 100,000 characters.
     #[serde(default)]
     pub body: String,
     pub classification: Classification,
@@ -52,7 +54,9 @@ pub struct DocumentRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentPatchRequest {
+    /// 1–200 characters once trimmed.
     pub title: Option<String>,
+    /// At most 100,000 characters.
     pub body: Option<String>,
     pub classification: Option<Classification>,
     #[schema(value_type = Option<Object>)]
