@@ -40,6 +40,7 @@ pub struct PolicyDraft {
     pub description: String,
     pub effect: Effect,
     /// `document`, `webhook`, `policy`, `user`, a custom type, or `*`.
+    #[schema(pattern = r"^(\*|[a-z0-9_.:-]{1,64})$")]
     pub resource_type: String,
     /// Action names, or `["*"]`.
     #[schema(min_items = 1, max_items = 50)]

@@ -17,6 +17,19 @@ fn draft(name: &str) -> Value {
     })
 }
 
+/// Exported policies as import takes them (ids kept: updates, not copies).
+fn importable(exported: &[Value]) -> Vec<Value> {
+    exported
+        .iter()
+        .map(|p| {
+            json!({"id": p["id"], "name": p["name"], "description": p["description"],
+                   "effect": p["effect"], "resource_type": p["resource_type"],
+                   "actions": p["actions"], "conditions": p["conditions"],
+                   "priority": p["priority"], "status": p["status"], "principals": p["principals"]})
+        })
+        .collect()
+}
+
 #[actix_web::test]
 async fn only_administrators_manage_policies() {
     let app = spawn_app().await;
@@ -277,15 +290,7 @@ async fn import_is_all_or_nothing_and_export_round_trips() {
         .expect("json");
     assert_eq!(exported.len(), 4);
     // Exported policies import again (ids kept: updates, not copies).
-    let again: Vec<Value> = exported
-        .iter()
-        .map(|p| {
-            json!({"id": p["id"], "name": p["name"], "description": p["description"],
-                   "effect": p["effect"], "resource_type": p["resource_type"],
-                   "actions": p["actions"], "conditions": p["conditions"],
-                   "priority": p["priority"], "status": p["status"], "principals": p["principals"]})
-        })
-        .collect();
+    let again = importable(&exported);
     let reimported = app
         .post_with_token(
             &format!("{POLICIES}/import"),
@@ -610,15 +615,7 @@ async fn the_owner_policy_changes_only_its_status() {
         .json()
         .await
         .expect("json");
-    let mut exported: Vec<Value> = exported
-        .iter()
-        .map(|p| {
-            json!({"id": p["id"], "name": p["name"], "description": p["description"],
-                   "effect": p["effect"], "resource_type": p["resource_type"],
-                   "actions": p["actions"], "conditions": p["conditions"],
-                   "priority": p["priority"], "status": p["status"], "principals": p["principals"]})
-        })
-        .collect();
+    let mut exported = importable(&exported);
     let owner_entry = exported
         .iter_mut()
         .find(|p| p["id"] == owner["id"])

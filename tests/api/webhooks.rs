@@ -201,6 +201,24 @@ async fn wait_for_attempts(app: &TestApp, webhook: &str, attempts: i64) -> (Stri
     panic!("no attempt {attempts}: {:?}", delivery_state(app, webhook));
 }
 
+/// Waits (up to 10 s) until the webhook is disabled; returns it as shown then.
+async fn disabled(app: &TestApp, token: &str, id: &str) -> Value {
+    let mut shown = Value::Null;
+    for _ in 0..200 {
+        shown = app
+            .get_with_token(&format!("{HOOKS}/{id}"), token)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if shown["enabled"] == false {
+            return shown;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the webhook was not disabled: {shown}");
+}
+
 #[actix_web::test]
 async fn a_signed_delivery_arrives_with_its_credential() {
     let app = app_with(LOOPBACK).await;
@@ -633,20 +651,7 @@ async fn a_failing_webhook_is_disabled_at_exactly_the_limit() {
     for _ in 0..60 {
         send_test(&app, &user, &id).await;
     }
-    let mut shown = Value::Null;
-    for _ in 0..200 {
-        shown = app
-            .get_with_token(&format!("{HOOKS}/{id}"), &user)
-            .await
-            .json()
-            .await
-            .expect("json");
-        if shown["enabled"] == false {
-            break;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(shown["enabled"], false, "{shown}");
+    let shown = disabled(&app, &user, &id).await;
     assert_eq!(shown["consecutive_failures"], 20);
     // Nothing more is sent after it was disabled.
     actix_web::rt::time::sleep(Duration::from_millis(700)).await;
@@ -705,20 +710,7 @@ async fn a_webhook_over_a_lowered_limit_is_disabled() {
         .expect("open")
         .execute("UPDATE webhooks SET consecutive_failures = 7", [])
         .expect("failures from before");
-    let mut shown = Value::Null;
-    for _ in 0..100 {
-        shown = app
-            .get_with_token(&format!("{HOOKS}/{id}"), &user)
-            .await
-            .json()
-            .await
-            .expect("json");
-        if shown["enabled"] == false {
-            break;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(shown["enabled"], false, "{shown}");
+    let shown = disabled(&app, &user, &id).await;
     assert!(
         shown["disabled_reason"]
             .as_str()
