@@ -344,6 +344,7 @@ impl Database {
         E: From<DbError> + Send + 'static,
     {
         self.check_faults()?;
+        self.check_read_faults()?;
         let conn = tokio::time::timeout(BUSY_TIMEOUT, self.readers.get())
             .await
             .map_err(|_| DbError::Busy(BUSY_TIMEOUT))?
@@ -474,6 +475,11 @@ impl Database {
     fn check_write_faults(&self) -> Result<(), DbError> {
         Ok(())
     }
+
+    #[cfg(not(feature = "fault-injection"))]
+    fn check_read_faults(&self) -> Result<(), DbError> {
+        Ok(())
+    }
 }
 
 /// What the database's chain holds where the anchor remembers its head, when that
@@ -559,8 +565,9 @@ pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
 
 #[cfg(feature = "fault-injection")]
 pub mod faults {
-    //! Test-only switch that makes every query fail as if the disk returned an I/O
-    //! error, so the fail-closed paths can be proven against a real running app.
+    //! Test-only switches that make queries (all, writes only, or reads only) fail as
+    //! if the disk returned an I/O error, so the fail-closed paths can be proven
+    //! against a real running app.
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -570,6 +577,7 @@ pub mod faults {
     pub struct Faults {
         all: Arc<AtomicBool>,
         writes: Arc<AtomicBool>,
+        reads: Arc<AtomicBool>,
     }
 
     fn io_error() -> DbError {
@@ -589,6 +597,19 @@ pub mod faults {
         /// disk, an unwritable journal.
         pub fn inject_write_errors(&self, on: bool) {
             self.faults.writes.store(on, Ordering::SeqCst);
+        }
+
+        /// While on, every read through the reader pool fails with SQLITE_IOERR
+        /// (writes still work): a reader that cannot answer.
+        pub fn inject_read_errors(&self, on: bool) {
+            self.faults.reads.store(on, Ordering::SeqCst);
+        }
+
+        pub(super) fn check_read_faults(&self) -> Result<(), DbError> {
+            if self.faults.reads.load(Ordering::SeqCst) {
+                return Err(io_error());
+            }
+            Ok(())
         }
 
         pub(super) fn check_faults(&self) -> Result<(), DbError> {

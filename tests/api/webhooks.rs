@@ -697,6 +697,74 @@ async fn a_retry_during_an_attempt_does_not_send_it_twice_at_once() {
     assert_eq!(receiver.most_at_once(), 1);
 }
 
+/// A database that cannot read a webhook is not the webhook's failure: nothing is
+/// sent or counted, and the deliveries go out once it answers again.
+#[actix_web::test]
+async fn a_database_that_cannot_read_is_not_the_webhooks_failure() {
+    let app = app_with(&[LOOPBACK[0], ("WEBHOOK_MAX_CONSECUTIVE_FAILURES", "2")]).await;
+    let receiver = Receiver::start().await;
+    let user = app.signed_up("unread@example.org").await.access_token;
+    let hook = create_hook(&app, &user, json!({"url": receiver.url})).await;
+    let id = hook["id"].as_str().expect("id").to_owned();
+    let due = app.clock.now() + 5;
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    for n in 0..3 {
+        conn.execute(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at)
+             VALUES (?1, ?2, 'webhook.test', '{}', 'pending', 0, ?3, ?3, ?3)",
+            rusqlite::params![format!("msg_unread{n}"), id, due],
+        )
+        .expect("queue");
+    }
+    app.db.inject_read_errors(true);
+    app.clock.advance(6);
+    actix_web::rt::time::sleep(Duration::from_millis(800)).await;
+    let (enabled, failures): (bool, i64) = conn
+        .query_row(
+            "SELECT enabled, consecutive_failures FROM webhooks WHERE id = ?1",
+            [&id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("webhook");
+    assert_eq!((enabled, failures), (true, 0));
+    assert!(receiver.received().is_empty());
+    app.db.inject_read_errors(false);
+    // Their leases run out and they are sent.
+    app.clock.advance(61);
+    receiver.wait_for(3).await;
+}
+
+/// An attempt whose result the database cannot take at once is recorded when it
+/// can, not forgotten (and sent again after its lease).
+#[actix_web::test]
+async fn an_attempt_is_recorded_once_the_database_takes_writes_again() {
+    let app = app_with(LOOPBACK).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_after(Duration::from_millis(500));
+    let user = app.signed_up("later@example.org").await.access_token;
+    let hook = create_hook(&app, &user, json!({"url": receiver.url})).await;
+    let id = hook["id"].as_str().expect("id").to_owned();
+    send_test(&app, &user, &id).await;
+    receiver.wait_for(1).await;
+    app.db.inject_write_errors(true);
+    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    app.db.inject_write_errors(false);
+    let mut state = Vec::new();
+    for _ in 0..100 {
+        state = delivery_state(&app, &id);
+        if state.first().is_some_and(|row| row.0 == "delivered") {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        state.first().map(|row| (row.0.as_str(), row.1)),
+        Some(("delivered", 1)),
+        "{state:?}"
+    );
+    assert_eq!(receiver.received().len(), 1);
+}
+
 /// A webhook already past a limit lowered since is disabled, not left enabled and
 /// never sent to again.
 #[actix_web::test]
