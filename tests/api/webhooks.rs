@@ -46,6 +46,8 @@ struct Receiver {
     delay: Arc<Mutex<Duration>>,
     in_progress: Arc<AtomicUsize>,
     most_at_once: Arc<AtomicUsize>,
+    /// Writes to this database start failing just before the receiver answers.
+    fail_writes_on_answer: Arc<Mutex<Option<portcullis::db::Database>>>,
 }
 
 impl Receiver {
@@ -73,6 +75,9 @@ impl Receiver {
                     let delay = shared.delay.lock().map(|d| *d).unwrap_or_default();
                     actix_web::rt::time::sleep(delay).await;
                     shared.in_progress.fetch_sub(1, Ordering::SeqCst);
+                    if let Ok(Some(db)) = shared.fail_writes_on_answer.lock().map(|d| d.clone()) {
+                        db.inject_write_errors(true);
+                    }
                     let status = shared
                         .statuses
                         .lock()
@@ -740,14 +745,16 @@ async fn a_database_that_cannot_read_is_not_the_webhooks_failure() {
 async fn an_attempt_is_recorded_once_the_database_takes_writes_again() {
     let app = app_with(LOOPBACK).await;
     let receiver = Receiver::start().await;
-    receiver.answer_after(Duration::from_millis(500));
     let user = app.signed_up("later@example.org").await.access_token;
     let hook = create_hook(&app, &user, json!({"url": receiver.url})).await;
     let id = hook["id"].as_str().expect("id").to_owned();
+    if let Ok(mut slot) = receiver.fail_writes_on_answer.lock() {
+        *slot = Some(app.db.clone());
+    }
     send_test(&app, &user, &id).await;
     receiver.wait_for(1).await;
-    app.db.inject_write_errors(true);
-    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    // The attempt's result arrives while writes fail: it cannot be recorded yet.
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
     app.db.inject_write_errors(false);
     let mut state = Vec::new();
     for _ in 0..100 {
