@@ -206,6 +206,27 @@ async fn wait_for_attempts(app: &TestApp, webhook: &str, attempts: i64) -> (Stri
     panic!("no attempt {attempts}: {:?}", delivery_state(app, webhook));
 }
 
+/// The id of the webhook's newest delivery.
+async fn newest_delivery(app: &TestApp, token: &str, hook: &str) -> String {
+    let logs: Vec<Value> = app
+        .get_with_token(&format!("{HOOKS}/{hook}/deliveries"), token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    logs[0]["id"].as_str().expect("delivery id").to_owned()
+}
+
+/// Asks for a delivery to be sent again, through `hook`.
+async fn retry(app: &TestApp, token: &str, hook: &str, delivery: &str) -> reqwest::Response {
+    app.post_with_token(
+        &format!("{HOOKS}/{hook}/deliveries/{delivery}/retry"),
+        token,
+        None,
+    )
+    .await
+}
+
 /// Waits (up to 10 s) until the webhook is disabled; returns it as shown then.
 async fn disabled(app: &TestApp, token: &str, id: &str) -> Value {
     let mut shown = Value::Null;
@@ -528,14 +549,7 @@ async fn failures_follow_the_retry_schedule_then_give_up() {
     assert_eq!(attempts[0]["response_excerpt"], "answered 500");
     // A manual retry sends it once more.
     let delivery = logs[0]["id"].as_str().expect("delivery id");
-    let retried = app
-        .post_with_token(
-            &format!("{HOOKS}/{id}/deliveries/{delivery}/retry"),
-            &user,
-            None,
-        )
-        .await;
-    assert_eq!(retried.status(), 202);
+    assert_eq!(retry(&app, &user, &id, delivery).await.status(), 202);
     receiver.wait_for(9).await;
 }
 
@@ -682,20 +696,8 @@ async fn a_retry_during_an_attempt_does_not_send_it_twice_at_once() {
     let id = hook["id"].as_str().expect("id").to_owned();
     send_test(&app, &user, &id).await;
     receiver.wait_for(1).await;
-    let logs: Vec<Value> = app
-        .get_with_token(&format!("{HOOKS}/{id}/deliveries"), &user)
-        .await
-        .json()
-        .await
-        .expect("json");
-    let delivery = logs[0]["id"].as_str().expect("delivery id");
-    let retried = app
-        .post_with_token(
-            &format!("{HOOKS}/{id}/deliveries/{delivery}/retry"),
-            &user,
-            None,
-        )
-        .await;
+    let delivery = newest_delivery(&app, &user, &id).await;
+    let retried = retry(&app, &user, &id, &delivery).await;
     assert_eq!(retried.status(), 202);
     actix_web::rt::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(receiver.received().len(), 1);
@@ -1151,20 +1153,8 @@ async fn a_delivery_is_retried_only_through_its_own_webhook() {
     let (a, b) = (a["id"].as_str().expect("a"), b["id"].as_str().expect("b"));
     send_test(&app, &user, a).await;
     receiver.wait_for(1).await;
-    let logs: Vec<Value> = app
-        .get_with_token(&format!("{HOOKS}/{a}/deliveries"), &user)
-        .await
-        .json()
-        .await
-        .expect("json");
-    let delivery = logs[0]["id"].as_str().expect("delivery");
-    let crossed = app
-        .post_with_token(
-            &format!("{HOOKS}/{b}/deliveries/{delivery}/retry"),
-            &user,
-            None,
-        )
-        .await;
+    let delivery = newest_delivery(&app, &user, a).await;
+    let crossed = retry(&app, &user, b, &delivery).await;
     problem(crossed, 404).await;
 }
 
