@@ -151,4 +151,23 @@ async fn the_document_names_every_shared_answer() {
     );
     let new_webhook = &doc["components"]["schemas"]["NewWebhookRequest"];
     assert_eq!(new_webhook["required"], serde_json::json!(["url"]));
+    // The body parser refuses unknown fields: the request schemas say so.
+    for name in [
+        "LoginRequest",
+        "RegisterRequest",
+        "RefreshRequest",
+        "DocumentRequest",
+    ] {
+        assert_eq!(
+            doc["components"]["schemas"][name]["additionalProperties"], false,
+            "{name}"
+        );
+    }
+    let unknown = app
+        .post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({"email": "a@example.org", "password": "x", "extra": 1}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 422);
 }

@@ -2,8 +2,9 @@
 //! document in one place so no operation can forget one: 401 where a token is
 //! needed, 400/408/413/415/422 where a JSON body is read, 400/422 for query values,
 //! 429 and 503 wherever the limiter and the database are involved, the `X-Request-ID`
-//! and `RateLimit-*` headers, a `HEAD` beside every `GET`, and operation ids that
-//! are unique (`{tag}_{handler}`). A test holds the document to the server
+//! and `RateLimit-*` headers, a `HEAD` beside every `GET`, operation ids that are
+//! unique (`{tag}_{handler}`), and request objects closed to unknown fields as the
+//! body parser is. A test holds the document to the server
 //! (schemathesis, in the test command).
 
 use serde_json::{Map, Value, json};
@@ -15,6 +16,7 @@ pub fn complete(doc: &mut Value) {
     doc["components"]["headers"] = headers();
     require_request_id(doc);
     new_webhook_requires_a_url(doc);
+    request_bodies_are_closed(doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -78,6 +80,69 @@ fn new_webhook_requires_a_url(doc: &mut Value) {
         ["schema"];
     if create.is_object() {
         *create = json!({"$ref": "#/components/schemas/NewWebhookRequest"});
+    }
+}
+
+/// The body parser refuses a field it does not know, at any depth (free-form maps
+/// such as `attributes` aside), so every object schema a request body reaches says
+/// `additionalProperties: false`.
+fn request_bodies_are_closed(doc: &mut Value) {
+    let mut pending: Vec<String> = Vec::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for item in paths.values().filter_map(Value::as_object) {
+            for operation in item.values() {
+                collect_refs(&operation["requestBody"], &mut pending);
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let schema = &mut doc["components"]["schemas"][name.as_str()];
+        collect_refs(schema, &mut pending);
+        close_objects(schema);
+    }
+}
+
+/// Every `#/components/schemas/…` name `value` refers to.
+fn collect_refs(value: &Value, names: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                names.push(name.to_owned());
+            }
+            map.values().for_each(|v| collect_refs(v, names));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, names)),
+        _ => {}
+    }
+}
+
+/// Marks each object schema with named properties (not a free-form map) closed.
+fn close_objects(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map
+                .get("properties")
+                .is_some_and(|p| p.as_object().is_some_and(|p| !p.is_empty()))
+                && !map.contains_key("additionalProperties")
+            {
+                map.insert("additionalProperties".to_owned(), Value::Bool(false));
+            }
+            for (key, child) in map.iter_mut() {
+                if key != "additionalProperties" {
+                    close_objects(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
     }
 }
 
