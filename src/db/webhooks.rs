@@ -266,7 +266,7 @@ pub struct Busy {
 }
 
 /// Disables every enabled webhook whose failures in a row reached `max` (the limit
-/// was lowered since): otherwise no claim would ever fit it again.
+/// was lowered since it failed); returns how many.
 pub fn disable_over_limit(conn: &Connection, max: i64, now: i64) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "UPDATE webhooks SET enabled = 0, updated_at = ?2,

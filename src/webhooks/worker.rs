@@ -1,7 +1,7 @@
 //! The delivery worker: claims due deliveries from the outbox, sends them with
-//! bounded concurrency overall and per webhook, and records every attempt. 2xx is delivered; anything else
-//! is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h (each ±10 %), then
-//! given up. `410 Gone` disables the webhook at once, and so do
+//! bounded concurrency overall and per webhook, and records every attempt. 2xx is
+//! delivered; anything else is retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and
+//! 10 h (each ±10 %), then given up. `410 Gone` disables the webhook at once, and so do
 //! `WEBHOOK_MAX_CONSECUTIVE_FAILURES` failed attempts in a row — exactly then: no
 //! attempt is claimed that could fail past the limit. A claim is a lease,
 //! not a removal: work interrupted by a crash or a restart is picked up again.
@@ -258,8 +258,6 @@ async fn record_and_claim(
                 let Some(result) = result else { continue };
                 record(tx, delivery, result, jitter, now, max_failures)?;
             }
-            // A limit lowered since a webhook failed: it is over it, so disabled.
-            sql::disable_over_limit(tx, max_failures, now)?;
             let claimed = if limits.total == 0 {
                 Vec::new()
             } else {
@@ -446,6 +444,33 @@ impl Worker {
     }
 }
 
+/// Disables the webhooks already over the failure limit, which can happen only when
+/// it was lowered before this start: no claim would ever fit them again. Returns
+/// whether that was done (a database that cannot write now is asked again).
+async fn disable_over_the_limit(service: &WebhookService) -> bool {
+    let max_failures = i64::from(service.settings().max_consecutive_failures);
+    let now = service.clock().now();
+    match service
+        .db()
+        .write(move |tx| Ok::<_, DbError>(sql::disable_over_limit(tx, max_failures, now)?))
+        .await
+    {
+        Ok(0) => true,
+        Ok(disabled) => {
+            tracing::warn!(
+                webhooks = disabled,
+                max_failures,
+                "webhooks already over WEBHOOK_MAX_CONSECUTIVE_FAILURES disabled"
+            );
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "webhooks over the failure limit cannot be disabled yet");
+            false
+        }
+    }
+}
+
 /// Runs until the server stops.
 pub async fn run(service: WebhookService) {
     let client = match client(&service) {
@@ -455,8 +480,12 @@ pub async fn run(service: WebhookService) {
             return;
         }
     };
+    let mut limit_applied = false;
     let mut worker = Worker::new(service, client);
     loop {
+        if !limit_applied {
+            limit_applied = disable_over_the_limit(&worker.service).await;
+        }
         match worker.turn().await {
             Ok(_) if worker.idle() => {
                 // Woken by a queued delivery; the poll finds retries come due.
