@@ -91,6 +91,7 @@ fn request() -> AccessRequest {
     let attrs = |v: Value| v.as_object().cloned().unwrap_or_default();
     AccessRequest {
         subject: Subject {
+            authenticated: true,
             id: UserId(Uuid::new_v4()),
             email: "alice@portcullis.test".to_owned(),
             role: Role::User,

@@ -11,6 +11,9 @@ type -P kill >/dev/null 2>&1 || need_apt+=(procps)
 # The browser test drives Debian's headless Chromium through chromedriver.
 type -P chromium >/dev/null 2>&1 || need_apt+=(chromium)
 type -P chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# The gate is tested behind the real proxies.
+type -P nginx >/dev/null 2>&1 || need_apt+=(nginx)
+type -P caddy >/dev/null 2>&1 || need_apt+=(caddy)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing ${need_apt[*]}"
     apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"

@@ -4,7 +4,7 @@
 //! `config` (settings and their checks), `clock`, `validation` (field errors),
 //! `model` (the shared records), `crypto`, `db` (SQLite, one module per table),
 //! `audit` (the hash-chained security log), and the services `accounts`, `auth`,
-//! `limits`, `policy`, `documents`, `webhooks` and `admin`. The web layer is `http`
+//! `limits`, `policy`, `documents`, `webhooks`, `gate` (forward-auth) and `admin`. The web layer is `http`
 //! (middleware and extractors) and `routes` (handlers). `state` and `startup` wire
 //! them together; `cli` and `demo` drive them. `tests/api/layering.rs` checks who
 //! may use whom.
@@ -21,6 +21,7 @@ pub mod crypto;
 pub mod db;
 pub mod demo;
 pub mod documents;
+pub mod gate;
 pub mod http;
 pub mod limits;
 pub mod model;

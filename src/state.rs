@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use crate::accounts::AccountService;
+use crate::accounts::browser_sessions::{BrowserSessions, SessionKind, SessionParts, SessionRules};
 use crate::accounts::service::AccountParts;
-use crate::admin::{AdminAccess, AdminOverview, AdminSessions};
+use crate::admin::{AdminAccess, AdminOverview, SESSION_ABSOLUTE_SECONDS, SESSION_IDLE_SECONDS};
 use crate::audit::AuditLog;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::revocation::{RevocationStore, StoreCapacity};
@@ -20,6 +21,7 @@ use crate::crypto::stored_secrets::{self, Keyring};
 use crate::db::anchor::Anchor;
 use crate::db::{Database, DbError, NotReady, OpenOptions, sessions, users};
 use crate::documents::service::DocumentService;
+use crate::gate::GateService;
 use crate::limits::RateLimits;
 use crate::policy::service::PolicyService;
 use crate::webhooks::events::Outbox;
@@ -39,7 +41,12 @@ pub struct AppState {
     pub policies: PolicyService,
     pub documents: DocumentService,
     pub webhooks: WebhookService,
-    pub admin_sessions: AdminSessions,
+    pub admin_sessions: BrowserSessions,
+    /// The gate portal's sessions (idle for ever when the gate is off: nothing
+    /// signs in).
+    pub gate_sessions: BrowserSessions,
+    /// The gate (forward-auth), when `GATE_PORTAL_URL` turns it on.
+    pub gate: Option<GateService>,
     pub admin_access: AdminAccess,
     pub admin_overview: AdminOverview,
     pub decisions: DecisionService,
@@ -175,14 +182,48 @@ impl AppState {
             settings.webhooks.clone(),
             deliveries_queued,
         );
-        let admin_sessions = AdminSessions::new(
-            db.clone(),
-            audit.clone(),
-            clock.clone(),
-            accounts.clone(),
-            &settings,
+        let session_parts = || SessionParts {
+            db: db.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            accounts: accounts.clone(),
+            revocations: revocations.clone(),
+        };
+        let admin_sessions = BrowserSessions::new(
+            session_parts(),
+            SessionRules {
+                kind: SessionKind::Admin,
+                idle_seconds: SESSION_IDLE_SECONDS,
+                absolute_seconds: SESSION_ABSOLUTE_SECONDS,
+                require_mfa: settings.admin_require_mfa,
+            },
+            &settings.jwt.secret,
         );
+        let gate_sessions = BrowserSessions::new(
+            session_parts(),
+            SessionRules {
+                kind: SessionKind::Gate,
+                idle_seconds: settings
+                    .gate
+                    .as_ref()
+                    .map_or(3600, |g| g.session_idle_seconds),
+                absolute_seconds: settings
+                    .gate
+                    .as_ref()
+                    .map_or(12 * 3600, |g| g.session_max_seconds),
+                require_mfa: false,
+            },
+            &settings.jwt.secret,
+        );
+        let gate = match &settings.gate {
+            Some(gate) => Some(
+                GateService::new(gate, policies.clone(), audit.clone(), clock.clone())
+                    .map_err(|e| anyhow::anyhow!("the gate's assertion key is unusable: {e}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            gate,
             admin_access: AdminAccess::new(policies.clone()),
             admin_overview: AdminOverview::new(db.clone(), clock.clone()),
             decisions: DecisionService::new(
@@ -203,6 +244,7 @@ impl AppState {
             documents,
             webhooks,
             admin_sessions,
+            gate_sessions,
             database: db,
         })
     }

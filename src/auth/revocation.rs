@@ -269,6 +269,45 @@ impl RevocationStore {
         self.is_revoked(claims).await
     }
 
+    /// Whether a browser session riding on account session `sid` (signed in at
+    /// `signed_in_at`) must be refused: the account session is not live or not
+    /// `user`'s, it was revoked, or a cut-off (logout-all, lock, password change)
+    /// came after the sign-in. Memory answers when it can vouch; otherwise the
+    /// database, and a database that cannot answer is an error (a denial).
+    pub async fn is_session_refused(
+        &self,
+        user: UserId,
+        sid: Uuid,
+        signed_in_at: i64,
+    ) -> Result<bool, RevocationUnavailable> {
+        let now = self.clock.now();
+        let in_memory = self.live.check(sid, user, now);
+        if in_memory == Some(false) || self.cache.contains_key(&Key::Session(sid)) {
+            return Ok(true);
+        }
+        if let Some(cutoff) = self.cache.get(&Key::Cutoff(user))
+            && signed_in_at < cutoff.at
+        {
+            return Ok(true);
+        }
+        if in_memory == Some(true) && self.is_complete() {
+            return Ok(false);
+        }
+        let (sid_text, nil) = (sid.to_string(), Uuid::nil().to_string());
+        let (session, listed, cutoff) = self
+            .db
+            .read(move |conn| {
+                Ok::<_, DbError>((
+                    sessions::find(conn, sid)?,
+                    revocations::is_revoked(conn, &nil, &sid_text, now)?,
+                    users::tokens_valid_after(conn, user)?,
+                ))
+            })
+            .await?;
+        let live = session.is_some_and(|s| s.user_id == user && s.is_live(now));
+        Ok(!live || listed || cutoff.is_none_or(|cutoff| signed_in_at < cutoff))
+    }
+
     /// What memory knows of `session` being live and `user`'s (see
     /// [`LiveSessions::check`]).
     pub fn is_live_session(&self, session: Uuid, user: UserId) -> Option<bool> {

@@ -146,7 +146,7 @@ impl DecisionService {
     pub async fn simulate(&self, simulation: Simulation) -> Result<Simulated, PolicyError> {
         let subject = match simulation.subject {
             SimulatedSubject::User(_) => Provenance::Stored,
-            SimulatedSubject::Described { .. } => Provenance::Typed,
+            SimulatedSubject::Described { .. } | SimulatedSubject::SignedOut => Provenance::Typed,
         };
         let typed = simulation.resource.clone();
         let stored = SERVER_OWNED.contains(&typed.kind.as_str())

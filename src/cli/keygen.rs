@@ -26,7 +26,17 @@ fn line(variable: &Variable) -> Result<String, RandomnessUnavailable> {
     let value = match variable.name {
         v::JWT_SECRET_KEY => keys::signing_secret()?,
         v::CREDENTIAL_ENCRYPTION_KEY | v::MFA_ENCRYPTION_KEY => keys::fernet_key()?,
+        // Used once GATE_PORTAL_URL turns the gate on.
+        v::GATE_ASSERTION_KEY => {
+            secrecy::SecretString::from(crate::gate::assertion::generate_key()?)
+        }
         // Verify-only keys are old keys, never fresh ones: leave a hint.
+        v::GATE_ASSERTION_PREVIOUS_KEYS => {
+            return Ok(format!(
+                "# {}=  (during rotation: the previous GATE_ASSERTION_KEY)",
+                variable.name
+            ));
+        }
         _ => {
             return Ok(format!(
                 "# {}=  (during rotation: the previous JWT_SECRET_KEY)",

@@ -4,6 +4,7 @@
 
 mod database;
 mod findings;
+mod gate;
 mod http;
 mod jwt;
 mod keys;
@@ -23,6 +24,7 @@ use secrecy::SecretString;
 
 pub use database::DatabaseSettings;
 pub use findings::{Finding, Findings, Status};
+pub use gate::{GateSettings, ed25519_seed};
 pub use http::{HttpSettings, TlsSettings};
 pub use jwt::{DEFAULT_ACCESS_TOKEN_MINUTES, DEFAULT_REFRESH_TOKEN_DAYS, JwtSettings};
 pub use keys::KeyPurpose;
@@ -57,6 +59,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub rate_limits: RateLimitSettings,
     pub webhooks: WebhookSettings,
+    /// The gate (forward-auth), when `GATE_PORTAL_URL` turns it on.
+    pub gate: Option<GateSettings>,
     /// Whether administrators need MFA to sign in to the admin pages.
     pub admin_require_mfa: bool,
     pub log: LogSettings,
@@ -120,6 +124,7 @@ impl<'a> Reader<'a> {
         let http = self.http(mode);
         let rate_limits = self.rate_limits();
         let webhooks = self.webhooks(mode);
+        let gate = self.gate(http.as_ref().map(|h| h.trusted_proxies.as_slice()));
         let admin_require_mfa = self.admin_require_mfa(mode);
         let log = self.log();
         Some(Settings {
@@ -132,6 +137,7 @@ impl<'a> Reader<'a> {
             http: http?,
             rate_limits: rate_limits?,
             webhooks: webhooks?,
+            gate: gate?,
             admin_require_mfa: admin_require_mfa?,
             log: log?,
             findings: Findings::default(),
@@ -309,6 +315,44 @@ mod tests {
         ] {
             assert!(!is_loopback_origin(origin), "{origin}");
         }
+    }
+
+    #[test]
+    fn the_gate_needs_its_hosts_key_and_proxies_and_a_cookie_domain_that_covers_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let failed = |extra: &[(&'static str, &str)]| -> Vec<String> {
+            let mut pairs = good_pairs(dir.path());
+            pairs.push((v::GATE_PORTAL_URL, "https://auth.example.com".to_owned()));
+            pairs.extend(extra.iter().map(|(k, val)| (*k, (*val).to_owned())));
+            match load(&pairs) {
+                Ok(_) => Vec::new(),
+                Err(findings) => findings
+                    .with_status(Status::Fail)
+                    .map(|f| f.variable.clone())
+                    .collect(),
+            }
+        };
+        let missing = failed(&[]);
+        for name in [v::GATE_HOSTS, v::GATE_ASSERTION_KEY, v::TRUSTED_PROXIES] {
+            assert!(missing.iter().any(|f| f == name), "{name}: {missing:?}");
+        }
+        let key =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, [7u8; 32]);
+        let good = [
+            (v::GATE_HOSTS, "*.example.com,app.example.org"),
+            (v::GATE_ASSERTION_KEY, key.as_str()),
+            (v::TRUSTED_PROXIES, "127.0.0.1"),
+        ];
+        assert!(failed(&good).is_empty(), "{:?}", failed(&good));
+        let mut narrow = good.to_vec();
+        narrow.push((v::GATE_COOKIE_DOMAIN, "example.com"));
+        assert_eq!(failed(&narrow), vec![v::GATE_COOKIE_DOMAIN.to_owned()]);
+        let mut bad_key = good.to_vec();
+        bad_key[1] = (v::GATE_ASSERTION_KEY, "not-a-key");
+        assert_eq!(failed(&bad_key), vec![v::GATE_ASSERTION_KEY.to_owned()]);
+        let mut tld = good.to_vec();
+        tld[0] = (v::GATE_HOSTS, "*.com");
+        assert_eq!(failed(&tld), vec![v::GATE_HOSTS.to_owned()]);
     }
 
     #[test]

@@ -80,6 +80,16 @@ pub const REQUEST_BODY_TIMEOUT_SECONDS: &str = "REQUEST_BODY_TIMEOUT_SECONDS";
 pub const REFRESH_REUSE_GRACE_SECONDS: &str = "REFRESH_REUSE_GRACE_SECONDS";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
+pub const GATE_PORTAL_URL: &str = "GATE_PORTAL_URL";
+pub const GATE_HOSTS: &str = "GATE_HOSTS";
+pub const GATE_COOKIE_DOMAIN: &str = "GATE_COOKIE_DOMAIN";
+pub const GATE_ASSERTION_KEY: &str = "GATE_ASSERTION_KEY";
+pub const GATE_ASSERTION_PREVIOUS_KEYS: &str = "GATE_ASSERTION_PREVIOUS_KEYS";
+pub const GATE_FORWARD_ATTRIBUTES: &str = "GATE_FORWARD_ATTRIBUTES";
+pub const GATE_SESSION_IDLE_MINUTES: &str = "GATE_SESSION_IDLE_MINUTES";
+pub const GATE_SESSION_MAX_HOURS: &str = "GATE_SESSION_MAX_HOURS";
+pub const RATE_LIMIT_GATE_USER: &str = "RATE_LIMIT_GATE_USER";
+pub const RATE_LIMIT_GATE_IP: &str = "RATE_LIMIT_GATE_IP";
 
 pub const ALL: &[Variable] = &[
     secret(
@@ -298,6 +308,54 @@ pub const ALL: &[Variable] = &[
         ADMIN_REQUIRE_MFA,
         Some("true"),
         "Administrators need MFA to sign in to the admin pages (the demo turns it off, with a banner).",
+    ),
+    var(
+        GATE_PORTAL_URL,
+        None,
+        "The gate's sign-in portal origin (e.g. https://auth.example.com). Set: forward-auth is on, and GATE_HOSTS, GATE_ASSERTION_KEY and TRUSTED_PROXIES are required.",
+    ),
+    var(
+        GATE_HOSTS,
+        None,
+        "Comma list of hosts the gate protects: `app.example.com`, `*.example.com`, optionally `:port`. Also the only hosts a sign-in may return to.",
+    ),
+    var(
+        GATE_COOKIE_DOMAIN,
+        None,
+        "Domain of the portal cookie (e.g. `example.com` for `*.example.com` apps); must cover every gate host. Unset: host-only.",
+    ),
+    secret(
+        GATE_ASSERTION_KEY,
+        "Ed25519 key (32 bytes, base64url) that signs `Portcullis-Assertion`; `portcullis keygen` prints one. Required with the gate.",
+    ),
+    secret(
+        GATE_ASSERTION_PREVIOUS_KEYS,
+        "Comma list of retired GATE_ASSERTION_KEY values: their public keys stay in /.well-known/jwks.json. For rotation.",
+    ),
+    var(
+        GATE_FORWARD_ATTRIBUTES,
+        Some(""),
+        "Comma list of account attributes passed upstream as `Remote-Attr-<name>` and in the assertion.",
+    ),
+    var(
+        GATE_SESSION_IDLE_MINUTES,
+        Some("60"),
+        "A portal session ends after this many minutes without a request (1–10080).",
+    ),
+    var(
+        GATE_SESSION_MAX_HOURS,
+        Some("12"),
+        "A portal session ends this many hours after sign-in, however active (1–720).",
+    ),
+    var(
+        RATE_LIMIT_GATE_USER,
+        Some("1200/60"),
+        "Gate decisions per signed-in user (a page load asks once per asset).",
+    ),
+    var(
+        RATE_LIMIT_GATE_IP,
+        Some("1200/60"),
+        "Gate decisions per client address, signed in or not.",
     ),
     var(LOG_FORMAT, Some("text"), "`text` or `json`."),
     var(

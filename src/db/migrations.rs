@@ -14,6 +14,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0008_health_probe.sql")),
     M::up(include_str!("migrations/0009_reauthentication.sql")),
     M::up(include_str!("migrations/0010_email_skeleton.sql")),
+    M::up(include_str!("migrations/0011_browser_sessions.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

@@ -6,9 +6,9 @@
 //! was considered; it runs a recycle query on every checkout, an extra blocking-pool
 //! round trip per query.)
 
-pub mod admin_sessions;
 pub mod anchor;
 pub mod audit_events;
+pub mod browser_sessions;
 pub mod documents;
 pub mod mfa;
 mod migrations;

@@ -23,13 +23,15 @@ use super::json::Body;
 use super::principal::app_state;
 use super::problem::ApiError;
 use super::request_context::policy_context;
+use crate::accounts::browser_sessions::BrowserSession;
 use crate::admin::AdminAction;
-use crate::admin::sessions::{AdminSession, COOKIE};
 use crate::audit::{AdminActor, RequestMeta};
 use crate::model::User;
 use crate::state::AppState;
 
 pub const FLASH_COOKIE: &str = "portcullis_flash";
+/// The admin session's cookie.
+pub const COOKIE: &str = "portcullis_admin";
 
 /// Pages load only their own stylesheet, post only to themselves, and run no script.
 pub const PAGE_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -251,7 +253,7 @@ impl Form {
 
 /// A signed-in administrator's GET.
 pub struct AdminPage {
-    pub session: AdminSession,
+    pub session: BrowserSession,
     pub state: web::Data<AppState>,
     pub meta: RequestMeta,
     req: HttpRequest,

@@ -1,5 +1,5 @@
 //! Rate limiting at the HTTP edge. The middleware limits every request but
-//! `/health*`: per user when it carries a validly signed access token (so the limit
+//! `/health*` and the gate's decisions (limited by the gate's own classes): per user when it carries a validly signed access token (so the limit
 //! follows the user across addresses), per client network otherwise. Handlers add
 //! their route-class limits with [`enforce`]. Responses carry the `RateLimit-*`
 //! headers of the tightest limit that applied; a denial is 429 with `Retry-After`.
@@ -60,8 +60,10 @@ pub fn enforce(req: &HttpRequest, class: RouteClass, key: &LimitKey) -> Result<(
     }
 }
 
+/// `/health*` is never limited; the gate's decisions are limited by the gate's own
+/// classes (per user and per client address), which its handler applies.
 fn is_exempt(path: &str) -> bool {
-    path == "/health" || path.starts_with("/health/")
+    path == "/health" || path.starts_with("/health/") || path.starts_with("/api/v1/gate/")
 }
 
 pub struct RateLimit;

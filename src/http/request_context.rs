@@ -181,8 +181,12 @@ where
             match outcome {
                 Some(Ok(response)) => {
                     let (request, response) = response.map_into_boxed_body().into_parts();
-                    // An admin page renders its own (generic) HTML error page.
-                    let page = request.path().starts_with("/admin")
+                    // An admin or portal page, and the gate's refusal page, render
+                    // their own (generic) HTML error pages.
+                    let path = request.path();
+                    let page = (path.starts_with("/admin")
+                        || path.starts_with("/gate")
+                        || path.starts_with("/api/v1/gate/"))
                         && response
                             .headers()
                             .get(header::CONTENT_TYPE)

@@ -10,6 +10,7 @@
 //! | refresh | 30/min | client IP |
 //! | authenticated | `DEFAULT_RATE_LIMIT_CALLS` per `DEFAULT_RATE_LIMIT_PERIOD` | user |
 //! | anonymous | 100/min | client IP |
+//! | gate decisions | 1200/min | user, **and** 1200/min per client address |
 //!
 //! The HTTP edge (`http::rate_limit`) applies them; `/health*` is exempt. Fail-closed
 //! fallbacks: a request whose client address cannot be determined is refused; a
@@ -45,10 +46,12 @@ pub enum RouteClass {
     MfaAccount,
     PasswordAccount,
     Refresh,
+    GateUser,
+    GateIp,
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 8] = [
+    pub const ALL: [RouteClass; 10] = [
         RouteClass::Authenticated,
         RouteClass::Anonymous,
         RouteClass::LoginIp,
@@ -57,6 +60,8 @@ impl RouteClass {
         RouteClass::MfaAccount,
         RouteClass::PasswordAccount,
         RouteClass::Refresh,
+        RouteClass::GateUser,
+        RouteClass::GateIp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +74,8 @@ impl RouteClass {
             RouteClass::MfaAccount => "mfa_account",
             RouteClass::PasswordAccount => "password_account",
             RouteClass::Refresh => "refresh_ip",
+            RouteClass::GateUser => "gate_user",
+            RouteClass::GateIp => "gate_ip",
         }
     }
 
@@ -82,6 +89,8 @@ impl RouteClass {
             RouteClass::MfaAccount => settings.mfa_account,
             RouteClass::PasswordAccount => settings.password_account,
             RouteClass::Refresh => settings.refresh_ip,
+            RouteClass::GateUser => settings.gate_user,
+            RouteClass::GateIp => settings.gate_ip,
         }
     }
 }
@@ -292,6 +301,8 @@ mod tests {
             mfa_account: RateQuota::new(5, 60),
             password_account: RateQuota::new(5, 60),
             refresh_ip: RateQuota::new(30, 60),
+            gate_user: RateQuota::new(1200, 60),
+            gate_ip: RateQuota::new(1200, 60),
             max_keys,
             softlock: SoftlockSettings {
                 steps: vec![(5, 60)],

@@ -4,6 +4,7 @@
 
 pub mod document;
 pub mod email;
+pub mod host;
 pub mod policy;
 pub mod user;
 pub mod webhook;

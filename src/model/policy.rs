@@ -39,10 +39,14 @@ impl PolicyStatus {
     }
 }
 
-/// Whom a policy applies to.
+/// Whom a policy applies to. `everyone` is every signed-in account; only `public`
+/// also takes in signed-out visitors (of the gate), so no existing policy opens
+/// anything to them by accident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Principals {
+    /// Anyone, signed in or not.
+    Public,
     Everyone,
     Users {
         #[schema(value_type = Vec<Uuid>)]

@@ -40,6 +40,11 @@ pub struct AttributeSpec {
 
 pub const ATTRIBUTES: &[AttributeSpec] = &[
     AttributeSpec {
+        name: "subject.authenticated",
+        kind: ValueKind::Boolean,
+        description: "Whether the caller is signed in (false for a signed-out visitor of the gate).",
+    },
+    AttributeSpec {
         name: "subject.id",
         kind: ValueKind::String,
         description: "The caller's user id.",
@@ -72,12 +77,12 @@ pub const ATTRIBUTES: &[AttributeSpec] = &[
     AttributeSpec {
         name: "resource.type",
         kind: ValueKind::String,
-        description: "`document`, `webhook`, `policy`, `user`, or a custom type.",
+        description: "`document`, `webhook`, `policy`, `user`, `admin`, `route` (a request through the gate), or a custom type.",
     },
     AttributeSpec {
         name: "resource.id",
         kind: ValueKind::String,
-        description: "The resource's id.",
+        description: "The resource's id (for a `route`: host and path, e.g. `app.example.com/admin`).",
     },
     AttributeSpec {
         name: "resource.owner_id",
@@ -87,7 +92,7 @@ pub const ATTRIBUTES: &[AttributeSpec] = &[
     AttributeSpec {
         name: "resource.attributes.*",
         kind: ValueKind::Any,
-        description: "An attribute of the resource, e.g. `resource.attributes.classification`.",
+        description: "An attribute of the resource, e.g. `resource.attributes.classification`; a `route` has `host`, `path`, `scheme`, `query` and `port`.",
     },
     AttributeSpec {
         name: "action",

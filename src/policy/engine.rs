@@ -23,8 +23,12 @@ use crate::model::{Role, UserId};
 
 // ---- the request ----
 
+/// Who asks. A signed-out visitor (of the gate) is a subject too, with
+/// `authenticated` false: its id, e-mail and role are absent, so no condition on
+/// them can hold for it, and only `public` principals take it in.
 #[derive(Debug, Clone)]
 pub struct Subject {
+    pub authenticated: bool,
     pub id: UserId,
     pub email: String,
     pub role: Role,
@@ -35,11 +39,26 @@ pub struct Subject {
 impl From<&crate::model::User> for Subject {
     fn from(user: &crate::model::User) -> Self {
         Self {
+            authenticated: true,
             id: user.id,
             email: user.email.to_string(),
             role: user.role,
             mfa: user.mfa_enabled,
             attributes: user.attributes.clone(),
+        }
+    }
+}
+
+impl Subject {
+    /// A signed-out visitor.
+    pub fn anonymous() -> Self {
+        Self {
+            authenticated: false,
+            id: UserId(Uuid::nil()),
+            email: String::new(),
+            role: Role::User,
+            mfa: false,
+            attributes: Map::new(),
         }
     }
 }
@@ -74,6 +93,7 @@ pub struct AccessRequest {
 /// A resolved attribute name.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum AttrRef {
+    SubjectAuthenticated,
     SubjectId,
     SubjectEmail,
     SubjectEmailDomain,
@@ -102,6 +122,7 @@ impl AttrRef {
             return Some(AttrRef::ResourceAttr(key.to_owned()));
         }
         Some(match name {
+            "subject.authenticated" => AttrRef::SubjectAuthenticated,
             "subject.id" => AttrRef::SubjectId,
             "subject.email" => AttrRef::SubjectEmail,
             "subject.email_domain" => AttrRef::SubjectEmailDomain,
@@ -217,7 +238,19 @@ impl<'a> Prepared<'a> {
 
     fn resolve(&self, attr: &AttrRef) -> Option<Val<'_>> {
         let r = self.request;
+        let signed_in = r.subject.authenticated;
         Some(match attr {
+            AttrRef::SubjectAuthenticated => Val::Bool(signed_in),
+            // A signed-out visitor has no id, e-mail, role or attributes.
+            AttrRef::SubjectId
+            | AttrRef::SubjectEmail
+            | AttrRef::SubjectEmailDomain
+            | AttrRef::SubjectRole
+            | AttrRef::SubjectAttr(_)
+                if !signed_in =>
+            {
+                return None;
+            }
             AttrRef::SubjectId => Val::Str(&self.subject_id),
             AttrRef::SubjectEmail => Val::Str(&r.subject.email),
             AttrRef::SubjectEmailDomain => {
@@ -707,6 +740,8 @@ impl PolicySet {
 
 fn principal_matches(principals: &Principals, subject: &Subject) -> bool {
     match principals {
+        Principals::Public => true,
+        _ if !subject.authenticated => false,
         Principals::Everyone => true,
         Principals::Users { ids } => ids.contains(&subject.id),
         Principals::Roles { roles } => roles.contains(&subject.role),

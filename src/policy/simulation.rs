@@ -29,6 +29,8 @@ pub enum SimulatedSubject {
         mfa: bool,
         attributes: Map<String, Value>,
     },
+    /// A signed-out visitor (of the gate).
+    SignedOut,
 }
 
 #[derive(Debug, Clone)]
@@ -99,12 +101,14 @@ impl PolicyService {
                 mfa,
                 attributes,
             } => Some(Subject {
+                authenticated: true,
                 id: UserId(Uuid::nil()),
                 email,
                 role,
                 mfa,
                 attributes,
             }),
+            SimulatedSubject::SignedOut => Some(Subject::anonymous()),
         };
         let Some(subject) = subject.filter(|_| errors.is_empty()) else {
             return Err(PolicyError::Validation(errors));

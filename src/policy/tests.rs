@@ -49,6 +49,7 @@ fn attrs(value: Value) -> Map<String, Value> {
 fn request() -> AccessRequest {
     AccessRequest {
         subject: Subject {
+            authenticated: true,
             id: UserId(Uuid::from_u128(1)),
             email: "alice@example.org".to_owned(),
             role: Role::User,

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod demo_receiver;
 pub mod errors;
+pub mod gate;
 pub mod health;
 pub mod openapi;
 
@@ -18,12 +19,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/health", health::live))
         .service(get("/health/ready", health::ready))
         .service(get("/api/openapi.json", openapi::spec))
+        .configure(gate::configure)
         .service(api::scope())
         .configure(admin::configure);
 }
 
 /// A resource whose other methods get 405 with an `Allow` header listing `allow`.
-fn resource(path: &str, allow: &'static str) -> Resource {
+pub(crate) fn resource(path: &str, allow: &'static str) -> Resource {
     web::resource(path).default_service(web::to(move || async move {
         let mut response = HttpResponse::MethodNotAllowed();
         response.insert_header((header::ALLOW, allow));

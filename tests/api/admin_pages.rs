@@ -603,7 +603,7 @@ async fn sessions_end_after_twelve_hours_and_at_a_new_sign_in() {
     let conn = rusqlite::Connection::open(&app.db_path).expect("open");
     let live: i64 = conn
         .query_row(
-            "SELECT count(*) FROM admin_sessions WHERE ended_at IS NULL",
+            "SELECT count(*) FROM browser_sessions WHERE ended_at IS NULL",
             [],
             |r| r.get(0),
         )

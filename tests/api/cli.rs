@@ -25,7 +25,8 @@ fn keygen_output_passes_validation_and_is_fresh_each_time() {
         vec![
             "JWT_SECRET_KEY",
             "CREDENTIAL_ENCRYPTION_KEY",
-            "MFA_ENCRYPTION_KEY"
+            "MFA_ENCRYPTION_KEY",
+            "GATE_ASSERTION_KEY"
         ]
     );
 
@@ -95,7 +96,8 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let keys = parse_env_lines(&std::fs::read_to_string(&env_file).expect("read"));
-    assert_eq!(keys.len(), 3);
+    // The three the server needs, and the gate's signing key.
+    assert_eq!(keys.len(), 4);
 
     let response = raw_get(&server.address, "/health", &[]);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");

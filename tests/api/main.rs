@@ -11,6 +11,8 @@ mod cors;
 mod decisions;
 mod documents;
 mod errors;
+mod gate;
+mod gate_proxies;
 mod health;
 mod helpers;
 mod layering;

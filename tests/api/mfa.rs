@@ -21,7 +21,7 @@ fn reauth() -> Value {
 }
 
 /// An app on a manual clock, so TOTP steps are ours to move.
-async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
+pub async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = test_settings(dir.path(), overrides);
     // Start mid-step, so "the same step" and "the next step" are unambiguous.
@@ -31,7 +31,7 @@ async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
 }
 
 /// What a user with MFA on holds.
-struct Enrolled {
+pub struct Enrolled {
     access_token: String,
     secret: TotpSecret,
     base32: String,
@@ -39,12 +39,12 @@ struct Enrolled {
 }
 
 impl Enrolled {
-    fn code(&self, app: &TestApp) -> String {
+    pub fn code(&self, app: &TestApp) -> String {
         self.secret.code_at(app.clock.now()).expect("code")
     }
 }
 
-async fn enrolled(app: &TestApp, email: &str) -> Enrolled {
+pub async fn enrolled(app: &TestApp, email: &str) -> Enrolled {
     let tokens = app.signed_up(email).await;
     let response = app
         .post_with_token(SETUP, &tokens.access_token, Some(&reauth()))

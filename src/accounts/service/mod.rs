@@ -225,7 +225,12 @@ impl AccountService {
 
     /// The caller's account, from the profile cache when it holds it.
     pub async fn me(&self, principal: &Principal) -> Result<User, AccountError> {
-        let id = principal.user_id;
+        self.account(principal.user_id).await
+    }
+
+    /// An account by id, from the profile cache when it holds it (every write made
+    /// through this service evicts it).
+    pub async fn account(&self, id: UserId) -> Result<User, AccountError> {
         if let Some(user) = self.profiles.get(&id) {
             return Ok(user);
         }

@@ -112,7 +112,17 @@ impl AccountService {
     }
 
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionInfo>, AccountError> {
-        let (user, current, now) = (principal.user_id, principal.session_id, self.clock.now());
+        self.sessions_of(principal.user_id, principal.session_id)
+            .await
+    }
+
+    /// The live sessions of `user`, `current` marked.
+    pub async fn sessions_of(
+        &self,
+        user: UserId,
+        current: Uuid,
+    ) -> Result<Vec<SessionInfo>, AccountError> {
+        let now = self.clock.now();
         let rows = self
             .db
             .read(move |conn| Ok::<_, AccountError>(sessions::live_for_user(conn, user, now)?))

@@ -8,16 +8,22 @@ use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::accounts::AccountError;
-use crate::admin::sessions::{ABSOLUTE_SECONDS, AdminSignInError, COOKIE, PENDING_COOKIE, SignIn};
+use crate::accounts::browser_sessions::{PENDING_SECONDS, SignIn, SignInError};
+use crate::admin::SESSION_ABSOLUTE_SECONDS;
 use crate::audit::RequestMeta;
 use crate::http::ClientIp;
-use crate::http::admin_page::{AdminForm, Form, PageError, removal, render, same_site_only};
+use crate::http::admin_page::{
+    AdminForm, COOKIE, Form, PageError, removal, render, same_site_only,
+};
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
 use crate::http::rate_limit::enforce;
 use crate::limits::{Decision, LimitKey, RouteClass};
 use crate::model::Email;
 use crate::state::AppState;
+
+/// The cookie of a sign-in waiting for its code.
+const PENDING_COOKIE: &str = "portcullis_admin_mfa";
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]
@@ -69,18 +75,18 @@ pub async fn form(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
 }
 
 /// Why a sign-in failed, in the words the page shows.
-fn refusal(error: AdminSignInError) -> Result<&'static str, PageError> {
+fn refusal(error: SignInError) -> Result<&'static str, PageError> {
     Ok(match error {
-        AdminSignInError::Account(AccountError::InvalidCredentials) => "Invalid email or password.",
-        AdminSignInError::Account(AccountError::InvalidMfaCode | AccountError::InvalidMfaToken) => {
+        SignInError::Account(AccountError::InvalidCredentials) => "Invalid email or password.",
+        SignInError::Account(AccountError::InvalidMfaCode | AccountError::InvalidMfaToken) => {
             "Invalid authentication code."
         }
-        AdminSignInError::NotAdmin => "Only administrators may sign in here.",
-        AdminSignInError::MfaNotSetUp => {
+        SignInError::NotAdmin => "Only administrators may sign in here.",
+        SignInError::MfaNotSetUp => {
             "Administrators need MFA to sign in. Set it up with /api/v1/auth/mfa/setup, then sign in again."
         }
-        AdminSignInError::PendingExpired => "The sign-in expired. Please start again.",
-        AdminSignInError::Account(AccountError::Password(_)) => {
+        SignInError::PendingExpired => "The sign-in expired. Please start again.",
+        SignInError::Account(AccountError::Password(_)) => {
             "Too many sign-ins are being processed. Please try again shortly."
         }
         other => return Err(ApiError::Unexpected(anyhow::anyhow!(other)).into()),
@@ -111,11 +117,11 @@ pub async fn submit(
     match state.admin_sessions.sign_in(&email, password, &meta).await {
         Ok(SignIn::Done(value)) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/admin"))
-            .cookie(cookie(&req, COOKIE, &value, ABSOLUTE_SECONDS))
+            .cookie(cookie(&req, COOKIE, &value, SESSION_ABSOLUTE_SECONDS))
             .finish()),
         Ok(SignIn::NeedsCode(value)) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/admin/login/code"))
-            .cookie(cookie(&req, PENDING_COOKIE, &value, 300))
+            .cookie(cookie(&req, PENDING_COOKIE, &value, PENDING_SECONDS as i64))
             .finish()),
         Err(error) => page(&state, Some(refusal(error)?), &email, false),
     }
@@ -198,7 +204,7 @@ pub async fn code_submit(
     {
         Ok(value) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/admin"))
-            .cookie(cookie(&req, COOKIE, &value, ABSOLUTE_SECONDS))
+            .cookie(cookie(&req, COOKIE, &value, SESSION_ABSOLUTE_SECONDS))
             .cookie(removal(PENDING_COOKIE))
             .finish()),
         Err(error) => page(&state, Some(refusal(error)?), "", true),

@@ -151,6 +151,7 @@ impl Fields {
 
     fn of(policy: &Policy) -> Self {
         let (principals_type, principals) = match &policy.principals {
+            Principals::Public => ("public", String::new()),
             Principals::Everyone => ("everyone", String::new()),
             Principals::Roles { roles } => (
                 "roles",
@@ -255,6 +256,7 @@ impl Fields {
                     })
                     .collect(),
             },
+            "public" => Principals::Public,
             _ => Principals::Everyone,
         };
         let draft = PolicyDraft {

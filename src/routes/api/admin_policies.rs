@@ -463,6 +463,9 @@ pub async fn vocabulary(admin: AdminCaller) -> Result<HttpResponse, ApiError> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulatedSubject {
+    /// `false`: a signed-out visitor of the gate (everything else here is ignored).
+    #[serde(default = "signed_in")]
+    pub authenticated: bool,
     /// An existing user: their e-mail, role, MFA state and attributes are used.
     #[schema(value_type = Option<Uuid>)]
     pub user_id: Option<UserId>,
@@ -476,6 +479,10 @@ pub struct SimulatedSubject {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
+}
+
+fn signed_in() -> bool {
+    true
 }
 
 fn user_role() -> Role {
@@ -547,6 +554,7 @@ pub async fn simulate(
     admin.authorize(AdminAction::PolicySimulate, None).await?;
     let body = body.into_inner();
     let subject = match body.subject.user_id {
+        _ if !body.subject.authenticated => simulation::SimulatedSubject::SignedOut,
         Some(id) => simulation::SimulatedSubject::User(id),
         None => simulation::SimulatedSubject::Described {
             email: body.subject.email,

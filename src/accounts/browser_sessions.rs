@@ -1,0 +1,451 @@
+//! Cookie sessions for browsers: the admin pages' and the gate portal's. The cookie
+//! carries a random 256-bit id; only its SHA-256 is stored. A session rides on an
+//! account session, so the same lockout, logout-all, password change and
+//! revocation end it; it expires after its kind's idle and absolute limits and gets
+//! a new id at every sign-in. Its CSRF token is derived from the id with a server
+//! key, so it needs no storage and no other session can use it.
+//!
+//! Resuming is on the gate's hot path (every request to every app behind it), so a
+//! resumed session is kept in memory: the account session is checked against the
+//! revocation store's allow-list, the account against the profile cache, and the
+//! last-seen time is written back at most once a minute. Ending a session through
+//! here forgets it at once; anything that ends its account session ends it too.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use moka::sync::Cache;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::service::{AccountError, AccountService, LoginOutcome, TokenPair};
+use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
+use crate::auth::revocation::RevocationStore;
+use crate::clock::Clock;
+use crate::crypto::keys::random_bytes;
+use crate::db::browser_sessions::{self, BrowserSessionRow, NewBrowserSession};
+use crate::db::{Database, DbError, sessions, users};
+use crate::model::{Role, User, UserId, UserStatus};
+
+/// How long a password-checked sign-in waits for its second factor.
+pub const PENDING_SECONDS: u64 = 300;
+/// Last-seen times are written back at most this often.
+const TOUCH_EVERY_SECONDS: i64 = 60;
+const RESUMED_CAPACITY: u64 = 100_000;
+
+/// Which door a session opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// The admin pages: active administrators only (with MFA when required).
+    Admin,
+    /// The gate portal: any active account.
+    Gate,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Admin => "admin",
+            SessionKind::Gate => "gate",
+        }
+    }
+}
+
+/// A kind's rules: its timeouts and whether administrators need MFA.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRules {
+    pub kind: SessionKind,
+    pub idle_seconds: i64,
+    pub absolute_seconds: i64,
+    pub require_mfa: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error("not an administrator")]
+    NotAdmin,
+    #[error("administrator without MFA")]
+    MfaNotSetUp,
+    #[error("the sign-in expired")]
+    PendingExpired,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+crate::db::storage_failures_are_unexpected!(SignInError);
+
+/// What a right password leads to.
+pub enum SignIn {
+    /// Signed in: the session cookie's value.
+    Done(SecretString),
+    /// A second factor is still owed: the pending cookie's value.
+    NeedsCode(SecretString),
+}
+
+/// A live browser session, as a handler sees it.
+#[derive(Clone)]
+pub struct BrowserSession {
+    pub user: User,
+    pub session_id: Uuid,
+    pub signed_in_at: i64,
+    id_hash: String,
+    csrf: String,
+}
+
+impl BrowserSession {
+    /// The token every form of this session carries.
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// Constant-time comparison with a submitted token.
+    pub fn csrf_matches(&self, submitted: &str) -> bool {
+        bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes()))
+    }
+}
+
+/// A stored session as memory keeps it between requests.
+struct Resumed {
+    row: BrowserSessionRow,
+    last_seen: AtomicI64,
+    last_written: AtomicI64,
+}
+
+#[derive(Clone)]
+pub struct BrowserSessions {
+    db: Database,
+    audit: AuditLog,
+    clock: Clock,
+    accounts: AccountService,
+    revocations: RevocationStore,
+    rules: SessionRules,
+    csrf_key: Arc<[u8; 32]>,
+    /// Pending sign-ins (password right, code owed), by the hash of their cookie:
+    /// the challenge token and whose it is.
+    pending: Cache<String, Arc<(SecretString, UserId)>>,
+    /// Sessions resumed lately, by the hash of their cookie.
+    resumed: Cache<String, Arc<Resumed>>,
+}
+
+fn hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+fn new_cookie_value() -> Result<SecretString, SignInError> {
+    let bytes = random_bytes::<32>().map_err(|e| SignInError::Unexpected(e.into()))?;
+    Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// The services a session store works with.
+pub struct SessionParts {
+    pub db: Database,
+    pub audit: AuditLog,
+    pub clock: Clock,
+    pub accounts: AccountService,
+    pub revocations: RevocationStore,
+}
+
+impl BrowserSessions {
+    /// `server_key` (the JWT secret) seeds the CSRF key, separately per kind.
+    pub fn new(parts: SessionParts, rules: SessionRules, server_key: &SecretString) -> Self {
+        let key = Sha256::new()
+            .chain_update(b"portcullis-csrf\0")
+            .chain_update(rules.kind.as_str().as_bytes())
+            .chain_update(b"\0")
+            .chain_update(server_key.expose_secret().as_bytes())
+            .finalize();
+        Self {
+            db: parts.db,
+            audit: parts.audit,
+            clock: parts.clock,
+            accounts: parts.accounts,
+            revocations: parts.revocations,
+            rules,
+            csrf_key: Arc::new(key.into()),
+            pending: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(PENDING_SECONDS))
+                .build(),
+            resumed: Cache::builder()
+                .max_capacity(RESUMED_CAPACITY)
+                .time_to_idle(Duration::from_secs(
+                    u64::try_from(rules.idle_seconds).unwrap_or(60).max(1),
+                ))
+                .build(),
+        }
+    }
+
+    pub fn rules(&self) -> SessionRules {
+        self.rules
+    }
+
+    pub fn require_mfa(&self) -> bool {
+        self.rules.require_mfa
+    }
+
+    fn csrf_for(&self, id_hash: &str) -> String {
+        let token = match Hmac::<Sha256>::new_from_slice(self.csrf_key.as_slice()) {
+            Ok(mut mac) => {
+                mac.update(id_hash.as_bytes());
+                mac.finalize().into_bytes().to_vec()
+            }
+            // HMAC takes keys of any length; unreachable, and fail-closed anyway.
+            Err(_) => Vec::new(),
+        };
+        URL_SAFE_NO_PAD.encode(token)
+    }
+
+    /// Why `user` may not hold a session of this kind, if they may not.
+    fn refusal(&self, user: &User) -> Option<SignInError> {
+        if user.status != UserStatus::Active {
+            return Some(SignInError::Account(AccountError::InvalidCredentials));
+        }
+        match self.rules.kind {
+            SessionKind::Gate => None,
+            SessionKind::Admin if user.role != Role::Admin => Some(SignInError::NotAdmin),
+            SessionKind::Admin if self.rules.require_mfa && !user.mfa_enabled => {
+                Some(SignInError::MfaNotSetUp)
+            }
+            SessionKind::Admin => None,
+        }
+    }
+
+    /// Checks e-mail and password (with every login rule: limits are the caller's,
+    /// softlock and MFA the account service's).
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<SignIn, SignInError> {
+        match self.accounts.login(email, password, meta).await? {
+            LoginOutcome::Signed(pair) => self.finish(pair, meta).await.map(SignIn::Done),
+            LoginOutcome::MfaRequired(challenge) => {
+                let cookie = new_cookie_value()?;
+                self.pending.insert(
+                    hash(cookie.expose_secret()),
+                    Arc::new((SecretString::from(challenge.mfa_token), challenge.user_id)),
+                );
+                Ok(SignIn::NeedsCode(cookie))
+            }
+        }
+    }
+
+    /// Whose pending sign-in a cookie names, if it is still pending.
+    pub fn pending_user(&self, pending_cookie: &str) -> Option<UserId> {
+        self.pending.get(&hash(pending_cookie)).map(|p| p.1)
+    }
+
+    /// The second step: the pending sign-in's TOTP or backup code.
+    pub async fn sign_in_code(
+        &self,
+        pending_cookie: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, SignInError> {
+        let key = hash(pending_cookie);
+        let pending = self.pending.get(&key).ok_or(SignInError::PendingExpired)?;
+        let pair = self
+            .accounts
+            .verify_mfa_login(pending.0.expose_secret(), code, meta)
+            .await?;
+        self.pending.invalidate(&key);
+        self.finish(pair, meta).await
+    }
+
+    /// Turns an account session into a browser session of this kind — for an
+    /// account this kind admits only; anyone else's account session is ended at
+    /// once.
+    async fn finish(
+        &self,
+        pair: TokenPair,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, SignInError> {
+        let session_id = pair.session_id;
+        let user = self
+            .db
+            .read(move |conn| {
+                let owner = sessions::find(conn, session_id)?.map(|s| s.user_id);
+                Ok::<_, DbError>(match owner {
+                    Some(owner) => users::find(conn, owner)?,
+                    None => None,
+                })
+            })
+            .await?
+            .ok_or(SignInError::Account(AccountError::AccountGone))?;
+        if let Some(refusal) = self.refusal(&user) {
+            self.accounts.end_session(user.id, session_id, meta).await?;
+            return Err(refusal);
+        }
+        let cookie = new_cookie_value()?;
+        let id_hash = hash(cookie.expose_secret());
+        let now = self.clock.now();
+        let record = AuditEvent::of_request(
+            match self.rules.kind {
+                SessionKind::Admin => "admin.signed_in",
+                SessionKind::Gate => "gate.signed_in",
+            },
+            Outcome::Success,
+            meta,
+        )
+        .with_actor(user.id.to_string())
+        .with_target(session_id.to_string());
+        let (kind, expires_at) = (self.rules.kind.as_str(), now + self.rules.absolute_seconds);
+        let (user_id, audit) = (user.id, self.audit.clone());
+        self.db
+            .write(move |tx| {
+                browser_sessions::insert(
+                    tx,
+                    &NewBrowserSession {
+                        id_hash: &id_hash,
+                        kind,
+                        user: user_id,
+                        session: session_id,
+                        now,
+                        expires_at,
+                    },
+                )?;
+                audit.append(tx, &record)?;
+                Ok::<_, DbError>(())
+            })
+            .await?;
+        Ok(cookie)
+    }
+
+    /// The stored session a cookie hash names, from memory when resumed lately.
+    async fn stored(&self, id_hash: &str) -> Result<Option<Arc<Resumed>>, DbError> {
+        if let Some(resumed) = self.resumed.get(id_hash) {
+            return Ok(Some(resumed));
+        }
+        let (kind, lookup) = (self.rules.kind.as_str(), id_hash.to_owned());
+        let row = self
+            .db
+            .read(move |conn| Ok::<_, DbError>(browser_sessions::find(conn, kind, &lookup)?))
+            .await?;
+        Ok(row.filter(|r| r.ended_at.is_none()).map(|row| {
+            let resumed = Arc::new(Resumed {
+                last_seen: AtomicI64::new(row.last_seen_at),
+                last_written: AtomicI64::new(row.last_seen_at),
+                row,
+            });
+            self.resumed
+                .insert(id_hash.to_owned(), Arc::clone(&resumed));
+            resumed
+        }))
+    }
+
+    /// The session a cookie names, if it is still good: not ended, not idle too
+    /// long, not past its absolute limit, its account session live and unrevoked,
+    /// and its account still one this kind admits. A good one is marked as seen.
+    /// A store that cannot answer is an error, never a session.
+    pub async fn resume(&self, cookie: &str) -> Result<Option<BrowserSession>, ResumeError> {
+        let id_hash = hash(cookie);
+        let now = self.clock.now();
+        let Some(resumed) = self.stored(&id_hash).await? else {
+            return Ok(None);
+        };
+        let row = &resumed.row;
+        let fresh = now - resumed.last_seen.load(Ordering::Relaxed) < self.rules.idle_seconds
+            && now < row.expires_at;
+        if !fresh {
+            self.resumed.invalidate(&id_hash);
+            return Ok(None);
+        }
+        if self
+            .revocations
+            .is_session_refused(row.user_id, row.session_id, row.created_at)
+            .await?
+        {
+            self.resumed.invalidate(&id_hash);
+            return Ok(None);
+        }
+        let user = match self.accounts.account(row.user_id).await {
+            Ok(user) => user,
+            Err(AccountError::AccountGone) => return Ok(None),
+            Err(other) => return Err(ResumeError::Unexpected(anyhow::Error::new(other))),
+        };
+        if self.refusal(&user).is_some() {
+            return Ok(None);
+        }
+        resumed.last_seen.fetch_max(now, Ordering::Relaxed);
+        let written = resumed.last_written.load(Ordering::Relaxed);
+        if now - written >= TOUCH_EVERY_SECONDS
+            && resumed
+                .last_written
+                .compare_exchange(written, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let touched = id_hash.clone();
+            self.db
+                .write(move |tx| Ok::<_, DbError>(browser_sessions::touch(tx, &touched, now)?))
+                .await?;
+        }
+        Ok(Some(BrowserSession {
+            csrf: self.csrf_for(&id_hash),
+            user,
+            session_id: row.session_id,
+            signed_in_at: row.created_at,
+            id_hash,
+        }))
+    }
+
+    /// Ends the session a cookie names (and its account session), if it is one: a
+    /// new sign-in never leaves the previous one alive.
+    pub async fn end_by_cookie(&self, cookie: &str, meta: &RequestMeta) -> Result<(), SignInError> {
+        let id_hash = hash(cookie);
+        match self.stored(&id_hash).await? {
+            Some(resumed) => {
+                let row = resumed.row.clone();
+                self.end(&id_hash, row.user_id, row.session_id, meta).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the session and the account session under it.
+    pub async fn sign_out(
+        &self,
+        session: &BrowserSession,
+        meta: &RequestMeta,
+    ) -> Result<(), SignInError> {
+        self.end(&session.id_hash, session.user.id, session.session_id, meta)
+            .await
+    }
+
+    async fn end(
+        &self,
+        id_hash: &str,
+        user: UserId,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), SignInError> {
+        self.resumed.invalidate(id_hash);
+        let (ended, now) = (id_hash.to_owned(), self.clock.now());
+        self.db
+            .write(move |tx| Ok::<_, DbError>(browser_sessions::end(tx, &ended, now)?))
+            .await?;
+        match self.accounts.end_session(user, session_id, meta).await {
+            Ok(()) | Err(AccountError::SessionNotFound) => Ok(()),
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+/// Why a session could not be resumed: the store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error(transparent)]
+    Revocations(#[from] crate::auth::revocation::RevocationUnavailable),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+crate::db::storage_failures_are_unexpected!(ResumeError);

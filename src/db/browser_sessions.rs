@@ -1,0 +1,82 @@
+//! SQL for `browser_sessions`: the admin pages' and the gate portal's cookie
+//! sessions, told apart by `kind` (a cookie of one kind never opens the other).
+
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::model::UserId;
+
+#[derive(Debug, Clone)]
+pub struct BrowserSessionRow {
+    pub user_id: UserId,
+    pub session_id: Uuid,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+pub struct NewBrowserSession<'a> {
+    pub id_hash: &'a str,
+    pub kind: &'static str,
+    pub user: UserId,
+    pub session: Uuid,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert(conn: &Connection, new: &NewBrowserSession<'_>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO browser_sessions (id_hash, kind, user_id, session_id, created_at, last_seen_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+    )?
+    .execute(params![
+        new.id_hash,
+        new.kind,
+        new.user.to_string(),
+        new.session.to_string(),
+        new.now,
+        new.expires_at
+    ])?;
+    Ok(())
+}
+
+pub fn find(
+    conn: &Connection,
+    kind: &str,
+    id_hash: &str,
+) -> rusqlite::Result<Option<BrowserSessionRow>> {
+    conn.prepare_cached(
+        "SELECT user_id, session_id, created_at, last_seen_at, expires_at, ended_at
+         FROM browser_sessions WHERE id_hash = ?1 AND kind = ?2",
+    )?
+    .query_row(params![id_hash, kind], |row| {
+        let user: String = row.get(0)?;
+        let session: String = row.get(1)?;
+        let bad = |i| super::invalid_column(i, "id");
+        Ok(BrowserSessionRow {
+            user_id: UserId(user.parse().map_err(|_| bad(0))?),
+            session_id: session.parse().map_err(|_| bad(1))?,
+            created_at: row.get(2)?,
+            last_seen_at: row.get(3)?,
+            expires_at: row.get(4)?,
+            ended_at: row.get(5)?,
+        })
+    })
+    .optional()
+}
+
+pub fn touch(conn: &Connection, id_hash: &str, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE browser_sessions SET last_seen_at = ?2 WHERE id_hash = ?1")?
+        .execute(params![id_hash, now])?;
+    Ok(())
+}
+
+pub fn end(conn: &Connection, id_hash: &str, now: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE browser_sessions SET ended_at = ?2 WHERE id_hash = ?1 AND ended_at IS NULL",
+        )?
+        .execute(params![id_hash, now])?
+        == 1)
+}

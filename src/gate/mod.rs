@@ -1,0 +1,487 @@
+//! The gate: Portcullis in front of other apps (forward-auth). For each request a
+//! reverse proxy asks "may this request through?"; the answer is the policy
+//! engine's, on resource type `route`, with the same subject a token or portal
+//! session proves, or a signed-out visitor:
+//!
+//! - `resource.id` = host + path, `resource.attributes` = `host`, `path`,
+//!   `scheme`, `query`, `port`; `action` = the method in lower case;
+//!   `context.ip` = the client as the proxy saw it.
+//! - No policy that allows it means denied, signed out or not: nothing is public
+//!   unless a `public` policy says so.
+//! - An allowed request gets the identity headers and a signed assertion; a
+//!   signed-out visitor who is not allowed is sent to sign in; a signed-in one is
+//!   refused (and audited); an evaluation error is an error — never a pass.
+//!
+//! This module knows nothing of HTTP: the proxy contracts (which headers carry the
+//! original request, what each answer looks like) are `routes::gate`'s.
+
+pub mod assertion;
+pub mod redirect;
+pub mod stats;
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use crate::audit::{AuditEvent, AuditLog, Outcome as AuditOutcome, RequestMeta};
+use crate::clock::Clock;
+use crate::config::GateSettings;
+use crate::model::User;
+use crate::model::host::{HostPattern, RequestHost, parse_host_port};
+use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
+use crate::policy::service::PolicyService;
+use assertion::{AssertionClaims, AssertionError, AssertionSigner};
+use stats::{GateStats, Outcome};
+
+/// The resource type of a request through the gate.
+pub const ROUTE: &str = "route";
+
+/// The request the proxy asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginalRequest {
+    /// Upper case, as HTTP writes it.
+    pub method: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    pub host: RequestHost,
+    /// Starts with `/`.
+    pub path: String,
+    pub query: Option<String>,
+}
+
+/// Why the original request could not be understood (the proxy's fault: 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct BadOriginal {
+    pub field: &'static str,
+    pub message: &'static str,
+}
+
+fn bad(field: &'static str, message: &'static str) -> BadOriginal {
+    BadOriginal { field, message }
+}
+
+fn method_of(method: &str, field: &'static str) -> Result<String, BadOriginal> {
+    let valid = !method.is_empty()
+        && method.len() <= 32
+        && method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-');
+    valid
+        .then(|| method.to_ascii_uppercase())
+        .ok_or_else(|| bad(field, "must be an HTTP method such as GET"))
+}
+
+/// Splits `/path?query` (a request target); anything else is refused.
+fn path_and_query(uri: &str, field: &'static str) -> Result<(String, Option<String>), BadOriginal> {
+    if !uri.starts_with('/') || uri.len() > 8192 || uri.chars().any(|c| c.is_control() || c == ' ')
+    {
+        return Err(bad(field, "must be a request target starting with /"));
+    }
+    let without_fragment = uri.split('#').next().unwrap_or(uri);
+    Ok(match without_fragment.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+        None => (without_fragment.to_owned(), None),
+    })
+}
+
+impl OriginalRequest {
+    /// From Traefik's and Caddy's `X-Forwarded-Method/-Proto/-Host/-Uri`.
+    pub fn from_forwarded(
+        method: &str,
+        proto: &str,
+        host: &str,
+        uri: &str,
+    ) -> Result<Self, BadOriginal> {
+        let method = method_of(method, "X-Forwarded-Method")?;
+        let scheme = match proto.trim().to_ascii_lowercase().as_str() {
+            "http" => "http",
+            "https" => "https",
+            _ => return Err(bad("X-Forwarded-Proto", "must be http or https")),
+        };
+        let host = parse_host_port(host).ok_or_else(|| {
+            bad(
+                "X-Forwarded-Host",
+                "must be a host name, with an optional port",
+            )
+        })?;
+        let (path, query) = path_and_query(uri, "X-Forwarded-Uri")?;
+        Ok(Self {
+            method,
+            scheme: scheme.to_owned(),
+            host,
+            path,
+            query,
+        })
+    }
+
+    /// From nginx's `X-Original-URL` and `X-Original-Method`.
+    pub fn from_original_url(method: &str, url: &str) -> Result<Self, BadOriginal> {
+        const FIELD: &str = "X-Original-URL";
+        let method = method_of(method, "X-Original-Method")?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad(FIELD, "must be an absolute http(s) URL"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(bad(FIELD, "must be an absolute http(s) URL"));
+        }
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, target) = rest.split_at(split);
+        let host = parse_host_port(authority)
+            .ok_or_else(|| bad(FIELD, "must name a host, with an optional port"))?;
+        let target = match target {
+            "" => "/".to_owned(),
+            t if t.starts_with('?') => format!("/{t}"),
+            t => t.to_owned(),
+        };
+        let (path, query) = path_and_query(&target, FIELD)?;
+        Ok(Self {
+            method,
+            scheme,
+            host,
+            path,
+            query,
+        })
+    }
+
+    /// The URL as the browser asked for it.
+    pub fn url(&self) -> String {
+        let port = self.host.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let query = self
+            .query
+            .as_ref()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        format!(
+            "{}://{}{port}{}{query}",
+            self.scheme, self.host.name, self.path
+        )
+    }
+
+    /// The request as the engine judges it.
+    fn resource(&self) -> Resource {
+        let mut attributes = Map::new();
+        attributes.insert("host".to_owned(), Value::from(self.host.name.clone()));
+        attributes.insert("path".to_owned(), Value::from(self.path.clone()));
+        attributes.insert("scheme".to_owned(), Value::from(self.scheme.clone()));
+        attributes.insert(
+            "query".to_owned(),
+            Value::from(self.query.clone().unwrap_or_default()),
+        );
+        let port = self
+            .host
+            .port
+            .unwrap_or(if self.scheme == "https" { 443 } else { 80 });
+        attributes.insert("port".to_owned(), Value::from(port));
+        Resource {
+            kind: ROUTE.to_owned(),
+            id: Some(format!("{}{}", self.host.name, self.path)),
+            owner_id: None,
+            attributes,
+        }
+    }
+}
+
+/// What an upstream is told about an allowed request. Every identity header is
+/// always answered — empty when there is no value, and all of them empty for a
+/// signed-out visitor a `public` policy lets in — so a proxy that copies them
+/// (Caddy's `copy_headers`) overwrites whatever a client sent under those names.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// `(header, value)`: `Remote-User`, `Remote-Email`, `Remote-Role`,
+    /// `Remote-Name`, `Remote-Attr-<name>`.
+    pub headers: Vec<(String, String)>,
+    pub assertion: std::sync::Arc<str>,
+}
+
+/// The gate's answer.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Through; `None` for a signed-out visitor a `public` policy lets in.
+    Allowed(Option<Identity>),
+    /// Not signed in, and not public: sign in first.
+    SignInFirst,
+    /// Signed in, and refused.
+    Denied,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// A policy could not be evaluated: no decision, so no access.
+    #[error("a route policy could not be evaluated")]
+    Evaluation,
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
+}
+
+/// Who is asking, once the web layer has checked their credential.
+pub enum Asker<'a> {
+    SignedIn(&'a User),
+    SignedOut,
+}
+
+#[derive(Clone)]
+pub struct GateService {
+    hosts: std::sync::Arc<[HostPattern]>,
+    portal_url: String,
+    forward_attributes: std::sync::Arc<[String]>,
+    signer: AssertionSigner,
+    policies: PolicyService,
+    audit: AuditLog,
+    clock: Clock,
+    stats: GateStats,
+}
+
+impl GateService {
+    pub fn new(
+        settings: &GateSettings,
+        policies: PolicyService,
+        audit: AuditLog,
+        clock: Clock,
+    ) -> Result<Self, AssertionError> {
+        Ok(Self {
+            hosts: settings.hosts.clone().into(),
+            portal_url: settings.portal_url.clone(),
+            forward_attributes: settings.forward_attributes.clone().into(),
+            signer: AssertionSigner::new(
+                &settings.assertion_key,
+                &settings.previous_assertion_keys,
+                &settings.portal_url,
+            )?,
+            policies,
+            audit,
+            clock,
+            stats: GateStats::new(settings.hosts.len()),
+        })
+    }
+
+    pub fn hosts(&self) -> &[HostPattern] {
+        &self.hosts
+    }
+
+    pub fn portal_url(&self) -> &str {
+        &self.portal_url
+    }
+
+    pub fn signer(&self) -> &AssertionSigner {
+        &self.signer
+    }
+
+    /// The identity headers' names, as answered for a signed-out visitor (empty).
+    pub fn identity_header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = ["Remote-User", "Remote-Email", "Remote-Role", "Remote-Name"]
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect();
+        names.extend(
+            self.forward_attributes
+                .iter()
+                .map(|a| format!("Remote-Attr-{a}")),
+        );
+        names.push("Portcullis-Assertion".to_owned());
+        names
+    }
+
+    /// The last 24 hours' counts of each `GATE_HOSTS` entry.
+    pub fn counts(&self) -> Vec<(&HostPattern, stats::Counts)> {
+        let now = self.clock.now();
+        self.hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| (host, self.stats.last_day(i, now)))
+            .collect()
+    }
+
+    /// The `GATE_HOSTS` entry that covers `host`, if any.
+    pub fn entry_for(&self, host: &RequestHost) -> Option<usize> {
+        self.hosts.iter().position(|p| p.matches(host))
+    }
+
+    /// Where a sign-in may return to, if `rd` is safe (see [`redirect`]).
+    pub fn safe_return(&self, rd: &str) -> Option<String> {
+        redirect::safe_return(rd, &self.hosts, !self.portal_url.starts_with("https://"))
+    }
+
+    /// The decision on a request to a protected host (`entry`, from
+    /// [`GateService::entry_for`]).
+    pub async fn decide(
+        &self,
+        entry: usize,
+        request: &OriginalRequest,
+        asker: Asker<'_>,
+        client: Option<IpAddr>,
+        meta: &RequestMeta,
+    ) -> Result<Verdict, GateError> {
+        let now = self.clock.now();
+        let user = match asker {
+            Asker::SignedIn(user) => Some(user),
+            Asker::SignedOut => None,
+        };
+        let access = AccessRequest {
+            subject: user.map_or_else(Subject::anonymous, Subject::from),
+            action: request.method.to_ascii_lowercase(),
+            resource: request.resource(),
+            context: Context {
+                ip: client,
+                method: Some(request.method.clone()),
+                path: Some(request.path.clone()),
+                now,
+            },
+        };
+        let decision = self.policies.decide(&access);
+        if let Reason::Error { .. } = decision.reason {
+            self.policies
+                .audit_evaluation_failure(&access, &decision, meta)
+                .await;
+            return Err(GateError::Evaluation);
+        }
+        match (decision.allowed, user) {
+            (true, user) => {
+                let identity = match user {
+                    Some(user) => Some(self.identity(user, request, now)?),
+                    None => None,
+                };
+                self.stats.count(entry, Outcome::Allowed, now);
+                Ok(Verdict::Allowed(identity))
+            }
+            (false, None) => {
+                // Counted, not audited: a crawler must not flood the audit log.
+                self.stats.count(entry, Outcome::Redirected, now);
+                Ok(Verdict::SignInFirst)
+            }
+            (false, Some(user)) => {
+                self.stats.count(entry, Outcome::Denied, now);
+                self.audit_denial(user, request, &decision.reason, meta)
+                    .await;
+                Ok(Verdict::Denied)
+            }
+        }
+    }
+
+    fn identity(
+        &self,
+        user: &User,
+        request: &OriginalRequest,
+        now: i64,
+    ) -> Result<Identity, AssertionError> {
+        let mut headers = vec![
+            ("Remote-User".to_owned(), user.id.to_string()),
+            ("Remote-Email".to_owned(), user.email.to_string()),
+            ("Remote-Role".to_owned(), user.role.as_str().to_owned()),
+        ];
+        let name = match user.attributes.get("name") {
+            Some(Value::String(name)) => name.clone(),
+            _ => String::new(),
+        };
+        headers.push(("Remote-Name".to_owned(), name));
+        let mut forwarded = Map::new();
+        for name in self.forward_attributes.iter() {
+            let text = match user.attributes.get(name) {
+                None => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+            };
+            if let Some(value) = user.attributes.get(name) {
+                forwarded.insert(name.clone(), value.clone());
+            }
+            headers.push((format!("Remote-Attr-{name}"), text));
+        }
+        // A header value cannot carry control characters; such a value is sent
+        // empty rather than mangled (the assertion still has it, escaped).
+        for (_, value) in &mut headers {
+            if value.chars().any(char::is_control) {
+                value.clear();
+            }
+        }
+        let assertion = self.signer.sign(
+            AssertionClaims {
+                iss: String::new(),
+                aud: request.host.name.clone(),
+                sub: user.id.to_string(),
+                email: user.email.to_string(),
+                role: user.role.as_str().to_owned(),
+                attributes: forwarded,
+                method: request.method.clone(),
+                path: request.path.clone(),
+                iat: 0,
+                exp: 0,
+            },
+            now,
+        )?;
+        Ok(Identity { headers, assertion })
+    }
+
+    async fn audit_denial(
+        &self,
+        user: &User,
+        request: &OriginalRequest,
+        reason: &Reason,
+        meta: &RequestMeta,
+    ) {
+        let mut event = AuditEvent::of_request("gate.denied", AuditOutcome::Denied, meta)
+            .with_actor(user.id.to_string())
+            .with_target(format!("{}{}", request.host.name, request.path))
+            .with_detail("host", request.host.name.as_str())
+            .with_detail("path", request.path.as_str())
+            .with_detail("method", request.method.as_str());
+        if let Reason::DeniedBy { policies } = reason {
+            let ids: Vec<Value> = policies
+                .iter()
+                .map(|p| Value::from(p.to_string()))
+                .collect();
+            event = event.with_detail("policy", Value::Array(ids));
+        } else {
+            event = event.with_detail("policy", "default deny");
+        }
+        if let Err(error) = self.audit.record(event).await {
+            tracing::error!(%error, "could not audit a gate denial");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_headers_make_the_original_request() {
+        let r = OriginalRequest::from_forwarded("get", "HTTPS", "App.Example.com:8443", "/a/b?x=1")
+            .expect("parsed");
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.host.name, "app.example.com");
+        assert_eq!(r.host.port, Some(8443));
+        assert_eq!(r.path, "/a/b");
+        assert_eq!(r.query.as_deref(), Some("x=1"));
+        assert_eq!(r.url(), "https://app.example.com:8443/a/b?x=1");
+        let resource = r.resource();
+        assert_eq!(resource.id.as_deref(), Some("app.example.com/a/b"));
+        assert_eq!(resource.attributes["port"], 8443);
+        for (method, proto, host, uri) in [
+            ("", "https", "a.example.com", "/"),
+            ("GET", "ftp", "a.example.com", "/"),
+            ("GET", "https", "a@example.com", "/"),
+            ("GET", "https", "a.example.com", "relative"),
+            ("G ET", "https", "a.example.com", "/"),
+        ] {
+            assert!(OriginalRequest::from_forwarded(method, proto, host, uri).is_err());
+        }
+    }
+
+    #[test]
+    fn an_original_url_makes_the_original_request() {
+        let r = OriginalRequest::from_original_url("POST", "http://app.example.com?x=1")
+            .expect("parsed");
+        assert_eq!((r.path.as_str(), r.query.as_deref()), ("/", Some("x=1")));
+        assert_eq!(r.resource().attributes["port"], 80);
+        for url in [
+            "app.example.com/",
+            "javascript://app.example.com/",
+            "http://user@app.example.com/",
+            "http:///x",
+        ] {
+            assert!(
+                OriginalRequest::from_original_url("GET", url).is_err(),
+                "{url}"
+            );
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The gate's doors: the forward-auth endpoints the proxies ask, the published
+//! assertion keys, and the sign-in portal (`portal`).
+//!
+//! - `/api/v1/gate/forward-auth` (Traefik `forwardAuth`, Caddy `forward_auth`):
+//!   the original request in `X-Forwarded-Method/-Proto/-Host/-Uri`.
+//! - `/api/v1/gate/auth-request` (nginx `auth_request`): in `X-Original-URL` and
+//!   `X-Original-Method`; a sign-in is a 401 carrying the portal URL in `Location`
+//!   (nginx cannot pass a 302 from a subrequest; its config turns this into one).
+//!
+//! Both answer any method, and only a `TRUSTED_PROXIES` peer: anyone else is 403,
+//! so nobody can ask about a URL of their choosing. Every answer but a 2xx keeps
+//! the upstream unreached — and so does a gate that errs (5xx) or is down.
+
+pub mod portal;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+
+use crate::accounts::AccountError;
+use crate::audit::RequestMeta;
+use crate::auth::AuthError;
+use crate::auth::tokens::TokenType;
+use crate::gate::{Asker, GateError, GateService, OriginalRequest, Verdict};
+use crate::http::ClientIp;
+use crate::http::principal::{app_state, bearer_token_of};
+use crate::http::problem::ApiError;
+use crate::http::rate_limit::enforce;
+use crate::http::request_context::RequestId;
+use crate::limits::{LimitKey, RouteClass};
+use crate::model::{User, UserStatus};
+use crate::state::AppState;
+use crate::validation::FieldError;
+
+/// The portal session's cookie.
+pub const COOKIE: &str = "portcullis_gate";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/v1/gate/forward-auth").to(forward_auth))
+        .service(web::resource("/api/v1/gate/auth-request").to(auth_request))
+        .service(super::get("/.well-known/jwks.json", jwks))
+        .configure(portal::configure);
+}
+
+/// The gate, when it is on; a 404 otherwise (nothing to ask).
+pub(crate) fn gate_of(state: &AppState) -> Result<&GateService, ApiError> {
+    state.gate.as_ref().ok_or(ApiError::NotFound)
+}
+
+/// `GET /.well-known/jwks.json`: the keys that verify `Portcullis-Assertion`.
+pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let gate = gate_of(&state)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(gate.signer().jwks()))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Door {
+    ForwardAuth,
+    AuthRequest,
+}
+
+pub async fn forward_auth(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    judge(&req, Door::ForwardAuth).await
+}
+
+pub async fn auth_request(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    judge(&req, Door::AuthRequest).await
+}
+
+fn header_text<'r>(req: &'r HttpRequest, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn required<'r>(req: &'r HttpRequest, name: &'static str) -> Result<&'r str, ApiError> {
+    header_text(req, name).ok_or_else(|| {
+        ApiError::Validation(vec![FieldError::rule(
+            name,
+            "required",
+            "the proxy must send this header",
+        )])
+    })
+}
+
+/// The request the proxy asks about, from the door's headers.
+fn original(req: &HttpRequest, door: Door) -> Result<OriginalRequest, ApiError> {
+    let parsed = match door {
+        Door::ForwardAuth => OriginalRequest::from_forwarded(
+            required(req, "X-Forwarded-Method")?,
+            required(req, "X-Forwarded-Proto")?,
+            required(req, "X-Forwarded-Host")?,
+            required(req, "X-Forwarded-Uri")?,
+        ),
+        Door::AuthRequest => OriginalRequest::from_original_url(
+            required(req, "X-Original-Method")?,
+            required(req, "X-Original-URL")?,
+        ),
+    };
+    parsed.map_err(|e| ApiError::Validation(vec![FieldError::rule(e.field, "invalid", e.message)]))
+}
+
+fn wants_html(req: &HttpRequest) -> bool {
+    header_text(req, "accept").is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// Who is asking: a bearer token (API clients) wins over the portal cookie
+/// (browsers). A bad or dead token is a 401, whatever else the request carries; a
+/// cookie that names no good session is a signed-out visitor. A store that
+/// cannot answer is a 503.
+async fn asker(req: &HttpRequest, state: &AppState) -> Result<Option<User>, ApiError> {
+    if let Some(token) = bearer_token_of(req.headers()) {
+        let claims = state
+            .tokens
+            .verify(token, TokenType::Access, state.clock.now())
+            .map_err(AuthError::from)?;
+        if state
+            .revocations
+            .is_access_refused(&claims)
+            .await
+            .map_err(AuthError::from)?
+        {
+            return Err(AuthError::Revoked.into());
+        }
+        let user = match state.accounts.account(claims.sub).await {
+            Ok(user) => user,
+            Err(AccountError::AccountGone) => return Err(AuthError::Revoked.into()),
+            Err(other) => return Err(other.into()),
+        };
+        if user.status != UserStatus::Active {
+            return Err(AuthError::Revoked.into());
+        }
+        return Ok(Some(user));
+    }
+    let Some(cookie) = req.cookie(COOKIE) else {
+        return Ok(None);
+    };
+    let session = state
+        .gate_sessions
+        .resume(cookie.value())
+        .await
+        .map_err(|cause| {
+            tracing::error!(error = %cause, "gate session check failed closed");
+            ApiError::Unavailable {
+                reason: "The sign-in cannot be checked right now. Please try again later.",
+                retry_after_seconds: Some(5),
+            }
+        })?;
+    Ok(session.map(|s| s.user))
+}
+
+#[derive(Template)]
+#[template(path = "gate/denied.html")]
+struct DeniedPage<'a> {
+    email: &'a str,
+    url: &'a str,
+    portal: &'a str,
+    request_id: &'a str,
+}
+
+async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> {
+    let state = app_state(req)?;
+    let gate = gate_of(&state)?;
+    let trusted = &state.settings.http.trusted_proxies;
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+    if !peer.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip))) {
+        if let Some(ip) = peer {
+            enforce(req, RouteClass::Anonymous, &LimitKey::ip(ip))?;
+        }
+        return Err(ApiError::Forbidden(
+            "Only a trusted proxy may ask the gate.",
+        ));
+    }
+    let original = original(req, door)?;
+    let entry = gate.entry_for(&original.host).ok_or(ApiError::Forbidden(
+        "This host is not protected by the gate.",
+    ))?;
+    let client = req.extensions().get::<ClientIp>().copied().ok_or_else(|| {
+        ApiError::BadRequest("The client address could not be determined.".to_owned())
+    })?;
+    enforce(req, RouteClass::GateIp, &LimitKey::ip(client.0))?;
+    let user = asker(req, &state).await?;
+    if let Some(user) = &user {
+        enforce(req, RouteClass::GateUser, &LimitKey::User(user.id))?;
+    }
+    let meta = RequestMeta::extract(req).await?;
+    let asking = match &user {
+        Some(user) => Asker::SignedIn(user),
+        None => Asker::SignedOut,
+    };
+    let verdict = gate
+        .decide(entry, &original, asking, Some(client.0), &meta)
+        .await
+        .map_err(|error| match error {
+            GateError::Evaluation => ApiError::AccessEvaluationFailed,
+            GateError::Assertion(cause) => ApiError::Unexpected(anyhow::Error::new(cause)),
+        })?;
+    match verdict {
+        Verdict::Allowed(identity) => {
+            let mut response = HttpResponse::Ok();
+            response.insert_header((header::CACHE_CONTROL, "no-store"));
+            match identity {
+                Some(identity) => {
+                    for (name, value) in &identity.headers {
+                        response.insert_header((name.as_str(), value.as_str()));
+                    }
+                    response.insert_header(("Portcullis-Assertion", identity.assertion.as_ref()));
+                }
+                None => {
+                    for name in gate.identity_header_names() {
+                        response.insert_header((name, ""));
+                    }
+                }
+            }
+            Ok(response.finish())
+        }
+        Verdict::SignInFirst => {
+            let login = portal::login_url(gate, &original.url());
+            match (door, wants_html(req)) {
+                (Door::ForwardAuth, true) => Ok(HttpResponse::Found()
+                    .insert_header((header::LOCATION, login))
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .finish()),
+                (Door::AuthRequest, true) => {
+                    let mut response =
+                        ApiError::Unauthorized("Sign in at the portal first.").error_response();
+                    if let Ok(value) = header::HeaderValue::from_str(&login) {
+                        response.headers_mut().insert(header::LOCATION, value);
+                    }
+                    Ok(response)
+                }
+                _ => Err(ApiError::Unauthorized(
+                    "A bearer access token or a portal sign-in is required.",
+                )),
+            }
+        }
+        Verdict::Denied if wants_html(req) => {
+            let request_id = req
+                .extensions()
+                .get::<RequestId>()
+                .map(|id| id.as_str().to_owned())
+                .unwrap_or_default();
+            let email = user
+                .as_ref()
+                .map(|u| u.email.to_string())
+                .unwrap_or_default();
+            let body = DeniedPage {
+                email: &email,
+                url: &original.url(),
+                portal: gate.portal_url(),
+                request_id: &request_id,
+            }
+            .render()
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
+            Ok(HttpResponse::build(StatusCode::FORBIDDEN)
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((
+                    header::CONTENT_SECURITY_POLICY,
+                    crate::http::admin_page::PAGE_CONTENT_SECURITY_POLICY,
+                ))
+                .body(body))
+        }
+        Verdict::Denied => Err(ApiError::Forbidden("Access to this address was refused.")),
+    }
+}

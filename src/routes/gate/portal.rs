@@ -1,0 +1,440 @@
+//! The gate's sign-in portal, at `GATE_PORTAL_URL`: `/gate/login` (e-mail and
+//! password, then a TOTP or backup code; the login limits and the softlock apply),
+//! `/gate/` (who you are, your sessions, sign out) and `POST /gate/logout`.
+//! Server-rendered, no JavaScript. Posts are refused unless they come from the
+//! portal's own origin, and a signed-in post carries the session's CSRF token.
+//!
+//! The cookie is HttpOnly, `Secure` when the portal is https, `SameSite=Lax` (the
+//! redirect back to an app must carry it), on `GATE_COOKIE_DOMAIN` when set and
+//! host-only otherwise. `rd` (where to return) passes [`GateService::safe_return`]
+//! or the browser lands on `/gate/`.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{COOKIE, gate_of};
+use crate::accounts::AccountError;
+use crate::accounts::browser_sessions::{BrowserSession, PENDING_SECONDS, SignIn, SignInError};
+use crate::audit::RequestMeta;
+use crate::clock::rfc3339;
+use crate::gate::GateService;
+use crate::http::ClientIp;
+use crate::http::admin_page::{Form, PAGE_CONTENT_SECURITY_POLICY, PageError};
+use crate::http::json::Body;
+use crate::http::problem::ApiError;
+use crate::http::rate_limit::{enforce, write_headers};
+use crate::limits::{LimitKey, RouteClass};
+use crate::model::Email;
+use crate::state::AppState;
+
+/// The cookie of a sign-in waiting for its code.
+const PENDING_COOKIE: &str = "portcullis_gate_mfa";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use crate::routes::{get, post, resource};
+    cfg.service(
+        resource("/gate/login", "GET, HEAD, POST")
+            .route(web::get().to(form))
+            .route(web::head().to(form))
+            .route(web::post().to(submit)),
+    )
+    .service(
+        resource("/gate/login/code", "GET, HEAD, POST")
+            .route(web::get().to(code_form))
+            .route(web::head().to(code_form))
+            .route(web::post().to(code_submit)),
+    )
+    .service(post("/gate/logout", logout))
+    .service(get("/gate/", home))
+    .service(web::resource("/gate").route(web::get().to(|| async {
+        HttpResponse::MovedPermanently()
+            .insert_header((header::LOCATION, "/gate/"))
+            .finish()
+    })));
+}
+
+/// Where the portal sends a signed-out visitor of `url`.
+pub fn login_url(gate: &GateService, url: &str) -> String {
+    let rd: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
+    format!("{}/gate/login?rd={rd}", gate.portal_url())
+}
+
+#[derive(Template)]
+#[template(path = "gate/login.html")]
+struct LoginPage<'a> {
+    error: Option<&'a str>,
+    email: &'a str,
+    rd: &'a str,
+    code_step: bool,
+}
+
+fn page(
+    status: StatusCode,
+    error: Option<&str>,
+    email: &str,
+    rd: &str,
+    code_step: bool,
+) -> Result<HttpResponse, PageError> {
+    let mut response = crate::http::admin_page::render(&LoginPage {
+        error,
+        email,
+        rd,
+        code_step,
+    })?;
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+fn session_cookie(
+    gate_settings: &crate::config::GateSettings,
+    name: &'static str,
+    value: &SecretString,
+    max_age: i64,
+) -> Cookie<'static> {
+    let mut cookie = Cookie::build(name, value.expose_secret().to_owned())
+        .path("/")
+        .http_only(true)
+        .secure(gate_settings.portal_is_https())
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish();
+    if let Some(domain) = &gate_settings.cookie_domain {
+        cookie.set_domain(domain.clone());
+    }
+    cookie
+}
+
+fn forget(gate_settings: &crate::config::GateSettings, name: &'static str) -> Cookie<'static> {
+    let mut gone = session_cookie(gate_settings, name, &SecretString::from(String::new()), 0);
+    gone.make_removal();
+    gone
+}
+
+/// Refuses a post that did not come from the portal's own pages.
+fn from_the_portal(req: &HttpRequest, gate: &GateService) -> Result<(), PageError> {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let refused = || PageError::forbidden("Cross-site requests are refused.");
+    if let Some(site) = header("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(refused());
+    }
+    match header("origin") {
+        Some(origin) if !origin.eq_ignore_ascii_case(gate.portal_url()) => {
+            // `null` comes from a same-origin form under a strict referrer policy;
+            // only `Sec-Fetch-Site` (above) can vouch for it.
+            if !(origin == "null" && header("sec-fetch-site").is_some()) {
+                return Err(refused());
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn the_gate(state: &AppState) -> Result<(&GateService, &crate::config::GateSettings), PageError> {
+    let gate = gate_of(state)?;
+    let settings = state.settings.gate.as_ref().ok_or(ApiError::NotFound)?;
+    Ok((gate, settings))
+}
+
+fn query_rd(req: &HttpRequest) -> String {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "rd")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Where to go after signing in: a safe `rd`, or the portal's own page.
+fn landing(gate: &GateService, rd: &str) -> String {
+    gate.safe_return(rd)
+        .unwrap_or_else(|| format!("{}/gate/", gate.portal_url()))
+}
+
+pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let (gate, _) = the_gate(&state)?;
+    let rd = query_rd(&req);
+    // Already signed in: straight back.
+    if let Some(cookie) = req.cookie(COOKIE)
+        && let Ok(Some(_)) = state.gate_sessions.resume(cookie.value()).await
+    {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, landing(gate, &rd)))
+            .finish());
+    }
+    let rd = gate.safe_return(&rd).unwrap_or_default();
+    page(StatusCode::OK, None, "", &rd, false)
+}
+
+fn refusal(error: SignInError) -> Result<&'static str, PageError> {
+    Ok(match error {
+        SignInError::Account(AccountError::InvalidCredentials) => "Invalid email or password.",
+        SignInError::Account(AccountError::InvalidMfaCode | AccountError::InvalidMfaToken) => {
+            "Invalid authentication code."
+        }
+        SignInError::Account(AccountError::TemporarilyLocked) => {
+            "Too many failed sign-ins. Please wait and try again."
+        }
+        SignInError::PendingExpired => "The sign-in expired. Please start again.",
+        SignInError::Account(AccountError::Password(_)) => {
+            "Too many sign-ins are being processed. Please try again shortly."
+        }
+        other => return Err(ApiError::Unexpected(anyhow::anyhow!(other)).into()),
+    })
+}
+
+fn too_many(
+    decision: &crate::limits::Decision,
+    rd: &str,
+    code_step: bool,
+) -> Result<HttpResponse, PageError> {
+    let mut response = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("Too many attempts. Please wait a minute and try again."),
+        "",
+        rd,
+        code_step,
+    )?;
+    write_headers(response.headers_mut(), decision);
+    Ok(response)
+}
+
+/// Ends a portal session the browser still holds before starting a new one.
+async fn end_previous(
+    req: &HttpRequest,
+    state: &AppState,
+    meta: &RequestMeta,
+) -> Result<(), PageError> {
+    match req.cookie(COOKIE) {
+        Some(old) => state
+            .gate_sessions
+            .end_by_cookie(old.value(), meta)
+            .await
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)).into()),
+        None => Ok(()),
+    }
+}
+
+fn signed_in(
+    settings: &crate::config::GateSettings,
+    gate: &GateService,
+    value: &SecretString,
+    rd: &str,
+) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, landing(gate, rd)))
+        .cookie(session_cookie(
+            settings,
+            COOKIE,
+            value,
+            settings.session_max_seconds,
+        ))
+        .cookie(forget(settings, PENDING_COOKIE))
+        .finish()
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Body,
+) -> Result<HttpResponse, PageError> {
+    let (gate, settings) = the_gate(&state)?;
+    from_the_portal(&req, gate)?;
+    let form = Form::parse(&body.0);
+    let (email, rd) = (form.text("email"), form.text("rd"));
+    let rd = gate.safe_return(&rd).unwrap_or_default();
+    let limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0)).and_then(|()| {
+        match Email::parse(&email) {
+            Ok(parsed) => enforce(&req, RouteClass::LoginAccount, &LimitKey::account(&parsed)),
+            Err(_) => Ok(()),
+        }
+    });
+    if let Err(ApiError::RateLimited(decision)) = limited {
+        return too_many(&decision, &rd, false);
+    }
+    let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
+    end_previous(&req, &state, &meta).await?;
+    match state.gate_sessions.sign_in(&email, password, &meta).await {
+        Ok(SignIn::Done(value)) => Ok(signed_in(settings, gate, &value, &rd)),
+        Ok(SignIn::NeedsCode(value)) => {
+            let rd_query: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+            Ok(HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, format!("/gate/login/code?rd={rd_query}")))
+                .cookie(session_cookie(
+                    settings,
+                    PENDING_COOKIE,
+                    &value,
+                    PENDING_SECONDS as i64,
+                ))
+                .finish())
+        }
+        Err(error) => page(
+            StatusCode::UNAUTHORIZED,
+            Some(refusal(error)?),
+            &email,
+            &rd,
+            false,
+        ),
+    }
+}
+
+pub async fn code_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (gate, _) = the_gate(&state)?;
+    let rd = gate.safe_return(&query_rd(&req)).unwrap_or_default();
+    if req.cookie(PENDING_COOKIE).is_none() {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/gate/login"))
+            .finish());
+    }
+    page(StatusCode::OK, None, "", &rd, true)
+}
+
+pub async fn code_submit(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Body,
+) -> Result<HttpResponse, PageError> {
+    let (gate, settings) = the_gate(&state)?;
+    from_the_portal(&req, gate)?;
+    let form = Form::parse(&body.0);
+    let rd = gate.safe_return(&form.text("rd")).unwrap_or_default();
+    let Some(pending) = req.cookie(PENDING_COOKIE) else {
+        return page(
+            StatusCode::UNAUTHORIZED,
+            Some("The sign-in expired. Please start again."),
+            "",
+            &rd,
+            false,
+        );
+    };
+    let mut limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0));
+    if let (Ok(()), Some(user)) = (&limited, state.gate_sessions.pending_user(pending.value())) {
+        limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
+    }
+    if let Err(ApiError::RateLimited(decision)) = limited {
+        return too_many(&decision, &rd, true);
+    }
+    end_previous(&req, &state, &meta).await?;
+    match state
+        .gate_sessions
+        .sign_in_code(pending.value(), &form.text("code"), &meta)
+        .await
+    {
+        Ok(value) => Ok(signed_in(settings, gate, &value, &rd)),
+        Err(error) => page(
+            StatusCode::UNAUTHORIZED,
+            Some(refusal(error)?),
+            "",
+            &rd,
+            true,
+        ),
+    }
+}
+
+/// The portal session of a request, if it is good.
+async fn session_of(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<BrowserSession>, PageError> {
+    let Some(cookie) = req.cookie(COOKIE) else {
+        return Ok(None);
+    };
+    state
+        .gate_sessions
+        .resume(cookie.value())
+        .await
+        .map_err(|e| PageError::Problem(ApiError::Unexpected(anyhow::anyhow!(e))))
+}
+
+struct SessionLine {
+    created: String,
+    last_used: String,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "gate/home.html")]
+struct HomePage {
+    email: String,
+    role: &'static str,
+    csrf: String,
+    idle_minutes: i64,
+    max_hours: i64,
+    sessions: Vec<SessionLine>,
+}
+
+pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let (_, settings) = the_gate(&state)?;
+    let Some(session) = session_of(&req, &state).await? else {
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/gate/login"))
+            .finish());
+    };
+    let sessions = state
+        .accounts
+        .sessions_of(session.user.id, session.session_id)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .map(|info| SessionLine {
+            created: rfc3339(info.session.created_at),
+            last_used: rfc3339(info.session.last_used_at),
+            ip: info.session.ip.clone().unwrap_or_default(),
+            user_agent: info.session.user_agent.clone().unwrap_or_default(),
+            current: info.current,
+        })
+        .collect();
+    crate::http::admin_page::render(&HomePage {
+        email: session.user.email.to_string(),
+        role: session.user.role.as_str(),
+        csrf: session.csrf().to_owned(),
+        idle_minutes: settings.session_idle_seconds / 60,
+        max_hours: settings.session_max_seconds / 3600,
+        sessions,
+    })
+}
+
+/// Ends the portal session — and with it access to every app behind the gate —
+/// and the account session under it.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Body,
+) -> Result<HttpResponse, PageError> {
+    let (gate, settings) = the_gate(&state)?;
+    from_the_portal(&req, gate)?;
+    let form = Form::parse(&body.0);
+    if let Some(session) = session_of(&req, &state).await? {
+        if !session.csrf_matches(form.get("csrf").unwrap_or("")) {
+            return Err(PageError::forbidden(
+                "The form's security token is missing or wrong. Reload the page and try again.",
+            ));
+        }
+        state
+            .gate_sessions
+            .sign_out(&session, &meta)
+            .await
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/gate/login"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            PAGE_CONTENT_SECURITY_POLICY,
+        ))
+        .cookie(forget(settings, COOKIE))
+        .finish())
+}
