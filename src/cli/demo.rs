@@ -76,10 +76,25 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
         .environment
         .entry(v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS.to_owned())
         .or_insert_with(|| "127.0.0.0/8,::1/128".to_owned());
+    // The gate, on for the demo apps: the portal shares the sample app's host
+    // (app.localhost, through the proxy on DEMO_PROXY_PORT), so its host-only
+    // cookie needs no domain.
+    for (name, value) in [
+        (
+            v::GATE_PORTAL_URL,
+            format!("http://app.localhost:{DEMO_PROXY_PORT}"),
+        ),
+        (v::GATE_HOSTS, "app.localhost".to_owned()),
+        (v::TRUSTED_PROXIES, "127.0.0.1,::1".to_owned()),
+    ] {
+        sources.environment.entry(name.to_owned()).or_insert(value);
+    }
     let (settings, findings) = match load_settings(&sources, Mode::Demo) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let settings_gate = settings.gate.clone();
+    let data_dir_for_gate = data_dir.to_path_buf();
     exit_code(run_server(
         settings,
         OpenOptions::default(),
@@ -116,6 +131,26 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
                 database.display(),
                 env_file.display()
             );
+            if let Some(gate) = &settings_gate {
+                match write_proxy_configs(data_dir_for_gate.as_path(), &url, gate) {
+                    Ok(files) => {
+                        println!(
+                            "  Gate:       http://app.localhost:{DEMO_PROXY_PORT}/ behind the gate (forward-auth), once a proxy runs:"
+                        );
+                        println!(
+                            "              python3 -m http.server {DEMO_UPSTREAM_PORT} --bind 127.0.0.1   (a sample app)"
+                        );
+                        println!(
+                            "              caddy run --adapter caddyfile --config {}",
+                            files.0.display()
+                        );
+                        println!("              (or nginx: {})", files.1.display());
+                    }
+                    Err(error) => {
+                        eprintln!("demo: could not write the proxy configurations: {error}")
+                    }
+                }
+            }
             println!("Press Ctrl+C to stop.");
             // Tests and scripts read these lines while the server keeps running.
             let _ = std::io::stdout().flush();
@@ -151,6 +186,56 @@ fn ensure_demo_env(path: &Path) -> std::io::Result<()> {
         path.display()
     );
     Ok(())
+}
+
+/// The port the demo's proxy configurations listen on, and the sample app's.
+const DEMO_PROXY_PORT: u16 = 8088;
+const DEMO_UPSTREAM_PORT: u16 = 3000;
+
+/// Writes a ready Caddyfile and nginx server block for the demo gate beside the
+/// demo database; returns their paths.
+fn write_proxy_configs(
+    dir: &Path,
+    portcullis: &str,
+    gate: &crate::config::GateSettings,
+) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let backend = portcullis.trim_start_matches("http://");
+    let copied = crate::gate::identity_headers(&gate.forward_attributes).join(" ");
+    let caddy = format!(
+        "# The Portcullis demo gate: http://app.localhost:{DEMO_PROXY_PORT}/ -> the sample app on :{DEMO_UPSTREAM_PORT}.\n\
+{{\n  admin off\n  auto_https off\n}}\n\
+http://app.localhost:{DEMO_PROXY_PORT} {{\n\
+  # The portal and its stylesheet are Portcullis's own.\n\
+  handle /gate* {{\n    reverse_proxy {backend}\n  }}\n\
+  handle /static/admin.css {{\n    reverse_proxy {backend}\n  }}\n\
+  handle {{\n    route {{\n\
+      request_header -Remote-*\n\
+      request_header -Portcullis-Assertion\n\
+      forward_auth {backend} {{\n        uri /api/v1/gate/forward-auth\n        copy_headers {copied}\n      }}\n\
+      reverse_proxy 127.0.0.1:{DEMO_UPSTREAM_PORT}\n    }}\n  }}\n}}\n"
+    );
+    let nginx = format!(
+        "# The Portcullis demo gate, as an nginx server block (include it in http {{ }}).\n\
+server {{\n  listen 127.0.0.1:{DEMO_PROXY_PORT};\n  server_name app.localhost;\n\
+  location /gate {{ proxy_pass http://{backend}; proxy_set_header Host $http_host; proxy_set_header X-Forwarded-For $remote_addr; }}\n\
+  location = /static/admin.css {{ proxy_pass http://{backend}; }}\n\
+  location = /__portcullis {{\n    internal;\n    proxy_pass http://{backend}/api/v1/gate/auth-request;\n\
+    proxy_pass_request_body off;\n    proxy_set_header Content-Length \"\";\n\
+    proxy_set_header X-Original-URL $scheme://$http_host$request_uri;\n\
+    proxy_set_header X-Original-Method $request_method;\n    proxy_set_header X-Forwarded-For $remote_addr;\n  }}\n\
+  location @portcullis_sign_in {{\n    if ($portcullis_login = \"\") {{ return 401; }}\n    return 302 $portcullis_login;\n  }}\n\
+  location / {{\n    auth_request /__portcullis;\n    auth_request_set $portcullis_login $upstream_http_location;\n\
+    auth_request_set $gate_user $upstream_http_remote_user;\n    auth_request_set $gate_email $upstream_http_remote_email;\n\
+    auth_request_set $portcullis_assertion $upstream_http_portcullis_assertion;\n\
+    error_page 401 = @portcullis_sign_in;\n\
+    proxy_set_header Remote-User $gate_user;\n    proxy_set_header Remote-Email $gate_email;\n\
+    proxy_set_header Portcullis-Assertion $portcullis_assertion;\n\
+    proxy_pass http://127.0.0.1:{DEMO_UPSTREAM_PORT};\n  }}\n}}\n"
+    );
+    let (caddy_path, nginx_path) = (dir.join("demo.Caddyfile"), dir.join("demo.nginx.conf"));
+    std::fs::write(&caddy_path, caddy)?;
+    std::fs::write(&nginx_path, nginx)?;
+    Ok((caddy_path, nginx_path))
 }
 
 #[cfg(test)]

@@ -145,6 +145,46 @@ async fn seed_policies(state: &AppState) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("demo policy {name}: {e}"))?;
     }
+    // The gate: every signed-in account opens the demo apps, and their /healthz is
+    // public.
+    let gate_drafts = [
+        (
+            "Signed-in users open the demo apps",
+            "Any signed-in account may use every app behind the demo gate.",
+            None,
+            Principals::Everyone,
+            vec!["*".to_owned()],
+        ),
+        (
+            "The demo apps' health checks are public",
+            "Anyone, signed in or not, may GET /healthz of an app behind the gate.",
+            Some(condition(
+                "resource.attributes.path",
+                "eq",
+                json!("/healthz"),
+            )),
+            Principals::Public,
+            vec!["get".to_owned()],
+        ),
+    ];
+    for (name, description, conditions, principals, actions) in gate_drafts {
+        let draft = PolicyDraft {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            effect: Effect::Allow,
+            resource_type: crate::gate::ROUTE.to_owned(),
+            actions,
+            conditions,
+            priority: 100,
+            status: PolicyStatus::Active,
+            principals,
+        };
+        state
+            .policies
+            .create(draft, &operator, &RequestMeta::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("demo policy {name}: {e}"))?;
+    }
     Ok(())
 }
 

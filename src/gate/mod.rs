@@ -36,6 +36,18 @@ use stats::{GateStats, Outcome};
 /// The resource type of a request through the gate.
 pub const ROUTE: &str = "route";
 
+/// Every header an allowed answer carries, for `GATE_FORWARD_ATTRIBUTES`
+/// `forwarded`: what a proxy must copy upstream (and strip from clients).
+pub fn identity_headers(forwarded: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = ["Remote-User", "Remote-Email", "Remote-Role", "Remote-Name"]
+        .iter()
+        .map(|n| (*n).to_owned())
+        .collect();
+    names.extend(forwarded.iter().map(|a| format!("Remote-Attr-{a}")));
+    names.push("Portcullis-Assertion".to_owned());
+    names
+}
+
 /// The request the proxy asks about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalRequest {

@@ -98,6 +98,16 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
     let keys = parse_env_lines(&std::fs::read_to_string(&env_file).expect("read"));
     // The three the server needs, and the gate's signing key.
     assert_eq!(keys.len(), 4);
+    // The demo gate's proxy configurations, ready to run.
+    let caddyfile = std::fs::read_to_string(dir.path().join("demo-data").join("demo.Caddyfile"))
+        .expect("demo.Caddyfile");
+    assert!(caddyfile.contains("forward_auth") && caddyfile.contains("request_header -Remote-*"));
+    assert!(
+        dir.path()
+            .join("demo-data")
+            .join("demo.nginx.conf")
+            .exists()
+    );
 
     let response = raw_get(&server.address, "/health", &[]);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
