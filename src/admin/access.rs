@@ -42,10 +42,11 @@ pub enum AdminAction {
     WebhookRetry,
     AuditView,
     AuditExport,
+    GateView,
 }
 
 impl AdminAction {
-    pub const ALL: [AdminAction; 23] = [
+    pub const ALL: [AdminAction; 24] = [
         AdminAction::DashboardView,
         AdminAction::PolicyList,
         AdminAction::PolicyView,
@@ -69,6 +70,7 @@ impl AdminAction {
         AdminAction::WebhookRetry,
         AdminAction::AuditView,
         AdminAction::AuditExport,
+        AdminAction::GateView,
     ];
 
     /// The action name policies match (`action` of an `admin` resource).
@@ -97,6 +99,7 @@ impl AdminAction {
             AdminAction::WebhookRetry => "webhook.retry",
             AdminAction::AuditView => "audit.view",
             AdminAction::AuditExport => "audit.export",
+            AdminAction::GateView => "gate.view",
         }
     }
 }

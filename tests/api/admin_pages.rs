@@ -912,3 +912,33 @@ async fn forwarded_host_headers_from_anyone_do_not_make_a_site_this_one() {
         .status();
     assert_eq!(status, 403, "only the public URL is this server's origin");
 }
+
+#[actix_web::test]
+async fn the_gate_page_lists_the_hosts_and_what_the_gate_did() {
+    let vars = crate::gate::gate_vars("127.0.0.1");
+    let mut pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend_from_slice(NO_MFA);
+    let app = app_with(&pairs).await;
+    signed_in_admin(&app).await;
+    for _ in 0..2 {
+        let response = crate::gate::no_redirects()
+            .get(app.url("/api/v1/gate/forward-auth"))
+            .header("X-Forwarded-Method", "GET")
+            .header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Host", "app.gate.test")
+            .header("X-Forwarded-Uri", "/")
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .expect("ask");
+        assert_eq!(response.status(), 302);
+    }
+    let html = app.get("/admin/gate").await.text().await.expect("html");
+    assert!(html.contains("<code>*.gate.test</code>"), "{html}");
+    assert!(html.contains("<td>0</td><td>0</td><td>2</td>"), "{html}");
+    // Without the gate, the page says how to turn it on.
+    let app = app_with(NO_MFA).await;
+    signed_in_admin(&app).await;
+    let html = app.get("/admin/gate").await.text().await.expect("html");
+    assert!(html.contains("GATE_PORTAL_URL"));
+}

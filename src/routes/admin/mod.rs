@@ -8,6 +8,7 @@ pub mod audit;
 pub mod builder;
 pub mod dashboard;
 pub mod errors;
+pub mod gate;
 pub mod login;
 pub mod policies;
 pub mod simulator;
@@ -54,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/policies/{id}/history",
             web::get().to(policies::history),
         )
+        .route("/admin/gate", web::get().to(gate::page))
         .route("/admin/simulator", web::get().to(simulator::form))
         .route("/admin/simulator", web::post().to(simulator::submit))
         .route("/admin/users", web::get().to(users::list))
