@@ -116,23 +116,13 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
                     eprintln!("demo: the demo webhook could not be set up: {error:#}");
                 }
             });
+            // Written before the first line, which tests and scripts wait for.
+            let proxy_configs = settings_gate
+                .as_ref()
+                .map(|gate| write_proxy_configs(data_dir_for_gate.as_path(), &url, gate));
             println!("Portcullis demo is running on {url} (loopback only).");
-            println!("  Health:     {url}/health");
-            println!("  Readiness:  {url}/health/ready");
-            println!("  OpenAPI:    {url}/api/openapi.json");
-            println!("  Sign in:    POST {url}/api/v1/auth/login");
-            println!("  Admin:      {url}/admin/ (sign in as the admin account above)");
-            println!(
-                "  Webhooks:   every event is delivered, signed, to {url}{}; each one is printed here",
-                crate::routes::demo_receiver::PATH
-            );
-            println!(
-                "  Database:   {}   Keys: {}",
-                database.display(),
-                env_file.display()
-            );
-            if let Some(gate) = &settings_gate {
-                match write_proxy_configs(data_dir_for_gate.as_path(), &url, gate) {
+            if let Some(written) = proxy_configs {
+                match written {
                     Ok(files) => {
                         println!(
                             "  Gate:       http://app.localhost:{DEMO_PROXY_PORT}/ behind the gate (forward-auth), once a proxy runs:"
@@ -151,6 +141,20 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
                     }
                 }
             }
+            println!("  Health:     {url}/health");
+            println!("  Readiness:  {url}/health/ready");
+            println!("  OpenAPI:    {url}/api/openapi.json");
+            println!("  Sign in:    POST {url}/api/v1/auth/login");
+            println!("  Admin:      {url}/admin/ (sign in as the admin account above)");
+            println!(
+                "  Webhooks:   every event is delivered, signed, to {url}{}; each one is printed here",
+                crate::routes::demo_receiver::PATH
+            );
+            println!(
+                "  Database:   {}   Keys: {}",
+                database.display(),
+                env_file.display()
+            );
             println!("Press Ctrl+C to stop.");
             // Tests and scripts read these lines while the server keeps running.
             let _ = std::io::stdout().flush();

@@ -169,8 +169,8 @@ impl OriginalRequest {
         )
     }
 
-    /// The request as the engine judges it.
-    fn resource(&self) -> Resource {
+    /// The request as the engine judges it (the simulator asks with it too).
+    pub fn resource(&self) -> Resource {
         let mut attributes = Map::new();
         attributes.insert("host".to_owned(), Value::from(self.host.name.clone()));
         attributes.insert("path".to_owned(), Value::from(self.path.clone()));

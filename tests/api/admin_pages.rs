@@ -936,6 +936,49 @@ async fn the_gate_page_lists_the_hosts_and_what_the_gate_did() {
     let html = app.get("/admin/gate").await.text().await.expect("html");
     assert!(html.contains("<code>*.gate.test</code>"), "{html}");
     assert!(html.contains("<td>0</td><td>0</td><td>2</td>"), "{html}");
+    // The simulator asks about a request through the gate, signed out.
+    let admin = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    crate::gate::route_policy(
+        &app,
+        &admin,
+        serde_json::json!({"name": "Health is public", "effect": "allow", "resource_type": "route",
+            "actions": ["get"], "principals": {"type": "public"},
+            "conditions": {"attribute": "resource.attributes.path", "operator": "eq", "value": "/healthz"}}),
+    )
+    .await;
+    let form = app
+        .get("/admin/simulator")
+        .await
+        .text()
+        .await
+        .expect("html");
+    for (url, verdict) in [
+        ("https://app.gate.test/healthz", "Allowed"),
+        ("https://app.gate.test/private", "Denied"),
+    ] {
+        let html = post_form(
+            &app,
+            "/admin/simulator",
+            &[
+                ("csrf", csrf(&form).as_str()),
+                ("user", "signed-out"),
+                ("action", "GET"),
+                ("resource_type", "document"),
+                ("url", url),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .expect("html");
+        assert!(
+            html.contains(&format!("<h2 id=\"decision\">{verdict}</h2>")),
+            "{url}: {html}"
+        );
+    }
     // Without the gate, the page says how to turn it on.
     let app = app_with(NO_MFA).await;
     signed_in_admin(&app).await;

@@ -46,6 +46,8 @@ struct SimulatorPage {
     resource_id: String,
     owner_id: String,
     resource_attributes: String,
+    /// A request through the gate, instead of the resource fields.
+    url: String,
     ip: String,
     time: String,
     errors: Vec<String>,
@@ -88,6 +90,7 @@ fn render(
         resource_id: field("resource_id", ""),
         owner_id: field("owner_id", ""),
         resource_attributes: field("resource_attributes", ""),
+        url: field("url", ""),
         ip: field("ip", ""),
         time: field("time", ""),
         errors,
@@ -179,6 +182,7 @@ pub async fn submit(post: AdminForm) -> Result<HttpResponse, PageError> {
         .map(UserId)
         .filter(|id| users.iter().any(|u| u.id == *id));
     let subject = match chosen {
+        _ if form.text("user") == "signed-out" => SimulatedSubject::SignedOut,
         Some(id) => SimulatedSubject::User(id),
         None => SimulatedSubject::Described {
             email: String::new(),
@@ -200,6 +204,20 @@ pub async fn submit(post: AdminForm) -> Result<HttpResponse, PageError> {
             .map_err(|_| errors.push("Client IP is not an IP address".to_owned()))
             .ok()
     };
+    // A request through the gate: its URL and method make the `route` resource.
+    let url = form.text("url");
+    let route = if url.is_empty() {
+        None
+    } else {
+        crate::gate::OriginalRequest::from_original_url(&form.text("action"), &url)
+            .map_err(|e| {
+                errors.push(format!(
+                    "Request URL: {} (with the action as its method, e.g. get)",
+                    e.message
+                ))
+            })
+            .ok()
+    };
     let resource = Resource {
         kind: form.text("resource_type"),
         id: Some(form.text("resource_id")).filter(|s| !s.is_empty()),
@@ -213,13 +231,21 @@ pub async fn submit(post: AdminForm) -> Result<HttpResponse, PageError> {
     if !errors.is_empty() {
         return render(&post, &users, Some(form), errors, None);
     }
+    let (resource, method, path) = match &route {
+        Some(request) => (
+            request.resource(),
+            Some(request.method.clone()),
+            Some(request.path.clone()),
+        ),
+        None => (resource, None, None),
+    };
     let simulation = Simulation {
         subject,
-        action: form.text("action"),
+        action: form.text("action").to_ascii_lowercase(),
         resource,
         ip,
-        method: None,
-        path: None,
+        method,
+        path,
         time: Some(form.text("time")).filter(|t| !t.is_empty()),
     };
     match post.state.decisions.simulate(simulation).await {

@@ -113,7 +113,9 @@ fn forget(gate_settings: &crate::config::GateSettings, name: &'static str) -> Co
     gone
 }
 
-/// Refuses a post that did not come from the portal's own pages.
+/// Refuses a post that did not come from the portal's own pages: `Origin` must be
+/// the portal's (its pages set a `same-origin` referrer policy, so browsers send
+/// it even over plain http, where they send no `Sec-Fetch-Site`).
 fn from_the_portal(req: &HttpRequest, gate: &GateService) -> Result<(), PageError> {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let refused = || PageError::forbidden("Cross-site requests are refused.");
