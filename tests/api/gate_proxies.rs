@@ -179,7 +179,7 @@ http://*.gate.test:{port} {{
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub enum Kind {
     Nginx,
     Caddy,
 }
@@ -242,20 +242,25 @@ fn client(port: u16) -> reqwest::Client {
 
 const HTML: &str = "text/html,application/xhtml+xml";
 
-struct Setup {
-    app: TestApp,
+pub struct Setup {
+    pub app: TestApp,
     upstream: Upstream,
     proxy: Proxy,
     _dir: tempfile::TempDir,
 }
 
 impl Setup {
-    fn url(&self, host: &str, path: &str) -> String {
+    /// The headers of the upstream's latest request.
+    pub fn last_seen(&self) -> Map<String, Value> {
+        self.upstream.last()
+    }
+
+    pub fn url(&self, host: &str, path: &str) -> String {
         format!("http://{host}.gate.test:{}{path}", self.proxy.port)
     }
 }
 
-async fn setup(kind: Kind) -> Setup {
+pub async fn setup(kind: Kind) -> Setup {
     let upstream = Upstream::default();
     let upstream_port = upstream.start().await;
     let port = free_port();

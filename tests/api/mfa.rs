@@ -35,7 +35,7 @@ pub struct Enrolled {
     access_token: String,
     secret: TotpSecret,
     base32: String,
-    backup_codes: Vec<String>,
+    pub backup_codes: Vec<String>,
 }
 
 impl Enrolled {

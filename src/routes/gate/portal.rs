@@ -71,7 +71,35 @@ struct LoginPage<'a> {
     code_step: bool,
 }
 
+/// The portal pages' CSP: the admin pages' rules, except that a form may also
+/// lead (by its redirect) back to a gate host — browsers hold a sign-in's redirect
+/// to `form-action` too.
+fn portal_content_security_policy(gate: &GateService) -> String {
+    let scheme = if gate.portal_url().starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
+    let targets: Vec<String> = gate
+        .hosts()
+        .iter()
+        .map(|host| {
+            let text = host.to_string();
+            if text.contains(':') {
+                format!("{scheme}://{text}")
+            } else {
+                format!("{scheme}://{text}:*")
+            }
+        })
+        .collect();
+    PAGE_CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", targets.join(" ")),
+    )
+}
+
 fn page(
+    gate: &GateService,
     status: StatusCode,
     error: Option<&str>,
     email: &str,
@@ -85,6 +113,11 @@ fn page(
         code_step,
     })?;
     *response.status_mut() = status;
+    if let Ok(csp) = header::HeaderValue::from_str(&portal_content_security_policy(gate)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     Ok(response)
 }
 
@@ -168,7 +201,7 @@ pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             .finish());
     }
     let rd = gate.safe_return(&rd).unwrap_or_default();
-    page(StatusCode::OK, None, "", &rd, false)
+    page(gate, StatusCode::OK, None, "", &rd, false)
 }
 
 fn refusal(error: SignInError) -> Result<&'static str, PageError> {
@@ -189,11 +222,13 @@ fn refusal(error: SignInError) -> Result<&'static str, PageError> {
 }
 
 fn too_many(
+    gate: &GateService,
     decision: &crate::limits::Decision,
     rd: &str,
     code_step: bool,
 ) -> Result<HttpResponse, PageError> {
     let mut response = page(
+        gate,
         StatusCode::TOO_MANY_REQUESTS,
         Some("Too many attempts. Please wait a minute and try again."),
         "",
@@ -257,7 +292,7 @@ pub async fn submit(
         }
     });
     if let Err(ApiError::RateLimited(decision)) = limited {
-        return too_many(&decision, &rd, false);
+        return too_many(gate, &decision, &rd, false);
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
     end_previous(&req, &state, &meta).await?;
@@ -276,6 +311,7 @@ pub async fn submit(
                 .finish())
         }
         Err(error) => page(
+            gate,
             StatusCode::UNAUTHORIZED,
             Some(refusal(error)?),
             &email,
@@ -296,7 +332,7 @@ pub async fn code_form(
             .insert_header((header::LOCATION, "/gate/login"))
             .finish());
     }
-    page(StatusCode::OK, None, "", &rd, true)
+    page(gate, StatusCode::OK, None, "", &rd, true)
 }
 
 pub async fn code_submit(
@@ -312,6 +348,7 @@ pub async fn code_submit(
     let rd = gate.safe_return(&form.text("rd")).unwrap_or_default();
     let Some(pending) = req.cookie(PENDING_COOKIE) else {
         return page(
+            gate,
             StatusCode::UNAUTHORIZED,
             Some("The sign-in expired. Please start again."),
             "",
@@ -324,7 +361,7 @@ pub async fn code_submit(
         limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
     }
     if let Err(ApiError::RateLimited(decision)) = limited {
-        return too_many(&decision, &rd, true);
+        return too_many(gate, &decision, &rd, true);
     }
     end_previous(&req, &state, &meta).await?;
     match state
@@ -334,6 +371,7 @@ pub async fn code_submit(
     {
         Ok(value) => Ok(signed_in(settings, gate, &value, &rd)),
         Err(error) => page(
+            gate,
             StatusCode::UNAUTHORIZED,
             Some(refusal(error)?),
             "",
