@@ -227,6 +227,23 @@ pub fn same_site_only(req: &HttpRequest) -> Result<(), PageError> {
     Ok(())
 }
 
+/// Ends the session a browser still holds in cookie `name` (of `sessions`) before
+/// a new sign-in starts: a new sign-in never leaves the previous one alive.
+pub async fn end_previous(
+    req: &HttpRequest,
+    sessions: &crate::accounts::browser_sessions::BrowserSessions,
+    name: &str,
+    meta: &RequestMeta,
+) -> Result<(), PageError> {
+    match req.cookie(name) {
+        Some(old) => sessions
+            .end_by_cookie(old.value(), meta)
+            .await
+            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)).into()),
+        None => Ok(()),
+    }
+}
+
 /// A submitted form: its fields in order (repeated names allowed).
 pub struct Form(pub Vec<(String, String)>);
 

@@ -13,7 +13,7 @@ use crate::admin::SESSION_ABSOLUTE_SECONDS;
 use crate::audit::RequestMeta;
 use crate::http::ClientIp;
 use crate::http::admin_page::{
-    AdminForm, COOKIE, Form, PageError, removal, render, same_site_only,
+    AdminForm, COOKIE, Form, PageError, end_previous, removal, render, same_site_only,
 };
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
@@ -113,7 +113,7 @@ pub async fn submit(
         return too_many(&state, &decision, false);
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
-    end_previous(&req, &state, &meta).await?;
+    end_previous(&req, &state.admin_sessions, COOKIE, &meta).await?;
     match state.admin_sessions.sign_in(&email, password, &meta).await {
         Ok(SignIn::Done(value)) => Ok(HttpResponse::SeeOther()
             .insert_header(("location", "/admin"))
@@ -137,22 +137,6 @@ pub async fn code_form(
             .finish());
     }
     page(&state, None, "", true)
-}
-
-/// Ends a session the browser still holds before starting a new one.
-async fn end_previous(
-    req: &HttpRequest,
-    state: &AppState,
-    meta: &RequestMeta,
-) -> Result<(), PageError> {
-    match req.cookie(COOKIE) {
-        Some(old) => state
-            .admin_sessions
-            .end_by_cookie(old.value(), meta)
-            .await
-            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)).into()),
-        None => Ok(()),
-    }
 }
 
 fn too_many(
@@ -196,7 +180,7 @@ pub async fn code_submit(
     if let Err(ApiError::RateLimited(decision)) = limited {
         return too_many(&state, &decision, true);
     }
-    end_previous(&req, &state, &meta).await?;
+    end_previous(&req, &state.admin_sessions, COOKIE, &meta).await?;
     match state
         .admin_sessions
         .sign_in_code(pending.value(), &form.text("code"), &meta)

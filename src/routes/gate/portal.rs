@@ -22,7 +22,7 @@ use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::gate::GateService;
 use crate::http::ClientIp;
-use crate::http::admin_page::{Form, PAGE_CONTENT_SECURITY_POLICY, PageError};
+use crate::http::admin_page::{Form, PAGE_CONTENT_SECURITY_POLICY, PageError, end_previous};
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
 use crate::http::rate_limit::{enforce, write_headers};
@@ -239,22 +239,6 @@ fn too_many(
     Ok(response)
 }
 
-/// Ends a portal session the browser still holds before starting a new one.
-async fn end_previous(
-    req: &HttpRequest,
-    state: &AppState,
-    meta: &RequestMeta,
-) -> Result<(), PageError> {
-    match req.cookie(COOKIE) {
-        Some(old) => state
-            .gate_sessions
-            .end_by_cookie(old.value(), meta)
-            .await
-            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)).into()),
-        None => Ok(()),
-    }
-}
-
 fn signed_in(
     settings: &crate::config::GateSettings,
     gate: &GateService,
@@ -295,7 +279,7 @@ pub async fn submit(
         return too_many(gate, &decision, &rd, false);
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
-    end_previous(&req, &state, &meta).await?;
+    end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
     match state.gate_sessions.sign_in(&email, password, &meta).await {
         Ok(SignIn::Done(value)) => Ok(signed_in(settings, gate, &value, &rd)),
         Ok(SignIn::NeedsCode(value)) => {
@@ -363,7 +347,7 @@ pub async fn code_submit(
     if let Err(ApiError::RateLimited(decision)) = limited {
         return too_many(gate, &decision, &rd, true);
     }
-    end_previous(&req, &state, &meta).await?;
+    end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
     match state
         .gate_sessions
         .sign_in_code(pending.value(), &form.text("code"), &meta)
