@@ -1,4 +1,5 @@
-# A server on a free loopback port with fresh keys and its own temporary database.
+# A server on a free loopback port with fresh keys and its own temporary database,
+# in the default configuration (log level included) but for what the caller sets.
 # Source it with BIN set, then:
 #   start_server VAR=value ...   # sets $url, $server_pid, $work; stopped on exit
 set -euo pipefail
@@ -15,7 +16,7 @@ start_server() {
     [ -f "$work/.env" ] || "$BIN" keygen > "$work/.env"
     (
         cd "$work"
-        exec env BIND_ADDRESS=127.0.0.1:0 DATABASE_PATH="$work/bench.db" LOG_LEVEL=warn "$@" \
+        exec env BIND_ADDRESS=127.0.0.1:0 DATABASE_PATH="$work/bench.db" "$@" \
             "$BIN" serve > "$work/stdout" 2> "$work/stderr"
     ) &
     server_pid=$!
