@@ -79,6 +79,17 @@ enum Command {
         #[arg(long, value_name = "ROWS")]
         max_rows: Option<u64>,
     },
+    /// Print the reverse-proxy configuration for the gate (forward-auth) as
+    /// configured: nginx (auth_request), Caddy (forward_auth) or a Traefik
+    /// middleware. It strips and overwrites the identity headers, closes the gate's
+    /// endpoints to clients, and keeps Portcullis's cookie from the app.
+    GateConfig {
+        #[arg(value_enum)]
+        proxy: cli::gate_config::ProxyKind,
+        /// The protected app, as the proxy reaches it.
+        #[arg(long, default_value = "127.0.0.1:3000", value_name = "HOST:PORT")]
+        upstream: String,
+    },
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
@@ -165,6 +176,7 @@ fn main() -> ExitCode {
                 max_rows,
             },
         ),
+        Command::GateConfig { proxy, upstream } => cli::gate_config::run(sources, proxy, &upstream),
         Command::Audit {
             command: AuditCommand::Verify { database },
         } => {

@@ -420,6 +420,10 @@ impl BrowserSessions {
             .await
     }
 
+    /// The account session is ended first: it is refused in memory even when its
+    /// write fails (deny more, never less), and a browser session whose account
+    /// session is refused is never resumed — so a sign-out during a write outage
+    /// still closes every door at once, and answers the error.
     async fn end(
         &self,
         id_hash: &str,
@@ -428,14 +432,15 @@ impl BrowserSessions {
         meta: &RequestMeta,
     ) -> Result<(), SignInError> {
         self.resumed.invalidate(id_hash);
+        let account_session = match self.accounts.end_session(user, session_id, meta).await {
+            Ok(()) | Err(AccountError::SessionNotFound) => Ok(()),
+            Err(other) => Err(SignInError::from(other)),
+        };
         let (ended, now) = (id_hash.to_owned(), self.clock.now());
         self.db
             .write(move |tx| Ok::<_, DbError>(browser_sessions::end(tx, &ended, now)?))
             .await?;
-        match self.accounts.end_session(user, session_id, meta).await {
-            Ok(()) | Err(AccountError::SessionNotFound) => Ok(()),
-            Err(other) => Err(other.into()),
-        }
+        account_session
     }
 }
 

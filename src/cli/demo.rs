@@ -12,6 +12,7 @@ use super::{EXIT_CONFIG, EXIT_FAILURE, keygen, load_settings};
 use crate::config::variables as v;
 use crate::config::{ConfigSources, Mode};
 use crate::db::OpenOptions;
+use crate::gate::proxy_config::ProxyPlan;
 use crate::startup::run_server;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -196,45 +197,25 @@ fn ensure_demo_env(path: &Path) -> std::io::Result<()> {
 const DEMO_PROXY_PORT: u16 = 8088;
 const DEMO_UPSTREAM_PORT: u16 = 3000;
 
-/// Writes a ready Caddyfile and nginx server block for the demo gate beside the
-/// demo database; returns their paths.
+/// Writes a ready Caddyfile and nginx configuration for the demo gate beside the
+/// demo database (`gate::proxy_config`, as `portcullis gate-config` prints them);
+/// returns their paths.
 fn write_proxy_configs(
     dir: &Path,
     portcullis: &str,
     gate: &crate::config::GateSettings,
 ) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let backend = portcullis.trim_start_matches("http://");
-    let copied = crate::gate::identity_headers(&gate.forward_attributes).join(" ");
+    let mut plan = ProxyPlan::for_gate(gate, backend, &format!("127.0.0.1:{DEMO_UPSTREAM_PORT}"));
+    plan.listen_address = Some("127.0.0.1".to_owned());
     let caddy = format!(
         "# The Portcullis demo gate: http://app.localhost:{DEMO_PROXY_PORT}/ -> the sample app on :{DEMO_UPSTREAM_PORT}.\n\
-{{\n  admin off\n  auto_https off\n}}\n\
-http://app.localhost:{DEMO_PROXY_PORT} {{\n\
-  # The portal and its stylesheet are Portcullis's own.\n\
-  handle /gate* {{\n    reverse_proxy {backend}\n  }}\n\
-  handle /static/admin.css {{\n    reverse_proxy {backend}\n  }}\n\
-  handle {{\n    route {{\n\
-      request_header -Remote-*\n\
-      request_header -Portcullis-Assertion\n\
-      forward_auth {backend} {{\n        uri /api/v1/gate/forward-auth\n        copy_headers {copied}\n      }}\n\
-      reverse_proxy 127.0.0.1:{DEMO_UPSTREAM_PORT}\n    }}\n  }}\n}}\n"
+         {{\n    admin off\n    auto_https off\n}}\n\n{}",
+        plan.caddy()
     );
     let nginx = format!(
-        "# The Portcullis demo gate, as an nginx server block (include it in http {{ }}).\n\
-server {{\n  listen 127.0.0.1:{DEMO_PROXY_PORT};\n  server_name app.localhost;\n\
-  location /gate {{ proxy_pass http://{backend}; proxy_set_header Host $http_host; proxy_set_header X-Forwarded-For $remote_addr; }}\n\
-  location = /static/admin.css {{ proxy_pass http://{backend}; }}\n\
-  location = /__portcullis {{\n    internal;\n    proxy_pass http://{backend}/api/v1/gate/auth-request;\n\
-    proxy_pass_request_body off;\n    proxy_set_header Content-Length \"\";\n\
-    proxy_set_header X-Original-URL $scheme://$http_host$request_uri;\n\
-    proxy_set_header X-Original-Method $request_method;\n    proxy_set_header X-Forwarded-For $remote_addr;\n  }}\n\
-  location @portcullis_sign_in {{\n    if ($portcullis_login = \"\") {{ return 401; }}\n    return 302 $portcullis_login;\n  }}\n\
-  location / {{\n    auth_request /__portcullis;\n    auth_request_set $portcullis_login $upstream_http_location;\n\
-    auth_request_set $gate_user $upstream_http_remote_user;\n    auth_request_set $gate_email $upstream_http_remote_email;\n\
-    auth_request_set $portcullis_assertion $upstream_http_portcullis_assertion;\n\
-    error_page 401 = @portcullis_sign_in;\n\
-    proxy_set_header Remote-User $gate_user;\n    proxy_set_header Remote-Email $gate_email;\n\
-    proxy_set_header Portcullis-Assertion $portcullis_assertion;\n\
-    proxy_pass http://127.0.0.1:{DEMO_UPSTREAM_PORT};\n  }}\n}}\n"
+        "# The Portcullis demo gate: http://app.localhost:{DEMO_PROXY_PORT}/ -> the sample app on :{DEMO_UPSTREAM_PORT}.\n{}",
+        plan.nginx()
     );
     let (caddy_path, nginx_path) = (dir.join("demo.Caddyfile"), dir.join("demo.nginx.conf"));
     std::fs::write(&caddy_path, caddy)?;

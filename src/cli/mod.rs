@@ -5,6 +5,7 @@ pub mod audit;
 pub mod check_config;
 pub mod create_admin;
 pub mod demo;
+pub mod gate_config;
 pub mod keygen;
 pub mod policies;
 pub mod secrets;

@@ -133,20 +133,8 @@ fn split_host_port(rest: &str) -> Option<(&str, Option<&str>)> {
 }
 
 fn valid_host(host: &str) -> bool {
-    if host.starts_with('[') {
-        return true; // checked as IPv6 while splitting
-    }
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    // IPv6 in brackets is checked while splitting; names by the gate's one rule.
+    host.starts_with('[') || crate::model::host::is_host_name(&host.to_ascii_lowercase())
 }
 
 /// A rate: `calls/seconds`, e.g. `5/60`.

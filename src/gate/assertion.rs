@@ -58,6 +58,8 @@ pub enum AssertionError {
     Key(String),
     #[error("the assertion could not be signed")]
     Signing(#[from] jsonwebtoken::errors::Error),
+    #[error("the assertion's claims could not be written")]
+    Claims(#[from] serde_json::Error),
 }
 
 /// One key: its id (the RFC 7638 thumbprint) and its public JWK.
@@ -141,14 +143,9 @@ impl AssertionSigner {
     /// The assertion for these claims (`iss`, `iat` and `exp` are set here),
     /// reused while young.
     pub fn sign(&self, mut claims: AssertionClaims, now: i64) -> Result<Arc<str>, AssertionError> {
-        let reuse_key = format!(
-            "{}\0{}\0{}\0{}\0{}",
-            claims.sub,
-            claims.aud,
-            claims.method,
-            claims.path,
-            Value::Object(claims.attributes.clone())
-        );
+        // Every claim but the times: an assertion is reused only while everything
+        // it says still holds (a changed role or e-mail signs a new one).
+        let reuse_key = serde_json::to_string(&claims)?;
         if let Some((issued, token)) = self.recent.get(&reuse_key)
             && now - issued < REUSE_SECONDS
             && now >= issued
@@ -228,6 +225,10 @@ mod tests {
         let first = signer.sign(claims("/a"), 1_000).expect("signed");
         assert_eq!(first, signer.sign(claims("/a"), 1_010).expect("signed"));
         assert_ne!(first, signer.sign(claims("/b"), 1_010).expect("signed"));
+        // A claim that changed (an account demoted a moment ago) is never reused.
+        let mut demoted = claims("/a");
+        demoted.role = "user-demoted".to_owned();
+        assert_ne!(first, signer.sign(demoted, 1_010).expect("signed"));
         assert_ne!(
             first,
             signer

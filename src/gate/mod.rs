@@ -16,9 +16,11 @@
 //! original request, what each answer looks like) are `routes::gate`'s.
 
 pub mod assertion;
+pub mod proxy_config;
 pub mod redirect;
 pub mod stats;
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
@@ -82,17 +84,63 @@ fn method_of(method: &str, field: &'static str) -> Result<String, BadOriginal> {
         .ok_or_else(|| bad(field, "must be an HTTP method such as GET"))
 }
 
-/// Splits `/path?query` (a request target); anything else is refused.
+/// Whether `byte` is an unreserved character (RFC 3986 §2.3): its escape means the
+/// same as itself.
+fn unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Splits `/path?query` (a request target) and puts the path in the one form the
+/// engine judges: escapes of unreserved characters decoded (`/%73ecret` is
+/// `/secret`, as every app reads it), other escapes in upper case.
+///
+/// Refused, because an app behind the proxy may serve another path than the one
+/// the gate would judge: a dot segment (`/a/../b`, `/./b`, `/%2e%2e/b`, Tomcat's
+/// `/..;/b`), an escaped `/`, `\` or NUL, a raw `\`, an empty segment (`//`; a
+/// trailing slash is fine), a fragment (`#`, which never reaches a server), and a
+/// malformed escape. The query is kept as sent.
 fn path_and_query(uri: &str, field: &'static str) -> Result<(String, Option<String>), BadOriginal> {
+    const UNSAFE: &str = "must be a plain request path: no dot segments, empty segments, backslashes, fragments or escaped slashes";
     if !uri.starts_with('/') || uri.len() > 8192 || uri.chars().any(|c| c.is_control() || c == ' ')
     {
         return Err(bad(field, "must be a request target starting with /"));
     }
-    let without_fragment = uri.split('#').next().unwrap_or(uri);
-    Ok(match without_fragment.split_once('?') {
-        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
-        None => (without_fragment.to_owned(), None),
-    })
+    if uri.contains(['#', '\\']) {
+        return Err(bad(field, UNSAFE));
+    }
+    let (raw_path, query) = match uri.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (uri, None),
+    };
+    let mut path = String::with_capacity(raw_path.len());
+    let mut rest = raw_path;
+    while let Some(at) = rest.find('%') {
+        path.push_str(&rest[..at]);
+        let escape = rest
+            .get(at + 1..at + 3)
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        let byte = escape
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .ok_or_else(|| bad(field, UNSAFE))?;
+        match byte {
+            b'/' | b'\\' | 0 => return Err(bad(field, UNSAFE)),
+            b if unreserved(b) => path.push(char::from(b)),
+            b => {
+                let _ = write!(path, "%{b:02X}");
+            }
+        }
+        rest = &rest[at + 3..];
+    }
+    path.push_str(rest);
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let name = segment.split(';').next().unwrap_or(segment);
+        let empty_inside = segment.is_empty() && i + 1 < segments.len();
+        if name == "." || name == ".." || empty_inside {
+            return Err(bad(field, UNSAFE));
+        }
+    }
+    Ok((path, query))
 }
 
 impl OriginalRequest {
@@ -136,16 +184,14 @@ impl OriginalRequest {
         if scheme != "http" && scheme != "https" {
             return Err(bad(FIELD, "must be an absolute http(s) URL"));
         }
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        // The authority ends at the first `/`: a `?` or `#` before it is part of a
+        // host that is no host (nginx passes `Host: app:8080?` through), refused.
+        let split = rest.find('/').unwrap_or(rest.len());
         let (authority, target) = rest.split_at(split);
         let host = parse_host_port(authority)
             .ok_or_else(|| bad(FIELD, "must name a host, with an optional port"))?;
-        let target = match target {
-            "" => "/".to_owned(),
-            t if t.starts_with('?') => format!("/{t}"),
-            t => t.to_owned(),
-        };
-        let (path, query) = path_and_query(&target, FIELD)?;
+        let target = if target.is_empty() { "/" } else { target };
+        let (path, query) = path_and_query(target, FIELD)?;
         Ok(Self {
             method,
             scheme,
@@ -155,9 +201,17 @@ impl OriginalRequest {
         })
     }
 
-    /// The URL as the browser asked for it.
+    /// The port the request was made to (the scheme's own when none is named).
+    pub fn port(&self) -> u16 {
+        self.host.port.unwrap_or(self.port_default())
+    }
+
+    /// The URL as the browser asked for it (the scheme's own port left out).
     pub fn url(&self) -> String {
-        let port = self.host.port.map(|p| format!(":{p}")).unwrap_or_default();
+        let port = match self.host.port {
+            Some(port) if port != self.port_default() => format!(":{port}"),
+            _ => String::new(),
+        };
         let query = self
             .query
             .as_ref()
@@ -167,6 +221,10 @@ impl OriginalRequest {
             "{}://{}{port}{}{query}",
             self.scheme, self.host.name, self.path
         )
+    }
+
+    fn port_default(&self) -> u16 {
+        if self.scheme == "https" { 443 } else { 80 }
     }
 
     /// The request as the engine judges it (the simulator asks with it too).
@@ -179,11 +237,7 @@ impl OriginalRequest {
             "query".to_owned(),
             Value::from(self.query.clone().unwrap_or_default()),
         );
-        let port = self
-            .host
-            .port
-            .unwrap_or(if self.scheme == "https" { 443 } else { 80 });
-        attributes.insert("port".to_owned(), Value::from(port));
+        attributes.insert("port".to_owned(), Value::from(self.port()));
         Resource {
             kind: ROUTE.to_owned(),
             id: Some(format!("{}{}", self.host.name, self.path)),
@@ -241,7 +295,14 @@ pub struct GateService {
     audit: AuditLog,
     clock: Clock,
     stats: GateStats,
+    /// Denials audited in the last minute, by account, host, method and path: a
+    /// signed-in account that repeats a refused request (a script, a reloading tab)
+    /// is audited once a minute for it, not once a request. Counted every time.
+    audited_denials: moka::sync::Cache<String, ()>,
 }
+
+/// How long a repeat of an audited denial is counted but not audited again.
+const DENIAL_AUDIT_SECONDS: u64 = 60;
 
 impl GateService {
     pub fn new(
@@ -263,6 +324,10 @@ impl GateService {
             audit,
             clock,
             stats: GateStats::new(settings.hosts.len()),
+            audited_denials: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(DENIAL_AUDIT_SECONDS))
+                .build(),
         })
     }
 
@@ -280,17 +345,7 @@ impl GateService {
 
     /// The identity headers' names, as answered for a signed-out visitor (empty).
     pub fn identity_header_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = ["Remote-User", "Remote-Email", "Remote-Role", "Remote-Name"]
-            .iter()
-            .map(|n| (*n).to_owned())
-            .collect();
-        names.extend(
-            self.forward_attributes
-                .iter()
-                .map(|a| format!("Remote-Attr-{a}")),
-        );
-        names.push("Portcullis-Assertion".to_owned());
-        names
+        identity_headers(&self.forward_attributes)
     }
 
     /// The last 24 hours' counts of each `GATE_HOSTS` entry.
@@ -429,6 +484,14 @@ impl GateService {
         reason: &Reason,
         meta: &RequestMeta,
     ) {
+        let repeat = format!(
+            "{}\0{}\0{}\0{}",
+            user.id, request.host.name, request.method, request.path
+        );
+        if self.audited_denials.contains_key(&repeat) {
+            return;
+        }
+        self.audited_denials.insert(repeat, ());
         let mut event = AuditEvent::of_request("gate.denied", AuditOutcome::Denied, meta)
             .with_actor(user.id.to_string())
             .with_target(format!("{}{}", request.host.name, request.path))
@@ -479,16 +542,72 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_judged_as_apps_read_them_or_refused() {
+        let judged = |uri: &str| path_and_query(uri, "X-Forwarded-Uri").map(|(path, _)| path);
+        for (uri, path) in [
+            ("/", "/"),
+            ("/docs/", "/docs/"),
+            ("/%73ecret/x", "/secret/x"),
+            ("/a%7Eb%2d%5F%2E", "/a~b-_."),
+            ("/caf%c3%a9", "/caf%C3%A9"),
+            ("/a%20b", "/a%20b"),
+            ("/a;v=1/b", "/a;v=1/b"),
+            ("/..a/b.", "/..a/b."),
+        ] {
+            assert_eq!(judged(uri).as_deref(), Ok(path), "{uri}");
+        }
+        assert_eq!(
+            path_and_query("/a?b=%2e%2e/../c", "f"),
+            Ok(("/a".to_owned(), Some("b=%2e%2e/../c".to_owned())))
+        );
+        for uri in [
+            "/x/../secret",
+            "/..",
+            "/./secret",
+            "/secret/.",
+            "/x/%2e%2e/secret",
+            "/x/%2E./secret",
+            "/x/..;/secret",
+            "/x/.;a/secret",
+            "//secret",
+            "/a//b",
+            "/x%2fsecret",
+            "/x%2Fsecret",
+            "/x%5csecret",
+            "/x\\secret",
+            "/x%00",
+            "/x%zz",
+            "/x%2",
+            "/x%+1",
+            "/public#/../secret",
+            "relative",
+        ] {
+            assert!(judged(uri).is_err(), "{uri}");
+        }
+    }
+
+    #[test]
     fn an_original_url_makes_the_original_request() {
-        let r = OriginalRequest::from_original_url("POST", "http://app.example.com?x=1")
+        let r = OriginalRequest::from_original_url("POST", "http://app.example.com/?x=1")
             .expect("parsed");
         assert_eq!((r.path.as_str(), r.query.as_deref()), ("/", Some("x=1")));
         assert_eq!(r.resource().attributes["port"], 80);
+        // The scheme's own port is left out of the URL sent back to.
+        let r = OriginalRequest::from_original_url("GET", "https://app.example.com:443/x")
+            .expect("parsed");
+        assert_eq!(
+            (r.url().as_str(), r.port()),
+            ("https://app.example.com/x", 443)
+        );
         for url in [
             "app.example.com/",
             "javascript://app.example.com/",
             "http://user@app.example.com/",
             "http:///x",
+            // nginx passes `Host: app:8080?` through: the path must not hide.
+            "http://app.example.com:8080?/secret",
+            "http://app.example.com?/secret",
+            "http://app.example.com#/secret",
         ] {
             assert!(
                 OriginalRequest::from_original_url("GET", url).is_err(),

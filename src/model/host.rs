@@ -24,7 +24,7 @@ pub struct RequestHost {
 
 /// Whether `name` is a DNS host name (LDH labels) or an IPv4 address; lower case
 /// expected.
-fn is_host_name(name: &str) -> bool {
+pub fn is_host_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {

@@ -5,6 +5,7 @@
 //! (`routes::admin::errors`).
 
 use crate::accounts::AccountError;
+use crate::accounts::browser_sessions::SignInError;
 use crate::admin::AdminAccessError;
 use crate::auth::{AuthError, tokens};
 use crate::authz::AuthzError;
@@ -122,6 +123,17 @@ impl From<AccountError> for ApiError {
                 }
             }
             AccountError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+/// A browser session's failure outside its sign-in page (a sign-out): the account's
+/// problem as the API would answer it; the rest is the generic 500.
+impl From<SignInError> for ApiError {
+    fn from(error: SignInError) -> Self {
+        match error {
+            SignInError::Account(error) => error.into(),
+            other => ApiError::Unexpected(anyhow::anyhow!(other)),
         }
     }
 }

@@ -450,3 +450,53 @@ async fn wrong_keys_are_all_named_and_a_corrupt_database_is_a_configuration_prob
     let refused = run_binary(corrupt.path(), &["serve"], &refs);
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
 }
+
+#[test]
+fn gate_config_prints_the_tested_proxy_configurations_for_the_gate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = run_binary(dir.path(), &["keygen"], &[]);
+    let mut text = String::from_utf8_lossy(&keys.stdout).into_owned();
+    text.push_str(&format!(
+        "DATABASE_PATH={}\nBIND_ADDRESS=0.0.0.0:9000\n",
+        dir.path().join("g.db").display()
+    ));
+    std::fs::write(dir.path().join(".env"), &text).expect("write");
+    // The gate off: nothing to configure.
+    let off = run_binary(dir.path(), &["gate-config", "nginx"], &[]);
+    assert_eq!(off.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&off.stderr).contains("GATE_PORTAL_URL"));
+    let gate = [
+        ("GATE_PORTAL_URL", "https://auth.example.com"),
+        ("GATE_HOSTS", "*.example.com"),
+        ("GATE_COOKIE_DOMAIN", "example.com"),
+        ("GATE_FORWARD_ATTRIBUTES", "team"),
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+    ];
+    for (proxy, expected) in [
+        (
+            "nginx",
+            "proxy_set_header Remote-Attr-team $portcullis_remote_attr_team;",
+        ),
+        (
+            "caddy",
+            "copy_headers Remote-User Remote-Email Remote-Role Remote-Name Remote-Attr-team Portcullis-Assertion",
+        ),
+        (
+            "traefik",
+            "address: \"http://127.0.0.1:9000/api/v1/gate/forward-auth\"",
+        ),
+    ] {
+        let out = run_binary(
+            dir.path(),
+            &["gate-config", proxy, "--upstream", "10.0.0.5:3000"],
+            &gate,
+        );
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{proxy}: {printed}");
+        assert!(printed.contains(expected), "{proxy}: {printed}");
+        if proxy != "traefik" {
+            assert!(printed.contains("10.0.0.5:3000"), "{proxy}: {printed}");
+            assert!(printed.contains("auth.example.com"), "{proxy}: {printed}");
+        }
+    }
+}

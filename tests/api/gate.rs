@@ -105,6 +105,15 @@ pub async fn portal_sign_in(app: &TestApp, email: &str, rd: &str) -> (String, St
     (session_cookie(&response), location)
 }
 
+/// The CSRF token of the portal's sign-out form on `page`.
+pub fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_owned()
+}
+
 /// The `portcullis_gate` cookie a response sets, as a `Cookie` header value.
 pub fn session_cookie(response: &reqwest::Response) -> String {
     let set = response
@@ -374,6 +383,66 @@ async fn a_deny_policy_refuses_a_signed_in_browser_with_a_page_naming_the_accoun
         page.contains("user@example.com") && page.contains("Access refused"),
         "{page}"
     );
+    // A repeat of the same refusal is counted, not audited again within the
+    // minute (a reloading tab cannot flood the audit log); another path is.
+    for path in ["/admin/x", "/admin/x", "/admin/y"] {
+        let url = format!("http://app.gate.test{path}");
+        let response = ask(&app, "GET", &url, &[cookie_header, BROWSER]).await;
+        assert_eq!(response.status(), 403);
+    }
+    let denied = app.audit_events("gate.denied");
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert!(
+        denied[1].1.as_deref() == Some("app.gate.test/admin/y"),
+        "{denied:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_sign_out_the_database_cannot_record_still_closes_every_app() {
+    let app = gate_app().await;
+    let admin = app.admin_token("admin@example.com").await;
+    route_policy(
+        &app,
+        &admin,
+        json!({"name": "Everyone signed in uses the apps", "effect": "allow", "resource_type": "route", "actions": ["*"]}),
+    )
+    .await;
+    app.signed_up("user@example.com").await;
+    let (cookie, _) = portal_sign_in(&app, "user@example.com", "").await;
+    let cookie_header = ("Cookie", cookie.as_str());
+    let url = "http://app.gate.test/home";
+    assert_eq!(ask(&app, "GET", url, &[cookie_header]).await.status(), 200);
+    let page = no_redirects()
+        .get(app.url("/gate/"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("home")
+        .text()
+        .await
+        .expect("page");
+    app.db.inject_write_errors(true);
+    let out = no_redirects()
+        .post(app.url("/gate/logout"))
+        .header("Cookie", &cookie)
+        .form(&[("csrf", csrf_of(&page).as_str())])
+        .send()
+        .await
+        .expect("logout");
+    // Said, not hidden: the sign-out could not be recorded; the browser forgets
+    // the cookie anyway, and the session is refused at once.
+    assert!(out.status().is_server_error(), "{}", out.status());
+    let forgotten = out
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.starts_with("portcullis_gate=;") && v.contains("Max-Age=0"));
+    assert!(forgotten, "{:?}", out.headers());
+    assert_eq!(ask(&app, "GET", url, &[cookie_header]).await.status(), 401);
+    app.db.inject_write_errors(false);
+    assert_eq!(ask(&app, "GET", url, &[cookie_header]).await.status(), 401);
 }
 
 #[actix_web::test]
@@ -424,11 +493,14 @@ async fn the_portal_signs_in_with_totp_and_logout_ends_access_to_every_app() {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with("portcullis_gate_mfa="))
-        .expect("pending cookie")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+        .expect("pending cookie");
+    // A pending sign-in's cookie stays on the portal's sign-in pages: no app
+    // behind the gate receives it.
+    assert!(
+        pending.contains("Path=/gate/login") && !pending.contains("Domain="),
+        "{pending}"
+    );
+    let pending = pending.split(';').next().expect("pair").to_owned();
     // The enrolment used this step's code; a code counts once.
     app.clock.advance(30);
     let response = client
@@ -462,12 +534,7 @@ async fn the_portal_signs_in_with_totp_and_logout_ends_access_to_every_app() {
     assert_eq!(home.status(), 200);
     let page = home.text().await.expect("page");
     assert!(page.contains("mfa@example.com"));
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = csrf_of(&page);
     // Without the token, no sign-out.
     let refused = client
         .post(app.url("/gate/logout"))

@@ -1,7 +1,8 @@
 //! The gate behind the real proxies — Debian's nginx (`auth_request`) and Caddy
 //! (`forward_auth`) — in front of a tiny upstream that records every request it
-//! receives. The proxy configurations are the ones the README documents: they strip
-//! what a client sends in the identity headers and overwrite them with the gate's.
+//! receives. The proxy configurations are the ones `portcullis gate-config` prints
+//! (and the demo writes): they strip what a client sends in the identity headers
+//! and overwrite them with the gate's.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -10,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use portcullis::gate::proxy_config::ProxyPlan;
 use serde_json::{Map, Value, json};
 
-use crate::gate::{gate_vars, route_policy};
+use crate::gate::{csrf_of, gate_vars, route_policy};
 use crate::helpers::{GOOD_PASSWORD, TestApp, spawn_app_with};
 
 /// The upstream app: answers 200 with the headers it got, and keeps them.
@@ -84,97 +86,27 @@ impl Drop for Proxy {
     }
 }
 
-fn nginx_config(dir: &Path, port: u16, gate: u16, upstream: u16) -> String {
+/// The configuration `portcullis gate-config nginx` prints for the app's gate,
+/// inside the test's own `nginx.conf`.
+fn nginx_config(dir: &Path, plan: &ProxyPlan) -> String {
     let d = dir.display();
     format!(
-        r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  # The portal: Portcullis itself.
-  server {{
-    listen 127.0.0.1:{port};
-    server_name auth.gate.test;
-    location / {{
-      proxy_pass http://127.0.0.1:{gate};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }}
-  }}
-  # Every app behind the gate.
-  server {{
-    listen 127.0.0.1:{port};
-    server_name *.gate.test;
-    location = /__portcullis {{
-      internal;
-      proxy_pass http://127.0.0.1:{gate}/api/v1/gate/auth-request;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Forwarded-For $remote_addr;
-    }}
-    location @portcullis_sign_in {{
-      if ($portcullis_login = "") {{ return 401; }}
-      return 302 $portcullis_login;
-    }}
-    location / {{
-      auth_request /__portcullis;
-      auth_request_set $portcullis_login $upstream_http_location;
-      auth_request_set $gate_user $upstream_http_remote_user;
-      auth_request_set $gate_email $upstream_http_remote_email;
-      auth_request_set $gate_role $upstream_http_remote_role;
-      auth_request_set $gate_name $upstream_http_remote_name;
-      auth_request_set $gate_department $upstream_http_remote_attr_department;
-      auth_request_set $portcullis_assertion $upstream_http_portcullis_assertion;
-      error_page 401 = @portcullis_sign_in;
-      # Overwritten (and dropped when empty), whatever the client sent.
-      proxy_set_header Remote-User $gate_user;
-      proxy_set_header Remote-Email $gate_email;
-      proxy_set_header Remote-Role $gate_role;
-      proxy_set_header Remote-Name $gate_name;
-      proxy_set_header Remote-Attr-department $gate_department;
-      proxy_set_header Portcullis-Assertion $portcullis_assertion;
-      proxy_pass http://127.0.0.1:{upstream};
-    }}
-  }}
-}}
-"#
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  \
+         client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;\n  \
+         uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n{}}}\n",
+        plan.nginx()
     )
 }
 
-fn caddy_config(dir: &Path, port: u16, gate: u16, upstream: u16) -> String {
-    let d = dir.display();
+/// The configuration `portcullis gate-config caddy` prints, after the test's own
+/// global options.
+fn caddy_config(dir: &Path, plan: &ProxyPlan) -> String {
     format!(
-        r#"{{
-  admin off
-  auto_https off
-  storage file_system {d}/caddy
-  http_port {port}
-}}
-http://auth.gate.test:{port} {{
-  reverse_proxy 127.0.0.1:{gate}
-}}
-http://*.gate.test:{port} {{
-  # In this order: drop what a client sent in the identity headers, ask the
-  # gate (its answer sets them), then pass the request on.
-  route {{
-    request_header -Remote-*
-    request_header -Portcullis-Assertion
-    forward_auth 127.0.0.1:{gate} {{
-      uri /api/v1/gate/forward-auth
-      copy_headers Remote-User Remote-Email Remote-Role Remote-Name Remote-Attr-department Portcullis-Assertion
-    }}
-    reverse_proxy 127.0.0.1:{upstream}
-  }}
-}}
-"#
+        "{{\n  admin off\n  auto_https off\n  storage file_system {}/caddy\n  http_port {}\n}}\n{}",
+        dir.display(),
+        plan.listen_port,
+        plan.caddy()
     )
 }
 
@@ -184,11 +116,12 @@ pub enum Kind {
     Caddy,
 }
 
-async fn start_proxy(kind: Kind, dir: &Path, port: u16, gate: u16, upstream: u16) -> Proxy {
+async fn start_proxy(kind: Kind, dir: &Path, plan: &ProxyPlan) -> Proxy {
+    let port = plan.listen_port;
     let child = match kind {
         Kind::Nginx => {
             let conf = dir.join("nginx.conf");
-            std::fs::write(&conf, nginx_config(dir, port, gate, upstream)).expect("write");
+            std::fs::write(&conf, nginx_config(dir, plan)).expect("write");
             Command::new("nginx")
                 .args([
                     "-p",
@@ -203,7 +136,7 @@ async fn start_proxy(kind: Kind, dir: &Path, port: u16, gate: u16, upstream: u16
         }
         Kind::Caddy => {
             let conf = dir.join("Caddyfile");
-            std::fs::write(&conf, caddy_config(dir, port, gate, upstream)).expect("write");
+            std::fs::write(&conf, caddy_config(dir, plan)).expect("write");
             Command::new("caddy")
                 .args([
                     "run",
@@ -279,7 +212,15 @@ pub async fn setup(kind: Kind) -> Setup {
         .and_then(|p| p.parse().ok())
         .expect("port");
     let dir = tempfile::tempdir().expect("tempdir");
-    let proxy = start_proxy(kind, dir.path(), port, gate_port, upstream_port).await;
+    let gate = app.settings.gate.as_ref().expect("the gate is on");
+    let mut plan = ProxyPlan::for_gate(
+        gate,
+        &format!("127.0.0.1:{gate_port}"),
+        &format!("127.0.0.1:{upstream_port}"),
+    );
+    plan.listen_address = Some("127.0.0.1".to_owned());
+    assert_eq!(plan.listen_port, port);
+    let proxy = start_proxy(kind, dir.path(), &plan).await;
     let admin = app.admin_token("admin@example.com").await;
     for policy in [
         json!({"name": "Signed-in users use the apps", "effect": "allow", "resource_type": "route", "actions": ["*"]}),
@@ -469,13 +410,7 @@ async fn the_gate_holds_behind(kind: Kind) {
         .send()
         .await
         .expect("home");
-    let page = home.text().await.expect("page");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = csrf_of(&home.text().await.expect("page"));
     let out = http
         .post(s.url("auth", "/gate/logout"))
         .header("Cookie", &cookie)
@@ -562,4 +497,179 @@ async fn the_gate_holds_behind_nginx() {
 #[actix_web::test]
 async fn the_gate_holds_behind_caddy() {
     the_gate_holds_behind(Kind::Caddy).await;
+}
+
+/// Sends one request exactly as written (no client normalises its target) and
+/// returns the status code.
+fn raw_status(port: u16, request_line_target: &str, host: &str, headers: &[(&str, &str)]) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request =
+        format!("GET {request_line_target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+/// What the proxy passes on is what the gate judged: no path, host or header trick
+/// gets a refused request to the app, and the app never receives Portcullis's
+/// session cookie or a client's identity headers, in any spelling.
+async fn the_proxy_passes_only_what_the_gate_judged(kind: Kind) {
+    let s = setup(kind).await;
+    let admin = s.app.admin_token("admin2@example.com").await;
+    route_policy(
+        &s.app,
+        &admin,
+        json!({"name": "closed.gate.test is closed", "effect": "deny", "resource_type": "route", "actions": ["*"],
+               "conditions": {"attribute": "resource.attributes.host", "operator": "eq", "value": "closed.gate.test"}}),
+    )
+    .await;
+    s.app.signed_up("user@example.com").await;
+    let http = client(s.proxy.port);
+    let response = http
+        .post(s.url("auth", "/gate/login"))
+        .header("Origin", s.url("auth", ""))
+        .form(&[
+            ("email", "user@example.com"),
+            ("password", GOOD_PASSWORD),
+            ("rd", ""),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    let cookie = cookie_of(&response);
+    let port = s.proxy.port;
+    let app_host = format!("app.gate.test:{port}");
+
+    // The baseline: the same cookie opens an ordinary path, and /secret is refused.
+    let with_cookie = [("Cookie", cookie.as_str())];
+    assert_eq!(
+        raw_status(port, "/fine", &app_host, &with_cookie),
+        200,
+        "{kind:?}"
+    );
+    assert_eq!(
+        raw_status(port, "/secret/x", &app_host, &with_cookie),
+        403,
+        "{kind:?}"
+    );
+    let before = s.upstream.count();
+    // Paths an app may read as /secret/x, signed in; and as /private, signed out
+    // (only /status is public).
+    for target in [
+        "/x/../secret/x",
+        "/%73ecret/x",
+        "//secret/x",
+        "/./secret/x",
+        "/x/%2e%2e/secret/x",
+        "/x/..%2fsecret/x",
+        "/x/..;/secret/x",
+        "/x%2f..%2fsecret/x",
+        "/x\\..\\secret/x",
+    ] {
+        let status = raw_status(port, target, &app_host, &with_cookie);
+        assert!(!(200..300).contains(&status), "{kind:?} {target}: {status}");
+    }
+    for target in [
+        "/status/../private",
+        "/status/%2e%2e/private",
+        "/status#/../../private",
+    ] {
+        let status = raw_status(port, target, &app_host, &[]);
+        assert!(!(200..300).contains(&status), "{kind:?} {target}: {status}");
+    }
+    // A host that hides the path from the gate, and a request line that names
+    // another host than the Host header.
+    let status = raw_status(port, "/secret/x", &format!("{app_host}?"), &with_cookie);
+    assert!(
+        !(200..300).contains(&status),
+        "{kind:?}: Host with ?: {status}"
+    );
+    let status = raw_status(
+        port,
+        &format!("http://closed.gate.test:{port}/x"),
+        &app_host,
+        &with_cookie,
+    );
+    assert!(
+        !(200..300).contains(&status),
+        "{kind:?}: absolute form: {status}"
+    );
+    assert_eq!(
+        s.upstream.count(),
+        before,
+        "{kind:?}: the upstream was reached"
+    );
+
+    // Through the portal's host, the gate's doors are closed to clients.
+    let response = http
+        .get(s.url("auth", "/api/v1/gate/auth-request"))
+        .header("X-Original-URL", "http://app.gate.test/secret")
+        .header("X-Original-Method", "GET")
+        .header("X-Forwarded-Method", "GET")
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Host", "app.gate.test")
+        .header("X-Forwarded-Uri", "/secret")
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 404, "{kind:?}");
+    let response = http
+        .get(s.url("auth", "/api/v1/gate/forward-auth"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 404, "{kind:?}");
+
+    // The app gets the gate's identity and the visitor's own cookies, never
+    // Portcullis's session cookie or a forged identity in another spelling.
+    let response = http
+        .get(s.url("app", "/page"))
+        .header("Cookie", format!("theme=dark; {cookie}; lang=en"))
+        .header("Remote_User", "forged")
+        .header("Remote_Role", "admin")
+        .header("Portcullis_Assertion", "forged")
+        .header("Remote-Attr-clearance", "top")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200, "{kind:?}");
+    let seen = s.upstream.last();
+    let cookies = seen["cookie"].as_str().expect("cookies").to_owned();
+    assert!(!cookies.contains("portcullis_gate"), "{kind:?}: {cookies}");
+    assert!(
+        cookies.contains("theme=dark") && cookies.contains("lang=en"),
+        "{kind:?}: {cookies}"
+    );
+    for forged in ["remote_user", "remote_role", "portcullis_assertion"] {
+        assert!(
+            seen.get(forged).is_none(),
+            "{kind:?} passed {forged}: {seen:?}"
+        );
+    }
+    assert_eq!(seen["remote-email"], "user@example.com");
+}
+
+#[actix_web::test]
+async fn nginx_passes_only_what_the_gate_judged() {
+    the_proxy_passes_only_what_the_gate_judged(Kind::Nginx).await;
+}
+
+#[actix_web::test]
+async fn caddy_passes_only_what_the_gate_judged() {
+    the_proxy_passes_only_what_the_gate_judged(Kind::Caddy).await;
 }

@@ -206,7 +206,7 @@ pub async fn logout(
             .admin_sessions
             .sign_out(&post.session, &meta)
             .await
-            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?,
+            .map_err(ApiError::from)?,
         // Already over (expired or ended): nothing to protect, just forget it.
         Err(PageError::SignedOut) => {}
         Err(other) => return Err(other),

@@ -11,7 +11,7 @@
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -121,20 +121,24 @@ fn page(
     Ok(response)
 }
 
+/// The portal's cookies. The session's reaches every gate host (on
+/// `GATE_COOKIE_DOMAIN`, or host-only); a pending sign-in's stays on the portal's
+/// own sign-in pages, so no app behind the gate ever receives it.
 fn session_cookie(
     gate_settings: &crate::config::GateSettings,
     name: &'static str,
     value: &SecretString,
     max_age: i64,
 ) -> Cookie<'static> {
+    let pending = name == PENDING_COOKIE;
     let mut cookie = Cookie::build(name, value.expose_secret().to_owned())
-        .path("/")
+        .path(if pending { "/gate/login" } else { "/" })
         .http_only(true)
         .secure(gate_settings.portal_is_https())
         .same_site(SameSite::Lax)
         .max_age(actix_web::cookie::time::Duration::seconds(max_age))
         .finish();
-    if let Some(domain) = &gate_settings.cookie_domain {
+    if let (false, Some(domain)) = (pending, &gate_settings.cookie_domain) {
         cookie.set_domain(domain.clone());
     }
     cookie
@@ -447,11 +451,15 @@ pub async fn logout(
                 "The form's security token is missing or wrong. Reload the page and try again.",
             ));
         }
-        state
-            .gate_sessions
-            .sign_out(&session, &meta)
-            .await
-            .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
+        if let Err(error) = state.gate_sessions.sign_out(&session, &meta).await {
+            // The session is already refused in memory; the browser forgets it too,
+            // and is told the sign-out could not be recorded.
+            let mut response = PageError::from(ApiError::from(error)).error_response();
+            response
+                .add_cookie(&forget(settings, COOKIE))
+                .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
+            return Ok(response);
+        }
     }
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/gate/login"))

@@ -1,0 +1,343 @@
+//! The reverse-proxy configurations the gate is documented, demonstrated and tested
+//! with — one renderer, so what `portcullis gate-config` prints, what the demo writes
+//! and what the tests run behind real nginx and Caddy are the same text.
+//!
+//! What every configuration guarantees, because the gate's answers are only as good
+//! as the proxy that acts on them:
+//!
+//! - **The identity headers are the gate's, never the client's**: each one is set
+//!   from the gate's answer (nginx drops a header set to an empty value; Caddy
+//!   deletes every `Remote-*`/`Remote_*`/`Portcullis-*` spelling before asking).
+//! - **The URL the gate judges is the one the proxy routes**: nginx sends `$host`
+//!   (the server it chose, from an absolute-form request line too, never a raw
+//!   `Host` header) and `$server_port`, with `$request_uri`.
+//! - **The gate's doors answer the proxy, not clients**: the portal's site proxies
+//!   everything to Portcullis except `/api/v1/gate/`, so nobody can ask the gate
+//!   about a URL of their choosing through the trusted proxy.
+//! - **Portcullis's session cookie stays out of the apps**: it is removed from the
+//!   request the app receives, so one compromised app cannot sign in as its users
+//!   elsewhere.
+
+use std::fmt::Write as _;
+
+use crate::config::GateSettings;
+use crate::gate::identity_headers;
+
+/// The gate's session cookie, as the proxies strip it.
+const SESSION_COOKIE: &str = "portcullis_gate";
+
+/// What a configuration is rendered from.
+#[derive(Debug, Clone)]
+pub struct ProxyPlan {
+    /// Portcullis as the proxy reaches it, `host:port`.
+    pub portcullis: String,
+    /// The protected app, `host:port`.
+    pub upstream: String,
+    /// Where the proxy listens: an address (`127.0.0.1`) or `None` for every one.
+    pub listen_address: Option<String>,
+    pub listen_port: u16,
+    /// The proxy terminates TLS (https sites).
+    pub tls: bool,
+    /// The portal's own host, or `None` when the portal lives on the app hosts
+    /// under `/gate/` (the demo).
+    pub portal_host: Option<String>,
+    /// The protected hosts, as server names: `app.example.com`, `*.example.com`.
+    pub app_hosts: Vec<String>,
+    /// `GATE_FORWARD_ATTRIBUTES`.
+    pub forward_attributes: Vec<String>,
+}
+
+/// The host part of `scheme://host[:port]`.
+fn host_of(origin: &str) -> (&str, Option<u16>) {
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().ok()),
+        None => (authority, None),
+    }
+}
+
+/// The nginx variable that carries a header of the gate's answer.
+fn nginx_variable(header_variable: &str) -> String {
+    if header_variable.starts_with("portcullis_") {
+        header_variable.to_owned()
+    } else {
+        format!("portcullis_{header_variable}")
+    }
+}
+
+impl ProxyPlan {
+    /// The plan for a configured gate: its portal, hosts and attributes, with the
+    /// proxy on the portal's scheme and port.
+    pub fn for_gate(gate: &GateSettings, portcullis: &str, upstream: &str) -> Self {
+        let tls = gate.portal_is_https();
+        let (portal, port) = host_of(&gate.portal_url);
+        let mut app_hosts: Vec<String> = Vec::new();
+        for host in &gate.hosts {
+            let text = host.to_string();
+            let name = text.rsplit_once(':').map_or(text.as_str(), |(n, _)| n);
+            if !app_hosts.iter().any(|h| h == name) {
+                app_hosts.push(name.to_owned());
+            }
+        }
+        // A portal on a host of its own gets a site of its own (an exact name wins
+        // over a wildcard that covers it in both proxies); a portal on an app's
+        // exact host is served there, under /gate/.
+        let portal_is_an_app = app_hosts.iter().any(|h| h == portal);
+        Self {
+            portcullis: portcullis.to_owned(),
+            upstream: upstream.to_owned(),
+            listen_address: None,
+            listen_port: port.unwrap_or(if tls { 443 } else { 80 }),
+            tls,
+            portal_host: (!portal_is_an_app).then(|| portal.to_owned()),
+            app_hosts,
+            forward_attributes: gate.forward_attributes.clone(),
+        }
+    }
+
+    fn headers(&self) -> Vec<String> {
+        identity_headers(&self.forward_attributes)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    fn nginx_listen(&self) -> String {
+        let address = self
+            .listen_address
+            .as_ref()
+            .map(|a| format!("{a}:"))
+            .unwrap_or_default();
+        let ssl = if self.tls { " ssl" } else { "" };
+        let mut text = format!("    listen {address}{}{ssl};\n", self.listen_port);
+        if self.tls {
+            text.push_str(
+                "    # Your certificate for these names:\n    ssl_certificate     /etc/ssl/certs/portcullis-gate.pem;\n    ssl_certificate_key /etc/ssl/private/portcullis-gate.key;\n",
+            );
+        }
+        text
+    }
+
+    /// Locations that hand a request to Portcullis itself.
+    fn nginx_to_portcullis(&self) -> String {
+        format!(
+            "        proxy_pass http://{};\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n",
+            self.portcullis
+        )
+    }
+
+    /// Server blocks (and the cookie map) for nginx's `http { }` context, for
+    /// `auth_request`.
+    pub fn nginx(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Portcullis gate for nginx (auth_request): include inside http {{ }}.\n\
+             # The app receives the request without Portcullis's session cookie.\n\
+             map $http_cookie $portcullis_app_cookie {{\n    default $http_cookie;\n    \
+             \"~^(?<portcullis_before>(?:.*;)?)\\s*{SESSION_COOKIE}=[^;]*;?\\s*(?<portcullis_after>.*)$\" \
+             \"$portcullis_before$portcullis_after\";\n}}\n"
+        );
+        if let Some(portal) = &self.portal_host {
+            let _ = writeln!(
+                out,
+                "# The portal: Portcullis itself, except the gate's doors, which answer the\n\
+                 # proxy's own subrequests and never a client.\n\
+                 server {{\n{}    server_name {portal};\n    location /api/v1/gate/ {{\n        return 404;\n    }}\n    location / {{\n{}    }}\n}}\n",
+                self.nginx_listen(),
+                self.nginx_to_portcullis()
+            );
+        }
+        let _ = write!(
+            out,
+            "# Every app behind the gate.\nserver {{\n{}    server_name {};\n",
+            self.nginx_listen(),
+            self.app_hosts.join(" ")
+        );
+        if self.portal_host.is_none() {
+            let _ = write!(
+                out,
+                "    # The portal lives on the app's host: its pages, stylesheet and keys.\n    location /gate/ {{\n{0}    }}\n    location = /static/admin.css {{\n        proxy_pass http://{1};\n    }}\n    location = /.well-known/jwks.json {{\n        proxy_pass http://{1};\n    }}\n",
+                self.nginx_to_portcullis(),
+                self.portcullis
+            );
+        }
+        let _ = write!(
+            out,
+            "    location = /__portcullis {{\n        internal;\n        proxy_pass http://{}/api/v1/gate/auth-request;\n        proxy_pass_request_body off;\n        proxy_set_header Content-Length \"\";\n        # $host: the server nginx chose, never a raw Host header.\n        proxy_set_header X-Original-URL $scheme://$host:$server_port$request_uri;\n        proxy_set_header X-Original-Method $request_method;\n        proxy_set_header X-Forwarded-For $remote_addr;\n    }}\n    location @portcullis_sign_in {{\n        if ($portcullis_login = \"\") {{\n            return 401;\n        }}\n        return 302 $portcullis_login;\n    }}\n    location / {{\n        auth_request /__portcullis;\n        auth_request_set $portcullis_login $upstream_http_location;\n",
+            self.portcullis
+        );
+        let variables: Vec<(String, String)> = self
+            .headers()
+            .into_iter()
+            .map(|header| {
+                let variable = header.to_ascii_lowercase().replace('-', "_");
+                (header, variable)
+            })
+            .collect();
+        for (_, variable) in &variables {
+            let _ = writeln!(
+                out,
+                "        auth_request_set ${} $upstream_http_{variable};",
+                nginx_variable(variable)
+            );
+        }
+        out.push_str(
+            "        error_page 401 = @portcullis_sign_in;\n        # The gate's answer, whatever the client sent (empty: the header is dropped).\n",
+        );
+        for (header, variable) in &variables {
+            let _ = writeln!(
+                out,
+                "        proxy_set_header {header} ${};",
+                nginx_variable(variable)
+            );
+        }
+        let _ = write!(
+            out,
+            "        proxy_set_header Cookie $portcullis_app_cookie;\n        proxy_pass http://{};\n    }}\n}}\n",
+            self.upstream
+        );
+        out
+    }
+
+    fn caddy_site(&self, host: &str) -> String {
+        if self.tls && self.listen_port == 443 {
+            host.to_owned()
+        } else {
+            format!("{}://{host}:{}", self.scheme(), self.listen_port)
+        }
+    }
+
+    fn caddy_bind(&self) -> String {
+        self.listen_address
+            .as_ref()
+            .map(|a| format!("    bind {a}\n"))
+            .unwrap_or_default()
+    }
+
+    /// Site blocks for a Caddyfile, for `forward_auth`.
+    pub fn caddy(&self) -> String {
+        let mut out = String::from("# Portcullis gate for Caddy (forward_auth).\n");
+        if let Some(portal) = &self.portal_host {
+            let _ = writeln!(
+                out,
+                "# The portal: Portcullis itself, except the gate's doors, which answer the\n\
+                 # proxy's own requests and never a client.\n\
+                 {} {{\n{}    route {{\n        respond /api/v1/gate/* 404\n        reverse_proxy {}\n    }}\n}}\n",
+                self.caddy_site(portal),
+                self.caddy_bind(),
+                self.portcullis
+            );
+        }
+        let sites: Vec<String> = self.app_hosts.iter().map(|h| self.caddy_site(h)).collect();
+        let _ = write!(
+            out,
+            "# Every app behind the gate.\n{} {{\n{}",
+            sites.join(", "),
+            self.caddy_bind()
+        );
+        if self.portal_host.is_none() {
+            let _ = write!(
+                out,
+                "    # The portal lives on the app's host: its pages, stylesheet and keys.\n    handle /gate/* {{\n        reverse_proxy {0}\n    }}\n    handle /static/admin.css {{\n        reverse_proxy {0}\n    }}\n    handle /.well-known/jwks.json {{\n        reverse_proxy {0}\n    }}\n",
+                self.portcullis
+            );
+        }
+        let _ = write!(
+            out,
+            "    handle {{\n        # In this order (a route keeps it): drop every spelling of the identity\n        # headers a client sent, ask the gate (its answer sets them), take\n        # Portcullis's session cookie out, then pass the request on.\n        route {{\n            request_header -Remote-*\n            request_header -Remote_*\n            request_header -Portcullis-*\n            request_header -Portcullis_*\n            forward_auth {} {{\n                uri /api/v1/gate/forward-auth\n                copy_headers {}\n            }}\n            request_header Cookie \"(^|; *){SESSION_COOKIE}=[^;]*(; *)?\" \"$1\"\n            reverse_proxy {}\n        }}\n    }}\n}}\n",
+            self.portcullis,
+            self.headers().join(" "),
+            self.upstream
+        );
+        out
+    }
+
+    /// A Traefik (v2 or v3) dynamic-configuration middleware, for `forwardAuth`.
+    /// Attach it to the apps' routers, and keep `/api/v1/gate/` off the portal's.
+    pub fn traefik(&self) -> String {
+        format!(
+            "# Portcullis gate for Traefik (forwardAuth): a dynamic-configuration middleware.\n\
+             # Attach `portcullis` to every app's router. The portal's router must not route\n\
+             # /api/v1/gate/ (e.g. rule: Host(`auth.example.com`) && !PathPrefix(`/api/v1/gate/`)).\n\
+             http:\n  middlewares:\n    portcullis:\n      forwardAuth:\n        address: \"http://{}/api/v1/gate/forward-auth\"\n        trustForwardHeader: false\n        # Every matching request header is removed, then set from the gate's answer.\n        authResponseHeadersRegex: \"(?i)^(remote[-_]|portcullis[-_])\"\n",
+            self.portcullis
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(portal: Option<&str>) -> ProxyPlan {
+        ProxyPlan {
+            portcullis: "127.0.0.1:8080".to_owned(),
+            upstream: "127.0.0.1:3000".to_owned(),
+            listen_address: None,
+            listen_port: 443,
+            tls: true,
+            portal_host: portal.map(str::to_owned),
+            app_hosts: vec!["*.example.com".to_owned()],
+            forward_attributes: vec!["department".to_owned()],
+        }
+    }
+
+    #[test]
+    fn nginx_sets_every_identity_header_from_the_gate_and_closes_the_doors() {
+        let text = plan(Some("auth.example.com")).nginx();
+        for header in identity_headers(&["department".to_owned()]) {
+            let variable = header.to_ascii_lowercase().replace('-', "_");
+            assert!(
+                text.contains(&format!(
+                    "proxy_set_header {header} ${};",
+                    nginx_variable(&variable)
+                )),
+                "{header}"
+            );
+            assert!(
+                text.contains(&format!("$upstream_http_{variable};")),
+                "{header}"
+            );
+        }
+        assert!(text.contains("X-Original-URL $scheme://$host:$server_port$request_uri"));
+        assert!(!text.contains("$http_host$request_uri"));
+        assert!(text.contains("location /api/v1/gate/ {\n        return 404;"));
+        assert!(text.contains("proxy_set_header Cookie $portcullis_app_cookie;"));
+        assert!(text.contains("ssl_certificate"));
+    }
+
+    #[test]
+    fn caddy_strips_every_spelling_before_asking_and_the_cookie_after() {
+        let text = plan(Some("auth.example.com")).caddy();
+        let order = [
+            "request_header -Remote-*",
+            "request_header -Remote_*",
+            "request_header -Portcullis-*",
+            "request_header -Portcullis_*",
+            "forward_auth 127.0.0.1:8080",
+            "request_header Cookie",
+            "reverse_proxy 127.0.0.1:3000",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|needle| text.find(needle).unwrap_or_else(|| panic!("{needle}")))
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert!(text.contains("respond /api/v1/gate/* 404"));
+        assert!(text.contains("copy_headers Remote-User Remote-Email Remote-Role Remote-Name Remote-Attr-department Portcullis-Assertion"));
+    }
+
+    #[test]
+    fn a_portal_on_the_app_host_is_served_under_gate() {
+        let mut demo = plan(None);
+        demo.tls = false;
+        demo.listen_port = 8088;
+        demo.app_hosts = vec!["app.localhost".to_owned()];
+        assert!(demo.caddy().contains("http://app.localhost:8088 {"));
+        assert!(demo.caddy().contains("handle /gate/* {"));
+        assert!(demo.nginx().contains("location /gate/ {"));
+        assert!(!demo.nginx().contains("ssl"));
+    }
+}
