@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
-use tracing_actix_web::TracingLogger;
 
 use std::future::Future;
 
@@ -19,7 +18,6 @@ use crate::http::cors::cors;
 use crate::http::json::BodyLimits;
 use crate::http::rate_limit::RateLimit;
 use crate::http::request_context::RequestContext;
-use crate::http::request_span::RequestSpan;
 use crate::http::security_headers::SecurityHeaders;
 use crate::routes;
 use crate::state::AppState;
@@ -101,6 +99,7 @@ impl Application {
             timeout: http.body_timeout,
         });
         let factory_http = http.clone();
+        let log_requests = settings.log.requests;
         let mut server = HttpServer::new(move || {
             let http = &factory_http;
             App::new()
@@ -112,8 +111,7 @@ impl Application {
                 .default_service(web::to(routes::not_found))
                 .wrap(RateLimit)
                 .wrap(cors(&http.cors_allowed_origins))
-                .wrap(TracingLogger::<RequestSpan>::new())
-                .wrap(RequestContext::new(&http.trusted_proxies))
+                .wrap(RequestContext::new(&http.trusted_proxies, log_requests))
                 .wrap(SecurityHeaders::new(http))
         })
         // Signals are handled by `run_until_signalled`, so that SIGINT drains

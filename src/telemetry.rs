@@ -1,5 +1,6 @@
 //! Logging: text or JSON lines on stderr, written by a background thread; panics
-//! become log lines. The per-request span is the web layer's
+//! become log lines. Every line logged while a request is served carries the
+//! request's id (`lines`); the request's own line is the web layer's
 //! (`http::request_span`).
 //!
 //! Requests the HTTP parser refuses before they reach the application (a bad request
@@ -36,10 +37,12 @@ impl<S: tracing::Subscriber> Layer<S> for CountMalformed {
     }
 }
 
+pub mod lines;
+
 use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber (once; later calls are ignored) and routes panic
-/// reports through it, so a panic is a log line with the request's span, not stray
+/// reports through it, so a panic is a log line with the request's id, not stray
 /// stderr text. Lines are written by a background thread, so a slow reader of
 /// stderr never stalls a worker; keep the returned guard alive until exit (dropping
 /// it flushes).
@@ -48,19 +51,19 @@ pub fn init(log: &LogSettings) -> Option<WorkerGuard> {
     if let Ok(silenced) = format!("{PARSER_TARGET}=off").parse() {
         filter = filter.add_directive(silenced);
     }
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // Lines are written in batches: the writer thread flushes whenever it has
+    // emptied its queue, so a busy server makes one write for many lines, not one
+    // system call (and a wake-up) per line.
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stderr(),
+    ));
     let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
+        .event_format(lines::LineFormat {
+            json: log.format == LogFormat::Json,
+        })
         .with_writer(writer);
-    let lines = match log.format {
-        LogFormat::Text => lines.boxed(),
-        LogFormat::Json => lines
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .boxed(),
-    };
     let counted =
         CountMalformed.with_filter(Targets::new().with_target(PARSER_TARGET, Level::WARN));
     let installed = tracing_subscriber::registry()

@@ -8,10 +8,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which requests get a line of their own (`LOG_REQUESTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRequests {
+    All,
+    /// Responses with a 4xx or 5xx status.
+    Failures,
+    /// Responses with a 5xx status.
+    ServerErrors,
+}
+
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
+    pub requests: LogRequests,
 }
 
 impl Reader<'_> {
@@ -42,9 +53,28 @@ impl Reader<'_> {
             );
             None
         };
+        let requests = match self
+            .raw
+            .get(v::LOG_REQUESTS)
+            .unwrap_or(default_of(v::LOG_REQUESTS))
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "all" => Some(LogRequests::All),
+            "failures" => Some(LogRequests::Failures),
+            "server-errors" => Some(LogRequests::ServerErrors),
+            _ => {
+                self.findings.fail(
+                    v::LOG_REQUESTS,
+                    "must be `all`, `failures` or `server-errors`",
+                );
+                None
+            }
+        };
         Some(LogSettings {
             format: format?,
             level: level?,
+            requests: requests?,
         })
     }
 }

@@ -32,7 +32,7 @@ pub use limits::{
     DEFAULT_RATE_LIMIT_CALLS, DEFAULT_RATE_LIMIT_PERIOD, RateLimitSettings, RateQuota,
     SoftlockSettings,
 };
-pub use log::{LogFormat, LogSettings};
+pub use log::{LogFormat, LogRequests, LogSettings};
 pub use passwords::{MIN_ITERATIONS, MIN_MEMORY_KIB, MIN_PARALLELISM, PasswordSettings};
 pub use rules::weak_secret_reason;
 pub use sources::{ConfigSources, RawConfig};

@@ -80,6 +80,7 @@ pub const REQUEST_BODY_TIMEOUT_SECONDS: &str = "REQUEST_BODY_TIMEOUT_SECONDS";
 pub const REFRESH_REUSE_GRACE_SECONDS: &str = "REFRESH_REUSE_GRACE_SECONDS";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
+pub const LOG_REQUESTS: &str = "LOG_REQUESTS";
 pub const GATE_PORTAL_URL: &str = "GATE_PORTAL_URL";
 pub const GATE_HOSTS: &str = "GATE_HOSTS";
 pub const GATE_COOKIE_DOMAIN: &str = "GATE_COOKIE_DOMAIN";
@@ -362,6 +363,11 @@ pub const ALL: &[Variable] = &[
         LOG_LEVEL,
         Some("info"),
         "Log filter, e.g. `info` or `portcullis=debug,actix_web=info`.",
+    ),
+    var(
+        LOG_REQUESTS,
+        Some("failures"),
+        "Which requests get a line of their own: `all`, `failures` (4xx and 5xx; the default) or `server-errors` (5xx). Every line logged while a request is served carries its id either way.",
     ),
 ];
 

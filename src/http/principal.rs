@@ -9,7 +9,7 @@
 //!   asks on every door (`admin::AdminAccess`), so a deny policy on resource type
 //!   `admin` stops the API as it stops the pages.
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
@@ -138,13 +138,20 @@ impl AdminCaller {
 /// handler, so nobody else's body is read, parsed or answered about (a handler's
 /// extractors run side by side, and a body's 422 could otherwise come before the
 /// 403).
+///
+/// A refusal is answered here (not raised as an error), so the response keeps its
+/// request and the request's log line names its route.
 pub async fn admin_only(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let caller = AdminCaller::resolve(req.request().clone()).await?;
-    req.extensions_mut().insert(caller);
-    next.call(req).await
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    match AdminCaller::resolve(req.request().clone()).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(error) => Ok(req.error_response(error).map_into_right_body()),
+    }
 }
 
 impl FromRequest for AdminCaller {

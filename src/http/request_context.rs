@@ -19,9 +19,12 @@ use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
 
 use super::client_ip::{self, ClientIp};
+use super::request_span;
 use crate::audit::RequestMeta;
+use crate::config::LogRequests;
 use crate::http::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::policy::engine::Context;
+use crate::telemetry::lines::{InRequest, in_request};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const PROCESS_TIME_HEADER: &str = "x-process-time";
@@ -103,19 +106,17 @@ pub fn policy_context(req: &HttpRequest, meta: &RequestMeta, now: i64) -> Contex
     }
 }
 
-/// When the request started, for `X-Process-Time` and the access log.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestStart(pub Instant);
-
 #[derive(Clone)]
 pub struct RequestContext {
     trusted_proxies: Rc<[IpNet]>,
+    requests: LogRequests,
 }
 
 impl RequestContext {
-    pub fn new(trusted_proxies: &[IpNet]) -> Self {
+    pub fn new(trusted_proxies: &[IpNet], requests: LogRequests) -> Self {
         Self {
             trusted_proxies: Rc::from(trusted_proxies),
+            requests,
         }
     }
 }
@@ -135,6 +136,7 @@ where
         ready(Ok(RequestContextMiddleware {
             service: Rc::new(service),
             trusted_proxies: Rc::clone(&self.trusted_proxies),
+            requests: self.requests,
         }))
     }
 }
@@ -142,6 +144,7 @@ where
 pub struct RequestContextMiddleware<S> {
     service: Rc<S>,
     trusted_proxies: Rc<[IpNet]>,
+    requests: LogRequests,
 }
 
 impl<S, B> Service<ServiceRequest> for RequestContextMiddleware<S>
@@ -166,18 +169,30 @@ where
         {
             let mut ext = req.extensions_mut();
             ext.insert(request_id.clone());
-            ext.insert(RequestStart(started));
             if let Some(ip) = client {
                 ext.insert(ClientIp(ip));
             }
         }
+        let fields = request_span::fields(req.request(), &request_id, client);
         let service = Rc::clone(&self.service);
+        let requests = self.requests;
         Box::pin(async move {
             // A panic may happen while building the future or while polling it.
-            let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| service.call(req))) {
-                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.ok(),
+            let called = in_request(&fields, || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| service.call(req)))
+            });
+            let outcome = match called {
+                Ok(fut) => InRequest::new(Rc::clone(&fields), AssertUnwindSafe(fut).catch_unwind())
+                    .await
+                    .ok(),
                 Err(_) => None,
             };
+            let (status, route) = match &outcome {
+                Some(Ok(response)) => (response.status(), response.request().match_pattern()),
+                Some(Err(error)) => (error.as_response_error().status_code(), None),
+                None => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            };
+            request_span::end(&fields, route.as_deref(), status, started, requests);
             match outcome {
                 Some(Ok(response)) => {
                     let (request, response) = response.map_into_boxed_body().into_parts();

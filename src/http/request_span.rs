@@ -1,67 +1,63 @@
-//! One span per request carrying its id. Spans record the method, the route
-//! *pattern* (never the raw path or query, which may carry tokens), the client
-//! address and the status. Headers — `Authorization` and cookies among them — and
-//! bodies are never recorded.
+//! What the log says about a request: its id, method and client address on every
+//! line logged while it is served (`telemetry::lines`), and its own line when it
+//! ends (`LOG_REQUESTS`), which adds the route *pattern* (never the raw path or
+//! query, which may carry tokens), the status and the time taken. Headers —
+//! `Authorization` and cookies among them — and bodies are never recorded.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{Error, HttpMessage};
-use tracing::Span;
-use tracing_actix_web::RootSpanBuilder;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
 
-use super::ClientIp;
-use super::request_context::{RequestId, RequestStart};
+use actix_web::http::StatusCode;
 
-/// Builds the per-request span from what the request context middleware resolved.
-pub struct RequestSpan;
+use super::request_context::RequestId;
+use crate::config::LogRequests;
+use crate::telemetry::lines::{RequestFields, in_request};
 
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        let ext = request.extensions();
-        let request_id = ext
-            .get::<RequestId>()
-            .map(|id| id.as_str().to_owned())
-            .unwrap_or_default();
-        let client_ip = ext
-            .get::<ClientIp>()
-            .map(|ip| ip.0.to_string())
-            .unwrap_or_else(|| "unknown".to_owned());
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
-        tracing::info_span!(
-            "request",
-            request_id = %request_id,
-            method = %request.method(),
-            route = %route,
-            client_ip = %client_ip,
-            status = tracing::field::Empty,
-        )
+/// The fields every line logged while the request is served carries.
+pub fn fields(
+    request: &actix_web::HttpRequest,
+    request_id: &RequestId,
+    client: Option<IpAddr>,
+) -> Rc<RequestFields> {
+    Rc::new(RequestFields {
+        request_id: Arc::clone(&request_id.0),
+        method: request.method().as_str().to_owned(),
+        client_ip: client,
+    })
+}
+
+/// The request's line: every 5xx (a 503 — declining under load or during an outage,
+/// by design — as a warning, so a spray of them cannot fill the log at ERROR), and
+/// the rest as `LOG_REQUESTS` says.
+pub fn end(
+    fields: &Rc<RequestFields>,
+    route: Option<&str>,
+    status: StatusCode,
+    started: Instant,
+    requests: LogRequests,
+) {
+    let logged = match requests {
+        LogRequests::All => true,
+        LogRequests::Failures => status.is_client_error() || status.is_server_error(),
+        LogRequests::ServerErrors => status.is_server_error(),
+    };
+    if !logged {
+        return;
     }
-
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let (status, elapsed_ms) = match outcome {
-            Ok(response) => (
-                response.status().as_u16(),
-                response
-                    .request()
-                    .extensions()
-                    .get::<RequestStart>()
-                    .map(|s| s.0.elapsed().as_secs_f64() * 1000.0),
-            ),
-            Err(error) => (error.as_response_error().status_code().as_u16(), None),
-        };
-        span.record("status", status);
-        let _entered = span.enter();
-        let elapsed_ms = elapsed_ms.unwrap_or_default();
-        // A 503 is the server declining under load or during an outage, by design:
-        // a warning, so a spray of them cannot fill the log at the ERROR level.
+    // A request a middleware refused (an origin CORS does not allow) never
+    // reached routing.
+    let route = route.unwrap_or("unmatched");
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = status.as_u16();
+    in_request(fields, || {
         if status == 503 {
-            tracing::warn!(status, elapsed_ms, "request refused: unavailable");
+            tracing::warn!(status, route, elapsed_ms, "request refused: unavailable");
         } else if status >= 500 {
-            tracing::error!(status, elapsed_ms, "request failed");
+            tracing::error!(status, route, elapsed_ms, "request failed");
         } else {
-            tracing::info!(status, elapsed_ms, "request completed");
+            tracing::info!(status, route, elapsed_ms, "request completed");
         }
-    }
+    });
 }

@@ -42,7 +42,7 @@ const CORE: &[&str] = &[
 ];
 /// Only these may use actix.
 const ACTIX_ALLOWED: &[&str] = &["http", "routes", "startup"];
-const ACTIX_PATHS: &[&str] = &["actix_web::", "actix_cors::", "tracing_actix_web::"];
+const ACTIX_PATHS: &[&str] = &["actix_web::", "actix_cors::"];
 
 struct Source {
     /// Relative to `src/`, e.g. `routes/api/documents.rs`.

@@ -140,3 +140,60 @@ fn refused_requests_do_not_flood_the_error_log() {
         "refused requests wrote ERROR lines:\n{log}"
     );
 }
+
+/// `LOG_REQUESTS`: by default a request gets a line of its own when it fails (4xx,
+/// 5xx), not when it succeeds; `all` logs every one. Each line names the request's
+/// id, method, route pattern (never the raw path) and status.
+#[test]
+fn requests_get_their_own_line_as_log_requests_says() {
+    for (setting, success_logged) in [(None, false), (Some("all"), true)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut vars: Vec<(String, String)> = secret_pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        vars.push(("BIND_ADDRESS".into(), "127.0.0.1:0".into()));
+        vars.push((
+            "DATABASE_PATH".into(),
+            dir.path().join("l.db").to_string_lossy().into_owned(),
+        ));
+        vars.push(("LOG_FORMAT".into(), "json".into()));
+        if let Some(value) = setting {
+            vars.push(("LOG_REQUESTS".into(), value.into()));
+        }
+        let borrowed: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut server = ServerProcess::start(dir.path(), &["serve"], &borrowed);
+        raw_get(&server.address, "/health", &["X-Request-ID: ok-probe"]);
+        raw_get(
+            &server.address,
+            "/api/v1/documents/5f0c2b7e-0000-4000-8000-000000000001",
+            &["X-Request-ID: denied-probe"],
+        );
+        assert!(server.terminate());
+        let log = std::fs::read_to_string(&server.stderr_path).expect("log");
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let line_of = |id: &str| {
+            lines
+                .iter()
+                .find(|l| l["request_id"] == id && l["status"].is_u64())
+                .cloned()
+        };
+        let denied = line_of("denied-probe").expect("the 401 has its line");
+        assert_eq!(denied["status"], 401);
+        assert_eq!(denied["method"], "GET");
+        assert_eq!(denied["route"], "/api/v1/documents/{id}");
+        assert!(!log.contains("5f0c2b7e"), "the raw path was logged: {log}");
+        assert_eq!(
+            line_of("ok-probe").is_some(),
+            success_logged,
+            "{setting:?}: {log}"
+        );
+        if success_logged {
+            assert_eq!(line_of("ok-probe").expect("line")["route"], "/health");
+        }
+    }
+}
