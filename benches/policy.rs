@@ -4,6 +4,10 @@
 //! the owner policy does not cover and a department policy allows.
 //!
 //! Goal (issue 6): median < 2 µs at 1,000 policies. Run: `cargo bench --bench policy`.
+//!
+//! And the gate's question (issue 14): a signed-in GET of `app.load.test/dashboard`
+//! against the 100 route policies `scripts/load.sh` imports, every one applicable
+//! (49 allows and 50 denies for other hosts and paths, and the allow that matches).
 
 use std::hint::black_box;
 
@@ -127,5 +131,63 @@ fn bench_decisions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decisions);
+/// The 100 route policies of `scripts/load.sh`.
+fn route_policies() -> PolicySet {
+    let mut all = vec![policy(
+        0,
+        Effect::Allow,
+        "route",
+        "get",
+        json!({"attribute": "resource.attributes.host", "operator": "eq", "value": "app.load.test"}),
+    )];
+    for i in 0..99 {
+        all.push(if i % 2 == 1 {
+            policy(
+                i + 1,
+                Effect::Deny,
+                "route",
+                "*",
+                json!({"all": [
+                    {"attribute": "resource.attributes.host", "operator": "eq", "value": format!("app{i}.load.test")},
+                    {"attribute": "resource.attributes.path", "operator": "starts_with", "value": "/admin"}
+                ]}),
+            )
+        } else {
+            policy(
+                i + 1,
+                Effect::Allow,
+                "route",
+                "get",
+                json!({"all": [
+                    {"attribute": "resource.attributes.host", "operator": "eq", "value": format!("app{i}.load.test")},
+                    {"attribute": "subject.attributes.department", "operator": "eq", "value": format!("dept{i}")}
+                ]}),
+            )
+        });
+    }
+    PolicySet::new(all.into_iter().filter_map(|p| compile(p).ok()).collect())
+}
+
+fn route_request() -> AccessRequest {
+    let mut request = request();
+    request.action = "get".to_owned();
+    let attributes = json!({"host": "app.load.test", "path": "/dashboard", "scheme": "https", "query": "", "port": 443});
+    request.resource = Resource {
+        kind: "route".to_owned(),
+        id: Some("app.load.test/dashboard".to_owned()),
+        owner_id: None,
+        attributes: attributes.as_object().cloned().unwrap_or_default(),
+    };
+    request
+}
+
+fn bench_route_decision(c: &mut Criterion) {
+    let (set, request) = (route_policies(), route_request());
+    assert!(set.decide(&request).allowed, "the app policy allows");
+    c.bench_function("gate decision, 100 route policies", |b| {
+        b.iter(|| set.decide(black_box(&request)).allowed)
+    });
+}
+
+criterion_group!(benches, bench_decisions, bench_route_decision);
 criterion_main!(benches);

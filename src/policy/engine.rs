@@ -6,6 +6,7 @@
 //! (resource type, action); a decision only looks at the policies its index cells
 //! name. A set is immutable: a change builds a new one and swaps it in whole.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -91,7 +92,7 @@ pub struct AccessRequest {
 // ---- compiled conditions ----
 
 /// A resolved attribute name.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum AttrRef {
     SubjectAuthenticated,
     SubjectId,
@@ -213,27 +214,32 @@ impl<'a> Val<'a> {
     }
 }
 
+/// The request as conditions read it. What needs formatting (the subject's id, the
+/// address, the time of day) is formatted only when a condition asks for it.
 struct Prepared<'a> {
     request: &'a AccessRequest,
-    subject_id: String,
-    ip: Option<String>,
-    time: String,
-    hour: f64,
-    day_of_week: f64,
+    subject_id: OnceCell<String>,
+    ip: OnceCell<Option<String>>,
+    time: OnceCell<String>,
+    at: OnceCell<time::OffsetDateTime>,
 }
 
 impl<'a> Prepared<'a> {
     fn new(request: &'a AccessRequest) -> Self {
-        let at = time::OffsetDateTime::from_unix_timestamp(request.context.now)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         Self {
             request,
-            subject_id: request.subject.id.to_string(),
-            ip: request.context.ip.map(|ip| ip.to_canonical().to_string()),
-            time: format!("{:02}:{:02}", at.hour(), at.minute()),
-            hour: f64::from(at.hour()),
-            day_of_week: f64::from(at.weekday().number_from_monday()),
+            subject_id: OnceCell::new(),
+            ip: OnceCell::new(),
+            time: OnceCell::new(),
+            at: OnceCell::new(),
         }
+    }
+
+    fn at(&self) -> time::OffsetDateTime {
+        *self.at.get_or_init(|| {
+            time::OffsetDateTime::from_unix_timestamp(self.request.context.now)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        })
     }
 
     fn resolve(&self, attr: &AttrRef) -> Option<Val<'_>> {
@@ -251,7 +257,11 @@ impl<'a> Prepared<'a> {
             {
                 return None;
             }
-            AttrRef::SubjectId => Val::Str(&self.subject_id),
+            AttrRef::SubjectId => Val::Str(
+                self.subject_id
+                    .get_or_init(|| r.subject.id.to_string())
+                    .as_str(),
+            ),
             AttrRef::SubjectEmail => Val::Str(&r.subject.email),
             AttrRef::SubjectEmailDomain => {
                 Val::Str(r.subject.email.rsplit_once('@').map_or("", |(_, d)| d))
@@ -264,12 +274,21 @@ impl<'a> Prepared<'a> {
             AttrRef::ResourceOwner => Val::Str(r.resource.owner_id.as_deref()?),
             AttrRef::ResourceAttr(key) => Val::Json(r.resource.attributes.get(key)?),
             AttrRef::Action => Val::Str(&r.action),
-            AttrRef::ContextIp => Val::Str(self.ip.as_deref()?),
+            AttrRef::ContextIp => Val::Str(
+                self.ip
+                    .get_or_init(|| r.context.ip.map(|ip| ip.to_canonical().to_string()))
+                    .as_deref()?,
+            ),
             AttrRef::ContextMethod => Val::Str(r.context.method.as_deref()?),
             AttrRef::ContextPath => Val::Str(r.context.path.as_deref()?),
-            AttrRef::ContextTime => Val::Str(&self.time),
-            AttrRef::ContextHour => Val::Num(self.hour),
-            AttrRef::ContextDayOfWeek => Val::Num(self.day_of_week),
+            AttrRef::ContextTime => Val::Str(self.time.get_or_init(|| {
+                let at = self.at();
+                format!("{:02}:{:02}", at.hour(), at.minute())
+            })),
+            AttrRef::ContextHour => Val::Num(f64::from(self.at().hour())),
+            AttrRef::ContextDayOfWeek => {
+                Val::Num(f64::from(self.at().weekday().number_from_monday()))
+            }
         })
     }
 }
@@ -599,9 +618,84 @@ pub struct Decision {
 #[derive(Debug, Default)]
 pub struct PolicySet {
     policies: Vec<CompiledPolicy>,
-    /// (resource type, action) → active policies there, by priority; `*` on either
-    /// side is a key of its own.
-    index: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// (resource type, action) → active policies there; `*` on either side is a
+    /// key of its own.
+    index: HashMap<String, HashMap<String, Cell>>,
+}
+
+/// The active policies of one (resource type, action), as positions in the set
+/// (which is in priority order).
+#[derive(Debug, Default)]
+struct Cell {
+    /// Policies every request there evaluates.
+    always: Vec<usize>,
+    /// Policies whose condition is `A eq "text"`, or an `all` that begins with
+    /// it, by attribute `A` and then text. For a request whose `A` is a scalar,
+    /// every group but its own value's is false without evaluation — the
+    /// comparison is false and settles the `all` before anything else in it runs —
+    /// so a decision evaluates only that group. (The gate's route policies are
+    /// mostly one host each: a request evaluates its host's, not all of them.)
+    guarded: Vec<(AttrRef, HashMap<String, Vec<usize>>)>,
+}
+
+/// The `A eq "text"` that settles a condition when false, if it has one.
+fn guard_of(condition: Option<&Condition>) -> Option<(&AttrRef, &str)> {
+    let first = match condition? {
+        Condition::All(items) => items.first()?,
+        other => other,
+    };
+    match first {
+        Condition::Compare(Comparison {
+            attribute,
+            operator: Operator::Eq,
+            operand: Operand::Literal(Value::String(text)),
+            ..
+        }) => Some((attribute, text)),
+        _ => None,
+    }
+}
+
+impl Cell {
+    fn add(&mut self, position: usize, compiled: &CompiledPolicy) {
+        let Some((attribute, text)) = guard_of(compiled.condition.as_ref()) else {
+            self.always.push(position);
+            return;
+        };
+        let groups = match self.guarded.iter_mut().position(|(a, _)| a == attribute) {
+            Some(i) => &mut self.guarded[i].1,
+            None => {
+                self.guarded.push((attribute.clone(), HashMap::new()));
+                let last = self.guarded.len() - 1;
+                &mut self.guarded[last].1
+            }
+        };
+        groups.entry(text.to_owned()).or_default().push(position);
+    }
+
+    /// Adds the positions a request may match (`prune`), or every one.
+    fn collect(&self, env: &Prepared<'_>, prune: bool, found: &mut Vec<usize>) {
+        found.extend(&self.always);
+        for (attribute, groups) in &self.guarded {
+            let value = if prune {
+                env.resolve(attribute).map(Val::scalar)
+            } else {
+                None
+            };
+            match value {
+                Some(Val::Str(text)) => {
+                    if let Some(positions) = groups.get(text) {
+                        found.extend(positions);
+                    }
+                }
+                // A number, a boolean or null never equals a text.
+                Some(Val::Num(_) | Val::Bool(_) | Val::Json(Value::Null)) => {}
+                // Missing (unknown), a list or an object (an error): evaluated.
+                _ => groups
+                    .values()
+                    .for_each(|positions| found.extend(positions)),
+            }
+        }
+    }
 }
 
 impl PolicySet {
@@ -612,7 +706,7 @@ impl PolicySet {
                 .cmp(&a.policy.priority)
                 .then_with(|| a.policy.name.cmp(&b.policy.name))
         });
-        let mut index: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut index: HashMap<String, HashMap<String, Cell>> = HashMap::new();
         for (i, compiled) in policies.iter().enumerate() {
             let p = &compiled.policy;
             if p.status != PolicyStatus::Active {
@@ -629,7 +723,7 @@ impl PolicySet {
                     .or_default()
                     .entry(action.to_owned())
                     .or_default()
-                    .push(i);
+                    .add(i, compiled);
             }
         }
         Self { policies, index }
@@ -640,14 +734,19 @@ impl PolicySet {
     }
 
     /// Active policies whose resource type, action and principals match, by
-    /// priority.
-    fn applicable<'s>(&'s self, request: &AccessRequest) -> Vec<&'s CompiledPolicy> {
+    /// priority — with `prune`, less those that cannot match this request.
+    fn applicable<'s>(
+        &'s self,
+        request: &AccessRequest,
+        env: &Prepared<'_>,
+        prune: bool,
+    ) -> Vec<&'s CompiledPolicy> {
         let kind = request.resource.kind.as_str();
         let action = request.action.as_str();
         let mut found: Vec<usize> = Vec::new();
         for (k, a) in [(kind, action), (kind, "*"), ("*", action), ("*", "*")] {
-            if let Some(ids) = self.index.get(k).and_then(|by_action| by_action.get(a)) {
-                found.extend(ids);
+            if let Some(cell) = self.index.get(k).and_then(|by_action| by_action.get(a)) {
+                cell.collect(env, prune, &mut found);
             }
         }
         found.sort_unstable();
@@ -669,13 +768,26 @@ impl PolicySet {
         self.run(request, true)
     }
 
+    /// [`PolicySet::decide`] evaluating every applicable policy: what pruning must
+    /// never change.
+    #[cfg(test)]
+    pub(crate) fn decide_without_pruning(&self, request: &AccessRequest) -> Decision {
+        self.evaluate_all(request, false, false)
+    }
+
     fn run(&self, request: &AccessRequest, explain: bool) -> Decision {
+        self.evaluate_all(request, explain, !explain)
+    }
+
+    fn evaluate_all(&self, request: &AccessRequest, explain: bool, prune: bool) -> Decision {
         let env = Prepared::new(request);
         let mut allowed_by = Vec::new();
         let mut denied_by = Vec::new();
         let mut error: Option<(Uuid, EvaluationError)> = None;
         let mut explained = Vec::new();
-        for compiled in self.applicable(request) {
+        // An explanation lists every applicable policy; a decision skips those
+        // that cannot match (their result would be false, and change nothing).
+        for compiled in self.applicable(request, &env, prune) {
             let p = &compiled.policy;
             let mut conditions = Vec::new();
             let truth = match &compiled.condition {

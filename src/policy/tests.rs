@@ -533,6 +533,16 @@ fn arb_condition() -> impl Strategy<Value = Value> {
         Just(cond("subject.attributes.department", "gt", json!(1))),
         Just(cond("subject.attributes.nope", "eq", json!(1))),
         Just(cond("context.ip", "ip_in_cidr", json!("10.0.0.0/8"))),
+        // Text equalities on a number, a list and a missing attribute: what the
+        // index may and may not rule out without evaluating.
+        Just(cond("subject.attributes.level", "eq", json!("3"))),
+        Just(cond("subject.attributes.tags", "eq", json!("a"))),
+        Just(cond("subject.attributes.nope", "eq", json!("x"))),
+        Just(cond(
+            "resource.attributes.classification",
+            "eq",
+            json!("internal")
+        )),
         Just(Value::Null),
     ];
     leaf.prop_recursive(3, 12, 3, |inner| {
@@ -623,6 +633,17 @@ proptest! {
     ) {
         let policies = set(base);
         prop_assert_eq!(policies.decide(&request()).allowed, policies.explain(&request()).allowed);
+    }
+
+    #[test]
+    fn the_index_skips_only_what_could_not_change_a_decision(
+        base in prop::collection::vec(arb_effect().prop_flat_map(arb_policy), 0..12),
+    ) {
+        let policies = set(base);
+        let pruned = policies.decide(&request());
+        let full = policies.decide_without_pruning(&request());
+        prop_assert_eq!(pruned.allowed, full.allowed);
+        prop_assert_eq!(format!("{:?}", pruned.reason), format!("{:?}", full.reason));
     }
 }
 
