@@ -5,7 +5,8 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpServer, web};
 
 use std::future::Future;
@@ -94,30 +95,11 @@ impl Application {
             .await?;
 
         let data = web::Data::new(state.clone());
-        let json_limit = web::Data::new(BodyLimits {
-            max_bytes: http.max_json_body_bytes,
-            timeout: http.body_timeout,
-        });
-        let factory_http = http.clone();
-        let log_requests = settings.log.requests;
-        let mut server = HttpServer::new(move || {
-            let http = &factory_http;
-            App::new()
-                .app_data(data.clone())
-                .app_data(json_limit.clone())
-                .app_data(web::PayloadConfig::new(http.max_json_body_bytes))
-                .configure(routes::configure)
-                .configure(extra_routes.clone())
-                .default_service(web::to(routes::not_found))
-                .wrap(RateLimit)
-                .wrap(cors(&http.cors_allowed_origins))
-                .wrap(RequestContext::new(&http.trusted_proxies, log_requests))
-                .wrap(SecurityHeaders::new(http))
-        })
-        // Signals are handled by `run_until_signalled`, so that SIGINT drains
-        // in-flight requests like SIGTERM does (actix treats SIGINT as "stop now").
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
+        let mut server = HttpServer::new(move || app(data.clone(), extra_routes.clone()))
+            // Signals are handled by `run_until_signalled`, so that SIGINT drains
+            // in-flight requests like SIGTERM does (actix treats SIGINT as "stop now").
+            .disable_signals()
+            .shutdown_timeout(SHUTDOWN_GRACE_SECONDS);
         if let Some(workers) = http.workers {
             server = server.workers(workers);
         }
@@ -205,6 +187,46 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The application one worker serves: every route and, outermost first, the
+/// security headers, the request context (id, client address, timing, log
+/// fields), CORS and the rate limits. `benches/http.rs` drives it in-process.
+pub fn app<F>(
+    data: web::Data<AppState>,
+    extra_routes: F,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    let settings = &data.settings;
+    let http = &settings.http;
+    let json_limit = web::Data::new(BodyLimits {
+        max_bytes: http.max_json_body_bytes,
+        timeout: http.body_timeout,
+    });
+    App::new()
+        .app_data(web::PayloadConfig::new(http.max_json_body_bytes))
+        .app_data(json_limit)
+        .configure(routes::configure)
+        .configure(extra_routes)
+        .default_service(web::to(routes::not_found))
+        .wrap(RateLimit)
+        .wrap(cors(&http.cors_allowed_origins))
+        .wrap(RequestContext::new(
+            &http.trusted_proxies,
+            settings.log.requests,
+        ))
+        .wrap(SecurityHeaders::new(http))
+        .app_data(data)
 }
 
 /// SIGTERM or SIGINT. The handlers are installed when this is called, not when it is

@@ -348,15 +348,41 @@ impl BrowserSessions {
     /// A store that cannot answer is an error, never a session.
     pub async fn resume(&self, cookie: &str) -> Result<Option<BrowserSession>, ResumeError> {
         let id_hash = hash(cookie);
+        Ok(self
+            .resume_hashed(&id_hash)
+            .await?
+            .map(|(row, user)| BrowserSession {
+                csrf: self.csrf_for(&id_hash),
+                user,
+                session_id: row.session_id,
+                signed_in_at: row.created_at,
+                id_hash,
+            }))
+    }
+
+    /// The account a cookie's session is signed in as, by the same rules as
+    /// [`BrowserSessions::resume`] — for the gate, which asks on every request to
+    /// every app and has no form to protect (no CSRF token is made).
+    pub async fn resume_account(&self, cookie: &str) -> Result<Option<User>, ResumeError> {
+        Ok(self
+            .resume_hashed(&hash(cookie))
+            .await?
+            .map(|(_, user)| user))
+    }
+
+    async fn resume_hashed(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<(BrowserSessionRow, User)>, ResumeError> {
         let now = self.clock.now();
-        let Some(resumed) = self.stored(&id_hash).await? else {
+        let Some(resumed) = self.stored(id_hash).await? else {
             return Ok(None);
         };
         let row = &resumed.row;
         let fresh = now - resumed.last_seen.load(Ordering::Relaxed) < self.rules.idle_seconds
             && now < row.expires_at;
         if !fresh {
-            self.resumed.invalidate(&id_hash);
+            self.resumed.invalidate(id_hash);
             return Ok(None);
         }
         if self
@@ -364,7 +390,7 @@ impl BrowserSessions {
             .is_session_refused(row.user_id, row.session_id, row.created_at)
             .await?
         {
-            self.resumed.invalidate(&id_hash);
+            self.resumed.invalidate(id_hash);
             return Ok(None);
         }
         let user = match self.accounts.account(row.user_id).await {
@@ -383,18 +409,12 @@ impl BrowserSessions {
                 .compare_exchange(written, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            let touched = id_hash.clone();
+            let touched = id_hash.to_owned();
             self.db
                 .write(move |tx| Ok::<_, DbError>(browser_sessions::touch(tx, &touched, now)?))
                 .await?;
         }
-        Ok(Some(BrowserSession {
-            csrf: self.csrf_for(&id_hash),
-            user,
-            session_id: row.session_id,
-            signed_in_at: row.created_at,
-            id_hash,
-        }))
+        Ok(Some((row.clone(), user)))
     }
 
     /// Ends the session a cookie names (and its account session), if it is one: a

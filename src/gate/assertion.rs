@@ -9,7 +9,6 @@
 //! at least two thirds of its life left.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -58,8 +57,6 @@ pub enum AssertionError {
     Key(String),
     #[error("the assertion could not be signed")]
     Signing(#[from] jsonwebtoken::errors::Error),
-    #[error("the assertion's claims could not be written")]
-    Claims(#[from] serde_json::Error),
 }
 
 /// One key: its id (the RFC 7638 thumbprint) and its public JWK.
@@ -125,10 +122,11 @@ impl AssertionSigner {
             key: Arc::new(EncodingKey::from_ed_der(der.as_bytes())),
             issuer: issuer.to_owned(),
             published: Arc::new(JwkSet { keys }),
-            recent: Cache::builder()
-                .max_capacity(50_000)
-                .time_to_live(Duration::from_secs(REUSE_SECONDS as u64))
-                .build(),
+            // No time-to-live: an entry's age is checked when it is read, and
+            // a full cache replaces its least useful entry at each insert. (A
+            // time-to-live made the cache evict every expired assertion at once,
+            // tens of milliseconds on the worker that happened to read next.)
+            recent: Cache::builder().max_capacity(20_000).build(),
         })
     }
 
@@ -144,8 +142,23 @@ impl AssertionSigner {
     /// reused while young.
     pub fn sign(&self, mut claims: AssertionClaims, now: i64) -> Result<Arc<str>, AssertionError> {
         // Every claim but the times: an assertion is reused only while everything
-        // it says still holds (a changed role or e-mail signs a new one).
-        let reuse_key = serde_json::to_string(&claims)?;
+        // it says still holds (a changed role or e-mail signs a new one). No claim
+        // holds a NUL (paths with one are refused), so the joined text is unique.
+        let attributes = if claims.attributes.is_empty() {
+            String::new()
+        } else {
+            Value::Object(claims.attributes.clone()).to_string()
+        };
+        let reuse_key = [
+            claims.sub.as_str(),
+            &claims.aud,
+            &claims.email,
+            &claims.role,
+            &claims.method,
+            &claims.path,
+            &attributes,
+        ]
+        .join("\0");
         if let Some((issued, token)) = self.recent.get(&reuse_key)
             && now - issued < REUSE_SECONDS
             && now >= issued

@@ -298,11 +298,11 @@ pub struct GateService {
     /// Denials audited in the last minute, by account, host, method and path: a
     /// signed-in account that repeats a refused request (a script, a reloading tab)
     /// is audited once a minute for it, not once a request. Counted every time.
-    audited_denials: moka::sync::Cache<String, ()>,
+    audited_denials: moka::sync::Cache<String, i64>,
 }
 
 /// How long a repeat of an audited denial is counted but not audited again.
-const DENIAL_AUDIT_SECONDS: u64 = 60;
+const DENIAL_AUDIT_SECONDS: i64 = 60;
 
 impl GateService {
     pub fn new(
@@ -324,10 +324,9 @@ impl GateService {
             audit,
             clock,
             stats: GateStats::new(settings.hosts.len()),
-            audited_denials: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(std::time::Duration::from_secs(DENIAL_AUDIT_SECONDS))
-                .build(),
+            // Ages are checked when read (no time-to-live, whose expiry would
+            // sweep every old entry at once on some request's worker).
+            audited_denials: moka::sync::Cache::builder().max_capacity(20_000).build(),
         })
     }
 
@@ -369,14 +368,16 @@ impl GateService {
     }
 
     /// The decision on a request to a protected host (`entry`, from
-    /// [`GateService::entry_for`]).
+    /// [`GateService::entry_for`]). `meta` is asked for only when something is
+    /// audited (a denial, an evaluation that failed): an allowed request, the
+    /// common case, gathers nothing for the audit log.
     pub async fn decide(
         &self,
         entry: usize,
         request: &OriginalRequest,
         asker: Asker<'_>,
         client: Option<IpAddr>,
-        meta: &RequestMeta,
+        meta: impl Fn() -> RequestMeta,
     ) -> Result<Verdict, GateError> {
         let now = self.clock.now();
         let user = match asker {
@@ -397,7 +398,7 @@ impl GateService {
         let decision = self.policies.decide(&access);
         if let Reason::Error { .. } = decision.reason {
             self.policies
-                .audit_evaluation_failure(&access, &decision, meta)
+                .audit_evaluation_failure(&access, &decision, &meta())
                 .await;
             return Err(GateError::Evaluation);
         }
@@ -417,7 +418,7 @@ impl GateService {
             }
             (false, Some(user)) => {
                 self.stats.count(entry, Outcome::Denied, now);
-                self.audit_denial(user, request, &decision.reason, meta)
+                self.audit_denial(user, request, &decision.reason, &meta())
                     .await;
                 Ok(Verdict::Denied)
             }
@@ -488,10 +489,15 @@ impl GateService {
             "{}\0{}\0{}\0{}",
             user.id, request.host.name, request.method, request.path
         );
-        if self.audited_denials.contains_key(&repeat) {
+        let now = self.clock.now();
+        if self
+            .audited_denials
+            .get(&repeat)
+            .is_some_and(|at| (0..DENIAL_AUDIT_SECONDS).contains(&(now - at)))
+        {
             return;
         }
-        self.audited_denials.insert(repeat, ());
+        self.audited_denials.insert(repeat, now);
         let mut event = AuditEvent::of_request("gate.denied", AuditOutcome::Denied, meta)
             .with_actor(user.id.to_string())
             .with_target(format!("{}{}", request.host.name, request.path))

@@ -25,6 +25,11 @@ use crate::gate::identity_headers;
 
 /// The gate's session cookie, as the proxies strip it.
 const SESSION_COOKIE: &str = "portcullis_gate";
+/// nginx's name for Portcullis, whose connections it keeps open (the gate is asked
+/// once per request: a new connection each time would double its cost).
+const NGINX_UPSTREAM: &str = "portcullis_gate";
+const NGINX_KEEPALIVE: &str =
+    "        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n";
 
 /// What a configuration is rendered from.
 #[derive(Debug, Clone)]
@@ -122,8 +127,7 @@ impl ProxyPlan {
     /// Locations that hand a request to Portcullis itself.
     fn nginx_to_portcullis(&self) -> String {
         format!(
-            "        proxy_pass http://{};\n        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n",
-            self.portcullis
+            "        proxy_pass http://{NGINX_UPSTREAM};\n{NGINX_KEEPALIVE}        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n"
         )
     }
 
@@ -137,7 +141,9 @@ impl ProxyPlan {
              # The app receives the request without Portcullis's session cookie.\n\
              map $http_cookie $portcullis_app_cookie {{\n    default $http_cookie;\n    \
              \"~^(?<portcullis_before>(?:.*;)?)\\s*{SESSION_COOKIE}=[^;]*;?\\s*(?<portcullis_after>.*)$\" \
-             \"$portcullis_before$portcullis_after\";\n}}\n"
+             \"$portcullis_before$portcullis_after\";\n}}\n\n\
+             upstream {NGINX_UPSTREAM} {{\n    server {};\n    keepalive 16;\n}}\n",
+            self.portcullis
         );
         if let Some(portal) = &self.portal_host {
             let _ = writeln!(
@@ -158,15 +164,13 @@ impl ProxyPlan {
         if self.portal_host.is_none() {
             let _ = write!(
                 out,
-                "    # The portal lives on the app's host: its pages, stylesheet and keys.\n    location /gate/ {{\n{0}    }}\n    location = /static/admin.css {{\n        proxy_pass http://{1};\n    }}\n    location = /.well-known/jwks.json {{\n        proxy_pass http://{1};\n    }}\n",
-                self.nginx_to_portcullis(),
-                self.portcullis
+                "    # The portal lives on the app's host: its pages, stylesheet and keys.\n    location /gate/ {{\n{0}    }}\n    location = /static/admin.css {{\n        proxy_pass http://{NGINX_UPSTREAM};\n{NGINX_KEEPALIVE}    }}\n    location = /.well-known/jwks.json {{\n        proxy_pass http://{NGINX_UPSTREAM};\n{NGINX_KEEPALIVE}    }}\n",
+                self.nginx_to_portcullis()
             );
         }
         let _ = write!(
             out,
-            "    location = /__portcullis {{\n        internal;\n        proxy_pass http://{}/api/v1/gate/auth-request;\n        proxy_pass_request_body off;\n        proxy_set_header Content-Length \"\";\n        # $host: the server nginx chose, never a raw Host header.\n        proxy_set_header X-Original-URL $scheme://$host:$server_port$request_uri;\n        proxy_set_header X-Original-Method $request_method;\n        proxy_set_header X-Forwarded-For $remote_addr;\n    }}\n    location @portcullis_sign_in {{\n        if ($portcullis_login = \"\") {{\n            return 401;\n        }}\n        return 302 $portcullis_login;\n    }}\n    location / {{\n        auth_request /__portcullis;\n        auth_request_set $portcullis_login $upstream_http_location;\n",
-            self.portcullis
+            "    location = /__portcullis {{\n        internal;\n        proxy_pass http://{NGINX_UPSTREAM}/api/v1/gate/auth-request;\n{NGINX_KEEPALIVE}        proxy_pass_request_body off;\n        proxy_set_header Content-Length \"\";\n        # $host: the server nginx chose, never a raw Host header.\n        proxy_set_header X-Original-URL $scheme://$host:$server_port$request_uri;\n        proxy_set_header X-Original-Method $request_method;\n        proxy_set_header X-Forwarded-For $remote_addr;\n    }}\n    location @portcullis_sign_in {{\n        if ($portcullis_login = \"\") {{\n            return 401;\n        }}\n        return 302 $portcullis_login;\n    }}\n    location / {{\n        auth_request /__portcullis;\n        auth_request_set $portcullis_login $upstream_http_location;\n"
         );
         let variables: Vec<(String, String)> = self
             .headers()

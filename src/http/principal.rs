@@ -27,19 +27,26 @@ use crate::model::User;
 use crate::policy::engine::Context;
 use crate::state::AppState;
 
-/// The token in `Authorization: Bearer <token>` (scheme case-insensitive).
+/// The token in `Authorization: Bearer <token>` (scheme case-insensitive). Its
+/// characters are checked by the token's own parsing, which refuses anything but
+/// base64url and dots.
 pub(crate) fn bearer_token_of(headers: &header::HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let space = value.iter().position(|b| *b == b' ')?;
+    let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty())
+        .then(|| std::str::from_utf8(token).ok())
+        .flatten()
 }
 
 /// Claims of the request's bearer token, verified earlier in the same request (by
 /// the rate-limit middleware). Only the server puts this in request extensions.
-pub(crate) struct VerifiedClaims(pub(crate) Claims);
+pub(crate) struct VerifiedClaims {
+    pub(crate) claims: Claims,
+    /// Memory vouched, at that check, that the token is not refused (revoked, or
+    /// its session ended): the extractor need not ask again for this request.
+    pub(crate) vouched: bool,
+}
 
 /// The application state of a request; its absence is a wiring fault (500).
 pub(crate) fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
@@ -60,17 +67,25 @@ impl FromRequest for Principal {
         let already = req
             .extensions()
             .get::<VerifiedClaims>()
-            .map(|v| v.0.clone());
-        let claims = match (already, bearer_token_of(req.headers())) {
-            (Some(claims), _) => Ok(claims),
-            (None, None) => Err(AuthError::MissingToken),
-            (None, Some(token)) => state
-                .tokens
-                .verify(token, TokenType::Access, state.clock.now())
-                .map_err(AuthError::from),
+            .map(|v| (v.claims.clone(), v.vouched));
+        let (claims, vouched) = match already {
+            Some((claims, vouched)) => (Ok(claims), vouched),
+            None => match bearer_token_of(req.headers()) {
+                None => (Err(AuthError::MissingToken), false),
+                Some(token) => (
+                    state
+                        .tokens
+                        .verify(token, TokenType::Access, state.clock.now())
+                        .map_err(AuthError::from),
+                    false,
+                ),
+            },
         };
         Box::pin(async move {
             let claims = claims?;
+            if vouched {
+                return Ok(Principal::from(claims));
+            }
             if state
                 .revocations
                 .is_access_refused(&claims)

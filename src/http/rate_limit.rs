@@ -102,13 +102,20 @@ fn general_key(req: &ServiceRequest, state: &AppState) -> Option<(RouteClass, Li
                 .verify(token, TokenType::Access, state.clock.now())
                 .ok()
         })
-        .filter(|claims| state.revocations.check_access_cached(claims) != Some(true));
+        .map(|claims| {
+            let cached = state.revocations.check_access_cached(&claims);
+            (claims, cached)
+        })
+        .filter(|(_, cached)| *cached != Some(true));
     match verified {
-        // Left in the request for the `Principal` extractor: one verification per
-        // request, not two.
-        Some(claims) => {
+        // Left in the request for the `Principal` extractor: one verification and
+        // one revocation check per request, not two.
+        Some((claims, cached)) => {
             let key = LimitKey::User(claims.sub);
-            req.extensions_mut().insert(VerifiedClaims(claims));
+            req.extensions_mut().insert(VerifiedClaims {
+                claims,
+                vouched: cached == Some(false),
+            });
             Some((RouteClass::Authenticated, key))
         }
         None => {

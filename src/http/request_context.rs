@@ -77,21 +77,26 @@ const MAX_USER_AGENT_CHARS: usize = 256;
 
 /// Where a request came from, for services that record it (sessions, audit): the
 /// resolved client address, a bounded user agent, and the request id.
+/// The request's [`RequestMeta`].
+pub fn request_meta(req: &HttpRequest) -> RequestMeta {
+    let ext = req.extensions();
+    RequestMeta {
+        ip: ext.get::<ClientIp>().map(|ip| ip.0),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+        request_id: ext.get::<RequestId>().map(|id| id.as_str().to_owned()),
+    }
+}
+
 impl FromRequest for RequestMeta {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let ext = req.extensions();
-        ready(Ok(RequestMeta {
-            ip: ext.get::<ClientIp>().map(|ip| ip.0),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
-            request_id: ext.get::<RequestId>().map(|id| id.as_str().to_owned()),
-        }))
+        ready(Ok(request_meta(req)))
     }
 }
 
@@ -280,8 +285,10 @@ fn finish(
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
         headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    let seconds = started.elapsed().as_secs_f64();
-    if let Ok(value) = HeaderValue::from_str(&format!("{seconds:.6}")) {
+    // Seconds with six decimals, from whole microseconds (no float formatting).
+    let micros = started.elapsed().as_micros();
+    let seconds = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    if let Ok(value) = HeaderValue::try_from(seconds) {
         headers.insert(HeaderName::from_static(PROCESS_TIME_HEADER), value);
     }
     response

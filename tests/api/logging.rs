@@ -1,5 +1,6 @@
-//! The access log (JSON, most verbose level) never contains the Authorization
-//! header, cookies, or the query string — and does contain the request id.
+//! The access log (JSON, most verbose level, every request) never contains the
+//! Authorization header, cookies, or the query string — and does contain the
+//! request id.
 
 use crate::helpers::{ServerProcess, raw_get, secret_pairs};
 
@@ -17,6 +18,7 @@ fn credentials_never_reach_the_log() {
     ));
     vars.push(("LOG_FORMAT".into(), "json".into()));
     vars.push(("LOG_LEVEL".into(), "trace".into()));
+    vars.push(("LOG_REQUESTS".into(), "all".into()));
     let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut server = ServerProcess::start(dir.path(), &["serve"], &borrowed);
 

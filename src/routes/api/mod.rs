@@ -16,60 +16,69 @@ use crate::http::principal::admin_only;
 
 use super::{delete, get, post, resource};
 
+/// Grouped in scopes by resource, the busiest first: the router compares a
+/// request with each scope's prefix and only then with its routes, so a request for
+/// a document never tries the webhooks' or the sessions' patterns.
 pub fn scope() -> impl HttpServiceFactory {
     web::scope("/api/v1")
-        .service(post("/auth/register", auth::register))
-        .service(post("/auth/login", auth::login))
-        .service(post("/auth/refresh", auth::refresh))
-        .service(post("/auth/logout", auth::logout))
-        .service(post("/auth/logout-all", auth::logout_all))
-        .service(get("/auth/me", auth::me))
-        .service(post("/auth/password", auth::change_password))
-        .service(get("/auth/sessions", auth::sessions))
-        .service(delete("/auth/sessions/{id}", auth::revoke_session))
-        .service(post("/auth/mfa/setup", mfa::setup))
-        .service(post("/auth/mfa/enable", mfa::enable))
-        .service(post("/auth/mfa/disable", mfa::disable))
-        .service(post("/auth/mfa/verify-login", mfa::verify_login))
-        .service(admin_scope())
+        .service(
+            web::scope("/documents")
+                .service(
+                    resource("", "GET, HEAD, POST")
+                        .route(web::get().to(documents::list))
+                        .route(web::head().to(documents::list))
+                        .route(web::post().to(documents::create)),
+                )
+                .service(
+                    resource("/{id}", "GET, HEAD, PUT, PATCH, DELETE")
+                        .route(web::get().to(documents::get))
+                        .route(web::head().to(documents::get))
+                        .route(web::put().to(documents::replace))
+                        .route(web::patch().to(documents::patch))
+                        .route(web::delete().to(documents::delete)),
+                ),
+        )
+        .service(
+            web::scope("/auth")
+                .service(get("/me", auth::me))
+                .service(post("/login", auth::login))
+                .service(post("/refresh", auth::refresh))
+                .service(post("/logout", auth::logout))
+                .service(post("/register", auth::register))
+                .service(post("/logout-all", auth::logout_all))
+                .service(post("/password", auth::change_password))
+                .service(get("/sessions", auth::sessions))
+                .service(delete("/sessions/{id}", auth::revoke_session))
+                .service(post("/mfa/setup", mfa::setup))
+                .service(post("/mfa/enable", mfa::enable))
+                .service(post("/mfa/disable", mfa::disable))
+                .service(post("/mfa/verify-login", mfa::verify_login)),
+        )
         .service(post("/authz/check", authz::check))
         .service(
-            resource("/webhooks", "GET, HEAD, POST")
-                .route(web::get().to(webhooks::list))
-                .route(web::head().to(webhooks::list))
-                .route(web::post().to(webhooks::create)),
+            web::scope("/webhooks")
+                .service(
+                    resource("", "GET, HEAD, POST")
+                        .route(web::get().to(webhooks::list))
+                        .route(web::head().to(webhooks::list))
+                        .route(web::post().to(webhooks::create)),
+                )
+                .service(
+                    resource("/{id}", "GET, HEAD, PATCH, DELETE")
+                        .route(web::get().to(webhooks::get))
+                        .route(web::head().to(webhooks::get))
+                        .route(web::patch().to(webhooks::update))
+                        .route(web::delete().to(webhooks::delete)),
+                )
+                .service(post("/{id}/rotate-secret", webhooks::rotate_secret))
+                .service(post("/{id}/test", webhooks::test))
+                .service(get("/{id}/deliveries", webhooks::deliveries))
+                .service(post(
+                    "/{id}/deliveries/{delivery_id}/retry",
+                    webhooks::retry,
+                )),
         )
-        .service(
-            resource("/webhooks/{id}", "GET, HEAD, PATCH, DELETE")
-                .route(web::get().to(webhooks::get))
-                .route(web::head().to(webhooks::get))
-                .route(web::patch().to(webhooks::update))
-                .route(web::delete().to(webhooks::delete)),
-        )
-        .service(post(
-            "/webhooks/{id}/rotate-secret",
-            webhooks::rotate_secret,
-        ))
-        .service(post("/webhooks/{id}/test", webhooks::test))
-        .service(get("/webhooks/{id}/deliveries", webhooks::deliveries))
-        .service(post(
-            "/webhooks/{id}/deliveries/{delivery_id}/retry",
-            webhooks::retry,
-        ))
-        .service(
-            resource("/documents", "GET, HEAD, POST")
-                .route(web::get().to(documents::list))
-                .route(web::head().to(documents::list))
-                .route(web::post().to(documents::create)),
-        )
-        .service(
-            resource("/documents/{id}", "GET, HEAD, PUT, PATCH, DELETE")
-                .route(web::get().to(documents::get))
-                .route(web::head().to(documents::get))
-                .route(web::put().to(documents::replace))
-                .route(web::patch().to(documents::patch))
-                .route(web::delete().to(documents::delete)),
-        )
+        .service(admin_scope())
 }
 
 /// `/api/v1/admin/*`: behind [`admin_only`], so only an active administrator's

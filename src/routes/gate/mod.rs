@@ -14,11 +14,10 @@
 pub mod portal;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
 use crate::accounts::AccountError;
-use crate::audit::RequestMeta;
 use crate::auth::AuthError;
 use crate::auth::tokens::TokenType;
 use crate::gate::{Asker, GateError, GateService, OriginalRequest, Verdict};
@@ -26,7 +25,7 @@ use crate::http::ClientIp;
 use crate::http::principal::{app_state, bearer_token_of};
 use crate::http::problem::ApiError;
 use crate::http::rate_limit::enforce;
-use crate::http::request_context::RequestId;
+use crate::http::request_context::{RequestId, request_meta};
 use crate::limits::{LimitKey, RouteClass};
 use crate::model::{User, UserStatus};
 use crate::state::AppState;
@@ -100,6 +99,21 @@ fn original(req: &HttpRequest, door: Door) -> Result<OriginalRequest, ApiError> 
     parsed.map_err(|e| ApiError::Validation(vec![FieldError::rule(e.field, "invalid", e.message)]))
 }
 
+const ASSERTION: &str = "portcullis-assertion";
+
+/// An identity header's name; the fixed ones without parsing (every allowed
+/// request answers them).
+fn header_name(name: &str) -> Option<header::HeaderName> {
+    Some(header::HeaderName::from_static(match name {
+        "Remote-User" => "remote-user",
+        "Remote-Email" => "remote-email",
+        "Remote-Role" => "remote-role",
+        "Remote-Name" => "remote-name",
+        "Portcullis-Assertion" => ASSERTION,
+        other => return header::HeaderName::try_from(other).ok(),
+    }))
+}
+
 fn wants_html(req: &HttpRequest) -> bool {
     header_text(req, "accept").is_some_and(|accept| accept.contains("text/html"))
 }
@@ -135,9 +149,9 @@ async fn asker(req: &HttpRequest, state: &AppState) -> Result<Option<User>, ApiE
     let Some(cookie) = req.cookie(COOKIE) else {
         return Ok(None);
     };
-    let session = state
+    let account = state
         .gate_sessions
-        .resume(cookie.value())
+        .resume_account(cookie.value())
         .await
         .map_err(|cause| {
             tracing::error!(error = %cause, "gate session check failed closed");
@@ -146,7 +160,7 @@ async fn asker(req: &HttpRequest, state: &AppState) -> Result<Option<User>, ApiE
                 retry_after_seconds: Some(5),
             }
         })?;
-    Ok(session.map(|s| s.user))
+    Ok(account)
 }
 
 #[derive(Template)]
@@ -183,13 +197,14 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
     if let Some(user) = &user {
         enforce(req, RouteClass::GateUser, &LimitKey::User(user.id))?;
     }
-    let meta = RequestMeta::extract(req).await?;
     let asking = match &user {
         Some(user) => Asker::SignedIn(user),
         None => Asker::SignedOut,
     };
     let verdict = gate
-        .decide(entry, &original, asking, Some(client.0), &meta)
+        .decide(entry, &original, asking, Some(client.0), || {
+            request_meta(req)
+        })
         .await
         .map_err(|error| match error {
             GateError::Evaluation => ApiError::AccessEvaluationFailed,
@@ -199,20 +214,30 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
         Verdict::Allowed(identity) => {
             let mut response = HttpResponse::Ok();
             response.insert_header((header::CACHE_CONTROL, "no-store"));
+            let mut response = response.finish();
+            let headers = response.headers_mut();
             match identity {
                 Some(identity) => {
                     for (name, value) in &identity.headers {
-                        response.insert_header((name.as_str(), value.as_str()));
+                        if let (Some(name), Ok(value)) =
+                            (header_name(name), header::HeaderValue::from_str(value))
+                        {
+                            headers.insert(name, value);
+                        }
                     }
-                    response.insert_header(("Portcullis-Assertion", identity.assertion.as_ref()));
+                    if let Ok(value) = header::HeaderValue::from_str(&identity.assertion) {
+                        headers.insert(header::HeaderName::from_static(ASSERTION), value);
+                    }
                 }
                 None => {
                     for name in gate.identity_header_names() {
-                        response.insert_header((name, ""));
+                        if let Some(name) = header_name(&name) {
+                            headers.insert(name, header::HeaderValue::from_static(""));
+                        }
                     }
                 }
             }
-            Ok(response.finish())
+            Ok(response)
         }
         Verdict::SignInFirst => {
             let login = portal::login_url(gate, &original.url());
