@@ -11,6 +11,10 @@
 //!
 //! Run: `cargo bench --bench http`.
 
+/// The server's allocator (`src/main.rs`), so the bench measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::net::SocketAddr;
 

@@ -52,7 +52,7 @@ http {
 NGINX
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 nginx_pid=$!
-trap 'kill "$nginx_pid" "$baseline_pid" 2>/dev/null; cleanup' EXIT
+trap 'kill "$nginx_pid" "${baseline_pids[@]}" 2>/dev/null; cleanup' EXIT
 sleep 1
 
 # The app (the baseline) answers /health; the gate allows app.load.test to the

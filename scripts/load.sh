@@ -5,6 +5,7 @@
 #
 #   1. throughput, ROUNDS alternating rounds of every target, medians:
 #        bare actix-web GET /health          (the framework's own limit)
+#        ... answering with Portcullis's response headers (what the bytes cost)
 #        Portcullis GET /health              (every middleware)
 #        Portcullis GET /api/v1/auth/me      (token, session allow-list, limiter)
 #        Portcullis GET /api/v1/documents/id (plus the policy decision and the read)
@@ -37,10 +38,11 @@ run() {
         echo "    $name: $(grep 'Non-2xx' "$work/$name.$round")"
     fi
 }
-targets=(baseline health me document gate gate_paths)
+targets=(baseline baseline_headers health me document gate gate_paths)
 for round in $(seq 1 "$ROUNDS"); do
     echo "==> round $round of $ROUNDS"
     run baseline "$baseline/health"
+    run baseline_headers "$baseline_headers/health"
     run health "$url/health"
     run me -H "Authorization: Bearer $token" "$url/api/v1/auth/me"
     run document -H "Authorization: Bearer $token" "$url/api/v1/documents/$doc_id"
@@ -87,6 +89,7 @@ row() {  # name label goal
         "$(median "$1" p50) (p99 $(median "$1" p99))" "$3"
 }
 row baseline "bare actix-web GET /health" "1"
+row baseline_headers "... with Portcullis's response headers" "—"
 row health "Portcullis GET /health" "≥ 0.85 bare"
 row me "Portcullis GET /api/v1/auth/me" "≥ 0.70 bare"
 row document "Portcullis GET /api/v1/documents/{id}" "≥ 0.50 bare"

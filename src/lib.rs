@@ -1,7 +1,8 @@
 //! Portcullis: a single-binary, fail-closed security backend for single-host deployments.
 //!
 //! A new reader finds each feature by folder. The core knows nothing of HTTP:
-//! `config` (settings and their checks), `clock`, `validation` (field errors),
+//! `config` (settings and their checks), `clock`, `cache` (in-memory caches),
+//! `validation` (field errors),
 //! `model` (the shared records), `crypto`, `db` (SQLite, one module per table),
 //! `audit` (the hash-chained security log), and the services `accounts`, `auth`,
 //! `limits`, `policy`, `documents`, `webhooks`, `gate` (forward-auth) and `admin`. The web layer is `http`
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;

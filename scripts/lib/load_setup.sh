@@ -1,5 +1,6 @@
 # Shared by scripts/load.sh and scripts/profile.sh: starts the bare actix-web
-# baseline (examples/baseline.rs, $baseline) and Portcullis in its default
+# baseline (examples/baseline.rs, $baseline; with Portcullis's response headers,
+# $baseline_headers) and Portcullis in its default
 # configuration ($url, $server_pid) with the gate on for *.load.test, and seeds
 # what the targets ask for: a user's access token ($token), a document ($doc_id),
 # 100 route policies, a portal sign-in ($cookie) and the proxy's headers ($gate).
@@ -13,16 +14,24 @@ if [ -z "${BASELINE_BIN:-}" ]; then
     cargo build --release --quiet --example baseline
     BASELINE_BIN="$PWD/target/release/examples/baseline"
 fi
-"$BASELINE_BIN" > "$work/baseline.out" &
-baseline_pid=$!
-trap 'kill "$baseline_pid" 2>/dev/null; cleanup' EXIT
-baseline=""
-for _ in $(seq 1 100); do
-    baseline="$(grep -o 'http://[0-9.:]*' "$work/baseline.out" 2>/dev/null | head -n1 || true)"
-    [ -n "$baseline" ] && break
-    sleep 0.1
-done
-[ -n "$baseline" ] || { echo "the baseline did not start"; exit 1; }
+# start_baseline NAME [ARGS]: a baseline server; sets $NAME to its URL.
+baseline_pids=()
+start_baseline() {
+    local name="$1" found=""; shift
+    "$BASELINE_BIN" "$@" > "$work/$name.out" &
+    baseline_pids+=($!)
+    for _ in $(seq 1 100); do
+        found="$(grep -o 'http://[0-9.:]*' "$work/$name.out" 2>/dev/null | head -n1 || true)"
+        [ -n "$found" ] && break
+        sleep 0.1
+    done
+    [ -n "$found" ] || { echo "the baseline did not start"; exit 1; }
+    printf -v "$name" '%s' "$found"
+}
+trap 'kill "${baseline_pids[@]}" 2>/dev/null; cleanup' EXIT
+start_baseline baseline
+# The same, answering with every header a Portcullis response carries.
+start_baseline baseline_headers --with-portcullis-headers
 
 # One administrator, created before the server starts, imports the route policies.
 "$BIN" keygen > "$work/.env"

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use crate::cache::{Cache, hasher};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
-use moka::sync::Cache;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -170,16 +170,16 @@ impl BrowserSessions {
             revocations: parts.revocations,
             rules,
             csrf_key: Arc::new(key.into()),
-            pending: Cache::builder()
+            pending: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(PENDING_SECONDS))
-                .build(),
-            resumed: Cache::builder()
+                .build_with_hasher(hasher()),
+            resumed: moka::sync::Cache::builder()
                 .max_capacity(RESUMED_CAPACITY)
                 .time_to_idle(Duration::from_secs(
                     u64::try_from(rules.idle_seconds).unwrap_or(60).max(1),
                 ))
-                .build(),
+                .build_with_hasher(hasher()),
         }
     }
 

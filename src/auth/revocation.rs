@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::cache::{Cache, hasher};
 use moka::Expiry;
 use moka::notification::RemovalCause;
-use moka::sync::Cache;
 use uuid::Uuid;
 
 use super::live_sessions::LiveSessions;
@@ -109,7 +109,7 @@ impl RevocationStore {
         let complete = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicU64::new(0));
         let (flag, count) = (Arc::clone(&complete), Arc::clone(&held));
-        let cache = Cache::builder()
+        let cache = moka::sync::Cache::builder()
             .max_capacity(capacity)
             .expire_after(ExpireWhenIrrelevant {
                 clock: clock.clone(),
@@ -124,7 +124,7 @@ impl RevocationStore {
                     });
                 }
             })
-            .build();
+            .build_with_hasher(hasher());
         let store = Self {
             db,
             cache,

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use crate::cache::{Cache, hasher};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
 };
-use moka::sync::Cache;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -145,12 +145,12 @@ impl TokenService {
             verifying,
             access_ttl_seconds,
             validation,
-            verified: Cache::builder()
+            verified: moka::sync::Cache::builder()
                 .max_capacity(VERIFIED_CACHE_CAPACITY)
                 .time_to_live(Duration::from_secs(
                     u64::try_from(access_ttl_seconds + LEEWAY_SECONDS).unwrap_or(0),
                 ))
-                .build(),
+                .build_with_hasher(hasher()),
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use moka::sync::Cache;
+use crate::cache::{Cache, hasher};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -180,10 +180,10 @@ impl DocumentService {
             policies,
             clock,
             writes: Arc::new(AtomicU64::new(0)),
-            cache: Cache::builder()
+            cache: moka::sync::Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(CACHE_TTL)
-                .build(),
+                .build_with_hasher(hasher()),
         }
     }
 

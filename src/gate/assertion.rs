@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::cache::{Cache, hasher};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
@@ -19,7 +20,6 @@ use jsonwebtoken::jwk::{
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use moka::sync::Cache;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -126,7 +126,9 @@ impl AssertionSigner {
             // a full cache replaces its least useful entry at each insert. (A
             // time-to-live made the cache evict every expired assertion at once,
             // tens of milliseconds on the worker that happened to read next.)
-            recent: Cache::builder().max_capacity(20_000).build(),
+            recent: moka::sync::Cache::builder()
+                .max_capacity(20_000)
+                .build_with_hasher(hasher()),
         })
     }
 

@@ -465,6 +465,10 @@ async fn the_gate_holds_behind(kind: Kind) {
 
     // Portcullis down: an error, never a pass.
     s.app.handle.stop(false).await;
+    // A forced stop tells the workers to drop their connections without waiting
+    // for them; a proxy's kept-alive connection could still reach one that has not
+    // heard yet, and that is a gate still up, not down. Give them a moment.
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     let response = http
         .get(s.url("app", "/x"))
         .header("Cookie", &fresh)

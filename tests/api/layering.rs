@@ -26,6 +26,7 @@ const CORE: &[&str] = &[
     "audit",
     "auth",
     "authz",
+    "cache",
     "clock",
     "config",
     "crypto",

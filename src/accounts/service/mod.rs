@@ -25,7 +25,7 @@ pub use reauth::{Proof, REAUTHENTICATION_SECONDS};
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::sync::Cache;
+use crate::cache::{Cache, hasher};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -169,7 +169,7 @@ pub struct AccountService {
     /// A refresh token presented again within this many seconds of its rotation gets
     /// the same successor (0: never).
     refresh_grace_seconds: u32,
-    rotations: Cache<String, Arc<refresh::Rotation>>,
+    rotations: moka::sync::Cache<String, Arc<refresh::Rotation>>,
     /// Failed sign-ins the database could not take yet.
     unrecorded: login::UnrecordedFailures,
 }
@@ -202,10 +202,10 @@ impl AccountService {
             refresh_grace_seconds: settings.jwt.refresh_reuse_grace_seconds,
             unrecorded: login::UnrecordedFailures::new(softlock.forget_after_seconds),
             rotations: refresh::grace_cache(settings.jwt.refresh_reuse_grace_seconds),
-            profiles: Cache::builder()
+            profiles: moka::sync::Cache::builder()
                 .max_capacity(PROFILE_CACHE_CAPACITY)
                 .time_to_live(PROFILE_CACHE_TTL)
-                .build(),
+                .build_with_hasher(hasher()),
         }
     }
 
