@@ -229,6 +229,20 @@ impl BrowserSessions {
         match self.accounts.login(email, password, meta).await? {
             LoginOutcome::Signed(pair) => self.finish(pair, meta).await.map(SignIn::Done),
             LoginOutcome::MfaRequired(challenge) => {
+                // An account this kind does not admit gets no code step: asking for
+                // a code would tell that the password was right.
+                match self.accounts.account(challenge.user_id).await {
+                    Ok(user) => {
+                        if let Some(refusal) = self.refusal(&user) {
+                            self.audit_refusal(&user, &refusal, meta).await;
+                            return Err(refusal);
+                        }
+                    }
+                    Err(AccountError::AccountGone) => {
+                        return Err(SignInError::Account(AccountError::InvalidCredentials));
+                    }
+                    Err(other) => return Err(SignInError::Unexpected(anyhow::Error::new(other))),
+                }
                 let cookie = new_cookie_value()?;
                 self.pending.insert(
                     hash(cookie.expose_secret()),
@@ -283,6 +297,7 @@ impl BrowserSessions {
             .ok_or(SignInError::Account(AccountError::AccountGone))?;
         if let Some(refusal) = self.refusal(&user) {
             self.accounts.end_session(user.id, session_id, meta).await?;
+            self.audit_refusal(&user, &refusal, meta).await;
             return Err(refusal);
         }
         let cookie = new_cookie_value()?;
@@ -318,6 +333,30 @@ impl BrowserSessions {
             })
             .await?;
         Ok(cookie)
+    }
+
+    /// Records why an account that knew its password was not let in (the page
+    /// answers as for a wrong password). A failure to record it is logged; the
+    /// answer stays a refusal.
+    async fn audit_refusal(&self, user: &User, refusal: &SignInError, meta: &RequestMeta) {
+        let reason = match refusal {
+            SignInError::NotAdmin => "not_admin",
+            SignInError::MfaNotSetUp => "mfa_not_set_up",
+            _ => "account_not_active",
+        };
+        let record = AuditEvent::of_request(
+            match self.rules.kind {
+                SessionKind::Admin => "admin.sign_in_refused",
+                SessionKind::Gate => "gate.sign_in_refused",
+            },
+            Outcome::Denied,
+            meta,
+        )
+        .with_actor(user.id.to_string())
+        .with_detail("reason", reason);
+        if let Err(error) = self.audit.record(record).await {
+            tracing::error!(%error, "could not audit a refused sign-in");
+        }
     }
 
     /// The stored session a cookie hash names, from memory when resumed lately.

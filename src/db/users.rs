@@ -259,6 +259,15 @@ pub fn list(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<User>> {
     rows.collect()
 }
 
+/// The first `limit` active administrators, by e-mail.
+pub fn active_administrators(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<User>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM users WHERE role = 'admin' AND status = 'active' ORDER BY email LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], from_row)?;
+    rows.collect()
+}
+
 pub fn set_role_and_attributes(
     conn: &Connection,
     id: UserId,

@@ -40,8 +40,10 @@ pub const PAGE_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src '
 /// an HTML page with the status, title and text the API would answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
+    /// Not signed in: back to the sign-in page, which returns to `next` (the page
+    /// that was asked for) afterwards.
     #[error("not signed in")]
-    SignedOut,
+    SignedOut(Option<String>),
     #[error(transparent)]
     Problem(#[from] ApiError),
 }
@@ -68,16 +70,26 @@ struct ErrorPage<'a> {
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
-            PageError::SignedOut => StatusCode::SEE_OTHER,
+            PageError::SignedOut(_) => StatusCode::SEE_OTHER,
             PageError::Problem(problem) => problem.problem().status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let PageError::Problem(error) = self else {
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/admin/login"))
-                .finish();
+        let error = match self {
+            PageError::SignedOut(next) => {
+                let location = match next {
+                    Some(next) => format!(
+                        "/admin/login?next={}",
+                        url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+                    ),
+                    None => "/admin/login".to_owned(),
+                };
+                return HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, location))
+                    .finish();
+            }
+            PageError::Problem(error) => error,
         };
         if let ApiError::Unexpected(cause) = error {
             tracing::error!(error = ?cause, "admin page failed");
@@ -128,9 +140,47 @@ pub fn render(page: &impl Template) -> Result<HttpResponse, PageError> {
         .body(body))
 }
 
+/// A one-time message for the next page: what was done, or why it was not (shown
+/// as an error, so a refusal never looks like a success).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub message: String,
+    pub error: bool,
+}
+
+/// Where a sign-in may return to: an admin page on this server, never another
+/// site (`//host`, `/\\host`), the sign-in itself, or anything a browser could
+/// read as something else. Anything else returns to the dashboard.
+pub fn return_path(next: Option<&str>) -> &str {
+    match next {
+        Some(next)
+            if (next == "/admin" || next.starts_with("/admin/") || next.starts_with("/admin?"))
+                && !next.starts_with("/admin/login")
+                && !next.contains("//")
+                && !next.contains('\\')
+                && !next.chars().any(char::is_control) =>
+        {
+            next
+        }
+        _ => "/admin",
+    }
+}
+
 /// POST-redirect-GET: a 303 to `to`, with a one-time message for the next page.
 pub fn redirect_with(to: &str, message: &str) -> HttpResponse {
-    let encoded: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    redirect_flashing(to, message, false)
+}
+
+/// POST-redirect-GET after a refusal: the next page shows `message` as an error.
+pub fn redirect_with_error(to: &str, message: &str) -> HttpResponse {
+    redirect_flashing(to, message, true)
+}
+
+fn redirect_flashing(to: &str, message: &str, error: bool) -> HttpResponse {
+    // The first character says which kind it is.
+    let kind = if error { "e" } else { "s" };
+    let encoded: String =
+        url::form_urlencoded::byte_serialize(format!("{kind}{message}").as_bytes()).collect();
     let flash = Cookie::build(FLASH_COOKIE, encoded)
         .path("/admin")
         .http_only(true)
@@ -143,12 +193,13 @@ pub fn redirect_with(to: &str, message: &str) -> HttpResponse {
 }
 
 /// The flash message a previous POST left, if any.
-fn flash(req: &HttpRequest) -> Option<String> {
+fn flash(req: &HttpRequest) -> Option<Flash> {
     let cookie = req.cookie(FLASH_COOKIE)?;
-    url::form_urlencoded::parse(format!("m={}", cookie.value()).as_bytes())
-        .next()
-        .map(|(_, message)| message.into_owned())
-        .filter(|m| !m.is_empty())
+    let pair = format!("m={}", cookie.value());
+    let (_, text) = url::form_urlencoded::parse(pair.as_bytes()).next()?;
+    let error = text.starts_with('e');
+    let message = text.get(1..).unwrap_or_default().to_owned();
+    (!message.is_empty()).then_some(Flash { message, error })
 }
 
 /// A cookie that makes the browser forget the admin cookie `name`.
@@ -162,7 +213,7 @@ pub fn removal(name: &'static str) -> Cookie<'static> {
 pub struct Chrome {
     pub email: String,
     pub csrf: String,
-    pub flash: Option<String>,
+    pub flash: Option<Flash>,
     /// Shown when administrators can sign in without MFA (the demo).
     pub mfa_banner: bool,
     pub section: &'static str,
@@ -274,22 +325,27 @@ pub struct AdminPage {
     pub state: web::Data<AppState>,
     pub meta: RequestMeta,
     req: HttpRequest,
-    flash: Option<String>,
+    flash: Option<Flash>,
 }
 
 impl AdminPage {
     /// The session a request's cookie names, if it is still good.
     async fn resume(req: &HttpRequest) -> Result<Self, PageError> {
         let state = app_state(req)?;
+        // A page asked for while signed out is where the sign-in returns to.
+        let signed_out = || {
+            let asked = req.uri().path_and_query().map(|p| p.as_str().to_owned());
+            PageError::SignedOut(asked.filter(|_| req.method() == actix_web::http::Method::GET))
+        };
         let Some(cookie) = req.cookie(COOKIE) else {
-            return Err(PageError::SignedOut);
+            return Err(signed_out());
         };
         let session = state
             .admin_sessions
             .resume(cookie.value())
             .await
             .map_err(|e| ApiError::Unexpected(e.into()))?
-            .ok_or(PageError::SignedOut)?;
+            .ok_or_else(signed_out)?;
         let meta = RequestMeta::extract(req)
             .await
             .map_err(PageError::Problem)?;
@@ -313,12 +369,17 @@ impl AdminPage {
         action: AdminAction,
         target: Option<String>,
     ) -> Result<AdminActor, PageError> {
-        let context = policy_context(&self.req, &self.meta, self.state.clock.now());
+        let context = self.policy_context();
         self.state
             .admin_access
             .authorize(&self.session.user, action, target, context, &self.meta)
             .await
             .map_err(|e| PageError::Problem(e.into()))
+    }
+
+    /// This request's context as the policy engine sees it.
+    pub fn policy_context(&self) -> crate::policy::engine::Context {
+        policy_context(&self.req, &self.meta, self.state.clock.now())
     }
 
     /// The chrome of a page in `section`, with the flash message, if any.
@@ -378,6 +439,54 @@ impl AdminForm {
                 "The form's security token is missing or wrong. Reload the page and try again.",
             )),
         }
+    }
+}
+
+/// A destructive action's question, asked on a page of its own before anything is
+/// done: "Confirm" posts the same form again with `confirm=yes`, "Cancel" leads
+/// away. Plain HTML, so it works without JavaScript.
+pub struct Confirmation {
+    /// The page's heading, naming the object: "Delete the policy “Office hours”?"
+    pub question: String,
+    /// What happens, and whether it can be undone.
+    pub consequence: String,
+    /// The confirming button: "Delete “Office hours”".
+    pub button: String,
+    /// Where "Cancel" leads.
+    pub cancel: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/confirm.html")]
+struct ConfirmPage {
+    chrome: Chrome,
+    action: String,
+    /// The post's own fields, sent again as they came.
+    fields: Vec<(String, String)>,
+    ask: Confirmation,
+}
+
+impl AdminForm {
+    /// Whether this post is the confirmed one its confirmation page sends.
+    pub fn confirmed(&self) -> bool {
+        self.form.get("confirm") == Some("yes")
+    }
+
+    /// The confirmation page for this post, in the navigation's `section`.
+    pub fn ask(&self, section: &'static str, ask: Confirmation) -> Result<HttpResponse, PageError> {
+        let fields = self
+            .form
+            .0
+            .iter()
+            .filter(|(name, _)| name != "csrf" && name != "confirm")
+            .cloned()
+            .collect();
+        self.page.render(&ConfirmPage {
+            chrome: self.page.chrome(section),
+            action: self.page.req.path().to_owned(),
+            fields,
+            ask,
+        })
     }
 }
 

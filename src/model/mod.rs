@@ -2,6 +2,7 @@
 //! plain data with their parsing rules. They sit below the database, so storage and
 //! the services agree on one shape and the SQL modules depend on nothing above them.
 
+pub mod admin_action;
 pub mod document;
 pub mod email;
 pub mod host;

@@ -3,6 +3,7 @@
 //! the simulator. One engine decides every access; it fails closed. The stored
 //! policy itself is `crate::model::policy`.
 
+pub mod admin_guard;
 pub mod attributes;
 pub mod engine;
 pub mod operator;

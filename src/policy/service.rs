@@ -9,12 +9,14 @@ use parking_lot::RwLock;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::engine::{AccessRequest, Decision, PolicySet, Reason};
+use super::admin_guard::{self, ADMINISTRATORS_ASKED, AdminLoss};
+use super::engine::{AccessRequest, Context, Decision, PolicySet, Reason};
 use super::validate::{PolicyDraft, check_draft, compile};
 use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
 use crate::db::Database;
 use crate::db::policies::{self, VersionRow};
+use crate::db::users;
 use crate::model::policy::{ADMIN_POLICY_ID, Policy, PolicyStatus};
 use crate::validation::FieldError;
 
@@ -30,6 +32,8 @@ pub enum PolicyError {
     ReadOnly,
     #[error("a built-in policy may only be activated or deactivated")]
     BuiltInRule,
+    #[error("this change would leave no active administrator able to edit policies")]
+    LocksOutAdministrators,
     #[error("stored policy {id} no longer compiles: {reason}")]
     Corrupt { id: Uuid, reason: String },
     #[error(transparent)]
@@ -359,8 +363,15 @@ impl PolicyService {
         let actor_id = actor.audit_name();
         let audit = self.audit.clone();
         let now = self.clock.now();
+        let context = Context {
+            ip: meta.ip,
+            method: None,
+            path: None,
+            now,
+        };
         let meta = meta.clone();
         let current = Arc::clone(&self.current);
+        let before = self.current();
         self.db
             .write_then(
                 move |tx| {
@@ -408,9 +419,15 @@ impl PolicyService {
                         audit.append(tx, &record)?;
                     }
                     // Compiled inside the transaction: a set that cannot be built
-                    // rolls the change back.
+                    // rolls the change back, and so does one that would lock every
+                    // administrator out of editing policies.
+                    let set = build_set(policies::all(tx)?)?;
+                    let administrators = users::active_administrators(tx, ADMINISTRATORS_ASKED)?;
+                    if admin_guard::locks_out(&before, &set, &administrators, &context) {
+                        return Err(PolicyError::LocksOutAdministrators);
+                    }
                     Ok(Loaded {
-                        set: Arc::new(build_set(policies::all(tx)?)?),
+                        set: Arc::new(set),
                         generation: policies::generation(tx)?,
                     })
                 },
@@ -423,6 +440,48 @@ impl PolicyService {
             )
             .await
             .map(|_| ())
+    }
+
+    /// What saving `draft` (as policy `id`, or a new one) or deleting `id` (no
+    /// draft) would take from the active administrators, asked in `context`. A
+    /// draft that does not validate is a `Validation` error, as on save.
+    pub async fn admin_impact(
+        &self,
+        id: Option<Uuid>,
+        draft: Option<&PolicyDraft>,
+        context: &Context,
+    ) -> Result<Vec<AdminLoss>, PolicyError> {
+        let previous = id.and_then(|id| self.get(id).ok());
+        let before = self.current();
+        let mut stored: Vec<Policy> = before
+            .policies()
+            .filter(|p| Some(p.id) != id)
+            .map(|p| (**p).clone())
+            .collect();
+        if let Some(draft) = draft {
+            let changed = self
+                .policy_from_draft(
+                    id.unwrap_or_else(Uuid::new_v4),
+                    draft.clone(),
+                    previous.as_deref(),
+                    "preview",
+                )
+                .map_err(PolicyError::Validation)?;
+            stored.push(changed);
+        }
+        let after = build_set(stored)?;
+        let administrators = self
+            .db
+            .read(|conn| {
+                Ok::<_, PolicyError>(users::active_administrators(conn, ADMINISTRATORS_ASKED)?)
+            })
+            .await?;
+        Ok(admin_guard::losses(
+            &before,
+            &after,
+            &administrators,
+            context,
+        ))
     }
 
     pub async fn create(

@@ -701,3 +701,77 @@ fn a_missing_attribute_never_switches_a_deny_off_nor_an_allow_on() {
     );
     assert!(set(vec![explicit]).decide(&request()).allowed);
 }
+
+// ---- what a change would take from administrators ----
+
+fn administrator(email: &str) -> crate::model::User {
+    crate::model::User {
+        id: UserId::new(),
+        email: crate::model::Email::parse(email).expect("email"),
+        password_hash: String::new(),
+        role: Role::Admin,
+        attributes: Map::new(),
+        status: crate::model::UserStatus::Active,
+        created_at: 0,
+        updated_at: 0,
+        tokens_valid_after: 0,
+        failed_logins: 0,
+        locked_until: None,
+        mfa_enabled: false,
+    }
+}
+
+/// The built-in grant: the admin role may do every administrator action.
+fn admin_grant() -> Policy {
+    let mut grant = policy(Effect::Allow, "admin", &["*"], Value::Null);
+    grant.principals = Principals::Roles {
+        roles: vec![Role::Admin],
+    };
+    grant
+}
+
+fn nowhere() -> Context {
+    Context {
+        ip: None,
+        method: None,
+        path: None,
+        now: 0,
+    }
+}
+
+#[test]
+fn a_change_that_leaves_nobody_able_to_edit_policies_locks_out() {
+    use super::admin_guard::{locks_out, losses};
+    let (alice, bob) = (
+        administrator("alice@example.org"),
+        administrator("bob@example.org"),
+    );
+    let before = set(vec![admin_grant()]);
+    let freeze_all = set(vec![
+        admin_grant(),
+        policy(Effect::Deny, "admin", &["policy.update"], Value::Null),
+    ]);
+    let admins = [alice.clone(), bob.clone()];
+    assert!(locks_out(&before, &freeze_all, &admins, &nowhere()));
+    // One administrator left able to edit: not a lock-out, but alice's loss shows.
+    let freeze_alice = set(vec![
+        admin_grant(),
+        policy(
+            Effect::Deny,
+            "admin",
+            &["policy.update", "user.lock"],
+            json!({"attribute": "subject.email", "operator": "eq", "value": "alice@example.org"}),
+        ),
+    ]);
+    assert!(!locks_out(&before, &freeze_alice, &admins, &nowhere()));
+    let lost = losses(&before, &freeze_alice, &admins, &nowhere());
+    assert_eq!(lost.len(), 1);
+    assert_eq!(
+        lost[0].to_string(),
+        "alice@example.org could no longer: policy.update, user.lock"
+    );
+    // Already locked out before: a change that does not mend it is not refused for it.
+    assert!(!locks_out(&freeze_all, &freeze_all, &admins, &nowhere()));
+    // No change, no loss.
+    assert!(losses(&before, &before, &admins, &nowhere()).is_empty());
+}

@@ -51,6 +51,9 @@ impl From<PolicyError> for ApiError {
             PolicyError::BuiltInRule => ApiError::Conflict(
                 "A built-in policy may only be activated or deactivated (PATCH its status).",
             ),
+            PolicyError::LocksOutAdministrators => ApiError::Conflict(
+                "This change would leave no active administrator able to edit policies; the policies were not changed.",
+            ),
             PolicyError::Unexpected(cause) => ApiError::Unexpected(cause),
             other => ApiError::Unexpected(anyhow::anyhow!(other)),
         }

@@ -125,15 +125,27 @@ async fn an_administrator_signs_in_and_sees_the_dashboard() {
 async fn non_administrators_and_admins_without_mfa_get_no_access() {
     let app = app_with(&[]).await;
     app.signed_up("user@example.org").await;
+    // A non-administrator's right password reads exactly as a wrong one; the audit
+    // log keeps the reason.
     let refused = sign_in(&app, "user@example.org").await;
     assert_eq!(refused.status(), 401);
-    assert!(
-        refused
-            .text()
-            .await
-            .expect("html")
-            .contains("Only administrators")
-    );
+    let right = refused.text().await.expect("html");
+    let wrong = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[
+            ("email", "user@example.org"),
+            ("password", "a wrong password!"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(right, wrong.text().await.expect("html"));
+    assert!(right.contains("Invalid email or password"), "{right}");
+    let refusals = app.audit_events("admin.sign_in_refused");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(refusals[0].2.contains("not_admin"), "{refusals:?}");
     assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
     // MFA is required by default: an administrator without it is refused.
     app.admin_token("root@example.org").await;
@@ -480,7 +492,13 @@ async fn users_webhooks_and_audit_pages() {
         ],
     )
     .await;
-    assert!(saved.text().await.expect("html").contains("Saved."));
+    assert!(
+        saved
+            .text()
+            .await
+            .expect("html")
+            .contains("Saved the role and attributes of member@example.org.")
+    );
     let api = app
         .signed_in("root@example.org", GOOD_PASSWORD)
         .await
@@ -506,7 +524,7 @@ async fn users_webhooks_and_audit_pages() {
     let locked = post_form(
         &app,
         &format!("/admin/users/{id}"),
-        &[("csrf", token.as_str()), ("op", "lock")],
+        &[("csrf", token.as_str()), ("op", "lock"), ("confirm", "yes")],
     )
     .await;
     assert!(
@@ -514,7 +532,7 @@ async fn users_webhooks_and_audit_pages() {
             .text()
             .await
             .expect("html")
-            .contains("Account locked")
+            .contains("Locked member@example.org; its sessions ended.")
     );
     assert_eq!(app.me_status(&user).await, 401);
     assert_eq!(app.audit_events("admin.user_locked").len(), 1);
@@ -537,7 +555,11 @@ async fn users_webhooks_and_audit_pages() {
     let disabled = post_form(
         &app,
         &format!("/admin/webhooks/{hook_id}"),
-        &[("csrf", token.as_str()), ("op", "disable")],
+        &[
+            ("csrf", token.as_str()),
+            ("op", "disable"),
+            ("confirm", "yes"),
+        ],
     )
     .await;
     assert!(
@@ -545,7 +567,7 @@ async fn users_webhooks_and_audit_pages() {
             .text()
             .await
             .expect("html")
-            .contains("Webhook disabled.")
+            .contains("Disabled the webhook to http://127.0.0.1:9/hook.")
     );
     let shown: Value = app
         .get_with_token(&format!("/api/v1/webhooks/{hook_id}"), &owner)
@@ -984,4 +1006,370 @@ async fn the_gate_page_lists_the_hosts_and_what_the_gate_did() {
     signed_in_admin(&app).await;
     let html = app.get("/admin/gate").await.text().await.expect("html");
     assert!(html.contains("GATE_PORTAL_URL"));
+}
+
+/// The text of the flash message a page shows, if any, and whether it is an error.
+fn flash_of(html: &str) -> Option<(bool, String)> {
+    let at = html.find(r#"<p class="flash"#)?;
+    let rest = &html[at..];
+    let error = rest.starts_with(r#"<p class="flash flash-error""#);
+    let text = rest.split_once('>')?.1.split_once("</p>")?.0.to_owned();
+    Some((error, text))
+}
+
+/// Destructive actions ask first on a page of their own (no JavaScript), name the
+/// object, and do nothing until confirmed; every message names what it did.
+#[actix_web::test]
+async fn destructive_actions_ask_first_and_name_what_they_did() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    let policy: Value = app
+        .post_with_token(
+            "/api/v1/admin/policies",
+            &api,
+            Some(&json!({"name": "Sales reads reports", "effect": "allow",
+                         "resource_type": "report", "actions": ["read"]})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let policy_path = format!(
+        "/api/v1/admin/policies/{}",
+        policy["id"].as_str().expect("id")
+    );
+    let delete = format!(
+        "/admin/policies/{}/delete",
+        policy["id"].as_str().expect("id")
+    );
+
+    // One click asks; the policy is still there.
+    let asked = post_form(&app, &delete, &[("csrf", token.as_str())]).await;
+    assert_eq!(asked.status(), 200);
+    let page = asked.text().await.expect("html");
+    assert!(
+        page.contains("Delete the policy “Sales reads reports”?"),
+        "{page}"
+    );
+    assert!(page.contains(r#"name="confirm" value="yes""#));
+    assert!(page.contains(r#"<a href="/admin/policies">Cancel</a>"#));
+    assert_eq!(app.get_with_token(&policy_path, &api).await.status(), 200);
+    // Confirming deletes it, and the message names it.
+    let done = post_form(
+        &app,
+        &delete,
+        &[("csrf", csrf(&page).as_str()), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(done.url().path(), "/admin/policies");
+    assert_eq!(
+        flash_of(&done.text().await.expect("html")),
+        Some((
+            false,
+            "Deleted the policy “Sales reads reports”.".to_owned()
+        ))
+    );
+    assert_eq!(app.get_with_token(&policy_path, &api).await.status(), 404);
+
+    // Accounts: lock, end every session, a role change — each asks first.
+    let member = app.signed_up("member@example.org").await.access_token;
+    let id = user_id(&app, "member@example.org");
+    let user_page = format!("/admin/users/{id}");
+    for (fields, question) in [
+        (vec![("op", "lock")], "Lock member@example.org?"),
+        (
+            vec![("op", "revoke_sessions")],
+            "End every session of member@example.org?",
+        ),
+        (
+            vec![("op", "update"), ("role", "admin"), ("attributes", "{}")],
+            "Make member@example.org an admin?",
+        ),
+    ] {
+        let mut posted = vec![("csrf", token.as_str())];
+        posted.extend(fields.iter().copied());
+        let asked = post_form(&app, &user_page, &posted).await;
+        assert_eq!(asked.status(), 200, "{fields:?}");
+        let page = asked.text().await.expect("html");
+        assert!(page.contains(question), "{page}");
+        // The confirmation carries the post's own fields.
+        for (name, value) in &fields {
+            assert!(
+                page.contains(&format!(r#"name="{name}" value="{value}""#)),
+                "{name} in {page}"
+            );
+        }
+    }
+    assert_eq!(user_status(&app, "member@example.org"), "active");
+    assert_eq!(app.me_status(&member).await, 200, "nothing was done");
+    // Attributes alone are saved at once, role unchanged.
+    let saved = post_form(
+        &app,
+        &user_page,
+        &[
+            ("csrf", token.as_str()),
+            ("op", "update"),
+            ("role", "user"),
+            ("attributes", r#"{"team": "ops"}"#),
+        ],
+    )
+    .await;
+    assert_eq!(
+        flash_of(&saved.text().await.expect("html")),
+        Some((
+            false,
+            "Saved the role and attributes of member@example.org.".to_owned()
+        ))
+    );
+    // Bad attributes keep what was typed.
+    let typed = r#"{"team": "ops""#;
+    let bad = post_form(
+        &app,
+        &user_page,
+        &[
+            ("csrf", token.as_str()),
+            ("op", "update"),
+            ("role", "user"),
+            ("attributes", typed),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+    assert!(
+        bad.text()
+            .await
+            .expect("html")
+            .contains("{&#34;team&#34;: &#34;ops&#34;</textarea>"),
+        "the typed text comes back"
+    );
+    // Confirmed, it ends the sessions and says whose.
+    let ended = post_form(
+        &app,
+        &user_page,
+        &[
+            ("csrf", token.as_str()),
+            ("op", "revoke_sessions"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    let (error, message) = flash_of(&ended.text().await.expect("html")).expect("a flash");
+    assert!(
+        !error && message.ends_with("session(s) of member@example.org."),
+        "{message}"
+    );
+    assert_eq!(app.me_status(&member).await, 401);
+
+    // A refusal shows as an error, not in the success style.
+    let root = user_id(&app, "root@example.org");
+    let own = post_form(
+        &app,
+        &format!("/admin/users/{root}"),
+        &[("csrf", token.as_str()), ("op", "lock"), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(
+        flash_of(&own.text().await.expect("html")),
+        Some((true, "You cannot lock your own account.".to_owned()))
+    );
+}
+
+/// The built-in administrator policy is shown read-only: no Deactivate, a form
+/// with nothing to edit, and a refusal shown as an error that keeps the page.
+#[actix_web::test]
+async fn the_built_in_administrator_policy_is_shown_read_only() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let admin_policy = "/admin/policies/00000000-0000-4000-8000-000000000002";
+    let list = app.get("/admin/policies").await.text().await.expect("html");
+    assert!(list.contains("built in, read-only"), "{list}");
+    assert!(
+        !list.contains(&format!(r#"action="{admin_policy}/status""#)),
+        "no Deactivate for the read-only policy"
+    );
+    assert!(
+        list.contains(r#"action="/admin/policies/00000000-0000-4000-8000-000000000001/status""#),
+        "the owner policy can still be switched"
+    );
+    let form = app.get(admin_policy).await.text().await.expect("html");
+    assert!(form.contains("(built in, read-only)"), "{form}");
+    assert!(form.contains("<fieldset disabled>"));
+    assert!(!form.contains(r#"value="save""#), "no Save button");
+    let status = post_form(
+        &app,
+        &format!("{admin_policy}/status"),
+        &[("csrf", token.as_str()), ("status", "inactive")],
+    )
+    .await;
+    let (error, message) = flash_of(&status.text().await.expect("html")).expect("flash");
+    assert!(error, "a refusal is an error: {message}");
+    assert!(message.contains("read-only"), "{message}");
+}
+
+/// A policy that would take admin actions from administrators is shown before it
+/// is saved; one that would leave nobody able to edit policies is refused on
+/// every door.
+#[actix_web::test]
+async fn a_policy_that_would_lock_administrators_out_is_shown_then_refused() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let deny = |actions: &'static str, op: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("name", "Freeze".to_owned()),
+            ("effect", "deny".to_owned()),
+            ("resource_type", "admin".to_owned()),
+            ("actions", actions.to_owned()),
+            ("priority", "10".to_owned()),
+            ("status", "active".to_owned()),
+            ("principals_type", "everyone".to_owned()),
+            ("principals", String::new()),
+            ("op", op.to_owned()),
+        ]
+    };
+    let count = || {
+        rusqlite::Connection::open(&app.db_path)
+            .expect("open")
+            .query_row(
+                "SELECT COUNT(*) FROM policies WHERE name = 'Freeze'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .expect("count")
+    };
+    // A deny on locking accounts: shown, not saved, until "Save anyway".
+    let shown = post_form(
+        &app,
+        "/admin/policies/new",
+        &borrowed(&deny("user.lock", "save")),
+    )
+    .await;
+    assert_eq!(shown.status(), 200);
+    let page = shown.text().await.expect("html");
+    assert!(
+        page.contains("root@example.org could no longer: user.lock"),
+        "{page}"
+    );
+    assert!(page.contains(r#"value="save_anyway""#));
+    assert_eq!(count(), 0);
+    let saved = post_form(
+        &app,
+        "/admin/policies/new",
+        &borrowed(&deny("user.lock", "save_anyway")),
+    )
+    .await;
+    assert_eq!(saved.url().path(), "/admin/policies");
+    assert_eq!(count(), 1);
+
+    // A deny on editing policies for everyone: refused even when asked to save anyway.
+    let refused = post_form(
+        &app,
+        "/admin/policies/new",
+        &borrowed(&deny("policy.update", "save_anyway")),
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    let page = refused.text().await.expect("html");
+    assert!(
+        page.contains("would leave no active administrator able to edit policies"),
+        "{page}"
+    );
+    assert_eq!(count(), 1);
+    // The API door refuses it too.
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    let body = json!({"name": "Freeze", "effect": "deny", "resource_type": "admin",
+                      "actions": ["*"]});
+    let problem = problem(
+        app.post_with_token("/api/v1/admin/policies", &api, Some(&body))
+            .await,
+        409,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no active administrator able to edit policies")),
+        "{problem}"
+    );
+    assert_eq!(count(), 1);
+    // With a second administrator outside the deny, the same policy is allowed.
+    app.admin_token("keeper@example.org").await;
+    let keeper = user_id(&app, "keeper@example.org");
+    let scoped = json!({"name": "Freeze", "effect": "deny", "resource_type": "admin",
+                        "actions": ["*"],
+                        "conditions": {"attribute": "subject.id", "operator": "ne", "value": keeper}});
+    assert_eq!(
+        app.post_with_token("/api/v1/admin/policies", &api, Some(&scoped))
+            .await
+            .status(),
+        201
+    );
+}
+
+fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A page asked for while signed out is where the sign-in returns to — an admin
+/// page on this server only.
+#[actix_web::test]
+async fn the_sign_in_returns_to_the_page_asked_for() {
+    let app = app_with(NO_MFA).await;
+    app.admin_token("root@example.org").await;
+    let first = app.get("/admin/users?q=root").await;
+    assert_eq!(first.url().path(), "/admin/login");
+    assert_eq!(
+        first.url().query(),
+        Some("next=%2Fadmin%2Fusers%3Fq%3Droot")
+    );
+    let page = first.text().await.expect("html");
+    assert!(
+        page.contains(r#"name="next" value="/admin/users?q=root""#),
+        "{page}"
+    );
+    let back = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[
+            ("email", "root@example.org"),
+            ("password", GOOD_PASSWORD),
+            ("next", "/admin/users?q=root"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(back.url().path(), "/admin/users");
+    assert_eq!(back.url().query(), Some("q=root"));
+    // Anywhere else lands on the dashboard.
+    for next in [
+        "//evil.example/admin",
+        "/\\evil.example",
+        "https://evil.example/admin",
+        "/admin//evil.example",
+        "/admin/login",
+        "/api/v1/auth/me",
+    ] {
+        let landed = app
+            .client
+            .post(app.url("/admin/login"))
+            .form(&[
+                ("email", "root@example.org"),
+                ("password", GOOD_PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(landed.url().as_str(), app.url("/admin"), "{next}");
+    }
 }

@@ -436,6 +436,16 @@ async fn imports_are_audited_per_policy_and_never_collide_on_versions() {
 async fn a_deny_on_admin_actions_holds_on_every_way_in() {
     let app = spawn_app().await;
     let admin = app.admin_token("root@example.org").await;
+    // A second administrator keeps policy editing open, so the deny on the first
+    // one is a change Portcullis accepts (one that left nobody able to edit
+    // policies would be refused).
+    app.admin_token("keeper@example.org").await;
+    let root: Value = app
+        .get_with_token("/api/v1/auth/me", &admin)
+        .await
+        .json()
+        .await
+        .expect("json");
     let target: Value = app
         .post_with_token(POLICIES, &admin, Some(&draft("Target")))
         .await
@@ -448,13 +458,15 @@ async fn a_deny_on_admin_actions_holds_on_every_way_in() {
             &admin,
             Some(
                 &json!({"name": "Frozen", "effect": "deny", "resource_type": "admin",
-                         "actions": ["policy.update", "policy.create", "policy.simulate"]}),
+                         "actions": ["policy.update", "policy.create", "policy.simulate"],
+                         "principals": {"type": "users", "ids": [root["id"]]}}),
             ),
         )
         .await
         .json()
         .await
         .expect("json");
+    assert!(deny["id"].is_string(), "{deny}");
     let import = |entries: Value| {
         let app = &app;
         let admin = admin.clone();
@@ -469,7 +481,8 @@ async fn a_deny_on_admin_actions_holds_on_every_way_in() {
     problem(import(json!([rewritten])).await, 403).await;
     problem(import(json!([draft("Brand new")])).await, 403).await;
     let mut lifted = json!({"name": "Frozen", "effect": "deny", "resource_type": "admin",
-                            "actions": ["policy.update"], "status": "inactive"});
+                            "actions": ["policy.update"], "status": "inactive",
+                            "principals": {"type": "users", "ids": [root["id"]]}});
     lifted["id"] = deny["id"].clone();
     problem(import(json!([lifted])).await, 403).await;
     let after: Value = app

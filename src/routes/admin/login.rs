@@ -13,7 +13,7 @@ use crate::admin::SESSION_ABSOLUTE_SECONDS;
 use crate::audit::RequestMeta;
 use crate::http::ClientIp;
 use crate::http::admin_page::{
-    AdminForm, COOKIE, Form, PageError, end_previous, removal, render, same_site_only,
+    AdminForm, COOKIE, Form, PageError, end_previous, removal, render, return_path, same_site_only,
 };
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
@@ -32,6 +32,8 @@ struct LoginPage {
     email: String,
     code_step: bool,
     mfa_banner: bool,
+    /// The admin page to return to after signing in.
+    next: String,
 }
 
 fn page(
@@ -39,12 +41,14 @@ fn page(
     error: Option<&str>,
     email: &str,
     code_step: bool,
+    next: &str,
 ) -> Result<HttpResponse, PageError> {
     let mut response = render(&LoginPage {
         error: error.map(str::to_owned),
         email: email.to_owned(),
         code_step,
         mfa_banner: !state.admin_sessions.require_mfa(),
+        next: return_path(Some(next)).to_owned(),
     })?;
     if error.is_some() {
         *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
@@ -70,8 +74,24 @@ fn cookie(
         .finish()
 }
 
-pub async fn form(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    page(&state, None, "", false)
+/// The `next` a sign-in page was sent with (checked by [`return_path`] wherever
+/// it is used).
+fn next_of(req: &HttpRequest) -> String {
+    crate::http::query_pairs(req)
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "next"))
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}
+
+fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::SeeOther();
+    builder.insert_header(("location", location.to_owned()));
+    builder
+}
+
+pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    page(&state, None, "", false, &next_of(&req))
 }
 
 /// Why a sign-in failed, in the words the page shows.
@@ -81,7 +101,9 @@ fn refusal(error: SignInError) -> Result<&'static str, PageError> {
         SignInError::Account(AccountError::InvalidMfaCode | AccountError::InvalidMfaToken) => {
             "Invalid authentication code."
         }
-        SignInError::NotAdmin => "Only administrators may sign in here.",
+        // As for a wrong password: the page must not tell that a password was
+        // right (the audit log keeps the reason).
+        SignInError::NotAdmin => "Invalid email or password.",
         SignInError::MfaNotSetUp => {
             "Administrators need MFA to sign in. Set it up with /api/v1/auth/mfa/setup, then sign in again."
         }
@@ -103,6 +125,7 @@ pub async fn submit(
     same_site_only(&req)?;
     let form = Form::parse(&body.0);
     let email = form.text("email");
+    let next = return_path(form.get("next")).to_owned();
     let limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0)).and_then(|()| {
         match Email::parse(&email) {
             Ok(parsed) => enforce(&req, RouteClass::LoginAccount, &LimitKey::account(&parsed)),
@@ -110,20 +133,24 @@ pub async fn submit(
         }
     });
     if let Err(ApiError::RateLimited(decision)) = limited {
-        return too_many(&state, &decision, false);
+        return too_many(&state, &decision, false, &next);
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
     end_previous(&req, &state.admin_sessions, COOKIE, &meta).await?;
     match state.admin_sessions.sign_in(&email, password, &meta).await {
-        Ok(SignIn::Done(value)) => Ok(HttpResponse::SeeOther()
-            .insert_header(("location", "/admin"))
+        Ok(SignIn::Done(value)) => Ok(see_other(&next)
             .cookie(cookie(&req, COOKIE, &value, SESSION_ABSOLUTE_SECONDS))
             .finish()),
-        Ok(SignIn::NeedsCode(value)) => Ok(HttpResponse::SeeOther()
-            .insert_header(("location", "/admin/login/code"))
-            .cookie(cookie(&req, PENDING_COOKIE, &value, PENDING_SECONDS as i64))
-            .finish()),
-        Err(error) => page(&state, Some(refusal(error)?), &email, false),
+        Ok(SignIn::NeedsCode(value)) => {
+            let code_step = format!(
+                "/admin/login/code?next={}",
+                url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            );
+            Ok(see_other(&code_step)
+                .cookie(cookie(&req, PENDING_COOKIE, &value, PENDING_SECONDS as i64))
+                .finish())
+        }
+        Err(error) => page(&state, Some(refusal(error)?), &email, false, &next),
     }
 }
 
@@ -132,23 +159,23 @@ pub async fn code_form(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     if req.cookie(PENDING_COOKIE).is_none() {
-        return Ok(HttpResponse::SeeOther()
-            .insert_header(("location", "/admin/login"))
-            .finish());
+        return Ok(see_other("/admin/login").finish());
     }
-    page(&state, None, "", true)
+    page(&state, None, "", true, &next_of(&req))
 }
 
 fn too_many(
     state: &AppState,
     decision: &Decision,
     code_step: bool,
+    next: &str,
 ) -> Result<HttpResponse, PageError> {
     let mut response = page(
         state,
         Some("Too many attempts. Please wait a minute and try again."),
         "",
         code_step,
+        next,
     )?;
     *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
     crate::http::rate_limit::write_headers(response.headers_mut(), decision);
@@ -164,21 +191,23 @@ pub async fn code_submit(
 ) -> Result<HttpResponse, PageError> {
     same_site_only(&req)?;
     let form = Form::parse(&body.0);
+    let next = return_path(form.get("next")).to_owned();
     let Some(pending) = req.cookie(PENDING_COOKIE) else {
         return page(
             &state,
             Some("The sign-in expired. Please start again."),
             "",
             false,
+            &next,
         );
     };
     // The API's limits for a code: per address, and per account.
-    let mut limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0));
+    let mut limited = enforce(&req, RouteClass::MfaIp, &LimitKey::ip(ip.0));
     if let (Ok(()), Some(user)) = (&limited, state.admin_sessions.pending_user(pending.value())) {
         limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
     }
     if let Err(ApiError::RateLimited(decision)) = limited {
-        return too_many(&state, &decision, true);
+        return too_many(&state, &decision, true, &next);
     }
     end_previous(&req, &state.admin_sessions, COOKIE, &meta).await?;
     match state
@@ -186,12 +215,11 @@ pub async fn code_submit(
         .sign_in_code(pending.value(), &form.text("code"), &meta)
         .await
     {
-        Ok(value) => Ok(HttpResponse::SeeOther()
-            .insert_header(("location", "/admin"))
+        Ok(value) => Ok(see_other(&next)
             .cookie(cookie(&req, COOKIE, &value, SESSION_ABSOLUTE_SECONDS))
             .cookie(removal(PENDING_COOKIE))
             .finish()),
-        Err(error) => page(&state, Some(refusal(error)?), "", true),
+        Err(error) => page(&state, Some(refusal(error)?), "", true, &next),
     }
 }
 
@@ -208,7 +236,7 @@ pub async fn logout(
             .await
             .map_err(ApiError::from)?,
         // Already over (expired or ended): nothing to protect, just forget it.
-        Err(PageError::SignedOut) => {}
+        Err(PageError::SignedOut(_)) => {}
         Err(other) => return Err(other),
     }
     Ok(HttpResponse::SeeOther()

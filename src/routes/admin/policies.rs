@@ -10,8 +10,10 @@ use uuid::Uuid;
 use super::builder::{self, Node, Row};
 use crate::admin::AdminAction;
 use crate::clock::rfc3339;
-use crate::http::admin_page::{AdminForm, AdminPage, Chrome, Form, PageError, redirect_with};
-use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
+use crate::http::admin_page::{
+    AdminForm, AdminPage, Chrome, Confirmation, Form, PageError, redirect_with, redirect_with_error,
+};
+use crate::model::policy::{ADMIN_POLICY_ID, Effect, Policy, PolicyStatus, Principals};
 use crate::model::{Role, UserId};
 use crate::policy::attributes::ATTRIBUTES;
 use crate::policy::operator::Operator;
@@ -29,6 +31,8 @@ pub struct PolicyRow {
     pub status: &'static str,
     pub version: i64,
     pub system: bool,
+    /// The built-in administrator policy: shown, never changed.
+    pub read_only: bool,
 }
 
 #[derive(Template)]
@@ -69,6 +73,7 @@ pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
             status: p.status.as_str(),
             version: p.version,
             system: p.system,
+            read_only: p.id == ADMIN_POLICY_ID,
         })
         .collect();
     let chrome = page.chrome("policies");
@@ -102,9 +107,18 @@ struct FormPage {
     operators: Vec<String>,
     /// (name, description) for the attribute picker.
     attributes: Vec<(String, &'static str)>,
+    /// The built-in administrator policy: every field shown, none editable.
+    read_only: bool,
+    /// What saving would do to administrators, asked before it is done.
+    warnings: Vec<String>,
 }
 
 impl FormPage {
+    /// Whether an error names a field (others are about the policy as a whole).
+    fn marks_fields(&self) -> bool {
+        self.errors.iter().any(|e| e.field != "policy")
+    }
+
     fn field_errors(&self, field: &str) -> Vec<String> {
         self.errors
             .iter()
@@ -283,14 +297,32 @@ impl Fields {
     }
 }
 
+/// What the form page says beyond its fields.
+#[derive(Default)]
+struct Notes {
+    errors: Vec<FieldError>,
+    warnings: Vec<String>,
+    read_only: bool,
+}
+
+impl Notes {
+    fn errors(errors: Vec<FieldError>) -> Self {
+        Self {
+            errors,
+            ..Self::default()
+        }
+    }
+}
+
 fn form_page(
     page: &AdminPage,
     heading: String,
     action: String,
     fields: Fields,
-    errors: Vec<FieldError>,
+    notes: Notes,
 ) -> Result<HttpResponse, PageError> {
-    let rows = builder::rows(&fields.tree, &errors);
+    let rows = builder::rows(&fields.tree, &notes.errors);
+    let refused = !notes.errors.is_empty();
     let mut response = page.render(&FormPage {
         chrome: page.chrome("policies"),
         heading,
@@ -313,9 +345,11 @@ fn form_page(
             .iter()
             .map(|a| (a.name.replace(".*", ".department"), a.description))
             .collect(),
-        errors: errors.clone(),
+        errors: notes.errors,
+        read_only: notes.read_only,
+        warnings: notes.warnings,
     })?;
-    if !errors.is_empty() {
+    if refused {
         *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
     }
     Ok(response)
@@ -332,7 +366,27 @@ pub async fn new_form(page: AdminPage) -> Result<HttpResponse, PageError> {
         "New policy".to_owned(),
         "/admin/policies/new".to_owned(),
         Fields::blank(),
-        Vec::new(),
+        Notes::default(),
+    )
+}
+
+/// The built-in administrator policy, shown read-only (with why a change was
+/// refused, after one).
+fn read_only_page(
+    page: &AdminPage,
+    policy: &Policy,
+    errors: Vec<FieldError>,
+) -> Result<HttpResponse, PageError> {
+    form_page(
+        page,
+        format!("“{}” (built in, read-only)", policy.name),
+        format!("/admin/policies/{}", policy.id),
+        Fields::of(policy),
+        Notes {
+            read_only: true,
+            errors,
+            ..Notes::default()
+        },
     )
 }
 
@@ -341,6 +395,12 @@ pub async fn edit_form(
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let id = policy_id(&path)?;
+    if id == ADMIN_POLICY_ID {
+        page.authorize(AdminAction::PolicyView, Some(id.to_string()))
+            .await?;
+        let policy = page.state.policies.get(id)?;
+        return read_only_page(&page, &policy, Vec::new());
+    }
     page.authorize(AdminAction::PolicyUpdate, Some(id.to_string()))
         .await?;
     let policy = page.state.policies.get(id)?;
@@ -349,12 +409,29 @@ pub async fn edit_form(
         format!("Edit “{}”", policy.name),
         format!("/admin/policies/{id}"),
         Fields::of(&policy),
-        Vec::new(),
+        Notes::default(),
     )
 }
 
-/// A builder button re-renders the form; "save" validates and saves.
+/// A builder button re-renders the form; "save" validates, says first what the
+/// policy would take from administrators, and saves.
 async fn submit(post: AdminForm, existing: Option<Uuid>) -> Result<HttpResponse, PageError> {
+    if existing == Some(ADMIN_POLICY_ID) {
+        post.authorize(AdminAction::PolicyView, Some(ADMIN_POLICY_ID.to_string()))
+            .await?;
+        let policy = post.state.policies.get(ADMIN_POLICY_ID)?;
+        let mut response = read_only_page(
+            &post,
+            &policy,
+            vec![FieldError::rule(
+                "policy",
+                "read_only",
+                PolicyError::ReadOnly.to_string(),
+            )],
+        )?;
+        *response.status_mut() = actix_web::http::StatusCode::CONFLICT;
+        return Ok(response);
+    }
     let actor = match existing {
         Some(id) => {
             post.authorize(AdminAction::PolicyUpdate, Some(id.to_string()))
@@ -371,15 +448,40 @@ async fn submit(post: AdminForm, existing: Option<Uuid>) -> Result<HttpResponse,
         None => ("New policy".to_owned(), "/admin/policies/new".to_owned()),
     };
     let op = post.form.text("op");
-    if op != "save" {
+    if op != "save" && op != "save_anyway" {
         builder::apply(&mut fields.tree, &op);
-        return form_page(&post, heading, target, fields, Vec::new());
+        return form_page(&post, heading, target, fields, Notes::default());
     }
     let draft = match fields.draft() {
         Ok(draft) => draft,
-        Err(errors) => return form_page(&post, heading, target, fields, errors),
+        Err(errors) => return form_page(&post, heading, target, fields, Notes::errors(errors)),
     };
     let policies = &post.state.policies;
+    if op == "save" {
+        let context = post.policy_context();
+        let taken = match existing {
+            Some(id) => {
+                policies
+                    .admin_impact(Some(id), Some(&draft), &context)
+                    .await
+            }
+            None => policies.admin_impact(None, Some(&draft), &context).await,
+        };
+        match taken {
+            Ok(taken) if !taken.is_empty() => {
+                let notes = Notes {
+                    warnings: taken.iter().map(ToString::to_string).collect(),
+                    ..Notes::default()
+                };
+                return form_page(&post, heading, target, fields, notes);
+            }
+            Ok(_) => {}
+            Err(PolicyError::Validation(errors)) => {
+                return form_page(&post, heading, target, fields, Notes::errors(errors));
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
     let saved = match existing {
         Some(id) => policies.update(id, draft, &actor, &post.meta).await,
         None => policies.create(draft, &actor, &post.meta).await,
@@ -389,7 +491,13 @@ async fn submit(post: AdminForm, existing: Option<Uuid>) -> Result<HttpResponse,
             "/admin/policies",
             &format!("Saved “{}” (version {}).", policy.name, policy.version),
         )),
-        Err(PolicyError::Validation(errors)) => form_page(&post, heading, target, fields, errors),
+        Err(PolicyError::Validation(errors)) => {
+            form_page(&post, heading, target, fields, Notes::errors(errors))
+        }
+        Err(refused @ (PolicyError::BuiltInRule | PolicyError::LocksOutAdministrators)) => {
+            let errors = vec![FieldError::rule("policy", "refused", refused.to_string())];
+            form_page(&post, heading, target, fields, Notes::errors(errors))
+        }
         Err(other) => Err(other.into()),
     }
 }
@@ -428,24 +536,52 @@ pub async fn set_status(
             "/admin/policies",
             &format!("“{}” is now {}.", policy.name, policy.status.as_str()),
         )),
-        Err(PolicyError::ReadOnly) => Ok(redirect_with(
-            "/admin/policies",
-            "The built-in administrator policy cannot be changed.",
-        )),
+        Err(refused @ (PolicyError::ReadOnly | PolicyError::LocksOutAdministrators)) => Ok(
+            redirect_with_error("/admin/policies", &format!("Not changed: {refused}.")),
+        ),
         Err(other) => Err(other.into()),
     }
 }
 
+/// Deleting asks first, naming the policy; the flash names it too.
 pub async fn delete(post: AdminForm, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = policy_id(&path)?;
     let actor = post
         .authorize(AdminAction::PolicyDelete, Some(id.to_string()))
         .await?;
-    match post.state.policies.delete(id, &actor, &post.meta).await {
-        Ok(()) => Ok(redirect_with("/admin/policies", "Policy deleted.")),
-        Err(PolicyError::SystemPolicy | PolicyError::ReadOnly) => Ok(redirect_with(
+    let policy = post.state.policies.get(id)?;
+    if policy.system {
+        return Ok(redirect_with_error(
             "/admin/policies",
-            "A built-in policy cannot be deleted.",
+            &format!("“{}” is built in and cannot be deleted.", policy.name),
+        ));
+    }
+    if !post.confirmed() {
+        return post.ask(
+            "policies",
+            Confirmation {
+                question: format!("Delete the policy “{}”?", policy.name),
+                consequence: format!(
+                    "Its {} decisions stop at once. The policy cannot be restored; its versions stay in its history and the audit log.",
+                    policy.effect.as_str()
+                ),
+                button: format!("Delete “{}”", policy.name),
+                cancel: "/admin/policies".to_owned(),
+            },
+        );
+    }
+    match post.state.policies.delete(id, &actor, &post.meta).await {
+        Ok(()) => Ok(redirect_with(
+            "/admin/policies",
+            &format!("Deleted the policy “{}”.", policy.name),
+        )),
+        Err(PolicyError::LocksOutAdministrators) => Ok(redirect_with_error(
+            "/admin/policies",
+            &format!(
+                "Not deleted: “{}”: {}.",
+                policy.name,
+                PolicyError::LocksOutAdministrators
+            ),
         )),
         Err(other) => Err(other.into()),
     }

@@ -10,7 +10,9 @@ use crate::accounts::AccountError;
 use crate::accounts::service::{UserDetail, UserQuery};
 use crate::admin::AdminAction;
 use crate::clock::rfc3339;
-use crate::http::admin_page::{AdminForm, AdminPage, Chrome, PageError, redirect_with};
+use crate::http::admin_page::{
+    AdminForm, AdminPage, Chrome, Confirmation, PageError, redirect_with, redirect_with_error,
+};
 use crate::model::{Role, User, UserId};
 
 pub struct UserRow {
@@ -87,10 +89,12 @@ fn user_id(text: &str) -> Result<UserId, PageError> {
         .map_err(|_| PageError::not_found())
 }
 
+/// The user's page; `typed` keeps the attributes text a refused save posted.
 fn detail_page(
     page: &AdminPage,
     detail: &UserDetail,
     errors: Vec<String>,
+    typed: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let user = &detail.user;
     let mut actions = Vec::new();
@@ -106,8 +110,10 @@ fn detail_page(
     let mut response = page.render(&DetailPage {
         chrome: page.chrome("users"),
         user: UserRow::from(user),
-        attributes: serde_json::to_string_pretty(&Value::Object(user.attributes.clone()))
-            .unwrap_or_default(),
+        attributes: typed.unwrap_or_else(|| {
+            serde_json::to_string_pretty(&Value::Object(user.attributes.clone()))
+                .unwrap_or_default()
+        }),
         sessions: detail.live_sessions,
         actions,
         errors: errors.clone(),
@@ -123,19 +129,59 @@ pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResp
     page.authorize(AdminAction::UserView, Some(id.to_string()))
         .await?;
     let detail = page.state.accounts.user_detail(id).await?;
-    detail_page(&page, &detail, Vec::new())
+    detail_page(&page, &detail, Vec::new(), None)
 }
 
-/// The page again with `errors`, after a change that was not made.
+/// The page again with `errors`, after a change that was not made, keeping what
+/// was typed.
 async fn refused(
     post: &AdminForm,
     id: UserId,
     errors: Vec<String>,
 ) -> Result<HttpResponse, PageError> {
     let detail = post.state.accounts.user_detail(id).await?;
-    detail_page(post, &detail, errors)
+    let typed = post.form.get("attributes").map(str::to_owned);
+    detail_page(post, &detail, errors, typed)
 }
 
+/// The question a destructive action asks first, or `None` when it asks none.
+fn confirmation(action: AdminAction, user: &User, role: Option<Role>) -> Option<Confirmation> {
+    let email = user.email.as_str();
+    let (question, consequence, button) = match action {
+        AdminAction::UserLock => (
+            format!("Lock {email}?"),
+            "The account can no longer sign in, and every session it has ends now. Unlocking lets it sign in again.".to_owned(),
+            format!("Lock {email}"),
+        ),
+        AdminAction::UserRevokeSessions => (
+            format!("End every session of {email}?"),
+            "Every token and browser session of the account stops working now; it must sign in again.".to_owned(),
+            "End every session".to_owned(),
+        ),
+        AdminAction::UserResetMfa => (
+            format!("Reset MFA for {email}?"),
+            "The authenticator and backup codes are removed and the account's sessions end; it signs in with its password alone until it enrols again.".to_owned(),
+            format!("Reset MFA for {email}"),
+        ),
+        AdminAction::UserUpdate => match role {
+            Some(role) if role != user.role => (
+                format!("Make {email} {} {}?", if role == Role::Admin { "an" } else { "a" }, role.as_str()),
+                "Changing the role ends the account's sessions, and the policies decide for the new role from its next sign-in.".to_owned(),
+                format!("Make {email} {}", role.as_str()),
+            ),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(Confirmation {
+        question,
+        consequence,
+        button,
+        cancel: format!("/admin/users/{}", user.id),
+    })
+}
+
+/// Every action names the account in its message; the destructive ones ask first.
 pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = user_id(&path)?;
     let op = post.form.text("op");
@@ -150,25 +196,33 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
     let admin = post.authorize(action, Some(id.to_string())).await?;
     let (accounts, meta) = (&post.state.accounts, &post.meta);
     let back = format!("/admin/users/{id}");
+    let user = accounts.user_detail(id).await?.user;
+    let email = user.email.to_string();
+    let role = Role::parse(&post.form.text("role"));
+    if !post.confirmed()
+        && let Some(ask) = confirmation(action, &user, role)
+    {
+        return post.ask("users", ask);
+    }
     let message = match action {
         AdminAction::UserLock => accounts
             .lock(&admin, id, meta)
             .await
-            .map(|_| "Account locked; its sessions ended.".to_owned()),
+            .map(|_| format!("Locked {email}; its sessions ended.")),
         AdminAction::UserUnlock => accounts
             .unlock(&admin, id, meta)
             .await
-            .map(|_| "Account unlocked.".to_owned()),
+            .map(|_| format!("Unlocked {email}.")),
         AdminAction::UserRevokeSessions => accounts
             .revoke_all_sessions(&admin, id, meta)
             .await
-            .map(|n| format!("{n} session(s) ended.")),
+            .map(|n| format!("Ended {n} session(s) of {email}.")),
         AdminAction::UserResetMfa => accounts
             .reset_mfa(&admin, id, meta)
             .await
-            .map(|_| "MFA reset.".to_owned()),
+            .map(|_| format!("Reset MFA for {email}.")),
         _ => {
-            let Some(role) = Role::parse(&post.form.text("role")) else {
+            let Some(role) = role else {
                 return refused(&post, id, vec!["Choose a role: admin or user.".to_owned()]).await;
             };
             let attributes = match serde_json::from_str::<Value>(&post.form.text("attributes")) {
@@ -189,14 +243,15 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
             accounts
                 .set_role_and_attributes(&admin, id, role, attributes, meta)
                 .await
-                .map(|_| "Saved.".to_owned())
+                .map(|_| format!("Saved the role and attributes of {email}."))
         }
     };
     match message {
         Ok(message) => Ok(redirect_with(&back, &message)),
-        Err(AccountError::CannotLockSelf) => {
-            Ok(redirect_with(&back, "You cannot lock your own account."))
-        }
+        Err(AccountError::CannotLockSelf) => Ok(redirect_with_error(
+            &back,
+            "You cannot lock your own account.",
+        )),
         Err(AccountError::Validation(errors)) => {
             refused(&post, id, errors.into_iter().map(|e| e.message).collect()).await
         }

@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use crate::admin::AdminAction;
 use crate::clock::rfc3339;
-use crate::http::admin_page::{AdminForm, AdminPage, Chrome, PageError, redirect_with};
+use crate::http::admin_page::{
+    AdminForm, AdminPage, Chrome, Confirmation, PageError, redirect_with,
+};
 use crate::model::webhook::Webhook;
 
 pub struct HookRow {
@@ -127,6 +129,7 @@ pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResp
     })
 }
 
+/// Disabling asks first, naming the endpoint; every message names it.
 pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = webhook_id(&path)?;
     let back = format!("/admin/webhooks/{id}");
@@ -138,21 +141,33 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
     };
     let admin = post.authorize(action, Some(id.to_string())).await?;
     let (webhooks, meta) = (&post.state.webhooks, &post.meta);
+    let url = webhooks.find(id).await?.url;
+    if op == "disable" && !post.confirmed() {
+        return post.ask(
+            "webhooks",
+            Confirmation {
+                question: format!("Disable the webhook to {url}?"),
+                consequence: "Nothing is delivered to it while it is disabled, and events meanwhile are not queued for it; deliveries already queued wait until it is enabled again.".to_owned(),
+                button: "Disable the webhook".to_owned(),
+                cancel: back,
+            },
+        );
+    }
     let done = match op.as_str() {
         "retry" => webhooks
             .retry_by_admin(&admin, id, post.form.text("delivery"), meta)
             .await
-            .map(|()| "Delivery queued again."),
+            .map(|()| format!("Delivery to {url} queued again.")),
         other => webhooks
             .set_enabled_by_admin(&admin, id, other == "enable", meta)
             .await
             .map(|()| {
                 if other == "enable" {
-                    "Webhook enabled."
+                    format!("Enabled the webhook to {url}.")
                 } else {
-                    "Webhook disabled."
+                    format!("Disabled the webhook to {url}.")
                 }
             }),
     };
-    Ok(redirect_with(&back, done?))
+    Ok(redirect_with(&back, &done?))
 }
