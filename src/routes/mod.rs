@@ -45,6 +45,22 @@ where
         .route(web::head().to(handler))
 }
 
+/// A page with a form: GET (and HEAD) shows it, POST submits it.
+pub fn get_post<G, GArgs, P, PArgs>(path: &str, show: G, submit: P) -> impl HttpServiceFactory
+where
+    G: Handler<GArgs>,
+    GArgs: FromRequest + 'static,
+    G::Output: Responder + 'static,
+    P: Handler<PArgs>,
+    PArgs: FromRequest + 'static,
+    P::Output: Responder + 'static,
+{
+    resource(path, "GET, HEAD, POST")
+        .route(web::get().to(show.clone()))
+        .route(web::head().to(show))
+        .route(web::post().to(submit))
+}
+
 pub fn post<F, Args>(path: &str, handler: F) -> impl HttpServiceFactory
 where
     F: Handler<Args>,

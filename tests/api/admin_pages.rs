@@ -1373,3 +1373,35 @@ async fn the_sign_in_returns_to_the_page_asked_for() {
         assert_eq!(landed.url().as_str(), app.url("/admin"), "{next}");
     }
 }
+
+/// Pages and their stylesheet answer HEAD as GET; a method a page does not take is
+/// 405 with `Allow`; every page starts with a skip link to its content.
+#[actix_web::test]
+async fn pages_answer_head_and_start_with_a_skip_link() {
+    let app = app_with(NO_MFA).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (path, status) in [
+        ("/static/admin.css", 200),
+        ("/admin/login", 200),
+        ("/admin/policies", 303),
+    ] {
+        let head = plain.head(app.url(path)).send().await.expect("head");
+        assert_eq!(head.status(), status, "HEAD {path}");
+    }
+    let put = plain
+        .put(app.url("/admin/login"))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 405);
+    assert_eq!(put.headers()["allow"], "GET, HEAD, POST");
+    let html = signed_in_admin(&app).await;
+    assert!(
+        html.contains(r##"<a class="skip" href="#main">Skip to content</a>"##),
+        "{html}"
+    );
+    assert!(html.contains(r#"<main id="main">"#));
+}

@@ -18,6 +18,8 @@ pub mod webhooks;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
+use super::{get, get_post, post};
+
 /// `/static/admin.css`, cached by browsers for a day.
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
@@ -26,44 +28,47 @@ pub async fn stylesheet() -> HttpResponse {
         .body(include_str!("../../../static/admin.css"))
 }
 
+/// Every page answers HEAD as GET (for probes and link checkers), and a method a
+/// page does not take gets 405 with `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/static/admin.css", web::get().to(stylesheet))
-        .route("/admin", web::get().to(dashboard::page))
-        .route("/admin/", web::get().to(dashboard::page))
-        .route("/admin/login", web::get().to(login::form))
-        .route("/admin/login", web::post().to(login::submit))
-        .route("/admin/login/code", web::get().to(login::code_form))
-        .route("/admin/login/code", web::post().to(login::code_submit))
-        .route("/admin/logout", web::post().to(login::logout))
-        .route("/admin/policies", web::get().to(policies::list))
-        .route("/admin/policies/new", web::get().to(policies::new_form))
-        .route("/admin/policies/new", web::post().to(policies::new_submit))
-        .route("/admin/policies/{id}", web::get().to(policies::edit_form))
-        .route(
+    cfg.service(get("/static/admin.css", stylesheet))
+        .service(get("/admin", dashboard::page))
+        .service(get("/admin/", dashboard::page))
+        .service(get_post("/admin/login", login::form, login::submit))
+        .service(get_post(
+            "/admin/login/code",
+            login::code_form,
+            login::code_submit,
+        ))
+        .service(post("/admin/logout", login::logout))
+        .service(get("/admin/policies", policies::list))
+        .service(get_post(
+            "/admin/policies/new",
+            policies::new_form,
+            policies::new_submit,
+        ))
+        .service(get_post(
             "/admin/policies/{id}",
-            web::post().to(policies::edit_submit),
-        )
-        .route(
-            "/admin/policies/{id}/status",
-            web::post().to(policies::set_status),
-        )
-        .route(
-            "/admin/policies/{id}/delete",
-            web::post().to(policies::delete),
-        )
-        .route(
-            "/admin/policies/{id}/history",
-            web::get().to(policies::history),
-        )
-        .route("/admin/gate", web::get().to(gate::page))
-        .route("/admin/simulator", web::get().to(simulator::form))
-        .route("/admin/simulator", web::post().to(simulator::submit))
-        .route("/admin/users", web::get().to(users::list))
-        .route("/admin/users/{id}", web::get().to(users::detail))
-        .route("/admin/users/{id}", web::post().to(users::action))
-        .route("/admin/webhooks", web::get().to(webhooks::list))
-        .route("/admin/webhooks/{id}", web::get().to(webhooks::detail))
-        .route("/admin/webhooks/{id}", web::post().to(webhooks::action))
-        .route("/admin/audit", web::get().to(audit::list))
-        .route("/admin/audit.csv", web::get().to(audit::csv));
+            policies::edit_form,
+            policies::edit_submit,
+        ))
+        .service(post("/admin/policies/{id}/status", policies::set_status))
+        .service(post("/admin/policies/{id}/delete", policies::delete))
+        .service(get("/admin/policies/{id}/history", policies::history))
+        .service(get("/admin/gate", gate::page))
+        .service(get_post(
+            "/admin/simulator",
+            simulator::form,
+            simulator::submit,
+        ))
+        .service(get("/admin/users", users::list))
+        .service(get_post("/admin/users/{id}", users::detail, users::action))
+        .service(get("/admin/webhooks", webhooks::list))
+        .service(get_post(
+            "/admin/webhooks/{id}",
+            webhooks::detail,
+            webhooks::action,
+        ))
+        .service(get("/admin/audit", audit::list))
+        .service(get("/admin/audit.csv", audit::csv));
 }
