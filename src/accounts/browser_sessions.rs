@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::service::{AccountError, AccountService, LoginOutcome, TokenPair};
+use super::service::{AccountError, AccountService, LoginOutcome, MfaSetup};
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::revocation::RevocationStore;
 use crate::clock::Clock;
@@ -88,6 +88,16 @@ pub enum SignIn {
     Done(SecretString),
     /// A second factor is still owed: the pending cookie's value.
     NeedsCode(SecretString),
+    /// An administrator without the MFA that admin sessions require: the password
+    /// was right, and a factor must be enrolled before the session starts (the
+    /// enrolment cookie's value).
+    NeedsEnrolment(SecretString),
+}
+
+/// What finishing a sign-in came to.
+enum Finished {
+    Session(SecretString),
+    EnrolmentOwed(SecretString),
 }
 
 /// A live browser session, as a handler sees it.
@@ -133,6 +143,9 @@ pub struct BrowserSessions {
     pending: Cache<String, Arc<(SecretString, UserId)>>,
     /// Sessions resumed lately, by the hash of their cookie.
     resumed: Cache<String, Arc<Resumed>>,
+    /// Sign-ins owing an MFA enrolment, by the hash of their cookie: the account
+    /// session they ride on and whose it is.
+    enrolling: Cache<String, (Uuid, UserId)>,
 }
 
 fn hash(value: &str) -> String {
@@ -171,6 +184,10 @@ impl BrowserSessions {
             rules,
             csrf_key: Arc::new(key.into()),
             pending: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(PENDING_SECONDS))
+                .build_with_hasher(hasher()),
+            enrolling: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(PENDING_SECONDS))
                 .build_with_hasher(hasher()),
@@ -227,7 +244,10 @@ impl BrowserSessions {
         meta: &RequestMeta,
     ) -> Result<SignIn, SignInError> {
         match self.accounts.login(email, password, meta).await? {
-            LoginOutcome::Signed(pair) => self.finish(pair, meta).await.map(SignIn::Done),
+            LoginOutcome::Signed(pair) => match self.finish(pair.session_id, meta).await? {
+                Finished::Session(cookie) => Ok(SignIn::Done(cookie)),
+                Finished::EnrolmentOwed(cookie) => Ok(SignIn::NeedsEnrolment(cookie)),
+            },
             LoginOutcome::MfaRequired(challenge) => {
                 // An account this kind does not admit gets no code step: asking for
                 // a code would tell that the password was right.
@@ -253,6 +273,44 @@ impl BrowserSessions {
         }
     }
 
+    /// Whose sign-in an enrolment cookie names, if it still waits for one.
+    pub fn enrolling_user(&self, enrolment_cookie: &str) -> Option<UserId> {
+        self.enrolling.get(&hash(enrolment_cookie)).map(|e| e.1)
+    }
+
+    /// A fresh authenticator secret for the account an enrolment cookie names.
+    pub async fn enrolment_setup(
+        &self,
+        enrolment_cookie: &str,
+        meta: &RequestMeta,
+    ) -> Result<MfaSetup, SignInError> {
+        let user = self
+            .enrolling_user(enrolment_cookie)
+            .ok_or(SignInError::PendingExpired)?;
+        Ok(self.accounts.setup_mfa(user, meta).await?)
+    }
+
+    /// Turns MFA on with a code from the secret just set up, then starts the
+    /// session: the backup codes (to show this once) and the session cookie.
+    pub async fn enrolment_finish(
+        &self,
+        enrolment_cookie: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<(Vec<SecretString>, SecretString), SignInError> {
+        let key = hash(enrolment_cookie);
+        let (session_id, user) = self
+            .enrolling
+            .get(&key)
+            .ok_or(SignInError::PendingExpired)?;
+        let codes = self.accounts.enable_mfa(user, code, meta).await?;
+        self.enrolling.invalidate(&key);
+        match self.finish(session_id, meta).await? {
+            Finished::Session(cookie) => Ok((codes, cookie)),
+            Finished::EnrolmentOwed(_) => Err(SignInError::MfaNotSetUp),
+        }
+    }
+
     /// Whose pending sign-in a cookie names, if it is still pending.
     pub fn pending_user(&self, pending_cookie: &str) -> Option<UserId> {
         self.pending.get(&hash(pending_cookie)).map(|p| p.1)
@@ -272,18 +330,17 @@ impl BrowserSessions {
             .verify_mfa_login(pending.0.expose_secret(), code, meta)
             .await?;
         self.pending.invalidate(&key);
-        self.finish(pair, meta).await
+        match self.finish(pair.session_id, meta).await? {
+            Finished::Session(cookie) => Ok(cookie),
+            // The code was a second factor's, so none is owed: unreachable.
+            Finished::EnrolmentOwed(_) => Err(SignInError::MfaNotSetUp),
+        }
     }
 
     /// Turns an account session into a browser session of this kind — for an
     /// account this kind admits only; anyone else's account session is ended at
     /// once.
-    async fn finish(
-        &self,
-        pair: TokenPair,
-        meta: &RequestMeta,
-    ) -> Result<SecretString, SignInError> {
-        let session_id = pair.session_id;
+    async fn finish(&self, session_id: Uuid, meta: &RequestMeta) -> Result<Finished, SignInError> {
         let user = self
             .db
             .read(move |conn| {
@@ -295,7 +352,15 @@ impl BrowserSessions {
             })
             .await?
             .ok_or(SignInError::Account(AccountError::AccountGone))?;
-        if let Some(refusal) = self.refusal(&user) {
+        let refusal = self.refusal(&user);
+        if let Some(SignInError::MfaNotSetUp) = refusal {
+            // The account session waits (five minutes at most) for the enrolment.
+            let cookie = new_cookie_value()?;
+            self.enrolling
+                .insert(hash(cookie.expose_secret()), (session_id, user.id));
+            return Ok(Finished::EnrolmentOwed(cookie));
+        }
+        if let Some(refusal) = refusal {
             self.accounts.end_session(user.id, session_id, meta).await?;
             self.audit_refusal(&user, &refusal, meta).await;
             return Err(refusal);
@@ -332,7 +397,28 @@ impl BrowserSessions {
                 Ok::<_, DbError>(())
             })
             .await?;
-        Ok(cookie)
+        Ok(Finished::Session(cookie))
+    }
+
+    /// Changes the password of `session`'s account: every session of the account
+    /// ends, this one too, and a new browser session of this kind starts on a
+    /// fresh account session. Returns the new session's cookie value.
+    pub async fn change_password(
+        &self,
+        session: &BrowserSession,
+        current: SecretString,
+        new: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, SignInError> {
+        let pair = self
+            .accounts
+            .change_password_of(session.user.id, None, current, new, meta)
+            .await?;
+        self.resumed.invalidate(&session.id_hash);
+        match self.finish(pair.session_id, meta).await? {
+            Finished::Session(cookie) => Ok(cookie),
+            Finished::EnrolmentOwed(_) => Err(SignInError::MfaNotSetUp),
+        }
     }
 
     /// Records why an account that knew its password was not let in (the page

@@ -147,11 +147,12 @@ async fn non_administrators_and_admins_without_mfa_get_no_access() {
     assert_eq!(refusals.len(), 1, "{refusals:?}");
     assert!(refusals[0].2.contains("not_admin"), "{refusals:?}");
     assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
-    // MFA is required by default: an administrator without it is refused.
+    // MFA is required by default: an administrator without it gets no session,
+    // only the enrolment step (see the test of it below).
     app.admin_token("root@example.org").await;
-    let refused = sign_in(&app, "root@example.org").await;
-    assert_eq!(refused.status(), 401);
-    assert!(refused.text().await.expect("html").contains("need MFA"));
+    let enrol = sign_in(&app, "root@example.org").await;
+    assert_eq!(enrol.url().path(), "/admin/login/enrol");
+    assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
     // A wrong password reads like any other failure.
     let wrong = app
         .client
@@ -479,7 +480,11 @@ async fn users_webhooks_and_audit_pages() {
         .text()
         .await
         .expect("html");
-    assert!(list.contains(">member@example.org</a>") && !list.contains(">root@example.org</a>"));
+    // root@example.org shows once: in the header, as the signed-in account.
+    assert!(
+        list.contains(">member@example.org</a>")
+            && list.matches(">root@example.org</a>").count() == 1
+    );
     // Attributes and role from the page; then lock, which ends the sessions.
     let saved = post_form(
         &app,
@@ -1404,4 +1409,164 @@ async fn pages_answer_head_and_start_with_a_skip_link() {
         "{html}"
     );
     assert!(html.contains(r#"<main id="main">"#));
+}
+
+/// The secret an enrolment page shows as text.
+fn secret_on(html: &str) -> TotpSecret {
+    let text = html
+        .split(r#"<code class="secret">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the key on the page");
+    TotpSecret::from_base32(text.as_bytes()).expect("base32")
+}
+
+/// With MFA required, an administrator without it enrols on the way in: the QR
+/// code and key, a wrong code refused, then the backup codes once and a session.
+#[actix_web::test]
+async fn an_administrator_without_mfa_enrols_it_at_sign_in() {
+    let app = app_with(&[]).await;
+    app.admin_token("root@example.org").await;
+    let step = sign_in(&app, "root@example.org").await;
+    assert_eq!(step.url().path(), "/admin/login/enrol");
+    let csp = step.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(csp.contains("img-src 'self' data:") && csp.contains("script-src 'none'"));
+    let page = step.text().await.expect("html");
+    assert!(
+        page.contains(r#"src="data:image/svg+xml;base64,"#),
+        "{page}"
+    );
+    let wrong = post_form(&app, "/admin/login/enrol", &[("code", "000000")]).await;
+    let page = wrong.text().await.expect("html");
+    assert!(page.contains("did not match"), "{page}");
+    assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
+    let code = secret_on(&page).code_at(app.clock.now()).expect("code");
+    let done = post_form(&app, "/admin/login/enrol", &[("code", code.as_str())]).await;
+    assert_eq!(done.status(), 200);
+    let page = done.text().await.expect("html");
+    assert!(page.contains("shown only this once"), "{page}");
+    assert_eq!(page.matches("<li><code>").count(), 10, "{page}");
+    assert_eq!(app.audit_events("mfa.enabled").len(), 1);
+    let dashboard = app.get("/admin").await;
+    assert_eq!(dashboard.url().path(), "/admin");
+    // Signing in again now asks for a code.
+    let again = browser();
+    let step = again
+        .post(app.url("/admin/login"))
+        .form(&[("email", "root@example.org"), ("password", GOOD_PASSWORD)])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(step.url().path(), "/admin/login/code");
+}
+
+/// The account page: TOTP enrolment (backup codes once), own sessions with their
+/// own revoke, and a password change that ends every other session but keeps this
+/// browser signed in.
+#[actix_web::test]
+async fn the_account_page_enrols_mfa_lists_sessions_and_changes_the_password() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    assert!(html.contains(r#"href="/admin/account""#));
+    let other = app.signed_in("root@example.org", GOOD_PASSWORD).await;
+    let page = app.get("/admin/account").await.text().await.expect("html");
+    assert!(page.contains("Set up an authenticator"), "{page}");
+    assert!(page.contains("this session"));
+    // The API sign-in's session has its own End button, naming it.
+    assert!(page.contains(r#"aria-label="End the session started"#));
+    // Ending the API session from the page.
+    let sessions: Value = app
+        .get_with_token("/api/v1/auth/sessions", &other.access_token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let api_session = sessions
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["current"] == true))
+        .and_then(|s| s["id"].as_str())
+        .expect("the API session")
+        .to_owned();
+    let ended = post_form(
+        &app,
+        "/admin/account",
+        &[
+            ("csrf", token.as_str()),
+            ("op", "revoke_session"),
+            ("session", api_session.as_str()),
+        ],
+    )
+    .await;
+    let (error, message) = flash_of(&ended.text().await.expect("html")).expect("flash");
+    assert!(
+        !error && message.starts_with("Ended the session started"),
+        "{message}"
+    );
+    assert_eq!(app.me_status(&other.access_token).await, 401);
+    // A wrong current password is refused beside its field.
+    let wrong = post_form(
+        &app,
+        "/admin/account",
+        &[
+            ("csrf", token.as_str()),
+            ("op", "password"),
+            ("current_password", "not my password at all"),
+            ("new_password", "a brand new passphrase 42"),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status(), 422);
+    assert!(
+        wrong
+            .text()
+            .await
+            .expect("html")
+            .contains("is not your current password")
+    );
+    // The change ends every other session and keeps this browser signed in.
+    let api = app.signed_in("root@example.org", GOOD_PASSWORD).await;
+    let changed = post_form(
+        &app,
+        "/admin/account",
+        &[
+            ("csrf", token.as_str()),
+            ("op", "password"),
+            ("current_password", GOOD_PASSWORD),
+            ("new_password", "a brand new passphrase 42"),
+        ],
+    )
+    .await;
+    assert_eq!(changed.url().path(), "/admin/account");
+    let page = changed.text().await.expect("html");
+    assert!(page.contains("Password changed."), "{page}");
+    assert_eq!(app.me_status(&api.access_token).await, 401);
+    let page = app.get("/admin/account").await;
+    assert_eq!(page.url().path(), "/admin/account");
+    // A new session, a new form token.
+    let token = csrf(&page.text().await.expect("html"));
+    let setup = post_form(
+        &app,
+        "/admin/account",
+        &[("csrf", token.as_str()), ("op", "mfa_setup")],
+    )
+    .await;
+    let page = setup.text().await.expect("html");
+    let code = secret_on(&page).code_at(app.clock.now()).expect("code");
+    let on = post_form(
+        &app,
+        "/admin/account",
+        &[
+            ("csrf", token.as_str()),
+            ("op", "mfa_enable"),
+            ("code", code.as_str()),
+        ],
+    )
+    .await;
+    let page = on.text().await.expect("html");
+    assert!(page.contains("shown only this once"), "{page}");
+    assert_eq!(page.matches("<li><code>").count(), 10);
 }

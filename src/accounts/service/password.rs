@@ -13,6 +13,7 @@ use crate::auth::tokens::LEEWAY_SECONDS;
 use crate::crypto::password::Verification;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::{refresh_tokens, sessions, users};
+use crate::model::UserId;
 use crate::validation::FieldError;
 
 impl AccountService {
@@ -27,9 +28,26 @@ impl AccountService {
         new: SecretString,
         meta: &RequestMeta,
     ) -> Result<TokenPair, AccountError> {
+        let token = (principal.token_id, principal.expires_at + LEEWAY_SECONDS);
+        self.change_password_of(principal.user_id, Some(token), current, new, meta)
+            .await
+    }
+
+    /// [`AccountService::change_password`] for `user`, whose caller holds the access
+    /// token `caller_token` (its id and how long it must stay refused), if it holds
+    /// one: a browser session rides on its account session instead, which ends
+    /// with the others.
+    pub async fn change_password_of(
+        &self,
+        user: UserId,
+        caller_token: Option<(uuid::Uuid, i64)>,
+        current: SecretString,
+        new: SecretString,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
         let audit = self.audit.clone();
         // Read fresh, not from the profile cache: the hash is what is checked.
-        let user = self.read_user(principal.user_id).await?;
+        let user = self.read_user(user).await?;
         // The current password is a guess like any login's: none while softlocked,
         // and a wrong one counts toward the softlock.
         let now = self.clock.now();
@@ -71,7 +89,6 @@ impl AccountService {
             .issue_access(user.id, session.id, user.role, now)?;
         let pair = TokenPair::new(access, refresh_token, &session);
         let (user_id, verified_hash) = (user.id, user.password_hash);
-        let (jti, token_until) = (principal.token_id, principal.expires_at + LEEWAY_SECONDS);
         let audit_event = AuditEvent::of_request("auth.password_changed", Outcome::Success, meta)
             .with_actor(user_id.to_string())
             .with_target(session.id.to_string());
@@ -87,7 +104,9 @@ impl AccountService {
                         return Ok::<_, AccountError>(None);
                     }
                     let ended = end_all_sessions(tx, user_id, now, until, "password_changed")?;
-                    revocations::insert(tx, RevocationKind::Token, &jti.to_string(), token_until)?;
+                    if let Some((jti, until)) = caller_token {
+                        revocations::insert(tx, RevocationKind::Token, &jti.to_string(), until)?;
+                    }
                     sessions::insert(tx, &session)?;
                     refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
                     audit.append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
@@ -95,7 +114,9 @@ impl AccountService {
                 },
                 move |changed| {
                     if let Some(ended) = changed {
-                        revocations.remember_token(jti, token_until);
+                        if let Some((jti, until)) = caller_token {
+                            revocations.remember_token(jti, until);
+                        }
                         after_ended(ended);
                         revocations.remember_live_session(new_session, user_id, new_expiry);
                     }

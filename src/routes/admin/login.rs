@@ -3,6 +3,7 @@
 //! administrators get in, and with `ADMIN_REQUIRE_MFA` only those with MFA.
 
 use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
@@ -24,39 +25,68 @@ use crate::state::AppState;
 
 /// The cookie of a sign-in waiting for its code.
 const PENDING_COOKIE: &str = "portcullis_admin_mfa";
+/// The cookie of a sign-in waiting for an MFA enrolment.
+const ENROL_COOKIE: &str = "portcullis_admin_enrol";
 
 #[derive(Template)]
 #[template(path = "admin/login.html")]
 struct LoginPage {
     error: Option<String>,
     email: String,
-    code_step: bool,
+    step: Step,
     mfa_banner: bool,
     /// The admin page to return to after signing in.
     next: String,
 }
 
+/// Where a sign-in is.
+enum Step {
+    Password,
+    /// The password was right; a code is owed.
+    Code,
+    /// An administrator without the MFA admin sessions require: set it up now.
+    Enrol {
+        qr_code: String,
+        secret: String,
+    },
+    /// Enrolled and signed in: the backup codes, shown this once.
+    Enrolled {
+        codes: Vec<String>,
+    },
+}
+
+/// The sign-in page's CSP: the admin pages' own, plus the QR code's `data:` image.
+const SIGN_IN_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; script-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 fn page(
     state: &AppState,
     error: Option<&str>,
     email: &str,
-    code_step: bool,
+    step: Step,
     next: &str,
 ) -> Result<HttpResponse, PageError> {
+    let shows_qr = matches!(step, Step::Enrol { .. });
     let mut response = render(&LoginPage {
         error: error.map(str::to_owned),
         email: email.to_owned(),
-        code_step,
+        step,
         mfa_banner: !state.admin_sessions.require_mfa(),
         next: return_path(Some(next)).to_owned(),
     })?;
+    if shows_qr {
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(SIGN_IN_CONTENT_SECURITY_POLICY),
+        );
+    }
     if error.is_some() {
         *response.status_mut() = actix_web::http::StatusCode::UNAUTHORIZED;
     }
     Ok(response)
 }
 
-fn cookie(
+/// The admin session cookie (or the pending sign-in's), `Secure` behind TLS.
+pub(super) fn cookie(
     req: &HttpRequest,
     name: &'static str,
     value: &SecretString,
@@ -91,7 +121,7 @@ fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
 }
 
 pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    page(&state, None, "", false, &next_of(&req))
+    page(&state, None, "", Step::Password, &next_of(&req))
 }
 
 /// Why a sign-in failed, in the words the page shows.
@@ -104,9 +134,7 @@ fn refusal(error: SignInError) -> Result<&'static str, PageError> {
         // As for a wrong password: the page must not tell that a password was
         // right (the audit log keeps the reason).
         SignInError::NotAdmin => "Invalid email or password.",
-        SignInError::MfaNotSetUp => {
-            "Administrators need MFA to sign in. Set it up with /api/v1/auth/mfa/setup, then sign in again."
-        }
+        SignInError::MfaNotSetUp => "Administrators need MFA to sign in. Please start again.",
         SignInError::PendingExpired => "The sign-in expired. Please start again.",
         SignInError::Account(AccountError::Password(_)) => {
             "Too many sign-ins are being processed. Please try again shortly."
@@ -133,7 +161,7 @@ pub async fn submit(
         }
     });
     if let Err(ApiError::RateLimited(decision)) = limited {
-        return too_many(&state, &decision, false, &next);
+        return too_many(&state, &decision, Step::Password, &next);
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
     end_previous(&req, &state.admin_sessions, COOKIE, &meta).await?;
@@ -150,7 +178,16 @@ pub async fn submit(
                 .cookie(cookie(&req, PENDING_COOKIE, &value, PENDING_SECONDS as i64))
                 .finish())
         }
-        Err(error) => page(&state, Some(refusal(error)?), &email, false, &next),
+        Ok(SignIn::NeedsEnrolment(value)) => {
+            let enrol = format!(
+                "/admin/login/enrol?next={}",
+                url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            );
+            Ok(see_other(&enrol)
+                .cookie(cookie(&req, ENROL_COOKIE, &value, PENDING_SECONDS as i64))
+                .finish())
+        }
+        Err(error) => page(&state, Some(refusal(error)?), &email, Step::Password, &next),
     }
 }
 
@@ -161,20 +198,20 @@ pub async fn code_form(
     if req.cookie(PENDING_COOKIE).is_none() {
         return Ok(see_other("/admin/login").finish());
     }
-    page(&state, None, "", true, &next_of(&req))
+    page(&state, None, "", Step::Code, &next_of(&req))
 }
 
 fn too_many(
     state: &AppState,
     decision: &Decision,
-    code_step: bool,
+    step: Step,
     next: &str,
 ) -> Result<HttpResponse, PageError> {
     let mut response = page(
         state,
         Some("Too many attempts. Please wait a minute and try again."),
         "",
-        code_step,
+        step,
         next,
     )?;
     *response.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
@@ -197,7 +234,7 @@ pub async fn code_submit(
             &state,
             Some("The sign-in expired. Please start again."),
             "",
-            false,
+            Step::Password,
             &next,
         );
     };
@@ -207,7 +244,7 @@ pub async fn code_submit(
         limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
     }
     if let Err(ApiError::RateLimited(decision)) = limited {
-        return too_many(&state, &decision, true, &next);
+        return too_many(&state, &decision, Step::Code, &next);
     }
     end_previous(&req, &state.admin_sessions, COOKIE, &meta).await?;
     match state
@@ -219,7 +256,101 @@ pub async fn code_submit(
             .cookie(cookie(&req, COOKIE, &value, SESSION_ABSOLUTE_SECONDS))
             .cookie(removal(PENDING_COOKIE))
             .finish()),
-        Err(error) => page(&state, Some(refusal(error)?), "", true, &next),
+        Err(error) => page(&state, Some(refusal(error)?), "", Step::Code, &next),
+    }
+}
+
+/// The enrolment step: a fresh authenticator secret, as a QR code and as text.
+pub async fn enrol_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+) -> Result<HttpResponse, PageError> {
+    let Some(enrolment) = req.cookie(ENROL_COOKIE) else {
+        return Ok(see_other("/admin/login").finish());
+    };
+    enrol_page(&state, enrolment.value(), &meta, None, &next_of(&req)).await
+}
+
+async fn enrol_page(
+    state: &AppState,
+    enrolment: &str,
+    meta: &RequestMeta,
+    error: Option<&str>,
+    next: &str,
+) -> Result<HttpResponse, PageError> {
+    match state.admin_sessions.enrolment_setup(enrolment, meta).await {
+        Ok(setup) => page(
+            state,
+            error,
+            "",
+            Step::Enrol {
+                qr_code: setup.qr_code,
+                secret: setup.secret_base32.expose_secret().to_owned(),
+            },
+            next,
+        ),
+        Err(error) => page(state, Some(refusal(error)?), "", Step::Password, next),
+    }
+}
+
+/// A code from the new secret turns MFA on and starts the session; the backup
+/// codes are shown this once. The code step's limits apply.
+pub async fn enrol_submit(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Body,
+) -> Result<HttpResponse, PageError> {
+    same_site_only(&req)?;
+    let form = Form::parse(&body.0);
+    let next = return_path(form.get("next")).to_owned();
+    let Some(enrolment) = req.cookie(ENROL_COOKIE) else {
+        return page(
+            &state,
+            Some("The sign-in expired. Please start again."),
+            "",
+            Step::Password,
+            &next,
+        );
+    };
+    let mut limited = enforce(&req, RouteClass::MfaIp, &LimitKey::ip(ip.0));
+    if let (Ok(()), Some(user)) = (
+        &limited,
+        state.admin_sessions.enrolling_user(enrolment.value()),
+    ) {
+        limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
+    }
+    if let Err(ApiError::RateLimited(decision)) = limited {
+        return too_many(&state, &decision, Step::Password, &next);
+    }
+    match state
+        .admin_sessions
+        .enrolment_finish(enrolment.value(), &form.text("code"), &meta)
+        .await
+    {
+        Ok((codes, value)) => {
+            let codes = codes.iter().map(|c| c.expose_secret().to_owned()).collect();
+            let mut response = page(&state, None, "", Step::Enrolled { codes }, &next)?;
+            response
+                .add_cookie(&cookie(&req, COOKIE, &value, SESSION_ABSOLUTE_SECONDS))
+                .and_then(|()| response.add_cookie(&removal(ENROL_COOKIE)))
+                .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
+            Ok(response)
+        }
+        // A wrong code: a fresh secret to scan again, with the error.
+        Err(SignInError::Account(AccountError::Validation(_))) => {
+            enrol_page(
+                &state,
+                enrolment.value(),
+                &meta,
+                Some("That code did not match. Scan the new code and try again."),
+                &next,
+            )
+            .await
+        }
+        Err(error) => page(&state, Some(refusal(error)?), "", Step::Password, &next),
     }
 }
 

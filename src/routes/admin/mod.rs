@@ -4,6 +4,7 @@
 //! request context (session, CSRF, authorization, chrome, flash) is the
 //! `http::admin_page` extractors'; these handlers only read, call and render.
 
+pub mod account;
 pub mod audit;
 pub mod builder;
 pub mod dashboard;
@@ -40,7 +41,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             login::code_form,
             login::code_submit,
         ))
+        .service(get_post(
+            "/admin/login/enrol",
+            login::enrol_form,
+            login::enrol_submit,
+        ))
         .service(post("/admin/logout", login::logout))
+        .service(get_post("/admin/account", account::page, account::action))
         .service(get("/admin/policies", policies::list))
         .service(get_post(
             "/admin/policies/new",

@@ -286,6 +286,11 @@ pub async fn submit(
     end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
     match state.gate_sessions.sign_in(&email, password, &meta).await {
         Ok(SignIn::Done(value)) => Ok(signed_in(settings, gate, &value, &rd)),
+        // Only admin sessions require an enrolled factor.
+        Ok(SignIn::NeedsEnrolment(_)) => Err(ApiError::Unexpected(anyhow::anyhow!(
+            "a gate sign-in asked for an MFA enrolment"
+        ))
+        .into()),
         Ok(SignIn::NeedsCode(value)) => {
             let rd_query: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
             Ok(HttpResponse::SeeOther()
@@ -344,7 +349,8 @@ pub async fn code_submit(
             false,
         );
     };
-    let mut limited = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0));
+    // The API's limits for a code: per address, and per account.
+    let mut limited = enforce(&req, RouteClass::MfaIp, &LimitKey::ip(ip.0));
     if let (Ok(()), Some(user)) = (&limited, state.gate_sessions.pending_user(pending.value())) {
         limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
     }
