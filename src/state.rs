@@ -225,7 +225,7 @@ impl AppState {
         Ok(Self {
             gate,
             admin_access: AdminAccess::new(policies.clone()),
-            admin_overview: AdminOverview::new(db.clone(), clock.clone()),
+            admin_overview: AdminOverview::new(db.clone(), audit.clone(), clock.clone()),
             decisions: DecisionService::new(
                 accounts.clone(),
                 documents.clone(),

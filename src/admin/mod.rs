@@ -4,6 +4,7 @@
 //! thing they do it to (accounts, policies, webhooks), taking an `AdminActor`.
 
 pub mod access;
+pub mod config_check;
 pub mod overview;
 
 pub use access::{AdminAccess, AdminAccessError, AdminAction};

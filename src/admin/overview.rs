@@ -1,11 +1,22 @@
 //! The state of things at a glance, for the admin dashboard: accounts, locks, live
-//! revocations, failing webhooks, and failed logins per hour over the last day.
+//! revocations, failing webhooks, failed logins per hour over the last day, and the
+//! configuration check's database part (the same findings `check-config` prints, so
+//! the dashboard's score is its score; re-checked every few minutes at most).
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::config_check::database_findings;
+use crate::audit::AuditLog;
 use crate::clock::{Clock, rfc3339};
+use crate::config::{Findings, Settings};
 use crate::db::{Database, DbError, stats};
+
+/// How long the database findings are shown before they are checked again.
+const RECHECK_SECONDS: i64 = 300;
 
 /// Failed logins in each of the last 24 hours, oldest first; the last entry is the
 /// current hour.
@@ -30,12 +41,43 @@ impl Overview {
 #[derive(Clone)]
 pub struct AdminOverview {
     db: Database,
+    audit: AuditLog,
     clock: Clock,
+    /// The database findings and when they were made.
+    checked: Arc<Mutex<Option<(i64, Findings)>>>,
 }
 
 impl AdminOverview {
-    pub fn new(db: Database, clock: Clock) -> Self {
-        Self { db, clock }
+    pub fn new(db: Database, audit: AuditLog, clock: Clock) -> Self {
+        Self {
+            db,
+            audit,
+            clock,
+            checked: Arc::default(),
+        }
+    }
+
+    /// The configuration's findings with the database's, as `check-config` makes
+    /// them (the database part at most a few minutes old).
+    pub async fn config_findings(&self, settings: &Settings) -> Findings {
+        let now = self.clock.now();
+        let cached = self
+            .checked
+            .lock()
+            .as_ref()
+            .filter(|(at, _)| now - at < RECHECK_SECONDS)
+            .map(|(_, findings)| findings.clone());
+        let database = match cached {
+            Some(findings) => findings,
+            None => {
+                let findings = database_findings(&self.db, &self.audit, Some(settings)).await;
+                *self.checked.lock() = Some((now, findings.clone()));
+                findings
+            }
+        };
+        let mut all = settings.findings.clone();
+        all.extend(database);
+        all
     }
 
     pub async fn read(&self) -> Result<Overview, DbError> {

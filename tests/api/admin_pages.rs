@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     GOOD_PASSWORD, TestApp, binary_vars, problem, run_binary, spawn_with, test_settings,
+    test_variables,
 };
 
 fn browser() -> reqwest::Client {
@@ -1569,4 +1570,37 @@ async fn the_account_page_enrols_mfa_lists_sessions_and_changes_the_password() {
     let page = on.text().await.expect("html");
     assert!(page.contains("shown only this once"), "{page}");
     assert_eq!(page.matches("<li><code>").count(), 10);
+}
+
+/// The dashboard's configuration score is the one `check-config` prints for the
+/// same configuration and database, and its chart has a scale.
+#[actix_web::test]
+async fn the_dashboard_shows_the_check_config_score_and_a_scaled_chart() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let shown: u8 = html
+        .split("Configuration check: ")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a score on the dashboard");
+    assert!(
+        html.contains("audit chain intact"),
+        "the database's findings show"
+    );
+    assert!(html.contains(r#"text-anchor="end">0</text>"#), "{html}");
+    assert!(html.contains("hour of the day (UTC)"));
+    // The binary reads exactly the variables the server was configured from.
+    let mut vars = test_variables(app.dir.path(), NO_MFA);
+    vars.extend(binary_vars(&app.settings));
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let checked = run_binary(app.dir.path(), &["check-config"], &vars);
+    let out = String::from_utf8_lossy(&checked.stdout).into_owned();
+    let printed: u8 = out
+        .split("Score: ")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a score printed");
+    assert_eq!(shown, printed, "{out}");
 }

@@ -87,6 +87,17 @@ pub fn secret_pairs() -> Vec<(&'static str, String)> {
 /// The settings of a test app: fresh keys, port 0, one worker, a temp database.
 /// `overrides` replace or add variables.
 pub fn test_settings(dir: &Path, overrides: &[(&str, &str)]) -> Settings {
+    let pairs = test_variables(dir, overrides);
+    let sources = ConfigSources::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    match Settings::load(&sources, Mode::Production) {
+        Ok((settings, _)) => settings,
+        Err(findings) => panic!("test settings refused: {findings:?}"),
+    }
+}
+
+/// The variables [`test_settings`] loads (for the binary, to run it with exactly
+/// the same configuration).
+pub fn test_variables(dir: &Path, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut pairs: BTreeMap<String, String> = secret_pairs()
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -102,6 +113,7 @@ pub fn test_settings(dir: &Path, overrides: &[(&str, &str)]) -> Settings {
         ("RATE_LIMIT_LOGIN_ACCOUNT", "100000/60"),
         ("RATE_LIMIT_REGISTER_IP", "100000/60"),
         ("RATE_LIMIT_REFRESH_IP", "100000/60"),
+        ("RATE_LIMIT_MFA_IP", "100000/60"),
         ("RATE_LIMIT_MFA_ACCOUNT", "100000/60"),
         ("RATE_LIMIT_PASSWORD_ACCOUNT", "100000/60"),
     ] {
@@ -115,11 +127,7 @@ pub fn test_settings(dir: &Path, overrides: &[(&str, &str)]) -> Settings {
     for (k, v) in overrides {
         pairs.insert((*k).to_owned(), (*v).to_owned());
     }
-    let sources = ConfigSources::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    match Settings::load(&sources, Mode::Production) {
-        Ok((settings, _)) => settings,
-        Err(findings) => panic!("test settings refused: {findings:?}"),
-    }
+    pairs
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -29,14 +29,24 @@ struct Dashboard {
     failing_webhooks: i64,
     bars: Vec<Bar>,
     chart_width: usize,
+    /// The scale's marks: (y, value), from 0 to the busiest hour.
+    scale: Vec<(usize, usize)>,
     score: u8,
     /// (status, setting, finding)
     findings: Vec<(&'static str, String, String)>,
 }
 
-/// 24 hourly bars ending with the current hour, scaled to the busiest.
-fn bars(counts: &HourlyCounts, now: i64) -> (Vec<Bar>, usize) {
+/// Left of the bars: the scale's numbers.
+const SCALE_WIDTH: usize = 36;
+
+/// 24 hourly bars ending with the current hour, scaled to the busiest, and the
+/// scale's marks (0, half and the busiest hour's count).
+fn bars(counts: &HourlyCounts, now: i64) -> (Vec<Bar>, usize, Vec<(usize, usize)>) {
     let top = counts.iter().copied().max().unwrap_or(0).max(1);
+    let mut scale = vec![(120, 0), (10, top)];
+    if top >= 2 {
+        scale.insert(1, (120 - (top / 2) * 110 / top, top / 2));
+    }
     let bars = counts
         .iter()
         .enumerate()
@@ -45,7 +55,7 @@ fn bars(counts: &HourlyCounts, now: i64) -> (Vec<Bar>, usize) {
             let at = now - (23 - i as i64) * 3600;
             let hour = at.rem_euclid(86_400) / 3600;
             Bar {
-                x: i * 24 + 4,
+                x: SCALE_WIDTH + i * 24 + 4,
                 y: 120 - height,
                 height,
                 label: format!("{hour:02}:00"),
@@ -54,17 +64,16 @@ fn bars(counts: &HourlyCounts, now: i64) -> (Vec<Bar>, usize) {
             }
         })
         .collect();
-    (bars, 24 * 24 + 8)
+    (bars, SCALE_WIDTH + 24 * 24 + 8, scale)
 }
 
 pub async fn page(page: AdminPage) -> Result<HttpResponse, PageError> {
     page.authorize(AdminAction::DashboardView, None).await?;
     let state = &page.state;
     let overview = state.admin_overview.read().await?;
-    let (bars, chart_width) = bars(&overview.failed_logins_by_hour, overview.at);
-    let findings = state
-        .settings
-        .findings
+    let (bars, chart_width, scale) = bars(&overview.failed_logins_by_hour, overview.at);
+    let all = state.admin_overview.config_findings(&state.settings).await;
+    let findings = all
         .iter()
         .map(|f| {
             let status = match f.status {
@@ -85,7 +94,8 @@ pub async fn page(page: AdminPage) -> Result<HttpResponse, PageError> {
         failing_webhooks: overview.failing_webhooks,
         bars,
         chart_width,
-        score: state.settings.findings.score(),
+        scale,
+        score: all.score(),
         findings,
     })
 }
