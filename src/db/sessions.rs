@@ -110,6 +110,12 @@ pub fn live_for_user(
     rows.collect()
 }
 
+/// When `user` last signed in: the start of their newest session, ended or not.
+pub fn last_started(conn: &Connection, user: UserId) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT MAX(created_at) FROM sessions WHERE user_id = ?1")?
+        .query_row([user.to_string()], |row| row.get(0))
+}
+
 pub fn touch(
     conn: &Connection,
     id: Uuid,

@@ -250,13 +250,65 @@ pub fn recent_cutoffs(conn: &Connection, since: i64) -> rusqlite::Result<Vec<(Us
     rows.collect()
 }
 
-/// Every account, by e-mail (at most `limit`).
-pub fn list(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<User>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM users ORDER BY email LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], from_row)?;
-    rows.collect()
+/// How the administrators' list orders accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserOrder {
+    /// By e-mail, A to Z.
+    Email,
+    /// Newest first.
+    Newest,
+}
+
+/// Where a page of the list starts: after this account, in the list's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCursor {
+    pub email: String,
+    pub created_at: i64,
+    pub id: UserId,
+}
+
+/// One page of accounts whose e-mail contains `needle` (empty: all), in `order`,
+/// after `after` (keyset pagination: no OFFSET, so a page costs the same anywhere
+/// in the list and an account added meanwhile neither repeats nor hides another).
+pub fn page(
+    conn: &Connection,
+    needle: &str,
+    order: UserOrder,
+    after: Option<&UserCursor>,
+    limit: usize,
+) -> rusqlite::Result<Vec<User>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let matching = "(?1 = '' OR instr(email, ?1) > 0)";
+    match order {
+        UserOrder::Email => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM users WHERE {matching} AND (?2 IS NULL OR email > ?2)
+                 ORDER BY email LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                rusqlite::params![needle, after.map(|c| c.email.as_str()), limit],
+                from_row,
+            )?;
+            rows.collect()
+        }
+        UserOrder::Newest => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM users WHERE {matching}
+                 AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
+                 ORDER BY created_at DESC, id DESC LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                rusqlite::params![
+                    needle,
+                    after.map(|c| c.created_at),
+                    after.map(|c| c.id.to_string()),
+                    limit
+                ],
+                from_row,
+            )?;
+            rows.collect()
+        }
+    }
 }
 
 /// The first `limit` active administrators, by e-mail.

@@ -386,14 +386,18 @@ pub fn disable(conn: &Connection, webhook: Uuid, reason: &str, now: i64) -> rusq
 pub fn deliveries(
     conn: &Connection,
     webhook: Uuid,
+    before: Option<i64>,
     limit: usize,
-) -> rusqlite::Result<Vec<DeliveryRow>> {
+) -> rusqlite::Result<Vec<(i64, DeliveryRow)>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = ?1
-         ORDER BY rowid DESC LIMIT ?2"
+        "SELECT {DELIVERY_COLUMNS}, rowid FROM webhook_deliveries
+         WHERE webhook_id = ?1 AND (?2 IS NULL OR rowid < ?2)
+         ORDER BY rowid DESC LIMIT ?3"
     ))?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![webhook.to_string(), limit], delivery_from_row)?;
+    let rows = stmt.query_map(params![webhook.to_string(), before, limit], |row| {
+        Ok((row.get(9)?, delivery_from_row(row)?))
+    })?;
     rows.collect()
 }
 

@@ -63,6 +63,9 @@ pub struct CreatedWebhook {
 pub struct DeliveryLog {
     pub delivery: DeliveryRow,
     pub attempts: Vec<AttemptRow>,
+    /// Where it stands in the webhook's deliveries: the next page of older ones
+    /// starts before it.
+    pub position: i64,
 }
 
 /// Everything a delivery attempt needs, opened.
@@ -425,15 +428,20 @@ impl WebhookService {
         &self,
         owner: UserId,
         id: Uuid,
+        before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<DeliveryLog>, WebhookError> {
         self.get(owner, id).await?;
         self.db
             .read(move |conn| {
                 let mut logs = Vec::new();
-                for delivery in sql::deliveries(conn, id, limit)? {
+                for (position, delivery) in sql::deliveries(conn, id, before, limit)? {
                     let attempts = sql::attempts(conn, &delivery.id)?;
-                    logs.push(DeliveryLog { delivery, attempts });
+                    logs.push(DeliveryLog {
+                        delivery,
+                        attempts,
+                        position,
+                    });
                 }
                 Ok::<_, WebhookError>(logs)
             })

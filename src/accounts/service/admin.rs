@@ -8,41 +8,51 @@ use uuid::Uuid;
 
 use super::{AccountError, AccountService, end_all_sessions};
 use crate::audit::{AdminActor, AuditEvent, Outcome, RequestMeta};
+use crate::db::sessions::SessionRow;
+use crate::db::users::{UserCursor, UserOrder};
 use crate::db::{mfa, sessions, users};
 use crate::model::{Email, Role, User, UserId, UserStatus};
 use crate::validation::FieldError;
 
-/// Which accounts an administrator is looking for.
+/// Which accounts an administrator is looking for: one page of them.
 #[derive(Debug, Clone)]
 pub struct UserQuery {
-    /// A part of the e-mail address; empty matches every account.
+    /// A part of the e-mail address (any case); empty matches every account.
     pub email_contains: String,
+    pub order: UserOrder,
+    /// The page starts after this account; `None` is the first page.
+    pub after: Option<UserCursor>,
     pub limit: usize,
 }
 
 /// An account as its detail page shows it.
 pub struct UserDetail {
     pub user: User,
-    pub live_sessions: usize,
+    /// Its live sessions, newest first.
+    pub sessions: Vec<SessionRow>,
+    /// When it last signed in (its newest session's start), if ever.
+    pub last_sign_in: Option<i64>,
 }
 
 impl AccountService {
-    /// Accounts by e-mail, for the administrators' list and pickers: at most
-    /// `query.limit`, those whose e-mail contains `query.email_contains` (any case).
+    /// One page of the accounts an administrator is looking for.
     pub async fn find_users(&self, query: UserQuery) -> Result<Vec<User>, AccountError> {
         let needle = query.email_contains.trim().to_lowercase();
-        let all = self
-            .db
-            .read(move |conn| Ok::<_, AccountError>(users::list(conn, query.limit)?))
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter(|u| needle.is_empty() || u.email.as_str().contains(&needle))
-            .collect())
+        self.db
+            .read(move |conn| {
+                Ok::<_, AccountError>(users::page(
+                    conn,
+                    &needle,
+                    query.order,
+                    query.after.as_ref(),
+                    query.limit,
+                )?)
+            })
+            .await
     }
 
-    /// One account and how many live sessions it has, read fresh (not from the
-    /// profile cache).
+    /// One account, its live sessions and its last sign-in, read fresh (not from
+    /// the profile cache).
     pub async fn user_detail(&self, id: UserId) -> Result<UserDetail, AccountError> {
         let now = self.clock.now();
         self.db
@@ -50,10 +60,12 @@ impl AccountService {
                 let Some(user) = users::find(conn, id)? else {
                     return Err(AccountError::UserNotFound);
                 };
-                let live_sessions = sessions::live_for_user(conn, id, now)?.len();
+                let mut live = sessions::live_for_user(conn, id, now)?;
+                live.sort_by_key(|s| std::cmp::Reverse(s.created_at));
                 Ok(UserDetail {
                     user,
-                    live_sessions,
+                    sessions: live,
+                    last_sign_in: sessions::last_started(conn, id)?,
                 })
             })
             .await

@@ -18,6 +18,7 @@ mod refresh;
 mod registration;
 mod session_ends;
 
+pub use crate::db::users::{UserCursor, UserOrder};
 pub use admin::{UserDetail, UserQuery};
 pub use mfa::MfaSetup;
 pub use reauth::{Proof, REAUTHENTICATION_SECONDS};

@@ -9,7 +9,7 @@
 use uuid::Uuid;
 
 use super::{AccountError, AccountService, SessionInfo, end_all_sessions};
-use crate::audit::{AuditEvent, Outcome, RequestMeta};
+use crate::audit::{AdminActor, AuditEvent, Outcome, RequestMeta};
 use crate::auth::Principal;
 use crate::auth::tokens::LEEWAY_SECONDS;
 use crate::db::revocations::{self, RevocationKind};
@@ -154,11 +154,35 @@ impl AccountService {
         session_id: Uuid,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
+        self.end_one_session(owner.to_string(), owner, session_id, meta)
+            .await
+    }
+
+    /// An administrator ends one live session of `owner`; audited under the
+    /// administrator.
+    pub async fn end_session_by_admin(
+        &self,
+        admin: &AdminActor,
+        owner: UserId,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        self.end_one_session(admin.audit_name(), owner, session_id, meta)
+            .await
+    }
+
+    async fn end_one_session(
+        &self,
+        actor: String,
+        owner: UserId,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
         let audit = self.audit.clone();
         let now = self.clock.now();
         let until = self.revocations.session_revocation_until(now);
         let audit_event = AuditEvent::of_request("auth.session_revoked", Outcome::Success, meta)
-            .with_actor(owner.to_string())
+            .with_actor(actor)
             .with_target(session_id.to_string());
         let revocations = self.revocations.clone();
         let revoked = self

@@ -1,15 +1,14 @@
-//! `/admin/simulator`: pick a user (or describe one), an action and a resource; see
-//! the decision and the explanation, condition by condition.
+//! `/admin/simulator`: name an account by its e-mail (or describe a subject, or a
+//! signed-out visitor), an action and a resource; see the decision and the
+//! explanation, condition by condition.
 
 use actix_web::HttpResponse;
 use askama::Template;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
-use crate::accounts::service::UserQuery;
 use crate::admin::AdminAction;
 use crate::http::admin_page::{AdminForm, AdminPage, Chrome, Form, PageError};
-use crate::model::{Role, User, UserId};
+use crate::model::{Email, Role};
 use crate::policy::engine::{ConditionResult, Decision, Reason, Resource};
 use crate::policy::service::PolicyError;
 use crate::policy::simulation::{SimulatedSubject, Simulation};
@@ -37,7 +36,9 @@ pub struct Outcome {
 #[template(path = "admin/simulator.html")]
 struct SimulatorPage {
     chrome: Chrome,
-    users: Vec<(String, String)>,
+    /// `described`, `account` or `signed-out`.
+    subject: String,
+    /// The account's e-mail, when the subject is a stored account.
     user: String,
     role: String,
     subject_attributes: String,
@@ -54,20 +55,8 @@ struct SimulatorPage {
     outcome: Option<Outcome>,
 }
 
-async fn user_choices(page: &AdminPage) -> Result<Vec<User>, PageError> {
-    Ok(page
-        .state
-        .accounts
-        .find_users(UserQuery {
-            email_contains: String::new(),
-            limit: 500,
-        })
-        .await?)
-}
-
 fn render(
     page: &AdminPage,
-    users: &[User],
     form: Option<&Form>,
     errors: Vec<String>,
     outcome: Option<Outcome>,
@@ -78,10 +67,7 @@ fn render(
     };
     page.render(&SimulatorPage {
         chrome: page.chrome("simulator"),
-        users: users
-            .iter()
-            .map(|u| (u.id.to_string(), u.email.to_string()))
-            .collect(),
+        subject: field("subject", "described"),
         user: field("user", ""),
         role: field("role", "user"),
         subject_attributes: field("subject_attributes", ""),
@@ -100,8 +86,7 @@ fn render(
 
 pub async fn form(page: AdminPage) -> Result<HttpResponse, PageError> {
     page.authorize(AdminAction::PolicySimulate, None).await?;
-    let users = user_choices(&page).await?;
-    render(&page, &users, None, Vec::new(), None)
+    render(&page, None, Vec::new(), None)
 }
 
 fn object(text: &str, what: &str, errors: &mut Vec<String>) -> Map<String, Value> {
@@ -174,17 +159,25 @@ fn describe(decision: Decision) -> Outcome {
 
 pub async fn submit(post: AdminForm) -> Result<HttpResponse, PageError> {
     post.authorize(AdminAction::PolicySimulate, None).await?;
-    let users = user_choices(&post).await?;
     let form = &post.form;
     let mut errors = Vec::new();
-    let chosen = Uuid::parse_str(&form.text("user"))
-        .ok()
-        .map(UserId)
-        .filter(|id| users.iter().any(|u| u.id == *id));
-    let subject = match chosen {
-        _ if form.text("user") == "signed-out" => SimulatedSubject::SignedOut,
-        Some(id) => SimulatedSubject::User(id),
-        None => SimulatedSubject::Described {
+    let subject = match form.text("subject").as_str() {
+        "signed-out" => SimulatedSubject::SignedOut,
+        "account" => {
+            let email = form.text("user");
+            let found = match Email::parse(&email) {
+                Ok(parsed) => post.state.accounts.find_by_email(&parsed).await?,
+                Err(_) => None,
+            };
+            match found {
+                Some(user) => SimulatedSubject::User(user.id),
+                None => {
+                    errors.push(format!("User: no account has the e-mail “{email}”"));
+                    SimulatedSubject::SignedOut
+                }
+            }
+        }
+        _ => SimulatedSubject::Described {
             email: String::new(),
             role: Role::parse(&form.text("role")).unwrap_or(Role::User),
             mfa: false,
@@ -229,7 +222,7 @@ pub async fn submit(post: AdminForm) -> Result<HttpResponse, PageError> {
         ),
     };
     if !errors.is_empty() {
-        return render(&post, &users, Some(form), errors, None);
+        return render(&post, Some(form), errors, None);
     }
     let (resource, method, path) = match &route {
         Some(request) => (
@@ -258,14 +251,14 @@ pub async fn submit(post: AdminForm) -> Result<HttpResponse, PageError> {
                 .into_iter()
                 .map(|(name, source)| (name, source.as_str()))
                 .collect();
-            render(&post, &users, Some(form), Vec::new(), Some(outcome))
+            render(&post, Some(form), Vec::new(), Some(outcome))
         }
         Err(PolicyError::Validation(found)) => {
             let errors = found
                 .into_iter()
                 .map(|e| format!("{} {}", e.field, e.message))
                 .collect();
-            render(&post, &users, Some(form), errors, None)
+            render(&post, Some(form), errors, None)
         }
         Err(other) => Err(other.into()),
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::accounts::AccountError;
-use crate::accounts::service::{UserDetail, UserQuery};
+use crate::accounts::service::{UserCursor, UserDetail, UserOrder, UserQuery};
 use crate::admin::AdminAction;
 use crate::clock::rfc3339;
 use crate::http::admin_page::{
@@ -20,54 +20,134 @@ pub struct UserRow {
     pub email: String,
     pub role: &'static str,
     pub status: &'static str,
+    /// Sign-ins refused for now after too many failures (the softlock).
+    pub softlocked: bool,
+    pub failed_logins: u32,
     pub mfa: bool,
     pub created: String,
 }
 
-impl From<&User> for UserRow {
-    fn from(u: &User) -> Self {
+impl UserRow {
+    fn of(u: &User, now: i64) -> Self {
         Self {
             id: u.id.to_string(),
             email: u.email.to_string(),
             role: u.role.as_str(),
             status: u.status.as_str(),
+            softlocked: u.is_softlocked(now),
+            failed_logins: u.failed_logins,
             mfa: u.mfa_enabled,
             created: rfc3339(u.created_at),
         }
     }
 }
 
+/// Accounts on one page of the list.
+const PAGE_SIZE: usize = 50;
+
 #[derive(Template)]
 #[template(path = "admin/users.html")]
 struct ListPage {
     chrome: Chrome,
     q: String,
+    /// `email` or `newest`.
+    sort: &'static str,
     users: Vec<UserRow>,
+    /// The next page's link, when there is one.
+    next: Option<String>,
+    /// Whether this is a later page (offers the first one).
+    paged: bool,
 }
 
+impl ListPage {
+    /// The list's link with this search, in `sort` order, from the start.
+    fn sorted_by(&self, sort: &str) -> String {
+        list_link(&self.q, sort, None)
+    }
+}
+
+fn list_link(q: &str, sort: &str, after: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if !q.is_empty() {
+        query.append_pair("q", q);
+    }
+    query.append_pair("sort", sort);
+    if let Some(after) = after {
+        query.append_pair("after", after);
+    }
+    format!("/admin/users?{}", query.finish())
+}
+
+/// A cursor as the list's links carry it: `e:<email>` or `n:<created>:<id>`.
+fn cursor_text(order: UserOrder, user: &User) -> String {
+    match order {
+        UserOrder::Email => format!("e:{}", user.email),
+        UserOrder::Newest => format!("n:{}:{}", user.created_at, user.id),
+    }
+}
+
+fn parse_cursor(order: UserOrder, text: &str) -> Option<UserCursor> {
+    match (order, text.split_once(':')?) {
+        (UserOrder::Email, ("e", email)) => Some(UserCursor {
+            email: email.to_owned(),
+            created_at: 0,
+            id: UserId(Uuid::nil()),
+        }),
+        (UserOrder::Newest, ("n", rest)) => {
+            let (created, id) = rest.split_once(':')?;
+            Some(UserCursor {
+                email: String::new(),
+                created_at: created.parse().ok()?,
+                id: UserId(Uuid::parse_str(id).ok()?),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The list: a search by a part of the e-mail, sorted by e-mail or newest first,
+/// a page at a time.
 pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
     page.authorize(AdminAction::UserList, None).await?;
-    let q = page
-        .query()?
-        .into_iter()
-        .find(|(k, _)| k == "q")
-        .map(|(_, v)| v.trim().to_lowercase())
-        .unwrap_or_default();
-    let users = page
+    let query = page.query()?;
+    let find = |key: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let q = find("q").to_lowercase();
+    let (order, sort) = match find("sort").as_str() {
+        "newest" => (UserOrder::Newest, "newest"),
+        _ => (UserOrder::Email, "email"),
+    };
+    let after_text = find("after");
+    let after = parse_cursor(order, &after_text);
+    let mut found = page
         .state
         .accounts
         .find_users(UserQuery {
             email_contains: q.clone(),
-            limit: 1000,
+            order,
+            after: after.clone(),
+            limit: PAGE_SIZE + 1,
         })
-        .await?
-        .iter()
-        .map(UserRow::from)
-        .collect();
+        .await?;
+    let more = found.len() > PAGE_SIZE;
+    found.truncate(PAGE_SIZE);
+    let next = found
+        .last()
+        .filter(|_| more)
+        .map(|last| list_link(&q, sort, Some(&cursor_text(order, last))));
+    let now = page.state.clock.now();
     page.render(&ListPage {
         chrome: page.chrome("users"),
+        users: found.iter().map(|u| UserRow::of(u, now)).collect(),
         q,
-        users,
+        sort,
+        next,
+        paged: after.is_some(),
     })
 }
 
@@ -77,10 +157,21 @@ struct DetailPage {
     chrome: Chrome,
     user: UserRow,
     attributes: String,
-    sessions: usize,
+    last_sign_in: String,
+    /// Until when sign-ins are refused (the softlock), if they are.
+    softlocked_until: Option<String>,
+    sessions: Vec<SessionView>,
     /// (op, label, dangerous)
     actions: Vec<(&'static str, &'static str, bool)>,
     errors: Vec<String>,
+}
+
+pub struct SessionView {
+    pub id: Uuid,
+    pub created: String,
+    pub last_seen: String,
+    pub address: String,
+    pub user_agent: String,
 }
 
 fn user_id(text: &str) -> Result<UserId, PageError> {
@@ -109,12 +200,29 @@ fn detail_page(
     }
     let mut response = page.render(&DetailPage {
         chrome: page.chrome("users"),
-        user: UserRow::from(user),
+        user: UserRow::of(user, page.state.clock.now()),
         attributes: typed.unwrap_or_else(|| {
             serde_json::to_string_pretty(&Value::Object(user.attributes.clone()))
                 .unwrap_or_default()
         }),
-        sessions: detail.live_sessions,
+        last_sign_in: detail
+            .last_sign_in
+            .map_or_else(|| "never".to_owned(), rfc3339),
+        softlocked_until: user
+            .locked_until
+            .filter(|_| user.is_softlocked(page.state.clock.now()))
+            .map(rfc3339),
+        sessions: detail
+            .sessions
+            .iter()
+            .map(|s| SessionView {
+                id: s.id,
+                created: rfc3339(s.created_at),
+                last_seen: rfc3339(s.last_used_at),
+                address: s.ip.clone().unwrap_or_default(),
+                user_agent: s.user_agent.clone().unwrap_or_default(),
+            })
+            .collect(),
         actions,
         errors: errors.clone(),
     })?;
@@ -191,6 +299,7 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
         "revoke_sessions" => AdminAction::UserRevokeSessions,
         "reset_mfa" => AdminAction::UserResetMfa,
         "update" => AdminAction::UserUpdate,
+        "end_session" => AdminAction::UserRevokeSessions,
         _ => return Err(PageError::not_found()),
     };
     let admin = post.authorize(action, Some(id.to_string())).await?;
@@ -199,6 +308,25 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
     let user = accounts.user_detail(id).await?.user;
     let email = user.email.to_string();
     let role = Role::parse(&post.form.text("role"));
+    if op == "end_session" {
+        let Ok(session) = Uuid::parse_str(&post.form.text("session")) else {
+            return Err(PageError::not_found());
+        };
+        return match accounts
+            .end_session_by_admin(&admin, id, session, meta)
+            .await
+        {
+            Ok(()) => Ok(redirect_with(
+                &back,
+                &format!("Ended one session of {email}."),
+            )),
+            Err(AccountError::SessionNotFound) => Ok(redirect_with_error(
+                &back,
+                "That session had already ended.",
+            )),
+            Err(other) => Err(other.into()),
+        };
+    }
     if !post.confirmed()
         && let Some(ask) = confirmation(action, &user, role)
     {

@@ -62,6 +62,10 @@ pub struct DeliveryView {
     pub event_type: String,
     pub status: String,
     pub attempts: i64,
+    /// When a pending delivery that failed before is tried again.
+    pub next_attempt: Option<String>,
+    /// The last attempt's error class and response excerpt, after a failure.
+    pub last_error: Option<(String, String)>,
     /// (attempt, when, status, ms, error class, excerpt)
     pub log: Vec<(i64, String, String, i64, String, String)>,
 }
@@ -73,7 +77,14 @@ struct DetailPage {
     hook: HookRow,
     credential: String,
     deliveries: Vec<DeliveryView>,
+    /// The link to older deliveries, when there are more.
+    older: Option<String>,
+    /// Whether this page starts after the newest (offers the newest again).
+    paged: bool,
 }
+
+/// Deliveries on one page of a webhook's detail.
+const DELIVERIES_PER_PAGE: usize = 10;
 
 fn webhook_id(text: &str) -> Result<Uuid, PageError> {
     Uuid::parse_str(text).map_err(|_| PageError::not_found())
@@ -85,7 +96,20 @@ pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResp
         .await?;
     let webhooks = &page.state.webhooks;
     let webhook = webhooks.find(id).await?;
-    let logs = webhooks.deliveries(webhook.owner_id, id, 50).await?;
+    let before = page
+        .query()?
+        .into_iter()
+        .find(|(k, _)| k == "before")
+        .and_then(|(_, v)| v.parse::<i64>().ok());
+    let mut logs = webhooks
+        .deliveries(webhook.owner_id, id, before, DELIVERIES_PER_PAGE + 1)
+        .await?;
+    let more = logs.len() > DELIVERIES_PER_PAGE;
+    logs.truncate(DELIVERIES_PER_PAGE);
+    let older = logs
+        .last()
+        .filter(|_| more)
+        .map(|last| format!("/admin/webhooks/{id}?before={}", last.position));
     let owner_email = webhooks
         .all()
         .await?
@@ -100,6 +124,13 @@ pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResp
     let deliveries = logs
         .into_iter()
         .map(|log| DeliveryView {
+            next_attempt: (log.delivery.status == "pending" && log.delivery.attempts > 0)
+                .then(|| rfc3339(log.delivery.next_attempt_at)),
+            last_error: log
+                .attempts
+                .last()
+                .filter(|a| a.error_class != "none")
+                .map(|a| (a.error_class.clone(), a.response_excerpt.clone())),
             id: log.delivery.id,
             event_type: log.delivery.event_type,
             status: log.delivery.status,
@@ -126,6 +157,8 @@ pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResp
         hook: row(webhook, owner_email),
         credential,
         deliveries,
+        older,
+        paged: before.is_some(),
     })
 }
 

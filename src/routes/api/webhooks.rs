@@ -410,7 +410,7 @@ pub async fn deliveries(
 ) -> Result<HttpResponse, ApiError> {
     let logs: Vec<DeliveryResponse> = state
         .webhooks
-        .deliveries(principal.user_id, webhook_id(&path)?, 100)
+        .deliveries(principal.user_id, webhook_id(&path)?, None, 100)
         .await?
         .into_iter()
         .map(Into::into)
