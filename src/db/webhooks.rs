@@ -447,19 +447,44 @@ pub fn requeue(
         == 1)
 }
 
-/// Every webhook with its owner's e-mail, newest first (the admin view).
-pub fn all_with_owner(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<(Webhook, String)>> {
-    let columns: String = COLUMNS
+fn owner_columns() -> String {
+    COLUMNS
         .split(", ")
         .map(|c| format!("w.{c}"))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// One page of every webhook with its owner's e-mail, newest first (the admin
+/// view), after `after` (its creation time and id; keyset pagination).
+pub fn page_with_owner(
+    conn: &Connection,
+    after: Option<(i64, Uuid)>,
+    limit: usize,
+) -> rusqlite::Result<Vec<(Webhook, String)>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {columns}, u.email FROM webhooks w JOIN users u ON u.id = w.owner_id
-         ORDER BY w.created_at DESC, w.id LIMIT ?1"
+        "SELECT {}, u.email FROM webhooks w JOIN users u ON u.id = w.owner_id
+         WHERE ?1 IS NULL OR w.created_at < ?1 OR (w.created_at = ?1 AND w.id < ?2)
+         ORDER BY w.created_at DESC, w.id DESC LIMIT ?3",
+        owner_columns()
     ))?;
-    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
-        Ok((from_row(row)?, row.get(13)?))
-    })?;
+    let rows = stmt.query_map(
+        params![
+            after.map(|a| a.0),
+            after.map(|a| a.1.to_string()),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |row| Ok((from_row(row)?, row.get(13)?)),
+    )?;
     rows.collect()
+}
+
+/// One webhook with its owner's e-mail.
+pub fn find_with_owner(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<(Webhook, String)>> {
+    conn.prepare_cached(&format!(
+        "SELECT {}, u.email FROM webhooks w JOIN users u ON u.id = w.owner_id WHERE w.id = ?1",
+        owner_columns()
+    ))?
+    .query_row([id.to_string()], |row| Ok((from_row(row)?, row.get(13)?)))
+    .optional()
 }

@@ -490,11 +490,24 @@ impl WebhookService {
         Ok(())
     }
 
-    /// Every webhook, with its owner's e-mail (administrators).
-    pub async fn all(&self) -> Result<Vec<(Webhook, String)>, WebhookError> {
+    /// One page of every webhook with its owner's e-mail, newest first, after
+    /// `after` (a webhook's creation time and id).
+    pub async fn page_with_owner(
+        &self,
+        after: Option<(i64, Uuid)>,
+        limit: usize,
+    ) -> Result<Vec<(Webhook, String)>, WebhookError> {
         self.db
-            .read(|conn| Ok::<_, WebhookError>(sql::all_with_owner(conn, 1000)?))
+            .read(move |conn| Ok::<_, WebhookError>(sql::page_with_owner(conn, after, limit)?))
             .await
+    }
+
+    /// Any webhook by id with its owner's e-mail (administrators).
+    pub async fn find_with_owner(&self, id: Uuid) -> Result<(Webhook, String), WebhookError> {
+        self.db
+            .read(move |conn| Ok::<_, WebhookError>(sql::find_with_owner(conn, id)?))
+            .await?
+            .ok_or(WebhookError::NotFound)
     }
 
     /// Any webhook by id (administrators).

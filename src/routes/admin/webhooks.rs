@@ -39,21 +39,42 @@ fn row(webhook: Webhook, owner: String) -> HookRow {
 struct ListPage {
     chrome: Chrome,
     hooks: Vec<HookRow>,
+    /// The next page's link, when there is one.
+    next: Option<String>,
+    paged: bool,
 }
 
+/// Webhooks on one page of the list.
+const WEBHOOKS_PER_PAGE: usize = 50;
+
+/// Every webhook, newest first, a page at a time (`after` = `<created>:<id>` of
+/// the previous page's last).
 pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
     page.authorize(AdminAction::WebhookList, None).await?;
-    let hooks = page
+    let after = page
+        .query()?
+        .into_iter()
+        .find(|(k, _)| k == "after")
+        .and_then(|(_, v)| {
+            let (created, id) = v.split_once(':')?;
+            Some((created.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?))
+        });
+    let mut found = page
         .state
         .webhooks
-        .all()
-        .await?
-        .into_iter()
-        .map(|(w, owner)| row(w, owner))
-        .collect();
+        .page_with_owner(after, WEBHOOKS_PER_PAGE + 1)
+        .await?;
+    let more = found.len() > WEBHOOKS_PER_PAGE;
+    found.truncate(WEBHOOKS_PER_PAGE);
+    let next = found
+        .last()
+        .filter(|_| more)
+        .map(|(w, _)| format!("/admin/webhooks?after={}:{}", w.created_at, w.id));
     page.render(&ListPage {
         chrome: page.chrome("webhooks"),
-        hooks,
+        hooks: found.into_iter().map(|(w, owner)| row(w, owner)).collect(),
+        next,
+        paged: after.is_some(),
     })
 }
 
@@ -95,7 +116,7 @@ pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResp
     page.authorize(AdminAction::WebhookView, Some(id.to_string()))
         .await?;
     let webhooks = &page.state.webhooks;
-    let webhook = webhooks.find(id).await?;
+    let (webhook, owner_email) = webhooks.find_with_owner(id).await?;
     let before = page
         .query()?
         .into_iter()
@@ -110,13 +131,6 @@ pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResp
         .last()
         .filter(|_| more)
         .map(|last| format!("/admin/webhooks/{id}?before={}", last.position));
-    let owner_email = webhooks
-        .all()
-        .await?
-        .into_iter()
-        .find(|(w, _)| w.id == id)
-        .map(|(_, email)| email)
-        .unwrap_or_default();
     let credential = match &webhook.credential_hint {
         Some(hint) => format!("{} ({hint})", webhook.credential_kind),
         None => webhook.credential_kind.clone(),
