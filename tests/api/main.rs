@@ -22,6 +22,7 @@ mod openapi;
 mod passwords;
 mod policies;
 mod rate_limits;
+mod readme;
 mod reauth;
 mod request_id;
 mod revocation;
