@@ -12,6 +12,8 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use portcullis::auth::mfa::TotpSecret;
+
 use crate::helpers::ServerProcess;
 
 /// chromedriver on a free port, killed on drop.
@@ -175,10 +177,13 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
     let driver = start_driver();
     let c = browser(&driver).await;
 
-    // Sign in.
+    // Sign in (the page shot at a phone's width too).
     c.goto(&format!("{base}/admin/login"))
         .await
         .expect("login page");
+    c.set_window_size(390, 844).await.expect("window size");
+    shoot(&c, "phone-login").await;
+    c.set_window_size(1280, 1100).await.expect("window size");
     shoot(&c, "01-login").await;
     type_into(&c, "input[name='email']", "admin@portcullis.test").await;
     type_into(&c, "input[name='password']", &password).await;
@@ -224,7 +229,13 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
         .expect("value");
     assert_eq!(kept.as_deref(), Some("sales"));
     shoot(&c, "03-policy-builder").await;
-    click(&c, "button[value='save']").await;
+    click(&c, ".form-actions button[value='save']").await;
+    // The demo's own document policies overlap this one: the page says so first,
+    // and "Save anyway" saves it.
+    if let Ok(anyway) = c.find(Locator::Css("button[value='save_anyway']")).await {
+        shoot(&c, "03b-policy-warning").await;
+        anyway.click().await.expect("save anyway");
+    }
     let flash = text_of(&c, "p.flash").await;
     assert!(flash.contains("Saved"), "{flash}");
     shoot(&c, "04-policies").await;
@@ -253,15 +264,85 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
     assert_eq!(decision, "Allowed");
     shoot(&c, "05-simulator").await;
 
-    // The remaining pages render.
-    for (path, name, heading) in [
-        ("/admin/users", "06-users", "Users"),
-        ("/admin/webhooks", "07-webhooks", "Webhooks"),
-        ("/admin/audit", "08-audit", "Audit log"),
-    ] {
-        c.goto(&format!("{base}{path}")).await.expect("page");
-        wait_for_text(&c, "main h1", heading).await;
-        shoot(&c, name).await;
+    // Deleting asks first, on a page of its own, and the message names it.
+    c.goto(&format!("{base}/admin/policies"))
+        .await
+        .expect("policies");
+    click(
+        &c,
+        "button[aria-label='Delete the policy Sales reads internal engineering documents']",
+    )
+    .await;
+    wait_for_text(
+        &c,
+        "main h1",
+        "Delete the policy “Sales reads internal engineering documents”?",
+    )
+    .await;
+    shoot(&c, "09-confirm-delete").await;
+    click(&c, "form.confirm button.danger").await;
+    let flash = text_of(&c, "p.flash").await;
+    assert_eq!(
+        flash,
+        "Deleted the policy “Sales reads internal engineering documents”."
+    );
+
+    // The account page: enrol TOTP, and see the backup codes once.
+    c.goto(&format!("{base}/admin/account"))
+        .await
+        .expect("account");
+    shoot(&c, "10-account").await;
+    click(&c, "button[value='mfa_setup']").await;
+    let key = text_of(&c, "code.secret").await;
+    shoot(&c, "11-account-enrol").await;
+    let secret = TotpSecret::from_base32(key.as_bytes()).expect("the key is base32");
+    let code = secret
+        .code_at(time::OffsetDateTime::now_utc().unix_timestamp())
+        .expect("a code");
+    type_into(&c, "input[name='code']", &code).await;
+    click(&c, "button[value='mfa_enable']").await;
+    let codes = c
+        .wait()
+        .for_element(Locator::Css("ul.codes"))
+        .await
+        .expect("the backup codes")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(codes.lines().count(), 10, "{codes}");
+    shoot(&c, "12-account-backup-codes").await;
+
+    // Every page, at desktop width and at a phone's (390 px): no page is wider
+    // than the screen (tables scroll inside their box).
+    let pages = [
+        ("/admin", "dashboard", "Dashboard"),
+        ("/admin/policies", "policies", "Policies"),
+        ("/admin/policies/new", "policy-new", "New policy"),
+        ("/admin/simulator", "simulator", "Policy simulator"),
+        ("/admin/users", "users", "Users"),
+        ("/admin/webhooks", "webhooks", "Webhooks"),
+        ("/admin/gate", "gate", "Gate"),
+        ("/admin/audit", "audit", "Audit log"),
+        ("/admin/account", "account", "Your account"),
+    ];
+    for (width, height, label) in [(1280, 1100, "desktop"), (390, 844, "phone")] {
+        c.set_window_size(width, height).await.expect("window size");
+        for (path, name, heading) in pages {
+            c.goto(&format!("{base}{path}")).await.expect("page");
+            wait_for_text(&c, "main h1", heading).await;
+            shoot(&c, &format!("{label}-{name}")).await;
+            let overflow = c
+                .execute(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                    vec![],
+                )
+                .await
+                .expect("script");
+            assert!(
+                overflow.as_i64().unwrap_or(0) <= 1,
+                "{path} is wider than a {width} px screen by {overflow}"
+            );
+        }
     }
     c.close().await.expect("close the browser");
     drop(server);
