@@ -8,12 +8,14 @@
 //! together with a change. The log publishes and knows no reader: subscribers
 //! registered at start-up (the webhook outbox) are offered each event inside the
 //! same transaction, so a committed change is always announced and a rolled-back
-//! one never is. Times come from the injected clock.
+//! one never is. Times come from the injected clock. Administrators read it a page
+//! at a time ([`AuditLog::browse`]), with the accounts it names shown by e-mail.
 
 pub mod actor;
 pub mod chain;
 pub mod request;
 
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -25,8 +27,9 @@ pub use chain::{Break, ChainReport, GENESIS_HASH};
 pub use request::RequestMeta;
 
 use crate::clock::{Clock, rfc3339};
-pub use crate::db::audit_events::{AuditFilter, AuditRow};
-use crate::db::{Database, DbError, audit_events};
+pub use crate::db::audit_events::{AuditFilter, AuditRow, Cursor};
+use crate::db::{Database, DbError, audit_events, users};
+use crate::model::Email;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -182,6 +185,30 @@ pub trait Subscriber: Send + Sync {
     ) -> Result<(), DbError>;
 }
 
+/// A page of the log as an administrator reads it: newest first, whether more
+/// events match on either side, and who the accounts it names are.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub rows: Vec<AuditRow>,
+    pub has_older: bool,
+    pub has_newer: bool,
+    /// The e-mails of the accounts the rows name as actor or target, by id.
+    pub emails: HashMap<String, String>,
+}
+
+/// `filter` with an e-mail as the actor replaced by the id of its account: actors
+/// are stored as ids. Anything else (an id, `system`, `cli`, an unknown address)
+/// stays as typed.
+fn actor_resolved(conn: &Connection, mut filter: AuditFilter) -> Result<AuditFilter, DbError> {
+    if filter.actor.contains('@')
+        && let Ok(email) = Email::parse(&filter.actor)
+        && let Some(account) = users::find_by_email(conn, &email)?
+    {
+        filter.actor = account.id.to_string();
+    }
+    Ok(filter)
+}
+
 /// The audit log service: cheap to clone, shared by every service that records.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -264,7 +291,46 @@ impl AuditLog {
         limit: usize,
     ) -> Result<Vec<AuditRow>, DbError> {
         self.db
-            .read(move |conn| Ok(audit_events::search(conn, &filter, limit)?))
+            .read(move |conn| {
+                let filter = actor_resolved(conn, filter)?;
+                Ok(audit_events::search(conn, &filter, limit)?)
+            })
+            .await
+    }
+
+    /// The page of at most `limit` events matching `filter` that starts at
+    /// `cursor`, with the e-mails of the accounts it names (one query per page).
+    pub async fn browse(
+        &self,
+        filter: AuditFilter,
+        cursor: Cursor,
+        limit: usize,
+    ) -> Result<Listing, DbError> {
+        self.db
+            .read(move |conn| {
+                let filter = actor_resolved(conn, filter)?;
+                let page = audit_events::page(conn, &filter, cursor, limit)?;
+                let named: BTreeSet<&str> = page
+                    .rows
+                    .iter()
+                    .flat_map(|row| [row.actor.as_deref(), row.target.as_deref()])
+                    .flatten()
+                    .collect();
+                let emails = audit_events::account_emails(conn, &Vec::from_iter(named))?;
+                Ok(Listing {
+                    rows: page.rows,
+                    has_older: page.has_older,
+                    has_newer: page.has_newer,
+                    emails,
+                })
+            })
+            .await
+    }
+
+    /// The event names that occur in the log, in order, at most `limit`.
+    pub async fn event_names(&self, limit: usize) -> Result<Vec<String>, DbError> {
+        self.db
+            .read(move |conn| Ok(audit_events::event_names(conn, limit)?))
             .await
     }
 
@@ -517,5 +583,55 @@ mod tests {
                 ..
             }
         ));
+    }
+    #[tokio::test]
+    async fn browsing_pages_through_every_match_once_by_prefix() {
+        let (_dir, _db, log) = log_with(7).await;
+        log.record(AuditEvent::new("other.event", Outcome::Success).with_actor("cli"))
+            .await
+            .expect("record");
+        let filter = AuditFilter {
+            event: "test.".to_owned(),
+            ..AuditFilter::default()
+        };
+        let ids = |listing: &Listing| listing.rows.iter().map(|r| r.id).collect::<Vec<_>>();
+        let first = log
+            .browse(filter.clone(), Cursor::Newest, 3)
+            .await
+            .expect("browse");
+        assert_eq!(ids(&first), [7, 6, 5]);
+        assert!(first.has_older && !first.has_newer);
+        let second = log
+            .browse(filter.clone(), Cursor::Before(5), 3)
+            .await
+            .expect("browse");
+        assert_eq!(ids(&second), [4, 3, 2]);
+        assert!(second.has_older && second.has_newer);
+        let last = log
+            .browse(filter.clone(), Cursor::Before(2), 3)
+            .await
+            .expect("browse");
+        assert_eq!(ids(&last), [1]);
+        assert!(!last.has_older && last.has_newer);
+        let back = log
+            .browse(filter.clone(), Cursor::After(4), 3)
+            .await
+            .expect("browse");
+        assert_eq!(ids(&back), [7, 6, 5]);
+        let exact = AuditFilter {
+            event: "test.even".to_owned(),
+            actor: "system".to_owned(),
+            ..AuditFilter::default()
+        };
+        assert_eq!(log.search(exact, 100).await.expect("search").len(), 7);
+        let wildcard = AuditFilter {
+            event: "test_".to_owned(),
+            ..AuditFilter::default()
+        };
+        assert!(log.search(wildcard, 100).await.expect("search").is_empty());
+        assert_eq!(
+            log.event_names(10).await.expect("names"),
+            ["other.event", "test.event"]
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! SQL for the `audit_events` table. The chain logic lives in `crate::audit`.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -109,8 +110,9 @@ pub fn highest_assigned_id(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     .optional()
 }
 
-/// Filters for browsing the log; empty strings match everything. Dates are
-/// `YYYY-MM-DD` (UTC), `to` inclusive.
+/// Filters for browsing the log; empty strings match everything. `event` matches by
+/// prefix (`auth.` finds every auth event), `actor` exactly. Dates are `YYYY-MM-DD`
+/// (UTC), `to` inclusive.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub event: String,
@@ -120,6 +122,12 @@ pub struct AuditFilter {
     pub to: String,
 }
 
+/// The condition a filter sets, on parameters `?1` to `?5`. The event prefix is
+/// compared with `substr`, not `LIKE`, so the `_` in event names is no wildcard.
+const MATCHES: &str = "(?1 = '' OR substr(event, 1, length(?1)) = ?1)
+    AND (?2 = '' OR actor = ?2) AND (?3 = '' OR outcome = ?3)
+    AND (?4 = '' OR occurred_at >= ?4) AND (?5 = '' OR occurred_at < date(?5, '+1 day'))";
+
 /// The newest events matching `filter`, at most `limit`.
 pub fn search(
     conn: &Connection,
@@ -127,10 +135,7 @@ pub fn search(
     limit: usize,
 ) -> rusqlite::Result<Vec<AuditRow>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM audit_events
-         WHERE (?1 = '' OR event = ?1) AND (?2 = '' OR actor = ?2) AND (?3 = '' OR outcome = ?3)
-           AND (?4 = '' OR occurred_at >= ?4) AND (?5 = '' OR occurred_at < date(?5, '+1 day'))
-         ORDER BY id DESC LIMIT ?6"
+        "SELECT {COLUMNS} FROM audit_events WHERE {MATCHES} ORDER BY id DESC LIMIT ?6"
     ))?;
     let rows = stmt.query_map(
         params![
@@ -139,9 +144,126 @@ pub fn search(
             filter.outcome,
             filter.from,
             filter.to,
-            i64::try_from(limit).unwrap_or(i64::MAX)
+            sql_limit(limit)
         ],
         from_row,
     )?;
     rows.collect()
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Where a page of the log starts, by event id (keyset pagination, no OFFSET).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cursor {
+    /// The newest matching events.
+    #[default]
+    Newest,
+    /// The matching events older than this one (the next page).
+    Before(i64),
+    /// The matching events newer than this one (the previous page).
+    After(i64),
+}
+
+/// One page of matching events, newest first, and whether more match on either
+/// side of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPage {
+    pub rows: Vec<AuditRow>,
+    pub has_older: bool,
+    pub has_newer: bool,
+}
+
+/// The page of at most `limit` events matching `filter` that starts at `cursor`.
+pub fn page(
+    conn: &Connection,
+    filter: &AuditFilter,
+    cursor: Cursor,
+    limit: usize,
+) -> rusqlite::Result<LogPage> {
+    let (condition, order, bound) = match cursor {
+        Cursor::Newest => ("id < ?6", "DESC", i64::MAX),
+        Cursor::Before(id) => ("id < ?6", "DESC", id),
+        Cursor::After(id) => ("id > ?6", "ASC", id),
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE {MATCHES} AND {condition}
+         ORDER BY id {order} LIMIT ?7"
+    ))?;
+    let mut rows = stmt
+        .query_map(
+            params![
+                filter.event,
+                filter.actor,
+                filter.outcome,
+                filter.from,
+                filter.to,
+                bound,
+                sql_limit(limit)
+            ],
+            from_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if matches!(cursor, Cursor::After(_)) {
+        rows.reverse();
+    }
+    let (has_older, has_newer) = match (rows.last(), rows.first()) {
+        (Some(oldest), Some(newest)) => (
+            any_match(conn, filter, "id < ?6", oldest.id)?,
+            any_match(conn, filter, "id > ?6", newest.id)?,
+        ),
+        _ => (false, false),
+    };
+    Ok(LogPage {
+        rows,
+        has_older,
+        has_newer,
+    })
+}
+
+/// Whether any event matching `filter` meets `condition` on `?6`.
+fn any_match(
+    conn: &Connection,
+    filter: &AuditFilter,
+    condition: &str,
+    bound: i64,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached(&format!(
+        "SELECT EXISTS (SELECT 1 FROM audit_events WHERE {MATCHES} AND {condition})"
+    ))?
+    .query_row(
+        params![
+            filter.event,
+            filter.actor,
+            filter.outcome,
+            filter.from,
+            filter.to,
+            bound
+        ],
+        |row| row.get(0),
+    )
+}
+
+/// The event names that occur in the log, in order, at most `limit` (read from the
+/// event index).
+pub fn event_names(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT DISTINCT event FROM audit_events ORDER BY event LIMIT ?1")?
+        .query_map([sql_limit(limit)], |row| row.get(0))?
+        .collect()
+}
+
+/// The e-mails of the accounts among `ids` (the actors and targets of a page of
+/// the log), by id, in one query; ids that are no account are left out.
+pub fn account_emails(
+    conn: &Connection,
+    ids: &[&str],
+) -> rusqlite::Result<HashMap<String, String>> {
+    let ids = serde_json::Value::from(ids.to_vec()).to_string();
+    conn.prepare_cached(
+        "SELECT id, email FROM users WHERE id IN (SELECT value FROM json_each(?1))",
+    )?
+    .query_map([ids], |row| Ok((row.get(0)?, row.get(1)?)))?
+    .collect()
 }

@@ -149,7 +149,8 @@ pub struct DeliveryResponse {
     pub status: String,
     /// How many attempts were made.
     pub attempt_count: i64,
-    /// RFC 3339; when the next attempt is due (a pending delivery).
+    /// RFC 3339; when the next attempt is due (a pending delivery; one never
+    /// attempted is due since it was queued).
     pub next_attempt_at: String,
     pub last_status_code: Option<i64>,
     /// RFC 3339.
@@ -165,7 +166,9 @@ impl From<DeliveryLog> for DeliveryResponse {
             event_type: d.event_type,
             status: d.status,
             attempt_count: d.attempts,
-            next_attempt_at: rfc3339(d.next_attempt_at),
+            // Queued deliveries are due at once (stored as 0): due since they
+            // were queued.
+            next_attempt_at: rfc3339(d.next_attempt_at.max(d.created_at)),
             last_status_code: d.last_status_code,
             created_at: rfc3339(d.created_at),
             attempts: log
