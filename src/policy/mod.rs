@@ -1,12 +1,14 @@
 //! Attribute-based access control: the attribute and operator lists, validation, the
-//! engine that decides, the policy service (stored, versioned, audited policies) and
-//! the simulator. One engine decides every access; it fails closed. The stored
-//! policy itself is `crate::model::policy`.
+//! engine that decides, the policy service (stored, versioned, audited policies),
+//! the simulator and the overlap analysis (the existing policies a new one is
+//! shadowed by or overlaps). One engine decides every access; it fails closed. The
+//! stored policy itself is `crate::model::policy`.
 
 pub mod admin_guard;
 pub mod attributes;
 pub mod engine;
 pub mod operator;
+pub mod overlap;
 pub mod service;
 pub mod simulation;
 pub mod validate;

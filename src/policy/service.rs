@@ -133,6 +133,24 @@ impl From<VersionRow> for PolicyVersion {
     }
 }
 
+impl PolicyVersion {
+    /// The policy as it was, as far as this version says: a snapshot of only some
+    /// fields (the owner policy's first, written by its migration, keeps only the
+    /// rule) reads with the others taken from `current`. `None` for a snapshot
+    /// that does not read even so.
+    pub fn policy_over(&self, current: &Policy) -> Option<Policy> {
+        if let Some(policy) = &self.policy {
+            return Some(policy.clone());
+        }
+        let fields = self.snapshot.as_object()?;
+        let mut merged = serde_json::to_value(current).ok()?;
+        merged
+            .as_object_mut()?
+            .extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        serde_json::from_value(merged).ok()
+    }
+}
+
 #[derive(Clone)]
 pub struct PolicyService {
     db: Database,
@@ -349,13 +367,14 @@ impl PolicyService {
     }
 
     /// Writes `changes` (new state, or `None` to delete) with versions and audit
-    /// records, and swaps in the recompiled set after the commit.
+    /// records (and the `summary` record, if any, naming every change), and swaps in
+    /// the recompiled set after the commit.
     async fn commit(
         &self,
         changes: Vec<(Uuid, Option<Policy>)>,
         actor: &AdminActor,
         meta: &RequestMeta,
-        event_name: Option<&'static str>,
+        summary: Option<Summary>,
     ) -> Result<(), PolicyError> {
         if changes.iter().any(|(id, _)| *id == ADMIN_POLICY_ID) {
             return Err(PolicyError::ReadOnly);
@@ -370,6 +389,7 @@ impl PolicyService {
             now,
         };
         let meta = meta.clone();
+        let summary_event = summary;
         let current = Arc::clone(&self.current);
         let before = self.current();
         self.db
@@ -412,10 +432,13 @@ impl PolicyService {
                             .with_detail("after", after.as_ref().map_or(Value::Null, snapshot));
                         audit.append(tx, &record)?;
                     }
-                    if let Some(name) = event_name {
-                        let record = AuditEvent::of_request(name, Outcome::Success, &meta)
+                    if let Some(Summary { name, details }) = &summary_event {
+                        let mut record = AuditEvent::of_request(*name, Outcome::Success, &meta)
                             .with_actor(actor_id.clone())
                             .with_detail("policies", Value::Array(summary));
+                        for (key, value) in details {
+                            record = record.with_detail(key, value.clone());
+                        }
                         audit.append(tx, &record)?;
                     }
                     // Compiled inside the transaction: a set that cannot be built
@@ -534,6 +557,51 @@ impl PolicyService {
         self.get(id)
     }
 
+    /// Saves version `version` of policy `id` again as its newest version: validated
+    /// as an edit is, versioned and audited (`policy.updated` with the before and
+    /// after, and `policy.restored` naming the version restored). A built-in policy
+    /// may only get its status back; the administrator policy nothing.
+    pub async fn restore(
+        &self,
+        id: Uuid,
+        version: i64,
+        actor: &AdminActor,
+        meta: &RequestMeta,
+    ) -> Result<Arc<Policy>, PolicyError> {
+        let previous = self.get(id)?;
+        if id == ADMIN_POLICY_ID {
+            return Err(PolicyError::ReadOnly);
+        }
+        let old = self
+            .history(id)
+            .await?
+            .into_iter()
+            .find(|v| v.version == version)
+            .ok_or(PolicyError::NotFound)?;
+        let snapshot = old
+            .policy_over(&previous)
+            .ok_or_else(|| PolicyError::Corrupt {
+                id,
+                reason: format!("version {version} no longer reads as a policy"),
+            })?;
+        let policy = self
+            .policy_from_draft(
+                id,
+                draft_of(&snapshot),
+                Some(&previous),
+                &actor.audit_name(),
+            )
+            .map_err(PolicyError::Validation)?;
+        refuse_a_new_built_in_rule(&previous, &policy)?;
+        let summary = Summary {
+            name: "policy.restored",
+            details: vec![("restored_version", Value::from(version))],
+        };
+        self.commit(vec![(id, Some(policy))], actor, meta, Some(summary))
+            .await?;
+        self.get(id)
+    }
+
     pub async fn delete(
         &self,
         id: Uuid,
@@ -600,9 +668,40 @@ impl PolicyService {
             return Err(PolicyError::Validation(errors));
         }
         let count = changes.len();
-        self.commit(changes, actor, meta, Some("policy.imported"))
+        self.commit(changes, actor, meta, Some(Summary::new("policy.imported")))
             .await?;
         Ok(count)
+    }
+}
+
+/// The audit record a change adds after those of each policy: its event name and
+/// details, besides the list of policies changed.
+struct Summary {
+    name: &'static str,
+    details: Vec<(&'static str, Value)>,
+}
+
+impl Summary {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            details: Vec::new(),
+        }
+    }
+}
+
+/// A stored policy as the draft that would save it again.
+fn draft_of(policy: &Policy) -> PolicyDraft {
+    PolicyDraft {
+        name: policy.name.clone(),
+        description: policy.description.clone(),
+        effect: policy.effect,
+        resource_type: policy.resource_type.clone(),
+        actions: policy.actions.clone(),
+        conditions: policy.conditions.clone(),
+        priority: policy.priority,
+        status: policy.status,
+        principals: policy.principals.clone(),
     }
 }
 

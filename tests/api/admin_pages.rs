@@ -411,7 +411,7 @@ async fn the_condition_builder_and_the_simulator_work_with_plain_forms() {
     let simulate = |department: &'static str| {
         vec![
             ("csrf", token.clone()),
-            ("user", String::new()),
+            ("subject", "described".to_owned()),
             ("role", "user".to_owned()),
             (
                 "subject_attributes",
@@ -603,7 +603,10 @@ async fn users_webhooks_and_audit_pages() {
         .await
         .expect("html");
     assert!(audit.contains("Hash chain intact"));
-    assert!(audit.contains("admin.user_locked") && !audit.contains("auth.registered"));
+    assert!(
+        audit.contains("<code>admin.user_locked</code>")
+            && !audit.contains("<code>auth.registered</code>")
+    );
     let csv = app.get("/admin/audit.csv?event=auth.registered").await;
     assert!(
         csv.headers()["content-type"]
@@ -992,7 +995,7 @@ async fn the_gate_page_lists_the_hosts_and_what_the_gate_did() {
             "/admin/simulator",
             &[
                 ("csrf", csrf(&form).as_str()),
-                ("user", "signed-out"),
+                ("subject", "signed-out"),
                 ("action", "GET"),
                 ("resource_type", "document"),
                 ("url", url),
@@ -1603,4 +1606,823 @@ async fn the_dashboard_shows_the_check_config_score_and_a_scaled_chart() {
         .and_then(|n| n.parse().ok())
         .expect("a score printed");
     assert_eq!(shown, printed, "{out}");
+}
+
+/// The users list: a search in the database (not among the first rows), sorted by
+/// e-mail or newest, a page at a time with nothing repeated or skipped; a user's
+/// page shows the last sign-in, failures and each session with its own end; the
+/// simulator names an account by e-mail.
+#[actix_web::test]
+async fn users_are_paged_searched_and_shown_with_their_sessions() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let member = app.signed_up("member-00@example.org").await.access_token;
+    {
+        let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+        for n in 1..60 {
+            conn.execute(
+                "INSERT INTO users (id, email, password_hash, role, attributes, status, created_at, updated_at)
+                 SELECT ?1, ?2, password_hash, 'user', '{}', 'active', created_at + ?3, updated_at
+                 FROM users WHERE email = 'member-00@example.org'",
+                rusqlite::params![
+                    uuid::Uuid::new_v4().to_string(),
+                    format!("member-{n:02}@example.org"),
+                    n
+                ],
+            )
+            .expect("insert");
+        }
+    }
+    let rows = |html: &str| -> Vec<String> {
+        html.split(r#"<tr><td><a href="/admin/users/"#)
+            .skip(1)
+            .filter_map(|row| {
+                row.split_once("\">")?
+                    .1
+                    .split_once('<')
+                    .map(|(e, _)| e.to_owned())
+            })
+            .collect()
+    };
+    let first = app
+        .get("/admin/users?q=member")
+        .await
+        .text()
+        .await
+        .expect("html");
+    let mut seen = rows(&first);
+    assert_eq!(seen.len(), 50);
+    assert_eq!(seen[0], "member-00@example.org");
+    let next = first
+        .split(r#"<a href=""#)
+        .filter_map(|a| a.split_once("\">Next page</a>"))
+        .map(|(href, _)| href.replace("&#38;", "&"))
+        .next()
+        .expect("a next page");
+    let second = app.get(&next).await.text().await.expect("html");
+    assert!(!second.contains("Next page"), "{second}");
+    assert!(second.contains("First page"));
+    seen.extend(rows(&second));
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (60, 60), "{seen:?}");
+    let newest = app
+        .get("/admin/users?q=member&sort=newest")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(rows(&newest)[0], "member-59@example.org");
+    let one = app
+        .get("/admin/users?q=MEMBER-07")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(rows(&one), vec!["member-07@example.org".to_owned()]);
+
+    // The user's page: failures, last sign-in, and each session with its own end.
+    let wrong = app
+        .login("member-00@example.org", "not the password at all")
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let id = user_id(&app, "member-00@example.org");
+    let page = app
+        .get(&format!("/admin/users/{id}"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("<td>1 since the last success</td>"), "{page}");
+    assert!(!page.contains("<td>never</td>"), "a last sign-in is shown");
+    let session = page
+        .split(r#"name="session" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a session's End button")
+        .to_owned();
+    let ended = post_form(
+        &app,
+        &format!("/admin/users/{id}"),
+        &[
+            ("csrf", token.as_str()),
+            ("op", "end_session"),
+            ("session", session.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        flash_of(&ended.text().await.expect("html")),
+        Some((
+            false,
+            "Ended one session of member-00@example.org.".to_owned()
+        ))
+    );
+    assert_eq!(app.me_status(&member).await, 401);
+
+    // The simulator names an account by e-mail; an unknown one is said so.
+    let simulate = |email: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("subject", "account".to_owned()),
+            ("user", email.to_owned()),
+            ("action", "read".to_owned()),
+            ("resource_type", "document".to_owned()),
+        ]
+    };
+    let known = post_form(
+        &app,
+        "/admin/simulator",
+        &borrowed(&simulate("member-03@example.org")),
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
+    assert!(known.contains("Subject: stored"), "{known}");
+    let unknown = post_form(
+        &app,
+        "/admin/simulator",
+        &borrowed(&simulate("nobody@example.org")),
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
+    assert!(unknown.contains("no account has the e-mail"), "{unknown}");
+}
+
+/// The event ids of an audit page's rows, in order.
+fn audit_row_ids(html: &str) -> Vec<i64> {
+    html.split("<tr><td>")
+        .skip(1)
+        .map(|row| {
+            row.split("</td>")
+                .next()
+                .and_then(|id| id.parse().ok())
+                .expect("an event id")
+        })
+        .collect()
+}
+
+/// The target of the audit pager's link with `rel`, unescaped.
+fn pager_link(html: &str, rel: &str) -> Option<String> {
+    html.split(&format!(r#"rel="{rel}" href=""#))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|link| link.replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+async fn audit_page(app: &TestApp, path: &str) -> (u16, String) {
+    let response = app.get(path).await;
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("html"))
+}
+
+#[actix_web::test]
+async fn the_audit_log_names_accounts_and_filters_by_prefix_and_e_mail() {
+    let app = app_with(NO_MFA).await;
+    signed_in_admin(&app).await;
+    app.signed_up("member@example.org").await;
+    let member = user_id(&app, "member@example.org");
+    let root = user_id(&app, "root@example.org");
+
+    // Accounts show as their e-mail, linked to their page; `system` stays text.
+    let (status, all) = audit_page(&app, "/admin/audit").await;
+    assert_eq!(status, 200);
+    assert!(
+        all.contains(&format!(
+            r#"<a href="/admin/users/{member}">member@example.org</a>"#
+        )),
+        "{all}"
+    );
+    assert!(!all.contains(&format!("<code>{member}</code>")));
+    assert!(all.contains("<code>system</code>"));
+    // Whole seconds with the zone, never the stored RFC 3339 text.
+    let when = regex::Regex::new(r#"<td class="when">([^<]*)</td>"#).expect("regex");
+    let seconds = regex::Regex::new(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC$").expect("regex");
+    let times: Vec<&str> = when
+        .captures_iter(&all)
+        .filter_map(|c| c.get(1).map(|m| m.as_str()))
+        .collect();
+    assert!(!times.is_empty());
+    assert!(times.iter().all(|t| seconds.is_match(t)), "{times:?}");
+    // Details are collapsed to one line, the JSON inside.
+    assert!(all.contains("<details><summary>"));
+    // The event filter offers the names in the log and their families.
+    assert!(all.contains(r#"<datalist id="audit-events">"#));
+    assert!(all.contains(r#"<option value="auth.">"#));
+    assert!(all.contains(r#"<option value="auth.registered">"#));
+
+    // A prefix finds every event of the family, and nothing else.
+    let (_, auth) = audit_page(&app, "/admin/audit?event=auth.").await;
+    assert!(
+        auth.contains("<code>auth.registered</code>")
+            && auth.contains("<code>auth.login_succeeded</code>")
+    );
+    assert!(!auth.contains("<code>app.started</code>"));
+    let (_, exact) = audit_page(&app, "/admin/audit?event=auth.registered").await;
+    assert!(!exact.contains("<code>auth.login_succeeded</code>"));
+
+    // The actor filter takes an e-mail, as typed in any case, as well as an id.
+    for actor in ["member@example.org", "Member@Example.org", member.as_str()] {
+        let (status, by) = audit_page(
+            &app,
+            &format!("/admin/audit?event=auth.registered&actor={actor}"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(audit_row_ids(&by).len(), 1, "{actor}: {by}");
+        assert!(by.contains(&format!(r#"href="/admin/users/{member}""#)));
+        assert!(!by.contains(&format!(r#"href="/admin/users/{root}""#)));
+    }
+    let (_, nobody) = audit_page(&app, "/admin/audit?actor=nobody@example.org").await;
+    assert!(nobody.contains("No event matches."));
+
+    // A bad date is named beside its field, with every other filter kept.
+    let (status, bad) = audit_page(
+        &app,
+        "/admin/audit?event=auth.&actor=member@example.org&outcome=success&from=2026-13-45&to=2026-12-06",
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        bad.contains(r#"<p class="field-error" id="from-error">From is not a date"#),
+        "{bad}"
+    );
+    assert!(bad.contains(r#"name="from" type="date" value="2026-13-45" aria-invalid="true" aria-describedby="from-error""#));
+    assert!(!bad.contains(r#"id="to-error""#));
+    assert!(bad.contains(r#"name="event" value="auth.""#));
+    assert!(bad.contains(r#"name="actor" value="member@example.org""#));
+    assert!(bad.contains(r#"<option value="success" selected>"#));
+    assert!(bad.contains(r#"name="to" type="date" value="2026-12-06""#));
+    assert!(audit_row_ids(&bad).is_empty());
+    let (status, reversed) = audit_page(&app, "/admin/audit?from=2026-12-07&to=2026-12-06").await;
+    assert_eq!(status, 422);
+    assert!(reversed.contains(r#"id="to-error">To is before the From date"#));
+    // The export refuses it too, naming the field, and records nothing.
+    let (status, refused) = audit_page(&app, "/admin/audit.csv?to=someday").await;
+    assert_eq!(status, 422);
+    assert!(refused.contains("<code>to</code>"), "{refused}");
+    assert!(app.audit_events("audit.exported").is_empty());
+}
+
+#[actix_web::test]
+async fn the_audit_log_pages_through_every_event_once() {
+    let app = app_with(NO_MFA).await;
+    signed_in_admin(&app).await;
+    for _ in 0..60 {
+        let failed = app.login("nobody@example.org", "not the password").await;
+        assert_eq!(failed.status(), 401);
+    }
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let ids = |sql: &str| -> Vec<i64> {
+        conn.prepare(sql)
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("ids")
+    };
+    let failures =
+        ids("SELECT id FROM audit_events WHERE event = 'auth.login_failed' ORDER BY id DESC");
+    assert_eq!(failures.len(), 60);
+
+    // Older and Newer carry the filter and an event id.
+    let (_, first) = audit_page(&app, "/admin/audit?event=auth.login_failed").await;
+    assert_eq!(audit_row_ids(&first), failures[..50]);
+    assert!(pager_link(&first, "prev").is_none());
+    let older = pager_link(&first, "next").expect("an Older link");
+    assert_eq!(
+        older,
+        format!(
+            "/admin/audit?event=auth.login_failed&before={}",
+            failures[49]
+        )
+    );
+    let (_, second) = audit_page(&app, &older).await;
+    assert_eq!(audit_row_ids(&second), failures[50..]);
+    assert!(pager_link(&second, "next").is_none());
+    assert!(second.contains(r#"<a href="/admin/audit?event=auth.login_failed">Newest</a>"#));
+    let newer = pager_link(&second, "prev").expect("a Newer link");
+    let (_, back) = audit_page(&app, &newer).await;
+    assert_eq!(audit_row_ids(&back), failures[..50]);
+
+    // The whole log, page by page: every event once, none skipped (viewing may
+    // add newer events; the pages walked stay the same).
+    let mut seen = Vec::new();
+    let mut next = Some("/admin/audit".to_owned());
+    while let Some(path) = next {
+        let (status, html) = audit_page(&app, &path).await;
+        assert_eq!(status, 200);
+        let rows = audit_row_ids(&html);
+        assert!(rows.len() <= 50);
+        seen.extend(rows);
+        next = pager_link(&html, "next");
+    }
+    let newest = seen.first().copied().expect("events");
+    let stored = ids(&format!(
+        "SELECT id FROM audit_events WHERE id <= {newest} ORDER BY id DESC"
+    ));
+    assert!(stored.len() > 50, "more than one page");
+    assert_eq!(seen, stored);
+    // The export still has every match, not one page.
+    let csv = app
+        .get("/admin/audit.csv?event=auth.login_failed")
+        .await
+        .text()
+        .await
+        .expect("csv");
+    assert_eq!(csv.lines().count(), 1 + 60);
+}
+
+/// A webhook's deliveries come a page at a time; a failed one shows its error
+/// class, the response excerpt and when it is tried next.
+#[actix_web::test]
+async fn webhook_deliveries_are_paged_and_failures_explained() {
+    let app = app_with(&[
+        ("ADMIN_REQUIRE_MFA", "false"),
+        ("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8"),
+    ])
+    .await;
+    signed_in_admin(&app).await;
+    let owner = app.signed_up("hooks@example.org").await.access_token;
+    let hook: Value = app
+        .post_with_token(
+            "/api/v1/webhooks",
+            &owner,
+            Some(&json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    {
+        // Disabled, so the worker leaves these deliveries alone.
+        let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+        conn.execute("UPDATE webhooks SET enabled = 0 WHERE id = ?1", [&hook_id])
+            .expect("disable");
+        for n in 0..12 {
+            let id = format!("msg_test{n:02}");
+            conn.execute(
+                "INSERT INTO webhook_deliveries (id, webhook_id, event_type, payload, status, attempts,
+                 next_attempt_at, last_status_code, created_at, updated_at)
+                 VALUES (?1, ?2, 'document.created', '{}', 'pending', 1, 4102444800, 502, ?3, ?3)",
+                rusqlite::params![id, hook_id, n],
+            )
+            .expect("delivery");
+            conn.execute(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code,
+                 duration_ms, error_class, response_excerpt)
+                 VALUES (?1, 1, ?2, 502, 12, 'http_status', 'upstream <b>down</b>')",
+                rusqlite::params![id, n],
+            )
+            .expect("attempt");
+        }
+    }
+    let page = app
+        .get(&format!("/admin/webhooks/{hook_id}"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert_eq!(page.matches(r#"<section class="delivery">"#).count(), 10);
+    assert!(page.contains("msg_test11") && !page.contains("msg_test01"));
+    assert!(page.contains("Last attempt failed: http_status"), "{page}");
+    assert!(
+        page.contains("upstream &#60;b&#62;down&#60;/b&#62;"),
+        "escaped: {page}"
+    );
+    assert!(
+        page.contains("Next attempt at 2100-01-01T00:00:00Z"),
+        "{page}"
+    );
+    let older = page
+        .split(r#"<a href=""#)
+        .filter_map(|a| a.split_once("\">Older deliveries</a>"))
+        .map(|(href, _)| href.replace("&#38;", "&"))
+        .next()
+        .expect("older deliveries");
+    let rest = app.get(&older).await.text().await.expect("html");
+    assert_eq!(rest.matches(r#"<section class="delivery">"#).count(), 2);
+    assert!(rest.contains("msg_test01") && rest.contains("msg_test00"));
+    assert!(!rest.contains("Older deliveries") && rest.contains("Newest deliveries"));
+}
+
+/// A policy's history shows what each version changed, field by field, newest
+/// first with who and when; "Restore this version" asks, then saves the old
+/// version again as a new one, audited. Built-in policies: the read-only one is
+/// refused, the owner policy may only get its status back.
+#[actix_web::test]
+async fn the_history_is_a_diff_and_an_old_version_can_be_restored() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    let first = json!({"name": "Reports for users", "effect": "allow",
+                       "resource_type": "report", "actions": ["read"], "priority": 10,
+                       "principals": {"type": "roles", "roles": ["user"]}});
+    let created: Value = app
+        .post_with_token("/api/v1/admin/policies", &api, Some(&first))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let api_path = format!("/api/v1/admin/policies/{id}");
+    let second = json!({"name": "Reports for users", "effect": "allow",
+                        "resource_type": "report", "actions": ["read", "export"],
+                        "priority": 20,
+                        "principals": {"type": "roles", "roles": ["user"]},
+                        "conditions": {"attribute": "subject.mfa", "operator": "eq",
+                                       "value": true}});
+    assert_eq!(
+        app.put_with_token(&api_path, &api, &second).await.status(),
+        200
+    );
+
+    let history = format!("/admin/policies/{id}/history");
+    let page = app.get(&history).await.text().await.expect("html");
+    let newest = page.find("Version 2").expect("version 2");
+    let oldest = page.find("Version 1").expect("version 1");
+    assert!(newest < oldest, "newest first: {page}");
+    let v2 = &page[newest..oldest];
+    let root = user_id(&app, "root@example.org");
+    assert!(
+        v2.contains(&format!(
+            r#"by <a href="/admin/users/{root}">root@example.org</a>, "#
+        )),
+        "who, linked: {v2}"
+    );
+    assert!(v2.contains(r#"<dt>priority</dt>"#), "{v2}");
+    assert!(
+        v2.contains(r#"<span class="diff-removed">- 10</span>"#),
+        "{v2}"
+    );
+    assert!(
+        v2.contains(r#"<span class="diff-added">+ 20</span>"#),
+        "{v2}"
+    );
+    assert!(
+        v2.contains(r#"<span class="diff-added">+ read, export</span>"#),
+        "{v2}"
+    );
+    assert!(v2.contains("<dt>conditions</dt>"), "{v2}");
+    assert!(
+        v2.contains(
+            r#"<span class="diff-added">+   &#34;attribute&#34;: &#34;subject.mfa&#34;,</span>"#
+        ) || v2.contains(
+            r#"<span class="diff-added">+   &quot;attribute&quot;: &quot;subject.mfa&quot;,</span>"#
+        ),
+        "the conditions as JSON lines: {v2}"
+    );
+    assert!(
+        !v2.contains("<dt>name</dt>"),
+        "unchanged fields are not shown"
+    );
+    assert!(
+        !v2.contains("Restore this version"),
+        "the newest is current"
+    );
+    assert!(page[oldest..].contains("Restore this version"), "{page}");
+
+    // Restoring asks first, naming what it changes back.
+    let restore = format!("/admin/policies/{id}/restore");
+    let asked = post_form(
+        &app,
+        &restore,
+        &[("csrf", token.as_str()), ("version", "1")],
+    )
+    .await;
+    assert_eq!(asked.status(), 200);
+    let question = asked.text().await.expect("html");
+    assert!(
+        question.contains("Restore version 1 of “Reports for users”?"),
+        "{question}"
+    );
+    assert!(question.contains("actions, priority"), "{question}");
+    assert!(question.contains(r#"name="version" value="1""#));
+    let unchanged: Value = app
+        .get_with_token(&api_path, &api)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(unchanged["version"], 2, "nothing until confirmed");
+    let done = post_form(
+        &app,
+        &restore,
+        &[
+            ("csrf", token.as_str()),
+            ("version", "1"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(done.url().path(), history);
+    let page = done.text().await.expect("html");
+    assert_eq!(
+        flash_of(&page),
+        Some((
+            false,
+            "Restored version 1 of “Reports for users” as version 3.".to_owned()
+        ))
+    );
+    assert!(page.contains("Version 3"), "{page}");
+    let restored: Value = app
+        .get_with_token(&api_path, &api)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(restored["version"], 3);
+    for field in [
+        "name",
+        "effect",
+        "resource_type",
+        "actions",
+        "priority",
+        "principals",
+        "status",
+    ] {
+        assert_eq!(restored[field], created[field], "{field}");
+    }
+    assert!(restored["conditions"].is_null(), "{restored}");
+    let audited = app.audit_events("policy.restored");
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(
+        audited[0].2.contains(r#""restored_version":1"#),
+        "{audited:?}"
+    );
+    assert!(audited[0].2.contains(&id), "{audited:?}");
+    let updates = app.audit_events("policy.updated");
+    assert_eq!(updates.len(), 2, "the edit and the restore: {updates:?}");
+    assert_eq!(updates[1].1.as_deref(), Some(id.as_str()));
+
+    // The read-only administrator policy is never restored.
+    let admin_policy = "00000000-0000-4000-8000-000000000002";
+    let admin_history = app
+        .get(&format!("/admin/policies/{admin_policy}/history"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(!admin_history.contains("Restore this version"));
+    let refused = post_form(
+        &app,
+        &format!("/admin/policies/{admin_policy}/restore"),
+        &[
+            ("csrf", token.as_str()),
+            ("version", "1"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    let (error, message) = flash_of(&refused.text().await.expect("html")).expect("flash");
+    assert!(error && message.contains("read-only"), "{message}");
+
+    // The owner policy, deactivated, gets its status back from version 1.
+    let owner = "00000000-0000-4000-8000-000000000001";
+    post_form(
+        &app,
+        &format!("/admin/policies/{owner}/status"),
+        &[("csrf", token.as_str()), ("status", "inactive")],
+    )
+    .await;
+    let owner_history = app
+        .get(&format!("/admin/policies/{owner}/history"))
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        owner_history.contains(r#"<span class="diff-added">+ inactive</span>"#),
+        "{owner_history}"
+    );
+    assert!(owner_history.contains("Restore this version"));
+    let back = post_form(
+        &app,
+        &format!("/admin/policies/{owner}/restore"),
+        &[
+            ("csrf", token.as_str()),
+            ("version", "1"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    let (error, message) = flash_of(&back.text().await.expect("html")).expect("flash");
+    assert!(!error, "{message}");
+    let owner_now: Value = app
+        .get_with_token(&format!("/api/v1/admin/policies/{owner}"), &api)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(owner_now["status"], "active");
+    assert_eq!(owner_now["version"], 3);
+}
+
+/// A new policy that an existing one shadows or overlaps is shown with a warning
+/// naming the other policy and why, and saved only with "Save anyway".
+#[actix_web::test]
+async fn a_shadowed_policy_gets_a_warning_naming_the_other() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    let deny = json!({"name": "Nobody reads drafts", "effect": "deny",
+                      "resource_type": "draft", "actions": ["read"], "priority": 1});
+    assert_eq!(
+        app.post_with_token("/api/v1/admin/policies", &api, Some(&deny))
+            .await
+            .status(),
+        201
+    );
+    let allow = |op: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("name", "Users read drafts".to_owned()),
+            ("effect", "allow".to_owned()),
+            ("resource_type", "draft".to_owned()),
+            ("actions", "read, update".to_owned()),
+            ("priority", "900".to_owned()),
+            ("status", "active".to_owned()),
+            ("principals_type", "roles".to_owned()),
+            ("principals", "user".to_owned()),
+            ("op", op.to_owned()),
+        ]
+    };
+    let count = || {
+        rusqlite::Connection::open(&app.db_path)
+            .expect("open")
+            .query_row(
+                "SELECT COUNT(*) FROM policies WHERE name = 'Users read drafts'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .expect("count")
+    };
+    let shown = post_form(&app, "/admin/policies/new", &borrowed(&allow("save"))).await;
+    assert_eq!(shown.status(), 200);
+    let page = shown.text().await.expect("html");
+    assert!(
+        page.contains("shadowed by or overlaps existing active policies"),
+        "{page}"
+    );
+    assert!(
+        page.contains("“Nobody reads drafts” already denies read on `draft`"),
+        "{page}"
+    );
+    assert!(page.contains("never allow read"), "{page}");
+    assert!(page.contains(r#"value="save_anyway""#));
+    assert!(!page.contains("would take administrator actions away"));
+    assert_eq!(count(), 0, "a warning, not a save");
+    let saved = post_form(
+        &app,
+        "/admin/policies/new",
+        &borrowed(&allow("save_anyway")),
+    )
+    .await;
+    assert_eq!(saved.url().path(), "/admin/policies");
+    assert_eq!(count(), 1);
+}
+
+/// The builder's traps: "Add a condition" on a lone condition makes a group of
+/// two, each button returns to its node (a fragment), lists read `6, 7`, Remove
+/// buttons say what they remove, and errors are tied to their inputs.
+#[actix_web::test]
+async fn the_builder_grows_a_lone_condition_and_returns_to_the_node() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let base = [
+        ("csrf", token.as_str()),
+        ("name", "Levels"),
+        ("effect", "allow"),
+        ("resource_type", "ticket"),
+        ("actions", "read"),
+        ("priority", "5"),
+        ("status", "active"),
+        ("principals_type", "everyone"),
+        ("principals", ""),
+    ];
+    let lone = [
+        ("node.0.kind", "cond"),
+        ("node.0.attribute", "subject.attributes.department"),
+        ("node.0.operator", "eq"),
+        ("node.0.value", "sales"),
+        ("node.0.value_type", "literal"),
+    ];
+    let blank = app
+        .get("/admin/policies/new")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        blank.contains(r#"value="root:cond" formaction="/admin/policies/new#node-0""#),
+        "{blank}"
+    );
+    let mut fields = base.to_vec();
+    fields.push(("op", "root:cond"));
+    let one = post_form(&app, "/admin/policies/new", &fields)
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        one.contains(r#"value="add_condition:0" formaction="/admin/policies/new#node-0.1""#),
+        "a lone condition offers to add one: {one}"
+    );
+    let mut fields = base.to_vec();
+    fields.extend(lone);
+    fields.push(("op", "add_condition:0"));
+    let grown = post_form(&app, "/admin/policies/new", &fields).await;
+    assert_eq!(grown.status(), 200);
+    let page = grown.text().await.expect("html");
+    assert!(page.contains(r#"name="node.0.kind" value="all""#), "{page}");
+    assert!(
+        page.contains(r#"name="node.0.0.attribute" value="subject.attributes.department""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"name="node.0.1.attribute" value="""#),
+        "{page}"
+    );
+    assert!(!page.contains(r#"name="node.0.2."#));
+    // The form goes back to the node just added; every button to its own node.
+    assert!(
+        page.contains(r#"action="/admin/policies/new#node-0.1""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"value="add_condition:0" formaction="/admin/policies/new#node-0.2""#));
+    assert!(page.contains(r#"value="remove:0.1" formaction="/admin/policies/new#node-0""#));
+    assert!(page.contains(r#"value="remove:0" formaction="/admin/policies/new#conditions""#));
+    assert!(page.contains(r#"id="conditions""#));
+    // Remove buttons say what they remove.
+    assert!(
+        page.contains(
+            r#"aria-label="Remove the condition subject.attributes.department eq sales""#
+        ),
+        "{page}"
+    );
+    assert!(page.contains(r#"aria-label="Remove the ALL group""#));
+    assert!(page.contains(r#"aria-label="Remove the condition with no attribute yet""#));
+
+    // A list typed as `6, 7` is saved as numbers.
+    let mut fields = base.to_vec();
+    fields.extend([
+        ("node.0.kind", "cond"),
+        ("node.0.attribute", "resource.attributes.level"),
+        ("node.0.operator", "in"),
+        ("node.0.value", "6, 7"),
+        ("node.0.value_type", "literal"),
+        ("op", "save"),
+    ]);
+    let saved = post_form(&app, "/admin/policies/new", &fields).await;
+    assert_eq!(saved.url().path(), "/admin/policies", "saved");
+    let conditions: String = rusqlite::Connection::open(&app.db_path)
+        .expect("open")
+        .query_row(
+            "SELECT conditions FROM policies WHERE name = 'Levels'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("saved");
+    let conditions: Value = serde_json::from_str(&conditions).expect("json");
+    assert_eq!(conditions["value"], json!([6, 7]));
+
+    // Errors are tied to their inputs.
+    let mut fields = base.to_vec();
+    fields[1] = ("name", " ");
+    fields.extend([
+        ("node.0.kind", "cond"),
+        ("node.0.attribute", "subject.nope"),
+        ("node.0.operator", "eq"),
+        ("node.0.value", "x"),
+        ("node.0.value_type", "literal"),
+        ("op", "save"),
+    ]);
+    let invalid = post_form(&app, "/admin/policies/new", &fields).await;
+    assert_eq!(invalid.status(), 422);
+    let page = invalid.text().await.expect("html");
+    assert!(
+        page.contains(r#"aria-invalid="true" aria-describedby="name-error""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<div class="field-errors" id="name-error">"#));
+    assert!(page.contains(r#"<div class="field-errors" id="node-0-error">"#));
+    assert!(
+        page.contains(r#"class="attribute" aria-invalid="true" aria-describedby="node-0-error""#),
+        "{page}"
+    );
 }

@@ -1,9 +1,10 @@
 //! The condition builder, without JavaScript: the condition tree travels in the form
 //! as one set of fields per node (`node.0.1.kind`, `node.0.1.attribute`, …), and
 //! the "add" and "remove" buttons are submit buttons that post the form back to be
-//! re-rendered with the change. The tree converts to and from the policy's JSON
-//! conditions; validation errors, which name JSON paths, are shown beside the node
-//! they concern.
+//! re-rendered with the change, each to an address whose fragment (`#node-0.1`) is
+//! the node it changes, so the browser returns there. The tree converts to and from
+//! the policy's JSON conditions; validation errors, which name JSON paths, are shown
+//! beside the node they concern.
 
 use std::collections::BTreeMap;
 
@@ -64,11 +65,43 @@ pub struct Row {
     pub depth: usize,
     pub group: Option<String>,
     pub fields: ConditionFields,
+    /// Its validation errors, each as "field: message".
     pub errors: Vec<String>,
+    /// The fields those errors name (`attribute`, `operator`, `value`, …).
+    pub invalid_fields: Vec<String>,
+    /// Whether it offers "add" buttons: a group with room, or a lone root condition
+    /// (which "Add a condition" turns into an ALL group).
+    pub can_add: bool,
+    /// Where an "add" button returns to: the node it adds.
+    pub add_anchor: String,
+    /// Where "Remove" returns to: the parent, or the builder for the root.
+    pub remove_anchor: String,
+    /// What "Remove" removes, in words ("the ALL group", "the condition …").
+    pub removes: String,
+}
+
+impl Row {
+    pub fn invalid(&self, field: &str) -> bool {
+        self.invalid_fields.iter().any(|f| f == field)
+    }
 }
 
 fn child_path(path: &str, i: usize) -> String {
     format!("{path}.{i}")
+}
+
+/// The fragment id of the node at `path` (the rows render `id="node-{path}"`).
+fn anchor(path: &str) -> String {
+    format!("node-{path}")
+}
+
+/// The fragment id of the builder as a whole (for when the root is removed).
+pub const BUILDER_ANCHOR: &str = "conditions";
+
+/// Where removing the node at `path` returns to: its parent, or the builder.
+fn remove_anchor(path: &str) -> String {
+    path.rsplit_once('.')
+        .map_or_else(|| BUILDER_ANCHOR.to_owned(), |(parent, _)| anchor(parent))
 }
 
 /// Reads the tree from the form: the node at `path`, if the form has one.
@@ -126,8 +159,10 @@ fn new_condition() -> Node {
 }
 
 /// Applies a builder button (`add_condition:PATH`, `add_group:PATH:KIND`,
-/// `remove:PATH`, `root:KIND`). Unknown or stale buttons change nothing.
-pub fn apply(root: &mut Option<Node>, op: &str) {
+/// `remove:PATH`, `root:KIND`) and returns the fragment id of the node it changed
+/// or added. "Add a condition" on a lone root condition turns it into an ALL group
+/// of it and a new one. Unknown or stale buttons change nothing (`None`).
+pub fn apply(root: &mut Option<Node>, op: &str) -> Option<String> {
     let mut parts = op.split(':');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("root"), Some(kind), _) => {
@@ -138,47 +173,63 @@ pub fn apply(root: &mut Option<Node>, op: &str) {
                 }),
                 None => Some(new_condition()),
             };
+            Some(anchor("0"))
         }
-        (Some("add_condition"), Some(path), _) => {
-            if let Some(Node::Group { kind, children }) = node_at(root, path)
-                && (*kind != GroupKind::Not || children.is_empty())
-            {
+        (Some("add_condition"), Some(path), _) => match node_at(root, path)? {
+            Node::Group { kind, children } if *kind != GroupKind::Not || children.is_empty() => {
                 children.push(new_condition());
+                Some(anchor(&child_path(path, children.len() - 1)))
             }
-        }
+            // Only the root: a nested condition's group has its own buttons, and a
+            // stale button naming a condition that was a group changes nothing.
+            lone @ Node::Condition(_) if path == "0" => {
+                let old = std::mem::replace(lone, new_condition());
+                *lone = Node::Group {
+                    kind: GroupKind::All,
+                    children: vec![old, new_condition()],
+                };
+                Some(anchor(&child_path(path, 1)))
+            }
+            _ => None,
+        },
         (Some("add_group"), Some(path), Some(kind)) => {
-            if let (
-                Some(Node::Group {
+            let kind = GroupKind::parse(kind)?;
+            match node_at(root, path)? {
+                Node::Group {
                     kind: parent,
                     children,
-                }),
-                Some(kind),
-            ) = (node_at(root, path), GroupKind::parse(kind))
-                && (*parent != GroupKind::Not || children.is_empty())
-            {
-                children.push(Node::Group {
-                    kind,
-                    children: vec![new_condition()],
-                });
+                } if *parent != GroupKind::Not || children.is_empty() => {
+                    children.push(Node::Group {
+                        kind,
+                        children: vec![new_condition()],
+                    });
+                    Some(anchor(&child_path(path, children.len() - 1)))
+                }
+                _ => None,
             }
         }
         (Some("remove"), Some(path), _) => {
             if path == "0" {
                 *root = None;
-            } else if let Some((parent, index)) = path.rsplit_once('.')
-                && let Ok(index) = index.parse::<usize>()
-                && let Some(Node::Group { children, .. }) = node_at(root, parent)
-                && index < children.len()
-            {
-                children.remove(index);
+                return Some(BUILDER_ANCHOR.to_owned());
+            }
+            let (parent, index) = path.rsplit_once('.')?;
+            let index = index.parse::<usize>().ok()?;
+            match node_at(root, parent)? {
+                Node::Group { children, .. } if index < children.len() => {
+                    children.remove(index);
+                    Some(anchor(parent))
+                }
+                _ => None,
             }
         }
-        _ => {}
+        _ => None,
     }
 }
 
 /// A typed literal: JSON when it parses as JSON (numbers, booleans, lists, quoted
-/// strings), a comma list for the list operators, and plain text otherwise.
+/// strings), a comma list for the list operators (`6, 7` as `[6, 7]`), and plain
+/// text otherwise.
 fn literal(operator: Operator, text: &str) -> Value {
     if let Ok(value) = serde_json::from_str::<Value>(text)
         && !value.is_object()
@@ -189,13 +240,18 @@ fn literal(operator: Operator, text: &str) -> Value {
         Operator::In | Operator::NotIn | Operator::TimeBetween | Operator::IpInCidr
             if text.contains(',') =>
         {
-            Value::Array(
-                text.split(',')
-                    .map(|part| Value::from(part.trim()))
-                    .collect(),
-            )
+            Value::Array(text.split(',').map(|part| list_item(part.trim())).collect())
         }
         _ => Value::from(text),
+    }
+}
+
+/// One item of a comma list: a number, boolean or quoted string as JSON reads it,
+/// anything else as text (`sales`, `09:00`, `10.0.0.0/8`).
+fn list_item(part: &str) -> Value {
+    match serde_json::from_str::<Value>(part) {
+        Ok(value @ (Value::Number(_) | Value::Bool(_) | Value::String(_))) => value,
+        _ => Value::from(part),
     }
 }
 
@@ -323,14 +379,14 @@ fn node_path_of(field: &str) -> Option<String> {
 
 /// The rows to render, with each validation error beside its node.
 pub fn rows(root: &Option<Node>, errors: &[FieldError]) -> Vec<Row> {
-    let mut by_path: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut by_path: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for error in errors {
         if let Some(path) = node_path_of(&error.field) {
             let what = error.field.rsplit('.').next().unwrap_or("");
             by_path
                 .entry(path)
                 .or_default()
-                .push(format!("{what}: {}", error.message));
+                .push((what.to_owned(), error.message.clone()));
         }
     }
     let mut rows = Vec::new();
@@ -344,10 +400,15 @@ fn flatten(
     node: &Node,
     path: &str,
     depth: usize,
-    errors: &mut BTreeMap<String, Vec<String>>,
+    errors: &mut BTreeMap<String, Vec<(String, String)>>,
     rows: &mut Vec<Row>,
 ) {
     let own_errors = errors.remove(path).unwrap_or_default();
+    let invalid_fields = own_errors.iter().map(|(field, _)| field.clone()).collect();
+    let own_errors = own_errors
+        .into_iter()
+        .map(|(field, message)| format!("{field}: {message}"))
+        .collect();
     match node {
         Node::Group { kind, children } => {
             rows.push(Row {
@@ -356,6 +417,11 @@ fn flatten(
                 group: Some(kind.as_str().to_owned()),
                 fields: ConditionFields::default(),
                 errors: own_errors,
+                invalid_fields,
+                can_add: *kind != GroupKind::Not || children.is_empty(),
+                add_anchor: anchor(&child_path(path, children.len())),
+                remove_anchor: remove_anchor(path),
+                removes: format!("the {} group", kind.as_str().to_uppercase()),
             });
             for (i, child) in children.iter().enumerate() {
                 flatten(child, &child_path(path, i), depth + 1, errors, rows);
@@ -367,8 +433,31 @@ fn flatten(
             group: None,
             fields: fields.clone(),
             errors: own_errors,
+            invalid_fields,
+            can_add: path == "0",
+            add_anchor: anchor(&child_path(path, 1)),
+            remove_anchor: remove_anchor(path),
+            removes: describe_condition(fields),
         }),
     }
+}
+
+/// A condition in words, for what its "Remove" button removes.
+fn describe_condition(fields: &ConditionFields) -> String {
+    let attribute = fields.attribute.trim();
+    if attribute.is_empty() {
+        return "the condition with no attribute yet".to_owned();
+    }
+    let wants_value = !matches!(
+        Operator::parse(&fields.operator),
+        Some(Operator::Exists | Operator::NotExists)
+    );
+    let mut words = format!("the condition {attribute} {}", fields.operator);
+    if wants_value && !fields.value.trim().is_empty() {
+        words.push(' ');
+        words.push_str(fields.value.trim());
+    }
+    words
 }
 
 #[cfg(test)]
@@ -460,6 +549,99 @@ mod tests {
     }
 
     #[test]
+    fn add_a_condition_on_a_lone_condition_makes_an_all_group() {
+        let mut root = None;
+        assert_eq!(apply(&mut root, "root:cond").as_deref(), Some("node-0"));
+        if let Some(Node::Condition(fields)) = &mut root {
+            fields.attribute = "subject.mfa".to_owned();
+        }
+        assert_eq!(
+            apply(&mut root, "add_condition:0").as_deref(),
+            Some("node-0.1")
+        );
+        let json = root.as_ref().map(to_json);
+        assert_eq!(
+            json,
+            Some(json!({"all": [
+                {"attribute": "subject.mfa", "operator": "eq", "value": ""},
+                {"attribute": "", "operator": "eq", "value": ""}
+            ]}))
+        );
+    }
+
+    #[test]
+    fn every_button_returns_to_the_node_it_changed() {
+        let mut root = None;
+        assert_eq!(apply(&mut root, "root:all").as_deref(), Some("node-0"));
+        assert_eq!(
+            apply(&mut root, "add_group:0:not").as_deref(),
+            Some("node-0.1")
+        );
+        assert_eq!(
+            apply(&mut root, "add_condition:0.1").as_deref(),
+            None,
+            "a NOT holds one node"
+        );
+        assert_eq!(
+            apply(&mut root, "add_condition:0").as_deref(),
+            Some("node-0.2")
+        );
+        assert_eq!(
+            apply(&mut root, "remove:0.1.0").as_deref(),
+            Some("node-0.1")
+        );
+        assert_eq!(apply(&mut root, "remove:0.7").as_deref(), None);
+        // The rendered buttons name the same places.
+        let rows = rows(&root, &[]);
+        assert_eq!(rows[0].add_anchor, "node-0.3");
+        assert_eq!(rows[0].remove_anchor, BUILDER_ANCHOR);
+        assert_eq!(rows[1].remove_anchor, "node-0");
+        assert_eq!(rows[1].removes, "the condition with no attribute yet");
+        assert_eq!(rows[2].removes, "the NOT group");
+        assert!(rows[2].can_add, "an empty NOT has room");
+        assert_eq!(
+            apply(&mut root, "remove:0").as_deref(),
+            Some(BUILDER_ANCHOR)
+        );
+    }
+
+    #[test]
+    fn comma_lists_read_numbers_and_strings() {
+        let cases = [
+            ("6, 7", json!([6, 7])),
+            ("[6, 7]", json!([6, 7])),
+            ("sales, engineering", json!(["sales", "engineering"])),
+            (r#"6, "7", true, x"#, json!([6, "7", true, "x"])),
+        ];
+        for (typed, expected) in cases {
+            assert_eq!(literal(Operator::In, typed), expected, "{typed}");
+        }
+        assert_eq!(
+            literal(Operator::TimeBetween, "09:00, 17:00"),
+            json!(["09:00", "17:00"])
+        );
+        assert_eq!(literal(Operator::Eq, "6, 7"), json!("6, 7"));
+    }
+
+    #[test]
+    fn remove_buttons_say_what_they_remove() {
+        let tree = from_json(&json!({"any": [
+            {"attribute": "subject.attributes.department", "operator": "eq", "value": "sales"},
+            {"attribute": "subject.mfa", "operator": "exists"}
+        ]}));
+        let rows = rows(&Some(tree), &[]);
+        let said: Vec<&str> = rows.iter().map(|r| r.removes.as_str()).collect();
+        assert_eq!(
+            said,
+            vec![
+                "the ANY group",
+                "the condition subject.attributes.department eq sales",
+                "the condition subject.mfa exists"
+            ]
+        );
+    }
+
+    #[test]
     fn errors_land_beside_their_node() {
         let mut root = None;
         apply(&mut root, "root:all");
@@ -473,5 +655,6 @@ mod tests {
             .collect();
         assert_eq!(flagged, vec!["0.1.0"]);
         assert_eq!(rows[3].errors[0], "value: is wrong");
+        assert!(rows[3].invalid("value") && !rows[3].invalid("attribute"));
     }
 }

@@ -62,6 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(post("/admin/policies/{id}/status", policies::set_status))
         .service(post("/admin/policies/{id}/delete", policies::delete))
         .service(get("/admin/policies/{id}/history", policies::history))
+        .service(post("/admin/policies/{id}/restore", policies::restore))
         .service(get("/admin/gate", gate::page))
         .service(get_post(
             "/admin/simulator",

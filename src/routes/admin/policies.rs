@@ -1,10 +1,15 @@
 //! `/admin/policies`: list, create and edit with the condition builder, activate and
-//! deactivate, delete, and each policy's history. Every action is decided by the
-//! policy engine (resource type `admin`) and audited by the policy service.
+//! deactivate, delete, and each policy's history as a diff between versions, with
+//! the restore of an old version. Before saving, the form says what the policy
+//! would take from administrators and which existing policies it is shadowed by or
+//! overlaps. Every action is decided by the policy engine (resource type `admin`)
+//! and audited by the policy service.
+
+use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use serde_json::Value;
+use similar::{ChangeTag, TextDiff};
 use uuid::Uuid;
 
 use super::builder::{self, Node, Row};
@@ -17,7 +22,8 @@ use crate::model::policy::{ADMIN_POLICY_ID, Effect, Policy, PolicyStatus, Princi
 use crate::model::{Role, UserId};
 use crate::policy::attributes::ATTRIBUTES;
 use crate::policy::operator::Operator;
-use crate::policy::service::PolicyError;
+use crate::policy::overlap::{self, Candidate};
+use crate::policy::service::{PolicyError, PolicyVersion};
 use crate::policy::validate::PolicyDraft;
 use crate::validation::FieldError;
 
@@ -92,7 +98,12 @@ pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
 struct FormPage {
     chrome: Chrome,
     heading: String,
+    /// Where the form posts: `target`, with the fragment of the node a builder
+    /// button just changed.
     action: String,
+    /// The form's address without a fragment; each builder button adds the
+    /// fragment of the node it changes.
+    target: String,
     name: String,
     description: String,
     effect: String,
@@ -111,6 +122,8 @@ struct FormPage {
     read_only: bool,
     /// What saving would do to administrators, asked before it is done.
     warnings: Vec<String>,
+    /// The existing policies it is shadowed by or overlaps: (id, name, why).
+    overlaps: Vec<(Uuid, String, String)>,
 }
 
 impl FormPage {
@@ -302,7 +315,10 @@ impl Fields {
 struct Notes {
     errors: Vec<FieldError>,
     warnings: Vec<String>,
+    overlaps: Vec<(Uuid, String, String)>,
     read_only: bool,
+    /// The fragment id of the node a builder button just changed.
+    anchor: Option<String>,
 }
 
 impl Notes {
@@ -317,16 +333,21 @@ impl Notes {
 fn form_page(
     page: &AdminPage,
     heading: String,
-    action: String,
+    target: String,
     fields: Fields,
     notes: Notes,
 ) -> Result<HttpResponse, PageError> {
     let rows = builder::rows(&fields.tree, &notes.errors);
     let refused = !notes.errors.is_empty();
+    let action = match &notes.anchor {
+        Some(anchor) => format!("{target}#{anchor}"),
+        None => target.clone(),
+    };
     let mut response = page.render(&FormPage {
         chrome: page.chrome("policies"),
         heading,
         action,
+        target,
         name: fields.name,
         description: fields.description,
         effect: fields.effect,
@@ -348,6 +369,7 @@ fn form_page(
         errors: notes.errors,
         read_only: notes.read_only,
         warnings: notes.warnings,
+        overlaps: notes.overlaps,
     })?;
     if refused {
         *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
@@ -449,8 +471,11 @@ async fn submit(post: AdminForm, existing: Option<Uuid>) -> Result<HttpResponse,
     };
     let op = post.form.text("op");
     if op != "save" && op != "save_anyway" {
-        builder::apply(&mut fields.tree, &op);
-        return form_page(&post, heading, target, fields, Notes::default());
+        let notes = Notes {
+            anchor: builder::apply(&mut fields.tree, &op),
+            ..Notes::default()
+        };
+        return form_page(&post, heading, target, fields, notes);
     }
     let draft = match fields.draft() {
         Ok(draft) => draft,
@@ -467,19 +492,28 @@ async fn submit(post: AdminForm, existing: Option<Uuid>) -> Result<HttpResponse,
             }
             None => policies.admin_impact(None, Some(&draft), &context).await,
         };
-        match taken {
-            Ok(taken) if !taken.is_empty() => {
-                let notes = Notes {
-                    warnings: taken.iter().map(ToString::to_string).collect(),
-                    ..Notes::default()
-                };
-                return form_page(&post, heading, target, fields, notes);
-            }
-            Ok(_) => {}
+        let taken = match taken {
+            Ok(taken) => taken,
             Err(PolicyError::Validation(errors)) => {
                 return form_page(&post, heading, target, fields, Notes::errors(errors));
             }
             Err(other) => return Err(other.into()),
+        };
+        let stored = policies.list();
+        let overlaps: Vec<(Uuid, String, String)> = overlap::overlaps(
+            &Candidate::of_draft(existing, &draft),
+            stored.iter().map(|p| &**p),
+        )
+        .into_iter()
+        .map(|o| (o.other_id, o.other_name.clone(), o.to_string()))
+        .collect();
+        if !taken.is_empty() || !overlaps.is_empty() {
+            let notes = Notes {
+                warnings: taken.iter().map(ToString::to_string).collect(),
+                overlaps,
+                ..Notes::default()
+            };
+            return form_page(&post, heading, target, fields, notes);
         }
     }
     let saved = match existing {
@@ -587,41 +621,277 @@ pub async fn delete(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
     }
 }
 
+/// One line of a field's diff.
+pub struct DiffLine {
+    /// `added`, `removed` or `same`.
+    pub class: &'static str,
+    /// `+`, `-` or a space.
+    pub mark: &'static str,
+    pub text: String,
+}
+
+/// A field that a version changed, line by line.
+pub struct FieldDiff {
+    pub field: &'static str,
+    pub lines: Vec<DiffLine>,
+}
+
+/// One version as the history shows it.
+pub struct VersionView {
+    pub version: i64,
+    pub change: String,
+    /// Who saved it: an administrator's e-mail, or the stored text (`cli`,
+    /// `system`).
+    pub by: String,
+    /// The administrator's id, for the link to their page.
+    pub by_user: Option<String>,
+    pub when: String,
+    /// What it changed from the version before (the first: every field).
+    pub changes: Vec<FieldDiff>,
+    /// Whether "Restore this version" is offered.
+    pub restorable: bool,
+}
+
 #[derive(Template)]
 #[template(path = "admin/policy_history.html")]
 struct HistoryPage {
     chrome: Chrome,
+    id: Uuid,
     name: String,
-    /// (version, change, by, when, snapshot)
-    versions: Vec<(i64, String, String, String, String)>,
+    /// Newest first.
+    versions: Vec<VersionView>,
+}
+
+/// Principals as the history shows them, every id written out.
+fn principals_text(principals: &Principals) -> String {
+    match principals {
+        Principals::Public => "public (anyone, signed in or not)".to_owned(),
+        Principals::Everyone => "everyone signed in".to_owned(),
+        Principals::Roles { roles } => format!(
+            "roles: {}",
+            roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Principals::Users { ids } => format!(
+            "users: {}",
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A version's fields as text, in the order the history shows them; the
+/// conditions as pretty JSON, one line each. A snapshot that no longer reads as
+/// a policy is shown whole.
+fn version_fields(version: &PolicyVersion, current: &Policy) -> Vec<(&'static str, String)> {
+    let Some(policy) = version.policy_over(current) else {
+        return vec![(
+            "snapshot",
+            serde_json::to_string_pretty(&version.snapshot).unwrap_or_default(),
+        )];
+    };
+    vec![
+        ("name", policy.name.clone()),
+        ("description", policy.description.clone()),
+        ("effect", policy.effect.as_str().to_owned()),
+        ("resource type", policy.resource_type.clone()),
+        ("actions", policy.actions.join(", ")),
+        ("priority", policy.priority.to_string()),
+        ("status", policy.status.as_str().to_owned()),
+        ("principals", principals_text(&policy.principals)),
+        (
+            "conditions",
+            match &policy.conditions {
+                Some(conditions) if !conditions.is_null() => {
+                    serde_json::to_string_pretty(conditions).unwrap_or_default()
+                }
+                _ => "(none: always)".to_owned(),
+            },
+        ),
+    ]
+}
+
+/// The fields that differ between `before` (none for the first version) and
+/// `after`, each as a line diff.
+fn field_diffs(
+    before: Option<&[(&'static str, String)]>,
+    after: &[(&'static str, String)],
+) -> Vec<FieldDiff> {
+    after
+        .iter()
+        .filter_map(|(field, new)| {
+            let old = before
+                .and_then(|fields| fields.iter().find(|(f, _)| f == field))
+                .map(|(_, text)| text.as_str());
+            if old == Some(new.as_str()) || (old.is_none() && new.is_empty()) {
+                return None;
+            }
+            let (old, new) = (format!("{}\n", old.unwrap_or("")), format!("{new}\n"));
+            let diff = TextDiff::from_lines(old.as_str(), new.as_str());
+            let lines = diff
+                .iter_all_changes()
+                .filter(|change| !(change.tag() == ChangeTag::Delete && change.value() == "\n"))
+                .map(|change| {
+                    let (class, mark) = match change.tag() {
+                        ChangeTag::Insert => ("added", "+"),
+                        ChangeTag::Delete => ("removed", "-"),
+                        ChangeTag::Equal => ("same", " "),
+                    };
+                    DiffLine {
+                        class,
+                        mark,
+                        text: change.value().trim_end_matches('\n').to_owned(),
+                    }
+                })
+                .collect();
+            Some(FieldDiff { field, lines })
+        })
+        .collect()
+}
+
+/// The names of the fields whose text differs.
+fn changed_fields(
+    before: &[(&'static str, String)],
+    after: &[(&'static str, String)],
+) -> Vec<&'static str> {
+    after
+        .iter()
+        .filter(|(field, text)| !before.iter().any(|(f, t)| f == field && t == text))
+        .map(|(field, _)| *field)
+        .collect()
 }
 
 pub async fn history(page: AdminPage, path: web::Path<String>) -> Result<HttpResponse, PageError> {
     let id = policy_id(&path)?;
     page.authorize(AdminAction::PolicyHistory, Some(id.to_string()))
         .await?;
+    let current = page.state.policies.get(id)?;
     let rows = page.state.policies.history(id).await?;
-    let name = rows
-        .first()
-        .and_then(|v| v.snapshot.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("policy")
-        .to_owned();
+    let mut emails: HashMap<String, String> = HashMap::new();
+    for by in rows.iter().filter_map(|v| v.changed_by.as_deref()) {
+        if emails.contains_key(by) {
+            continue;
+        }
+        if let Ok(user_id) = Uuid::parse_str(by)
+            && let Ok(user) = page.state.accounts.find_user(UserId(user_id)).await
+        {
+            emails.insert(by.to_owned(), user.email.to_string());
+        }
+    }
+    let fields: Vec<Vec<(&'static str, String)>> =
+        rows.iter().map(|v| version_fields(v, &current)).collect();
     let versions = rows
-        .into_iter()
-        .map(|v| {
-            (
-                v.version,
-                v.change,
-                v.changed_by.unwrap_or_default(),
-                rfc3339(v.changed_at),
-                serde_json::to_string_pretty(&v.snapshot).unwrap_or_default(),
-            )
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            // A built-in policy may only get its status back; the administrator
+            // policy nothing.
+            let restorable = i > 0
+                && id != ADMIN_POLICY_ID
+                && v.change != "deleted"
+                && v.policy_over(&current)
+                    .is_some_and(|old| !current.system || current.same_rule_as(&old));
+            VersionView {
+                version: v.version,
+                change: v.change.clone(),
+                by: v
+                    .changed_by
+                    .as_ref()
+                    .map(|by| emails.get(by).unwrap_or(by).clone())
+                    .unwrap_or_default(),
+                by_user: v.changed_by.clone().filter(|by| emails.contains_key(by)),
+                when: rfc3339(v.changed_at),
+                changes: field_diffs(fields.get(i + 1).map(Vec::as_slice), &fields[i]),
+                restorable,
+            }
         })
         .collect();
     page.render(&HistoryPage {
         chrome: page.chrome("policies"),
-        name,
+        id,
+        name: current.name.clone(),
         versions,
     })
+}
+
+/// Restoring an old version asks first, saying what it changes back; it is saved
+/// through the policy service as a new version, audited like any edit.
+pub async fn restore(post: AdminForm, path: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let id = policy_id(&path)?;
+    let actor = post
+        .authorize(AdminAction::PolicyUpdate, Some(id.to_string()))
+        .await?;
+    let policy = post.state.policies.get(id)?;
+    let back = format!("/admin/policies/{id}/history");
+    let not_restored = |why: String| {
+        Ok(redirect_with_error(
+            &back,
+            &format!("Not restored: “{}”: {why}.", policy.name),
+        ))
+    };
+    if id == ADMIN_POLICY_ID {
+        return not_restored(PolicyError::ReadOnly.to_string());
+    }
+    let versions = post.state.policies.history(id).await?;
+    let asked = post.form.text("version").trim().parse::<i64>().ok();
+    let Some(old) = versions.iter().find(|v| Some(v.version) == asked) else {
+        return not_restored("it has no such version".to_owned());
+    };
+    let version = old.version;
+    if !post.confirmed() {
+        let now = version_fields(versions.first().unwrap_or(old), &policy);
+        let changed = changed_fields(&now, &version_fields(old, &policy));
+        let consequence = if changed.is_empty() {
+            format!(
+                "Version {version} says the same as the current one: restoring it adds a version that changes nothing."
+            )
+        } else {
+            format!(
+                "It changes back: {}. It is saved as a new version; every version stays in the history and the change is audited.",
+                changed.join(", ")
+            )
+        };
+        return post.ask(
+            "policies",
+            Confirmation {
+                question: format!("Restore version {version} of “{}”?", policy.name),
+                consequence,
+                button: format!("Restore version {version}"),
+                cancel: back.clone(),
+            },
+        );
+    }
+    match post
+        .state
+        .policies
+        .restore(id, version, &actor, &post.meta)
+        .await
+    {
+        Ok(restored) => Ok(redirect_with(
+            &back,
+            &format!(
+                "Restored version {version} of “{}” as version {}.",
+                restored.name, restored.version
+            ),
+        )),
+        Err(
+            refused @ (PolicyError::ReadOnly
+            | PolicyError::BuiltInRule
+            | PolicyError::LocksOutAdministrators),
+        ) => not_restored(refused.to_string()),
+        Err(PolicyError::Validation(errors)) => not_restored(format!(
+            "version {version} is no longer valid ({})",
+            errors
+                .iter()
+                .map(|e| format!("{} {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        Err(other) => Err(other.into()),
+    }
 }
