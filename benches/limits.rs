@@ -19,6 +19,7 @@ fn settings() -> RateLimitSettings {
         login_ip: RateQuota::new(5, 60),
         login_account: RateQuota::new(10, 60),
         register_ip: RateQuota::new(3, 3600),
+        mfa_ip: RateQuota::new(10, 60),
         mfa_account: RateQuota::new(5, 60),
         password_account: RateQuota::new(5, 60),
         refresh_ip: RateQuota::new(30, 60),

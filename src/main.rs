@@ -45,8 +45,15 @@ enum Command {
         #[arg(long, default_value = cli::demo::DEFAULT_BIND, value_name = "ADDR")]
         bind: String,
         /// Where demo.env and demo.db live.
-        #[arg(long, default_value = "data", value_name = "DIR")]
+        #[arg(long, default_value = cli::demo::DEFAULT_DATA_DIR, value_name = "DIR")]
         data_dir: PathBuf,
+        /// Start over: delete the demo database, its anchor and the demo keys (asks
+        /// first), then start with new accounts and passwords.
+        #[arg(long)]
+        reset: bool,
+        /// With --reset: do not ask (needed when there is no terminal to ask on).
+        #[arg(long, requires = "reset")]
+        yes: bool,
     },
     /// Print fresh values for every secret variable, ready to paste into a .env file.
     Keygen,
@@ -137,7 +144,19 @@ fn main() -> ExitCode {
     let sources = ConfigSources::from_process(cli.config);
     match cli.command {
         Command::Serve { accept_rollback } => cli::serve::run(sources, accept_rollback),
-        Command::Demo { bind, data_dir } => cli::demo::run(&bind, &data_dir, sources),
+        Command::Demo {
+            bind,
+            data_dir,
+            reset,
+            yes,
+        } => {
+            let reset = match (reset, yes) {
+                (false, _) => cli::demo::Reset::No,
+                (true, false) => cli::demo::Reset::Ask,
+                (true, true) => cli::demo::Reset::Confirmed,
+            };
+            cli::demo::run(&bind, &data_dir, reset, sources)
+        }
         Command::Keygen => match cli::keygen::render() {
             Ok(text) => {
                 print!("{text}");

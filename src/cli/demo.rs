@@ -1,11 +1,18 @@
 //! `portcullis demo`: the server on loopback with its own keys and database under
 //! `data/`, for trying Portcullis on one machine. It refuses any non-loopback bind:
 //! the demo's accounts and relaxed settings must never face a network.
+//!
+//! The accounts' passwords are printed on the first start only; a later start says
+//! so, and `demo --reset` starts over: it deletes what the demo wrote under its data
+//! directory (database, anchor, keys, proxy configurations) once confirmed — on the
+//! terminal, or by `--yes` — and starts with new keys, accounts and passwords.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::serve::exit_code;
 use super::{EXIT_CONFIG, EXIT_FAILURE, keygen, load_settings};
@@ -16,7 +23,24 @@ use crate::gate::proxy_config::ProxyPlan;
 use crate::startup::run_server;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "data";
 const DEFAULT_PORT: u16 = 8080;
+
+/// What the demo writes under its data directory.
+const ENV_FILE: &str = "demo.env";
+const DATABASE_FILE: &str = "demo.db";
+const CADDYFILE: &str = "demo.Caddyfile";
+const NGINX_CONF: &str = "demo.nginx.conf";
+
+/// Whether the demo starts over before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    No,
+    /// `--reset`: asks on the terminal first; refused without one.
+    Ask,
+    /// `--reset --yes`.
+    Confirmed,
+}
 
 /// Parses `--bind`: `ip:port`, a bare IP (port 8080), or `localhost[:port]`.
 pub fn parse_bind(text: &str) -> Result<SocketAddr, String> {
@@ -38,7 +62,7 @@ pub fn parse_bind(text: &str) -> Result<SocketAddr, String> {
     }
 }
 
-pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode {
+pub fn run(bind: &str, data_dir: &Path, reset: Reset, mut sources: ConfigSources) -> ExitCode {
     let addr = match parse_bind(bind) {
         Ok(addr) => addr,
         Err(problem) => {
@@ -52,13 +76,18 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
         );
         return ExitCode::from(EXIT_CONFIG);
     }
-    let env_file = data_dir.join("demo.env");
+    if reset != Reset::No
+        && let Err(code) = start_over(data_dir, reset)
+    {
+        return code;
+    }
+    let env_file = data_dir.join(ENV_FILE);
     if let Err(error) = ensure_demo_env(&env_file) {
         eprintln!("demo: cannot create {}: {error}", env_file.display());
         return ExitCode::from(EXIT_FAILURE);
     }
     // The demo never touches a production database, whatever the environment says.
-    let database = data_dir.join("demo.db");
+    let database = data_dir.join(DATABASE_FILE);
     // Demo data is disposable: deleting the demo database starts over, so the anchor
     // that would refuse a missing database goes with it.
     if !database.exists() {
@@ -96,6 +125,11 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
     };
     let settings_gate = settings.gate.clone();
     let data_dir_for_gate = data_dir.to_path_buf();
+    let start_over_with = reset_command(bind, data_dir);
+    let start_over_hint = start_over_with.clone();
+    // Whether this start created the accounts (and printed their passwords).
+    let seeded = Arc::new(AtomicBool::new(false));
+    let seeded_now = Arc::clone(&seeded);
     exit_code(run_server(
         settings,
         OpenOptions::default(),
@@ -103,7 +137,8 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
         |state| async move {
             let created = crate::demo::seed(&state).await?;
             if !created.is_empty() {
-                print!("{}", crate::demo::describe(&created));
+                print!("{}", crate::demo::describe(&created, &start_over_hint));
+                seeded_now.store(true, Ordering::Relaxed);
             }
             Ok(())
         },
@@ -146,7 +181,17 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
             println!("  Readiness:  {url}/health/ready");
             println!("  OpenAPI:    {url}/api/openapi.json");
             println!("  Sign in:    POST {url}/api/v1/auth/login");
-            println!("  Admin:      {url}/admin/ (sign in as the admin account above)");
+            if seeded.load(Ordering::Relaxed) {
+                println!("  Admin:      {url}/admin/ (sign in as the admin account above)");
+            } else {
+                println!(
+                    "  Admin:      {url}/admin/ (sign in as {}, with the password printed when this demo first started)",
+                    crate::demo::ADMIN_EMAIL
+                );
+                println!(
+                    "  Passwords:  printed only on the demo's first start. For new ones, start over (deletes the demo's data and keys): {start_over_with}"
+                );
+            }
             println!(
                 "  Webhooks:   every event is delivered, signed, to {url}{}; each one is printed here",
                 crate::routes::demo_receiver::PATH
@@ -160,6 +205,120 @@ pub fn run(bind: &str, data_dir: &Path, mut sources: ConfigSources) -> ExitCode 
             // Tests and scripts read these lines while the server keeps running.
             let _ = std::io::stdout().flush();
         },
+    ))
+}
+
+/// The command that starts this demo over: `portcullis demo --reset`, with the
+/// options this start was given where they differ from the defaults.
+fn reset_command(bind: &str, data_dir: &Path) -> String {
+    let mut command = "portcullis demo --reset".to_owned();
+    if bind != DEFAULT_BIND {
+        command.push_str(&format!(" --bind {}", shell_word(bind)));
+    }
+    if data_dir != Path::new(DEFAULT_DATA_DIR) {
+        command.push_str(&format!(
+            " --data-dir {}",
+            shell_word(&data_dir.to_string_lossy())
+        ));
+    }
+    command
+}
+
+/// `text` as one shell word: as it is when it holds nothing the shell reads, else
+/// in single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:[]@%+=,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// Everything the demo writes under `data_dir`: the database with SQLite's side
+/// files, its anchor (and the anchor's temporary file), the keys and the proxy
+/// configurations.
+fn demo_files(data_dir: &Path) -> Vec<PathBuf> {
+    let database = data_dir.join(DATABASE_FILE);
+    let anchor = crate::db::anchor::path_for(&database);
+    let beside = |path: &Path, suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    vec![
+        beside(&database, "-wal"),
+        beside(&database, "-shm"),
+        beside(&database, "-journal"),
+        database,
+        beside(&anchor, ".tmp"),
+        anchor,
+        data_dir.join(ENV_FILE),
+        data_dir.join(CADDYFILE),
+        data_dir.join(NGINX_CONF),
+    ]
+}
+
+/// `--reset`: deletes what the demo wrote under `data_dir`, once confirmed. Without
+/// a terminal to ask on, only `--yes` confirms (exit 2 otherwise); a "no" deletes
+/// nothing (exit 1).
+fn start_over(data_dir: &Path, reset: Reset) -> Result<(), ExitCode> {
+    let present: Vec<PathBuf> = demo_files(data_dir)
+        .into_iter()
+        .filter(|path| path.symlink_metadata().is_ok())
+        .collect();
+    if present.is_empty() {
+        println!(
+            "Nothing to reset in {}: starting afresh.",
+            data_dir.display()
+        );
+        return Ok(());
+    }
+    if reset == Reset::Ask && !confirmed(&present)? {
+        println!("Nothing deleted.");
+        return Err(ExitCode::from(EXIT_FAILURE));
+    }
+    for path in &present {
+        match std::fs::remove_file(path) {
+            Ok(()) => println!("Deleted {}", path.display()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                eprintln!("demo: cannot delete {}: {error}", path.display());
+                return Err(ExitCode::from(EXIT_FAILURE));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks on the terminal whether to delete `files`; only `y` or `yes` agrees.
+fn confirmed(files: &[PathBuf]) -> Result<bool, ExitCode> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        eprintln!(
+            "demo: --reset deletes the demo's accounts, data and keys, and there is no terminal to confirm on; add --yes to go ahead."
+        );
+        return Err(ExitCode::from(EXIT_CONFIG));
+    }
+    println!(
+        "demo --reset deletes the demo's accounts, data and keys (stop a running demo first):"
+    );
+    for path in files {
+        println!("  {}", path.display());
+    }
+    print!("Delete them and start afresh? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if let Err(error) = stdin.read_line(&mut answer) {
+        eprintln!("demo: cannot read the answer ({})", error.kind());
+        return Err(ExitCode::from(EXIT_FAILURE));
+    }
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
     ))
 }
 
@@ -217,7 +376,7 @@ fn write_proxy_configs(
         "# The Portcullis demo gate: http://app.localhost:{DEMO_PROXY_PORT}/ -> the sample app on :{DEMO_UPSTREAM_PORT}.\n{}",
         plan.nginx()
     );
-    let (caddy_path, nginx_path) = (dir.join("demo.Caddyfile"), dir.join("demo.nginx.conf"));
+    let (caddy_path, nginx_path) = (dir.join(CADDYFILE), dir.join(NGINX_CONF));
     std::fs::write(&caddy_path, caddy)?;
     std::fs::write(&nginx_path, nginx)?;
     Ok((caddy_path, nginx_path))
@@ -238,5 +397,35 @@ mod tests {
         assert!(parse_bind("[::1]:8080").is_ok_and(|a| a.ip().is_loopback()));
         assert!(parse_bind("example.com:80").is_err());
         assert!(parse_bind("localhost:x").is_err());
+    }
+
+    #[test]
+    fn the_reset_command_repeats_the_options_that_differ_from_the_defaults() {
+        assert_eq!(
+            reset_command(DEFAULT_BIND, Path::new(DEFAULT_DATA_DIR)),
+            "portcullis demo --reset"
+        );
+        assert_eq!(
+            reset_command("127.0.0.1:9000", Path::new("/tmp/my demo's data")),
+            r"portcullis demo --reset --bind 127.0.0.1:9000 --data-dir '/tmp/my demo'\''s data'"
+        );
+    }
+
+    #[test]
+    fn a_reset_deletes_every_file_the_demo_writes_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let written = demo_files(dir.path());
+        for path in &written {
+            std::fs::write(path, "x").expect("write");
+        }
+        let other = dir.path().join("notes.txt");
+        std::fs::write(&other, "mine").expect("write");
+        assert_eq!(start_over(dir.path(), Reset::Confirmed), Ok(()));
+        for path in &written {
+            assert!(!path.exists(), "{} left behind", path.display());
+        }
+        assert!(other.exists());
+        // Nothing there: nothing to ask about, and the demo starts afresh.
+        assert_eq!(start_over(dir.path(), Reset::Ask), Ok(()));
     }
 }

@@ -43,6 +43,9 @@ pub struct RateLimitSettings {
     pub login_ip: RateQuota,
     pub login_account: RateQuota,
     pub register_ip: RateQuota,
+    /// MFA code checks per client IP (the second sign-in step has its own budget,
+    /// apart from the password step's).
+    pub mfa_ip: RateQuota,
     pub mfa_account: RateQuota,
     /// The password entered again (change, re-authentication), per account.
     pub password_account: RateQuota,
@@ -92,6 +95,7 @@ impl Reader<'_> {
         let login_ip = self.quota(v::RATE_LIMIT_LOGIN_IP);
         let login_account = self.quota(v::RATE_LIMIT_LOGIN_ACCOUNT);
         let register_ip = self.quota(v::RATE_LIMIT_REGISTER_IP);
+        let mfa_ip = self.quota(v::RATE_LIMIT_MFA_IP);
         let mfa_account = self.quota(v::RATE_LIMIT_MFA_ACCOUNT);
         let password_account = self.quota(v::RATE_LIMIT_PASSWORD_ACCOUNT);
         let refresh_ip = self.quota(v::RATE_LIMIT_REFRESH_IP);
@@ -110,6 +114,7 @@ impl Reader<'_> {
             login_ip: login_ip?,
             login_account: login_account?,
             register_ip: register_ip?,
+            mfa_ip: mfa_ip?,
             mfa_account: mfa_account?,
             password_account: password_account?,
             refresh_ip: refresh_ip?,

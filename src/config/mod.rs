@@ -247,6 +247,7 @@ mod tests {
         assert_eq!(settings.jwt.refresh_token_days, 7);
         assert_eq!(settings.rate_limits.authenticated, RateQuota::new(100, 60));
         assert_eq!(settings.rate_limits.login_ip, RateQuota::new(5, 60));
+        assert_eq!(settings.rate_limits.mfa_ip, RateQuota::new(10, 60));
         assert_eq!(
             settings.rate_limits.softlock.steps,
             vec![(5, 60), (10, 300), (20, 3600)]
@@ -283,6 +284,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut pairs = good_pairs(dir.path());
         pairs.push((v::DEFAULT_RATE_LIMIT_CALLS, "1000".to_owned()));
+        pairs.push((v::RATE_LIMIT_MFA_IP, "100/60".to_owned()));
         pairs.push((v::TRUSTED_PROXIES, "0.0.0.0/0".to_owned()));
         let (_, findings) = load(&pairs).expect("valid");
         let warned: Vec<&str> = findings
@@ -290,6 +292,7 @@ mod tests {
             .map(|f| f.variable.as_str())
             .collect();
         assert!(warned.contains(&v::DEFAULT_RATE_LIMIT_CALLS));
+        assert!(warned.contains(&v::RATE_LIMIT_MFA_IP));
         assert!(warned.contains(&v::TRUSTED_PROXIES));
         assert!(warned.contains(&v::TLS_CERT_PATH));
         assert!(warned.contains(&v::HSTS_MAX_AGE_SECONDS));

@@ -62,6 +62,7 @@ pub const RATE_LIMIT_ANONYMOUS: &str = "RATE_LIMIT_ANONYMOUS";
 pub const RATE_LIMIT_LOGIN_IP: &str = "RATE_LIMIT_LOGIN_IP";
 pub const RATE_LIMIT_LOGIN_ACCOUNT: &str = "RATE_LIMIT_LOGIN_ACCOUNT";
 pub const RATE_LIMIT_REGISTER_IP: &str = "RATE_LIMIT_REGISTER_IP";
+pub const RATE_LIMIT_MFA_IP: &str = "RATE_LIMIT_MFA_IP";
 pub const RATE_LIMIT_MFA_ACCOUNT: &str = "RATE_LIMIT_MFA_ACCOUNT";
 pub const RATE_LIMIT_PASSWORD_ACCOUNT: &str = "RATE_LIMIT_PASSWORD_ACCOUNT";
 pub const RATE_LIMIT_REFRESH_IP: &str = "RATE_LIMIT_REFRESH_IP";
@@ -248,7 +249,12 @@ pub const ALL: &[Variable] = &[
     var(
         RATE_LIMIT_REGISTER_IP,
         Some("3/3600"),
-        "Registrations per client IP.",
+        "Registrations per client IP; only those that create an account or find the e-mail taken (201, 409) count.",
+    ),
+    var(
+        RATE_LIMIT_MFA_IP,
+        Some("10/60"),
+        "MFA code checks (the second sign-in step) per client IP; apart from the login attempts.",
     ),
     var(
         RATE_LIMIT_MFA_ACCOUNT,

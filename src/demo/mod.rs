@@ -31,9 +31,10 @@ pub struct DemoAccount {
     pub mfa_uri: Option<SecretString>,
 }
 
-/// Role, e-mail, department, and whether MFA is on.
-const ADMIN_EMAIL: &str = "admin@portcullis.test";
+/// The demo's administrator.
+pub const ADMIN_EMAIL: &str = "admin@portcullis.test";
 
+/// Role, e-mail, department, and whether MFA is on.
 const ACCOUNTS: &[(Role, &str, &str, bool)] = &[
     (Role::Admin, ADMIN_EMAIL, "security", false),
     (Role::User, "alice@portcullis.test", "engineering", true),
@@ -263,11 +264,10 @@ async fn enable_mfa(state: &AppState, user: UserId) -> anyhow::Result<SecretStri
     Ok(setup.otpauth_uri)
 }
 
-/// The lines the demo prints once, right after seeding.
-pub fn describe(accounts: &[DemoAccount]) -> String {
-    let mut out = String::from(
-        "Demo accounts (passwords shown once; delete the demo database to start over):\n",
-    );
+/// The lines the demo prints once, right after seeding; `start_over` is the command
+/// that starts the demo over with new passwords.
+pub fn describe(accounts: &[DemoAccount], start_over: &str) -> String {
+    let mut out = format!("Demo accounts (passwords shown once; `{start_over}` starts over):\n");
     for account in accounts {
         out.push_str(&format!(
             "  {:<5}  {:<24}  {}  (department: {})\n",

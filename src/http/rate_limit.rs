@@ -1,8 +1,10 @@
 //! Rate limiting at the HTTP edge. The middleware limits every request but
 //! `/health*` and the gate's decisions (limited by the gate's own classes): per user when it carries a validly signed access token (so the limit
 //! follows the user across addresses), per client network otherwise. Handlers add
-//! their route-class limits with [`enforce`]. Responses carry the `RateLimit-*`
-//! headers of the tightest limit that applied; a denial is 429 with `Retry-After`.
+//! their route-class limits with [`enforce`] — or, where only some outcomes count,
+//! with [`enforce_unspent`] before the work and [`record`] after it. Responses carry
+//! the `RateLimit-*` headers of the tightest limit that applied; a denial is 429 with
+//! `Retry-After`.
 
 use std::future::{Ready, ready};
 use std::rc::Rc;
@@ -17,7 +19,7 @@ use super::ClientIp;
 use super::principal::{VerifiedClaims, bearer_token_of};
 use super::problem::ApiError;
 use crate::auth::tokens::TokenType;
-use crate::limits::{Decision, LimitKey, RouteClass};
+use crate::limits::{Decision, LimitKey, RateLimits, RouteClass};
 use crate::state::AppState;
 
 /// Adds the `RateLimit-*` headers (and `Retry-After` on a denial).
@@ -42,21 +44,53 @@ pub fn write_headers(headers: &mut HeaderMap, decision: &Decision) {
 /// Counts this request against `class` for `key`; remembers the tightest verdict
 /// for the response headers; refuses with 429 when the limit is spent.
 pub fn enforce(req: &HttpRequest, class: RouteClass, key: &LimitKey) -> Result<(), ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))?;
-    let decision = state.limits.check(class, key);
+    let decision = limits_of(req)?.check(class, key);
+    refuse_when_spent(req, decision)
+}
+
+/// Refuses with 429, before any work, when `key` has nothing left in `class`, but
+/// spends nothing: the handler calls [`record`] once its outcome is one that counts.
+pub fn enforce_unspent(
+    req: &HttpRequest,
+    class: RouteClass,
+    key: &LimitKey,
+) -> Result<(), ApiError> {
+    let decision = limits_of(req)?.peek(class, key);
+    refuse_when_spent(req, decision)
+}
+
+/// Spends one call of `class` for `key` on work already done (after
+/// [`enforce_unspent`] let it in), and reports what is left in the headers. The
+/// work's answer stands even when concurrent requests spent the last call meanwhile.
+pub fn record(req: &HttpRequest, class: RouteClass, key: &LimitKey) -> Result<(), ApiError> {
+    let decision = limits_of(req)?.record(class, key);
+    remember(req, decision);
+    Ok(())
+}
+
+fn limits_of(req: &HttpRequest) -> Result<&RateLimits, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .map(|state| &state.limits)
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("application state missing")))
+}
+
+fn refuse_when_spent(req: &HttpRequest, decision: Decision) -> Result<(), ApiError> {
+    remember(req, decision);
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::RateLimited(decision))
+    }
+}
+
+/// Keeps the tightest verdict so far for the response headers.
+fn remember(req: &HttpRequest, decision: Decision) {
     let mut ext = req.extensions_mut();
     let tighter = ext
         .get::<Decision>()
         .is_none_or(|current| decision.tighter_than(current));
     if tighter {
         ext.insert(decision);
-    }
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(ApiError::RateLimited(decision))
     }
 }
 

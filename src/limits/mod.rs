@@ -4,13 +4,19 @@
 //! | class | quota (default) | key |
 //! | --- | --- | --- |
 //! | login | 5/min | client IP, **and** 10/min per account |
-//! | register | 3/hour | client IP |
-//! | MFA verification | 5/min | account |
+//! | register (only registrations that create an account or find the e-mail taken) | 3/hour | client IP |
+//! | MFA verification | 10/min | client IP, **and** 5/min per account |
 //! | the password again (password change, re-authentication) | 5/min | account |
 //! | refresh | 30/min | client IP |
 //! | authenticated | `DEFAULT_RATE_LIMIT_CALLS` per `DEFAULT_RATE_LIMIT_PERIOD` | user |
 //! | anonymous | 100/min | client IP |
 //! | gate decisions | 1200/min | user, **and** 1200/min per client address |
+//!
+//! Most routes spend a call on every attempt ([`RateLimits::check`]). Where only some
+//! outcomes should count, a route checks before its work without spending
+//! ([`RateLimits::peek`]) and spends once the outcome is known ([`RateLimits::record`]):
+//! a client with nothing left is refused before any work, and concurrent requests can
+//! overshoot the quota by at most their number.
 //!
 //! The HTTP edge (`http::rate_limit`) applies them; `/health*` is exempt. Fail-closed
 //! fallbacks: a request whose client address cannot be determined is refused; a
@@ -31,7 +37,7 @@ use governor::nanos::Nanos;
 use governor::{Quota, RateLimiter};
 
 pub use key::LimitKey;
-use store::BoundedStore;
+use store::{BoundedStore, Probe};
 
 use crate::clock::Clock;
 use crate::config::{RateLimitSettings, RateQuota};
@@ -43,6 +49,7 @@ pub enum RouteClass {
     LoginIp,
     LoginAccount,
     Register,
+    MfaIp,
     MfaAccount,
     PasswordAccount,
     Refresh,
@@ -51,12 +58,13 @@ pub enum RouteClass {
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 10] = [
+    pub const ALL: [RouteClass; 11] = [
         RouteClass::Authenticated,
         RouteClass::Anonymous,
         RouteClass::LoginIp,
         RouteClass::LoginAccount,
         RouteClass::Register,
+        RouteClass::MfaIp,
         RouteClass::MfaAccount,
         RouteClass::PasswordAccount,
         RouteClass::Refresh,
@@ -71,6 +79,7 @@ impl RouteClass {
             RouteClass::LoginIp => "login_ip",
             RouteClass::LoginAccount => "login_account",
             RouteClass::Register => "register_ip",
+            RouteClass::MfaIp => "mfa_ip",
             RouteClass::MfaAccount => "mfa_account",
             RouteClass::PasswordAccount => "password_account",
             RouteClass::Refresh => "refresh_ip",
@@ -86,6 +95,7 @@ impl RouteClass {
             RouteClass::LoginIp => settings.login_ip,
             RouteClass::LoginAccount => settings.login_account,
             RouteClass::Register => settings.register_ip,
+            RouteClass::MfaIp => settings.mfa_ip,
             RouteClass::MfaAccount => settings.mfa_account,
             RouteClass::PasswordAccount => settings.password_account,
             RouteClass::Refresh => settings.refresh_ip,
@@ -130,7 +140,7 @@ impl governor::clock::Clock for LimiterClock {
 }
 
 type Limiter =
-    RateLimiter<LimitKey, BoundedStore<LimitKey>, LimiterClock, StateInformationMiddleware>;
+    RateLimiter<Probe<LimitKey>, BoundedStore<LimitKey>, LimiterClock, StateInformationMiddleware>;
 
 struct ClassLimiter {
     quota: RateQuota,
@@ -202,8 +212,35 @@ impl RateLimits {
         &self.limiters[class as usize]
     }
 
-    /// Counts one call of `key` against `class`.
+    /// Counts one call of `key` against `class`: allowed and spent, or refused.
     pub fn check(&self, class: RouteClass, key: &LimitKey) -> Decision {
+        self.refusals_counted(self.decide(class, Probe::check(key.clone())))
+    }
+
+    /// Whether `key` has a call left in `class`, without spending it: the verdict
+    /// [`RateLimits::check`] would give (from the overflow bucket when the key table is
+    /// full), with `remaining` counting the call not spent. Nothing changes but the
+    /// count of refusals. Follow it with [`RateLimits::record`] when the outcome counts.
+    pub fn peek(&self, class: RouteClass, key: &LimitKey) -> Decision {
+        self.refusals_counted(self.decide(class, Probe::peek(key.clone())))
+    }
+
+    /// Spends one call of `key` in `class` for work already done, after a
+    /// [`RateLimits::peek`] let it in. When concurrent requests spent the last call
+    /// meanwhile, nothing is spent and the verdict says so; the request was served, so
+    /// it is not counted as refused.
+    pub fn record(&self, class: RouteClass, key: &LimitKey) -> Decision {
+        self.decide(class, Probe::check(key.clone()))
+    }
+
+    fn refusals_counted(&self, decision: Decision) -> Decision {
+        if !decision.allowed {
+            self.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        decision
+    }
+
+    fn decide(&self, class: RouteClass, probe: Probe<LimitKey>) -> Decision {
         let entry = self.limiter(class);
         if entry.store.is_full() {
             self.sweep_full_table(entry);
@@ -211,9 +248,12 @@ impl RateLimits {
         let ClassLimiter { quota, limiter, .. } = entry;
         let limit = quota.calls;
         let interval = f64::from(quota.period_seconds) / f64::from(quota.calls);
-        match limiter.check_key(key) {
+        match limiter.check_key(&probe) {
             Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
+                // Governor reports what is left once this call is spent; a peek spends
+                // nothing.
+                let remaining =
+                    (snapshot.remaining_burst_capacity() + u32::from(!probe.spend)).min(limit);
                 Decision {
                     class,
                     allowed: true,
@@ -226,7 +266,6 @@ impl RateLimits {
             }
             Err(not_until) => {
                 use governor::clock::Clock as _;
-                self.denied.fetch_add(1, Ordering::Relaxed);
                 let wait = not_until.wait_time_from(self.clock.now());
                 let retry = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 Decision {
@@ -298,6 +337,7 @@ mod tests {
             login_ip: RateQuota::new(5, 60),
             login_account: RateQuota::new(10, 60),
             register_ip: RateQuota::new(3, 3600),
+            mfa_ip: RateQuota::new(10, 60),
             mfa_account: RateQuota::new(5, 60),
             password_account: RateQuota::new(5, 60),
             refresh_ip: RateQuota::new(30, 60),
@@ -387,6 +427,91 @@ mod tests {
         let newcomer = limits.check(RouteClass::LoginIp, &ip("10.0.0.99"));
         assert!(newcomer.allowed);
         assert_eq!(newcomer.remaining, 4, "its own bucket, not the shared one");
+    }
+
+    #[test]
+    fn a_peek_spends_nothing_and_a_record_spends_one() {
+        let clock = Clock::manual(1_000);
+        let limits = RateLimits::new(&settings(100), clock.clone());
+        let key = ip("198.51.100.7");
+        for _ in 0..5 {
+            let peeked = limits.peek(RouteClass::Register, &key);
+            assert!(peeked.allowed);
+            assert_eq!((peeked.remaining, peeked.reset_seconds), (3, 0));
+        }
+        assert_eq!(
+            limits.tracked_keys(RouteClass::Register),
+            0,
+            "a peek adds no key"
+        );
+        for expected_remaining in (0..3).rev() {
+            assert!(limits.peek(RouteClass::Register, &key).allowed);
+            let recorded = limits.record(RouteClass::Register, &key);
+            assert!(recorded.allowed);
+            assert_eq!(recorded.remaining, expected_remaining);
+        }
+        let refused = limits.peek(RouteClass::Register, &key);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_seconds, 1200, "one call every 3600/3 s");
+        assert_eq!(limits.denied_total(), 1);
+        clock.advance(1200);
+        let refilled = limits.peek(RouteClass::Register, &key);
+        assert!(refilled.allowed);
+        assert_eq!(refilled.remaining, 1);
+    }
+
+    #[test]
+    fn concurrent_peeks_overshoot_by_at_most_their_number() {
+        let clock = Clock::manual(1_000);
+        let limits = RateLimits::new(&settings(100), clock);
+        let key = ip("198.51.100.8");
+        // Five requests let in at once, with three calls left: each records its
+        // outcome afterwards, and only three are spent.
+        assert!((0..5).all(|_| limits.peek(RouteClass::Register, &key).allowed));
+        let recorded: Vec<bool> = (0..5)
+            .map(|_| limits.record(RouteClass::Register, &key).allowed)
+            .collect();
+        assert_eq!(recorded, [true, true, true, false, false]);
+        assert_eq!(limits.denied_total(), 0, "served requests are not refusals");
+        assert!(!limits.peek(RouteClass::Register, &key).allowed);
+    }
+
+    #[test]
+    fn a_peek_beyond_the_key_cap_answers_from_the_overflow_bucket() {
+        let clock = Clock::manual(1_000);
+        let limits = RateLimits::new(&settings(2), clock);
+        assert!(limits.record(RouteClass::LoginIp, &ip("10.0.0.1")).allowed);
+        assert!(limits.record(RouteClass::LoginIp, &ip("10.0.0.2")).allowed);
+        // A newcomer's peek reads the shared bucket, and leaves it as it was.
+        let peeked = limits.peek(RouteClass::LoginIp, &ip("10.0.0.3"));
+        assert!(peeked.allowed);
+        assert_eq!(peeked.remaining, 5);
+        for i in 3..=7 {
+            assert!(
+                limits
+                    .record(RouteClass::LoginIp, &ip(&format!("10.0.0.{i}")))
+                    .allowed
+            );
+        }
+        // Spent by others: every newcomer's peek is refused — never waved through.
+        assert!(!limits.peek(RouteClass::LoginIp, &ip("10.0.0.99")).allowed);
+        assert_eq!(limits.tracked_keys(RouteClass::LoginIp), 2);
+        // A tracked key still has its own bucket.
+        assert!(limits.peek(RouteClass::LoginIp, &ip("10.0.0.1")).allowed);
+    }
+
+    #[test]
+    fn mfa_codes_and_logins_draw_on_separate_budgets() {
+        let clock = Clock::manual(1_000);
+        let limits = RateLimits::new(&settings(100), clock);
+        let key = ip("198.51.100.9");
+        for _ in 0..5 {
+            assert!(limits.check(RouteClass::LoginIp, &key).allowed);
+        }
+        assert!(!limits.check(RouteClass::LoginIp, &key).allowed);
+        let code = limits.check(RouteClass::MfaIp, &key);
+        assert!(code.allowed);
+        assert_eq!((code.limit, code.remaining), (10, 9));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! A key table with a hard size: governor's GCRA state per key, but never more than
 //! `max_keys` of them. Once full, every new key shares one overflow bucket — so a
 //! spray of millions of addresses costs a fixed amount of memory and is throttled as
-//! one client, never waved through.
+//! one client, never waved through. A check may also only look ([`Probe::peek`]): it
+//! gets the verdict a check would get, from the same bucket, and changes nothing.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -60,34 +61,74 @@ impl<K> BoundedStore<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
-    type Key = K;
+/// A key as the limiter is asked about it: what is counted, and whether this check
+/// spends a call (a check) or only looks (a peek). Equal and hashed by the key alone.
+#[derive(Debug, Clone)]
+pub struct Probe<K> {
+    pub key: K,
+    pub spend: bool,
+}
 
-    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+impl<K> Probe<K> {
+    pub fn check(key: K) -> Self {
+        Self { key, spend: true }
+    }
+
+    pub fn peek(key: K) -> Self {
+        Self { key, spend: false }
+    }
+}
+
+impl<K: PartialEq> PartialEq for Probe<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl<K: Eq> Eq for Probe<K> {}
+
+impl<K: Hash> Hash for Probe<K> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl<K: Hash + Eq + Clone> StateStore for BoundedStore<K> {
+    type Key = Probe<K>;
+
+    /// Answers from the key's bucket, a fresh one while there is room, or the overflow
+    /// bucket; a peek reads the same bucket but writes nothing and adds no key.
+    fn measure_and_replace<T, F, E>(&self, probe: &Probe<K>, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
         let shared = &self.0;
         let mut table = shared.table.lock();
-        if let Some(state) = table.buckets.get_mut(key) {
+        if let Some(state) = table.buckets.get_mut(&probe.key) {
             let (outcome, next) = f(Some(*state))?;
-            *state = next;
+            if probe.spend {
+                *state = next;
+            }
             return Ok(outcome);
         }
         if table.buckets.len() < shared.max_keys {
             let (outcome, next) = f(None)?;
-            table.buckets.insert(key.clone(), next);
+            if probe.spend {
+                table.buckets.insert(probe.key.clone(), next);
+            }
             return Ok(outcome);
         }
         shared.overflow_hits.fetch_add(1, Ordering::Relaxed);
         shared.full.store(true, Ordering::Relaxed);
         let (outcome, next) = f(table.overflow)?;
-        table.overflow = Some(next);
+        if probe.spend {
+            table.overflow = Some(next);
+        }
         Ok(outcome)
     }
 }
 
-impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<K> for BoundedStore<K> {
+impl<K: Hash + Eq + Clone> ShrinkableKeyedStateStore<Probe<K>> for BoundedStore<K> {
     /// Drops buckets that have refilled completely: a missing key means a full
     /// bucket, so nothing is forgotten that matters.
     fn retain_recent(&self, drop_below: Nanos) {

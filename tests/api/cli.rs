@@ -229,10 +229,143 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
         !server
             .stdout()
             .iter()
-            .any(|l| l.contains("@portcullis.test")),
+            .any(|l| l.contains(alice[2]) || l.contains(bob[2])),
         "passwords are shown only once"
     );
     drop(server);
+}
+
+/// The lines a demo printed once it is ready (up to "Press Ctrl+C to stop.").
+fn ready_lines(server: &ServerProcess) -> Vec<String> {
+    for _ in 0..200 {
+        let lines = server.stdout();
+        if lines.iter().any(|l| l.starts_with("Press Ctrl+C")) {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "the demo did not finish its greeting: {:?}",
+        server.stdout()
+    );
+}
+
+/// The demo accounts' lines: role, e-mail, password, department.
+fn account_lines(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.len() >= 3 && words[1].ends_with("@portcullis.test")
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_restarted_demo_says_where_the_passwords_went_and_reset_starts_over() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = ["demo", "--bind", "127.0.0.1:0", "--data-dir", "demo-data"];
+    let reset_command = "portcullis demo --reset --bind 127.0.0.1:0 --data-dir demo-data";
+    let data = dir.path().join("demo-data");
+
+    let mut first = ServerProcess::start(dir.path(), &demo, &[]);
+    let greeting = ready_lines(&first);
+    let accounts = account_lines(&greeting);
+    assert_eq!(accounts.len(), 3, "{greeting:?}");
+    assert!(
+        greeting
+            .iter()
+            .any(|l| l.starts_with("Demo accounts") && l.contains(reset_command)),
+        "{greeting:?}"
+    );
+    assert!(
+        greeting
+            .iter()
+            .any(|l| l.contains("the admin account above")),
+        "{greeting:?}"
+    );
+    assert!(first.terminate());
+    let keys = std::fs::read_to_string(data.join("demo.env")).expect("demo.env");
+
+    // A restart has no passwords to show: it says where they went, and how to get
+    // new ones.
+    let mut second = ServerProcess::start(dir.path(), &demo, &[]);
+    let greeting = ready_lines(&second);
+    assert!(account_lines(&greeting).is_empty(), "{greeting:?}");
+    assert!(
+        !greeting.iter().any(|l| l.contains("account above")),
+        "nothing is above: {greeting:?}"
+    );
+    let admin = greeting
+        .iter()
+        .find(|l| l.trim_start().starts_with("Admin:"))
+        .expect("the admin line");
+    assert!(
+        admin.contains("admin@portcullis.test") && admin.contains("first started"),
+        "{admin}"
+    );
+    let passwords = greeting
+        .iter()
+        .find(|l| l.trim_start().starts_with("Passwords:"))
+        .expect("the passwords line");
+    assert!(
+        passwords.contains("first start") && passwords.ends_with(reset_command),
+        "{passwords}"
+    );
+    assert!(second.terminate());
+
+    // Without a terminal to confirm on, --reset alone deletes nothing.
+    let refused = run_binary(
+        dir.path(),
+        &[
+            "demo",
+            "--reset",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            "demo-data",
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--yes"), "{stderr}");
+    for file in ["demo.db", "demo.db.anchor", "demo.env"] {
+        assert!(data.join(file).exists(), "{file} kept");
+    }
+
+    // --reset --yes deletes the database, its anchor and the keys, then starts
+    // afresh: new keys, new accounts, new passwords, printed again.
+    let third = ServerProcess::start(
+        dir.path(),
+        &[
+            "demo",
+            "--reset",
+            "--yes",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            "demo-data",
+        ],
+        &[],
+    );
+    let greeting = ready_lines(&third);
+    for file in ["demo.db", "demo.db.anchor", "demo.env"] {
+        let deleted = format!("Deleted demo-data/{file}");
+        assert!(greeting.contains(&deleted), "{deleted}: {greeting:?}");
+    }
+    let fresh = account_lines(&greeting);
+    assert_eq!(fresh.len(), 3, "{greeting:?}");
+    assert_ne!(fresh, accounts, "new passwords");
+    assert_ne!(
+        std::fs::read_to_string(data.join("demo.env")).expect("demo.env"),
+        keys,
+        "new keys"
+    );
+    let response = raw_get(&third.address, "/health/ready", &[]);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    drop(third);
 }
 
 #[test]

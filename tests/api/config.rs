@@ -267,3 +267,30 @@ fn check_config_prints_findings_and_a_score_and_fails_on_any_failure() {
         "a failing configuration scores below 50: {score}"
     );
 }
+
+#[test]
+fn check_config_judges_the_mfa_code_limit_per_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |value: &str| {
+        let vars = env_with(dir.path(), &[("RATE_LIMIT_MFA_IP", value)]);
+        let borrowed: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let output = run_binary(dir.path(), &["check-config"], &borrowed);
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = check("10/60");
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        !stdout.contains("RATE_LIMIT_MFA_IP"),
+        "the default: {stdout}"
+    );
+    let (code, stdout) = check("1000/60");
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("warn  RATE_LIMIT_MFA_IP"), "{stdout}");
+    let (code, stdout) = check("ten a minute");
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(stdout.contains("FAIL  RATE_LIMIT_MFA_IP"), "{stdout}");
+}

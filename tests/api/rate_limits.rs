@@ -368,3 +368,190 @@ async fn the_maintenance_task_sweeps_and_reports_overflow() {
         "the running maintenance task audited the overflow"
     );
 }
+
+#[actix_web::test]
+async fn only_registrations_that_find_or_create_an_account_spend_the_budget() {
+    let app = spawn_app_with(&[("RATE_LIMIT_REGISTER_IP", "3/3600")]).await;
+    // Refused passwords and e-mails cost nothing, however many.
+    for i in 1..=5 {
+        let weak = app
+            .register(&format!("typo{i}@example.org"), "password")
+            .await;
+        assert_eq!(weak.status(), 422, "attempt {i}");
+        assert_eq!(header(&weak, "ratelimit-limit"), Some(3));
+        assert_eq!(header(&weak, "ratelimit-remaining"), Some(3));
+    }
+    let malformed = app.register("not an e-mail", GOOD_PASSWORD).await;
+    assert_eq!(malformed.status(), 422);
+    // An account created, an e-mail found taken, a typo (free), an account created:
+    // three counted.
+    let expected = [
+        ("first@example.org", GOOD_PASSWORD, 201, 2),
+        ("first@example.org", GOOD_PASSWORD, 409, 1),
+        ("second@example.org", "password", 422, 1),
+        ("second@example.org", GOOD_PASSWORD, 201, 0),
+    ];
+    for (email, password, status, remaining) in expected {
+        let response = app.register(email, password).await;
+        assert_eq!(response.status(), status, "{email}");
+        assert_eq!(
+            header(&response, "ratelimit-remaining"),
+            Some(remaining),
+            "{email} {status}"
+        );
+    }
+    // The fourth counting attempt is refused before any work: nothing is created,
+    // and a typo is refused too.
+    assert_limited(app.register("third@example.org", GOOD_PASSWORD).await).await;
+    assert_limited(app.register("first@example.org", GOOD_PASSWORD).await).await;
+    assert_limited(app.register("third@example.org", "password").await).await;
+    assert_eq!(app.audit_events("auth.registered").len(), 2);
+}
+
+/// The second sign-in step: the challenge from the password step, and a code.
+async fn verify_login(app: &TestApp, mfa_token: &str, code: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/v1/auth/mfa/verify-login",
+        &serde_json::json!({"mfa_token": mfa_token, "code": code}),
+    )
+    .await
+}
+
+async fn mfa_token(app: &TestApp, email: &str) -> String {
+    let response = app.login(email, GOOD_PASSWORD).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.expect("json");
+    body["mfa_token"].as_str().expect("mfa_token").to_owned()
+}
+
+#[actix_web::test]
+async fn login_attempts_and_mfa_codes_have_separate_budgets() {
+    let app = crate::mfa::app_with(&[
+        ("RATE_LIMIT_LOGIN_IP", "5/60"),
+        ("RATE_LIMIT_MFA_IP", "3/60"),
+    ])
+    .await;
+    // Signing up signs in once: one login attempt of five.
+    let user = crate::mfa::enrolled(&app, "two-step@example.org").await;
+
+    // Logins spent: the codes still have their budget.
+    let token = mfa_token(&app, "two-step@example.org").await;
+    for _ in 0..3 {
+        let response = app.login("nobody@example.org", "a wrong guess 123").await;
+        assert_eq!(response.status(), 401);
+    }
+    assert_limited(app.login("two-step@example.org", GOOD_PASSWORD).await).await;
+    let wrong = verify_login(&app, &token, "000000").await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(header(&wrong, "ratelimit-limit"), Some(3));
+    assert_eq!(header(&wrong, "ratelimit-remaining"), Some(2));
+    // The next TOTP step: enabling MFA used this one's code.
+    app.clock.advance(30);
+    let signed_in = verify_login(&app, &token, &user.code(&app)).await;
+    assert_eq!(signed_in.status(), 200);
+
+    // A minute later, codes spent: the logins still have theirs.
+    app.clock.advance(61);
+    let token = mfa_token(&app, "two-step@example.org").await;
+    for _ in 0..3 {
+        assert_eq!(verify_login(&app, &token, "000000").await.status(), 401);
+    }
+    assert_limited(verify_login(&app, &token, "000000").await).await;
+    let login = app.login("two-step@example.org", GOOD_PASSWORD).await;
+    assert_eq!(login.status(), 200);
+    assert_eq!(header(&login, "ratelimit-limit"), Some(5));
+}
+
+#[actix_web::test]
+async fn the_code_pages_of_the_admin_sign_in_and_the_gate_portal_have_their_own_budget() {
+    let mut vars = crate::gate::gate_vars("127.0.0.1");
+    vars.push(("RATE_LIMIT_LOGIN_IP", "5/3600".to_owned()));
+    let overrides: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = crate::mfa::app_with(&overrides).await;
+    let token = app.admin_token("root@example.org").await;
+    let setup: serde_json::Value = app
+        .post_with_token(
+            "/api/v1/auth/mfa/setup",
+            &token,
+            Some(&serde_json::json!({"password": GOOD_PASSWORD})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let secret = portcullis::auth::mfa::TotpSecret::from_base32(
+        setup["secret"].as_str().expect("secret").as_bytes(),
+    )
+    .expect("base32");
+    let code = |app: &TestApp| secret.code_at(app.clock.now()).expect("code");
+    let enabled = app
+        .post_with_token(
+            "/api/v1/auth/mfa/enable",
+            &token,
+            Some(&serde_json::json!({"code": code(&app)})),
+        )
+        .await;
+    assert_eq!(enabled.status(), 200);
+
+    // The password step on both doors, then the address's login attempts spent.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let admin = browser
+        .post(app.url("/admin/login"))
+        .form(&[("email", "root@example.org"), ("password", GOOD_PASSWORD)])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(admin.url().path(), "/admin/login/code");
+    let rd = "http://one.gate.test/";
+    let portal = crate::gate::no_redirects()
+        .post(app.url("/gate/login"))
+        .form(&[
+            ("email", "root@example.org"),
+            ("password", GOOD_PASSWORD),
+            ("rd", rd),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(portal.status(), 303);
+    let pending = portal
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("portcullis_gate_mfa="))
+        .and_then(|v| v.split(';').next())
+        .map(|v| format!("portcullis_gate_mfa={v}"))
+        .expect("pending cookie");
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&429) && statuses.len() < 6 {
+        let response = app.login("nobody@example.org", "a wrong guess 123").await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+
+    // The codes still have their own budget, on both doors (each in a step of its
+    // own: a code counts once).
+    app.clock.advance(30);
+    let admin = browser
+        .post(app.url("/admin/login/code"))
+        .form(&[("code", code(&app).as_str())])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(admin.status(), 200);
+    assert_eq!(admin.url().path(), "/admin");
+    app.clock.advance(30);
+    let portal = crate::gate::no_redirects()
+        .post(app.url("/gate/login/code"))
+        .header("Cookie", &pending)
+        .form(&[("code", code(&app).as_str()), ("rd", rd)])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(portal.status(), 303);
+    assert_eq!(portal.headers()["location"], rd);
+}

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::accounts::AccountError;
 use crate::accounts::service::{LoginOutcome, Proof, SessionInfo, TokenPair};
 use crate::audit::RequestMeta;
 use crate::auth::Principal;
@@ -14,7 +15,7 @@ use crate::clock::rfc3339;
 use crate::http::ClientIp;
 use crate::http::json::Json;
 use crate::http::problem::{ApiError, Problem};
-use crate::http::rate_limit::enforce;
+use crate::http::rate_limit::{enforce, enforce_unspent, record};
 use crate::limits::{LimitKey, RouteClass};
 use crate::model::{Email, Role, User, UserStatus};
 use crate::state::AppState;
@@ -204,7 +205,7 @@ impl From<SessionInfo> for SessionResponse {
     responses(
         (status = 201, description = "Account created", body = UserResponse),
         (status = 409, description = "E-mail already registered", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "More than 3 registrations per hour from this address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 3 registrations per hour from this address (only those answered 201 or 409 count)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid e-mail or a password breaking a named rule", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -215,13 +216,20 @@ pub async fn register(
     meta: RequestMeta,
     body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    enforce(&req, RouteClass::Register, &LimitKey::ip(ip.0))?;
+    // Only answers that create an account or find one taken (201, 409) spend the
+    // address's budget; a refused password or e-mail does not. An address with
+    // nothing left is refused before any work.
+    let key = LimitKey::ip(ip.0);
+    enforce_unspent(&req, RouteClass::Register, &key)?;
     let body = body.into_inner();
-    let user = state
+    let registered = state
         .accounts
         .register(&body.email, body.password, &meta)
-        .await?;
-    Ok(HttpResponse::Created().json(UserResponse::from(user)))
+        .await;
+    if matches!(registered, Ok(_) | Err(AccountError::EmailTaken)) {
+        record(&req, RouteClass::Register, &key)?;
+    }
+    Ok(HttpResponse::Created().json(UserResponse::from(registered?)))
 }
 
 /// Exchange e-mail and password for an access token and a refresh token.

@@ -189,7 +189,7 @@ pub async fn disable(
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "`Invalid token` (the mfa_token is invalid, expired or used) or `Invalid authentication code` (wrong or already used; counts toward the account's lockout)", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "More than 5 code checks a minute for this account, or the address's login limit", body = Problem, content_type = "application/problem+json")
+        (status = 429, description = "More than 10 code checks a minute from this address, or 5 for this account", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn verify_login(
@@ -199,7 +199,8 @@ pub async fn verify_login(
     meta: RequestMeta,
     body: Json<MfaVerifyLoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0))?;
+    // Its own budget, apart from the password step's: a sign-in spends one of each.
+    enforce(&req, RouteClass::MfaIp, &LimitKey::ip(ip.0))?;
     let body = body.into_inner();
     let token = body.mfa_token.expose_secret();
     // The per-account limit needs the account: the token names it. The service
