@@ -220,6 +220,26 @@ pub fn unlock(conn: &Connection, id: UserId, now: i64) -> rusqlite::Result<bool>
     Ok(changed > 0)
 }
 
+/// Turns a `disabled` account back on (any other status is left as it is). False
+/// when there is no such disabled account.
+pub fn enable(conn: &Connection, id: UserId, now: i64) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE users SET status = 'active', updated_at = ?2 WHERE id = ?1 AND status = 'disabled'",
+        )?
+        .execute(params![id.to_string(), now])?;
+    Ok(changed > 0)
+}
+
+/// Deletes an account; what it owns goes with it (the foreign keys cascade). False
+/// when there is no such account.
+pub fn delete(conn: &Connection, id: UserId) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached("DELETE FROM users WHERE id = ?1")?
+        .execute([id.to_string()])?;
+    Ok(changed > 0)
+}
+
 /// Moves the cut-off forward (never back): tokens issued before `at` die.
 pub fn set_tokens_valid_after(conn: &Connection, id: UserId, at: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(

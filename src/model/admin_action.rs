@@ -27,6 +27,9 @@ pub enum AdminAction {
     UserUnlock,
     UserRevokeSessions,
     UserResetMfa,
+    UserCreate,
+    UserDisable,
+    UserDelete,
     WebhookList,
     WebhookView,
     WebhookUpdate,
@@ -37,7 +40,7 @@ pub enum AdminAction {
 }
 
 impl AdminAction {
-    pub const ALL: [AdminAction; 24] = [
+    pub const ALL: [AdminAction; 27] = [
         AdminAction::DashboardView,
         AdminAction::PolicyList,
         AdminAction::PolicyView,
@@ -55,6 +58,9 @@ impl AdminAction {
         AdminAction::UserUnlock,
         AdminAction::UserRevokeSessions,
         AdminAction::UserResetMfa,
+        AdminAction::UserCreate,
+        AdminAction::UserDisable,
+        AdminAction::UserDelete,
         AdminAction::WebhookList,
         AdminAction::WebhookView,
         AdminAction::WebhookUpdate,
@@ -84,6 +90,9 @@ impl AdminAction {
             AdminAction::UserUnlock => "user.unlock",
             AdminAction::UserRevokeSessions => "user.revoke_sessions",
             AdminAction::UserResetMfa => "user.reset_mfa",
+            AdminAction::UserCreate => "user.create",
+            AdminAction::UserDisable => "user.disable",
+            AdminAction::UserDelete => "user.delete",
             AdminAction::WebhookList => "webhook.list",
             AdminAction::WebhookView => "webhook.view",
             AdminAction::WebhookUpdate => "webhook.update",

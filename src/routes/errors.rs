@@ -111,6 +111,9 @@ impl From<AccountError> for ApiError {
             AccountError::CannotLockSelf => {
                 ApiError::Conflict("An administrator cannot lock their own account.")
             }
+            AccountError::CannotRemoveSelf => {
+                ApiError::Conflict("An administrator cannot disable or delete their own account.")
+            }
             AccountError::Password(PasswordError::Busy {
                 retry_after_seconds,
             }) => ApiError::Unavailable {

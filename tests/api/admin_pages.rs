@@ -2426,3 +2426,141 @@ async fn the_builder_grows_a_lone_condition_and_returns_to_the_node() {
         "{page}"
     );
 }
+
+/// Administrators create, disable, enable and delete accounts from the pages; a
+/// disabled account cannot sign in and keeps its data, a deleted one is gone with
+/// its tokens, and nobody disables or deletes their own account.
+#[actix_web::test]
+async fn accounts_are_created_disabled_and_deleted_from_the_pages() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    // A weak first password is refused beside its field, the e-mail kept.
+    let weak = post_form(
+        &app,
+        "/admin/users",
+        &[
+            ("csrf", token.as_str()),
+            ("email", "new@example.org"),
+            ("password", "short"),
+            ("role", "user"),
+        ],
+    )
+    .await;
+    assert_eq!(weak.status(), 422);
+    let page = weak.text().await.expect("html");
+    assert!(page.contains(r#"id="new-password-error""#), "{page}");
+    assert!(page.contains(r#"value="new@example.org""#));
+    let created = post_form(
+        &app,
+        "/admin/users",
+        &[
+            ("csrf", token.as_str()),
+            ("email", "new@example.org"),
+            ("password", GOOD_PASSWORD),
+            ("role", "user"),
+        ],
+    )
+    .await;
+    let id = user_id(&app, "new@example.org");
+    assert_eq!(created.url().path(), format!("/admin/users/{id}"));
+    assert_eq!(
+        flash_of(&created.text().await.expect("html")),
+        Some((false, "Created new@example.org (user).".to_owned()))
+    );
+    assert_eq!(app.audit_events("admin.user_created").len(), 1);
+    let tokens = app.signed_in("new@example.org", GOOD_PASSWORD).await;
+    let page_path = format!("/admin/users/{id}");
+
+    // Disable: asked first; then no sign-in, sessions ended, data kept.
+    let asked = post_form(
+        &app,
+        &page_path,
+        &[("csrf", token.as_str()), ("op", "disable")],
+    )
+    .await;
+    assert!(
+        asked
+            .text()
+            .await
+            .expect("html")
+            .contains("Disable new@example.org?")
+    );
+    assert_eq!(user_status(&app, "new@example.org"), "active");
+    post_form(
+        &app,
+        &page_path,
+        &[
+            ("csrf", token.as_str()),
+            ("op", "disable"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(user_status(&app, "new@example.org"), "disabled");
+    assert_eq!(app.me_status(&tokens.access_token).await, 401);
+    assert_eq!(
+        app.login("new@example.org", GOOD_PASSWORD).await.status(),
+        401
+    );
+    post_form(
+        &app,
+        &page_path,
+        &[("csrf", token.as_str()), ("op", "enable")],
+    )
+    .await;
+    assert_eq!(user_status(&app, "new@example.org"), "active");
+    let again = app.signed_in("new@example.org", GOOD_PASSWORD).await;
+
+    // Delete: asked first; then the account and its tokens are gone.
+    let asked = post_form(
+        &app,
+        &page_path,
+        &[("csrf", token.as_str()), ("op", "delete")],
+    )
+    .await;
+    assert!(
+        asked
+            .text()
+            .await
+            .expect("html")
+            .contains("Delete new@example.org for good?")
+    );
+    let deleted = post_form(
+        &app,
+        &page_path,
+        &[
+            ("csrf", token.as_str()),
+            ("op", "delete"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(deleted.url().path(), "/admin/users");
+    assert_eq!(
+        flash_of(&deleted.text().await.expect("html")),
+        Some((
+            false,
+            "Deleted new@example.org and everything it owned.".to_owned()
+        ))
+    );
+    assert_eq!(app.me_status(&again.access_token).await, 401);
+    assert_eq!(app.get(&page_path).await.status(), 404);
+    let events = app.audit_events("admin.user_deleted");
+    assert_eq!(events.len(), 1);
+    assert!(events[0].2.contains("new@example.org"), "{events:?}");
+
+    // Not one's own account.
+    let root = user_id(&app, "root@example.org");
+    for op in ["disable", "delete"] {
+        let own = post_form(
+            &app,
+            &format!("/admin/users/{root}"),
+            &[("csrf", token.as_str()), ("op", op), ("confirm", "yes")],
+        )
+        .await;
+        let (error, _) = flash_of(&own.text().await.expect("html")).expect("flash");
+        assert!(error, "{op} of one's own account is refused");
+    }
+    assert_eq!(user_status(&app, "root@example.org"), "active");
+}

@@ -166,34 +166,70 @@ impl AccountService {
         self.read_user(target).await
     }
 
-    /// An administrator locks an account: it refuses logins, and every session and
-    /// token of it ends at once.
+    /// An administrator locks an account: it can no longer sign in, and every
+    /// session it has ends. Not one's own.
     pub async fn lock(
         &self,
         admin: &AdminActor,
         user: UserId,
         meta: &RequestMeta,
     ) -> Result<User, AccountError> {
-        let audit = self.audit.clone();
         if admin.user_id() == Some(user) {
             return Err(AccountError::CannotLockSelf);
         }
+        self.block(admin, user, UserStatus::Locked, "admin.user_locked", meta)
+            .await
+    }
+
+    /// An administrator disables an account: retired, it can no longer sign in and
+    /// its sessions end, but it and what it owns are kept (unlike a delete). Not
+    /// one's own.
+    pub async fn disable(
+        &self,
+        admin: &AdminActor,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        if admin.user_id() == Some(user) {
+            return Err(AccountError::CannotRemoveSelf);
+        }
+        self.block(
+            admin,
+            user,
+            UserStatus::Disabled,
+            "admin.user_disabled",
+            meta,
+        )
+        .await
+    }
+
+    /// Sets a blocking status and ends every session, in one transaction.
+    async fn block(
+        &self,
+        admin: &AdminActor,
+        user: UserId,
+        status: UserStatus,
+        event: &'static str,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let audit = self.audit.clone();
         let now = self.clock.now();
         let until = self.revocations.session_revocation_until(now);
-        let audit_event = AuditEvent::of_request("admin.user_locked", Outcome::Success, meta)
+        let audit_event = AuditEvent::of_request(event, Outcome::Success, meta)
             .with_actor(admin.audit_name())
             .with_target(user.to_string());
-        let (locked, ended) = self
+        let reason = format!("{}_by_admin", status.as_str());
+        let (blocked, ended) = self
             .db
             .write_then(
                 move |tx| {
-                    if !users::set_status(tx, user, UserStatus::Locked, now)? {
+                    if !users::set_status(tx, user, status, now)? {
                         return Err(AccountError::UserNotFound);
                     }
-                    let ended = end_all_sessions(tx, user, now, until, "locked_by_admin")?;
+                    let ended = end_all_sessions(tx, user, now, until, &reason)?;
                     audit.append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
-                    let locked = users::find(tx, user)?.ok_or(AccountError::UserNotFound)?;
-                    Ok((locked, ended))
+                    let blocked = users::find(tx, user)?.ok_or(AccountError::UserNotFound)?;
+                    Ok((blocked, ended))
                 },
                 {
                     let after = self.after_sessions_ended(user, now, until);
@@ -203,9 +239,76 @@ impl AccountService {
             .await?;
         tracing::info!(
             sessions_ended = ended.len(),
-            "account locked by an administrator"
+            status = status.as_str(),
+            "account blocked by an administrator"
         );
-        Ok(locked)
+        Ok(blocked)
+    }
+
+    /// An administrator turns a disabled account back on.
+    pub async fn enable(
+        &self,
+        admin: &AdminActor,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
+        let audit = self.audit.clone();
+        let now = self.clock.now();
+        let audit_event = AuditEvent::of_request("admin.user_enabled", Outcome::Success, meta)
+            .with_actor(admin.audit_name())
+            .with_target(user.to_string());
+        let profiles = self.profiles.clone();
+        self.db
+            .write_then(
+                move |tx| {
+                    if !users::enable(tx, user, now)? {
+                        return Err(AccountError::UserNotFound);
+                    }
+                    audit.append(tx, &audit_event)?;
+                    users::find(tx, user)?.ok_or(AccountError::UserNotFound)
+                },
+                move |_| profiles.invalidate(&user),
+            )
+            .await
+    }
+
+    /// An administrator deletes an account and everything it owns — sessions, MFA,
+    /// documents, webhooks and their deliveries (the database cascades) — after
+    /// ending every session, so its tokens die with it. The audit log keeps the
+    /// account's events (and names the e-mail deleted). Not one's own.
+    pub async fn delete_by_admin(
+        &self,
+        admin: &AdminActor,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        if admin.user_id() == Some(user) {
+            return Err(AccountError::CannotRemoveSelf);
+        }
+        let audit = self.audit.clone();
+        let now = self.clock.now();
+        let until = self.revocations.session_revocation_until(now);
+        let audit_event = AuditEvent::of_request("admin.user_deleted", Outcome::Success, meta)
+            .with_actor(admin.audit_name())
+            .with_target(user.to_string());
+        self.db
+            .write_then(
+                move |tx| {
+                    let gone = users::find(tx, user)?.ok_or(AccountError::UserNotFound)?;
+                    let ended = end_all_sessions(tx, user, now, until, "deleted_by_admin")?;
+                    users::delete(tx, user)?;
+                    audit.append(
+                        tx,
+                        &audit_event
+                            .with_detail("email", gone.email.as_str())
+                            .with_detail("sessions_ended", ended.len()),
+                    )?;
+                    Ok(ended)
+                },
+                self.after_sessions_ended(user, now, until),
+            )
+            .await
+            .map(|_| ())
     }
 
     /// An administrator unlocks an account: active again, softlock and failure count

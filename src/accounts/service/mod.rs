@@ -125,6 +125,8 @@ pub enum AccountError {
     UserNotFound,
     #[error("an administrator cannot lock their own account")]
     CannotLockSelf,
+    #[error("an administrator cannot disable or delete their own account")]
+    CannotRemoveSelf,
     #[error(transparent)]
     Password(#[from] PasswordError),
     /// The database could not store an ending (logout, a session revoked); it is

@@ -69,7 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             simulator::form,
             simulator::submit,
         ))
-        .service(get("/admin/users", users::list))
+        .service(get_post("/admin/users", users::list, users::create))
         .service(get_post("/admin/users/{id}", users::detail, users::action))
         .service(get("/admin/webhooks", webhooks::list))
         .service(get_post(

@@ -13,7 +13,7 @@ use crate::clock::rfc3339;
 use crate::http::admin_page::{
     AdminForm, AdminPage, Chrome, Confirmation, PageError, redirect_with, redirect_with_error,
 };
-use crate::model::{Role, User, UserId};
+use crate::model::{Role, User, UserId, UserStatus};
 
 pub struct UserRow {
     pub id: String,
@@ -57,9 +57,22 @@ struct ListPage {
     next: Option<String>,
     /// Whether this is a later page (offers the first one).
     paged: bool,
+    /// The new-account form as posted, after a refusal.
+    new_email: String,
+    new_role: String,
+    /// (field, message) of a refused new account.
+    errors: Vec<(String, String)>,
 }
 
 impl ListPage {
+    fn errors_for(&self, field: &str) -> Vec<String> {
+        self.errors
+            .iter()
+            .filter(|(f, _)| f == field)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
     /// The list's link with this search, in `sort` order, from the start.
     fn sorted_by(&self, sort: &str) -> String {
         list_link(&self.q, sort, None)
@@ -109,6 +122,18 @@ fn parse_cursor(order: UserOrder, text: &str) -> Option<UserCursor> {
 /// a page at a time.
 pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
     page.authorize(AdminAction::UserList, None).await?;
+    list_page(&page, NewAccount::default()).await
+}
+
+/// The new-account form after a refusal.
+#[derive(Default)]
+struct NewAccount {
+    email: String,
+    role: String,
+    errors: Vec<(String, String)>,
+}
+
+async fn list_page(page: &AdminPage, new: NewAccount) -> Result<HttpResponse, PageError> {
     let query = page.query()?;
     let find = |key: &str| {
         query
@@ -141,14 +166,62 @@ pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
         .filter(|_| more)
         .map(|last| list_link(&q, sort, Some(&cursor_text(order, last))));
     let now = page.state.clock.now();
-    page.render(&ListPage {
+    let refused = !new.errors.is_empty();
+    let mut response = page.render(&ListPage {
         chrome: page.chrome("users"),
         users: found.iter().map(|u| UserRow::of(u, now)).collect(),
         q,
         sort,
         next,
         paged: after.is_some(),
-    })
+        new_email: new.email,
+        new_role: new.role,
+        errors: new.errors,
+    })?;
+    if refused {
+        *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(response)
+}
+
+/// An administrator creates an account (e-mail, a first password, a role); it
+/// lands on the new account's page.
+pub async fn create(post: AdminForm) -> Result<HttpResponse, PageError> {
+    let admin = post.authorize(AdminAction::UserCreate, None).await?;
+    let (email, role_text) = (post.form.text("email"), post.form.text("role"));
+    let refused = |errors: Vec<(String, String)>| NewAccount {
+        email: email.clone(),
+        role: role_text.clone(),
+        errors,
+    };
+    let Some(role) = Role::parse(&role_text) else {
+        let errors = vec![("role".to_owned(), "choose admin or user".to_owned())];
+        return list_page(&post, refused(errors)).await;
+    };
+    let password = secrecy::SecretString::from(post.form.get("password").unwrap_or("").to_owned());
+    match post
+        .state
+        .accounts
+        .create_by_admin(&admin, &email, password, role, &post.meta)
+        .await
+    {
+        Ok(user) => Ok(redirect_with(
+            &format!("/admin/users/{}", user.id),
+            &format!("Created {} ({}).", user.email, role.as_str()),
+        )),
+        Err(AccountError::Validation(errors)) => {
+            let errors = errors.into_iter().map(|e| (e.field, e.message)).collect();
+            list_page(&post, refused(errors)).await
+        }
+        Err(AccountError::EmailTaken) => {
+            let errors = vec![(
+                "email".to_owned(),
+                "an account with this e-mail, or one that looks like it, exists".to_owned(),
+            )];
+            list_page(&post, refused(errors)).await
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[derive(Template)]
@@ -189,15 +262,19 @@ fn detail_page(
 ) -> Result<HttpResponse, PageError> {
     let user = &detail.user;
     let mut actions = Vec::new();
-    if user.status.as_str() == "active" {
-        actions.push(("lock", "Lock account", true));
-    } else {
-        actions.push(("unlock", "Unlock account", false));
+    match user.status {
+        UserStatus::Active => actions.push(("lock", "Lock account", true)),
+        UserStatus::Locked => actions.push(("unlock", "Unlock account", false)),
+        UserStatus::Disabled => actions.push(("enable", "Enable account", false)),
     }
-    actions.push(("revoke_sessions", "Revoke all sessions", true));
+    actions.push(("revoke_sessions", "End every session", true));
     if user.mfa_enabled {
         actions.push(("reset_mfa", "Reset MFA", true));
     }
+    if user.status != UserStatus::Disabled {
+        actions.push(("disable", "Disable account", true));
+    }
+    actions.push(("delete", "Delete account", true));
     let mut response = page.render(&DetailPage {
         chrome: page.chrome("users"),
         user: UserRow::of(user, page.state.clock.now()),
@@ -271,6 +348,16 @@ fn confirmation(action: AdminAction, user: &User, role: Option<Role>) -> Option<
             "The authenticator and backup codes are removed and the account's sessions end; it signs in with its password alone until it enrols again.".to_owned(),
             format!("Reset MFA for {email}"),
         ),
+        AdminAction::UserDisable => (
+            format!("Disable {email}?"),
+            "The account can no longer sign in and every session it has ends now; it and what it owns are kept, and enabling it lets it sign in again.".to_owned(),
+            format!("Disable {email}"),
+        ),
+        AdminAction::UserDelete => (
+            format!("Delete {email} for good?"),
+            "The account and everything it owns — its sessions, MFA, documents, webhooks and their deliveries — are deleted now and cannot be restored. The audit log keeps its events.".to_owned(),
+            format!("Delete {email}"),
+        ),
         AdminAction::UserUpdate => match role {
             Some(role) if role != user.role => (
                 format!("Make {email} {} {}?", if role == Role::Admin { "an" } else { "a" }, role.as_str()),
@@ -300,6 +387,9 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
         "reset_mfa" => AdminAction::UserResetMfa,
         "update" => AdminAction::UserUpdate,
         "end_session" => AdminAction::UserRevokeSessions,
+        "disable" => AdminAction::UserDisable,
+        "enable" => AdminAction::UserUpdate,
+        "delete" => AdminAction::UserDelete,
         _ => return Err(PageError::not_found()),
     };
     let admin = post.authorize(action, Some(id.to_string())).await?;
@@ -333,6 +423,27 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
         return post.ask("users", ask);
     }
     let message = match action {
+        AdminAction::UserUpdate if op == "enable" => accounts
+            .enable(&admin, id, meta)
+            .await
+            .map(|_| format!("Enabled {email}; it can sign in again.")),
+        AdminAction::UserDisable => accounts
+            .disable(&admin, id, meta)
+            .await
+            .map(|_| format!("Disabled {email}; its sessions ended.")),
+        AdminAction::UserDelete => {
+            return match accounts.delete_by_admin(&admin, id, meta).await {
+                Ok(()) => Ok(redirect_with(
+                    "/admin/users",
+                    &format!("Deleted {email} and everything it owned."),
+                )),
+                Err(AccountError::CannotRemoveSelf) => Ok(redirect_with_error(
+                    &back,
+                    "You cannot delete your own account.",
+                )),
+                Err(other) => Err(other.into()),
+            };
+        }
         AdminAction::UserLock => accounts
             .lock(&admin, id, meta)
             .await
@@ -379,6 +490,10 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
         Err(AccountError::CannotLockSelf) => Ok(redirect_with_error(
             &back,
             "You cannot lock your own account.",
+        )),
+        Err(AccountError::CannotRemoveSelf) => Ok(redirect_with_error(
+            &back,
+            "You cannot disable your own account.",
         )),
         Err(AccountError::Validation(errors)) => {
             refused(&post, id, errors.into_iter().map(|e| e.message).collect()).await
