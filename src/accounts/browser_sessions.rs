@@ -278,15 +278,62 @@ impl BrowserSessions {
         self.enrolling.get(&hash(enrolment_cookie)).map(|e| e.1)
     }
 
+    /// The account of a live, unrevoked account session, if it is one.
+    async fn live_session_account(&self, session_id: Uuid) -> Result<Option<User>, SignInError> {
+        let now = self.clock.now();
+        let found = self
+            .db
+            .read(move |conn| {
+                let Some(session) = sessions::find(conn, session_id)?.filter(|s| s.is_live(now))
+                else {
+                    return Ok::<_, DbError>(None);
+                };
+                Ok(users::find(conn, session.user_id)?.map(|user| (session, user)))
+            })
+            .await?;
+        let Some((session, user)) = found else {
+            return Ok(None);
+        };
+        let refused = self
+            .revocations
+            .is_session_refused(user.id, session.id, session.created_at)
+            .await
+            .map_err(|e| SignInError::Unexpected(e.into()))?;
+        Ok((!refused).then_some(user))
+    }
+
+    /// The enrolment a cookie names, while its account session is still live and
+    /// its account still one that may enrol here (an active administrator).
+    async fn enrolment(&self, enrolment_cookie: &str) -> Result<(Uuid, UserId), SignInError> {
+        let key = hash(enrolment_cookie);
+        let (session_id, user) = self
+            .enrolling
+            .get(&key)
+            .ok_or(SignInError::PendingExpired)?;
+        let holds = match self.live_session_account(session_id).await? {
+            Some(account) => {
+                account.id == user
+                    && matches!(
+                        self.refusal(&account),
+                        None | Some(SignInError::MfaNotSetUp)
+                    )
+            }
+            None => false,
+        };
+        if !holds {
+            self.enrolling.invalidate(&key);
+            return Err(SignInError::PendingExpired);
+        }
+        Ok((session_id, user))
+    }
+
     /// A fresh authenticator secret for the account an enrolment cookie names.
     pub async fn enrolment_setup(
         &self,
         enrolment_cookie: &str,
         meta: &RequestMeta,
     ) -> Result<MfaSetup, SignInError> {
-        let user = self
-            .enrolling_user(enrolment_cookie)
-            .ok_or(SignInError::PendingExpired)?;
+        let (_, user) = self.enrolment(enrolment_cookie).await?;
         Ok(self.accounts.setup_mfa(user, meta).await?)
     }
 
@@ -299,10 +346,7 @@ impl BrowserSessions {
         meta: &RequestMeta,
     ) -> Result<(Vec<SecretString>, SecretString), SignInError> {
         let key = hash(enrolment_cookie);
-        let (session_id, user) = self
-            .enrolling
-            .get(&key)
-            .ok_or(SignInError::PendingExpired)?;
+        let (session_id, user) = self.enrolment(enrolment_cookie).await?;
         let codes = self.accounts.enable_mfa(user, code, meta).await?;
         self.enrolling.invalidate(&key);
         match self.finish(session_id, meta).await? {
@@ -341,17 +385,12 @@ impl BrowserSessions {
     /// account this kind admits only; anyone else's account session is ended at
     /// once.
     async fn finish(&self, session_id: Uuid, meta: &RequestMeta) -> Result<Finished, SignInError> {
-        let user = self
-            .db
-            .read(move |conn| {
-                let owner = sessions::find(conn, session_id)?.map(|s| s.user_id);
-                Ok::<_, DbError>(match owner {
-                    Some(owner) => users::find(conn, owner)?,
-                    None => None,
-                })
-            })
-            .await?
-            .ok_or(SignInError::Account(AccountError::AccountGone))?;
+        // Only a live, unrevoked account session becomes a browser session: one
+        // ended meanwhile (logout-all, a password change, a lock) is a sign-in to
+        // start again.
+        let Some(user) = self.live_session_account(session_id).await? else {
+            return Err(SignInError::PendingExpired);
+        };
         let refusal = self.refusal(&user);
         if let Some(SignInError::MfaNotSetUp) = refusal {
             // The account session waits (five minutes at most) for the enrolment.
@@ -361,7 +400,10 @@ impl BrowserSessions {
             return Ok(Finished::EnrolmentOwed(cookie));
         }
         if let Some(refusal) = refusal {
-            self.accounts.end_session(user.id, session_id, meta).await?;
+            match self.accounts.end_session(user.id, session_id, meta).await {
+                Ok(()) | Err(AccountError::SessionNotFound) => {}
+                Err(other) => return Err(other.into()),
+            }
             self.audit_refusal(&user, &refusal, meta).await;
             return Err(refusal);
         }

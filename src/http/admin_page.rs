@@ -158,12 +158,27 @@ pub fn return_path(next: Option<&str>) -> &str {
                 && !next.starts_with("/admin/login")
                 && !next.contains("//")
                 && !next.contains('\\')
-                && !next.chars().any(char::is_control) =>
+                && !next.chars().any(char::is_control)
+                && !has_dot_segment(next) =>
         {
             next
         }
         _ => "/admin",
     }
+}
+
+/// Whether a path (before its query) has a `.` or `..` segment, escaped or not:
+/// `/admin/../x` leaves the admin pages.
+fn has_dot_segment(path_and_query: &str) -> bool {
+    let path = path_and_query.split(['?', '#']).next().unwrap_or_default();
+    let decoded = url::form_urlencoded::parse(format!("p={path}").as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    [path, decoded.as_str()].iter().any(|p| {
+        p.split('/')
+            .any(|segment| segment == "." || segment == "..")
+    })
 }
 
 /// POST-redirect-GET: a 303 to `to`, with a one-time message for the next page.

@@ -4,14 +4,18 @@
 //! Two questions, answered by the same engine on the sets before and after:
 //!
 //! - which administrator actions each active administrator could do before and
-//!   could not after (the pages show this and ask before saving);
-//! - whether some administrator could edit policies before and none could after:
-//!   such a change is refused on every door, so the break-glass on the host
-//!   (`portcullis policies deactivate`) stays for accidents outside Portcullis.
+//!   could not after, asked in the changing request's context (the pages show this
+//!   and ask before saving);
+//! - whether some administrator could mend the policies (list, view and update
+//!   them) before and none could after — a change of the policies, or of the
+//!   administrators (a role, attributes, a lock, a delete): such a change is
+//!   refused on every door, so the break-glass on the host (`portcullis policies
+//!   deactivate`) stays for accidents outside Portcullis.
 //!
-//! The question is asked in the changing request's context (its address, now), as
-//! the administrators' own requests would be; conditions on other contexts (another
-//! address, a later hour) are the simulator's to show.
+//! "Could mend" holds for every request, not just this one: a condition on the
+//! request's address, method, path, time or object id counts as unknown (a deny
+//! that could apply applies), so a deny that bites only from another address, at
+//! another hour or on the policies' own ids cannot slip through.
 
 use std::fmt;
 
@@ -19,8 +23,16 @@ use super::engine::{AccessRequest, Context, PolicySet, Resource, Subject};
 use crate::model::User;
 use crate::model::admin_action::{AdminAction, RESOURCE_TYPE};
 
-/// At most this many active administrators are asked about (the first by e-mail).
-pub const ADMINISTRATORS_ASKED: usize = 1_000;
+/// At most this many active administrators are listed in a change's losses (the
+/// first by e-mail); the lock-out check asks about every one.
+pub const ADMINISTRATORS_LISTED: usize = 1_000;
+
+/// What an administrator needs to mend the policies: find them and change them.
+const MENDING: [AdminAction; 3] = [
+    AdminAction::PolicyList,
+    AdminAction::PolicyView,
+    AdminAction::PolicyUpdate,
+];
 
 /// The administrator actions one administrator would lose.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +52,8 @@ impl fmt::Display for AdminLoss {
     }
 }
 
-fn allowed(set: &PolicySet, administrator: &User, action: AdminAction, context: &Context) -> bool {
-    set.decide(&AccessRequest {
+fn request(administrator: &User, action: AdminAction, context: &Context) -> AccessRequest {
+    AccessRequest {
         subject: Subject::from(administrator),
         action: action.as_str().to_owned(),
         resource: Resource {
@@ -51,8 +63,25 @@ fn allowed(set: &PolicySet, administrator: &User, action: AdminAction, context: 
             attributes: Default::default(),
         },
         context: context.clone(),
+    }
+}
+
+fn allowed(set: &PolicySet, administrator: &User, action: AdminAction, context: &Context) -> bool {
+    set.decide(&request(administrator, action, context)).allowed
+}
+
+/// Whether `administrator` may mend the policies on every request they could make.
+fn can_mend(set: &PolicySet, administrator: &User) -> bool {
+    let anywhere = Context {
+        ip: None,
+        method: None,
+        path: None,
+        now: 0,
+    };
+    MENDING.iter().all(|&action| {
+        set.decide_for_every_request(&request(administrator, action, &anywhere))
+            .allowed
     })
-    .allowed
 }
 
 /// Each administrator's actions allowed by `before` and not by `after`.
@@ -81,18 +110,15 @@ pub fn losses(
         .collect()
 }
 
-/// Whether some administrator could edit policies under `before` and none could
-/// under `after`.
+/// Whether some of `before_administrators` could mend the policies under
+/// `before` and none of `after_administrators` could under `after`. Already locked
+/// out before, a change is not refused for it: it may be the mend.
 pub fn locks_out(
     before: &PolicySet,
     after: &PolicySet,
-    administrators: &[User],
-    context: &Context,
+    before_administrators: &[User],
+    after_administrators: &[User],
 ) -> bool {
-    let editors = |set: &PolicySet| {
-        administrators
-            .iter()
-            .any(|a| allowed(set, a, AdminAction::PolicyUpdate, context))
-    };
-    editors(before) && !editors(after)
+    before_administrators.iter().any(|a| can_mend(before, a))
+        && !after_administrators.iter().any(|a| can_mend(after, a))
 }

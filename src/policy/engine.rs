@@ -115,6 +115,22 @@ pub(crate) enum AttrRef {
 }
 
 impl AttrRef {
+    /// Whether the attribute belongs to one request rather than to the subject or
+    /// the kind of resource: its address, method, path and time, and the id of the
+    /// object it names.
+    fn varies_by_request(&self) -> bool {
+        matches!(
+            self,
+            AttrRef::ResourceId
+                | AttrRef::ContextIp
+                | AttrRef::ContextMethod
+                | AttrRef::ContextPath
+                | AttrRef::ContextTime
+                | AttrRef::ContextHour
+                | AttrRef::ContextDayOfWeek
+        )
+    }
+
     pub(crate) fn parse(name: &str) -> Option<Self> {
         if let Some(key) = name.strip_prefix("subject.attributes.") {
             return Some(AttrRef::SubjectAttr(key.to_owned()));
@@ -218,6 +234,9 @@ impl<'a> Val<'a> {
 /// address, the time of day) is formatted only when a condition asks for it.
 struct Prepared<'a> {
     request: &'a AccessRequest,
+    /// Every comparison on an attribute that varies by request is unknown (see
+    /// [`PolicySet::decide_for_every_request`]).
+    any_request: bool,
     subject_id: OnceCell<String>,
     ip: OnceCell<Option<String>>,
     time: OnceCell<String>,
@@ -228,6 +247,7 @@ impl<'a> Prepared<'a> {
     fn new(request: &'a AccessRequest) -> Self {
         Self {
             request,
+            any_request: false,
             subject_id: OnceCell::new(),
             ip: OnceCell::new(),
             time: OnceCell::new(),
@@ -369,6 +389,13 @@ pub(crate) fn parse_time_of_day(text: &str) -> Option<u16> {
 /// Evaluates one comparison. A missing attribute sets `missing` (the comparison is
 /// unknown, see `Truth`); a value of the wrong type is an error.
 fn compare(cmp: &Comparison, env: &Prepared<'_>, missing: &mut bool) -> Eval {
+    if env.any_request
+        && (cmp.attribute.varies_by_request()
+            || matches!(&cmp.operand, Operand::Attribute(a) if a.varies_by_request()))
+    {
+        *missing = true;
+        return Ok(false);
+    }
     let left = env.resolve(&cmp.attribute);
     match cmp.operator {
         Operator::Exists => return Ok(left.is_some()),
@@ -775,12 +802,32 @@ impl PolicySet {
         self.evaluate_all(request, false, false)
     }
 
+    /// The decision for every request this subject could make of this action on
+    /// this kind of resource, whatever its address, method, path, time or object
+    /// id: a comparison on any of those is unknown, so a deny that could apply
+    /// applies and an allow that might not does not. Allowed here means allowed
+    /// on every such request (what the admin lock-out guard asks).
+    pub fn decide_for_every_request(&self, request: &AccessRequest) -> Decision {
+        let mut env = Prepared::new(request);
+        env.any_request = true;
+        self.evaluate_in(request, env, false, false)
+    }
+
     fn run(&self, request: &AccessRequest, explain: bool) -> Decision {
         self.evaluate_all(request, explain, !explain)
     }
 
     fn evaluate_all(&self, request: &AccessRequest, explain: bool, prune: bool) -> Decision {
-        let env = Prepared::new(request);
+        self.evaluate_in(request, Prepared::new(request), explain, prune)
+    }
+
+    fn evaluate_in(
+        &self,
+        request: &AccessRequest,
+        env: Prepared<'_>,
+        explain: bool,
+        prune: bool,
+    ) -> Decision {
         let mut allowed_by = Vec::new();
         let mut denied_by = Vec::new();
         let mut error: Option<(Uuid, EvaluationError)> = None;

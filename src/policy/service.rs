@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::admin_guard::{self, ADMINISTRATORS_ASKED, AdminLoss};
+use super::admin_guard::{self, ADMINISTRATORS_LISTED, AdminLoss};
 use super::engine::{AccessRequest, Context, Decision, PolicySet, Reason};
 use super::validate::{PolicyDraft, check_draft, compile};
 use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
@@ -18,6 +18,7 @@ use crate::db::Database;
 use crate::db::policies::{self, VersionRow};
 use crate::db::users;
 use crate::model::policy::{ADMIN_POLICY_ID, Policy, PolicyStatus};
+use crate::model::{Role, User, UserId, UserStatus};
 use crate::validation::FieldError;
 
 #[derive(Debug, thiserror::Error)]
@@ -382,12 +383,6 @@ impl PolicyService {
         let actor_id = actor.audit_name();
         let audit = self.audit.clone();
         let now = self.clock.now();
-        let context = Context {
-            ip: meta.ip,
-            method: None,
-            path: None,
-            now,
-        };
         let meta = meta.clone();
         let summary_event = summary;
         let current = Arc::clone(&self.current);
@@ -445,8 +440,8 @@ impl PolicyService {
                     // rolls the change back, and so does one that would lock every
                     // administrator out of editing policies.
                     let set = build_set(policies::all(tx)?)?;
-                    let administrators = users::active_administrators(tx, ADMINISTRATORS_ASKED)?;
-                    if admin_guard::locks_out(&before, &set, &administrators, &context) {
+                    let administrators = users::active_administrators(tx, usize::MAX)?;
+                    if admin_guard::locks_out(&before, &set, &administrators, &administrators) {
                         return Err(PolicyError::LocksOutAdministrators);
                     }
                     Ok(Loaded {
@@ -496,7 +491,7 @@ impl PolicyService {
         let administrators = self
             .db
             .read(|conn| {
-                Ok::<_, PolicyError>(users::active_administrators(conn, ADMINISTRATORS_ASKED)?)
+                Ok::<_, PolicyError>(users::active_administrators(conn, ADMINISTRATORS_LISTED)?)
             })
             .await?;
         Ok(admin_guard::losses(
@@ -505,6 +500,28 @@ impl PolicyService {
             &administrators,
             context,
         ))
+    }
+
+    /// Whether changing one administrator — `target` becoming `after`, or no longer
+    /// an account at all (`None`: locked, disabled, deleted) — would leave no
+    /// active administrator able to mend the policies while one could before.
+    /// The account doors ask this before such a change.
+    pub async fn account_change_locks_out(
+        &self,
+        target: UserId,
+        after: Option<User>,
+    ) -> Result<bool, PolicyError> {
+        let before = self
+            .db
+            .read(|conn| Ok::<_, PolicyError>(users::active_administrators(conn, usize::MAX)?))
+            .await?;
+        if !before.iter().any(|a| a.id == target) {
+            return Ok(false);
+        }
+        let mut remaining: Vec<User> = before.iter().filter(|a| a.id != target).cloned().collect();
+        remaining.extend(after.filter(|u| u.role == Role::Admin && u.status == UserStatus::Active));
+        let set = self.current();
+        Ok(admin_guard::locks_out(&set, &set, &before, &remaining))
     }
 
     pub async fn create(

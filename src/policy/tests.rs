@@ -752,7 +752,7 @@ fn a_change_that_leaves_nobody_able_to_edit_policies_locks_out() {
         policy(Effect::Deny, "admin", &["policy.update"], Value::Null),
     ]);
     let admins = [alice.clone(), bob.clone()];
-    assert!(locks_out(&before, &freeze_all, &admins, &nowhere()));
+    assert!(locks_out(&before, &freeze_all, &admins, &admins));
     // One administrator left able to edit: not a lock-out, but alice's loss shows.
     let freeze_alice = set(vec![
         admin_grant(),
@@ -763,7 +763,7 @@ fn a_change_that_leaves_nobody_able_to_edit_policies_locks_out() {
             json!({"attribute": "subject.email", "operator": "eq", "value": "alice@example.org"}),
         ),
     ]);
-    assert!(!locks_out(&before, &freeze_alice, &admins, &nowhere()));
+    assert!(!locks_out(&before, &freeze_alice, &admins, &admins));
     let lost = losses(&before, &freeze_alice, &admins, &nowhere());
     assert_eq!(lost.len(), 1);
     assert_eq!(
@@ -771,7 +771,48 @@ fn a_change_that_leaves_nobody_able_to_edit_policies_locks_out() {
         "alice@example.org could no longer: policy.update, user.lock"
     );
     // Already locked out before: a change that does not mend it is not refused for it.
-    assert!(!locks_out(&freeze_all, &freeze_all, &admins, &nowhere()));
+    assert!(!locks_out(&freeze_all, &freeze_all, &admins, &admins));
     // No change, no loss.
     assert!(losses(&before, &before, &admins, &nowhere()).is_empty());
+}
+
+/// The lock-out check holds for every request, not the one making the change: a
+/// deny whose conditions read the request's address, method, path, time or object
+/// id — even through `exists` — counts as applying; one on the subject does not.
+#[test]
+fn a_deny_that_bites_only_on_other_requests_still_locks_out() {
+    use super::admin_guard::locks_out;
+    let admins = [administrator("alice@example.org")];
+    let before = set(vec![admin_grant()]);
+    for condition in [
+        json!({"attribute": "context.method", "operator": "exists"}),
+        json!({"attribute": "resource.id", "operator": "exists"}),
+        json!({"attribute": "context.path", "operator": "not_exists"}),
+        json!({"attribute": "context.time.hour", "operator": "in", "value": [0, 1, 2]}),
+        json!({"attribute": "context.ip", "operator": "ip_in_cidr", "value": "10.0.0.0/8"}),
+        json!({"not": {"attribute": "context.time.day_of_week", "operator": "eq", "value": 7}}),
+        json!({"attribute": "subject.email", "operator": "ne", "value": {"attribute": "context.path"}}),
+    ] {
+        let after = set(vec![
+            admin_grant(),
+            policy(Effect::Deny, "admin", &["policy.list"], condition.clone()),
+        ]);
+        assert!(
+            locks_out(&before, &after, &admins, &admins),
+            "{condition} must count as applying"
+        );
+    }
+    // A condition on the subject alone is judged as it is.
+    let elsewhere = set(vec![
+        admin_grant(),
+        policy(
+            Effect::Deny,
+            "admin",
+            &["*"],
+            json!({"attribute": "subject.email", "operator": "eq", "value": "bob@example.org"}),
+        ),
+    ]);
+    assert!(!locks_out(&before, &elsewhere, &admins, &admins));
+    // Changing the administrators: the only one who could mend leaves.
+    assert!(locks_out(&before, &before, &admins, &[]));
 }

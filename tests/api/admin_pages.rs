@@ -1367,6 +1367,9 @@ async fn the_sign_in_returns_to_the_page_asked_for() {
         "/admin//evil.example",
         "/admin/login",
         "/api/v1/auth/me",
+        "/admin/../../evil",
+        "/admin/%2e%2e/%2E%2E/evil",
+        "/admin/./users",
     ] {
         let landed = app
             .client
@@ -1552,10 +1555,32 @@ async fn the_account_page_enrols_mfa_lists_sessions_and_changes_the_password() {
     assert_eq!(page.url().path(), "/admin/account");
     // A new session, a new form token.
     let token = csrf(&page.text().await.expect("html"));
+    // Setting up needs the password first (a stolen session alone is not enough).
+    let bare = post_form(
+        &app,
+        "/admin/account",
+        &[
+            ("csrf", token.as_str()),
+            ("op", "mfa_setup"),
+            ("password", "not it at all"),
+        ],
+    )
+    .await;
+    assert_eq!(bare.status(), 422);
+    assert!(
+        bare.text()
+            .await
+            .expect("html")
+            .contains(r#"id="mfa-password-error""#)
+    );
     let setup = post_form(
         &app,
         "/admin/account",
-        &[("csrf", token.as_str()), ("op", "mfa_setup")],
+        &[
+            ("csrf", token.as_str()),
+            ("op", "mfa_setup"),
+            ("password", "a brand new passphrase 42"),
+        ],
     )
     .await;
     let page = setup.text().await.expect("html");
@@ -2563,4 +2588,98 @@ async fn accounts_are_created_disabled_and_deleted_from_the_pages() {
         assert!(error, "{op} of one's own account is refused");
     }
     assert_eq!(user_status(&app, "root@example.org"), "active");
+}
+
+/// The lock-out guard asks about every request, and about changes to the
+/// administrators too: a deny that bites only on the real doors (through `exists`
+/// on the method), and an administrator changing away the attribute that let them
+/// in, are both refused.
+#[actix_web::test]
+async fn lock_outs_through_request_conditions_or_account_changes_are_refused() {
+    let app = app_with(NO_MFA).await;
+    let html = signed_in_admin(&app).await;
+    let token = csrf(&html);
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    for condition in [
+        json!({"attribute": "context.method", "operator": "exists"}),
+        json!({"attribute": "resource.id", "operator": "exists"}),
+        json!({"attribute": "context.time.hour", "operator": "in", "value": [0, 1, 2, 3]}),
+    ] {
+        let body = json!({"name": "Sneaky", "effect": "deny", "resource_type": "admin",
+                          "actions": ["*"], "conditions": condition});
+        problem(
+            app.post_with_token("/api/v1/admin/policies", &api, Some(&body))
+                .await,
+            409,
+        )
+        .await;
+    }
+    // Only the security department administers; the one administrator is in it.
+    let root = user_id(&app, "root@example.org");
+    let attributes = post_form(
+        &app,
+        &format!("/admin/users/{root}"),
+        &[
+            ("csrf", token.as_str()),
+            ("op", "update"),
+            ("role", "admin"),
+            ("attributes", r#"{"department": "security"}"#),
+        ],
+    )
+    .await;
+    assert!(flash_of(&attributes.text().await.expect("html")).is_some_and(|(e, _)| !e));
+    let body = json!({"name": "Security only", "effect": "deny", "resource_type": "admin",
+                      "actions": ["*"],
+                      "conditions": {"attribute": "subject.attributes.department",
+                                     "operator": "ne", "value": "security"}});
+    assert_eq!(
+        app.post_with_token("/api/v1/admin/policies", &api, Some(&body))
+            .await
+            .status(),
+        201
+    );
+    // Moving the only administrator out of security would lock everyone out.
+    let moved = post_form(
+        &app,
+        &format!("/admin/users/{root}"),
+        &[
+            ("csrf", token.as_str()),
+            ("op", "update"),
+            ("role", "admin"),
+            ("attributes", r#"{"department": "sales"}"#),
+        ],
+    )
+    .await;
+    let (error, message) = flash_of(&moved.text().await.expect("html")).expect("flash");
+    assert!(
+        error && message.contains("no active administrator"),
+        "{message}"
+    );
+    assert_eq!(app.get("/admin/policies").await.status(), 200, "still in");
+}
+
+/// An enrolment at sign-in rides on its account session: ended meanwhile (here by
+/// logout-all), the enrolment is over and no factor is set.
+#[actix_web::test]
+async fn an_enrolment_ends_with_its_account_session() {
+    let app = app_with(&[]).await;
+    app.admin_token("root@example.org").await;
+    let step = sign_in(&app, "root@example.org").await;
+    assert_eq!(step.url().path(), "/admin/login/enrol");
+    let page = step.text().await.expect("html");
+    let code = secret_on(&page).code_at(app.clock.now()).expect("code");
+    let api = app.signed_in("root@example.org", GOOD_PASSWORD).await;
+    let all = app
+        .post_with_token("/api/v1/auth/logout-all", &api.access_token, None)
+        .await;
+    assert!(all.status().is_success(), "{}", all.status());
+    app.clock.advance(1);
+    let late = post_form(&app, "/admin/login/enrol", &[("code", code.as_str())]).await;
+    let page = late.text().await.expect("html");
+    assert!(page.contains("expired"), "{page}");
+    assert!(app.audit_events("mfa.enabled").is_empty());
+    assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
 }

@@ -292,6 +292,7 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
         .await
         .expect("account");
     shoot(&c, "10-account").await;
+    type_into(&c, "#mfa-password", &password).await;
     click(&c, "button[value='mfa_setup']").await;
     let key = text_of(&c, "code.secret").await;
     shoot(&c, "11-account-enrol").await;

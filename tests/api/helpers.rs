@@ -374,7 +374,9 @@ impl ServerProcess {
                 }
             }
         });
-        let address = match rx.recv_timeout(Duration::from_secs(30)) {
+        // Generous: on a busy two-core machine (the whole suite in parallel) a
+        // start that hashes the demo's passwords can take a while.
+        let address = match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(address) => address,
             Err(_) => {
                 let _ = child.kill();

@@ -9,6 +9,7 @@
 //! (`auth.reauthenticated`).
 
 use secrecy::SecretString;
+use uuid::Uuid;
 
 use super::login::Failing;
 use super::mfa::{CodeCheck, audit_code_check, check_code, wrong_code_field};
@@ -17,6 +18,7 @@ use crate::audit::{AuditEvent, Outcome, RequestMeta};
 use crate::auth::Principal;
 use crate::crypto::password::Verification;
 use crate::db::sessions;
+use crate::model::UserId;
 use crate::validation::FieldError;
 
 /// How long a proof on a session vouches for the next sensitive changes.
@@ -39,13 +41,25 @@ impl AccountService {
         proof: Proof,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
-        let account = self.read_user(principal.user_id).await?;
+        self.reauthenticate_session(principal.user_id, principal.session_id, proof, meta)
+            .await
+    }
+
+    /// [`AccountService::reauthenticate`] for account session `session` of `user`
+    /// (a browser session rides on one).
+    pub async fn reauthenticate_session(
+        &self,
+        user: UserId,
+        session: Uuid,
+        proof: Proof,
+        meta: &RequestMeta,
+    ) -> Result<(), AccountError> {
+        let account = self.read_user(user).await?;
         let now = self.clock.now();
         if account.is_softlocked(now) || self.unrecorded.is_locked(account.id, now) {
             return Err(AccountError::TemporarilyLocked);
         }
         let Some(password) = proof.password else {
-            let session = principal.session_id;
             let proved_at = self
                 .db
                 .read(move |conn| {
@@ -76,7 +90,7 @@ impl AccountService {
             (true, Some(code)) => Some(code),
             (true, None) => return Err(AccountError::ReauthenticationRequired),
         };
-        let (user, session) = (account.id, principal.session_id);
+        let user = account.id;
         let (audit, mfa_box, meta_in_tx) = (self.audit.clone(), self.mfa_box.clone(), meta.clone());
         let failures = self.failures(meta);
         let proved = AuditEvent::of_request("auth.reauthenticated", Outcome::Success, meta)

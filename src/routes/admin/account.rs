@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::login::cookie;
 use crate::accounts::AccountError;
 use crate::accounts::browser_sessions::SignInError;
+use crate::accounts::service::Proof;
 use crate::admin::SESSION_ABSOLUTE_SECONDS;
 use crate::clock::rfc3339;
 use crate::http::admin_page::{
@@ -142,20 +143,38 @@ pub async fn action(req: HttpRequest, post: AdminForm) -> Result<HttpResponse, P
     let (accounts, meta) = (&post.state.accounts, &post.meta);
     let user = post.user().id;
     match post.form.text("op").as_str() {
-        "mfa_setup" => match accounts.setup_mfa(user, meta).await {
-            Ok(setup) => {
-                let step = MfaStep::Confirm {
-                    qr_code: setup.qr_code,
-                    secret: setup.secret_base32.expose_secret().to_owned(),
-                };
-                render(&post, Some(step), Vec::new()).await
+        "mfa_setup" => {
+            // As on the API: a stolen session alone must not enrol the thief's
+            // authenticator, so the password comes first (wrong ones count toward
+            // the softlock).
+            let proof = Proof {
+                password: Some(SecretString::from(
+                    post.form.get("password").unwrap_or("").to_owned(),
+                )),
+                code: None,
+            };
+            if let Err(error) = accounts
+                .reauthenticate_session(user, post.session.session_id, proof, meta)
+                .await
+            {
+                let errors = refusal(error, "password")?;
+                return render(&post, None, errors).await;
             }
-            Err(AccountError::MfaAlreadyEnabled) => Ok(redirect_with_error(
-                "/admin/account",
-                "MFA is already on for this account.",
-            )),
-            Err(other) => Err(ApiError::from(other).into()),
-        },
+            match accounts.setup_mfa(user, meta).await {
+                Ok(setup) => {
+                    let step = MfaStep::Confirm {
+                        qr_code: setup.qr_code,
+                        secret: setup.secret_base32.expose_secret().to_owned(),
+                    };
+                    render(&post, Some(step), Vec::new()).await
+                }
+                Err(AccountError::MfaAlreadyEnabled) => Ok(redirect_with_error(
+                    "/admin/account",
+                    "MFA is already on for this account.",
+                )),
+                Err(other) => Err(ApiError::from(other).into()),
+            }
+        }
         "mfa_enable" => match accounts
             .enable_mfa(user, &post.form.text("code"), meta)
             .await

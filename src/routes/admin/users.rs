@@ -329,6 +329,9 @@ async fn refused(
     detail_page(post, &detail, errors, typed)
 }
 
+/// Why a change to an administrator was not made.
+const LOCKS_OUT: &str = "Not done: it would leave no active administrator able to edit the policies (find, view and update them) on every request.";
+
 /// The question a destructive action asks first, or `None` when it asks none.
 fn confirmation(action: AdminAction, user: &User, role: Option<Role>) -> Option<Confirmation> {
     let email = user.email.as_str();
@@ -422,6 +425,21 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
     {
         return post.ask("users", ask);
     }
+    // An administrator taken away must not be the last who could mend the policies.
+    // (One's own account is refused by the account service, with its own reason.)
+    let leaves = matches!(
+        action,
+        AdminAction::UserLock | AdminAction::UserDisable | AdminAction::UserDelete
+    ) && admin.user_id() != Some(id);
+    if leaves
+        && post
+            .state
+            .policies
+            .account_change_locks_out(id, None)
+            .await?
+    {
+        return Ok(redirect_with_error(&back, LOCKS_OUT));
+    }
     let message = match action {
         AdminAction::UserUpdate if op == "enable" => accounts
             .enable(&admin, id, meta)
@@ -479,6 +497,17 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
                     .await;
                 }
             };
+            let mut changed = user.clone();
+            changed.role = role;
+            changed.attributes = attributes.clone();
+            if post
+                .state
+                .policies
+                .account_change_locks_out(id, Some(changed))
+                .await?
+            {
+                return Ok(redirect_with_error(&back, LOCKS_OUT));
+            }
             accounts
                 .set_role_and_attributes(&admin, id, role, attributes, meta)
                 .await

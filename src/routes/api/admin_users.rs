@@ -42,6 +42,12 @@ pub async fn lock(
     let actor = admin
         .authorize(AdminAction::UserLock, Some(id.to_string()))
         .await?;
+    // (One's own account is refused by the account service, with its own reason.)
+    if actor.user_id() != Some(id) && state.policies.account_change_locks_out(id, None).await? {
+        return Err(ApiError::Conflict(
+            "Locking this account would leave no active administrator able to edit the policies.",
+        ));
+    }
     let user = state.accounts.lock(&actor, id, &meta).await?;
     Ok(HttpResponse::Ok().json(UserResponse::from(user)))
 }
