@@ -2683,3 +2683,58 @@ async fn an_enrolment_ends_with_its_account_session() {
     assert!(app.audit_events("mfa.enabled").is_empty());
     assert_eq!(app.get("/admin").await.url().path(), "/admin/login");
 }
+
+/// The policies list sorts by name or by priority (highest first), a page at a time.
+#[actix_web::test]
+async fn policies_are_sorted_and_paged() {
+    let app = app_with(NO_MFA).await;
+    signed_in_admin(&app).await;
+    let api = app
+        .signed_in("root@example.org", GOOD_PASSWORD)
+        .await
+        .access_token;
+    for n in 0..52u16 {
+        let body = json!({"name": format!("Report {n:02}"), "effect": "allow",
+                          "resource_type": "report", "actions": ["read"], "priority": n});
+        assert_eq!(
+            app.post_with_token("/api/v1/admin/policies", &api, Some(&body))
+                .await
+                .status(),
+            201
+        );
+    }
+    let names = |html: &str| -> Vec<String> {
+        html.split(r#"<td><a href="/admin/policies/"#)
+            .skip(1)
+            .filter(|row| {
+                !row.split('"')
+                    .next()
+                    .unwrap_or_default()
+                    .ends_with("/history")
+            })
+            .filter_map(|row| {
+                row.split_once("\">")?
+                    .1
+                    .split_once('<')
+                    .map(|(n, _)| n.to_owned())
+            })
+            .collect()
+    };
+    let by_priority = app
+        .get("/admin/policies?resource_type=report&sort=priority")
+        .await
+        .text()
+        .await
+        .expect("html");
+    let first = names(&by_priority);
+    assert_eq!(first.len(), 50);
+    assert_eq!(&first[..2], ["Report 51", "Report 50"]);
+    let next = by_priority
+        .split(r#"<a href=""#)
+        .filter_map(|a| a.split_once("\">Next page</a>"))
+        .map(|(href, _)| href.replace("&#38;", "&"))
+        .next()
+        .expect("a next page");
+    let rest = names(&app.get(&next).await.text().await.expect("html"));
+    assert_eq!(rest, ["Report 01", "Report 00"]);
+}

@@ -191,6 +191,71 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
     wait_for_text(&c, "main h1", "Dashboard").await;
     shoot(&c, "02-dashboard").await;
 
+    // Enough policies (and so audit events) for a second page, through the API.
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@portcullis.test", "password": password}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let api = login["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    for n in 0..55 {
+        let created = http
+            .post(format!("{base}/api/v1/admin/policies"))
+            .bearer_auth(&api)
+            .json(
+                &json!({"name": format!("Bulk report reader {n:02}"), "effect": "allow",
+                          "resource_type": "report", "actions": ["read"]}),
+            )
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(created.status(), 201);
+    }
+    // Paging in the browser: the next page has the rest, and a way back.
+    c.goto(&format!("{base}/admin/policies?sort=name"))
+        .await
+        .expect("policies");
+    let first_page = c
+        .find_all(Locator::Css("tbody tr"))
+        .await
+        .expect("rows")
+        .len();
+    assert_eq!(first_page, 50);
+    c.find(Locator::LinkText("Next page"))
+        .await
+        .expect("a next page")
+        .click()
+        .await
+        .expect("click");
+    c.wait()
+        .for_element(Locator::LinkText("First page"))
+        .await
+        .expect("a first page link");
+    let second_page = c
+        .find_all(Locator::Css("tbody tr"))
+        .await
+        .expect("rows")
+        .len();
+    assert!(second_page >= 5, "{second_page} rows on the second page");
+    shoot(&c, "02b-policies-page-2").await;
+    c.goto(&format!("{base}/admin/audit")).await.expect("audit");
+    c.find(Locator::LinkText("Older"))
+        .await
+        .expect("older audit events")
+        .click()
+        .await
+        .expect("click");
+    wait_for_text(&c, "main h1", "Audit log").await;
+    shoot(&c, "02c-audit-older").await;
+
     // Build a policy: an ALL group of two conditions, one comparing attributes.
     c.goto(&format!("{base}/admin/policies/new"))
         .await
@@ -265,7 +330,7 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
     shoot(&c, "05-simulator").await;
 
     // Deleting asks first, on a page of its own, and the message names it.
-    c.goto(&format!("{base}/admin/policies"))
+    c.goto(&format!("{base}/admin/policies?resource_type=document"))
         .await
         .expect("policies");
     click(
@@ -328,6 +393,20 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
     ];
     for (width, height, label) in [(1280, 1100, "desktop"), (390, 844, "phone")] {
         c.set_window_size(width, height).await.expect("window size");
+        // Pages reached by a link: a user's, a policy's history.
+        c.goto(&format!("{base}/admin/users")).await.expect("users");
+        click(&c, "tbody tr td a").await;
+        c.wait()
+            .for_element(Locator::Css("main h2"))
+            .await
+            .expect("a user's page");
+        shoot(&c, &format!("{label}-user")).await;
+        c.goto(&format!(
+            "{base}/admin/policies/00000000-0000-4000-8000-000000000001/history"
+        ))
+        .await
+        .expect("history");
+        shoot(&c, &format!("{label}-policy-history")).await;
         for (path, name, heading) in pages {
             c.goto(&format!("{base}{path}")).await.expect("page");
             wait_for_text(&c, "main h1", heading).await;

@@ -49,8 +49,56 @@ struct ListPage {
     policies: Vec<PolicyRow>,
     status: String,
     resource_type: String,
+    /// `name` or `priority`.
+    sort: &'static str,
+    /// The next page's link, when there is one.
+    next: Option<String>,
+    paged: bool,
 }
 
+impl ListPage {
+    /// The list's link with these filters, in `sort` order, from the start.
+    fn sorted_by(&self, sort: &str) -> String {
+        list_link(&self.status, &self.resource_type, sort, None)
+    }
+}
+
+/// Policies on one page of the list.
+const POLICIES_PER_PAGE: usize = 50;
+
+fn list_link(status: &str, resource_type: &str, sort: &str, after: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [("status", status), ("resource_type", resource_type)] {
+        if !value.is_empty() {
+            query.append_pair(key, value);
+        }
+    }
+    query.append_pair("sort", sort);
+    if let Some(after) = after {
+        query.append_pair("after", after);
+    }
+    format!("/admin/policies?{}", query.finish())
+}
+
+/// A policy's place in the list's order: (name, id) by name, (1000 − priority,
+/// name, id) by priority (highest first). Written as the `after` of a page link.
+fn sort_key(policy: &Policy, by_priority: bool) -> String {
+    let name = policy.name.to_lowercase();
+    if by_priority {
+        format!(
+            "{:04}\t{name}\t{}",
+            1000 - u32::from(policy.priority.min(1000)),
+            policy.id
+        )
+    } else {
+        format!("{name}\t{}", policy.id)
+    }
+}
+
+/// The policies, filtered by status and resource type, sorted by name or by
+/// priority, a page at a time (the list is held in memory; the page link carries
+/// the last row's place, so a policy added meanwhile neither repeats nor hides
+/// another).
 pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
     page.authorize(AdminAction::PolicyList, None).await?;
     let query = page.query()?;
@@ -62,14 +110,29 @@ pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
             .unwrap_or_default()
     };
     let (status, resource_type) = (find("status"), find("resource_type"));
-    let policies = page
+    let by_priority = find("sort") == "priority";
+    let sort = if by_priority { "priority" } else { "name" };
+    let after = Some(find("after")).filter(|a| !a.is_empty());
+    let mut matching: Vec<(String, std::sync::Arc<Policy>)> = page
         .state
         .policies
         .list()
         .into_iter()
         .filter(|p| status.is_empty() || p.status.as_str() == status)
         .filter(|p| resource_type.is_empty() || p.resource_type == resource_type)
-        .map(|p| PolicyRow {
+        .map(|p| (sort_key(&p, by_priority), p))
+        .filter(|(key, _)| after.as_ref().is_none_or(|after| key > after))
+        .collect();
+    matching.sort_by(|a, b| a.0.cmp(&b.0));
+    let more = matching.len() > POLICIES_PER_PAGE;
+    matching.truncate(POLICIES_PER_PAGE);
+    let next = matching
+        .last()
+        .filter(|_| more)
+        .map(|(key, _)| list_link(&status, &resource_type, sort, Some(key)));
+    let policies = matching
+        .into_iter()
+        .map(|(_, p)| PolicyRow {
             id: p.id,
             name: p.name.clone(),
             effect: p.effect.as_str(),
@@ -90,6 +153,9 @@ pub async fn list(page: AdminPage) -> Result<HttpResponse, PageError> {
         policies,
         status,
         resource_type,
+        sort,
+        next,
+        paged: after.is_some(),
     })
 }
 
