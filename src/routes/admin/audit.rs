@@ -175,9 +175,14 @@ impl AuditPage {
     }
 }
 
+/// A calendar date with a day after it (the `to` filter reads up to the end of
+/// its day, so the last day there is would match nothing).
 fn is_date(text: &str) -> bool {
     text.len() == 10
-        && time::Date::parse(text, &format_description!("[year]-[month]-[day]")).is_ok()
+        && time::Date::parse(text, &format_description!("[year]-[month]-[day]"))
+            .ok()
+            .and_then(time::Date::next_day)
+            .is_some()
 }
 
 /// The filters from the query string as typed (so the form shows them again), and
@@ -442,6 +447,9 @@ mod tests {
         assert_eq!(errors.first().map(|e| e.field.as_str()), Some("to"));
         let (_, errors) = filters(&pairs(&[("from", "2026-12-06"), ("to", "2026-12-06")]));
         assert!(errors.is_empty());
+        // The last day there is has no end to read up to: said, not silently empty.
+        let (_, errors) = filters(&pairs(&[("to", "9999-12-31")]));
+        assert_eq!(errors.first().map(|e| e.field.as_str()), Some("to"));
     }
 
     #[test]
