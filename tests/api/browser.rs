@@ -407,6 +407,15 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
         .await
         .expect("history");
         shoot(&c, &format!("{label}-policy-history")).await;
+        // The demo's own webhook, once its set-up has run.
+        c.goto(&format!("{base}/admin/webhooks"))
+            .await
+            .expect("webhooks");
+        if let Ok(link) = c.find(Locator::Css("tbody tr td a")).await {
+            link.click().await.expect("click");
+            wait_for_text(&c, "main h1", "Webhook").await;
+            shoot(&c, &format!("{label}-webhook")).await;
+        }
         for (path, name, heading) in pages {
             c.goto(&format!("{base}{path}")).await.expect("page");
             wait_for_text(&c, "main h1", heading).await;
