@@ -352,6 +352,21 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
         "Deleted the policy “Sales reads internal engineering documents”."
     );
 
+    // Enter in the Name field saves the policy (it does not press a builder button).
+    c.goto(&format!("{base}/admin/policies/new"))
+        .await
+        .expect("new policy");
+    type_into(&c, "input[name='resource_type']", "widget").await;
+    type_into(&c, "input[name='name']", "Saved with Enter").await;
+    c.find(Locator::Css("input[name='name']"))
+        .await
+        .expect("name")
+        .send_keys(&fantoccini::key::Key::Enter.to_string())
+        .await
+        .expect("enter");
+    let flash = text_of(&c, "p.flash").await;
+    assert!(flash.starts_with("Saved “Saved with Enter”"), "{flash}");
+
     // The account page: enrol TOTP, and see the backup codes once.
     c.goto(&format!("{base}/admin/account"))
         .await
