@@ -34,5 +34,18 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --all-targets --locked
 
+# The systemd unit, where systemd is there to check it (ExecStart pointed at the
+# binary just built, which verify wants to find).
+if type -P systemd-analyze >/dev/null 2>&1; then
+    echo "==> systemd-analyze verify deploy/portcullis.service"
+    unit_dir="$(mktemp -d)"
+    sed "s#^ExecStart=/usr/local/bin/portcullis#ExecStart=$PWD/target/debug/portcullis#" \
+        deploy/portcullis.service > "$unit_dir/portcullis.service"
+    systemd-analyze verify "$unit_dir/portcullis.service"
+    rm -rf "$unit_dir"
+else
+    echo "==> systemd-analyze is not here: the systemd unit is not verified"
+fi
+
 echo "==> the OpenAPI document against the server (schemathesis)"
 bash scripts/schemathesis.sh

@@ -57,6 +57,13 @@ enum Command {
     },
     /// Print fresh values for every secret variable, ready to paste into a .env file.
     Keygen,
+    /// Exit 0 when the server's readiness probe (/health/ready) answers 200, 1
+    /// otherwise: a container health check that needs no curl.
+    Healthcheck {
+        /// The readiness URL to ask (default: the configured BIND_ADDRESS on loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Run every configuration check; print pass/warn/fail per line and a score.
     /// Exits 2 when any check fails.
     CheckConfig,
@@ -168,6 +175,7 @@ fn main() -> ExitCode {
             }
         },
         Command::CheckConfig => cli::check_config::run(sources),
+        Command::Healthcheck { url } => cli::healthcheck::run(sources, url),
         Command::CreateAdmin {
             email,
             password_stdin,

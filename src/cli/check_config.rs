@@ -38,6 +38,13 @@ pub fn run(sources: ConfigSources) -> ExitCode {
     for finding in findings.iter() {
         println!("  {:<4}  {finding}", finding.status.label());
     }
+    let origins = Settings::secret_origins(&sources);
+    if !origins.is_empty() {
+        println!("Secrets (where each came from; never their values):");
+        for (name, origin) in origins {
+            println!("        {name}: {origin}");
+        }
+    }
     println!(
         "Score: {}/100 ({} pass, {} warn, {} fail)",
         findings.score(),

@@ -6,6 +6,7 @@ pub mod check_config;
 pub mod create_admin;
 pub mod demo;
 pub mod gate_config;
+pub mod healthcheck;
 pub mod keygen;
 pub mod policies;
 pub mod secrets;

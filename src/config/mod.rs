@@ -94,6 +94,43 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Where each secret of `sources` comes from (variable, source), never a value.
+    pub fn secret_origins(sources: &ConfigSources) -> Vec<(&'static str, String)> {
+        let (raw, _) = RawConfig::gather(sources);
+        raw.secret_origins()
+            .map(|(name, origin)| (name, origin.to_owned()))
+            .collect()
+    }
+
+    /// The readiness URL of a server configured by `sources`, as a probe on the same
+    /// host reaches it: `BIND_ADDRESS` with an unspecified address (`0.0.0.0`, `::`)
+    /// taken as loopback. `Err` says why there is none to guess: TLS is on, and a
+    /// name the certificate covers must be given.
+    pub fn readiness_url(sources: &ConfigSources) -> Result<String, String> {
+        let (raw, _) = RawConfig::gather(sources);
+        if raw.get(v::TLS_CERT_PATH).is_some() {
+            return Err(format!(
+                "TLS is on ({}): give --url with a name its certificate covers",
+                v::TLS_CERT_PATH
+            ));
+        }
+        let text = raw
+            .get(v::BIND_ADDRESS)
+            .unwrap_or(default_of(v::BIND_ADDRESS));
+        let mut address: std::net::SocketAddr = text
+            .parse()
+            .map_err(|_| format!("{} is not an address:port: {text}", v::BIND_ADDRESS))?;
+        if address.ip().is_unspecified() {
+            address.set_ip(match address {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        Ok(format!("http://{address}/health/ready"))
+    }
+}
+
 fn default_of(name: &str) -> &'static str {
     v::find(name).and_then(|var| var.default).unwrap_or("")
 }

@@ -1,5 +1,11 @@
 //! Where configuration values come from, merged in one order:
 //! defaults < `--config file.toml` < `.env` file < process environment.
+//!
+//! A secret may instead come from a file: `NAME_FILE` names it (Docker and
+//! Kubernetes secrets), or systemd hands it over as `$CREDENTIALS_DIRECTORY/NAME`
+//! (`LoadCredential=`). A secret given more than one way is refused, so nobody
+//! wonders which one is in force; where each secret came from is kept (never its
+//! value) for `check-config` to say.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +27,11 @@ impl ConfigSources {
     /// exists, and the optional TOML file.
     pub fn from_process(config_file: Option<PathBuf>) -> Self {
         let environment = std::env::vars()
-            .filter(|(k, _)| variables::find(k).is_some())
+            .filter(|(k, _)| {
+                variables::find(k).is_some()
+                    || k == CREDENTIALS_DIRECTORY
+                    || secret_of_file_variable(k).is_some()
+            })
             .collect();
         let dotenv = PathBuf::from(".env");
         Self {
@@ -43,10 +53,21 @@ impl ConfigSources {
     }
 }
 
+/// systemd's directory of the credentials it hands a service (`LoadCredential=`).
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// The secret variable `name` (`JWT_SECRET_KEY_FILE`) gives the file of, if any.
+fn secret_of_file_variable(name: &str) -> Option<&'static variables::Variable> {
+    let stem = name.strip_suffix("_FILE")?;
+    variables::find(stem).filter(|v| v.secret)
+}
+
 /// The merged raw values, by variable name.
 #[derive(Debug, Clone, Default)]
 pub struct RawConfig {
     values: BTreeMap<String, String>,
+    /// Where each secret that is set came from (never its value).
+    origins: BTreeMap<&'static str, String>,
 }
 
 impl RawConfig {
@@ -56,6 +77,13 @@ impl RawConfig {
             .get(name)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
+    }
+
+    /// Where each secret that is set came from: (variable, source), never a value.
+    pub fn secret_origins(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.origins
+            .iter()
+            .map(|(name, origin)| (*name, origin.as_str()))
     }
 
     /// Reads every source; problems reading a file become findings, never panics.
@@ -69,10 +97,96 @@ impl RawConfig {
             read_dotenv(path, &mut values, &mut findings);
         }
         for (k, v) in &sources.environment {
-            values.insert(k.clone(), v.clone());
+            if variables::find(k).is_some() {
+                values.insert(k.clone(), v.clone());
+            }
         }
-        (Self { values }, findings)
+        let origins = read_secret_files(sources, &mut values, &mut findings);
+        (Self { values, origins }, findings)
     }
+}
+
+/// Fills in the secrets given as files (`NAME_FILE`, systemd credentials), refuses
+/// a secret given more than one way, and says where each came from.
+fn read_secret_files(
+    sources: &ConfigSources,
+    values: &mut BTreeMap<String, String>,
+    findings: &mut Findings,
+) -> BTreeMap<&'static str, String> {
+    let given = |name: &str| {
+        sources
+            .environment
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let credentials = given(CREDENTIALS_DIRECTORY).map(PathBuf::from);
+    let mut origins = BTreeMap::new();
+    for var in variables::ALL.iter().filter(|v| v.secret) {
+        let direct = values.get(var.name).is_some_and(|v| !v.trim().is_empty());
+        let file_variable = format!("{}_FILE", var.name);
+        let file = given(&file_variable).map(PathBuf::from);
+        let credential = credentials
+            .as_ref()
+            .map(|dir| dir.join(var.name))
+            .filter(|path| path.is_file());
+        let ways: Vec<String> = [
+            direct.then(|| var.name.to_owned()),
+            file.as_ref().map(|_| file_variable.clone()),
+            credential
+                .as_ref()
+                .map(|_| format!("the systemd credential {}", var.name)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if ways.len() > 1 {
+            findings.fail(
+                var.name,
+                format!(
+                    "is given {} ways ({}); keep one",
+                    ways.len(),
+                    ways.join(", ")
+                ),
+            );
+            continue;
+        }
+        let (path, origin) = match (file, credential) {
+            (Some(path), _) => {
+                let origin = format!("{file_variable} ({})", path.display());
+                (path, origin)
+            }
+            (None, Some(path)) => {
+                let origin = format!("the systemd credential {} ({})", var.name, path.display());
+                (path, origin)
+            }
+            (None, None) => {
+                if direct {
+                    origins.insert(var.name, "its variable".to_owned());
+                }
+                continue;
+            }
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                warn_if_readable_by_others(&path, var.name, findings);
+                values.insert(
+                    var.name.to_owned(),
+                    text.trim_end_matches(['\n', '\r']).to_owned(),
+                );
+                origins.insert(var.name, origin);
+            }
+            Err(error) => findings.fail(
+                var.name,
+                format!(
+                    "cannot read {} ({}); check the path and its permissions",
+                    path.display(),
+                    error.kind()
+                ),
+            ),
+        }
+    }
+    origins
 }
 
 const CONFIG_FILE: &str = "--config";
@@ -256,5 +370,77 @@ mod tests {
         let text: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
         assert!(text.iter().any(|t| t.contains("not valid TOML at line")));
         assert!(text.iter().all(|t| !t.contains("s3cr3t-value")));
+    }
+
+    fn private_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        path
+    }
+
+    fn fails(findings: &Findings) -> Vec<String> {
+        findings
+            .with_status(super::super::Status::Fail)
+            .map(|f| f.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_systemd_credentials_and_say_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = private_file(dir.path(), "jwt", "from-a-file-secret\n");
+        let credentials = dir.path().join("credentials");
+        std::fs::create_dir(&credentials).expect("mkdir");
+        private_file(&credentials, "MFA_ENCRYPTION_KEY", "from-a-credential");
+        let sources = ConfigSources::from_pairs([
+            ("JWT_SECRET_KEY_FILE", file.to_str().expect("utf-8")),
+            (
+                "CREDENTIALS_DIRECTORY",
+                credentials.to_str().expect("utf-8"),
+            ),
+            ("CREDENTIAL_ENCRYPTION_KEY", "from-the-environment"),
+        ]);
+        let (raw, findings) = RawConfig::gather(&sources);
+        assert!(fails(&findings).is_empty(), "{findings:?}");
+        assert_eq!(raw.get("JWT_SECRET_KEY"), Some("from-a-file-secret"));
+        assert_eq!(raw.get("MFA_ENCRYPTION_KEY"), Some("from-a-credential"));
+        let origins: BTreeMap<&str, &str> = raw.secret_origins().collect();
+        assert!(origins["JWT_SECRET_KEY"].starts_with("JWT_SECRET_KEY_FILE ("));
+        assert!(
+            origins["MFA_ENCRYPTION_KEY"].starts_with("the systemd credential MFA_ENCRYPTION_KEY")
+        );
+        assert_eq!(origins["CREDENTIAL_ENCRYPTION_KEY"], "its variable");
+        assert!(
+            origins.values().all(|o| !o.contains("from-")),
+            "never a value"
+        );
+    }
+
+    #[test]
+    fn a_secret_given_twice_or_unreadable_is_refused_without_its_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = private_file(dir.path(), "jwt", "the-file-one");
+        let path = file.to_str().expect("utf-8").to_owned();
+        let twice = ConfigSources::from_pairs([
+            ("JWT_SECRET_KEY", "the-variable-one"),
+            ("JWT_SECRET_KEY_FILE", path.as_str()),
+        ]);
+        let (_, findings) = RawConfig::gather(&twice);
+        let text = fails(&findings).join("\n");
+        assert!(text.contains("JWT_SECRET_KEY: is given 2 ways"), "{text}");
+        assert!(!text.contains("the-file-one") && !text.contains("the-variable-one"));
+        let missing = dir.path().join("nowhere");
+        let unreadable = ConfigSources::from_pairs([(
+            "GATE_ASSERTION_KEY_FILE",
+            missing.to_str().expect("utf-8"),
+        )]);
+        let (raw, findings) = RawConfig::gather(&unreadable);
+        assert!(
+            fails(&findings).join("\n").contains("cannot read"),
+            "{findings:?}"
+        );
+        assert_eq!(raw.get("GATE_ASSERTION_KEY"), None);
     }
 }

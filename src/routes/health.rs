@@ -1,4 +1,5 @@
-//! Liveness and readiness probes. Both are cheap and exempt from rate limits.
+//! Liveness (`/health`, and `/health/live` by the usual name) and readiness
+//! (`/health/ready`) probes. All are cheap and exempt from rate limits.
 
 use std::time::Duration;
 
@@ -35,6 +36,17 @@ pub struct ReadinessStatus {
 )]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(HealthStatus { status: "ok" })
+}
+
+/// Liveness by the name probes usually look for (`/health` answers the same).
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    responses((status = 200, description = "The process is alive", body = HealthStatus))
+)]
+pub async fn live_by_name() -> HttpResponse {
+    live().await
 }
 
 /// Readiness: the database answers and its schema is the one this binary expects.

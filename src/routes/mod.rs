@@ -17,6 +17,7 @@ use crate::http::problem::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/health", health::live))
+        .service(get("/health/live", health::live_by_name))
         .service(get("/health/ready", health::ready))
         .service(get("/api/openapi.json", openapi::spec))
         .configure(gate::configure)

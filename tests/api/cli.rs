@@ -633,3 +633,77 @@ fn gate_config_prints_the_tested_proxy_configurations_for_the_gate() {
         }
     }
 }
+
+/// Secrets from files (`NAME_FILE`) and systemd credentials: the server starts on
+/// them, `check-config` says where each came from and never shows a value, and a
+/// secret given two ways is refused (exit 2) naming both.
+#[test]
+fn secrets_are_read_from_files_and_credentials_and_said_where_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = run_binary(dir.path(), &["keygen"], &[]);
+    let vars = parse_env_lines(&String::from_utf8_lossy(&keys.stdout));
+    let value = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .expect("keygen prints it")
+    };
+    let private = |path: &std::path::Path, text: &str| {
+        std::fs::write(path, format!("{text}\n")).expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    };
+    let jwt_file = dir.path().join("jwt-secret");
+    private(&jwt_file, &value("JWT_SECRET_KEY"));
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).expect("mkdir");
+    private(
+        &credentials.join("MFA_ENCRYPTION_KEY"),
+        &value("MFA_ENCRYPTION_KEY"),
+    );
+    let db = dir.path().join("s.db").to_string_lossy().into_owned();
+    let (jwt_path, credentials_dir, credential_key) = (
+        jwt_file.to_string_lossy().into_owned(),
+        credentials.to_string_lossy().into_owned(),
+        value("CREDENTIAL_ENCRYPTION_KEY"),
+    );
+    let env = [
+        ("JWT_SECRET_KEY_FILE", jwt_path.as_str()),
+        ("CREDENTIALS_DIRECTORY", credentials_dir.as_str()),
+        ("CREDENTIAL_ENCRYPTION_KEY", credential_key.as_str()),
+        ("DATABASE_PATH", db.as_str()),
+    ];
+    let check = run_binary(dir.path(), &["check-config"], &env);
+    let out = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert_eq!(check.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("JWT_SECRET_KEY: JWT_SECRET_KEY_FILE ("),
+        "{out}"
+    );
+    assert!(
+        out.contains("MFA_ENCRYPTION_KEY: the systemd credential MFA_ENCRYPTION_KEY"),
+        "{out}"
+    );
+    assert!(
+        out.contains("CREDENTIAL_ENCRYPTION_KEY: its variable"),
+        "{out}"
+    );
+    for secret in [
+        "JWT_SECRET_KEY",
+        "MFA_ENCRYPTION_KEY",
+        "CREDENTIAL_ENCRYPTION_KEY",
+    ] {
+        assert!(!out.contains(&value(secret)), "{secret}'s value printed");
+    }
+    // Given two ways: refused, both named, neither value shown.
+    let jwt_value = value("JWT_SECRET_KEY");
+    let mut twice = env.to_vec();
+    twice.push(("JWT_SECRET_KEY", jwt_value.as_str()));
+    let refused = run_binary(dir.path(), &["serve"], &twice);
+    let err = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is given 2 ways (JWT_SECRET_KEY, JWT_SECRET_KEY_FILE)"),
+        "{err}"
+    );
+    assert!(!err.contains(&jwt_value));
+}

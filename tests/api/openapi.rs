@@ -14,6 +14,7 @@ async fn the_openapi_document_describes_every_endpoint() {
     );
     for (path, method) in [
         ("/health", "get"),
+        ("/health/live", "get"),
         ("/health/ready", "get"),
         ("/api/openapi.json", "get"),
         ("/api/v1/auth/register", "post"),

@@ -59,6 +59,7 @@ use crate::webhooks::model::Credential;
     ),
     paths(
         health::live,
+        health::live_by_name,
         health::ready,
         spec,
         auth::register,
