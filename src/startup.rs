@@ -291,9 +291,35 @@ pub async fn sweep_limiters(state: &AppState) {
     }
 }
 
+/// Rows kept only for a while, deleted this many a transaction.
+const PRUNE_BATCH: usize = 500;
+
+/// Retention: delivered webhook deliveries older than `WEBHOOK_RETENTION_DAYS`,
+/// and account sessions over for longer than their tokens can live, deleted in
+/// small batches. The audit log is never pruned.
+pub async fn prune_retained(state: &AppState) {
+    match state.webhooks.prune_delivered(PRUNE_BATCH).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(
+            pruned,
+            "delivered webhook deliveries past retention deleted"
+        ),
+        Err(error) => tracing::warn!(%error, "webhook delivery pruning failed"),
+    }
+    match state.revocations.prune_sessions(PRUNE_BATCH).await {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(
+            pruned,
+            "sessions over for longer than their tokens live deleted"
+        ),
+        Err(error) => tracing::warn!(%error, "session pruning failed"),
+    }
+}
+
 /// Periodic housekeeping, every `every` (a minute when serving): the rate limiters
 /// drop refilled buckets and report overflow use (logged and audited); every tenth
-/// round, expired revocations and spent refresh tokens are deleted.
+/// round, expired revocations and spent refresh tokens are deleted, and what is
+/// past its retention (see [`prune_retained`]).
 pub async fn maintain(state: AppState, every: Duration) {
     let mut interval = actix_web::rt::time::interval(every);
     let mut ticks: u64 = 0;
@@ -318,6 +344,7 @@ pub async fn maintain(state: AppState, every: Duration) {
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "revocation purge failed"),
             }
+            prune_retained(&state).await;
         }
         ticks += 1;
     }

@@ -361,6 +361,28 @@ impl RevocationStore {
 
     /// Deletes revocations that no longer matter, and the refresh tokens of sessions
     /// over for a day or more.
+    /// Deletes, `batch` a transaction, the account sessions over (ended or expired)
+    /// for longer than any access token of theirs can live — with their refresh
+    /// tokens and the browser sessions that rode on them. Nothing can present them
+    /// any more: a token naming a session that is not live is refused whether its
+    /// row is there or not. Returns how many went.
+    pub async fn prune_sessions(&self, batch: usize) -> Result<usize, DbError> {
+        let before = self.clock.now() - self.token_lifetime_seconds;
+        let mut total = 0;
+        loop {
+            let pruned = self
+                .db
+                .write(move |tx| Ok::<_, DbError>(sessions::prune_over(tx, before, batch)?))
+                .await?;
+            total += pruned;
+            if pruned < batch {
+                return Ok(total);
+            }
+            // Small batches, and the writer free for requests between them.
+            tokio::task::yield_now().await;
+        }
+    }
+
     pub async fn purge_expired(&self) -> Result<usize, DbError> {
         let now = self.clock.now();
         self.live.forget_expired(now);

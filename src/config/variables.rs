@@ -56,6 +56,7 @@ pub const WEBHOOK_ALLOWED_PRIVATE_NETWORKS: &str = "WEBHOOK_ALLOWED_PRIVATE_NETW
 pub const ADMIN_REQUIRE_MFA: &str = "ADMIN_REQUIRE_MFA";
 pub const WEBHOOK_MAX_CONSECUTIVE_FAILURES: &str = "WEBHOOK_MAX_CONSECUTIVE_FAILURES";
 pub const WEBHOOK_SECRET_GRACE_HOURS: &str = "WEBHOOK_SECRET_GRACE_HOURS";
+pub const WEBHOOK_RETENTION_DAYS: &str = "WEBHOOK_RETENTION_DAYS";
 pub const WEBHOOK_DELIVERY_CONCURRENCY: &str = "WEBHOOK_DELIVERY_CONCURRENCY";
 pub const WEBHOOK_ENDPOINT_CONCURRENCY: &str = "WEBHOOK_ENDPOINT_CONCURRENCY";
 pub const RATE_LIMIT_ANONYMOUS: &str = "RATE_LIMIT_ANONYMOUS";
@@ -300,6 +301,11 @@ pub const ALL: &[Variable] = &[
         WEBHOOK_SECRET_GRACE_HOURS,
         Some("24"),
         "How long a rotated-out signing secret keeps signing too (0–720 hours).",
+    ),
+    var(
+        WEBHOOK_RETENTION_DAYS,
+        Some("30"),
+        "Delivered webhook deliveries and their attempts older than this are deleted in the background (1–3650 days). Failed and pending ones are kept.",
     ),
     var(
         WEBHOOK_DELIVERY_CONCURRENCY,

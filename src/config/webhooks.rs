@@ -1,5 +1,6 @@
 //! Outgoing webhooks: which private networks they may reach, when a failing one is
-//! disabled, the signing-secret grace period and delivery concurrency (overall and per webhook).
+//! disabled, the signing-secret grace period, delivery concurrency (overall and per
+//! webhook) and how long delivered deliveries are kept.
 use ipnet::IpNet;
 
 use super::variables as v;
@@ -12,6 +13,8 @@ pub struct WebhookSettings {
     pub secret_grace_seconds: i64,
     pub delivery_concurrency: usize,
     pub endpoint_concurrency: usize,
+    /// Delivered deliveries older than this are pruned.
+    pub retention_seconds: i64,
 }
 
 impl Reader<'_> {
@@ -38,12 +41,14 @@ impl Reader<'_> {
         let grace_hours = self.number::<i64>(v::WEBHOOK_SECRET_GRACE_HOURS, 0, 720);
         let delivery_concurrency = self.number::<usize>(v::WEBHOOK_DELIVERY_CONCURRENCY, 1, 1024);
         let endpoint_concurrency = self.number::<usize>(v::WEBHOOK_ENDPOINT_CONCURRENCY, 1, 64);
+        let retention_days = self.number::<i64>(v::WEBHOOK_RETENTION_DAYS, 1, 3650);
         Some(WebhookSettings {
             allowed_private_networks: nets,
             max_consecutive_failures: max_consecutive_failures?,
             secret_grace_seconds: grace_hours? * 3600,
             delivery_concurrency: delivery_concurrency?,
             endpoint_concurrency: endpoint_concurrency?,
+            retention_seconds: retention_days? * 86_400,
         })
     }
 }

@@ -155,3 +155,26 @@ pub fn end(conn: &Connection, id: Uuid, now: i64, reason: &str) -> rusqlite::Res
         .execute(params![id.to_string(), now, reason])?;
     Ok(changed > 0)
 }
+
+/// Deletes up to `batch` account sessions that ended, or expired, before `before`,
+/// with their refresh tokens (the foreign key cascades) and the browser sessions
+/// that rode on them. Returns how many account sessions went.
+pub fn prune_over(conn: &Connection, before: i64, batch: usize) -> rusqlite::Result<usize> {
+    let over: Vec<String> = conn
+        .prepare_cached(
+            "SELECT id FROM sessions
+             WHERE (ended_at IS NOT NULL AND ended_at < ?1) OR expires_at < ?1 LIMIT ?2",
+        )?
+        .query_map(
+            rusqlite::params![before, i64::try_from(batch).unwrap_or(i64::MAX)],
+            |row| row.get(0),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &over {
+        conn.prepare_cached("DELETE FROM browser_sessions WHERE session_id = ?1")?
+            .execute([id])?;
+        conn.prepare_cached("DELETE FROM sessions WHERE id = ?1")?
+            .execute([id])?;
+    }
+    Ok(over.len())
+}

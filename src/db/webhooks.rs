@@ -488,3 +488,14 @@ pub fn find_with_owner(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<(
     .query_row([id.to_string()], |row| Ok((from_row(row)?, row.get(13)?)))
     .optional()
 }
+
+/// Deletes up to `batch` delivered deliveries last changed before `before` (their
+/// attempts go with them: the foreign key cascades). Failed and pending ones stay.
+pub fn prune_delivered(conn: &Connection, before: i64, batch: usize) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM webhook_deliveries WHERE rowid IN (
+             SELECT rowid FROM webhook_deliveries
+             WHERE status = 'delivered' AND updated_at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, i64::try_from(batch).unwrap_or(i64::MAX)])
+}

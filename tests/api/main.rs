@@ -25,6 +25,7 @@ mod rate_limits;
 mod readme;
 mod reauth;
 mod request_id;
+mod retention;
 mod revocation;
 mod security_headers;
 mod sessions;
