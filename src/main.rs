@@ -138,11 +138,29 @@ enum PoliciesCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify the audit log's hash chain and report the first broken link (exit 1).
+    /// Verify the audit log's hash chain and report the first broken link (exit 1);
+    /// with --file, an export on its own.
     Verify {
         /// Database file to check; defaults to DATABASE_PATH from the configuration.
+        #[arg(long, value_name = "FILE", conflicts_with = "file")]
+        database: Option<PathBuf>,
+        /// An `audit export` file (JSON lines) to verify instead of a database.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Write the audit events as JSON lines (for a SIEM), each with its chain hashes,
+    /// so the export can be verified on its own (`audit verify --file`).
+    Export {
+        /// Only events that occurred at or after this time (RFC 3339, or a date
+        /// YYYY-MM-DD); every event when not given.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Database file to read; defaults to DATABASE_PATH from the configuration.
         #[arg(long, value_name = "FILE")]
         database: Option<PathBuf>,
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -212,10 +230,24 @@ fn main() -> ExitCode {
         ),
         Command::GateConfig { proxy, upstream } => cli::gate_config::run(sources, proxy, &upstream),
         Command::Audit {
-            command: AuditCommand::Verify { database },
+            command: AuditCommand::Verify { database, file },
+        } => match file {
+            Some(file) => cli::audit::verify_file(&file),
+            None => {
+                let path = database.unwrap_or_else(|| Settings::database_path(&sources));
+                cli::audit::verify(&path)
+            }
+        },
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    since,
+                    database,
+                    output,
+                },
         } => {
             let path = database.unwrap_or_else(|| Settings::database_path(&sources));
-            cli::audit::verify(&path)
+            cli::audit::export(&path, since.as_deref(), output.as_deref())
         }
         Command::Policies {
             command: PoliciesCommand::List,

@@ -161,3 +161,73 @@ pub fn tail_problem(conn: &Connection) -> Result<Option<Break>, DbError> {
             highest_assigned_id,
         }))
 }
+
+/// What an exported stretch of the chain came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportReport {
+    /// Every event chains to the one before and matches its hash: the stretch from
+    /// `first_id` (chained to `anchor`) to `last_id` (whose hash is `head`).
+    Intact {
+        events: u64,
+        first_id: i64,
+        anchor: String,
+        last_id: i64,
+        head: String,
+    },
+    Empty,
+    /// Line `line` (from 1) breaks the chain, or is not an event.
+    Broken {
+        line: u64,
+        reason: String,
+    },
+}
+
+/// Verifies an exported stretch of the chain on its own: ids consecutive, each event
+/// chained to the one before, each matching its hash. The first event's
+/// `prev_hash` is the anchor to compare with the live chain (the hash of the event
+/// before it there); the last event's hash with the live head.
+pub fn verify_rows(rows: impl IntoIterator<Item = Result<AuditRow, String>>) -> ExportReport {
+    let mut first: Option<(i64, String)> = None;
+    let mut last: Option<(i64, String)> = None;
+    let mut events = 0_u64;
+    for (index, row) in rows.into_iter().enumerate() {
+        let line = index as u64 + 1;
+        let row = match row {
+            Ok(row) => row,
+            Err(reason) => return ExportReport::Broken { line, reason },
+        };
+        if let Some((id, hash)) = &last {
+            if row.id != id + 1 {
+                return ExportReport::Broken {
+                    line,
+                    reason: format!("event {} is missing (events were removed)", id + 1),
+                };
+            }
+            if &row.prev_hash != hash {
+                return ExportReport::Broken {
+                    line,
+                    reason: Break::LinkBroken.to_string(),
+                };
+            }
+        }
+        if chain_hash(&row.prev_hash, &row) != row.hash {
+            return ExportReport::Broken {
+                line,
+                reason: Break::ContentAltered.to_string(),
+            };
+        }
+        first.get_or_insert_with(|| (row.id, row.prev_hash.clone()));
+        last = Some((row.id, row.hash));
+        events += 1;
+    }
+    match (first, last) {
+        (Some((first_id, anchor)), Some((last_id, head))) => ExportReport::Intact {
+            events,
+            first_id,
+            anchor,
+            last_id,
+            head,
+        },
+        _ => ExportReport::Empty,
+    }
+}

@@ -5,8 +5,10 @@ use std::ops::ControlFlow;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-/// One stored audit event, exactly as in the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One stored audit event, exactly as in the table (and as `audit export` writes
+/// it, one JSON object a line).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditRow {
     pub id: i64,
     pub occurred_at: String,
@@ -91,6 +93,25 @@ pub fn for_each_in_order(
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_events ORDER BY id"))?;
     let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        if visit(from_row(row)?).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Every event that occurred at or after `since` (RFC 3339 text, compared as
+/// stored), oldest first.
+pub fn for_each_since(
+    conn: &Connection,
+    since: &str,
+    mut visit: impl FnMut(AuditRow) -> ControlFlow<()>,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE occurred_at >= ?1 ORDER BY id"
+    ))?;
+    let mut rows = stmt.query([since])?;
     while let Some(row) = rows.next()? {
         if visit(from_row(row)?).is_break() {
             break;

@@ -81,3 +81,109 @@ fn check_config_records_its_run() {
     assert_eq!(outcome, "success");
     assert!(details.contains("\"score\""), "{details}");
 }
+
+/// `audit export` writes the events as JSON lines with their chain hashes;
+/// `audit verify --file` checks the export on its own, refuses an edited, removed
+/// or foreign line, and names the export's ends to compare with the live chain.
+#[actix_web::test]
+async fn an_export_verifies_on_its_own_and_tampering_shows() {
+    let app = spawn_app().await;
+    for n in 0..3 {
+        app.signed_up(&format!("member{n}@example.org")).await;
+    }
+    let db = app.db_path.to_str().expect("utf-8").to_owned();
+    let dir = app.db_path.parent().expect("parent").to_owned();
+    let export = dir.join("audit.jsonl");
+    let out = export.to_str().expect("utf-8").to_owned();
+    let written = run_binary(
+        &dir,
+        &["audit", "export", "--database", &db, "--output", &out],
+        &[],
+    );
+    assert!(written.status.success(), "{written:?}");
+    let text = std::fs::read_to_string(&export).expect("export");
+    let lines: Vec<&str> = text.lines().collect();
+    let events: i64 = rusqlite::Connection::open(&app.db_path)
+        .expect("open")
+        .query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(lines.len() as i64, events);
+    let first: serde_json::Value = serde_json::from_str(lines[0]).expect("json");
+    assert!(first["hash"].is_string() && first["prev_hash"].is_string());
+
+    let check = |path: &std::path::Path| {
+        let output = run_binary(
+            &dir,
+            &["audit", "verify", "--file", path.to_str().expect("utf-8")],
+            &[],
+        );
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = check(&export);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Export intact: {events} events")),
+        "{stdout}"
+    );
+    // Its end is the database's head.
+    let (_, live) = verify(&app.db_path);
+    let last: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).expect("json");
+    assert!(
+        live.contains(last["hash"].as_str().expect("hash")),
+        "{live}"
+    );
+
+    // An edited line, a removed line, a line that is not an event: each refused.
+    let tampered = dir.join("tampered.jsonl");
+    let edited = text.replacen(
+        r#""event":"auth.login_succeeded""#,
+        r#""event":"auth.login_failed""#,
+        1,
+    );
+    assert_ne!(edited, text, "a sign-in is in the export");
+    std::fs::write(&tampered, &edited).expect("write");
+    let (code, stdout) = check(&tampered);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("BROKEN at line"), "{stdout}");
+    let mut removed = lines.clone();
+    removed.remove(2);
+    std::fs::write(&tampered, removed.join("\n")).expect("write");
+    let (code, stdout) = check(&tampered);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("BROKEN at line 3") && stdout.contains("missing"),
+        "{stdout}"
+    );
+    std::fs::write(&tampered, format!("{text}{{\"not\": \"an event\"}}\n")).expect("write");
+    let (code, stdout) = check(&tampered);
+    assert_eq!(code, Some(1));
+    assert!(stdout.contains("not an exported audit event"), "{stdout}");
+
+    // --since: a stretch of the chain, which verifies on its own too.
+    let tomorrow = (time::OffsetDateTime::now_utc() + time::Duration::days(1)).date();
+    let later = run_binary(
+        &dir,
+        &[
+            "audit",
+            "export",
+            "--database",
+            &db,
+            "--since",
+            &tomorrow.to_string(),
+        ],
+        &[],
+    );
+    assert!(
+        later.status.success() && later.stdout.is_empty(),
+        "{later:?}"
+    );
+    let bad = run_binary(
+        &dir,
+        &["audit", "export", "--database", &db, "--since", "last week"],
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+}
