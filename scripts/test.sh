@@ -39,10 +39,16 @@ cargo test --all-targets --locked
 if type -P systemd-analyze >/dev/null 2>&1; then
     echo "==> systemd-analyze verify deploy/portcullis.service"
     unit_dir="$(mktemp -d)"
+    trap 'rm -rf "$unit_dir"' EXIT
     sed "s#^ExecStart=/usr/local/bin/portcullis#ExecStart=$PWD/target/debug/portcullis#" \
         deploy/portcullis.service > "$unit_dir/portcullis.service"
-    systemd-analyze verify "$unit_dir/portcullis.service"
-    rm -rf "$unit_dir"
+    # verify only warns about an unknown key or a bad value: any word from it fails.
+    complaints="$(systemd-analyze verify "$unit_dir/portcullis.service" 2>&1)"
+    if [ -n "$complaints" ]; then
+        echo "$complaints"
+        echo "deploy/portcullis.service: systemd-analyze verify complained"
+        exit 1
+    fi
 else
     echo "==> systemd-analyze is not here: the systemd unit is not verified"
 fi

@@ -1,7 +1,8 @@
 //! `portcullis healthcheck`: exit 0 when the server's readiness probe
-//! (`/health/ready`) answers 200, 1 otherwise — for container health checks in an
-//! image with no curl. It asks the configured address (or `--url`) and waits five
-//! seconds at most.
+//! (`/health/ready`) answers 200 with `{"status":"ready"}`, 1 otherwise — for
+//! container health checks in an image with no curl. It asks the configured address
+//! (or `--url`) directly: no proxy from the environment, no redirect followed, so
+//! nothing but the server itself can answer for it; five seconds at most a try.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,11 +12,33 @@ use crate::config::{ConfigSources, Settings};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a URL did not say ready.
+async fn ask(client: &reqwest::Client, url: &str) -> Result<(), String> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("did not answer ({e})"))?;
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("answered {status}"));
+    }
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|_| "answered 200 without Portcullis's readiness body".to_owned())?;
+    if body["status"] == "ready" {
+        Ok(())
+    } else {
+        Err("answered 200 without Portcullis's readiness body".to_owned())
+    }
+}
+
 pub fn run(sources: ConfigSources, url: Option<String>) -> ExitCode {
-    let url = match url {
-        Some(url) => url,
-        None => match Settings::readiness_url(&sources) {
-            Ok(url) => url,
+    let urls = match url {
+        Some(url) => vec![url],
+        None => match Settings::readiness_urls(&sources) {
+            Ok(urls) => urls,
             Err(reason) => {
                 eprintln!("portcullis healthcheck: {reason}");
                 return ExitCode::from(EXIT_CONFIG);
@@ -23,21 +46,29 @@ pub fn run(sources: ConfigSources, url: Option<String>) -> ExitCode {
         },
     };
     let asked = block_on(async {
-        let client = reqwest::Client::builder().timeout(TIMEOUT).build()?;
-        client.get(&url).send().await.map(|r| r.status())
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot make an HTTP client ({e})"))?;
+        let mut problems = Vec::new();
+        for url in &urls {
+            match ask(&client, url).await {
+                Ok(()) => return Ok(url.clone()),
+                Err(problem) => problems.push(format!("{url} {problem}")),
+            }
+        }
+        Err(problems.join("; "))
     });
     match asked {
         Err(code) => code,
-        Ok(Ok(status)) if status == reqwest::StatusCode::OK => {
+        Ok(Ok(url)) => {
             println!("ready: {url}");
             ExitCode::SUCCESS
         }
-        Ok(Ok(status)) => {
-            eprintln!("not ready: {url} answered {status}");
-            ExitCode::from(EXIT_FAILURE)
-        }
-        Ok(Err(error)) => {
-            eprintln!("not ready: {url} did not answer ({error})");
+        Ok(Err(problems)) => {
+            eprintln!("not ready: {problems}");
             ExitCode::from(EXIT_FAILURE)
         }
     }

@@ -86,7 +86,7 @@ impl Settings {
     /// Only the database path, for commands (like `audit verify`) that must work even
     /// when the rest of the configuration is broken.
     pub fn database_path(sources: &ConfigSources) -> PathBuf {
-        let (raw, _) = RawConfig::gather(sources);
+        let (raw, _) = RawConfig::gather_settings(sources);
         PathBuf::from(
             raw.get(v::DATABASE_PATH)
                 .unwrap_or(default_of(v::DATABASE_PATH)),
@@ -103,12 +103,13 @@ impl Settings {
             .collect()
     }
 
-    /// The readiness URL of a server configured by `sources`, as a probe on the same
-    /// host reaches it: `BIND_ADDRESS` with an unspecified address (`0.0.0.0`, `::`)
-    /// taken as loopback. `Err` says why there is none to guess: TLS is on, and a
-    /// name the certificate covers must be given.
-    pub fn readiness_url(sources: &ConfigSources) -> Result<String, String> {
-        let (raw, _) = RawConfig::gather(sources);
+    /// The readiness URLs of a server configured by `sources`, as a probe on the
+    /// same host reaches it: `BIND_ADDRESS`, with an unspecified address taken as
+    /// loopback (`::` as `[::1]`, then `127.0.0.1`, since an IPv6 socket may or may
+    /// not take IPv4 too). `Err` says why there is none to guess: TLS is on, and a
+    /// name the certificate covers must be given. Reads no secret file.
+    pub fn readiness_urls(sources: &ConfigSources) -> Result<Vec<String>, String> {
+        let (raw, _) = RawConfig::gather_settings(sources);
         if raw.get(v::TLS_CERT_PATH).is_some() {
             return Err(format!(
                 "TLS is on ({}): give --url with a name its certificate covers",
@@ -118,16 +119,26 @@ impl Settings {
         let text = raw
             .get(v::BIND_ADDRESS)
             .unwrap_or(default_of(v::BIND_ADDRESS));
-        let mut address: std::net::SocketAddr = text
+        let address: std::net::SocketAddr = text
             .parse()
             .map_err(|_| format!("{} is not an address:port: {text}", v::BIND_ADDRESS))?;
-        if address.ip().is_unspecified() {
-            address.set_ip(match address {
-                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        Ok(format!("http://{address}/health/ready"))
+        let port = address.port();
+        let url = |ip: std::net::IpAddr| {
+            format!(
+                "http://{}/health/ready",
+                std::net::SocketAddr::new(ip, port)
+            )
+        };
+        Ok(match address.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                vec![url(std::net::Ipv4Addr::LOCALHOST.into())]
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => vec![
+                url(std::net::Ipv6Addr::LOCALHOST.into()),
+                url(std::net::Ipv4Addr::LOCALHOST.into()),
+            ],
+            ip => vec![url(ip)],
+        })
     }
 }
 

@@ -88,6 +88,17 @@ impl RawConfig {
 
     /// Reads every source; problems reading a file become findings, never panics.
     pub fn gather(sources: &ConfigSources) -> (Self, Findings) {
+        Self::gather_with(sources, true)
+    }
+
+    /// [`RawConfig::gather`] without reading the secret files: for commands that need
+    /// a setting or two (where the database is, where the server listens), not the
+    /// keys.
+    pub fn gather_settings(sources: &ConfigSources) -> (Self, Findings) {
+        Self::gather_with(sources, false)
+    }
+
+    fn gather_with(sources: &ConfigSources, secrets: bool) -> (Self, Findings) {
         let mut findings = Findings::default();
         let mut values = BTreeMap::new();
         if let Some(path) = &sources.config_file {
@@ -101,13 +112,23 @@ impl RawConfig {
                 values.insert(k.clone(), v.clone());
             }
         }
-        let origins = read_secret_files(sources, &mut values, &mut findings);
+        let origins = if secrets {
+            read_secret_files(sources, &mut values, &mut findings)
+        } else {
+            BTreeMap::new()
+        };
         (Self { values, origins }, findings)
     }
 }
 
+/// The most a secret file may hold: keys are short, and a FIFO or a device must not
+/// be read forever.
+const SECRET_FILE_LIMIT: u64 = 64 * 1024;
+
 /// Fills in the secrets given as files (`NAME_FILE`, systemd credentials), refuses
-/// a secret given more than one way, and says where each came from.
+/// a secret given more than one way (or a file path given as the secret itself),
+/// and says where each came from. A file's path is shown, never its content; a
+/// `NAME_FILE` that names no path (the secret pasted in by mistake) is not shown.
 fn read_secret_files(
     sources: &ConfigSources,
     values: &mut BTreeMap<String, String>,
@@ -121,17 +142,53 @@ fn read_secret_files(
             .filter(|v| !v.is_empty())
     };
     let credentials = given(CREDENTIALS_DIRECTORY).map(PathBuf::from);
+    if let Some(dir) = &credentials
+        && !dir.is_dir()
+    {
+        findings.fail(
+            CREDENTIALS_DIRECTORY,
+            format!(
+                "{} is not a directory this process can read; no systemd credential is read from it",
+                dir.display()
+            ),
+        );
+    }
     let mut origins = BTreeMap::new();
     for var in variables::ALL.iter().filter(|v| v.secret) {
-        let direct = values.get(var.name).is_some_and(|v| !v.trim().is_empty());
+        let direct = values
+            .get(var.name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty());
+        if let Some(value) = direct
+            && looks_like_a_path(value)
+        {
+            findings.fail(
+                var.name,
+                format!(
+                    "looks like a file path, not a secret; to read the secret from a file, set {}_FILE instead",
+                    var.name
+                ),
+            );
+            continue;
+        }
         let file_variable = format!("{}_FILE", var.name);
-        let file = given(&file_variable).map(PathBuf::from);
+        let file = given(&file_variable);
+        if let Some(text) = file
+            && !text.contains('/')
+        {
+            findings.fail(
+                file_variable.clone(),
+                "must name a file by its path (it looks like a value; put a secret in the variable itself, or its path here)",
+            );
+            continue;
+        }
+        let file = file.map(PathBuf::from);
         let credential = credentials
             .as_ref()
             .map(|dir| dir.join(var.name))
-            .filter(|path| path.is_file());
+            .filter(|path| path.exists());
         let ways: Vec<String> = [
-            direct.then(|| var.name.to_owned()),
+            direct.map(|_| var.name.to_owned()),
             file.as_ref().map(|_| file_variable.clone()),
             credential
                 .as_ref()
@@ -161,32 +218,75 @@ fn read_secret_files(
                 (path, origin)
             }
             (None, None) => {
-                if direct {
+                if direct.is_some() {
                     origins.insert(var.name, "its variable".to_owned());
                 }
                 continue;
             }
         };
-        match std::fs::read_to_string(&path) {
+        match read_secret_file(&path) {
             Ok(text) => {
                 warn_if_readable_by_others(&path, var.name, findings);
-                values.insert(
-                    var.name.to_owned(),
-                    text.trim_end_matches(['\n', '\r']).to_owned(),
-                );
+                values.insert(var.name.to_owned(), text);
                 origins.insert(var.name, origin);
             }
-            Err(error) => findings.fail(
-                var.name,
-                format!(
-                    "cannot read {} ({}); check the path and its permissions",
-                    path.display(),
-                    error.kind()
-                ),
-            ),
+            Err(problem) => findings.fail(var.name, format!("{} {problem}", path.display())),
         }
     }
     origins
+}
+
+/// Why `NAME_FILE` in a file of settings is refused: it is read from the
+/// environment only, and silently ignoring it would leave the secret unset (or a
+/// rotation key unloaded).
+fn file_variable_misplaced(name: &str) -> String {
+    format!(
+        "{name} is read from the environment only (as systemd or a container sets it); set it there, or put the secret itself in this file"
+    )
+}
+
+/// A secret given where a path was meant (`JWT_SECRET_KEY=/run/secrets/jwt`) would
+/// otherwise pass as a long random-looking key.
+fn looks_like_a_path(value: &str) -> bool {
+    value.starts_with('/') || value.starts_with("./") || value.starts_with("~/")
+}
+
+/// A secret file's content: a regular file of at most [`SECRET_FILE_LIMIT`] bytes,
+/// UTF-8, one line (a trailing line break is dropped). `Err` says what is wrong,
+/// never what the file holds.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| {
+        format!(
+            "cannot be read ({}); check the path and its permissions",
+            e.kind()
+        )
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot be read ({})", e.kind()))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".to_owned());
+    }
+    let mut bytes = Vec::new();
+    file.take(SECRET_FILE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read ({})", e.kind()))?;
+    if bytes.len() as u64 > SECRET_FILE_LIMIT {
+        return Err(format!(
+            "holds more than {} KiB; a secret file holds one key (or a comma list)",
+            SECRET_FILE_LIMIT / 1024
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_owned())?;
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.chars().any(char::is_control) {
+        return Err(
+            "holds a line break or another control character; put a list on one line, separated by commas"
+                .to_owned(),
+        );
+    }
+    Ok(text.to_owned())
 }
 
 const CONFIG_FILE: &str = "--config";
@@ -225,6 +325,10 @@ fn read_toml(path: &Path, values: &mut BTreeMap<String, String>, findings: &mut 
     };
     for (key, value) in table {
         let name = key.to_ascii_uppercase();
+        if secret_of_file_variable(&name).is_some() {
+            findings.fail(CONFIG_FILE, file_variable_misplaced(&name));
+            continue;
+        }
         if variables::find(&name).is_none() {
             findings.fail(
                 CONFIG_FILE,
@@ -282,6 +386,8 @@ fn read_dotenv(path: &Path, values: &mut BTreeMap<String, String>, findings: &mu
             Ok((key, value)) => {
                 if variables::find(&key).is_some() {
                     values.insert(key, value);
+                } else if secret_of_file_variable(&key).is_some() {
+                    findings.fail(label.clone(), file_variable_misplaced(&key));
                 }
             }
             Err(_) => {
@@ -299,14 +405,15 @@ fn read_dotenv(path: &Path, values: &mut BTreeMap<String, String>, findings: &mu
 /// Files holding secrets should be private to their owner.
 fn warn_if_readable_by_others(path: &Path, label: &str, findings: &mut Findings) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.is_file()
+    {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             findings.warn(
                 label,
                 format!(
-                    "{} is readable by other users (mode {mode:o}); run `chmod 600 {}`",
-                    path.display(),
+                    "{} is readable by other users (mode {mode:o}); make it private to this service's user: `chmod 600` it, or mount the secret with mode 0400 (Docker `mode: 0400`, Kubernetes `defaultMode: 0400`)",
                     path.display()
                 ),
             );
@@ -438,9 +545,81 @@ mod tests {
         )]);
         let (raw, findings) = RawConfig::gather(&unreadable);
         assert!(
-            fails(&findings).join("\n").contains("cannot read"),
+            fails(&findings).join("\n").contains("cannot be read"),
             "{findings:?}"
         );
         assert_eq!(raw.get("GATE_ASSERTION_KEY"), None);
+    }
+
+    #[test]
+    fn secret_files_that_are_not_one_short_line_are_refused_without_their_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let two_lines = private_file(dir.path(), "two", "key-one\nkey-two\n");
+        let big = private_file(dir.path(), "big", &"k".repeat(70 * 1024));
+        let gather = |name: &str, path: &Path| {
+            let path = path.to_str().expect("utf-8").to_owned();
+            let (raw, findings) =
+                RawConfig::gather(&ConfigSources::from_pairs([(name, path.as_str())]));
+            (
+                raw.get(name.trim_end_matches("_FILE")).map(str::to_owned),
+                fails(&findings).join("\n"),
+            )
+        };
+        let (value, text) = gather("JWT_PREVIOUS_SECRET_KEYS_FILE", &two_lines);
+        assert_eq!(value, None);
+        assert!(text.contains("line break"), "{text}");
+        assert!(!text.contains("key-one"));
+        let (value, text) = gather("JWT_SECRET_KEY_FILE", &big);
+        assert_eq!(value, None);
+        assert!(text.contains("more than 64 KiB"), "{text}");
+        let (value, text) = gather("JWT_SECRET_KEY_FILE", dir.path());
+        assert_eq!(value, None);
+        assert!(text.contains("not a regular file"), "{text}");
+    }
+
+    #[test]
+    fn a_path_given_as_the_secret_or_a_secret_as_its_path_is_refused() {
+        let (raw, findings) = RawConfig::gather(&ConfigSources::from_pairs([(
+            "JWT_SECRET_KEY",
+            "/run/secrets/portcullis_jwt_signing_key",
+        )]));
+        assert_eq!(
+            raw.get("JWT_SECRET_KEY"),
+            Some("/run/secrets/portcullis_jwt_signing_key")
+        );
+        let text = fails(&findings).join("\n");
+        assert!(
+            text.contains("looks like a file path") && text.contains("JWT_SECRET_KEY_FILE"),
+            "{text}"
+        );
+        let pasted = "HtwkBJF2AywPsOaMlWuw7kKGDKohhBsrfi-nGEa8qSbz";
+        let (_, findings) = RawConfig::gather(&ConfigSources::from_pairs([(
+            "JWT_SECRET_KEY_FILE",
+            pasted,
+        )]));
+        let text = fails(&findings).join("\n");
+        assert!(text.contains("must name a file by its path"), "{text}");
+        assert!(!text.contains(pasted), "the pasted secret is not echoed");
+    }
+
+    #[test]
+    fn a_file_variable_in_a_settings_file_or_a_missing_credentials_directory_is_said() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env_path = private_file(dir.path(), ".env", "JWT_SECRET_KEY_FILE=/run/secrets/jwt\n");
+        let sources = ConfigSources {
+            dotenv_file: Some(env_path),
+            ..Default::default()
+        };
+        let (_, findings) = RawConfig::gather(&sources);
+        assert!(
+            fails(&findings)
+                .join("\n")
+                .contains("read from the environment only")
+        );
+        let (_, findings) = RawConfig::gather(&ConfigSources::from_pairs([(
+            "CREDENTIALS_DIRECTORY",
+            "/nonexistent/credentials",
+        )]));
+        assert!(fails(&findings).join("\n").contains("is not a directory"));
     }
 }

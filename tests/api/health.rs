@@ -95,6 +95,16 @@ async fn the_healthcheck_command_follows_readiness() {
     app.db.inject_io_errors(false);
     let nobody = check(url("http://127.0.0.1:9/health/ready"), vec![]).await;
     assert_eq!(nobody.status.code(), Some(1));
+    // Only the server's own readiness answer counts: not another 200 (here its
+    // liveness), and not an answer from a proxy the environment names.
+    let other = check(url(&app.url("/health")), vec![]).await;
+    assert_eq!(other.status.code(), Some(1), "{other:?}");
+    let proxied = check(
+        url("http://127.0.0.1:9/health/ready"),
+        vec![("HTTP_PROXY", app.url("")), ("ALL_PROXY", app.url(""))],
+    )
+    .await;
+    assert_eq!(proxied.status.code(), Some(1), "{proxied:?}");
     let tls = check(
         vec!["healthcheck".to_owned()],
         vec![("TLS_CERT_PATH", "/etc/ssl/certs/x.pem".to_owned())],
