@@ -57,6 +57,15 @@ enum Command {
     },
     /// Print fresh values for every secret variable, ready to paste into a .env file.
     Keygen,
+    /// Copy the database while the server runs (SQLite's online backup), check the
+    /// copy (integrity, audit chain) and write FILE.json beside it.
+    Backup {
+        /// Where the copy goes (a new file).
+        file: PathBuf,
+        /// Database to copy; defaults to DATABASE_PATH from the configuration.
+        #[arg(long, value_name = "FILE")]
+        database: Option<PathBuf>,
+    },
     /// Exit 0 when the server's readiness probe (/health/ready) answers 200, 1
     /// otherwise: a container health check that needs no curl.
     Healthcheck {
@@ -194,6 +203,10 @@ fn main() -> ExitCode {
         },
         Command::CheckConfig => cli::check_config::run(sources),
         Command::Healthcheck { url } => cli::healthcheck::run(sources, url),
+        Command::Backup { file, database } => {
+            let path = database.unwrap_or_else(|| Settings::database_path(&sources));
+            cli::backup::run(&path, &file)
+        }
         Command::CreateAdmin {
             email,
             password_stdin,

@@ -2,6 +2,7 @@
 //! process exit code: 0 success, 1 runtime failure, 2 configuration refused.
 
 pub mod audit;
+pub mod backup;
 pub mod check_config;
 pub mod create_admin;
 pub mod demo;

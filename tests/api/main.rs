@@ -3,6 +3,7 @@
 mod admin_pages;
 mod audit;
 mod auth_flow;
+mod backup;
 mod browser;
 mod cli;
 mod client_ip;
