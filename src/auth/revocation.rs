@@ -368,19 +368,11 @@ impl RevocationStore {
     /// row is there or not. Returns how many went.
     pub async fn prune_sessions(&self, batch: usize) -> Result<usize, DbError> {
         let before = self.clock.now() - self.token_lifetime_seconds;
-        let mut total = 0;
-        loop {
-            let pruned = self
-                .db
-                .write(move |tx| Ok::<_, DbError>(sessions::prune_over(tx, before, batch)?))
-                .await?;
-            total += pruned;
-            if pruned < batch {
-                return Ok(total);
-            }
-            // Small batches, and the writer free for requests between them.
-            tokio::task::yield_now().await;
-        }
+        self.db
+            .delete_in_batches(batch, move |tx, batch| {
+                Ok::<_, DbError>(sessions::prune_over(tx, before, batch)?)
+            })
+            .await
     }
 
     pub async fn purge_expired(&self) -> Result<usize, DbError> {

@@ -366,6 +366,27 @@ impl Database {
         self.write_then(f, |_| {}).await
     }
 
+    /// Runs `step` (which deletes at most `batch` rows and says how many) in one
+    /// write transaction after another until a step deletes fewer: housekeeping in
+    /// small transactions, the writer free for requests between them. Returns how
+    /// many rows went in all.
+    pub async fn delete_in_batches<E, F>(&self, batch: usize, step: F) -> Result<usize, E>
+    where
+        F: Fn(&Transaction<'_>, usize) -> Result<usize, E> + Clone + Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let mut total = 0;
+        loop {
+            let step = step.clone();
+            let deleted = self.write(move |tx| step(tx, batch)).await?;
+            total += deleted;
+            if deleted < batch {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// As [`Database::write`], then runs `after_commit` on the committed value —
     /// on the blocking thread, right after the commit. It runs even if the caller
     /// stops waiting (a client that disconnects mid-request), so in-memory state

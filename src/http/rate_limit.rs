@@ -48,6 +48,21 @@ pub fn enforce(req: &HttpRequest, class: RouteClass, key: &LimitKey) -> Result<(
     refuse_when_spent(req, decision)
 }
 
+/// The limits a second-factor code meets on the pages (the admin and portal code
+/// steps, the admin enrolment), as on the API: per address, then per account when
+/// the pending sign-in names one.
+pub fn enforce_code_limits(
+    req: &HttpRequest,
+    ip: std::net::IpAddr,
+    account: Option<crate::model::UserId>,
+) -> Result<(), ApiError> {
+    enforce(req, RouteClass::MfaIp, &LimitKey::ip(ip))?;
+    match account {
+        Some(user) => enforce(req, RouteClass::MfaAccount, &LimitKey::User(user)),
+        None => Ok(()),
+    }
+}
+
 /// Refuses with 429, before any work, when `key` has nothing left in `class`, but
 /// spends nothing: the handler calls [`record`] once its outcome is one that counts.
 pub fn enforce_unspent(

@@ -507,19 +507,11 @@ impl WebhookService {
     /// audit log is never pruned. Returns how many went.
     pub async fn prune_delivered(&self, batch: usize) -> Result<usize, WebhookError> {
         let before = self.clock.now() - self.settings.retention_seconds;
-        let mut total = 0;
-        loop {
-            let pruned = self
-                .db
-                .write(move |tx| Ok::<_, WebhookError>(sql::prune_delivered(tx, before, batch)?))
-                .await?;
-            total += pruned;
-            if pruned < batch {
-                return Ok(total);
-            }
-            // Small batches, and the writer free for requests between them.
-            tokio::task::yield_now().await;
-        }
+        self.db
+            .delete_in_batches(batch, move |tx, batch| {
+                Ok::<_, WebhookError>(sql::prune_delivered(tx, before, batch)?)
+            })
+            .await
     }
 
     /// Any webhook by id with its owner's e-mail (administrators).

@@ -252,16 +252,30 @@ impl AccountService {
         user: UserId,
         meta: &RequestMeta,
     ) -> Result<User, AccountError> {
+        self.reopen(admin, user, "admin.user_enabled", users::enable, meta)
+            .await
+    }
+
+    /// Lifts a block with `change` (false: no such account to lift it on), audited
+    /// as `event`, in one transaction; the profile cache forgets the account.
+    async fn reopen(
+        &self,
+        admin: &AdminActor,
+        user: UserId,
+        event: &'static str,
+        change: fn(&rusqlite::Connection, UserId, i64) -> rusqlite::Result<bool>,
+        meta: &RequestMeta,
+    ) -> Result<User, AccountError> {
         let audit = self.audit.clone();
         let now = self.clock.now();
-        let audit_event = AuditEvent::of_request("admin.user_enabled", Outcome::Success, meta)
+        let audit_event = AuditEvent::of_request(event, Outcome::Success, meta)
             .with_actor(admin.audit_name())
             .with_target(user.to_string());
         let profiles = self.profiles.clone();
         self.db
             .write_then(
                 move |tx| {
-                    if !users::enable(tx, user, now)? {
+                    if !change(tx, user, now)? {
                         return Err(AccountError::UserNotFound);
                     }
                     audit.append(tx, &audit_event)?;
@@ -319,23 +333,7 @@ impl AccountService {
         user: UserId,
         meta: &RequestMeta,
     ) -> Result<User, AccountError> {
-        let audit = self.audit.clone();
-        let now = self.clock.now();
-        let audit_event = AuditEvent::of_request("admin.user_unlocked", Outcome::Success, meta)
-            .with_actor(admin.audit_name())
-            .with_target(user.to_string());
-        let profiles = self.profiles.clone();
-        self.db
-            .write_then(
-                move |tx| {
-                    if !users::unlock(tx, user, now)? {
-                        return Err(AccountError::UserNotFound);
-                    }
-                    audit.append(tx, &audit_event)?;
-                    users::find(tx, user)?.ok_or(AccountError::UserNotFound)
-                },
-                move |_| profiles.invalidate(&user),
-            )
+        self.reopen(admin, user, "admin.user_unlocked", users::unlock, meta)
             .await
     }
 

@@ -18,6 +18,7 @@ mod refresh;
 mod registration;
 mod session_ends;
 
+pub use crate::db::sessions::SessionRow;
 pub use crate::db::users::{UserCursor, UserOrder};
 pub use admin::{UserDetail, UserQuery};
 pub use mfa::MfaSetup;
@@ -40,7 +41,7 @@ use crate::config::Settings;
 use crate::crypto::password::{PasswordError, PasswordHasher};
 use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
-use crate::db::sessions::{self, SessionRow};
+use crate::db::sessions;
 use crate::db::{Database, users};
 use crate::model::{Email, User, UserId};
 use crate::validation::FieldError;

@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::login::cookie;
+use super::{SessionView, messages_for};
 use crate::accounts::AccountError;
 use crate::accounts::browser_sessions::SignInError;
 use crate::accounts::service::Proof;
@@ -24,15 +25,6 @@ use crate::http::problem::ApiError;
 
 /// The account page's CSP: the admin pages' own, plus the QR code's `data:` image.
 const ACCOUNT_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; script-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
-pub struct SessionView {
-    pub id: Uuid,
-    pub created: String,
-    pub last_seen: String,
-    pub address: String,
-    pub user_agent: String,
-    pub current: bool,
-}
 
 /// The MFA step the page is at.
 pub enum MfaStep {
@@ -61,11 +53,7 @@ struct AccountPage {
 
 impl AccountPage {
     fn errors_for(&self, field: &str) -> Vec<String> {
-        self.errors
-            .iter()
-            .filter(|(f, _)| f == field)
-            .map(|(_, m)| m.clone())
-            .collect()
+        messages_for(&self.errors, field)
     }
 }
 
@@ -81,14 +69,7 @@ async fn render(
         .sessions_of(user.id, page.session.session_id)
         .await?
         .into_iter()
-        .map(|info| SessionView {
-            id: info.session.id,
-            created: rfc3339(info.session.created_at),
-            last_seen: rfc3339(info.session.last_used_at),
-            address: info.session.ip.unwrap_or_default(),
-            user_agent: info.session.user_agent.unwrap_or_default(),
-            current: info.current,
-        })
+        .map(|info| SessionView::of(&info.session, info.current))
         .collect();
     let mfa = mfa.unwrap_or(if user.mfa_enabled {
         MfaStep::On

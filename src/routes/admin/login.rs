@@ -18,7 +18,7 @@ use crate::http::admin_page::{
 };
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
-use crate::http::rate_limit::enforce;
+use crate::http::rate_limit::{enforce, enforce_code_limits};
 use crate::limits::{Decision, LimitKey, RouteClass};
 use crate::model::Email;
 use crate::state::AppState;
@@ -238,12 +238,8 @@ pub async fn code_submit(
             &next,
         );
     };
-    // The API's limits for a code: per address, and per account.
-    let mut limited = enforce(&req, RouteClass::MfaIp, &LimitKey::ip(ip.0));
-    if let (Ok(()), Some(user)) = (&limited, state.admin_sessions.pending_user(pending.value())) {
-        limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
-    }
-    if let Err(ApiError::RateLimited(decision)) = limited {
+    let account = state.admin_sessions.pending_user(pending.value());
+    if let Err(ApiError::RateLimited(decision)) = enforce_code_limits(&req, ip.0, account) {
         return too_many(&state, &decision, Step::Code, &next);
     }
     end_previous(&req, &state.admin_sessions, COOKIE, &meta).await?;
@@ -315,14 +311,8 @@ pub async fn enrol_submit(
             &next,
         );
     };
-    let mut limited = enforce(&req, RouteClass::MfaIp, &LimitKey::ip(ip.0));
-    if let (Ok(()), Some(user)) = (
-        &limited,
-        state.admin_sessions.enrolling_user(enrolment.value()),
-    ) {
-        limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
-    }
-    if let Err(ApiError::RateLimited(decision)) = limited {
+    let account = state.admin_sessions.enrolling_user(enrolment.value());
+    if let Err(ApiError::RateLimited(decision)) = enforce_code_limits(&req, ip.0, account) {
         return too_many(&state, &decision, Step::Password, &next);
     }
     match state

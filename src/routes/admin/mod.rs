@@ -21,6 +21,39 @@ use actix_web::{HttpResponse, web};
 
 use super::{get, get_post, post};
 
+/// The messages of a refused form's errors, given as (field, message), for `field`.
+pub(crate) fn messages_for(errors: &[(String, String)], field: &str) -> Vec<String> {
+    errors
+        .iter()
+        .filter(|(f, _)| f == field)
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// An account session as the account page and a user's page list it.
+pub struct SessionView {
+    pub id: uuid::Uuid,
+    pub created: String,
+    pub last_seen: String,
+    pub address: String,
+    pub user_agent: String,
+    /// The session this browser rides on.
+    pub current: bool,
+}
+
+impl SessionView {
+    pub(crate) fn of(session: &crate::accounts::service::SessionRow, current: bool) -> Self {
+        Self {
+            id: session.id,
+            created: crate::clock::rfc3339(session.created_at),
+            last_seen: crate::clock::rfc3339(session.last_used_at),
+            address: session.ip.clone().unwrap_or_default(),
+            user_agent: session.user_agent.clone().unwrap_or_default(),
+            current,
+        }
+    }
+}
+
 /// `/static/admin.css`, cached by browsers for a day.
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()

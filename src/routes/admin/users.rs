@@ -6,6 +6,7 @@ use askama::Template;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::{SessionView, messages_for};
 use crate::accounts::AccountError;
 use crate::accounts::service::{UserCursor, UserDetail, UserOrder, UserQuery};
 use crate::admin::AdminAction;
@@ -66,11 +67,7 @@ struct ListPage {
 
 impl ListPage {
     fn errors_for(&self, field: &str) -> Vec<String> {
-        self.errors
-            .iter()
-            .filter(|(f, _)| f == field)
-            .map(|(_, m)| m.clone())
-            .collect()
+        messages_for(&self.errors, field)
     }
 
     /// The list's link with this search, in `sort` order, from the start.
@@ -239,14 +236,6 @@ struct DetailPage {
     errors: Vec<String>,
 }
 
-pub struct SessionView {
-    pub id: Uuid,
-    pub created: String,
-    pub last_seen: String,
-    pub address: String,
-    pub user_agent: String,
-}
-
 fn user_id(text: &str) -> Result<UserId, PageError> {
     Uuid::parse_str(text)
         .map(UserId)
@@ -292,13 +281,7 @@ fn detail_page(
         sessions: detail
             .sessions
             .iter()
-            .map(|s| SessionView {
-                id: s.id,
-                created: rfc3339(s.created_at),
-                last_seen: rfc3339(s.last_used_at),
-                address: s.ip.clone().unwrap_or_default(),
-                user_agent: s.user_agent.clone().unwrap_or_default(),
-            })
+            .map(|s| SessionView::of(s, false))
             .collect(),
         actions,
         errors: errors.clone(),

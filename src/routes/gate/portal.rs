@@ -25,7 +25,7 @@ use crate::http::ClientIp;
 use crate::http::admin_page::{Form, PAGE_CONTENT_SECURITY_POLICY, PageError, end_previous};
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
-use crate::http::rate_limit::{enforce, write_headers};
+use crate::http::rate_limit::{enforce, enforce_code_limits, write_headers};
 use crate::limits::{LimitKey, RouteClass};
 use crate::model::Email;
 use crate::state::AppState;
@@ -349,12 +349,8 @@ pub async fn code_submit(
             false,
         );
     };
-    // The API's limits for a code: per address, and per account.
-    let mut limited = enforce(&req, RouteClass::MfaIp, &LimitKey::ip(ip.0));
-    if let (Ok(()), Some(user)) = (&limited, state.gate_sessions.pending_user(pending.value())) {
-        limited = enforce(&req, RouteClass::MfaAccount, &LimitKey::User(user));
-    }
-    if let Err(ApiError::RateLimited(decision)) = limited {
+    let account = state.gate_sessions.pending_user(pending.value());
+    if let Err(ApiError::RateLimited(decision)) = enforce_code_limits(&req, ip.0, account) {
         return too_many(gate, &decision, &rd, true);
     }
     end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
