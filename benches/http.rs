@@ -131,7 +131,8 @@ fn bench_layers(c: &mut Criterion) {
             .route("/health", route())
             .wrap(RequestContext::new(
                 &http.trusted_proxies,
-                LogRequests::Failures
+                LogRequests::Failures,
+                data.metrics.http().clone()
             ))
             .wrap(SecurityHeaders::new(&http))
     );
@@ -143,7 +144,8 @@ fn bench_layers(c: &mut Criterion) {
             .wrap(cors(&http.cors_allowed_origins))
             .wrap(RequestContext::new(
                 &http.trusted_proxies,
-                LogRequests::Failures
+                LogRequests::Failures,
+                data.metrics.http().clone()
             ))
             .wrap(SecurityHeaders::new(&http))
     );
@@ -157,7 +159,8 @@ fn bench_layers(c: &mut Criterion) {
             .wrap(cors(&http.cors_allowed_origins))
             .wrap(RequestContext::new(
                 &http.trusted_proxies,
-                LogRequests::Failures
+                LogRequests::Failures,
+                data.metrics.http().clone()
             ))
             .wrap(SecurityHeaders::new(&http))
     );

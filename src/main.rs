@@ -66,6 +66,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         database: Option<PathBuf>,
     },
+    /// Put a backup in the database's place (the server stopped): check it (integrity,
+    /// audit chain, schema, keys), keep the replaced database beside it, end every
+    /// session in it, audit the restore.
+    Restore {
+        /// The backup to restore (made by `portcullis backup`).
+        file: PathBuf,
+        /// Database to replace; defaults to DATABASE_PATH from the configuration.
+        #[arg(long, value_name = "FILE")]
+        database: Option<PathBuf>,
+    },
     /// Exit 0 when the server's readiness probe (/health/ready) answers 200, 1
     /// otherwise: a container health check that needs no curl.
     Healthcheck {
@@ -143,6 +153,37 @@ enum PoliciesCommand {
         /// The policy's id, as `policies list` shows it.
         id: uuid::Uuid,
     },
+    /// Write every policy as a file to keep in git: highest priority first, no
+    /// timestamps or versions, so a diff shows only the rules that changed.
+    Export {
+        /// `json` (the default) or `toml`; by default what --output's name says.
+        #[arg(long, value_parser = ["json", "toml"], value_name = "FORMAT")]
+        format: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Make the stored policies what FILE (JSON or TOML, as `export` writes it)
+    /// says: print what it creates, changes and deletes, then apply it all in one
+    /// audited transaction. Built-in policies are kept; a file that would lock
+    /// every administrator out is refused.
+    Import {
+        /// The policy file.
+        file: PathBuf,
+        /// Print the plan and change nothing (exit 1 when it would be refused).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run the assertion cases of CASES (JSON or TOML) against a policy file, or
+    /// against the live database; exit 1 when any case fails.
+    Test {
+        /// The test-case file.
+        cases: PathBuf,
+        /// Decide with this policy file's policies (no database or configuration
+        /// needed) instead of the database's.
+        #[arg(long, value_name = "FILE")]
+        policies: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -207,6 +248,7 @@ fn main() -> ExitCode {
             let path = database.unwrap_or_else(|| Settings::database_path(&sources));
             cli::backup::run(&path, &file)
         }
+        Command::Restore { file, database } => cli::restore::run(sources, &file, database),
         Command::CreateAdmin {
             email,
             password_stdin,
@@ -268,5 +310,14 @@ fn main() -> ExitCode {
         Command::Policies {
             command: PoliciesCommand::Deactivate { id },
         } => cli::policies::deactivate(sources, id),
+        Command::Policies {
+            command: PoliciesCommand::Export { format, output },
+        } => cli::policies::export(sources, format.as_deref(), output.as_deref()),
+        Command::Policies {
+            command: PoliciesCommand::Import { file, dry_run },
+        } => cli::policies::import(sources, &file, dry_run),
+        Command::Policies {
+            command: PoliciesCommand::Test { cases, policies },
+        } => cli::policies::test(sources, &cases, policies.as_deref()),
     }
 }

@@ -1,4 +1,5 @@
-//! Builds the running application: services, middleware, routes, listener, and the
+//! Builds the running application: services, middleware, routes, listeners (the
+//! API's, and the metrics' when `METRICS_BIND_ADDRESS` asks for one), and the
 //! background work (limiter sweeps, revocation purges, webhook deliveries). The
 //! wiring layer: the one place outside `http` and `routes` that knows actix.
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 
 use std::future::Future;
 
@@ -40,6 +41,33 @@ pub struct Application {
     local_addr: SocketAddr,
     tls: bool,
     state: AppState,
+    /// The metrics listener, when `METRICS_BIND_ADDRESS` turns it on.
+    metrics: Option<MetricsListener>,
+}
+
+/// `GET /metrics` on an address of its own, apart from the API.
+struct MetricsListener {
+    server: Server,
+    local_addr: SocketAddr,
+}
+
+impl MetricsListener {
+    /// Serves `GET /metrics` on `listener`, and nothing else (404), on one worker.
+    fn serve(listener: TcpListener, data: web::Data<AppState>) -> anyhow::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .service(routes::get("/metrics", routes::metrics::scrape))
+                .default_service(web::to(HttpResponse::NotFound))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
+        .listen(listener)?
+        .run();
+        Ok(Self { server, local_addr })
+    }
 }
 
 impl Application {
@@ -73,6 +101,16 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let http = settings.http.clone();
         let tls = http.tls.is_some();
+        // Bound now, so an address taken stops startup before `app.started`; served
+        // once the API is.
+        let metrics_listener = match settings.metrics.bind_address {
+            Some(address) => Some(TcpListener::bind(address).map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot listen for metrics on {address} (METRICS_BIND_ADDRESS): {error}"
+                )
+            })?),
+            None => None,
+        };
 
         // Checked and recorded before the first connection is accepted: an audit log
         // that cannot be written stops startup.
@@ -95,6 +133,7 @@ impl Application {
             .await?;
 
         let data = web::Data::new(state.clone());
+        let metrics_data = data.clone();
         let mut server = HttpServer::new(move || app(data.clone(), extra_routes.clone()))
             // Signals are handled by `run_until_signalled`, so that SIGINT drains
             // in-flight requests like SIGTERM does (actix treats SIGINT as "stop now").
@@ -109,11 +148,18 @@ impl Application {
         }
         .run();
         tracing::info!(address = %local_addr, tls, "listening");
+        let metrics = metrics_listener
+            .map(|listener| MetricsListener::serve(listener, metrics_data))
+            .transpose()?;
+        if let Some(metrics) = &metrics {
+            tracing::info!(address = %metrics.local_addr, "serving metrics at /metrics");
+        }
         Ok(Self {
             server,
             local_addr,
             tls,
             state,
+            metrics,
         })
     }
 
@@ -123,6 +169,11 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `GET /metrics` is served, when the metrics listener is on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.local_addr)
     }
 
     /// The base URL clients use, e.g. `http://127.0.0.1:8080`.
@@ -174,7 +225,19 @@ impl Application {
         let deliveries =
             actix_web::rt::spawn(crate::webhooks::worker::run(self.state.webhooks.clone()));
         let watch = actix_web::rt::spawn(watch_the_store(self.state.clone(), WATCH_INTERVAL));
+        let metrics = self.metrics.map(|metrics| {
+            let handle = metrics.server.handle();
+            (handle, actix_web::rt::spawn(metrics.server))
+        });
         let served = self.server.await;
+        // The metrics listener stops with the API (and after it: a scrape still
+        // sees the last requests).
+        if let Some((handle, metrics)) = metrics {
+            handle.stop(true).await;
+            if let Ok(Err(error)) = metrics.await {
+                tracing::warn!(%error, "the metrics listener stopped with an error");
+            }
+        }
         maintenance.abort();
         watch.abort();
         // An attempt cut short here is leased, not lost: it is retried after restart.
@@ -224,6 +287,7 @@ where
         .wrap(RequestContext::new(
             &http.trusted_proxies,
             settings.log.requests,
+            data.metrics.http().clone(),
         ))
         .wrap(SecurityHeaders::new(http))
         .app_data(data)

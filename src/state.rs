@@ -24,6 +24,7 @@ use crate::documents::service::DocumentService;
 use crate::gate::GateService;
 use crate::limits::RateLimits;
 use crate::policy::service::PolicyService;
+use crate::telemetry::metrics::Metrics;
 use crate::webhooks::events::Outbox;
 use crate::webhooks::service::WebhookService;
 use tokio::sync::Notify;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub admin_access: AdminAccess,
     pub admin_overview: AdminOverview,
     pub decisions: DecisionService,
+    /// What the services record, served on the metrics listener when it is on.
+    pub metrics: Metrics,
     database: Database,
 }
 
@@ -131,7 +134,15 @@ impl AppState {
         options: OpenOptions,
     ) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
-        let db = Database::open_with(&settings.database, options).await?;
+        let gate_hosts: Vec<String> = settings
+            .gate
+            .iter()
+            .flat_map(|gate| gate.hosts.iter().map(ToString::to_string))
+            .collect();
+        let metrics = Metrics::new(&gate_hosts);
+        let db = Database::open_with(&settings.database, options)
+            .await?
+            .with_metrics(metrics.storage().clone());
         let keyring = Keyring::new(&settings)?;
         let keys = stored_secrets::check_keys(&db, &keyring, true).await?;
         for (column, rows) in &keys.legacy {
@@ -157,23 +168,32 @@ impl AppState {
             tokens.access_ttl_seconds(),
             clock.clone(),
         )
-        .await;
-        let limits = RateLimits::new(&settings.rate_limits, clock.clone());
+        .await
+        .with_metrics(metrics.sessions().clone());
+        let limits =
+            RateLimits::new(&settings.rate_limits, clock.clone()).with_metrics(metrics.limits());
         let accounts = AccountService::new(
             AccountParts {
                 db: db.clone(),
                 audit: audit.clone(),
-                hasher: PasswordHasher::new(&settings.passwords)?,
+                hasher: PasswordHasher::new(&settings.passwords)?
+                    .with_metrics(metrics.password_hashing().clone()),
                 tokens: Arc::clone(&tokens),
                 revocations: revocations.clone(),
                 clock: clock.clone(),
                 mfa_box: keyring.for_purpose(KeyPurpose::Mfa).clone(),
+                metrics: metrics.accounts().clone(),
             },
             &settings,
         );
         let policies = PolicyService::load(db.clone(), audit.clone(), clock.clone()).await?;
-        let documents =
-            DocumentService::new(db.clone(), audit.clone(), policies.clone(), clock.clone());
+        let documents = DocumentService::new(
+            db.clone(),
+            audit.clone(),
+            policies.clone(),
+            metrics.abac().clone(),
+            clock.clone(),
+        );
         let webhooks = WebhookService::new(
             db.clone(),
             audit.clone(),
@@ -181,6 +201,7 @@ impl AppState {
             keyring.for_purpose(KeyPurpose::Credential).clone(),
             settings.webhooks.clone(),
             deliveries_queued,
+            metrics.webhooks().clone(),
         );
         let session_parts = || SessionParts {
             db: db.clone(),
@@ -217,20 +238,28 @@ impl AppState {
         );
         let gate = match &settings.gate {
             Some(gate) => Some(
-                GateService::new(gate, policies.clone(), audit.clone(), clock.clone())
-                    .map_err(|e| anyhow::anyhow!("the gate's assertion key is unusable: {e}"))?,
+                GateService::new(
+                    gate,
+                    policies.clone(),
+                    audit.clone(),
+                    clock.clone(),
+                    metrics.abac().clone(),
+                    metrics.gate().clone(),
+                )
+                .map_err(|e| anyhow::anyhow!("the gate's assertion key is unusable: {e}"))?,
             ),
             None => None,
         };
         Ok(Self {
             gate,
-            admin_access: AdminAccess::new(policies.clone()),
+            admin_access: AdminAccess::new(policies.clone(), metrics.abac().clone()),
             admin_overview: AdminOverview::new(db.clone(), audit.clone(), clock.clone()),
             decisions: DecisionService::new(
                 accounts.clone(),
                 documents.clone(),
                 webhooks.clone(),
                 policies.clone(),
+                metrics.abac().clone(),
             ),
             settings,
             clock,
@@ -245,6 +274,7 @@ impl AppState {
             webhooks,
             admin_sessions,
             gate_sessions,
+            metrics,
             database: db,
         })
     }

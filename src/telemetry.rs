@@ -7,6 +7,9 @@
 //! line, too many or too large headers) would each write an ERROR line, so anyone
 //! could flood the log. They are counted instead, and the start-up wiring reports
 //! the count at WARN once a minute.
+//!
+//! `metrics` holds the Prometheus metrics the services record and the metrics
+//! listener serves.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +41,7 @@ impl<S: tracing::Subscriber> Layer<S> for CountMalformed {
 }
 
 pub mod lines;
+pub mod metrics;
 
 use crate::config::{LogFormat, LogSettings};
 

@@ -12,6 +12,7 @@ use crate::audit::{AdminActor, RequestMeta};
 use crate::model::{Role, User, UserStatus};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
+use crate::telemetry::metrics::{AbacMetrics, AbacResult};
 
 pub use crate::model::admin_action::{AdminAction, RESOURCE_TYPE};
 
@@ -39,11 +40,13 @@ pub fn is_administrator(user: &User) -> bool {
 #[derive(Clone)]
 pub struct AdminAccess {
     policies: PolicyService,
+    /// Counts the engine's decisions.
+    abac: AbacMetrics,
 }
 
 impl AdminAccess {
-    pub fn new(policies: PolicyService) -> Self {
-        Self { policies }
+    pub fn new(policies: PolicyService, abac: AbacMetrics) -> Self {
+        Self { policies, abac }
     }
 
     /// May `administrator` do `action` (on `target`, when it names one object)?
@@ -71,6 +74,7 @@ impl AdminAccess {
             context,
         };
         let decision = self.policies.decide(&request);
+        self.abac.decided(AbacResult::from(&decision.reason));
         match decision.reason {
             Reason::Error { .. } => {
                 self.policies

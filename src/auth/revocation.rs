@@ -26,8 +26,9 @@ use super::live_sessions::LiveSessions;
 use super::tokens::{Claims, LEEWAY_SECONDS};
 use crate::clock::Clock;
 use crate::db::revocations::{self, RevocationKind};
-use crate::db::{Database, DbError, refresh_tokens, sessions, users};
+use crate::db::{Database, DbError, refresh_tokens, sessions, stats, users};
 use crate::model::UserId;
+use crate::telemetry::metrics::{RevocationScope, SessionMetrics};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
@@ -86,6 +87,8 @@ pub struct RevocationStore {
     clock: Clock,
     /// The sessions an access token may name.
     live: LiveSessions,
+    /// Revocations, counted as they are remembered after their commit.
+    metrics: SessionMetrics,
 }
 
 /// How the in-memory stores are sized.
@@ -135,6 +138,7 @@ impl RevocationStore {
             token_lifetime_seconds: access_ttl_seconds + LEEWAY_SECONDS,
             clock,
             live,
+            metrics: SessionMetrics::default(),
         };
         match store.warm_up().await {
             Ok(loaded) => {
@@ -179,7 +183,7 @@ impl RevocationStore {
             }
         }
         for (user, cutoff) in cutoffs {
-            self.remember_cutoff(user, cutoff);
+            self.hold_cutoff(user, cutoff);
             loaded += 1;
         }
         Ok(loaded)
@@ -322,17 +326,40 @@ impl RevocationStore {
 
     /// Records in memory a token revocation already committed to the database.
     pub fn remember_token(&self, jti: Uuid, until: i64) {
+        self.metrics.revoked(RevocationScope::Token);
         self.remember(Key::Token(jti), Entry { at: 0, until });
     }
 
     /// Records in memory an ended session already committed to the database.
     pub fn remember_session(&self, sid: Uuid, until: i64) {
+        self.metrics.revoked(RevocationScope::Session);
         self.live.ended(sid);
         self.remember(Key::Session(sid), Entry { at: 0, until });
     }
 
     /// Records in memory a user cut-off already committed to the database.
     pub fn remember_cutoff(&self, user: UserId, cutoff: i64) {
+        self.metrics.revoked(RevocationScope::Account);
+        self.hold_cutoff(user, cutoff);
+    }
+
+    /// Counts revocations into `metrics` (set before the store is cloned).
+    pub fn with_metrics(mut self, metrics: SessionMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Account sessions neither ended nor expired, counted in the database (for the
+    /// metrics; not a check).
+    pub async fn count_live_sessions(&self) -> Result<u64, DbError> {
+        let now = self.clock.now();
+        self.db
+            .read(move |conn| Ok::<_, DbError>(stats::live_sessions(conn, now)?))
+            .await
+    }
+
+    /// Holds a user's cut-off in memory (loaded, or just committed).
+    fn hold_cutoff(&self, user: UserId, cutoff: i64) {
         let until = cutoff + self.token_lifetime_seconds;
         let at = match self.cache.get(&Key::Cutoff(user)) {
             Some(existing) => existing.at.max(cutoff),

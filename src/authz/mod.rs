@@ -24,6 +24,7 @@ use crate::documents::service::{Caller, DocumentError, DocumentService};
 use crate::policy::engine::{AccessRequest, Decision, Reason, Resource};
 use crate::policy::service::{PolicyError, PolicyService};
 use crate::policy::simulation::{SimulatedSubject, Simulation};
+use crate::telemetry::metrics::{AbacMetrics, AbacResult};
 use crate::webhooks::service::{WebhookError, WebhookService};
 
 /// Where the judged resource came from.
@@ -85,6 +86,21 @@ pub struct DecisionService {
     documents: DocumentService,
     webhooks: WebhookService,
     policies: PolicyService,
+    /// Counts the engine's decisions (simulations are not decisions).
+    abac: AbacMetrics,
+}
+
+/// How the metrics count a decision. Here, not in `telemetry::metrics`, which
+/// cannot name the engine's types: the engine's storage records its metrics there.
+impl From<&Reason> for AbacResult {
+    fn from(reason: &Reason) -> Self {
+        match reason {
+            Reason::AllowedBy { .. } => AbacResult::Allowed,
+            Reason::DeniedBy { .. } => AbacResult::Denied,
+            Reason::DefaultDeny => AbacResult::DefaultDeny,
+            Reason::Error { .. } => AbacResult::Error,
+        }
+    }
 }
 
 impl DecisionService {
@@ -93,12 +109,14 @@ impl DecisionService {
         documents: DocumentService,
         webhooks: WebhookService,
         policies: PolicyService,
+        abac: AbacMetrics,
     ) -> Self {
         Self {
             accounts,
             documents,
             webhooks,
             policies,
+            abac,
         }
     }
 
@@ -211,6 +229,7 @@ impl DecisionService {
             context: caller.context.clone(),
         };
         let decision = self.policies.decide(&request);
+        self.abac.decided(AbacResult::from(&decision.reason));
         if let Reason::Error { .. } = decision.reason {
             self.policies
                 .audit_evaluation_failure(&request, &decision, &caller.meta)

@@ -29,7 +29,10 @@ pub fn metadata_path(backup: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn copy(database: &Path, partial: &Path) -> Result<(), String> {
+/// Copies `database` into the new file `partial` through the online backup API,
+/// with a progress bar named `label`. Also what `restore` uses to stage a backup and
+/// to keep the database it replaces (a copy that takes in the write-ahead log).
+pub fn copy(database: &Path, partial: &Path, label: &str) -> Result<(), String> {
     let source =
         db::open_read_only(database).map_err(|e| format!("cannot open the database: {e}"))?;
     // One read transaction: every step reads the same snapshot.
@@ -41,9 +44,11 @@ fn copy(database: &Path, partial: &Path) -> Result<(), String> {
     let backup =
         Backup::new(&source, &mut target).map_err(|e| format!("cannot start the backup: {e}"))?;
     let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("backup [{bar:40}] {pos}/{len} pages ({eta} left)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(&format!(
+            "{label} [{{bar:40}}] {{pos}}/{{len}} pages ({{eta}} left)"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     loop {
         let step = backup
@@ -62,6 +67,15 @@ fn copy(database: &Path, partial: &Path) -> Result<(), String> {
         }
     }
     bar.finish_and_clear();
+    drop(backup);
+    // A copy is one self-contained file: out of WAL mode, so opening it (to check
+    // it, or read-only anywhere) leaves no -wal and -shm files beside it. The
+    // server puts its database back into WAL mode when it opens it.
+    target
+        .query_row("PRAGMA journal_mode = DELETE", [], |row| {
+            row.get::<_, String>(0)
+        })
+        .map_err(|e| format!("cannot finish the copy: {e}"))?;
     Ok(())
 }
 
@@ -100,7 +114,7 @@ pub fn run(database: &Path, target: &Path) -> ExitCode {
     partial_name.push(".partial");
     let partial = PathBuf::from(partial_name);
     let _ = std::fs::remove_file(&partial);
-    let checked = copy(database, &partial).and_then(|()| check(&partial));
+    let checked = copy(database, &partial, "backup").and_then(|()| check(&partial));
     let (version, events, head) = match checked {
         Ok(checked) => checked,
         Err(problem) => {

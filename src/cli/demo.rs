@@ -239,8 +239,8 @@ fn shell_word(text: &str) -> String {
 }
 
 /// Everything the demo writes under `data_dir`: the database with SQLite's side
-/// files, its anchor (and the anchor's temporary file), the keys and the proxy
-/// configurations.
+/// files, its lock file, its anchor (and the anchor's temporary file), the keys
+/// and the proxy configurations.
 fn demo_files(data_dir: &Path) -> Vec<PathBuf> {
     let database = data_dir.join(DATABASE_FILE);
     let anchor = crate::db::anchor::path_for(&database);
@@ -253,6 +253,7 @@ fn demo_files(data_dir: &Path) -> Vec<PathBuf> {
         beside(&database, "-wal"),
         beside(&database, "-shm"),
         beside(&database, "-journal"),
+        crate::db::lock::path_for(&database),
         database,
         beside(&anchor, ".tmp"),
         anchor,
@@ -277,6 +278,13 @@ fn start_over(data_dir: &Path, reset: Reset) -> Result<(), ExitCode> {
         );
         return Ok(());
     }
+    // A running demo has the database open: deleting it under the server would
+    // leave it writing to a file nobody reads. Held until the files are gone.
+    let _nobody_else =
+        crate::db::lock::take_exclusive(&data_dir.join(DATABASE_FILE)).map_err(|error| {
+            eprintln!("demo: {error}");
+            ExitCode::from(EXIT_FAILURE)
+        })?;
     if reset == Reset::Ask && !confirmed(&present)? {
         println!("Nothing deleted.");
         return Err(ExitCode::from(EXIT_FAILURE));

@@ -10,6 +10,7 @@ pub mod gate_config;
 pub mod healthcheck;
 pub mod keygen;
 pub mod policies;
+pub mod restore;
 pub mod secrets;
 pub mod serve;
 

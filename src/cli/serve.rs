@@ -16,7 +16,10 @@ pub fn run(sources: ConfigSources, accept_rollback: bool) -> ExitCode {
     };
     exit_code(run_server(
         settings,
-        OpenOptions { accept_rollback },
+        OpenOptions {
+            accept_rollback,
+            ..OpenOptions::default()
+        },
         &findings,
         |_| async { Ok(()) },
         |_| {},

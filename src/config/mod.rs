@@ -10,6 +10,7 @@ mod jwt;
 mod keys;
 mod limits;
 mod log;
+mod metrics;
 mod passwords;
 mod rules;
 mod sources;
@@ -33,6 +34,7 @@ pub use limits::{
     SoftlockSettings,
 };
 pub use log::{LogFormat, LogRequests, LogSettings};
+pub use metrics::MetricsSettings;
 pub use passwords::{MIN_ITERATIONS, MIN_MEMORY_KIB, MIN_PARALLELISM, PasswordSettings};
 pub use rules::weak_secret_reason;
 pub use sources::{ConfigSources, RawConfig};
@@ -64,6 +66,8 @@ pub struct Settings {
     /// Whether administrators need MFA to sign in to the admin pages.
     pub admin_require_mfa: bool,
     pub log: LogSettings,
+    /// The metrics listener (`METRICS_BIND_ADDRESS`), off by default.
+    pub metrics: MetricsSettings,
     /// What the checks found (warnings and passes), for the admin dashboard.
     pub findings: Findings,
 }
@@ -175,6 +179,7 @@ impl<'a> Reader<'a> {
         let gate = self.gate(http.as_ref().map(|h| h.trusted_proxies.as_slice()));
         let admin_require_mfa = self.admin_require_mfa(mode);
         let log = self.log();
+        let metrics = self.metrics(http.as_ref().map(|h| h.bind_address));
         Some(Settings {
             mode,
             jwt: jwt?,
@@ -188,6 +193,7 @@ impl<'a> Reader<'a> {
             gate: gate?,
             admin_require_mfa: admin_require_mfa?,
             log: log?,
+            metrics: metrics?,
             findings: Findings::default(),
         })
     }

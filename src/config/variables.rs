@@ -93,6 +93,8 @@ pub const GATE_SESSION_IDLE_MINUTES: &str = "GATE_SESSION_IDLE_MINUTES";
 pub const GATE_SESSION_MAX_HOURS: &str = "GATE_SESSION_MAX_HOURS";
 pub const RATE_LIMIT_GATE_USER: &str = "RATE_LIMIT_GATE_USER";
 pub const RATE_LIMIT_GATE_IP: &str = "RATE_LIMIT_GATE_IP";
+pub const METRICS_BIND_ADDRESS: &str = "METRICS_BIND_ADDRESS";
+pub const METRICS_ALLOW_REMOTE: &str = "METRICS_ALLOW_REMOTE";
 
 pub const ALL: &[Variable] = &[
     secret(
@@ -380,6 +382,16 @@ pub const ALL: &[Variable] = &[
         LOG_REQUESTS,
         Some("failures"),
         "Which requests get a line of their own: `all`, `failures` (4xx and 5xx; the default) or `server-errors` (5xx). Every line logged while a request is served carries its id either way.",
+    ),
+    var(
+        METRICS_BIND_ADDRESS,
+        None,
+        "Address and port of the Prometheus metrics listener (`GET /metrics`), e.g. 127.0.0.1:9464. Unset: no metrics listener. A non-loopback address is refused unless METRICS_ALLOW_REMOTE=true.",
+    ),
+    var(
+        METRICS_ALLOW_REMOTE,
+        Some("false"),
+        "`true` lets METRICS_BIND_ADDRESS be a non-loopback address (it has no authentication: firewall it to Prometheus).",
     ),
 ];
 

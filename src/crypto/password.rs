@@ -24,6 +24,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordSettings;
+use crate::telemetry::metrics::PasswordHashMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -63,6 +64,8 @@ pub struct PasswordHasher {
     memory: Arc<WorkMemory>,
     /// A real hash of a random password, verified when the account does not exist.
     dummy_hash: Arc<str>,
+    /// How long each hash waited for its slot.
+    metrics: PasswordHashMetrics,
 }
 
 impl PasswordHasher {
@@ -86,7 +89,14 @@ impl PasswordHasher {
             queue_timeout: settings.queue_timeout,
             memory,
             dummy_hash: Arc::from(dummy_hash),
+            metrics: PasswordHashMetrics::default(),
         })
+    }
+
+    /// Records each hash's wait for a slot into `metrics`.
+    pub fn with_metrics(mut self, metrics: PasswordHashMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Hashes a new password (PHC string, argon2id with the configured parameters).
@@ -137,13 +147,18 @@ impl PasswordHasher {
         let busy = PasswordError::Busy {
             retry_after_seconds: self.queue_timeout.as_secs().max(1),
         };
+        let queued = std::time::Instant::now();
         let permit =
             match tokio::time::timeout(self.queue_timeout, Arc::clone(&self.slots).acquire_owned())
                 .await
             {
                 Ok(Ok(permit)) => permit,
-                _ => return Err(busy),
+                _ => {
+                    self.metrics.gave_up(queued.elapsed());
+                    return Err(busy);
+                }
             };
+        self.metrics.waited(queued.elapsed());
         let memory = Arc::clone(&self.memory);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;

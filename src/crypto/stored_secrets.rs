@@ -112,62 +112,70 @@ pub async fn check_keys(
     create_missing: bool,
 ) -> Result<KeyReport, KeyCheckError> {
     let keyring = keyring.clone();
-    let work = move |conn: &rusqlite::Connection| {
-        let mut report = KeyReport::default();
-        let mut problems = Vec::new();
-        for purpose in KeyPurpose::ALL {
-            let sealer = keyring.for_purpose(purpose);
-            let variable = purpose.variable();
-            let canary = sealed::canary(conn, purpose)?;
-            let canary_opens = canary
-                .as_ref()
-                .is_none_or(|value| sealer.open(value).is_ok());
-            let mut unreadable = 0;
-            for col in SEALED_COLUMNS.iter().filter(|c| c.purpose == purpose) {
-                let mut legacy = 0;
-                scan(conn, col, |_, value| {
-                    match sealer.open(value).map(|o| o.sealing) {
-                        Ok(Sealing::Legacy) => legacy += 1,
-                        Ok(_) => {}
-                        Err(_) => unreadable += 1,
-                    }
-                })?;
-                if legacy > 0 {
-                    report.legacy.push((col.label(), legacy));
-                }
-            }
-            match (unreadable, canary.is_some(), canary_opens) {
-                (0, true, true) => {}
-                (0, false, _) => {
-                    if create_missing {
-                        sealed::put_canary(conn, purpose, &sealer.seal(CANARY_PLAINTEXT)?)?;
-                    }
-                    report.canaries_created.push(purpose);
-                }
-                // No canary yet and nothing opens, or a canary that does not open:
-                // the key is simply wrong.
-                (rows, false, _) | (rows, true, false) => problems.push(KeyProblem {
-                    variable,
-                    rows,
-                    canary_opens: false,
-                }),
-                (rows, true, true) => problems.push(KeyProblem {
-                    variable,
-                    rows,
-                    canary_opens: true,
-                }),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(KeyCheckError::Mismatch(problems));
-        }
-        Ok::<_, KeyCheckError>(report)
-    };
     if create_missing {
-        db.write(move |tx| work(tx)).await
+        db.write(move |tx| check_keys_on(tx, &keyring, true)).await
     } else {
-        db.read(move |conn| work(conn)).await
+        db.read(move |conn| check_keys_on(conn, &keyring, false))
+            .await
     }
+}
+
+/// [`check_keys`] on a connection of the caller's: what `portcullis restore` asks
+/// of a backup before putting it in place (read-only, so `create_missing` false).
+pub fn check_keys_on(
+    conn: &rusqlite::Connection,
+    keyring: &Keyring,
+    create_missing: bool,
+) -> Result<KeyReport, KeyCheckError> {
+    let mut report = KeyReport::default();
+    let mut problems = Vec::new();
+    for purpose in KeyPurpose::ALL {
+        let sealer = keyring.for_purpose(purpose);
+        let variable = purpose.variable();
+        let canary = sealed::canary(conn, purpose)?;
+        let canary_opens = canary
+            .as_ref()
+            .is_none_or(|value| sealer.open(value).is_ok());
+        let mut unreadable = 0;
+        for col in SEALED_COLUMNS.iter().filter(|c| c.purpose == purpose) {
+            let mut legacy = 0;
+            scan(conn, col, |_, value| {
+                match sealer.open(value).map(|o| o.sealing) {
+                    Ok(Sealing::Legacy) => legacy += 1,
+                    Ok(_) => {}
+                    Err(_) => unreadable += 1,
+                }
+            })?;
+            if legacy > 0 {
+                report.legacy.push((col.label(), legacy));
+            }
+        }
+        match (unreadable, canary.is_some(), canary_opens) {
+            (0, true, true) => {}
+            (0, false, _) => {
+                if create_missing {
+                    sealed::put_canary(conn, purpose, &sealer.seal(CANARY_PLAINTEXT)?)?;
+                }
+                report.canaries_created.push(purpose);
+            }
+            // No canary yet and nothing opens, or a canary that does not open:
+            // the key is simply wrong.
+            (rows, false, _) | (rows, true, false) => problems.push(KeyProblem {
+                variable,
+                rows,
+                canary_opens: false,
+            }),
+            (rows, true, true) => problems.push(KeyProblem {
+                variable,
+                rows,
+                canary_opens: true,
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(KeyCheckError::Mismatch(problems));
+    }
+    Ok(report)
 }
 
 /// Calls `f` with every (key, value) of `col`, in key order, a batch at a time.

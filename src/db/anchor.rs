@@ -63,10 +63,15 @@ pub fn read(path: &Path) -> Result<Option<Anchor>, AnchorError> {
     }
 }
 
+/// One anchor write at a time in this process: the writer's thread and a command
+/// writing the anchor itself (`restore`) share the temporary file's name.
+static WRITING: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+
 /// Writes the anchor: a temporary file beside it, synced, then renamed over it, so
 /// a crash leaves the old anchor or the new one, never half of one.
 pub fn write(path: &Path, anchor: &Anchor) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    let _one_at_a_time = WRITING.lock();
     let text = serde_json::to_vec(anchor).map_err(std::io::Error::other)?;
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");

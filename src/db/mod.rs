@@ -10,6 +10,7 @@ pub mod anchor;
 pub mod audit_events;
 pub mod browser_sessions;
 pub mod documents;
+pub mod lock;
 pub mod mfa;
 mod migrations;
 pub mod policies;
@@ -30,6 +31,7 @@ use deadpool::unmanaged::Pool;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::config::DatabaseSettings;
+use crate::telemetry::metrics::StorageMetrics;
 
 pub use migrations::SCHEMA_VERSION;
 
@@ -106,6 +108,8 @@ pub enum DbError {
     },
     #[error(transparent)]
     Anchor(#[from] anchor::AnchorError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
 }
 
 impl DbError {
@@ -148,11 +152,14 @@ impl DbError {
 }
 
 /// How the database is opened.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Open a database whose audit chain lacks the anchored head (a restored
     /// backup), instead of refusing; [`Database::rolled_back`] then says so.
     pub accept_rollback: bool,
+    /// The lock already held on the database (a restore's exclusive one); without
+    /// it, opening takes a shared lock of its own.
+    pub held_lock: Option<Arc<lock::DatabaseLock>>,
 }
 
 /// Which file was opened: a path that later names another file (or none) means
@@ -221,6 +228,10 @@ pub struct Database {
     anchored_head: Arc<AtomicI64>,
     /// Set when a rollback was accepted at open: what the anchor remembered.
     rolled_back: Option<Arc<anchor::Anchor>>,
+    /// Held while any clone is alive, so a restore waits for this process to let go.
+    _lock: Arc<lock::DatabaseLock>,
+    /// Write latency and failures, and the audit events commits carried.
+    metrics: StorageMetrics,
     #[cfg(feature = "fault-injection")]
     faults: faults::Faults,
 }
@@ -239,7 +250,12 @@ impl Database {
         let path = settings.path.clone();
         let readers = settings.read_connections;
         let anchor_path = anchor::path_for(&path);
+        let held_lock = options.held_lock.clone();
         let opened = tokio::task::spawn_blocking(move || {
+            let lock = match held_lock {
+                Some(held) => held,
+                None => Arc::new(lock::hold_shared(&path)?),
+            };
             let anchored = anchor::read(&anchor_path)?;
             if anchored.is_some() && !path.exists() {
                 return Err(DbError::Missing {
@@ -270,11 +286,19 @@ impl Database {
             let readers = (0..readers)
                 .map(|_| open_connection(&path, Role::Reader))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, DbError>((writer, readers, identity, head, rolled_back, anchor_path))
+            Ok::<_, DbError>((
+                writer,
+                readers,
+                identity,
+                head,
+                rolled_back,
+                anchor_path,
+                lock,
+            ))
         })
         .await
         .map_err(|_| DbError::TaskFailed)??;
-        let (writer_conn, reader_conns, identity, head, rolled_back, anchor_path) = opened;
+        let (writer_conn, reader_conns, identity, head, rolled_back, anchor_path, lock) = opened;
         let anchor = anchor::AnchorWriter::start(anchor_path);
         let anchored_head = Arc::new(AtomicI64::new(0));
         // From the first start on, the anchor holds the head (a database without
@@ -294,9 +318,18 @@ impl Database {
             anchor,
             anchored_head,
             rolled_back: rolled_back.map(Arc::new),
+            _lock: lock,
+            metrics: StorageMetrics::default(),
             #[cfg(feature = "fault-injection")]
             faults: faults::Faults::default(),
         })
+    }
+
+    /// Records write latency and failures, and the audit events each commit
+    /// carried, into `metrics` (set before the handle is cloned).
+    pub fn with_metrics(mut self, metrics: StorageMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// When a rollback was accepted at open: the head the anchor remembered.
@@ -323,7 +356,11 @@ impl Database {
     fn anchor_head(&self, conn: &Connection) {
         match audit_events::last_link(conn) {
             Ok(Some((event, hash))) => {
-                if self.anchored_head.swap(event, Ordering::SeqCst) != event {
+                let before = self.anchored_head.swap(event, Ordering::SeqCst);
+                if before != event {
+                    // Ids grow by one per event: the commit carried the difference.
+                    self.metrics
+                        .audit_appended(u64::try_from(event - before).unwrap_or(0));
                     self.anchor.publish(anchor::Anchor { event, hash });
                 }
             }
@@ -398,10 +435,26 @@ impl Database {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let started = Instant::now();
+        let ran = self.run_write(f, after_commit).await;
+        self.metrics.wrote(started.elapsed(), ran.is_err());
+        ran?
+    }
+
+    /// [`Database::write_then`]'s work: `Err` when the storage failed the write
+    /// (no writer, the file lost, BEGIN or COMMIT failed), `Ok(Err)` when `f`
+    /// refused and the transaction rolled back.
+    async fn run_write<T, E, F, A>(&self, f: F, after_commit: A) -> Result<Result<T, E>, DbError>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
         self.check_faults()?;
         self.check_write_faults()?;
         if self.watch.lost.load(Ordering::SeqCst) {
-            return Err(DbError::Lost.into());
+            return Err(DbError::Lost);
         }
         let mut conn = tokio::time::timeout(BUSY_TIMEOUT, self.writer.get())
             .await
@@ -409,14 +462,15 @@ impl Database {
             .map_err(|_| DbError::Closed)?;
         let db = self.clone();
         tokio::task::spawn_blocking(move || {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(DbError::from)?;
-            let value = f(&tx)?;
-            tx.commit().map_err(DbError::from)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = match f(&tx) {
+                Ok(value) => value,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            tx.commit()?;
             after_commit(&value);
             db.anchor_head(&conn);
-            Ok(value)
+            Ok(Ok(value))
         })
         .await
         .map_err(|_| DbError::TaskFailed)?

@@ -1,4 +1,4 @@
-//! Read-only counts for the admin dashboard.
+//! Read-only counts for the admin dashboard and the metrics.
 
 use rusqlite::{Connection, params};
 
@@ -44,4 +44,25 @@ pub fn failed_login_times(conn: &Connection, since: &str) -> rusqlite::Result<Ve
     )?;
     let rows = stmt.query_map(params![since], |row| row.get(0))?;
     rows.collect()
+}
+
+/// Account sessions neither ended nor expired at `now`.
+pub fn live_sessions(conn: &Connection, now: i64) -> rusqlite::Result<u64> {
+    count(
+        conn,
+        "SELECT count(*) FROM sessions WHERE ended_at IS NULL AND expires_at > ?1",
+        [now],
+    )
+    .map(|n| u64::try_from(n).unwrap_or(0))
+}
+
+/// Webhook deliveries not yet delivered nor given up: queued, in flight, or
+/// waiting for a retry.
+pub fn webhook_backlog(conn: &Connection) -> rusqlite::Result<u64> {
+    count(
+        conn,
+        "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'",
+        [],
+    )
+    .map(|n| u64::try_from(n).unwrap_or(0))
 }

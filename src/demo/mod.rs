@@ -9,17 +9,17 @@
 pub mod webhook;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::audit::{AdminActor, RequestMeta};
 use crate::auth::mfa::TotpSecret;
 use crate::crypto::keys::random_password;
 use crate::documents::service::{Caller, DocumentInput};
 use crate::model::document::Classification;
-use crate::model::policy::{Effect, PolicyStatus, Principals};
 use crate::model::{Email, Role, User, UserId};
+use crate::policy::as_code::{self, FileFormat, PolicyFile};
 use crate::policy::engine::{Context, Subject};
-use crate::policy::validate::PolicyDraft;
+use crate::policy::service::PolicyError;
 use crate::state::AppState;
 
 pub struct DemoAccount {
@@ -90,103 +90,46 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Vec<DemoAccount>> {
     Ok(created)
 }
 
-fn condition(attribute: &str, operator: &str, value: Value) -> Value {
-    json!({"attribute": attribute, "operator": operator, "value": value})
-}
+/// The demo's policies: the example policy file shipped in `data/examples/`,
+/// imported as `portcullis policies import` imports a file. A test keeps the file
+/// equal to what `portcullis policies export` prints for a fresh demo.
+const POLICIES: &str = include_str!("../../data/examples/policies.json");
 
 async fn seed_policies(state: &AppState) -> anyhow::Result<()> {
     // Seeded by the operator who started the demo, on the host.
     let operator = AdminActor::HostOperator;
-    let departments = json!(["engineering", "sales"]);
-    let drafts = [
-        (
-            "Departments read each other's internal documents",
-            "Engineering and sales may read each other's internal documents.",
-            Effect::Allow,
-            json!({"all": [
-                condition("subject.attributes.department", "in", departments.clone()),
-                condition("resource.attributes.department", "in", departments),
-                condition("resource.attributes.classification", "eq", json!("internal")),
-            ]}),
-            500,
+    let file: PolicyFile = as_code::read(POLICIES, FileFormat::Json).map_err(|problem| {
+        anyhow::anyhow!(
+            "data/examples/policies.json: {}: {}",
+            problem.field,
+            problem.message
+        )
+    })?;
+    let context = Context {
+        now: state.clock.now(),
+        ..Context::default()
+    };
+    let refused = |error: PolicyError| match error {
+        PolicyError::Validation(problems) => anyhow::anyhow!(
+            "data/examples/policies.json: {}",
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
-        (
-            "Everyone reads public documents",
-            "Any signed-in user may read a public document.",
-            Effect::Allow,
-            condition("resource.attributes.classification", "eq", json!("public")),
-            400,
-        ),
-        (
-            "Confidential documents stay with their owner",
-            "Nobody but the owner may do anything to a confidential document, whatever else allows it.",
-            Effect::Deny,
-            json!({"all": [
-                condition("resource.attributes.classification", "eq", json!("confidential")),
-                condition("subject.id", "ne", json!({"attribute": "resource.owner_id"})),
-            ]}),
-            900,
-        ),
-    ];
-    for (name, description, effect, conditions, priority) in drafts {
-        let draft = PolicyDraft {
-            name: name.to_owned(),
-            description: description.to_owned(),
-            effect,
-            resource_type: "document".to_owned(),
-            actions: vec![if effect == Effect::Allow { "read" } else { "*" }.to_owned()],
-            conditions: Some(conditions),
-            priority,
-            status: PolicyStatus::Active,
-            principals: Principals::Everyone,
-        };
-        state
-            .policies
-            .create(draft, &operator, &RequestMeta::default())
-            .await
-            .map_err(|e| anyhow::anyhow!("demo policy {name}: {e}"))?;
-    }
-    // The gate: every signed-in account opens the demo apps, and their /healthz is
-    // public.
-    let gate_drafts = [
-        (
-            "Signed-in users open the demo apps",
-            "Any signed-in account may use every app behind the demo gate.",
-            None,
-            Principals::Everyone,
-            vec!["*".to_owned()],
-        ),
-        (
-            "The demo apps' health checks are public",
-            "Anyone, signed in or not, may GET /healthz of an app behind the gate.",
-            Some(condition(
-                "resource.attributes.path",
-                "eq",
-                json!("/healthz"),
-            )),
-            Principals::Public,
-            vec!["get".to_owned()],
-        ),
-    ];
-    for (name, description, conditions, principals, actions) in gate_drafts {
-        let draft = PolicyDraft {
-            name: name.to_owned(),
-            description: description.to_owned(),
-            effect: Effect::Allow,
-            resource_type: crate::gate::ROUTE.to_owned(),
-            actions,
-            conditions,
-            priority: 100,
-            status: PolicyStatus::Active,
-            principals,
-        };
-        state
-            .policies
-            .create(draft, &operator, &RequestMeta::default())
-            .await
-            .map_err(|e| anyhow::anyhow!("demo policy {name}: {e}"))?;
-    }
-    Ok(())
+        other => anyhow::anyhow!("demo policies: {other}"),
+    };
+    let plan = state
+        .policies
+        .plan_import(file, &operator, &context)
+        .await
+        .map_err(refused)?;
+    state
+        .policies
+        .apply_plan(&plan, &operator, &RequestMeta::default(), "demo")
+        .await
+        .map_err(refused)
 }
 
 async fn seed_documents(state: &AppState, users: &[User]) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ use crate::db::{Database, documents};
 use crate::model::document::{Classification, Document};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
+use crate::telemetry::metrics::{AbacMetrics, AbacResult};
 use crate::validation::FieldError;
 
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -157,6 +158,8 @@ pub struct DocumentService {
     db: Database,
     audit: AuditLog,
     policies: PolicyService,
+    /// Counts the engine's decisions.
+    abac: AbacMetrics,
     clock: Clock,
     /// Recently read documents: reads outnumber writes, and a database round trip
     /// is most of a read's cost. Decisions are never cached, only the data.
@@ -173,11 +176,18 @@ pub struct DocumentPage {
 }
 
 impl DocumentService {
-    pub fn new(db: Database, audit: AuditLog, policies: PolicyService, clock: Clock) -> Self {
+    pub fn new(
+        db: Database,
+        audit: AuditLog,
+        policies: PolicyService,
+        abac: AbacMetrics,
+        clock: Clock,
+    ) -> Self {
         Self {
             db,
             audit,
             policies,
+            abac,
             clock,
             writes: Arc::new(AtomicU64::new(0)),
             cache: moka::sync::Cache::builder()
@@ -201,6 +211,7 @@ impl DocumentService {
             context: caller.context.clone(),
         };
         let decision = self.policies.decide(&request);
+        self.abac.decided(AbacResult::from(&decision.reason));
         if let Reason::Error { .. } = decision.reason {
             self.policies
                 .audit_evaluation_failure(&request, &decision, &caller.meta)

@@ -32,6 +32,7 @@ use crate::model::User;
 use crate::model::host::{HostPattern, RequestHost, parse_host_port};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
+use crate::telemetry::metrics::{AbacMetrics, AbacResult, GateMetrics, GateResult};
 use assertion::{AssertionClaims, AssertionError, AssertionSigner};
 use stats::{GateStats, Outcome};
 
@@ -295,6 +296,9 @@ pub struct GateService {
     audit: AuditLog,
     clock: Clock,
     stats: GateStats,
+    /// Counts the engine's decisions, and the gate's answers by host entry.
+    abac: AbacMetrics,
+    metrics: GateMetrics,
     /// Denials audited in the last minute, by account, host, method and path: a
     /// signed-in account that repeats a refused request (a script, a reloading tab)
     /// is audited once a minute for it, not once a request. Counted every time.
@@ -310,6 +314,8 @@ impl GateService {
         policies: PolicyService,
         audit: AuditLog,
         clock: Clock,
+        abac: AbacMetrics,
+        metrics: GateMetrics,
     ) -> Result<Self, AssertionError> {
         Ok(Self {
             hosts: settings.hosts.clone().into(),
@@ -324,6 +330,8 @@ impl GateService {
             audit,
             clock,
             stats: GateStats::new(settings.hosts.len()),
+            abac,
+            metrics,
             // Ages are checked when read (no time-to-live, whose expiry would
             // sweep every old entry at once on some request's worker).
             audited_denials: moka::sync::Cache::builder().max_capacity(20_000).build(),
@@ -357,9 +365,14 @@ impl GateService {
             .collect()
     }
 
-    /// The `GATE_HOSTS` entry that covers `host`, if any.
+    /// The `GATE_HOSTS` entry that covers `host`, if any. A host none covers is
+    /// refused, and counted as such (as host `other`).
     pub fn entry_for(&self, host: &RequestHost) -> Option<usize> {
-        self.hosts.iter().position(|p| p.matches(host))
+        let entry = self.hosts.iter().position(|p| p.matches(host));
+        if entry.is_none() {
+            self.metrics.decided(None, GateResult::UnprotectedHost);
+        }
+        entry
     }
 
     /// Where a sign-in may return to, if `rd` is safe (see [`redirect`]).
@@ -396,7 +409,9 @@ impl GateService {
             },
         };
         let decision = self.policies.decide(&access);
+        self.abac.decided(AbacResult::from(&decision.reason));
         if let Reason::Error { .. } = decision.reason {
+            self.metrics.decided(Some(entry), GateResult::Error);
             self.policies
                 .audit_evaluation_failure(&access, &decision, &meta())
                 .await;
@@ -405,19 +420,26 @@ impl GateService {
         match (decision.allowed, user) {
             (true, user) => {
                 let identity = match user {
-                    Some(user) => Some(self.identity(user, request, now)?),
+                    Some(user) => {
+                        Some(self.identity(user, request, now).inspect_err(|_| {
+                            self.metrics.decided(Some(entry), GateResult::Error)
+                        })?)
+                    }
                     None => None,
                 };
                 self.stats.count(entry, Outcome::Allowed, now);
+                self.metrics.decided(Some(entry), GateResult::Allowed);
                 Ok(Verdict::Allowed(identity))
             }
             (false, None) => {
                 // Counted, not audited: a crawler must not flood the audit log.
                 self.stats.count(entry, Outcome::Redirected, now);
+                self.metrics.decided(Some(entry), GateResult::SignInFirst);
                 Ok(Verdict::SignInFirst)
             }
             (false, Some(user)) => {
                 self.stats.count(entry, Outcome::Denied, now);
+                self.metrics.decided(Some(entry), GateResult::Denied);
                 self.audit_denial(user, request, &decision.reason, &meta())
                     .await;
                 Ok(Verdict::Denied)

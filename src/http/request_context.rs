@@ -1,6 +1,7 @@
 //! The outermost per-request middleware. It gives each request an id and a client
-//! address, times it, turns a handler panic into an opaque 500 (the worker keeps
-//! serving), and makes every error response a problem+json body carrying the id.
+//! address, times it (and counts it in the metrics by route class and status),
+//! turns a handler panic into an opaque 500 (the worker keeps serving), and makes
+//! every error response a problem+json body carrying the id.
 
 use std::future::{Ready, ready};
 use std::panic::AssertUnwindSafe;
@@ -25,6 +26,7 @@ use crate::config::LogRequests;
 use crate::http::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::policy::engine::Context;
 use crate::telemetry::lines::{InRequest, in_request};
+use crate::telemetry::metrics::{HttpMetrics, RouteClass};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const PROCESS_TIME_HEADER: &str = "x-process-time";
@@ -111,17 +113,50 @@ pub fn policy_context(req: &HttpRequest, meta: &RequestMeta, now: i64) -> Contex
     }
 }
 
+/// The route class a path is counted under: its fixed prefix, never the path
+/// (which may carry ids), so the metrics' label set stays bounded.
+pub fn route_class(path: &str) -> RouteClass {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if let Some(api) = path.strip_prefix("/api/v1/") {
+        return match api.split('/').next().unwrap_or("") {
+            "auth" => RouteClass::Auth,
+            "documents" => RouteClass::Documents,
+            "webhooks" => RouteClass::Webhooks,
+            "authz" => RouteClass::Authz,
+            "admin" => RouteClass::AdminApi,
+            "gate" => RouteClass::Gate,
+            _ => RouteClass::Other,
+        };
+    }
+    if under("/health") {
+        RouteClass::Health
+    } else if under("/admin") {
+        RouteClass::AdminPages
+    } else if under("/gate") {
+        RouteClass::Portal
+    } else if path == "/api/openapi.json" || under("/.well-known") || under("/static") {
+        RouteClass::Static
+    } else {
+        RouteClass::Other
+    }
+}
+
 #[derive(Clone)]
 pub struct RequestContext {
     trusted_proxies: Rc<[IpNet]>,
     requests: LogRequests,
+    metrics: Rc<HttpMetrics>,
 }
 
 impl RequestContext {
-    pub fn new(trusted_proxies: &[IpNet], requests: LogRequests) -> Self {
+    pub fn new(trusted_proxies: &[IpNet], requests: LogRequests, metrics: HttpMetrics) -> Self {
         Self {
             trusted_proxies: Rc::from(trusted_proxies),
             requests,
+            metrics: Rc::new(metrics),
         }
     }
 }
@@ -142,6 +177,7 @@ where
             service: Rc::new(service),
             trusted_proxies: Rc::clone(&self.trusted_proxies),
             requests: self.requests,
+            metrics: Rc::clone(&self.metrics),
         }))
     }
 }
@@ -150,6 +186,7 @@ pub struct RequestContextMiddleware<S> {
     service: Rc<S>,
     trusted_proxies: Rc<[IpNet]>,
     requests: LogRequests,
+    metrics: Rc<HttpMetrics>,
 }
 
 impl<S, B> Service<ServiceRequest> for RequestContextMiddleware<S>
@@ -165,6 +202,7 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
+        let class = route_class(req.path());
         let request_id = RequestId::from_headers(req.headers());
         let client = client_ip::resolve(
             req.peer_addr().map(|a| a.ip()),
@@ -181,6 +219,7 @@ where
         let fields = request_span::fields(req.request(), &request_id, client);
         let service = Rc::clone(&self.service);
         let requests = self.requests;
+        let metrics = Rc::clone(&self.metrics);
         Box::pin(async move {
             // A panic may happen while building the future or while polling it.
             let called = in_request(&fields, || {
@@ -198,6 +237,7 @@ where
                 None => (StatusCode::INTERNAL_SERVER_ERROR, None),
             };
             request_span::end(&fields, route.as_deref(), status, started, requests);
+            metrics.observe(class, status.as_u16(), started.elapsed());
             match outcome {
                 Some(Ok(response)) => {
                     let (request, response) = response.map_into_boxed_body().into_parts();
@@ -297,6 +337,40 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_counted_by_their_fixed_prefix() {
+        for (path, class) in [
+            ("/health", RouteClass::Health),
+            ("/health/ready", RouteClass::Health),
+            ("/healthz", RouteClass::Other),
+            ("/api/v1/auth/login", RouteClass::Auth),
+            ("/api/v1/documents", RouteClass::Documents),
+            (
+                "/api/v1/documents/6f1c2a4e-0000-4000-8000-000000000001",
+                RouteClass::Documents,
+            ),
+            ("/api/v1/webhooks/1/deliveries", RouteClass::Webhooks),
+            ("/api/v1/authz/check", RouteClass::Authz),
+            ("/api/v1/admin/policies/x", RouteClass::AdminApi),
+            ("/api/v1/gate/forward-auth", RouteClass::Gate),
+            ("/api/v1/nothing", RouteClass::Other),
+            ("/api/v1", RouteClass::Other),
+            ("/api/v1x/auth", RouteClass::Other),
+            ("/gate/login", RouteClass::Portal),
+            ("/gateway", RouteClass::Other),
+            ("/admin", RouteClass::AdminPages),
+            ("/admin/users/42", RouteClass::AdminPages),
+            ("/administrator", RouteClass::Other),
+            ("/api/openapi.json", RouteClass::Static),
+            ("/.well-known/jwks.json", RouteClass::Static),
+            ("/static/admin.css", RouteClass::Static),
+            ("/", RouteClass::Other),
+            ("/wp-login.php", RouteClass::Other),
+        ] {
+            assert_eq!(route_class(path), class, "{path}");
+        }
+    }
 
     #[test]
     fn request_id_charset_and_length() {

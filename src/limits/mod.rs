@@ -41,6 +41,7 @@ use store::{BoundedStore, Probe};
 
 use crate::clock::Clock;
 use crate::config::{RateLimitSettings, RateQuota};
+use crate::telemetry::metrics::{Counter, LimitMetrics};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteClass {
@@ -168,6 +169,16 @@ pub struct RateLimits {
     clock: LimiterClock,
     /// Requests refused since startup, for the admin dashboard.
     denied: Arc<AtomicU64>,
+    /// Each class's refusal counter in the metrics, in [`RouteClass::ALL`] order.
+    denials: Arc<[Counter]>,
+}
+
+/// One refusal counter per class, in [`RouteClass::ALL`] order.
+fn denial_counters(metrics: &LimitMetrics) -> Arc<[Counter]> {
+    RouteClass::ALL
+        .iter()
+        .map(|class| metrics.denials_of(class.name()))
+        .collect()
 }
 
 fn governor_quota(quota: RateQuota) -> Quota {
@@ -204,7 +215,14 @@ impl RateLimits {
             limiters,
             clock,
             denied: Arc::new(AtomicU64::new(0)),
+            denials: denial_counters(&LimitMetrics::default()),
         }
+    }
+
+    /// Counts refusals, by class, in `metrics` (set before the limits are cloned).
+    pub fn with_metrics(mut self, metrics: &LimitMetrics) -> Self {
+        self.denials = denial_counters(metrics);
+        self
     }
 
     fn limiter(&self, class: RouteClass) -> &ClassLimiter {
@@ -236,6 +254,9 @@ impl RateLimits {
     fn refusals_counted(&self, decision: Decision) -> Decision {
         if !decision.allowed {
             self.denied.fetch_add(1, Ordering::Relaxed);
+            if let Some(counter) = self.denials.get(decision.class as usize) {
+                counter.inc();
+            }
         }
         decision
     }
@@ -314,6 +335,14 @@ impl RateLimits {
             .collect()
     }
 
+    /// Checks each class's overflow bucket answered since startup, by class name.
+    pub fn overflow_totals(&self) -> Vec<(&'static str, u64)> {
+        RouteClass::ALL
+            .iter()
+            .map(|&class| (class.name(), self.limiter(class).store.overflow_hits()))
+            .collect()
+    }
+
     /// Requests refused by any limiter since startup.
     pub fn denied_total(&self) -> u64 {
         self.denied.load(Ordering::Relaxed)
@@ -353,6 +382,58 @@ mod tests {
 
     fn ip(text: &str) -> LimitKey {
         LimitKey::ip(text.parse().expect("ip"))
+    }
+
+    /// A million distinct client addresses, each refused by a limiter whose key
+    /// table overflowed, add no metric series: refusals are counted by class.
+    #[test]
+    fn a_million_sprayed_addresses_add_no_metric_series() {
+        use crate::telemetry::metrics::{Metrics, Readings};
+        let metrics = Metrics::new(&[]);
+        let limits =
+            RateLimits::new(&settings(1_000), Clock::manual(1_000)).with_metrics(metrics.limits());
+        let series = || {
+            let readings = Readings {
+                limiter_overflow: limits.overflow_totals(),
+                ..Readings::default()
+            };
+            let text = metrics.encode(&readings).expect("encodes");
+            let names: std::collections::BTreeSet<String> = text
+                .lines()
+                .filter(|line| !line.starts_with('#'))
+                .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+                .collect();
+            (names, text)
+        };
+        let (before, _) = series();
+        for n in 0u32..1_000_000 {
+            let address = std::net::Ipv4Addr::from(0x0b00_0000 + n);
+            limits.check(RouteClass::LoginIp, &LimitKey::ip(address.into()));
+        }
+        let (after, text) = series();
+        assert!(
+            after == before,
+            "series added: {:?}",
+            after.difference(&before)
+        );
+        let value = |series: &str| {
+            text.lines().find_map(|line| {
+                line.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        // The first thousand addresses had buckets of their own; the rest shared the
+        // overflow bucket, which let five through.
+        assert_eq!(
+            value("portcullis_rate_limit_denials_total{class=\"login_ip\"}"),
+            Some(1_000_000 - 1_000 - 5)
+        );
+        assert_eq!(
+            value("portcullis_rate_limit_overflow_total{class=\"login_ip\"}"),
+            Some(1_000_000 - 1_000)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::admin_guard::{self, ADMINISTRATORS_LISTED, AdminLoss};
 use super::engine::{AccessRequest, Context, Decision, PolicySet, Reason};
+use super::plan::ImportPlan;
 use super::validate::{PolicyDraft, check_draft, compile};
 use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::Clock;
@@ -35,6 +36,10 @@ pub enum PolicyError {
     BuiltInRule,
     #[error("this change would leave no active administrator able to edit policies")]
     LocksOutAdministrators,
+    /// The stored policies changed after an import was planned: it is planned
+    /// again, never applied over changes its plan did not show.
+    #[error("the policies changed since this import was planned; plan it again")]
+    Stale,
     #[error("stored policy {id} no longer compiles: {reason}")]
     Corrupt { id: Uuid, reason: String },
     #[error(transparent)]
@@ -45,7 +50,7 @@ crate::db::storage_failures_are_unexpected!(PolicyError);
 
 /// Compiles every stored policy into a set. One that does not compile (a row
 /// edited outside Portcullis) is an error: the set is never built without it.
-fn build_set(stored: Vec<Policy>) -> Result<PolicySet, PolicyError> {
+pub(super) fn build_set(stored: Vec<Policy>) -> Result<PolicySet, PolicyError> {
     let mut compiled = Vec::with_capacity(stored.len());
     for policy in stored {
         let id = policy.id;
@@ -61,6 +66,45 @@ fn build_set(stored: Vec<Policy>) -> Result<PolicySet, PolicyError> {
         })?);
     }
     Ok(PolicySet::new(compiled))
+}
+
+/// The policy `draft` saves as `id` (over `previous`, when it exists) at `now`,
+/// validated as every door validates it: the draft's own fields, then its
+/// conditions compiled, so every error is reported at once.
+pub(super) fn build_policy(
+    id: Uuid,
+    draft: PolicyDraft,
+    previous: Option<&Policy>,
+    actor: &str,
+    now: i64,
+) -> Result<Policy, Vec<FieldError>> {
+    let mut errors = check_draft(&draft);
+    let policy = Policy {
+        id,
+        name: draft.name.trim().to_owned(),
+        description: draft.description,
+        effect: draft.effect,
+        resource_type: draft.resource_type,
+        actions: draft.actions,
+        conditions: draft.conditions.filter(|c| !c.is_null()),
+        priority: draft.priority,
+        status: draft.status,
+        principals: draft.principals,
+        version: previous.map_or(1, |p| p.version + 1),
+        system: previous.is_some_and(|p| p.system),
+        created_by: previous.map_or(Some(actor.to_owned()), |p| p.created_by.clone()),
+        created_at: previous.map_or(now, |p| p.created_at),
+        updated_by: Some(actor.to_owned()),
+        updated_at: now,
+    };
+    if let Err(more) = compile(policy.clone()) {
+        errors.extend(more);
+    }
+    if errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The store's generation and every stored policy, as of one moment.
@@ -244,6 +288,12 @@ impl PolicyService {
         Arc::clone(&self.current.read().set)
     }
 
+    /// The live set and the store's generation it was built from, read together.
+    pub(super) fn current_with_generation(&self) -> (Arc<PolicySet>, i64) {
+        let loaded = self.current.read();
+        (Arc::clone(&loaded.set), loaded.generation)
+    }
+
     /// The decision for `request`, without explanation.
     pub fn decide(&self, request: &AccessRequest) -> Decision {
         self.current().decide(request)
@@ -327,44 +377,14 @@ impl PolicyService {
         Ok(rows.into_iter().map(PolicyVersion::from).collect())
     }
 
-    fn policy_from_draft(
+    pub(super) fn policy_from_draft(
         &self,
         id: Uuid,
         draft: PolicyDraft,
         previous: Option<&Policy>,
         actor: &str,
     ) -> Result<Policy, Vec<FieldError>> {
-        let errors = check_draft(&draft);
-        let now = self.clock.now();
-        let policy = Policy {
-            id,
-            name: draft.name.trim().to_owned(),
-            description: draft.description,
-            effect: draft.effect,
-            resource_type: draft.resource_type,
-            actions: draft.actions,
-            conditions: draft.conditions.filter(|c| !c.is_null()),
-            priority: draft.priority,
-            status: draft.status,
-            principals: draft.principals,
-            version: previous.map_or(1, |p| p.version + 1),
-            system: previous.is_some_and(|p| p.system),
-            created_by: previous.map_or(Some(actor.to_owned()), |p| p.created_by.clone()),
-            created_at: previous.map_or(now, |p| p.created_at),
-            updated_by: Some(actor.to_owned()),
-            updated_at: now,
-        };
-        // Conditions are compiled even when other fields failed, so every error is
-        // reported at once.
-        let mut errors = errors;
-        if let Err(more) = compile(policy.clone()) {
-            errors.extend(more);
-        }
-        if errors.is_empty() {
-            Ok(policy)
-        } else {
-            Err(errors)
-        }
+        build_policy(id, draft, previous, actor, self.clock.now())
     }
 
     /// Writes `changes` (new state, or `None` to delete) with versions and audit
@@ -376,6 +396,20 @@ impl PolicyService {
         actor: &AdminActor,
         meta: &RequestMeta,
         summary: Option<Summary>,
+    ) -> Result<(), PolicyError> {
+        self.commit_over(changes, actor, meta, summary, None).await
+    }
+
+    /// [`Self::commit`], refused as [`PolicyError::Stale`] when `planned_over` is
+    /// given and the store's generation is no longer it: the changes were worked
+    /// out from policies that have changed since.
+    async fn commit_over(
+        &self,
+        changes: Vec<(Uuid, Option<Policy>)>,
+        actor: &AdminActor,
+        meta: &RequestMeta,
+        summary: Option<Summary>,
+        planned_over: Option<i64>,
     ) -> Result<(), PolicyError> {
         if changes.iter().any(|(id, _)| *id == ADMIN_POLICY_ID) {
             return Err(PolicyError::ReadOnly);
@@ -390,6 +424,11 @@ impl PolicyService {
         self.db
             .write_then(
                 move |tx| {
+                    if let Some(planned) = planned_over
+                        && policies::generation(tx)? != planned
+                    {
+                        return Err(PolicyError::Stale);
+                    }
                     let mut summary = Vec::new();
                     for (id, after) in &changes {
                         let before = policies::find(tx, *id)?;
@@ -688,6 +727,44 @@ impl PolicyService {
         self.commit(changes, actor, meta, Some(Summary::new("policy.imported")))
             .await?;
         Ok(count)
+    }
+
+    /// Applies an import plan in one transaction: every change it lists, each with
+    /// its version and its own audit record (before and after), then one
+    /// `policy.imported` record naming them all and `source`. All or nothing: it is
+    /// refused as [`PolicyError::Stale`] when the stored policies changed after the
+    /// plan was made, and as [`PolicyError::LocksOutAdministrators`] when the
+    /// resulting set would leave no administrator able to mend the policies. A plan
+    /// with nothing to do writes nothing.
+    pub async fn apply_plan(
+        &self,
+        plan: &ImportPlan,
+        actor: &AdminActor,
+        meta: &RequestMeta,
+        source: &str,
+    ) -> Result<(), PolicyError> {
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let counts = plan.counts();
+        let summary = Summary {
+            name: "policy.imported",
+            details: vec![
+                ("source", Value::from(source)),
+                ("created", Value::from(counts.created)),
+                ("changed", Value::from(counts.changed)),
+                ("deleted", Value::from(counts.deleted)),
+                ("unchanged", Value::from(counts.unchanged)),
+            ],
+        };
+        self.commit_over(
+            plan.writes(),
+            actor,
+            meta,
+            Some(summary),
+            Some(plan.generation),
+        )
+        .await
     }
 }
 

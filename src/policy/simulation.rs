@@ -1,7 +1,9 @@
 //! The simulator, shared by the admin page and `POST /api/v1/admin/policies/simulate`:
 //! a subject (an existing user, or one described), an action, a resource and a
 //! context go in; the engine's decision and its explanation, condition by condition,
-//! come out. Nothing is recorded and nothing is enforced.
+//! come out. Nothing is recorded and nothing is enforced. `portcullis policies
+//! test` builds its requests through [`request`] too, so a test case, the simulator
+//! and an enforced decision ask the engine the same question.
 
 use std::net::IpAddr;
 
@@ -59,40 +61,82 @@ pub fn check_request_names(action: &str, kind: &str) -> Vec<FieldError> {
     errors
 }
 
+/// What a simulated request asks, once its subject is known.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub action: String,
+    pub resource: Resource,
+    pub ip: Option<IpAddr>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    /// RFC 3339; `None` is now.
+    pub time: Option<String>,
+}
+
+/// The request the engine is asked for a simulation: `asked`, by `subject`, at its
+/// `time` or `now`. Bad names and a time that is not RFC 3339 are field errors,
+/// reported together. The simulator (page and API) and `portcullis policies test`
+/// build their requests here, so they ask the engine the same question.
+pub fn request(subject: Subject, asked: Asked, now: i64) -> Result<AccessRequest, Vec<FieldError>> {
+    let mut errors = check_request_names(&asked.action, &asked.resource.kind);
+    let now = match asked.time.as_deref() {
+        None => now,
+        Some(text) => OffsetDateTime::parse(text, &Rfc3339)
+            .map(OffsetDateTime::unix_timestamp)
+            .unwrap_or_else(|_| {
+                errors.push(FieldError::rule(
+                    "context.time",
+                    "invalid",
+                    "must be an RFC 3339 time, e.g. 2026-11-23T10:30:00Z",
+                ));
+                0
+            }),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(AccessRequest {
+        subject,
+        action: asked.action,
+        resource: asked.resource,
+        context: Context {
+            ip: asked.ip,
+            method: asked.method,
+            path: asked.path,
+            now,
+        },
+    })
+}
+
 impl PolicyService {
     /// What the engine would decide, and why. Bad names, an unknown user and a time
     /// that is not RFC 3339 are validation errors, reported together.
     pub async fn simulate(&self, simulation: Simulation) -> Result<Decision, PolicyError> {
-        let mut errors = check_request_names(&simulation.action, &simulation.resource.kind);
-        let now = match simulation.time.as_deref() {
-            None => self.clock().now(),
-            Some(text) => OffsetDateTime::parse(text, &Rfc3339)
-                .map(OffsetDateTime::unix_timestamp)
-                .unwrap_or_else(|_| {
-                    errors.push(FieldError::rule(
-                        "context.time",
-                        "invalid",
-                        "must be an RFC 3339 time, e.g. 2026-11-23T10:30:00Z",
-                    ));
-                    0
-                }),
-        };
-        let subject = match simulation.subject {
+        let Simulation {
+            subject,
+            action,
+            resource,
+            ip,
+            method,
+            path,
+            time,
+        } = simulation;
+        let (subject, unknown_user) = match subject {
             SimulatedSubject::User(id) => {
                 let found = self
                     .database()
                     .read(move |conn| Ok::<_, PolicyError>(users::find(conn, id)?))
                     .await?;
                 match found {
-                    Some(user) => Some(Subject::from(&user)),
-                    None => {
-                        errors.push(FieldError::rule(
+                    Some(user) => (Subject::from(&user), None),
+                    None => (
+                        Subject::anonymous(),
+                        Some(FieldError::rule(
                             "subject.user_id",
                             "unknown",
                             "names no user",
-                        ));
-                        None
-                    }
+                        )),
+                    ),
                 }
             }
             SimulatedSubject::Described {
@@ -100,29 +144,34 @@ impl PolicyService {
                 role,
                 mfa,
                 attributes,
-            } => Some(Subject {
-                authenticated: true,
-                id: UserId(Uuid::nil()),
-                email,
-                role,
-                mfa,
-                attributes,
-            }),
-            SimulatedSubject::SignedOut => Some(Subject::anonymous()),
+            } => (
+                Subject {
+                    authenticated: true,
+                    id: UserId(Uuid::nil()),
+                    email,
+                    role,
+                    mfa,
+                    attributes,
+                },
+                None,
+            ),
+            SimulatedSubject::SignedOut => (Subject::anonymous(), None),
         };
-        let Some(subject) = subject.filter(|_| errors.is_empty()) else {
-            return Err(PolicyError::Validation(errors));
+        let asked = Asked {
+            action,
+            resource,
+            ip,
+            method,
+            path,
+            time,
         };
-        Ok(self.explain(&AccessRequest {
-            subject,
-            action: simulation.action,
-            resource: simulation.resource,
-            context: Context {
-                ip: simulation.ip,
-                method: simulation.method,
-                path: simulation.path,
-                now,
-            },
-        }))
+        match request(subject, asked, self.clock().now()) {
+            Ok(request) if unknown_user.is_none() => Ok(self.explain(&request)),
+            Ok(_) => Err(PolicyError::Validation(unknown_user.into_iter().collect())),
+            Err(mut errors) => {
+                errors.extend(unknown_user);
+                Err(PolicyError::Validation(errors))
+            }
+        }
     }
 }

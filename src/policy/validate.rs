@@ -58,11 +58,13 @@ pub struct PolicyDraft {
     pub principals: Principals,
 }
 
-fn active() -> PolicyStatus {
+/// A draft's status when it names none.
+pub(super) fn active() -> PolicyStatus {
     PolicyStatus::Active
 }
 
-fn everyone() -> Principals {
+/// A draft's principals when it names none.
+pub(super) fn everyone() -> Principals {
     Principals::Everyone
 }
 

@@ -54,6 +54,9 @@ impl From<PolicyError> for ApiError {
             PolicyError::LocksOutAdministrators => ApiError::Conflict(
                 "This change would leave no active administrator able to edit policies; the policies were not changed.",
             ),
+            PolicyError::Stale => ApiError::Conflict(
+                "The policies changed since this plan was made; nothing was applied. Plan again.",
+            ),
             PolicyError::Unexpected(cause) => ApiError::Unexpected(cause),
             other => ApiError::Unexpected(anyhow::anyhow!(other)),
         }

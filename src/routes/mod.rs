@@ -1,5 +1,6 @@
 //! Every route the server answers, registered in one place, and the API door's
-//! mapping of domain errors to problems (`errors`).
+//! mapping of domain errors to problems (`errors`). `metrics` is served on a
+//! listener of its own, not here.
 
 pub mod admin;
 pub mod api;
@@ -7,6 +8,7 @@ pub mod demo_receiver;
 pub mod errors;
 pub mod gate;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 
 use actix_web::dev::HttpServiceFactory;

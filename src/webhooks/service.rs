@@ -18,10 +18,11 @@ use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::clock::{Clock, rfc3339};
 use crate::config::WebhookSettings;
 use crate::crypto::secret_box::{SecretBox, SecretBoxError};
-use crate::db::Database;
 use crate::db::webhooks::{self as sql, AttemptRow, DeliveryRow, SealedParts};
+use crate::db::{Database, DbError};
 use crate::model::UserId;
 use crate::model::webhook::Webhook;
+use crate::telemetry::metrics::WebhookMetrics;
 use crate::validation::FieldError;
 
 /// Webhooks one account may have: bounds how far one event fans out.
@@ -89,6 +90,8 @@ pub struct WebhookService {
     /// Told whenever a delivery is queued: the worker claims at once instead of at
     /// its next poll.
     queued: Arc<Notify>,
+    /// Delivery attempts, by where they left the delivery.
+    metrics: WebhookMetrics,
 }
 
 fn event(name: &str, actor: String, target: Uuid, meta: &RequestMeta) -> AuditEvent {
@@ -105,9 +108,11 @@ impl WebhookService {
         sealer: SecretBox,
         settings: WebhookSettings,
         queued: Arc<Notify>,
+        metrics: WebhookMetrics,
     ) -> Self {
         Self {
             queued,
+            metrics,
             audit,
             guard: Guard::new(&settings.allowed_private_networks),
             db,
@@ -136,6 +141,17 @@ impl WebhookService {
 
     pub fn db(&self) -> &Database {
         &self.db
+    }
+
+    pub fn metrics(&self) -> &WebhookMetrics {
+        &self.metrics
+    }
+
+    /// Deliveries not yet delivered nor given up (for the metrics).
+    pub async fn backlog(&self) -> Result<u64, DbError> {
+        self.db
+            .read(|conn| Ok::<_, DbError>(crate::db::stats::webhook_backlog(conn)?))
+            .await
     }
 
     /// Checks a URL: http(s), no credentials in it, and a target the SSRF guard

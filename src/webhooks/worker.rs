@@ -21,6 +21,7 @@ use super::signing::signature_header;
 use super::ssrf::{GuardedResolver, Refusal};
 use crate::db::DbError;
 use crate::db::webhooks::{self as sql, DeliveryRow};
+use crate::telemetry::metrics::DeliveryResult;
 
 /// Seconds to wait after failed attempt n (1-based); after the last, give up.
 pub const RETRY_SCHEDULE: [i64; 7] = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000];
@@ -251,23 +252,29 @@ async fn record_and_claim(
         .iter()
         .map(|_| rand::random::<f64>() * 2.0 - 1.0)
         .collect();
-    service
+    let (claimed, recorded) = service
         .db()
         .write(move |tx| {
+            let mut recorded = Vec::with_capacity(finished.len());
             for ((delivery, result), jitter) in finished.iter().zip(jitters) {
                 let Some(result) = result else { continue };
-                record(tx, delivery, result, jitter, now, max_failures)?;
+                recorded.push(record(tx, delivery, result, jitter, now, max_failures)?);
             }
             let claimed = if limits.total == 0 {
                 Vec::new()
             } else {
                 sql::claim_due(tx, &limits, &busy)?
             };
-            Ok::<_, DbError>(claimed)
+            Ok::<_, DbError>((claimed, recorded))
         })
-        .await
+        .await?;
+    for result in recorded {
+        service.metrics().attempted(result);
+    }
+    Ok(claimed)
 }
 
+/// Records one attempt; says where it left the delivery.
 fn record(
     tx: &rusqlite::Connection,
     delivery: &DeliveryRow,
@@ -275,15 +282,15 @@ fn record(
     jitter: f64,
     now: i64,
     max_failures: i64,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<DeliveryResult> {
     let attempt = delivery.attempts + 1;
     let gone = result.status_code == Some(410);
-    let (status, next) = if result.delivered() {
-        ("delivered", now)
+    let (status, next, left) = if result.delivered() {
+        ("delivered", now, DeliveryResult::Delivered)
     } else {
         match retry_delay(attempt, jitter) {
-            Some(delay) if !gone => ("pending", now + delay),
-            _ => ("failed", now),
+            Some(delay) if !gone => ("pending", now + delay, DeliveryResult::Retrying),
+            _ => ("failed", now, DeliveryResult::Failed),
         }
     };
     sql::record_attempt(
@@ -314,7 +321,7 @@ fn record(
             now,
         )?;
     }
-    Ok(())
+    Ok(left)
 }
 
 /// What each claimed delivery's webhook allows; its secrets are opened once per claim.

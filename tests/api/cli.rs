@@ -365,6 +365,18 @@ fn a_restarted_demo_says_where_the_passwords_went_and_reset_starts_over() {
     );
     let response = raw_get(&third.address, "/health/ready", &[]);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // While the demo runs, a reset deletes nothing under it.
+    let refused = run_binary(
+        dir.path(),
+        &["demo", "--reset", "--yes", "--data-dir", "demo-data"],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("stop it first"), "{stderr}");
+    let response = raw_get(&third.address, "/health/ready", &[]);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     drop(third);
 }
 
@@ -378,6 +390,7 @@ fn every_subcommand_has_help() {
         vec!["keygen", "--help"],
         vec!["check-config", "--help"],
         vec!["audit", "--help"],
+        vec!["restore", "--help"],
         vec!["audit", "verify", "--help"],
         vec!["migrate-secrets", "--help"],
         vec!["rotate-keys", "--help"],

@@ -18,6 +18,7 @@ use crate::auth::refresh;
 use crate::crypto::password::Verification;
 use crate::db::{refresh_tokens, sessions, users};
 use crate::model::{Email, User, UserId, UserStatus};
+use crate::telemetry::metrics::{AccountMetrics, LoginResult};
 
 /// The account a failed step was against, and its consecutive failures before it.
 #[derive(Debug, Clone, Copy)]
@@ -48,10 +49,11 @@ impl From<&User> for Failing {
 pub(super) struct UnrecordedFailures {
     pending: Cache<UserId, u32>,
     locked_until: Cache<UserId, i64>,
+    metrics: AccountMetrics,
 }
 
 impl UnrecordedFailures {
-    pub(super) fn new(forget_after_seconds: u32) -> Self {
+    pub(super) fn new(forget_after_seconds: u32, metrics: AccountMetrics) -> Self {
         let keep = Duration::from_secs(u64::from(forget_after_seconds.max(60)));
         Self {
             pending: Cache::builder()
@@ -62,6 +64,7 @@ impl UnrecordedFailures {
                 .max_capacity(100_000)
                 .time_to_live(keep)
                 .build(),
+            metrics,
         }
     }
 
@@ -76,6 +79,7 @@ impl UnrecordedFailures {
         self.pending.insert(user.id, pending);
         if let Some(seconds) = softlock_seconds(steps, user.failures + pending) {
             self.locked_until.insert(user.id, now + i64::from(seconds));
+            self.metrics.softlocked();
         }
     }
 
@@ -107,6 +111,7 @@ pub(super) struct FailureRecorder {
     now: i64,
     meta: RequestMeta,
     unrecorded: UnrecordedFailures,
+    metrics: AccountMetrics,
 }
 
 impl FailureRecorder {
@@ -136,6 +141,7 @@ impl FailureRecorder {
             && let Some(seconds) = softlock_seconds(&self.steps, failures)
         {
             users::softlock_until(tx, user, self.now + i64::from(seconds))?;
+            self.metrics.softlocked();
             self.audit.append(
                 tx,
                 &AuditEvent::of_request("auth.account_locked", Outcome::Denied, &self.meta)
@@ -174,13 +180,14 @@ impl AccountService {
         password: SecretString,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, AccountError> {
+        let undecided = || self.metrics.login(LoginResult::Error);
         let email = Email::parse(email).ok();
         let user = match email.clone() {
-            Some(email) => {
-                self.db
-                    .read(move |conn| Ok::<_, AccountError>(users::find_by_email(conn, &email)?))
-                    .await?
-            }
+            Some(email) => self
+                .db
+                .read(move |conn| Ok::<_, AccountError>(users::find_by_email(conn, &email)?))
+                .await
+                .inspect_err(|_| undecided())?,
             None => None,
         };
         let verification = self
@@ -189,25 +196,32 @@ impl AccountService {
                 password.clone(),
                 user.as_ref().map(|u| u.password_hash.clone()),
             )
-            .await?;
+            .await
+            .inspect_err(|_| undecided())?;
         let now = self.clock.now();
         // The password is checked before the account's state is, so every outcome
         // costs the same; during a softlock even the right password is refused.
         let failure = match (&user, verification) {
-            (None, _) => Some("unknown_email"),
+            (None, _) => Some(("unknown_email", LoginResult::UnknownEmail)),
             (Some(user), _)
                 if user.is_softlocked(now) || self.unrecorded.is_locked(user.id, now) =>
             {
-                Some("softlocked")
+                Some(("softlocked", LoginResult::Softlocked))
             }
-            (Some(_), Verification::Invalid) => Some("wrong_password"),
-            (Some(user), _) if user.status != UserStatus::Active => Some(user.status.as_str()),
+            (Some(_), Verification::Invalid) => {
+                Some(("wrong_password", LoginResult::WrongPassword))
+            }
+            (Some(user), _) if user.status != UserStatus::Active => {
+                Some((user.status.as_str(), LoginResult::Inactive))
+            }
             _ => None,
         };
         let user = match (user, failure) {
             (Some(user), None) => user,
             (user, failure) => {
-                let reason = failure.unwrap_or("unknown_email");
+                let (reason, result) =
+                    failure.unwrap_or(("unknown_email", LoginResult::UnknownEmail));
+                self.metrics.login(result);
                 let counts = reason == "wrong_password";
                 return Err(self
                     .login_failed(
@@ -235,13 +249,20 @@ impl AccountService {
         let user_id = user.id;
         let outcome = if user.mfa_enabled {
             self.challenge_mfa(user, upgraded_hash, meta)
-                .await?
+                .await
+                .inspect_err(|_| undecided())?
                 .map(LoginOutcome::MfaRequired)
         } else {
             self.open_session(user, upgraded_hash, meta)
-                .await?
+                .await
+                .inspect_err(|_| undecided())?
                 .map(LoginOutcome::Signed)
         };
+        self.metrics.login(match &outcome {
+            Some(LoginOutcome::Signed(_)) => LoginResult::Success,
+            Some(LoginOutcome::MfaRequired(_)) => LoginResult::MfaRequired,
+            None => LoginResult::Changed,
+        });
         match outcome {
             Some(outcome) => Ok(outcome),
             // The password or status changed while this login was being checked:
@@ -313,6 +334,7 @@ impl AccountService {
             now: self.clock.now(),
             meta: meta.clone(),
             unrecorded: self.unrecorded.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 

@@ -22,6 +22,7 @@ use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::{mfa, users};
 use crate::model::{UserId, UserStatus};
+use crate::telemetry::metrics::CodeCheckResult;
 use crate::validation::FieldError;
 
 /// What a user needs to add the account to an authenticator app. The secret is
@@ -57,6 +58,31 @@ impl CodeCheck {
             CodeCheck::Replayed => "mfa_code_replayed",
             _ => "wrong_mfa_code",
         }
+    }
+
+    /// What the check came to, as the metrics count it.
+    pub(super) fn result(&self) -> CodeCheckResult {
+        match self {
+            CodeCheck::Totp => CodeCheckResult::Totp,
+            CodeCheck::BackupCode { .. } => CodeCheckResult::BackupCode,
+            CodeCheck::Wrong => CodeCheckResult::Wrong,
+            CodeCheck::Replayed => CodeCheckResult::Replayed,
+            CodeCheck::Refused(_) | CodeCheck::ChallengeSpent => CodeCheckResult::Refused,
+        }
+    }
+}
+
+impl AccountService {
+    /// Counts a code check's transaction: what it found, a refusal (no factor to
+    /// check, a code in the wrong form), or the storage failing it.
+    pub(super) fn count_code_check(&self, checked: Result<&CodeCheck, &AccountError>) {
+        self.metrics.code_check(match checked {
+            Ok(check) => check.result(),
+            Err(AccountError::Unexpected(_) | AccountError::NotDurable(_)) => {
+                CodeCheckResult::Error
+            }
+            Err(_) => CodeCheckResult::Refused,
+        });
     }
 }
 
@@ -314,8 +340,9 @@ impl AccountService {
                 },
                 move |_| profiles.invalidate(&user),
             )
-            .await?;
-        match check {
+            .await;
+        self.count_code_check(check.as_ref());
+        match check? {
             CodeCheck::Totp | CodeCheck::BackupCode { .. } => Ok(()),
             CodeCheck::Refused("softlocked") => Err(AccountError::TemporarilyLocked),
             CodeCheck::Refused(_) => Err(AccountError::MfaNotEnabled),
@@ -381,8 +408,9 @@ impl AccountService {
                     }
                 },
             )
-            .await?;
-        match check {
+            .await;
+        self.count_code_check(check.as_ref());
+        match check? {
             CodeCheck::ChallengeSpent => return Err(AccountError::InvalidMfaToken),
             CodeCheck::Totp | CodeCheck::BackupCode { .. } => {}
             _ => return Err(AccountError::InvalidMfaCode),

@@ -44,6 +44,7 @@ use crate::db::revocations::{self, RevocationKind};
 use crate::db::sessions;
 use crate::db::{Database, users};
 use crate::model::{Email, User, UserId};
+use crate::telemetry::metrics::AccountMetrics;
 use crate::validation::FieldError;
 
 /// What a successful login, refresh or password change hands out.
@@ -176,6 +177,8 @@ pub struct AccountService {
     rotations: moka::sync::Cache<String, Arc<refresh::Rotation>>,
     /// Failed sign-ins the database could not take yet.
     unrecorded: login::UnrecordedFailures,
+    /// Sign-ins, code checks and softlocks.
+    metrics: AccountMetrics,
 }
 
 /// What an account service is built from.
@@ -187,6 +190,7 @@ pub struct AccountParts {
     pub revocations: RevocationStore,
     pub clock: Clock,
     pub mfa_box: SecretBox,
+    pub metrics: AccountMetrics,
 }
 
 impl AccountService {
@@ -204,7 +208,11 @@ impl AccountService {
             softlock_forget_after_seconds: softlock.forget_after_seconds,
             mfa_box: parts.mfa_box,
             refresh_grace_seconds: settings.jwt.refresh_reuse_grace_seconds,
-            unrecorded: login::UnrecordedFailures::new(softlock.forget_after_seconds),
+            unrecorded: login::UnrecordedFailures::new(
+                softlock.forget_after_seconds,
+                parts.metrics.clone(),
+            ),
+            metrics: parts.metrics,
             rotations: refresh::grace_cache(settings.jwt.refresh_reuse_grace_seconds),
             profiles: moka::sync::Cache::builder()
                 .max_capacity(PROFILE_CACHE_CAPACITY)

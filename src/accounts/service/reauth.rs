@@ -96,9 +96,11 @@ impl AccountService {
         let proved = AuditEvent::of_request("auth.reauthenticated", Outcome::Success, meta)
             .with_actor(user.to_string())
             .with_target(session.to_string());
-        let check = self
+        let with_code = code.is_some();
+        let checked = self
             .db
             .write(move |tx| {
+                let mut checked = None;
                 if let Some(code) = &code {
                     use secrecy::ExposeSecret;
                     let check = check_code(tx, &mfa_box, user, code.expose_secret(), now)?;
@@ -107,14 +109,21 @@ impl AccountService {
                         failures.record(tx, check.failure_reason(), None, Some(user), true)?;
                         return Ok::<_, AccountError>(Some(check));
                     }
+                    checked = Some(check);
                 }
                 sessions::set_reauthenticated(tx, session, now)?;
                 audit.append(tx, &proved)?;
-                Ok(None)
+                Ok(checked)
             })
-            .await?;
-        match check {
+            .await;
+        match checked.as_ref() {
+            Ok(Some(check)) => self.count_code_check(Ok(check)),
+            Err(error) if with_code => self.count_code_check(Err(error)),
+            _ => {}
+        }
+        match checked? {
             None => Ok(()),
+            Some(check) if check.accepted() => Ok(()),
             Some(CodeCheck::Refused(_)) => Err(AccountError::TemporarilyLocked),
             Some(_) => Err(wrong_code_field()),
         }

@@ -82,6 +82,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(post("/admin/logout", login::logout))
         .service(get_post("/admin/account", account::page, account::action))
         .service(get("/admin/policies", policies::list))
+        .service(get("/admin/policies/export", policies::export))
+        .service(get_post(
+            "/admin/policies/import",
+            policies::import_form,
+            policies::import,
+        ))
         .service(get_post(
             "/admin/policies/new",
             policies::new_form,

@@ -2,11 +2,15 @@
 //! deactivate, delete, and each policy's history as a diff between versions, with
 //! the restore of an old version. Before saving, the form says what the policy
 //! would take from administrators and which existing policies it is shadowed by or
-//! overlaps. Every action is decided by the policy engine (resource type `admin`)
-//! and audited by the policy service.
+//! overlaps. Policies as code too: export every policy as a file (the one
+//! `portcullis policies export` writes), and import one, pasted, shown first as
+//! the plan of what it creates, changes and deletes and applied only once that plan
+//! is confirmed. Every action is decided by the policy engine (resource type
+//! `admin`) and audited by the policy service.
 
 use std::collections::HashMap;
 
+use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use similar::{ChangeTag, TextDiff};
@@ -18,11 +22,14 @@ use crate::clock::rfc3339;
 use crate::http::admin_page::{
     AdminForm, AdminPage, Chrome, Confirmation, Form, PageError, redirect_with, redirect_with_error,
 };
+use crate::http::problem::ApiError;
 use crate::model::policy::{ADMIN_POLICY_ID, Effect, Policy, PolicyStatus, Principals};
 use crate::model::{Role, UserId};
+use crate::policy::as_code::{self, FileFormat, PolicyFile};
 use crate::policy::attributes::ATTRIBUTES;
 use crate::policy::operator::Operator;
 use crate::policy::overlap::{self, Candidate};
+use crate::policy::plan::{ChangeKind, ImportPlan};
 use crate::policy::service::{PolicyError, PolicyVersion};
 use crate::policy::validate::PolicyDraft;
 use crate::validation::FieldError;
@@ -958,6 +965,165 @@ pub async fn restore(post: AdminForm, path: web::Path<String>) -> Result<HttpRes
                 .collect::<Vec<_>>()
                 .join("; ")
         )),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Every policy as a policy file (`?format=toml` for TOML, JSON otherwise), as a
+/// download: the same bytes `portcullis policies export` writes.
+pub async fn export(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::PolicyExport, None).await?;
+    let format = page
+        .query()?
+        .iter()
+        .find(|(key, _)| key == "format")
+        .and_then(|(_, value)| FileFormat::parse(value))
+        .unwrap_or(FileFormat::Json);
+    let policies = page.state.policies.list();
+    let text = as_code::render(&as_code::file_of(policies.iter().map(|p| &**p)), format)
+        .map_err(|cause| PageError::Problem(ApiError::Unexpected(cause)))?;
+    Ok(HttpResponse::Ok()
+        .content_type(format!("{}; charset=utf-8", format.media_type()))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"policies.{}\"", format.as_str()),
+        ))
+        .body(text))
+}
+
+#[derive(Template)]
+#[template(path = "admin/policies_import.html")]
+struct ImportPage {
+    chrome: Chrome,
+    /// The pasted file, as posted.
+    text: String,
+    /// Why nothing was imported, with the problems that say where.
+    refusal: Option<String>,
+    errors: Vec<FieldError>,
+    /// Said above the form or the plan (nothing to do; the policies changed).
+    notice: Option<String>,
+    /// The plan to confirm; without one, the form.
+    plan: Option<ImportPlan>,
+}
+
+impl ImportPage {
+    fn form(page: &AdminPage, text: String) -> Self {
+        Self {
+            chrome: page.chrome("policies"),
+            text,
+            refusal: None,
+            errors: Vec::new(),
+            notice: None,
+            plan: None,
+        }
+    }
+}
+
+/// Renders the import page; with a refusal, as 422.
+fn import_page(page: &AdminPage, import: ImportPage) -> Result<HttpResponse, PageError> {
+    let refused = import.refusal.is_some();
+    let mut response = page.render(&import)?;
+    if refused {
+        *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(response)
+}
+
+pub async fn import_form(page: AdminPage) -> Result<HttpResponse, PageError> {
+    page.authorize(AdminAction::PolicyImport, None).await?;
+    import_page(&page, ImportPage::form(&page, String::new()))
+}
+
+/// A pasted policy file (JSON or TOML) is read and planned, and the plan shown;
+/// the plan's page posts the file again with `confirm=yes` and the store's
+/// generation it was planned against. It is applied only when planning it again
+/// gives the plan that was shown (the policies did not change meanwhile), in one
+/// audited transaction. Importing asks `policy.import`, then each change as it
+/// would be asked on its own (`policy.create`, `policy.update`, `policy.delete`):
+/// an import is no way around a deny on any of them.
+pub async fn import(post: AdminForm) -> Result<HttpResponse, PageError> {
+    let actor = post.authorize(AdminAction::PolicyImport, None).await?;
+    let text = post.form.text("policies");
+    let mut page = ImportPage::form(&post, text);
+    if post.form.get("op") == Some("edit") {
+        return import_page(&post, page);
+    }
+    let file: PolicyFile = match as_code::read(&page.text, FileFormat::detect(None, &page.text)) {
+        Ok(file) => file,
+        Err(problem) => {
+            page.refusal = Some("the file does not read.".to_owned());
+            page.errors = vec![problem];
+            return import_page(&post, page);
+        }
+    };
+    let plan = match post
+        .state
+        .policies
+        .plan_import(file, &actor, &post.policy_context())
+        .await
+    {
+        Ok(plan) => plan,
+        Err(PolicyError::Validation(errors)) => {
+            page.refusal = Some("these policies are not valid.".to_owned());
+            page.errors = errors;
+            return import_page(&post, page);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    for change in &plan.changes {
+        let target = Some(change.id.to_string());
+        match change.kind {
+            ChangeKind::Create => post.authorize(AdminAction::PolicyCreate, None),
+            ChangeKind::Change => post.authorize(AdminAction::PolicyUpdate, target),
+            ChangeKind::Delete => post.authorize(AdminAction::PolicyDelete, target),
+        }
+        .await?;
+    }
+    if plan.is_empty() {
+        page.notice =
+            Some("Nothing to do: the policies already are what this file says.".to_owned());
+        return import_page(&post, page);
+    }
+    let reviewed = post
+        .form
+        .get("generation")
+        .and_then(|text| text.parse::<i64>().ok());
+    if plan.locks_out_administrators {
+        page.refusal = Some(format!("{}.", PolicyError::LocksOutAdministrators));
+        page.plan = Some(plan);
+        return import_page(&post, page);
+    }
+    if !post.confirmed() || reviewed != Some(plan.generation()) {
+        if post.confirmed() {
+            page.notice = Some(
+                "The policies changed since you reviewed this import. Nothing was applied; this is what it does now."
+                    .to_owned(),
+            );
+        }
+        page.plan = Some(plan);
+        return import_page(&post, page);
+    }
+    match post
+        .state
+        .policies
+        .apply_plan(&plan, &actor, &post.meta, "admin page")
+        .await
+    {
+        Ok(()) => {
+            let counts = plan.counts();
+            Ok(redirect_with(
+                "/admin/policies",
+                &format!(
+                    "Imported: {} created, {} changed, {} deleted, {} unchanged.",
+                    counts.created, counts.changed, counts.deleted, counts.unchanged
+                ),
+            ))
+        }
+        Err(refused @ (PolicyError::LocksOutAdministrators | PolicyError::Stale)) => {
+            page.refusal = Some(format!("{refused}."));
+            page.plan = Some(plan);
+            import_page(&post, page)
+        }
         Err(other) => Err(other.into()),
     }
 }
