@@ -211,7 +211,7 @@ fn route_policies() -> Value {
                        {"attribute": "subject.attributes.department", "operator": "eq", "value": format!("dept{i}")}]}})
         });
     }
-    Value::Array(policies)
+    json!({ "policies": policies })
 }
 
 fn bench_requests(c: &mut Criterion) {

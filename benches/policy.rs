@@ -100,6 +100,7 @@ fn request() -> AccessRequest {
             email: "alice@portcullis.test".to_owned(),
             role: Role::User,
             mfa: false,
+            auth_method: Some(portcullis::model::AuthMethod::Password),
             attributes: attrs(json!({"department": "engineering"})),
         },
         action: "read".to_owned(),

@@ -14,7 +14,7 @@ use portcullis::auth::tokens::{TokenService, TokenType};
 use portcullis::clock::Clock;
 use portcullis::config::{DatabaseSettings, JwtSettings};
 use portcullis::db::Database;
-use portcullis::model::{Role, UserId};
+use portcullis::model::{AuthMethod, Role, UserId};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -60,7 +60,7 @@ fn bench_token_check(c: &mut Criterion) {
     let (user, session) = (UserId::new(), Uuid::new_v4());
     store.remember_live_session(session, user, clock.now() + 86_400);
     let issued = tokens
-        .issue_access(user, session, Role::User, clock.now())
+        .issue_access(user, session, Role::User, AuthMethod::Password, clock.now())
         .expect("token");
 
     // Seen once before the measurements start, as a client's token is after its
@@ -87,7 +87,7 @@ fn bench_token_check(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     tokens
-                        .issue_access(user, session, Role::User, clock.now())
+                        .issue_access(user, session, Role::User, AuthMethod::Password, clock.now())
                         .expect("token")
                         .token
                 },

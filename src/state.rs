@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::accounts::AccountService;
 use crate::accounts::browser_sessions::{BrowserSessions, SessionKind, SessionParts, SessionRules};
+use crate::accounts::passkeys::{PasskeyParts, PasskeyService};
 use crate::accounts::service::AccountParts;
 use crate::admin::{AdminAccess, AdminOverview, SESSION_ABSOLUTE_SECONDS, SESSION_IDLE_SECONDS};
 use crate::audit::AuditLog;
@@ -37,6 +38,9 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub revocations: RevocationStore,
     pub accounts: AccountService,
+    /// Passkeys: registration and passkey sign-in (ceremonies refused when
+    /// `WEBAUTHN_RP_ID` / `PUBLIC_URL` configure none).
+    pub passkeys: PasskeyService,
     pub limits: RateLimits,
     pub keyring: Keyring,
     pub policies: PolicyService,
@@ -81,7 +85,7 @@ async fn accept_rollback(
     let audit = audit.clone();
     let ended = db
         .write(move |tx| {
-            let ended = sessions::end_every(tx, now, "rollback_accepted")?;
+            let ended = sessions::end_everything(tx, now, "rollback_accepted")?;
             audit.append(tx, &event.with_detail("sessions_ended", ended))?;
             Ok::<_, DbError>(ended)
         })
@@ -186,6 +190,16 @@ impl AppState {
             },
             &settings,
         );
+        let passkeys = PasskeyService::new(
+            PasskeyParts {
+                db: db.clone(),
+                audit: audit.clone(),
+                clock: clock.clone(),
+                accounts: accounts.clone(),
+            },
+            settings.webauthn.as_ref(),
+        )
+        .map_err(|e| anyhow::anyhow!("the passkey configuration is unusable: {e}"))?;
         let policies = PolicyService::load(db.clone(), audit.clone(), clock.clone()).await?;
         let documents = DocumentService::new(
             db.clone(),
@@ -267,6 +281,7 @@ impl AppState {
             tokens,
             revocations,
             accounts,
+            passkeys,
             limits,
             keyring,
             policies,

@@ -90,7 +90,7 @@ for i in range(99):
                 {"attribute": "subject.attributes.department", "operator": "eq", "value": f"dept{i}"},
             ]},
         })
-print(json.dumps(policies))
+print(json.dumps({"policies": policies}))
 PY
 json -o /dev/null -X POST "$url/api/v1/admin/policies/import" -H "Authorization: Bearer $admin_token" \
     --data-binary "@$work/policies.json"

@@ -9,7 +9,7 @@
 //! the host: `portcullis policies deactivate ID`.
 
 use crate::audit::{AdminActor, RequestMeta};
-use crate::model::{Role, User, UserStatus};
+use crate::model::{AuthMethod, Role, User, UserStatus};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
 use crate::telemetry::metrics::{AbacMetrics, AbacResult};
@@ -49,11 +49,13 @@ impl AdminAccess {
         Self { policies, abac }
     }
 
-    /// May `administrator` do `action` (on `target`, when it names one object)?
-    /// `context` is the request's address, method, path and time.
+    /// May `administrator`, signed in to with `auth_method`, do `action` (on
+    /// `target`, when it names one object)? `context` is the request's address,
+    /// method, path and time.
     pub async fn authorize(
         &self,
         administrator: &User,
+        auth_method: AuthMethod,
         action: AdminAction,
         target: Option<String>,
         context: Context,
@@ -63,7 +65,7 @@ impl AdminAccess {
             return Err(AdminAccessError::NotAdministrator);
         }
         let request = AccessRequest {
-            subject: Subject::from(administrator),
+            subject: Subject::signed_in_with(administrator, auth_method),
             action: action.as_str().to_owned(),
             resource: Resource {
                 kind: RESOURCE_TYPE.to_owned(),

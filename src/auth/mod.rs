@@ -9,7 +9,7 @@ pub mod tokens;
 
 use uuid::Uuid;
 
-use crate::model::{Role, UserId};
+use crate::model::{AuthMethod, Role, UserId};
 
 /// Who is calling, proven by a valid, unrevoked access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub struct Principal {
     pub token_id: Uuid,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// How the token's session was signed in to.
+    pub auth_method: AuthMethod,
 }
 
 impl From<tokens::Claims> for Principal {
@@ -31,6 +33,7 @@ impl From<tokens::Claims> for Principal {
             token_id: claims.jti,
             issued_at: claims.iat,
             expires_at: claims.exp,
+            auth_method: claims.auth_method,
         }
     }
 }

@@ -432,6 +432,7 @@ mod tests {
             nbf: 1,
             exp: 2,
             typ: super::super::tokens::TokenType::Access,
+            auth_method: crate::model::AuthMethod::Password,
         }
     }
 

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::JwtSettings;
-use crate::model::{Role, UserId};
+use crate::model::{AuthMethod, Role, UserId};
 
 pub const ISSUER: &str = "portcullis";
 pub const AUDIENCE: &str = "portcullis-api";
@@ -51,6 +51,17 @@ pub struct Claims {
     pub nbf: i64,
     pub exp: i64,
     pub typ: TokenType,
+    /// How the session was signed in to (`password`, `password+totp`, `passkey`); in
+    /// an MFA token, `password`: what is proved so far. A token issued before the
+    /// claim existed reads as `password`, the least it can have proved: policies
+    /// asking for more deny it until it is refreshed (the session knows its method).
+    #[serde(default = "unproven_method")]
+    pub auth_method: AuthMethod,
+}
+
+/// What a token without an `auth_method` claim has proved at least.
+fn unproven_method() -> AuthMethod {
+    AuthMethod::Password
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -158,19 +169,22 @@ impl TokenService {
         self.access_ttl_seconds
     }
 
+    /// An access token for `session`, which was signed in to with `auth_method`.
     pub fn issue_access(
         &self,
         user: UserId,
         session: Uuid,
         role: Role,
+        auth_method: AuthMethod,
         now: i64,
     ) -> Result<IssuedToken, TokenError> {
-        self.issue(user, session, role, TokenType::Access, now)
+        self.issue(user, session, role, TokenType::Access, auth_method, now)
     }
 
     /// A short-lived token standing for "password verified, code still owed".
     pub fn issue_mfa(&self, user: UserId, role: Role, now: i64) -> Result<IssuedToken, TokenError> {
-        self.issue(user, Uuid::new_v4(), role, TokenType::Mfa, now)
+        let (challenge, proved) = (Uuid::new_v4(), AuthMethod::Password);
+        self.issue(user, challenge, role, TokenType::Mfa, proved, now)
     }
 
     fn issue(
@@ -179,6 +193,7 @@ impl TokenService {
         session: Uuid,
         role: Role,
         typ: TokenType,
+        auth_method: AuthMethod,
         now: i64,
     ) -> Result<IssuedToken, TokenError> {
         let ttl = match typ {
@@ -196,6 +211,7 @@ impl TokenService {
             nbf: now,
             exp: now + ttl,
             typ,
+            auth_method,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing.kid.clone());
@@ -325,7 +341,13 @@ mod tests {
 
     fn issue(service: &TokenService) -> IssuedToken {
         service
-            .issue_access(UserId::new(), Uuid::new_v4(), Role::User, NOW)
+            .issue_access(
+                UserId::new(),
+                Uuid::new_v4(),
+                Role::User,
+                AuthMethod::Password,
+                NOW,
+            )
             .expect("issue")
     }
 
@@ -502,6 +524,31 @@ mod tests {
                 "wrong {claim}"
             );
         }
+    }
+
+    #[test]
+    fn a_token_from_before_the_auth_method_claim_reads_as_a_password_sign_in() {
+        let service = service();
+        let kid = json!({"kid": key_id(&SecretString::from(KEY_A))});
+        let mut claims = valid_claims(&service);
+        claims["auth_method"] = json!("passkey");
+        let token = forge(&kid, &claims, KEY_A, Algorithm::HS256);
+        let verified = service
+            .verify(&token, TokenType::Access, NOW)
+            .expect("valid");
+        assert_eq!(verified.auth_method, AuthMethod::Passkey);
+        claims
+            .as_object_mut()
+            .expect("object")
+            .remove("auth_method");
+        let token = forge(&kid, &claims, KEY_A, Algorithm::HS256);
+        let verified = service
+            .verify(&token, TokenType::Access, NOW)
+            .expect("valid");
+        assert_eq!(verified.auth_method, AuthMethod::Password);
+        claims["auth_method"] = json!("magic");
+        let token = forge(&kid, &claims, KEY_A, Algorithm::HS256);
+        assert!(service.verify(&token, TokenType::Access, NOW).is_err());
     }
 
     #[test]

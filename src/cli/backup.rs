@@ -30,15 +30,24 @@ pub fn metadata_path(backup: &Path) -> PathBuf {
 }
 
 /// Copies `database` into the new file `partial` through the online backup API,
-/// with a progress bar named `label`. Also what `restore` uses to stage a backup and
-/// to keep the database it replaces (a copy that takes in the write-ahead log).
+/// with a progress bar named `label`, mode 0600. Also what `restore` stages a
+/// backup with.
 pub fn copy(database: &Path, partial: &Path, label: &str) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
     let source =
         db::open_read_only(database).map_err(|e| format!("cannot open the database: {e}"))?;
     // One read transaction: every step reads the same snapshot.
     source
         .execute_batch("BEGIN; SELECT COUNT(*) FROM sqlite_schema;")
         .map_err(|e| format!("cannot start reading the database: {e}"))?;
+    // Owner-only from the first byte, like the database (it holds password hashes
+    // and the audit log); a new file, never one already there or a symlink.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(partial)
+        .map_err(|e| format!("cannot create {}: {}", partial.display(), e.kind()))?;
     let mut target = rusqlite::Connection::open(partial)
         .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let backup =

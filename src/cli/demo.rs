@@ -239,8 +239,9 @@ fn shell_word(text: &str) -> String {
 }
 
 /// Everything the demo writes under `data_dir`: the database with SQLite's side
-/// files, its lock file, its anchor (and the anchor's temporary file), the keys
-/// and the proxy configurations.
+/// files, its anchor, the keys and the proxy configurations. The lock file stays:
+/// it is held while these go, and deleting a held lock file would let the next
+/// opener lock another one.
 fn demo_files(data_dir: &Path) -> Vec<PathBuf> {
     let database = data_dir.join(DATABASE_FILE);
     let anchor = crate::db::anchor::path_for(&database);
@@ -253,9 +254,7 @@ fn demo_files(data_dir: &Path) -> Vec<PathBuf> {
         beside(&database, "-wal"),
         beside(&database, "-shm"),
         beside(&database, "-journal"),
-        crate::db::lock::path_for(&database),
         database,
-        beside(&anchor, ".tmp"),
         anchor,
         data_dir.join(ENV_FILE),
         data_dir.join(CADDYFILE),

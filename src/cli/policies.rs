@@ -246,7 +246,13 @@ pub fn import(sources: ConfigSources, file: &Path, dry_run: bool) -> ExitCode {
             println!("Dry run: nothing was changed.");
             return Ok(());
         }
-        let source = format!("file {}", file.display());
+        // The file's name, not its path: the audit log says what, not where on a
+        // host (as restore records its backup).
+        let name = file.file_name().map_or_else(
+            || file.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let source = format!("file {name}");
         match policies
             .apply_plan(&plan, &operator, &RequestMeta::default(), &source)
             .await
@@ -284,10 +290,12 @@ fn plan_text(plan: &ImportPlan, file: &Path) -> String {
             change.id
         ));
         for field in &change.fields {
-            out.push_str(&format!(
-                "        {}: {} → {}\n",
-                field.field, field.before, field.after
-            ));
+            let shown = match change.kind {
+                ChangeKind::Create => field.after.clone(),
+                ChangeKind::Delete => field.before.clone(),
+                ChangeKind::Change => format!("{} → {}", field.before, field.after),
+            };
+            out.push_str(&format!("        {}: {shown}\n", field.field));
         }
     }
     if !plan.admin_losses.is_empty() {

@@ -5,15 +5,23 @@
 //! - it refuses while a server (or any command) has the database open — the lock
 //!   file every opener holds shared, taken here exclusively and kept until the end,
 //!   so no server starts half-way through either;
-//! - it checks the backup as `backup` checked it (integrity, the audit chain, the
-//!   head `FILE.json` names), that this binary knows its schema, and that the
-//!   configured keys open its sealed secrets — all before anything is touched;
-//! - it keeps the replaced database beside it (`<DATABASE_PATH>.replaced-<time>`),
-//!   copied through the online backup API so its write-ahead log comes along;
-//! - it ends every session in the restored copy and audits the restore in one
-//!   transaction, and anchors the new head: tokens handed out before the backup
-//!   (or after it, for sessions the copy never knew) are refused from then on, and
-//!   the next start needs no `--accept-rollback`.
+//! - it stages the backup beside the database and checks the staged copy as
+//!   `backup` checked it (integrity, the audit chain, the head `FILE.json` names),
+//!   that this binary knows its schema, and that the configured keys open its
+//!   sealed secrets — all before anything is moved;
+//! - it points the anchor at no event before anything moves, so that whatever
+//!   interrupts it, a plain start refuses the file in place until its sessions
+//!   are ended (`serve --accept-rollback`);
+//! - it keeps the replaced database (and its write-ahead log) beside it, renamed
+//!   to `<DATABASE_PATH>.replaced-<time>`, which works for a corrupt one too;
+//! - it ends every session in the restored copy, moves every account's token
+//!   cut-off to now and audits the restore in one transaction, then anchors the new
+//!   head: nothing handed out before the backup (or after it, for sessions the copy
+//!   never knew) is honoured, and the next start needs no `--accept-rollback`.
+//!
+//! What it cannot tell is whether the backup is authentic: whoever can write where
+//! backups are kept can hand it any database. Keep backups where only operators
+//! write.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -89,44 +97,40 @@ pub fn run(sources: ConfigSources, backup: &Path, database: Option<PathBuf>) -> 
 }
 
 fn restore(settings: Settings, backup: &Path) -> Result<Restored, Refusal> {
-    let database = settings.database.path.clone();
+    let configured = settings.database.path.clone();
+    // Files are moved where the database really is (DATABASE_PATH may be a
+    // symlink); the anchor stays where the server looks for it.
+    let database = lock::real_path(&configured);
     let held = lock::take_exclusive(&database).map_err(|e| Refusal::failure(e.to_string()))?;
-    eprintln!("checking {} …", backup.display());
-    let (events, head) = check_backup(backup)?;
-    check_keys(&settings, backup)?;
+    if !backup.is_file() {
+        return Err(Refusal {
+            message: format!("{} is not a file", backup.display()),
+            code: EXIT_CONFIG,
+        });
+    }
+    // Staged first, then the staged copy is what gets checked: the file that goes
+    // in place is the one that passed.
     let staged = beside(&database, ".restoring");
     remove_if_there(&staged)?;
-    copy(backup, &staged, "staging").inspect_err(|_| {
+    eprintln!("checking {} …", backup.display());
+    let checked = copy(backup, &staged, "staging")
+        .map_err(|problem| {
+            Refusal::failure(format!("{} is not usable: {problem}", backup.display()))
+        })
+        .and_then(|()| check_backup(backup, &staged))
+        .and_then(|checked| check_keys(&settings, &staged).map(|()| checked));
+    let (events, head) = checked.inspect_err(|_| {
         let _ = std::fs::remove_file(&staged);
     })?;
-    let kept = if database.exists() {
-        let kept = free_name(&database)?;
-        copy(&database, &kept, "keeping the replaced database").inspect_err(|_| {
-            let _ = std::fs::remove_file(&kept);
-            let _ = std::fs::remove_file(&staged);
-        })?;
-        Some(kept)
-    } else {
-        None
-    };
-    // The old write-ahead log must not meet the new file: it is in the kept copy.
-    for suffix in ["-wal", "-shm"] {
-        remove_if_there(&beside(&database, suffix))?;
-    }
-    std::fs::rename(&staged, &database)
-        .and_then(|()| sync_directory(&database))
-        .map_err(|e| {
-            format!(
-                "cannot put the backup in place ({}); {}",
-                e.kind(),
-                undo_hint(kept.as_deref())
-            )
-        })?;
+    let anchor_path = anchor::path_for(&configured);
+    let kept = swap_in(&database, &staged, &anchor_path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&staged);
+    })?;
     let sessions_ended = block_on(seal_restore(settings, backup, Arc::new(held)))
         .map_err(|_| Refusal::failure("cannot start the async runtime"))?
         .map_err(|e| {
             Refusal::failure(format!(
-                "the backup is in place, but ending its sessions failed: {e}; {}",
+                "the backup is in place, but ending its sessions failed: {e}. A plain start is refused until `portcullis serve --accept-rollback` ends them; {}",
                 undo_hint(kept.as_deref())
             ))
         })?;
@@ -138,16 +142,71 @@ fn restore(settings: Settings, backup: &Path) -> Result<Restored, Refusal> {
     })
 }
 
-/// The backup's own check, held to what `FILE.json` says of it and to the schema
-/// versions this binary knows.
-fn check_backup(backup: &Path) -> Result<(u64, Option<String>), Refusal> {
-    if !backup.is_file() {
+/// Puts `staged` in the database's place, the database it replaces (with its
+/// write-ahead log) renamed aside — a rename, so a corrupt database is kept as
+/// well as a sound one. Before anything moves, the anchor is pointed at no event:
+/// whatever stops the restore from here on, a plain start refuses the file in
+/// place until its sessions are ended. On a failure the old files are put back.
+fn swap_in(database: &Path, staged: &Path, anchor_path: &Path) -> Result<Option<PathBuf>, Refusal> {
+    let previous_anchor = match std::fs::read(anchor_path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Refusal::failure(format!(
+                "cannot read the anchor {}: {}",
+                anchor_path.display(),
+                e.kind()
+            )));
+        }
+    };
+    anchor::write(anchor_path, &anchor::Anchor::restore_pending()).map_err(|e| {
+        format!(
+            "cannot write the anchor {}: {}",
+            anchor_path.display(),
+            e.kind()
+        )
+    })?;
+    let kept = if database.exists() {
+        Some(free_name(database)?)
+    } else {
+        None
+    };
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut step = || -> std::io::Result<()> {
+        if let Some(kept) = &kept {
+            for suffix in ["", "-wal", "-shm"] {
+                let from = beside(database, suffix);
+                if from.exists() {
+                    let to = beside(kept, suffix);
+                    std::fs::rename(&from, &to)?;
+                    moved.push((to, from));
+                }
+            }
+        }
+        std::fs::rename(staged, database)?;
+        sync_directory(database)
+    };
+    if let Err(error) = step() {
+        for (now_at, was_at) in moved.iter().rev() {
+            let _ = std::fs::rename(now_at, was_at);
+        }
+        let _ = match &previous_anchor {
+            Some(bytes) => std::fs::write(anchor_path, bytes),
+            None => std::fs::remove_file(anchor_path),
+        };
         return Err(Refusal::failure(format!(
-            "{} is not a file",
-            backup.display()
+            "cannot put the backup in place ({}); the database was left as it was",
+            error.kind()
         )));
     }
-    let (version, events, head) = check(backup)
+    Ok(kept)
+}
+
+/// The backup's own check (on `staged`, the copy that goes in place), held to what
+/// `FILE.json` beside the backup says of it and to the schema versions this
+/// binary knows.
+fn check_backup(backup: &Path, staged: &Path) -> Result<(u64, Option<String>), Refusal> {
+    let (version, events, head) = check(staged)
         .map_err(|problem| format!("{} is not usable: {problem}", backup.display()))?;
     if version > SCHEMA_VERSION {
         return Err(Refusal::failure(format!(
@@ -193,12 +252,12 @@ fn check_backup(backup: &Path) -> Result<(u64, Option<String>), Refusal> {
 /// The configured keys must open the backup's sealed secrets, or the restored
 /// database would not start (and its MFA secrets and webhook credentials would be
 /// lost for good).
-fn check_keys(settings: &Settings, backup: &Path) -> Result<(), Refusal> {
+fn check_keys(settings: &Settings, staged: &Path) -> Result<(), Refusal> {
     let keyring = Keyring::new(settings).map_err(|e| Refusal {
         message: format!("the configured keys are not usable: {e}"),
         code: EXIT_CONFIG,
     })?;
-    let conn = db::open_read_only(backup).map_err(|e| format!("cannot open the backup: {e}"))?;
+    let conn = db::open_read_only(staged).map_err(|e| format!("cannot open the backup: {e}"))?;
     match check_keys_on(&conn, &keyring, false) {
         Ok(_) => Ok(()),
         Err(KeyCheckError::Mismatch(problems)) => Err(Refusal {
@@ -247,7 +306,7 @@ async fn seal_restore(
         );
     let ended = db
         .write(move |tx| {
-            let ended = sessions::end_every(tx, now, "restored")?;
+            let ended = sessions::end_everything(tx, now, "restored")?;
             audit.append(tx, &event.with_detail("sessions_ended", ended))?;
             Ok::<_, DbError>(ended)
         })

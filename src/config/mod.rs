@@ -16,6 +16,7 @@ mod rules;
 mod sources;
 pub mod tls;
 pub mod variables;
+mod webauthn;
 mod webhooks;
 
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub use passwords::{MIN_ITERATIONS, MIN_MEMORY_KIB, MIN_PARALLELISM, PasswordSet
 pub use rules::weak_secret_reason;
 pub use sources::{ConfigSources, RawConfig};
 use variables as v;
+pub use webauthn::WebauthnSettings;
 pub use webhooks::WebhookSettings;
 
 /// Production, or the local demo (loopback only, demo data, relaxed where it says so).
@@ -63,6 +65,9 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// The gate (forward-auth), when `GATE_PORTAL_URL` turns it on.
     pub gate: Option<GateSettings>,
+    /// Passkeys (WebAuthn), when an RP id and origins are configured or follow from
+    /// `PUBLIC_URL`.
+    pub webauthn: Option<WebauthnSettings>,
     /// Whether administrators need MFA to sign in to the admin pages.
     pub admin_require_mfa: bool,
     pub log: LogSettings,
@@ -177,6 +182,12 @@ impl<'a> Reader<'a> {
         let rate_limits = self.rate_limits();
         let webhooks = self.webhooks(mode);
         let gate = self.gate(http.as_ref().map(|h| h.trusted_proxies.as_slice()));
+        let webauthn = self.webauthn(
+            http.as_ref().and_then(|h| h.public_url.as_deref()),
+            gate.as_ref()
+                .and_then(Option::as_ref)
+                .map(|g| g.portal_url.as_str()),
+        );
         let admin_require_mfa = self.admin_require_mfa(mode);
         let log = self.log();
         let metrics = self.metrics(http.as_ref().map(|h| h.bind_address));
@@ -191,6 +202,7 @@ impl<'a> Reader<'a> {
             rate_limits: rate_limits?,
             webhooks: webhooks?,
             gate: gate?,
+            webauthn: webauthn?,
             admin_require_mfa: admin_require_mfa?,
             log: log?,
             metrics: metrics?,
@@ -410,6 +422,54 @@ mod tests {
         let mut tld = good.to_vec();
         tld[0] = (v::GATE_HOSTS, "*.com");
         assert_eq!(failed(&tld), vec![v::GATE_HOSTS.to_owned()]);
+    }
+
+    #[test]
+    fn passkeys_follow_public_url_and_the_portal_when_they_agree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, [7u8; 32]);
+        let with = |extra: &[(&'static str, &str)]| {
+            let mut pairs = good_pairs(dir.path());
+            pairs.extend([
+                (v::PUBLIC_URL, "https://auth.example.com".to_owned()),
+                (v::GATE_PORTAL_URL, "https://login.example.com".to_owned()),
+                (v::GATE_HOSTS, "*.example.com".to_owned()),
+                (v::GATE_ASSERTION_KEY, key.clone()),
+                (v::TRUSTED_PROXIES, "127.0.0.1".to_owned()),
+            ]);
+            pairs.extend(extra.iter().map(|(k, val)| (*k, (*val).to_owned())));
+            load(&pairs).expect("valid")
+        };
+        // The two hosts share no RP id of their own: off, saying what to set.
+        let (settings, findings) = with(&[]);
+        assert!(settings.webauthn.is_none());
+        assert!(findings.with_status(Status::Warn).any(|f| {
+            f.variable == v::WEBAUTHN_RP_ID && f.message.contains("set WEBAUTHN_RP_ID")
+        }));
+        // Named, it covers both defaulted origins.
+        let (settings, _) = with(&[(v::WEBAUTHN_RP_ID, "example.com")]);
+        let webauthn = settings.webauthn.expect("passkeys on");
+        assert_eq!(webauthn.rp_id, "example.com");
+        let origins: Vec<String> = webauthn
+            .origins
+            .iter()
+            .map(|o| o.origin().ascii_serialization())
+            .collect();
+        assert_eq!(
+            origins,
+            vec!["https://auth.example.com", "https://login.example.com"]
+        );
+        // Listed origins that leave the portal out still load, with a warning.
+        let (_, findings) = with(&[
+            (v::WEBAUTHN_RP_ID, "example.com"),
+            (v::WEBAUTHN_RP_ORIGINS, "https://auth.example.com"),
+        ]);
+        assert!(
+            findings
+                .with_status(Status::Warn)
+                .any(|f| f.variable == v::WEBAUTHN_RP_ORIGINS)
+        );
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub const REFRESH_REUSE_GRACE_SECONDS: &str = "REFRESH_REUSE_GRACE_SECONDS";
 pub const LOG_FORMAT: &str = "LOG_FORMAT";
 pub const LOG_LEVEL: &str = "LOG_LEVEL";
 pub const LOG_REQUESTS: &str = "LOG_REQUESTS";
+pub const WEBAUTHN_RP_ID: &str = "WEBAUTHN_RP_ID";
+pub const WEBAUTHN_RP_ORIGINS: &str = "WEBAUTHN_RP_ORIGINS";
 pub const GATE_PORTAL_URL: &str = "GATE_PORTAL_URL";
 pub const GATE_HOSTS: &str = "GATE_HOSTS";
 pub const GATE_COOKIE_DOMAIN: &str = "GATE_COOKIE_DOMAIN";
@@ -323,6 +325,16 @@ pub const ALL: &[Variable] = &[
         ADMIN_REQUIRE_MFA,
         Some("true"),
         "Administrators need MFA to sign in to the admin pages (the demo turns it off, with a banner).",
+    ),
+    var(
+        WEBAUTHN_RP_ID,
+        None,
+        "Passkeys' relying party id: a domain every origin in WEBAUTHN_RP_ORIGINS is, or is under (e.g. example.com); not a top-level domain or an IP. Unset: the host of the first origin.",
+    ),
+    var(
+        WEBAUTHN_RP_ORIGINS,
+        None,
+        "Comma list of origins passkeys may be used on (https, or http://localhost). Unset: PUBLIC_URL, plus GATE_PORTAL_URL when the gate is on; with neither, passkeys are off.",
     ),
     var(
         GATE_PORTAL_URL,

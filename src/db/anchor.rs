@@ -29,6 +29,17 @@ pub struct Anchor {
     pub hash: String,
 }
 
+impl Anchor {
+    /// What a restore anchors while it puts a copy in place: no event has this id,
+    /// so a plain start refuses the database until its sessions are ended.
+    pub fn restore_pending() -> Self {
+        Self {
+            event: i64::MAX,
+            hash: "restore in progress".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AnchorError {
     #[error("cannot read the anchor {path}: {source}")]
@@ -64,7 +75,7 @@ pub fn read(path: &Path) -> Result<Option<Anchor>, AnchorError> {
 }
 
 /// One anchor write at a time in this process: the writer's thread and a command
-/// writing the anchor itself (`restore`) share the temporary file's name.
+/// writing the anchor itself (`restore`) share the temporary file.
 static WRITING: parking_lot::Mutex<()> = parking_lot::const_mutex(());
 
 /// Writes the anchor: a temporary file beside it, synced, then renamed over it, so
@@ -73,8 +84,9 @@ pub fn write(path: &Path, anchor: &Anchor) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let _one_at_a_time = WRITING.lock();
     let text = serde_json::to_vec(anchor).map_err(std::io::Error::other)?;
+    // One temporary file per process: the server and a command may both write.
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
+    temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
     let mut file = std::fs::OpenOptions::new()
         .write(true)

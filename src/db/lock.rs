@@ -43,11 +43,28 @@ pub enum LockError {
     },
 }
 
-/// Where the lock file of the database at `database` lives.
+/// Where the lock file of the database at `database` lives: beside the real file,
+/// so every spelling of one database (a symlink, a relative path) shares one lock.
 pub fn path_for(database: &Path) -> PathBuf {
-    let mut name = database.as_os_str().to_owned();
+    let mut name = real_path(database).into_os_string();
     name.push(".lock");
     PathBuf::from(name)
+}
+
+/// The database's real place: symlinks resolved (the file's, or its directory's
+/// while the file does not exist yet); as given when neither resolves.
+pub fn real_path(database: &Path) -> PathBuf {
+    std::fs::canonicalize(database)
+        .ok()
+        .or_else(|| {
+            let name = database.file_name()?;
+            let dir = match database.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            std::fs::canonicalize(dir).ok().map(|dir| dir.join(name))
+        })
+        .unwrap_or_else(|| database.to_owned())
 }
 
 fn open(database: &Path) -> Result<File, LockError> {
@@ -123,5 +140,17 @@ mod tests {
         assert!(refused.to_string().contains("restore"), "{refused}");
         drop(restore);
         hold_shared(&database).expect("the restore is over");
+    }
+
+    #[test]
+    fn a_symlink_to_the_database_shares_its_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = dir.path().join("p.db");
+        std::fs::write(&database, b"").expect("write");
+        let alias = dir.path().join("alias.db");
+        std::os::unix::fs::symlink(&database, &alias).expect("symlink");
+        let _server = hold_shared(&alias).expect("shared");
+        assert!(take_exclusive(&database).is_err(), "the real path is held");
+        assert_eq!(path_for(&alias), path_for(&database));
     }
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0009_reauthentication.sql")),
     M::up(include_str!("migrations/0010_email_skeleton.sql")),
     M::up(include_str!("migrations/0011_browser_sessions.sql")),
+    M::up(include_str!("migrations/0012_passkeys.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

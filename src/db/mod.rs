@@ -13,6 +13,7 @@ pub mod documents;
 pub mod lock;
 pub mod mfa;
 mod migrations;
+pub mod passkeys;
 pub mod policies;
 pub mod refresh_tokens;
 pub mod revocations;
@@ -302,9 +303,13 @@ impl Database {
         let anchor = anchor::AnchorWriter::start(anchor_path);
         let anchored_head = Arc::new(AtomicI64::new(0));
         // From the first start on, the anchor holds the head (a database without
-        // events yet anchors event 0).
+        // events yet anchors event 0). Not for a rollback being accepted: until the
+        // commit that ends its sessions moves the head, the anchor keeps refusing
+        // a plain start, so a failure in between revives nothing.
         let (event, hash) = head.unwrap_or((0, String::new()));
-        anchor.publish(anchor::Anchor { event, hash });
+        if rolled_back.is_none() {
+            anchor.publish(anchor::Anchor { event, hash });
+        }
         anchored_head.store(event, Ordering::SeqCst);
         Ok(Self {
             writer: Pool::from(vec![writer_conn]),

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use crate::model::UserId;
+use crate::model::{AuthMethod, UserId};
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
@@ -16,6 +16,8 @@ pub struct SessionRow {
     pub last_used_at: i64,
     pub expires_at: i64,
     pub ended_at: Option<i64>,
+    /// How the session was signed in to; every access token of it carries this.
+    pub auth_method: AuthMethod,
 }
 
 impl SessionRow {
@@ -24,8 +26,7 @@ impl SessionRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at, ended_at";
+const COLUMNS: &str = "id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at, ended_at, auth_method";
 
 fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
     let text: String = row.get(index)?;
@@ -45,13 +46,17 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
         last_used_at: row.get(6)?,
         expires_at: row.get(7)?,
         ended_at: row.get(8)?,
+        auth_method: {
+            let text: String = row.get(9)?;
+            AuthMethod::parse(&text).ok_or_else(|| crate::db::invalid_column(9, "auth_method"))?
+        },
     })
 }
 
 pub fn insert(conn: &Connection, session: &SessionRow) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO sessions (id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO sessions (id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at, auth_method)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         session.id.to_string(),
@@ -62,6 +67,7 @@ pub fn insert(conn: &Connection, session: &SessionRow) -> rusqlite::Result<()> {
         session.created_at,
         session.last_used_at,
         session.expires_at,
+        session.auth_method.as_str(),
     ])?;
     Ok(())
 }
@@ -81,12 +87,22 @@ pub fn all_live(conn: &Connection, now: i64) -> rusqlite::Result<Vec<(Uuid, User
     rows.collect()
 }
 
-/// Ends every live session (a rollback accepted at start-up); returns how many.
-pub fn end_every(conn: &Connection, now: i64, reason: &str) -> rusqlite::Result<usize> {
+/// What a database put back from an older copy needs (a restore, a rollback
+/// accepted at start-up): every live session ends and every account's token
+/// cut-off moves to `now`, so nothing handed out before — access and refresh
+/// tokens, browser sessions, MFA challenges — is honoured again. Returns the
+/// sessions ended.
+pub fn end_everything(conn: &Connection, now: i64, reason: &str) -> rusqlite::Result<usize> {
+    let ended = conn
+        .prepare_cached(
+            "UPDATE sessions SET ended_at = ?1, end_reason = ?2 WHERE ended_at IS NULL",
+        )?
+        .execute(params![now, reason])?;
     conn.prepare_cached(
-        "UPDATE sessions SET ended_at = ?1, end_reason = ?2 WHERE ended_at IS NULL",
+        "UPDATE users SET tokens_valid_after = max(tokens_valid_after, ?1), updated_at = ?1",
     )?
-    .execute(params![now, reason])
+    .execute(params![now])?;
+    Ok(ended)
 }
 
 pub fn find(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<SessionRow>> {

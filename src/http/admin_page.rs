@@ -26,7 +26,7 @@ use super::request_context::policy_context;
 use crate::accounts::browser_sessions::BrowserSession;
 use crate::admin::AdminAction;
 use crate::audit::{AdminActor, RequestMeta};
-use crate::model::User;
+use crate::model::{AuthMethod, User};
 use crate::state::AppState;
 
 pub const FLASH_COOKIE: &str = "portcullis_flash";
@@ -387,7 +387,15 @@ impl AdminPage {
         let context = self.policy_context();
         self.state
             .admin_access
-            .authorize(&self.session.user, action, target, context, &self.meta)
+            .authorize(
+                &self.session.user,
+                // Signed in to on the sign-in page: the password, and a code with MFA on.
+                AuthMethod::of_password_sign_in(self.session.user.mfa_enabled),
+                action,
+                target,
+                context,
+                &self.meta,
+            )
             .await
             .map_err(|e| PageError::Problem(e.into()))
     }

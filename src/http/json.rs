@@ -134,6 +134,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// A JSON body that may be left out (a `DELETE` whose proof may be recent): no body
+/// at all is `None`; a body is checked exactly as [`Json`] checks it.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = is_json_content_type(req.headers());
+        let body = Body::read(req, payload);
+        Box::pin(async move {
+            let body = body.await?;
+            match (body.0.is_empty(), is_json) {
+                (true, _) => Ok(OptionalJson(None)),
+                (false, false) => Err(ApiError::UnsupportedMediaType {
+                    expected: "application/json",
+                }),
+                (false, true) => parse(&body.0).map(|value| OptionalJson(Some(value))),
+            }
+        })
+    }
+}
+
 fn is_json_content_type(headers: &header::HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)

@@ -111,6 +111,11 @@ pub struct AdminCaller {
 }
 
 impl AdminCaller {
+    /// This request's context as the policy engine sees it.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
     /// The administrator, if the engine allows `action` (on `target`): anyone but an
     /// active administrator is 403, a policy's deny is 403, an evaluation error the
     /// generic 500.
@@ -121,7 +126,14 @@ impl AdminCaller {
     ) -> Result<AdminActor, ApiError> {
         self.state
             .admin_access
-            .authorize(&self.user, action, target, self.context.clone(), &self.meta)
+            .authorize(
+                &self.user,
+                self.principal.auth_method,
+                action,
+                target,
+                self.context.clone(),
+                &self.meta,
+            )
             .await
             .map_err(ApiError::from)
     }

@@ -3,6 +3,7 @@
 //! the services agree on one shape and the SQL modules depend on nothing above them.
 
 pub mod admin_action;
+pub mod auth_method;
 pub mod document;
 pub mod email;
 pub mod host;
@@ -10,5 +11,6 @@ pub mod policy;
 pub mod user;
 pub mod webhook;
 
+pub use auth_method::AuthMethod;
 pub use email::Email;
 pub use user::{Role, User, UserId, UserStatus};

@@ -83,7 +83,7 @@ impl FileFormat {
 }
 
 /// A policy file: every policy, in the order written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
     pub policies: Vec<PolicyEntry>,
@@ -91,7 +91,7 @@ pub struct PolicyFile {
 
 /// One policy of a file: a draft (the admin API's body, with its defaults) and
 /// the id that keeps it the same policy from one import to the next.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyEntry {
     /// Absent: a new policy, created with a fresh id.
@@ -115,6 +115,7 @@ pub struct PolicyEntry {
     pub principals: Principals,
     /// Absent: the policy applies always.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub conditions: Option<Value>,
 }
 
@@ -240,7 +241,9 @@ fn toml_message(error: &toml::de::Error, text: &str) -> String {
     let message = error.message().trim_end();
     match error.span() {
         Some(span) => {
-            let before = &text[..span.start.min(text.len())];
+            // A span that does not fall on a character boundary reads as no text
+            // before it, never a panic.
+            let before = text.get(..span.start).unwrap_or_default();
             let line = before.matches('\n').count() + 1;
             let column = before
                 .rsplit_once('\n')

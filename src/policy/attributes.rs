@@ -67,7 +67,12 @@ pub const ATTRIBUTES: &[AttributeSpec] = &[
     AttributeSpec {
         name: "subject.mfa",
         kind: ValueKind::Boolean,
-        description: "Whether the caller's account has MFA enabled.",
+        description: "Whether the caller's account has MFA enabled, or the caller signed in with a passkey (a factor and the device's PIN or biometric in one).",
+    },
+    AttributeSpec {
+        name: "subject.auth_method",
+        kind: ValueKind::String,
+        description: "How the caller's session was signed in to: `password`, `password+totp` or `passkey`. Absent for a signed-out visitor.",
     },
     AttributeSpec {
         name: "subject.attributes.*",

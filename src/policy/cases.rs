@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::engine::{AccessRequest, Decision, PolicySet, Reason, Resource, Subject};
 use super::simulation::{self, Asked};
-use crate::model::{Role, UserId};
+use crate::model::{AuthMethod, Role, UserId};
 use crate::validation::FieldError;
 
 /// What `decided_by` says for a decision no policy made (nothing allowed it).
@@ -69,6 +69,10 @@ pub struct CaseSubject {
     pub role: Role,
     #[serde(default)]
     pub mfa: bool,
+    /// How the session was signed in to; by default, what a password sign-in of an
+    /// account with (or without) MFA comes to. A multi-factor method makes `mfa` true.
+    #[serde(default)]
+    pub auth_method: Option<AuthMethod>,
     #[serde(default)]
     pub attributes: Map<String, Value>,
 }
@@ -254,7 +258,15 @@ fn subject_of(described: CaseSubject) -> Subject {
         id: UserId(described.id.unwrap_or(Uuid::nil())),
         email: described.email,
         role: described.role,
-        mfa: described.mfa,
+        mfa: described.mfa
+            || described
+                .auth_method
+                .is_some_and(AuthMethod::is_multi_factor),
+        auth_method: Some(
+            described
+                .auth_method
+                .unwrap_or(AuthMethod::of_password_sign_in(described.mfa)),
+        ),
         attributes: described.attributes,
     }
 }

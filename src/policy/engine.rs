@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::operator::Operator;
 use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
-use crate::model::{Role, UserId};
+use crate::model::{AuthMethod, Role, UserId};
 
 // ---- the request ----
 
@@ -33,10 +33,16 @@ pub struct Subject {
     pub id: UserId,
     pub email: String,
     pub role: Role,
+    /// The account has MFA on, or the session was signed in to with more than one
+    /// factor (a passkey).
     pub mfa: bool,
+    /// How the session was signed in to; absent for a signed-out visitor.
+    pub auth_method: Option<AuthMethod>,
     pub attributes: Map<String, Value>,
 }
 
+/// An account's subject as a password sign-in of it makes it (see
+/// [`Subject::signed_in_with`] when the session's own method is known).
 impl From<&crate::model::User> for Subject {
     fn from(user: &crate::model::User) -> Self {
         Self {
@@ -45,6 +51,7 @@ impl From<&crate::model::User> for Subject {
             email: user.email.to_string(),
             role: user.role,
             mfa: user.mfa_enabled,
+            auth_method: Some(AuthMethod::of_password_sign_in(user.mfa_enabled)),
             attributes: user.attributes.clone(),
         }
     }
@@ -59,7 +66,18 @@ impl Subject {
             email: String::new(),
             role: Role::User,
             mfa: false,
+            auth_method: None,
             attributes: Map::new(),
+        }
+    }
+
+    /// `user`, in a session signed in to with `auth_method`: a multi-factor sign-in
+    /// (a passkey) counts as MFA even on an account without a TOTP factor.
+    pub fn signed_in_with(user: &crate::model::User, auth_method: AuthMethod) -> Self {
+        Self {
+            mfa: user.mfa_enabled || auth_method.is_multi_factor(),
+            auth_method: Some(auth_method),
+            ..Self::from(user)
         }
     }
 }
@@ -100,6 +118,7 @@ pub(crate) enum AttrRef {
     SubjectEmailDomain,
     SubjectRole,
     SubjectMfa,
+    SubjectAuthMethod,
     SubjectAttr(String),
     ResourceType,
     ResourceId,
@@ -145,6 +164,7 @@ impl AttrRef {
             "subject.email_domain" => AttrRef::SubjectEmailDomain,
             "subject.role" => AttrRef::SubjectRole,
             "subject.mfa" => AttrRef::SubjectMfa,
+            "subject.auth_method" => AttrRef::SubjectAuthMethod,
             "resource.type" => AttrRef::ResourceType,
             "resource.id" => AttrRef::ResourceId,
             "resource.owner_id" => AttrRef::ResourceOwner,
@@ -288,6 +308,7 @@ impl<'a> Prepared<'a> {
             }
             AttrRef::SubjectRole => Val::Str(r.subject.role.as_str()),
             AttrRef::SubjectMfa => Val::Bool(r.subject.mfa),
+            AttrRef::SubjectAuthMethod => Val::Str(r.subject.auth_method?.as_str()),
             AttrRef::SubjectAttr(key) => Val::Json(r.subject.attributes.get(key)?),
             AttrRef::ResourceType => Val::Str(&r.resource.kind),
             AttrRef::ResourceId => Val::Str(r.resource.id.as_deref()?),

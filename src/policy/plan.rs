@@ -31,7 +31,8 @@ use super::engine::Context;
 use super::service::{PolicyError, PolicyService, build_set};
 use crate::audit::AdminActor;
 use crate::db::users;
-use crate::model::policy::{ADMIN_POLICY_ID, Policy, Principals};
+use crate::model::admin_action::AdminAction;
+use crate::model::policy::{ADMIN_POLICY_ID, Effect, Policy, PolicyStatus, Principals};
 use crate::validation::FieldError;
 
 /// What an import does to one policy.
@@ -132,6 +133,21 @@ impl ImportPlan {
         self.generation
     }
 
+    /// The administrator questions applying it asks, after `policy.import`: each
+    /// change as it would be asked on its own (`policy.create`, `policy.update` or
+    /// `policy.delete`, with the policy's id), so an import is no way around a deny
+    /// on any of them. Every door that imports asks these.
+    pub fn questions(&self) -> impl Iterator<Item = (AdminAction, Option<String>)> + '_ {
+        self.changes.iter().map(|change| {
+            let target = Some(change.id.to_string());
+            match change.kind {
+                ChangeKind::Create => (AdminAction::PolicyCreate, None),
+                ChangeKind::Change => (AdminAction::PolicyUpdate, target),
+                ChangeKind::Delete => (AdminAction::PolicyDelete, target),
+            }
+        })
+    }
+
     /// The writes that apply it: each policy's new state, or `None` to delete it.
     pub(super) fn writes(&self) -> Vec<(Uuid, Option<Policy>)> {
         self.changes
@@ -191,7 +207,7 @@ impl PolicyService {
                     id,
                     name: policy.name.clone(),
                     kind: ChangeKind::Create,
-                    fields: Vec::new(),
+                    fields: whole(&policy, ChangeKind::Create),
                     after: Some(policy.clone()),
                 });
                 resulting.push(policy);
@@ -245,12 +261,13 @@ impl PolicyService {
                     id: policy.id,
                     name: policy.name.clone(),
                     kind: ChangeKind::Delete,
-                    fields: Vec::new(),
+                    fields: whole(policy, ChangeKind::Delete),
                     after: None,
                 });
             }
         }
-        let notes = recreations(&changes);
+        let mut notes = recreations(&changes);
+        notes.extend(broad_grants(&changes));
         let after = build_set(resulting)?;
         let administrators = self
             .database()
@@ -290,7 +307,58 @@ fn recreations(changes: &[PlannedChange]) -> Vec<String> {
         .collect()
 }
 
-/// The fields of a policy a file sets, as short text.
+/// A note for each policy the import creates or changes that allows actions on
+/// administration (resource type `admin`, or every type) to everyone signed in or
+/// to anyone: what a file is most dangerous for, and a plan shows only losses.
+fn broad_grants(changes: &[PlannedChange]) -> Vec<String> {
+    changes
+        .iter()
+        .filter_map(|change| {
+            let policy = change.after.as_ref()?;
+            let broad = matches!(policy.principals, Principals::Everyone | Principals::Public);
+            let on_administration = matches!(policy.resource_type.as_str(), "admin" | "*");
+            (policy.effect == Effect::Allow
+                && policy.status == PolicyStatus::Active
+                && broad
+                && on_administration)
+                .then(|| {
+                    format!(
+                        "“{}” allows {} on {} to {}: make sure that is meant",
+                        policy.name,
+                        policy.actions.join(", "),
+                        if policy.resource_type == "*" {
+                            "every resource type, administration included".to_owned()
+                        } else {
+                            "administration".to_owned()
+                        },
+                        principals_text(&policy.principals)
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Every field of a policy created or deleted: the side it has (after for a
+/// create, before for a delete), the other empty.
+fn whole(policy: &Policy, kind: ChangeKind) -> Vec<FieldChange> {
+    fields_of(policy)
+        .into_iter()
+        .map(|(field, text)| match kind {
+            ChangeKind::Delete => FieldChange {
+                field,
+                before: text,
+                after: String::new(),
+            },
+            ChangeKind::Create | ChangeKind::Change => FieldChange {
+                field,
+                before: String::new(),
+                after: text,
+            },
+        })
+        .collect()
+}
+
+/// The fields of a policy a file sets, as text.
 fn fields_of(policy: &Policy) -> [(&'static str, String); 9] {
     [
         ("name", policy.name.clone()),
@@ -331,19 +399,8 @@ fn principals_text(principals: &Principals) -> String {
     }
 }
 
-/// Longest side of a field change shown, in characters.
-const SHOWN_CHARS: usize = 80;
-
-fn shortened(text: String) -> String {
-    if text.chars().count() <= SHOWN_CHARS {
-        return text;
-    }
-    let mut short: String = text.chars().take(SHOWN_CHARS - 1).collect();
-    short.push('…');
-    short
-}
-
-/// The fields `after` changes from `before`, each side shortened to a line.
+/// The fields `after` changes from `before`, each side whole (a shortened side
+/// could hide the change).
 fn field_changes(before: &Policy, after: &Policy) -> Vec<FieldChange> {
     fields_of(before)
         .into_iter()
@@ -351,8 +408,8 @@ fn field_changes(before: &Policy, after: &Policy) -> Vec<FieldChange> {
         .filter(|((_, old), (_, new))| old != new)
         .map(|((field, old), (_, new))| FieldChange {
             field,
-            before: shortened(old),
-            after: shortened(new),
+            before: old,
+            after: new,
         })
         .collect()
 }

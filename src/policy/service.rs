@@ -123,33 +123,6 @@ fn snapshot(policy: &Policy) -> Value {
     serde_json::to_value(policy).unwrap_or(Value::Null)
 }
 
-/// One import entry: a draft, optionally with the id it should keep. Read as a
-/// draft plus `id`, so an unknown field is refused as it is on create.
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
-#[serde(try_from = "serde_json::Map<String, Value>")]
-pub struct ImportedPolicy {
-    #[schema(value_type = Option<Uuid>)]
-    pub id: Option<Uuid>,
-    #[schema(inline)]
-    pub draft: PolicyDraft,
-}
-
-impl TryFrom<serde_json::Map<String, Value>> for ImportedPolicy {
-    type Error = String;
-
-    fn try_from(mut fields: serde_json::Map<String, Value>) -> Result<Self, String> {
-        let id = match fields.remove("id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => {
-                Some(Uuid::parse_str(&text).map_err(|_| "`id` is not a UUID".to_owned())?)
-            }
-            Some(_) => return Err("`id` is not a UUID".to_owned()),
-        };
-        let draft = serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())?;
-        Ok(Self { id, draft })
-    }
-}
-
 /// One stored version of a policy: the change, who made it and when, and the
 /// policy as it was then.
 #[derive(Debug, Clone)]
@@ -670,65 +643,6 @@ impl PolicyService {
         self.commit(vec![(id, None)], actor, meta, None).await
     }
 
-    /// Imports policies all-or-nothing: every entry is validated first, and one bad
-    /// entry rejects the whole import (errors are prefixed `[i].`). Entries with an
-    /// id that exists update it; others are created; the read-only administrator
-    /// policy is passed over.
-    pub async fn import(
-        &self,
-        entries: Vec<ImportedPolicy>,
-        actor: &AdminActor,
-        meta: &RequestMeta,
-    ) -> Result<usize, PolicyError> {
-        let actor_name = actor.audit_name();
-        let mut errors = Vec::new();
-        let mut changes = Vec::with_capacity(entries.len());
-        let mut seen = std::collections::HashSet::new();
-        for (i, entry) in entries.into_iter().enumerate() {
-            let id = entry.id.unwrap_or_else(Uuid::new_v4);
-            if !seen.insert(id) {
-                errors.push(FieldError::rule(
-                    format!("[{i}].id"),
-                    "duplicate",
-                    "names a policy an earlier entry already imports",
-                ));
-                continue;
-            }
-            // The read-only administrator policy comes with every export; importing
-            // it back changes nothing, so it is passed over.
-            if id == ADMIN_POLICY_ID {
-                continue;
-            }
-            let previous = self.get(id).ok();
-            match self.policy_from_draft(id, entry.draft, previous.as_deref(), &actor_name) {
-                Ok(policy) => {
-                    if let Some(previous) = &previous
-                        && refuse_a_new_built_in_rule(previous, &policy).is_err()
-                    {
-                        errors.push(FieldError::rule(
-                            format!("[{i}]"),
-                            "built_in",
-                            "a built-in policy may only be activated or deactivated; keep the rest as exported",
-                        ));
-                        continue;
-                    }
-                    changes.push((id, Some(policy)));
-                }
-                Err(found) => errors.extend(found.into_iter().map(|mut e| {
-                    e.field = format!("[{i}].{}", e.field);
-                    e
-                })),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(PolicyError::Validation(errors));
-        }
-        let count = changes.len();
-        self.commit(changes, actor, meta, Some(Summary::new("policy.imported")))
-            .await?;
-        Ok(count)
-    }
-
     /// Applies an import plan in one transaction: every change it lists, each with
     /// its version and its own audit record (before and after), then one
     /// `policy.imported` record naming them all and `source`. All or nothing: it is
@@ -773,15 +687,6 @@ impl PolicyService {
 struct Summary {
     name: &'static str,
     details: Vec<(&'static str, Value)>,
-}
-
-impl Summary {
-    fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            details: Vec::new(),
-        }
-    }
 }
 
 /// A stored policy as the draft that would save it again.

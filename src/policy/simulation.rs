@@ -16,7 +16,7 @@ use super::engine::{AccessRequest, Context, Decision, Resource, Subject};
 use super::service::{PolicyError, PolicyService};
 use super::validate::is_name;
 use crate::db::users;
-use crate::model::{Role, UserId};
+use crate::model::{AuthMethod, Role, UserId};
 use crate::validation::FieldError;
 
 /// Who the simulated request is from.
@@ -151,6 +151,7 @@ impl PolicyService {
                     email,
                     role,
                     mfa,
+                    auth_method: Some(AuthMethod::of_password_sign_in(mfa)),
                     attributes,
                 },
                 None,

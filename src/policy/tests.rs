@@ -54,6 +54,7 @@ fn request() -> AccessRequest {
             email: "alice@example.org".to_owned(),
             role: Role::User,
             mfa: true,
+            auth_method: Some(crate::model::AuthMethod::PasswordTotp),
             attributes: attrs(json!({"department": "engineering", "level": 3, "tags": ["a", "b"]})),
         },
         action: "read".to_owned(),
@@ -166,6 +167,14 @@ fn operator_cases() -> Vec<(Value, Option<bool>)> {
         ),
         (cond("subject.role", "ne", json!("admin")), Some(true)),
         (cond("subject.mfa", "eq", json!(true)), Some(true)),
+        (
+            cond("subject.auth_method", "eq", json!("password+totp")),
+            Some(true),
+        ),
+        (
+            cond("subject.auth_method", "eq", json!("passkey")),
+            Some(false),
+        ),
         (
             cond("subject.email_domain", "eq", json!("example.org")),
             Some(true),
@@ -649,13 +658,13 @@ proptest! {
 
 #[test]
 fn an_import_entry_with_an_unknown_field_is_refused() {
-    use super::service::ImportedPolicy;
+    use super::as_code::PolicyEntry;
     let entry = json!({"id": Uuid::new_v4(), "name": "n", "effect": "allow",
                        "resource_type": "r", "actions": ["a"], "surprise": 1});
-    assert!(serde_json::from_value::<ImportedPolicy>(entry.clone()).is_err());
+    assert!(serde_json::from_value::<PolicyEntry>(entry.clone()).is_err());
     let mut fine = entry;
     fine.as_object_mut().expect("object").remove("surprise");
-    assert!(serde_json::from_value::<ImportedPolicy>(fine).is_ok());
+    assert!(serde_json::from_value::<PolicyEntry>(fine).is_ok());
 }
 
 #[test]
@@ -815,4 +824,33 @@ fn a_deny_that_bites_only_on_other_requests_still_locks_out() {
     assert!(!locks_out(&before, &elsewhere, &admins, &admins));
     // Changing the administrators: the only one who could mend leaves.
     assert!(locks_out(&before, &before, &admins, &[]));
+}
+
+// ---- how the session was signed in to ----
+
+#[test]
+fn a_passkey_session_counts_as_mfa_and_names_its_method() {
+    use crate::model::AuthMethod;
+    let account = administrator("pat@example.org");
+    let by_password = Subject::from(&account);
+    assert!(!by_password.mfa);
+    assert_eq!(by_password.auth_method, Some(AuthMethod::Password));
+    let by_passkey = Subject::signed_in_with(&account, AuthMethod::Passkey);
+    assert!(by_passkey.mfa);
+    assert_eq!(by_passkey.auth_method, Some(AuthMethod::Passkey));
+    assert_eq!(Subject::anonymous().auth_method, None);
+    let strong = policy(
+        Effect::Allow,
+        "document",
+        &["read"],
+        cond("subject.auth_method", "eq", json!("passkey")),
+    );
+    let mut asked = request();
+    asked.subject = by_passkey;
+    assert!(set(vec![strong.clone()]).decide(&asked).allowed);
+    asked.subject = by_password;
+    assert!(!set(vec![strong.clone()]).decide(&asked).allowed);
+    // A signed-out visitor has no method: the condition cannot hold.
+    asked.subject = Subject::anonymous();
+    assert!(!set(vec![strong]).decide(&asked).allowed);
 }

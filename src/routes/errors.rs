@@ -6,6 +6,7 @@
 
 use crate::accounts::AccountError;
 use crate::accounts::browser_sessions::SignInError;
+use crate::accounts::passkeys::{MAX_PASSKEYS_PER_ACCOUNT, PasskeyError};
 use crate::admin::AdminAccessError;
 use crate::auth::{AuthError, tokens};
 use crate::authz::AuthzError;
@@ -132,6 +133,36 @@ impl From<AccountError> for ApiError {
                 }
             }
             AccountError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+/// Passkey problems. A refused sign-in answers one text whatever the cause, and no
+/// answer carries webauthn-rs's own text (it is logged, and named in the audit log).
+impl From<PasskeyError> for ApiError {
+    fn from(error: PasskeyError) -> Self {
+        match error {
+            PasskeyError::Validation(errors) => ApiError::Validation(errors),
+            PasskeyError::NotConfigured => ApiError::NotFound,
+            PasskeyError::CeremonyInvalid => ApiError::BadRequest(
+                "This passkey ceremony is unknown, already finished or expired (they last 5 minutes): start a new one.".to_owned(),
+            ),
+            PasskeyError::CredentialRefused => ApiError::Validation(vec![FieldError::rule(
+                "credential",
+                "refused",
+                "was not accepted: it does not answer this ceremony for this site, or the authenticator did not verify the user",
+            )]),
+            PasskeyError::SignInFailed => ApiError::Unauthorized("Passkey sign-in failed"),
+            PasskeyError::AlreadyRegistered => {
+                ApiError::Conflict("This passkey is already registered.")
+            }
+            PasskeyError::TooMany => {
+                const _: () = assert!(MAX_PASSKEYS_PER_ACCOUNT == 20, "the text below says 20");
+                ApiError::Conflict("An account may have at most 20 passkeys; delete one first.")
+            }
+            PasskeyError::NotFound => ApiError::NotFound,
+            PasskeyError::Account(error) => error.into(),
+            PasskeyError::Unexpected(cause) => ApiError::Unexpected(cause),
         }
     }
 }

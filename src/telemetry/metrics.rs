@@ -130,14 +130,11 @@ label_values! {
         Success => "success",
         /// The password was right; the MFA code is asked for next.
         MfaRequired => "mfa_required",
-        WrongPassword => "wrong_password",
-        UnknownEmail => "unknown_email",
-        /// Refused during a softlock, whatever the password.
-        Softlocked => "softlocked",
-        /// The account is disabled or locked by an administrator.
-        Inactive => "inactive",
-        /// The account changed (password, status, MFA) while it was being checked.
-        Changed => "changed",
+        /// Refused, for any reason: an unknown address, a wrong password, a
+        /// softlock, an inactive account. One value, as the API's answer is one 401:
+        /// a finer label would tell whoever reads the metrics which addresses have
+        /// accounts and which passwords are right (the audit log has the reason).
+        Failed => "failed",
         /// Not decided: the database or the password hasher failed or was busy.
         Error => "error",
     }
@@ -847,7 +844,7 @@ mod tests {
     #[test]
     fn recorded_events_show_in_the_text() {
         let metrics = Metrics::new(&["app.example.com".to_owned()]);
-        metrics.accounts().login(LoginResult::WrongPassword);
+        metrics.accounts().login(LoginResult::Failed);
         metrics.abac().decided(AbacResult::DefaultDeny);
         metrics.gate().decided(Some(0), GateResult::Allowed);
         metrics.gate().decided(None, GateResult::UnprotectedHost);
@@ -856,7 +853,7 @@ mod tests {
             .observe(RouteClass::Auth, 401, Duration::from_millis(3));
         let text = metrics.encode(&Readings::default()).expect("encodes");
         for (series, value) in [
-            ("portcullis_logins_total{outcome=\"wrong_password\"}", 1.0),
+            ("portcullis_logins_total{outcome=\"failed\"}", 1.0),
             ("portcullis_logins_total{outcome=\"success\"}", 0.0),
             (
                 "portcullis_abac_decisions_total{effect=\"deny\",reason=\"default_deny\"}",

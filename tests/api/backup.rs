@@ -298,3 +298,143 @@ async fn a_backup_that_is_not_whole_or_not_ours_is_refused_before_anything_is_to
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Whatever stops a restore (or a start accepting a rollback) half-way, the
+/// database in place is refused by a plain start until its sessions are ended: a
+/// token signed out after the backup never works again.
+#[actix_web::test]
+async fn an_interrupted_restore_or_rollback_revives_no_session() {
+    let app = spawn_app().await;
+    let tokens = app.signed_up("gone@example.org").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backup = dir.path().join("nightly.db");
+    let made = run_binary(
+        dir.path(),
+        &[
+            "backup",
+            backup.to_str().expect("utf-8"),
+            "--database",
+            app.db_path.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(made.status.success(), "{made:?}");
+    app.post_with_token("/api/v1/auth/logout", &tokens.access_token, None)
+        .await;
+    let database = dir.path().join("portcullis.db");
+    take_over(&app, &database);
+    let vars = server_vars(&app, &database);
+
+    // A copy whose sessions cannot be ended (a trigger refuses it): the restore
+    // fails after the copy is in place.
+    let stubborn = dir.path().join("stubborn.db");
+    std::fs::copy(&backup, &stubborn).expect("copy");
+    rusqlite::Connection::open(&stubborn)
+        .expect("open")
+        .execute_batch(
+            "CREATE TRIGGER keep_sessions BEFORE UPDATE ON sessions
+             BEGIN SELECT RAISE(ABORT, 'no'); END;",
+        )
+        .expect("trigger");
+    let failed = run_binary(
+        dir.path(),
+        &["restore", stubborn.to_str().expect("utf-8")],
+        &as_refs(&vars),
+    );
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("--accept-rollback"),
+        "{failed:?}"
+    );
+    let refused = run_binary(dir.path(), &["serve"], &as_refs(&vars));
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+
+    // Accepting the rollback with a key that does not open the secrets fails, and
+    // leaves a plain start refused still.
+    rusqlite::Connection::open(&database)
+        .expect("open")
+        .execute_batch("DROP TRIGGER keep_sessions")
+        .expect("drop trigger");
+    let mut wrong_key = vars.clone();
+    for (name, value) in &mut wrong_key {
+        if name == "MFA_ENCRYPTION_KEY" {
+            *value = fernet::Fernet::generate_key();
+        }
+    }
+    let refused = run_binary(
+        dir.path(),
+        &["serve", "--accept-rollback"],
+        &as_refs(&wrong_key),
+    );
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let refused = run_binary(dir.path(), &["serve"], &as_refs(&vars));
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+
+    // Accepted: the token signed out after the backup, and its refresh token, are
+    // refused.
+    let mut server =
+        ServerProcess::start(dir.path(), &["serve", "--accept-rollback"], &as_refs(&vars));
+    assert!(me(&server.address, &tokens.access_token).starts_with("HTTP/1.1 401"));
+    let refresh = serde_json::json!({"refresh_token": tokens.refresh_token}).to_string();
+    let refreshed = raw_request(
+        &server.address,
+        "POST",
+        "/api/v1/auth/refresh",
+        &[],
+        Some(&refresh),
+    );
+    assert!(refreshed.starts_with("HTTP/1.1 401"), "{refreshed}");
+    assert!(server.terminate());
+}
+
+#[actix_web::test]
+async fn a_restore_replaces_a_corrupt_database_and_keeps_everything_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    let tokens = app.signed_up("kept@example.org").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backup = dir.path().join("nightly.db");
+    let made = run_binary(
+        dir.path(),
+        &[
+            "backup",
+            backup.to_str().expect("utf-8"),
+            "--database",
+            app.db_path.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let database = dir.path().join("portcullis.db");
+    take_over(&app, &database);
+    let vars = server_vars(&app, &database);
+    // The disk ate the database.
+    std::fs::write(&database, vec![0x5a; 8192]).expect("corrupt");
+    let restored = run_binary(
+        dir.path(),
+        &["restore", backup.to_str().expect("utf-8")],
+        &as_refs(&vars),
+    );
+    assert!(restored.status.success(), "{restored:?}");
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&backup), 0o600, "the backup");
+    assert_eq!(mode(&database), 0o600, "the restored database");
+    let kept = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().contains("portcullis.db.replaced-"))
+        .expect("the corrupt database is kept");
+    assert_eq!(std::fs::read(&kept).expect("kept"), vec![0x5a; 8192]);
+
+    let mut server = ServerProcess::start(dir.path(), &["serve"], &as_refs(&vars));
+    assert!(me(&server.address, &tokens.access_token).starts_with("HTTP/1.1 401"));
+    assert!(login_status(&server.address, "kept@example.org").starts_with("HTTP/1.1 200"));
+    assert!(server.terminate());
+}

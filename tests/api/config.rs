@@ -294,3 +294,84 @@ fn check_config_judges_the_mfa_code_limit_per_address() {
     assert_eq!(code, Some(2), "{stdout}");
     assert!(stdout.contains("FAIL  RATE_LIMIT_MFA_IP"), "{stdout}");
 }
+
+#[test]
+fn passkey_settings_browsers_would_refuse_exit_2_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (changes, variable, says) in [
+        (
+            vec![
+                ("WEBAUTHN_RP_ID", "example.org"),
+                ("WEBAUTHN_RP_ORIGINS", "https://auth.example.com"),
+            ],
+            "WEBAUTHN_RP_ID",
+            "set WEBAUTHN_RP_ID to a domain every origin shares",
+        ),
+        (
+            vec![("WEBAUTHN_RP_ORIGINS", "http://127.0.0.1:8080")],
+            "WEBAUTHN_RP_ORIGINS",
+            "IP address",
+        ),
+        (
+            vec![("WEBAUTHN_RP_ORIGINS", "http://auth.example.com")],
+            "WEBAUTHN_RP_ORIGINS",
+            "use https",
+        ),
+        (
+            vec![
+                ("WEBAUTHN_RP_ID", "com"),
+                ("WEBAUTHN_RP_ORIGINS", "https://example.com"),
+            ],
+            "WEBAUTHN_RP_ID",
+            "top-level domain",
+        ),
+        (
+            vec![("WEBAUTHN_RP_ID", "localhost")],
+            "WEBAUTHN_RP_ORIGINS",
+            "is needed with WEBAUTHN_RP_ID",
+        ),
+    ] {
+        let stderr = assert_refused(&serve(dir.path(), &changes), variable, None);
+        assert!(stderr.contains(says), "{changes:?}: {stderr}");
+    }
+}
+
+#[test]
+fn check_config_says_whether_passkeys_are_on_and_why_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |changes: &[(&str, &str)]| {
+        let vars = env_with(dir.path(), changes);
+        let borrowed: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let output = run_binary(dir.path(), &["check-config"], &borrowed);
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = check(&[("PUBLIC_URL", "https://auth.example.com")]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("pass  WEBAUTHN_RP_ID") && stdout.contains("RP id auth.example.com"),
+        "{stdout}"
+    );
+    let (code, stdout) = check(&[
+        ("WEBAUTHN_RP_ID", "example.com"),
+        (
+            "WEBAUTHN_RP_ORIGINS",
+            "https://auth.example.com,https://login.example.com:8443",
+        ),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("RP id example.com"), "{stdout}");
+    // Taken from a PUBLIC_URL browsers cannot use: off, with what to set.
+    let (code, stdout) = check(&[("PUBLIC_URL", "http://127.0.0.1:8080")]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("warn  WEBAUTHN_RP_ID") && stdout.contains("passkeys are off"),
+        "{stdout}"
+    );
+    let (code, stdout) = check(&[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("passkeys are off"), "{stdout}");
+}

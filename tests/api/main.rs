@@ -21,6 +21,7 @@ mod logging;
 mod metrics;
 mod mfa;
 mod openapi;
+mod passkeys;
 mod passwords;
 mod policies;
 mod policies_as_code;

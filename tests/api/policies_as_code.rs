@@ -675,3 +675,108 @@ async fn an_import_on_the_page_is_no_way_around_a_deny_on_its_changes() {
             .any(|(_, name, _)| name == "No deleting policies")
     );
 }
+
+// ---- the admin API ----
+
+#[actix_web::test]
+async fn the_admin_api_exports_the_same_file_and_imports_it_with_a_plan() {
+    let app = app().await;
+    let token = app.admin_token("root@example.org").await;
+    let user = app.signed_up("plain@example.org").await.access_token;
+
+    // Export: the CLI's bytes.
+    let response = app
+        .get_with_token("/api/v1/admin/policies/export", &token)
+        .await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("body");
+    assert_eq!(
+        text.as_bytes(),
+        policies(&app, &["export"]).stdout.as_slice()
+    );
+    assert_eq!(
+        app.get_with_token("/api/v1/admin/policies/export", &user)
+            .await
+            .status(),
+        403
+    );
+
+    let file = with_built_ins(&app, &[policy("Auditors read reports", 300)]);
+    let before = stored_policies(&app);
+    let import = |path: &'static str, body: Value| {
+        let (app, token) = (&app, &token);
+        async move { app.post_with_token(path, token, Some(&body)).await }
+    };
+
+    // A dry run answers the plan and changes nothing.
+    let dry = import("/api/v1/admin/policies/import?dry_run=true", file.clone()).await;
+    assert_eq!(dry.status(), 200);
+    let plan: Value = dry.json().await.expect("json");
+    assert_eq!(plan["applied"], false, "{plan}");
+    assert_eq!(plan["created"], 1, "{plan}");
+    assert_eq!(plan["changes"][0]["kind"], "create", "{plan}");
+    assert_eq!(plan["changes"][0]["name"], "Auditors read reports");
+    assert_eq!(stored_policies(&app), before);
+
+    // Applied: audited as one import from the API; again, nothing to do.
+    let done = import("/api/v1/admin/policies/import", file.clone()).await;
+    assert_eq!(done.status(), 200);
+    let done: Value = done.json().await.expect("json");
+    assert_eq!(
+        (done["applied"].clone(), done["created"].clone()),
+        (json!(true), json!(1))
+    );
+    assert!(
+        stored_policies(&app)
+            .iter()
+            .any(|(_, name, priority)| name == "Auditors read reports" && *priority == 300)
+    );
+    assert_eq!(audit_actors(&app, "policy.imported").len(), 1);
+    let exported: Value = app
+        .get_with_token("/api/v1/admin/policies/export", &token)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let again: Value = import("/api/v1/admin/policies/import", exported.clone())
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (again["applied"].clone(), again["unchanged"].clone()),
+        (json!(false), json!(3))
+    );
+
+    // A bad field is named by its JSON path; nothing changes.
+    let mut bad = exported;
+    bad["policies"][2]["effect"] = json!("maybe");
+    let refused = import("/api/v1/admin/policies/import", bad).await;
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.expect("json");
+    assert!(
+        problem.to_string().contains("policies[2].effect"),
+        "{problem}"
+    );
+
+    // Locking every administrator out is refused, dry run or not.
+    let lock = json!({"name": "Nobody administers", "effect": "deny",
+                      "resource_type": "admin", "actions": ["*"]});
+    for path in [
+        "/api/v1/admin/policies/import?dry_run=true",
+        "/api/v1/admin/policies/import",
+    ] {
+        let refused = import(path, with_built_ins(&app, std::slice::from_ref(&lock))).await;
+        assert_eq!(refused.status(), 409, "{path}");
+    }
+    // An ordinary account may not import at all.
+    let forbidden = app
+        .post_with_token("/api/v1/admin/policies/import", &user, Some(&file))
+        .await;
+    assert_eq!(forbidden.status(), 403);
+    assert!(
+        stored_policies(&app)
+            .iter()
+            .any(|(_, name, _)| name == "Auditors read reports")
+    );
+}

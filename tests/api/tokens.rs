@@ -139,6 +139,7 @@ async fn missing_or_wrong_claims_are_refused() {
         ("aud", json!("some-other-api")),
         ("typ", json!("refresh")),
         ("typ", json!("mfa")),
+        ("auth_method", json!("magic")),
     ] {
         let mut forged = claims.clone();
         forged[claim] = value;

@@ -17,12 +17,12 @@ use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::refresh;
 use crate::crypto::password::Verification;
 use crate::db::{refresh_tokens, sessions, users};
-use crate::model::{Email, User, UserId, UserStatus};
+use crate::model::{AuthMethod, Email, User, UserId, UserStatus};
 use crate::telemetry::metrics::{AccountMetrics, LoginResult};
 
 /// The account a failed step was against, and its consecutive failures before it.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Failing {
+pub(in crate::accounts) struct Failing {
     pub id: UserId,
     pub failures: u32,
 }
@@ -202,26 +202,23 @@ impl AccountService {
         // The password is checked before the account's state is, so every outcome
         // costs the same; during a softlock even the right password is refused.
         let failure = match (&user, verification) {
-            (None, _) => Some(("unknown_email", LoginResult::UnknownEmail)),
+            (None, _) => Some("unknown_email"),
             (Some(user), _)
                 if user.is_softlocked(now) || self.unrecorded.is_locked(user.id, now) =>
             {
-                Some(("softlocked", LoginResult::Softlocked))
+                Some("softlocked")
             }
-            (Some(_), Verification::Invalid) => {
-                Some(("wrong_password", LoginResult::WrongPassword))
-            }
-            (Some(user), _) if user.status != UserStatus::Active => {
-                Some((user.status.as_str(), LoginResult::Inactive))
-            }
+            (Some(_), Verification::Invalid) => Some("wrong_password"),
+            (Some(user), _) if user.status != UserStatus::Active => Some(user.status.as_str()),
             _ => None,
         };
         let user = match (user, failure) {
             (Some(user), None) => user,
             (user, failure) => {
-                let (reason, result) =
-                    failure.unwrap_or(("unknown_email", LoginResult::UnknownEmail));
-                self.metrics.login(result);
+                let reason = failure.unwrap_or("unknown_email");
+                // One outcome for every refusal, as the answer is one: the metric
+                // tells no more than the 401 (the audit log has the reason).
+                self.metrics.login(LoginResult::Failed);
                 let counts = reason == "wrong_password";
                 return Err(self
                     .login_failed(
@@ -253,7 +250,7 @@ impl AccountService {
                 .inspect_err(|_| undecided())?
                 .map(LoginOutcome::MfaRequired)
         } else {
-            self.open_session(user, upgraded_hash, meta)
+            self.open_session(user, upgraded_hash, AuthMethod::Password, meta, |_| Ok(()))
                 .await
                 .inspect_err(|_| undecided())?
                 .map(LoginOutcome::Signed)
@@ -261,7 +258,7 @@ impl AccountService {
         self.metrics.login(match &outcome {
             Some(LoginOutcome::Signed(_)) => LoginResult::Success,
             Some(LoginOutcome::MfaRequired(_)) => LoginResult::MfaRequired,
-            None => LoginResult::Changed,
+            None => LoginResult::Failed,
         });
         match outcome {
             Some(outcome) => Ok(outcome),
@@ -298,7 +295,7 @@ impl AccountService {
     /// failure adds to the account's consecutive failures, which may softlock it
     /// (audited as `auth.account_locked`) — in memory, if the database cannot take
     /// it now (and the answer is then the outage's 503).
-    pub(super) async fn record_failure(
+    pub(in crate::accounts) async fn record_failure(
         &self,
         reason: &str,
         email: Option<Email>,
@@ -306,12 +303,32 @@ impl AccountService {
         counts: bool,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
-        let failures = self.failures(meta);
+        self.record_failure_with(reason, email, user, counts, meta, Vec::new())
+            .await
+    }
+
+    /// [`AccountService::record_failure`], with `also` — the events of the ceremony
+    /// that failed (a passkey's) — appended in the same transaction.
+    pub(in crate::accounts) async fn record_failure_with(
+        &self,
+        reason: &str,
+        email: Option<Email>,
+        user: Option<Failing>,
+        counts: bool,
+        meta: &RequestMeta,
+        also: Vec<AuditEvent>,
+    ) -> Result<(), AccountError> {
+        let (failures, audit) = (self.failures(meta), self.audit.clone());
         let reason = reason.to_owned();
         let id = user.map(|u| u.id);
         let recorded = self
             .db
-            .write(move |tx| failures.record(tx, &reason, email.as_ref(), id, counts))
+            .write(move |tx| {
+                for event in &also {
+                    audit.append(tx, event)?;
+                }
+                failures.record(tx, &reason, email.as_ref(), id, counts)
+            })
             .await;
         match (&recorded, user) {
             (Ok(()), Some(user)) if counts => self.unrecorded.taken(user.id),
@@ -338,25 +355,42 @@ impl AccountService {
         }
     }
 
-    /// Opens a session for `verified` — unless its password hash or status changed
-    /// since it was read (`None` then). Writes `upgraded_hash` in the same
-    /// transaction.
-    pub(super) async fn open_session(
+    /// Why `user` may not sign in right now, if it may not: softlocked (in the
+    /// database, or in memory during a write outage), or not active.
+    pub(in crate::accounts) fn sign_in_refusal(&self, user: &User) -> Option<&'static str> {
+        let now = self.clock.now();
+        if user.is_softlocked(now) || self.unrecorded.is_locked(user.id, now) {
+            Some("softlocked")
+        } else if user.status != UserStatus::Active {
+            Some(user.status.as_str())
+        } else {
+            None
+        }
+    }
+
+    /// Opens a session for `verified`, signed in to with `auth_method` — unless its
+    /// password hash or status changed since it was read (`None` then). Writes
+    /// `upgraded_hash`, and runs `also` (what the sign-in itself changes, such as a
+    /// passkey's counter), in the same transaction.
+    pub(in crate::accounts) async fn open_session(
         &self,
         verified: User,
         upgraded_hash: Option<String>,
+        auth_method: AuthMethod,
         meta: &RequestMeta,
+        also: impl FnOnce(&rusqlite::Connection) -> Result<(), AccountError> + Send + 'static,
     ) -> Result<Option<TokenPair>, AccountError> {
         let now = self.clock.now();
-        let (session, refresh_token) = self.new_session(verified.id, meta, now)?;
+        let (session, refresh_token) = self.new_session(verified.id, auth_method, meta, now)?;
         let refresh_hash = refresh::hash(&refresh_token);
-        let access = self
-            .tokens
-            .issue_access(verified.id, session.id, verified.role, now)?;
+        let access =
+            self.tokens
+                .issue_access(verified.id, session.id, verified.role, auth_method, now)?;
         let audit_event = AuditEvent::of_request("auth.login_succeeded", Outcome::Success, meta)
             .with_actor(verified.id.to_string())
             .with_target(session.id.to_string())
-            .with_detail("hash_upgraded", upgraded_hash.is_some());
+            .with_detail("hash_upgraded", upgraded_hash.is_some())
+            .with_detail("auth_method", auth_method.as_str());
         let pair = TokenPair::new(access, refresh_token, &session);
         let user = verified.id;
         let (revocations, sid, expires_at) =
@@ -369,6 +403,7 @@ impl AccountService {
                 audit_event,
                 now,
                 move |tx| {
+                    also(tx)?;
                     sessions::insert(tx, &session)?;
                     refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
                     users::clear_failed_logins(tx, user)?;

@@ -21,7 +21,7 @@ use crate::crypto::password::Verification;
 use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::{mfa, users};
-use crate::model::{UserId, UserStatus};
+use crate::model::{AuthMethod, UserId, UserStatus};
 use crate::telemetry::metrics::CodeCheckResult;
 use crate::validation::FieldError;
 
@@ -417,7 +417,10 @@ impl AccountService {
         }
         // Read fresh: the session opens only if the account is still as checked.
         let user = self.read_user(user_id).await?;
-        match self.open_session(user, None, meta).await? {
+        let opened = self
+            .open_session(user, None, AuthMethod::PasswordTotp, meta, |_| Ok(()))
+            .await?;
+        match opened {
             Some(pair) => Ok(pair),
             None => Err(self
                 .login_failed(

@@ -43,7 +43,7 @@ use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::sessions;
 use crate::db::{Database, users};
-use crate::model::{Email, User, UserId};
+use crate::model::{AuthMethod, Email, User, UserId};
 use crate::telemetry::metrics::AccountMetrics;
 use crate::validation::FieldError;
 
@@ -251,17 +251,20 @@ impl AccountService {
         Ok(user)
     }
 
-    async fn read_user(&self, id: UserId) -> Result<User, AccountError> {
+    /// An account read fresh from the database, not from the profile cache.
+    pub(in crate::accounts) async fn read_user(&self, id: UserId) -> Result<User, AccountError> {
         self.db
             .read(move |conn| Ok::<_, AccountError>(users::find(conn, id)?))
             .await?
             .ok_or(AccountError::AccountGone)
     }
 
-    /// A new session row and its first refresh token, not yet stored.
+    /// A new session row, signed in to with `auth_method`, and its first refresh
+    /// token, not yet stored.
     fn new_session(
         &self,
         user: UserId,
+        auth_method: AuthMethod,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<(SessionRow, SecretString), AccountError> {
@@ -277,6 +280,7 @@ impl AccountService {
             last_used_at: now,
             expires_at: now + self.session_ttl_seconds,
             ended_at: None,
+            auth_method,
         };
         Ok((session, refresh_token))
     }

@@ -13,7 +13,7 @@ use crate::auth::tokens::LEEWAY_SECONDS;
 use crate::crypto::password::Verification;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::{refresh_tokens, sessions, users};
-use crate::model::UserId;
+use crate::model::{AuthMethod, UserId};
 use crate::validation::FieldError;
 
 impl AccountService {
@@ -82,11 +82,14 @@ impl AccountService {
         let new_hash = self.hasher.hash(new.into_secret()).await?;
         let now = self.clock.now();
         let until = self.revocations.session_revocation_until(now);
-        let (session, refresh_token) = self.new_session(user.id, meta, now)?;
+        // The password was just proved again (and, with MFA on, the sign-in that
+        // opened the caller's session proved a code).
+        let auth_method = AuthMethod::of_password_sign_in(user.mfa_enabled);
+        let (session, refresh_token) = self.new_session(user.id, auth_method, meta, now)?;
         let refresh_hash = refresh_token::hash(&refresh_token);
         let access = self
             .tokens
-            .issue_access(user.id, session.id, user.role, now)?;
+            .issue_access(user.id, session.id, user.role, auth_method, now)?;
         let pair = TokenPair::new(access, refresh_token, &session);
         let (user_id, verified_hash) = (user.id, user.password_hash);
         let audit_event = AuditEvent::of_request("auth.password_changed", Outcome::Success, meta)

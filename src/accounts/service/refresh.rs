@@ -163,7 +163,13 @@ impl AccountService {
                         meta_in.ip.map(|ip| ip.to_string()).as_deref(),
                         meta_in.user_agent.as_deref(),
                     )?;
-                    let access = tokens.issue_access(user.id, session.id, user.role, now)?;
+                    let access = tokens.issue_access(
+                        user.id,
+                        session.id,
+                        user.role,
+                        session.auth_method,
+                        now,
+                    )?;
                     Ok(RefreshOutcome::Rotated {
                         pair: TokenPair::new(access, next, &session),
                         presented,

@@ -29,7 +29,7 @@ use crate::policy::as_code::{self, FileFormat, PolicyFile};
 use crate::policy::attributes::ATTRIBUTES;
 use crate::policy::operator::Operator;
 use crate::policy::overlap::{self, Candidate};
-use crate::policy::plan::{ChangeKind, ImportPlan};
+use crate::policy::plan::ImportPlan;
 use crate::policy::service::{PolicyError, PolicyVersion};
 use crate::policy::validate::PolicyDraft;
 use crate::validation::FieldError;
@@ -1070,14 +1070,8 @@ pub async fn import(post: AdminForm) -> Result<HttpResponse, PageError> {
         }
         Err(other) => return Err(other.into()),
     };
-    for change in &plan.changes {
-        let target = Some(change.id.to_string());
-        match change.kind {
-            ChangeKind::Create => post.authorize(AdminAction::PolicyCreate, None),
-            ChangeKind::Change => post.authorize(AdminAction::PolicyUpdate, target),
-            ChangeKind::Delete => post.authorize(AdminAction::PolicyDelete, target),
-        }
-        .await?;
+    for (action, target) in plan.questions() {
+        post.authorize(action, target).await?;
     }
     if plan.is_empty() {
         page.notice =

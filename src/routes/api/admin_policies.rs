@@ -16,10 +16,12 @@ use crate::http::principal::AdminCaller;
 use crate::http::problem::{ApiError, Problem};
 use crate::model::policy::{Effect, Policy, PolicyStatus, Principals};
 use crate::model::{Role, UserId};
+use crate::policy::as_code::{self, FileFormat, PolicyFile};
 use crate::policy::attributes::{ATTRIBUTES, AttributeSpec};
 use crate::policy::engine::{Decision, Resource};
 use crate::policy::operator::Operator;
-use crate::policy::service::{ImportedPolicy, PolicyVersion};
+use crate::policy::plan::ImportPlan;
+use crate::policy::service::{PolicyError, PolicyVersion};
 use crate::policy::simulation::{self, Simulation};
 use crate::policy::validate::PolicyDraft;
 use crate::state::AppState;
@@ -357,14 +359,16 @@ pub async fn versions(
     Ok(HttpResponse::Ok().json(versions))
 }
 
-/// Every policy, for `import` elsewhere.
+/// Every policy as a policy file (`{"policies": [...]}`): the bytes `portcullis
+/// policies export` writes, stable-ordered for a diff, to keep in git and import
+/// again.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/policies/export",
     tag = "policies",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "All policies", body = [PolicyResponse]),
+        (status = 200, description = "The policy file", body = PolicyFile),
         (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -374,53 +378,164 @@ pub async fn export(
 ) -> Result<HttpResponse, ApiError> {
     admin.authorize(AdminAction::PolicyExport, None).await?;
     let all = state.policies.list();
-    let all = responses(all.iter().map(|p| &**p));
+    let text = as_code::render(
+        &as_code::file_of(all.iter().map(|p| &**p)),
+        FileFormat::Json,
+    )
+    .map_err(ApiError::Unexpected)?;
     Ok(HttpResponse::Ok()
+        .content_type(FileFormat::Json.media_type())
         .insert_header((
             "content-disposition",
-            "attachment; filename=\"portcullis-policies.json\"",
+            "attachment; filename=\"policies.json\"",
         ))
-        .json(all))
+        .body(text))
 }
 
+/// One field a change changes.
+#[derive(Serialize, ToSchema)]
+pub struct ImportFieldChange {
+    pub field: &'static str,
+    pub before: String,
+    pub after: String,
+}
+
+/// One policy an import creates, changes or deletes.
+#[derive(Serialize, ToSchema)]
+pub struct ImportChange {
+    pub id: Uuid,
+    pub name: String,
+    /// `create`, `change` or `delete`.
+    pub kind: &'static str,
+    /// For a change: the fields it changes.
+    pub fields: Vec<ImportFieldChange>,
+}
+
+/// The administrator actions one administrator loses by the import.
+#[derive(Serialize, ToSchema)]
+pub struct ImportAdminLoss {
+    pub email: String,
+    pub actions: Vec<&'static str>,
+}
+
+/// What an import does, or did: its plan, as `policies import --dry-run` and the
+/// Policies page show it.
 #[derive(Serialize, ToSchema)]
 pub struct ImportResponse {
-    pub imported: usize,
+    /// Whether it was applied: false for `?dry_run=true`, and when the policies
+    /// already are what the file says.
+    pub applied: bool,
+    pub created: usize,
+    pub changed: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    /// Creates and changes in the file's order, then deletes.
+    pub changes: Vec<ImportChange>,
+    pub administrators_losing: Vec<ImportAdminLoss>,
+    /// Things worth a second look that are not errors.
+    pub notes: Vec<String>,
 }
 
-/// Import policies: a list of drafts (an `id` keeps or updates that policy). All or
-/// nothing: one invalid entry rejects the whole import, naming `[i].field`.
+impl ImportResponse {
+    fn of(plan: &ImportPlan, applied: bool) -> Self {
+        let counts = plan.counts();
+        Self {
+            applied,
+            created: counts.created,
+            changed: counts.changed,
+            deleted: counts.deleted,
+            unchanged: counts.unchanged,
+            changes: plan
+                .changes
+                .iter()
+                .map(|change| ImportChange {
+                    id: change.id,
+                    name: change.name.clone(),
+                    kind: change.kind.as_str(),
+                    fields: change
+                        .fields
+                        .iter()
+                        .map(|f| ImportFieldChange {
+                            field: f.field,
+                            before: f.before.clone(),
+                            after: f.after.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            administrators_losing: plan
+                .admin_losses
+                .iter()
+                .map(|loss| ImportAdminLoss {
+                    email: loss.email.clone(),
+                    actions: loss.actions.clone(),
+                })
+                .collect(),
+            notes: plan.notes.clone(),
+        }
+    }
+}
+
+/// Import a policy file (what `export` gives): the stored policies become what it
+/// says — a policy it does not list is deleted, one without an `id` is created,
+/// the built-in ones are kept. All or nothing, in one audited transaction;
+/// `?dry_run=true` only answers the plan. Asks `policy.import`, then each change as
+/// it would be asked on its own.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/policies/import",
     tag = "policies",
     security(("bearer" = [])),
-    request_body = [ImportedPolicy],
+    params(("dry_run" = Option<bool>, Query, description = "Only answer what the import would do")),
+    request_body = PolicyFile,
     responses(
-        (status = 200, description = "Imported", body = ImportResponse),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Nothing imported; each bad field named as `[i].path`", body = Problem, content_type = "application/problem+json")
+        (status = 200, description = "The plan, applied unless a dry run", body = ImportResponse),
+        (status = 403, description = "Not an administrator, or a change it makes is denied", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It would leave no administrator able to mend the policies, or the policies changed while it was planned; nothing applied", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Nothing imported; each bad field named as `policies[i].path`", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn import(
     admin: AdminCaller,
+    req: HttpRequest,
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: Json<Vec<ImportedPolicy>>,
+    body: Json<PolicyFile>,
 ) -> Result<HttpResponse, ApiError> {
     let actor = admin.authorize(AdminAction::PolicyImport, None).await?;
-    let entries = body.into_inner();
-    // Each entry is the change it makes, asked as that change would be on its own:
-    // an import is no way around a deny on `policy.update` or `policy.create`.
-    for entry in &entries {
-        match entry.id.filter(|id| state.policies.get(*id).is_ok()) {
-            Some(id) => admin.authorize(AdminAction::PolicyUpdate, Some(id.to_string())),
-            None => admin.authorize(AdminAction::PolicyCreate, None),
+    let mut dry_run = false;
+    for (key, value) in crate::http::query_pairs(&req)? {
+        match (key.as_str(), value.as_str()) {
+            ("dry_run", "true") => dry_run = true,
+            ("dry_run", "false") => dry_run = false,
+            ("dry_run", _) => {
+                return Err(ApiError::Validation(vec![FieldError::rule(
+                    "dry_run",
+                    "invalid",
+                    "must be `true` or `false`",
+                )]));
+            }
+            _ => {}
         }
-        .await?;
     }
-    let imported = state.policies.import(entries, &actor, &meta).await?;
-    Ok(HttpResponse::Ok().json(ImportResponse { imported }))
+    let plan = state
+        .policies
+        .plan_import(body.into_inner(), &actor, admin.context())
+        .await?;
+    for (action, target) in plan.questions() {
+        admin.authorize(action, target).await?;
+    }
+    if plan.locks_out_administrators {
+        return Err(PolicyError::LocksOutAdministrators.into());
+    }
+    let applied = !dry_run && !plan.is_empty();
+    if applied {
+        state
+            .policies
+            .apply_plan(&plan, &actor, &meta, "admin API")
+            .await?;
+    }
+    Ok(HttpResponse::Ok().json(ImportResponse::of(&plan, applied)))
 }
 
 #[derive(Serialize, ToSchema)]

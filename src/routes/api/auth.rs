@@ -17,7 +17,7 @@ use crate::http::json::Json;
 use crate::http::problem::{ApiError, Problem};
 use crate::http::rate_limit::{enforce, enforce_unspent, record};
 use crate::limits::{LimitKey, RouteClass};
-use crate::model::{Email, Role, User, UserStatus};
+use crate::model::{AuthMethod, Email, Role, User, UserStatus};
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -177,6 +177,8 @@ pub struct SessionResponse {
     pub created_at: String,
     pub last_used_at: String,
     pub expires_at: String,
+    /// How the session was signed in to: `password`, `password+totp` or `passkey`.
+    pub auth_method: AuthMethod,
     /// Whether this is the session of the token making the request.
     pub current: bool,
 }
@@ -191,6 +193,7 @@ impl From<SessionInfo> for SessionResponse {
             created_at: rfc3339(s.created_at),
             last_used_at: rfc3339(s.last_used_at),
             expires_at: rfc3339(s.expires_at),
+            auth_method: s.auth_method,
             current: info.current,
         }
     }

@@ -85,6 +85,7 @@ pub async fn check(
             .admin_access
             .authorize(
                 &administrator,
+                principal.auth_method,
                 AdminAction::PolicySimulate,
                 Some(other.to_string()),
                 asking.context.clone(),

@@ -20,7 +20,8 @@ use crate::state::AppState;
 use crate::validation::FieldError;
 
 /// Who is calling, as the policy engine sees them: the account (from the profile
-/// cache) and the request's address, method, path and time.
+/// cache), how its session was signed in to, and the request's address, method,
+/// path and time.
 pub async fn caller(
     req: &HttpRequest,
     state: &AppState,
@@ -29,7 +30,7 @@ pub async fn caller(
 ) -> Result<Caller, ApiError> {
     let user = state.accounts.me(principal).await?;
     Ok(Caller {
-        subject: Subject::from(&user),
+        subject: Subject::signed_in_with(&user, principal.auth_method),
         context: policy_context(req, &meta, state.clock.now()),
         meta,
     })

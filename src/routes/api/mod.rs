@@ -6,6 +6,7 @@ pub mod auth;
 pub mod authz;
 pub mod documents;
 pub mod mfa;
+pub mod passkeys;
 pub mod webhooks;
 
 use actix_web::dev::HttpServiceFactory;
@@ -52,7 +53,17 @@ pub fn scope() -> impl HttpServiceFactory {
                 .service(post("/mfa/setup", mfa::setup))
                 .service(post("/mfa/enable", mfa::enable))
                 .service(post("/mfa/disable", mfa::disable))
-                .service(post("/mfa/verify-login", mfa::verify_login)),
+                .service(post("/mfa/verify-login", mfa::verify_login))
+                .service(get("/passkeys", passkeys::list))
+                .service(post("/passkeys/register/start", passkeys::register_start))
+                .service(post("/passkeys/register/finish", passkeys::register_finish))
+                .service(post("/passkeys/login/start", passkeys::login_start))
+                .service(post("/passkeys/login/finish", passkeys::login_finish))
+                .service(
+                    resource("/passkeys/{id}", "PATCH, DELETE")
+                        .route(web::patch().to(passkeys::rename))
+                        .route(web::delete().to(passkeys::delete)),
+                ),
         )
         .service(post("/authz/check", authz::check))
         .service(

@@ -15,13 +15,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use crate::http::problem::Problem;
 use crate::model::document::Classification;
 use crate::model::policy::{Effect, PolicyStatus, Principals};
-use crate::model::{Role, UserStatus};
+use crate::model::{AuthMethod, Role, UserStatus};
+use crate::policy::as_code::{PolicyEntry, PolicyFile};
 use crate::policy::attributes::{AttributeSpec, ValueKind};
 use crate::policy::engine::{
     ConditionResult, ConditionTrace, Decision, EvaluationError, PolicyExplanation, Reason,
 };
 use crate::policy::operator::Operator;
-use crate::policy::service::ImportedPolicy;
 use crate::policy::validate::PolicyDraft;
 use crate::routes::api::admin_policies::{
     self, ImportResponse, OperatorSpec, PolicyResponse, PolicyStatusRequest, PolicyVersionResponse,
@@ -41,6 +41,10 @@ use crate::routes::api::documents::{
 use crate::routes::api::mfa::{
     self, MfaDisableRequest, MfaEnableRequest, MfaEnabledResponse, MfaSetupResponse,
     MfaVerifyLoginRequest,
+};
+use crate::routes::api::passkeys::{
+    self, PasskeyRenameRequest, PasskeyResponse, RegistrationFinishRequest,
+    RegistrationOptionsResponse, SignInFinishRequest, SignInOptionsResponse,
 };
 use crate::routes::api::webhooks::{
     self, AttemptResponse, CredentialSummary, DeliveryResponse, QueuedResponse, WebhookRequest,
@@ -75,6 +79,13 @@ use crate::webhooks::model::Credential;
         mfa::enable,
         mfa::disable,
         mfa::verify_login,
+        passkeys::register_start,
+        passkeys::register_finish,
+        passkeys::list,
+        passkeys::rename,
+        passkeys::delete,
+        passkeys::login_start,
+        passkeys::login_finish,
         admin_users::lock,
         admin_users::unlock,
         admin_users::reset_mfa,
@@ -125,6 +136,12 @@ use crate::webhooks::model::Credential;
         MfaDisableRequest,
         MfaVerifyLoginRequest,
         MfaResetResponse,
+        PasskeyResponse,
+        RegistrationOptionsResponse,
+        RegistrationFinishRequest,
+        PasskeyRenameRequest,
+        SignInOptionsResponse,
+        SignInFinishRequest,
         PolicyResponse,
         PolicyDraft,
         Effect,
@@ -134,8 +151,12 @@ use crate::webhooks::model::Credential;
         ValueKind,
         AttributeSpec,
         PolicyVersionResponse,
-        ImportedPolicy,
+        PolicyFile,
+        PolicyEntry,
         ImportResponse,
+        admin_policies::ImportChange,
+        admin_policies::ImportFieldChange,
+        admin_policies::ImportAdminLoss,
         Vocabulary,
         OperatorSpec,
         PolicyStatusRequest,
@@ -169,12 +190,14 @@ use crate::webhooks::model::Credential;
         SessionResponse,
         Role,
         UserStatus,
+        AuthMethod,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, tokens and sessions"),
         (name = "mfa", description = "TOTP second factor and backup codes"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): registration, and signing in with a passkey alone"),
         (name = "documents", description = "Owned documents; every access decided by the policy engine"),
         (name = "authz", description = "The decision API"),
         (name = "webhooks", description = "Outgoing webhooks: signed, durable, SSRF-guarded"),

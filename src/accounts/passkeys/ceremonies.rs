@@ -1,0 +1,130 @@
+//! Passkey ceremonies in progress, kept on the server: the state webauthn-rs needs to
+//! check an answer (the challenge, the policy, the credentials allowed) never goes
+//! to the client, so a client cannot forge or replay it. A ceremony is known by a
+//! random 256-bit id handed out beside its options, is taken out whole when it is
+//! finished (so it is good once, even under concurrent finishes), and is good for
+//! [`CEREMONY_SECONDS`] by the injected clock. The store is bounded: under a flood,
+//! ceremonies are evicted, and their finishes fail as expired — memory never grows
+//! without bound. Ceremonies in flight do not survive a restart.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use uuid::Uuid;
+use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyRegistration};
+
+use crate::cache::{Cache, hasher};
+use crate::clock::Clock;
+use crate::crypto::keys::{RandomnessUnavailable, random_bytes};
+use crate::model::UserId;
+
+/// How long a ceremony may take, from its options to its answer: the timeout the
+/// browser is given too.
+pub(super) const CEREMONY_SECONDS: i64 = 5 * 60;
+/// Ceremonies held at once, across every account and visitor.
+const CAPACITY: u64 = 10_000;
+
+/// What a ceremony is waiting for.
+#[derive(Clone)]
+pub(super) enum Ceremony {
+    /// A new passkey for `user`, started on `session` (only that session may finish it).
+    Registration {
+        user: UserId,
+        session: Uuid,
+        state: PasskeyRegistration,
+    },
+    /// A sign-in with whichever passkey the authenticator offers.
+    SignIn { state: DiscoverableAuthentication },
+}
+
+#[derive(Clone)]
+struct Pending {
+    ceremony: Ceremony,
+    started_at: i64,
+}
+
+#[derive(Clone)]
+pub(super) struct Ceremonies {
+    pending: Cache<String, Pending>,
+    clock: Clock,
+}
+
+impl Ceremonies {
+    pub(super) fn new(clock: Clock) -> Self {
+        Self {
+            pending: moka::sync::Cache::builder()
+                .max_capacity(CAPACITY)
+                // A backstop in real time; the injected clock decides expiry.
+                .time_to_live(Duration::from_secs(2 * CEREMONY_SECONDS.unsigned_abs()))
+                .build_with_hasher(hasher()),
+            clock,
+        }
+    }
+
+    /// Keeps `ceremony` and returns the id its answer must name.
+    pub(super) fn start(&self, ceremony: Ceremony) -> Result<String, RandomnessUnavailable> {
+        let id = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+        let started_at = self.clock.now();
+        self.pending.insert(
+            id.clone(),
+            Pending {
+                ceremony,
+                started_at,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Takes the ceremony `id` out, if it is still good: `None` for an id never
+    /// handed out, already finished, or older than [`CEREMONY_SECONDS`].
+    pub(super) fn take(&self, id: &str) -> Option<Ceremony> {
+        let pending = self.pending.remove(id)?;
+        let age = self.clock.now() - pending.started_at;
+        (0..=CEREMONY_SECONDS)
+            .contains(&age)
+            .then_some(pending.ceremony)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use webauthn_rs::prelude::{Url, WebauthnBuilder};
+
+    use super::*;
+
+    fn sign_in() -> Ceremony {
+        let origin = Url::parse("https://auth.example.com").expect("url");
+        let webauthn = WebauthnBuilder::new("example.com", &origin)
+            .and_then(WebauthnBuilder::build)
+            .expect("relying party");
+        let (_, state) = webauthn
+            .start_discoverable_authentication()
+            .expect("options");
+        Ceremony::SignIn { state }
+    }
+
+    #[test]
+    fn a_ceremony_is_good_once() {
+        let ceremonies = Ceremonies::new(Clock::manual(1_000));
+        let id = ceremonies.start(sign_in()).expect("rng");
+        assert_eq!(id.len(), 43);
+        assert!(ceremonies.take("another id").is_none());
+        assert!(ceremonies.take(&id).is_some());
+        assert!(ceremonies.take(&id).is_none(), "taken twice");
+        let other = ceremonies.start(sign_in()).expect("rng");
+        assert_ne!(other, id);
+    }
+
+    #[test]
+    fn a_ceremony_expires_after_five_minutes_by_the_injected_clock() {
+        let clock = Clock::manual(1_000);
+        let ceremonies = Ceremonies::new(clock.clone());
+        let in_time = ceremonies.start(sign_in()).expect("rng");
+        let late = ceremonies.start(sign_in()).expect("rng");
+        clock.advance(CEREMONY_SECONDS);
+        assert!(ceremonies.take(&in_time).is_some(), "at the limit");
+        clock.advance(1);
+        assert!(ceremonies.take(&late).is_none(), "past the limit");
+    }
+}

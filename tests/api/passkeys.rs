@@ -1,0 +1,746 @@
+//! Passkeys through the API, with webauthn-authenticator-rs's soft passkey in the
+//! browser's place: registration behind the password again, listing, renaming and
+//! deleting, signing in with a passkey alone (the same tokens as a password, a
+//! session that policies see as `passkey` and as MFA), and every refusal — a
+//! counter gone backwards, another origin or RP id, no user verification, a
+//! ceremony replayed or expired, a softlocked or disabled account, the sign-in
+//! limit.
+//!
+//! The soft passkey keeps no discoverable credentials: the tests ask it for a plain
+//! one (`requireResidentKey` false) and, at sign-in, name the credential in
+//! `allowCredentials` and put back the user handle a discoverable one would return.
+//! The server checks none of that differently: the signature covers neither.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis::clock::Clock;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::prelude::{
+    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Url,
+};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs_proto::{AllowCredentials, UserVerificationPolicy};
+
+use crate::helpers::{GOOD_PASSWORD, TestApp, Tokens, problem, spawn_with, test_settings};
+
+const PASSKEYS: &str = "/api/v1/auth/passkeys";
+const REGISTER_START: &str = "/api/v1/auth/passkeys/register/start";
+const REGISTER_FINISH: &str = "/api/v1/auth/passkeys/register/finish";
+const LOGIN_START: &str = "/api/v1/auth/passkeys/login/start";
+const LOGIN_FINISH: &str = "/api/v1/auth/passkeys/login/finish";
+/// Where the "browser" runs: the configured origin, whatever the test server's
+/// real address (WebAuthn origins are names, and `localhost` is one, an IP is not).
+const ORIGIN: &str = "http://localhost:8080";
+
+fn origin() -> Url {
+    Url::parse(ORIGIN).expect("origin")
+}
+
+/// An app with passkeys on (RP id `localhost`), on a manual clock, with `overrides`.
+async fn passkey_app(overrides: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut variables = vec![
+        ("WEBAUTHN_RP_ID", "localhost"),
+        ("WEBAUTHN_RP_ORIGINS", ORIGIN),
+    ];
+    variables.extend_from_slice(overrides);
+    let settings = test_settings(dir.path(), &variables);
+    let clock = Clock::manual(time::OffsetDateTime::now_utc().unix_timestamp());
+    spawn_with(settings, dir, reqwest::Client::new(), clock).await
+}
+
+async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.expect("json")
+}
+
+/// Someone with an account, signed in with the password, and their authenticator.
+struct Holder {
+    email: String,
+    tokens: Tokens,
+    user_id: Uuid,
+    authenticator: SoftPasskey,
+    /// The raw id of the passkey registered last.
+    credential_id: Vec<u8>,
+    /// Its id in the API.
+    passkey_id: String,
+}
+
+async fn holder(app: &TestApp, email: &str) -> Holder {
+    let tokens = app.signed_up(email).await;
+    let me = json_of(
+        app.get_with_token("/api/v1/auth/me", &tokens.access_token)
+            .await,
+    )
+    .await;
+    let user_id = me["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("id");
+    Holder {
+        email: email.to_owned(),
+        tokens,
+        user_id,
+        authenticator: SoftPasskey::new(true),
+        credential_id: Vec::new(),
+        passkey_id: String::new(),
+    }
+}
+
+/// `register/start` with the password again: the ceremony and the options.
+async fn registration_options(app: &TestApp, token: &str) -> (String, Value) {
+    let response = app
+        .post_with_token(
+            REGISTER_START,
+            token,
+            Some(&json!({"password": GOOD_PASSWORD})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body = json_of(response).await;
+    let ceremony = body["ceremony"].as_str().expect("ceremony").to_owned();
+    (ceremony, body["options"].clone())
+}
+
+/// What the soft passkey makes of creation options, as the browser at `at` would
+/// hand it over.
+fn create(
+    authenticator: &mut SoftPasskey,
+    options: &Value,
+    at: Url,
+) -> RegisterPublicKeyCredential {
+    let mut options: CreationChallengeResponse =
+        serde_json::from_value(options.clone()).expect("creation options");
+    // The soft passkey cannot keep a discoverable credential: ask for a plain one.
+    if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+        selection.require_resident_key = false;
+    }
+    authenticator
+        .do_registration(at, options)
+        .expect("the soft passkey registers")
+}
+
+async fn finish_registration(
+    app: &TestApp,
+    token: &str,
+    ceremony: &str,
+    name: Option<&str>,
+    credential: &RegisterPublicKeyCredential,
+) -> reqwest::Response {
+    let mut body = json!({"ceremony": ceremony, "credential": credential});
+    if let Some(name) = name {
+        body["name"] = json!(name);
+    }
+    app.post_with_token(REGISTER_FINISH, token, Some(&body))
+        .await
+}
+
+/// Registers a passkey on `holder`'s account; returns it as the API shows it.
+async fn register(app: &TestApp, holder: &mut Holder, name: Option<&str>) -> Value {
+    let token = holder.tokens.access_token.clone();
+    let (ceremony, options) = registration_options(app, &token).await;
+    let credential = create(&mut holder.authenticator, &options, origin());
+    let response = finish_registration(app, &token, &ceremony, name, &credential).await;
+    assert_eq!(response.status(), 201);
+    let passkey = json_of(response).await;
+    holder.credential_id = credential.raw_id.clone();
+    holder.passkey_id = passkey["id"].as_str().expect("id").to_owned();
+    passkey
+}
+
+/// `login/start`: the ceremony and the request options.
+async fn sign_in_options(app: &TestApp) -> (String, RequestChallengeResponse) {
+    let response = app
+        .client
+        .post(app.url(LOGIN_START))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    let body = json_of(response).await;
+    let options = serde_json::from_value(body["options"].clone()).expect("request options");
+    (
+        body["ceremony"].as_str().expect("ceremony").to_owned(),
+        options,
+    )
+}
+
+/// The soft passkey's answer, as a discoverable passkey would give it.
+fn assert_with(
+    holder: &mut Holder,
+    mut options: RequestChallengeResponse,
+    at: Url,
+) -> PublicKeyCredential {
+    options.public_key.allow_credentials.push(AllowCredentials {
+        type_: "public-key".to_owned(),
+        id: holder.credential_id.clone(),
+        transports: None,
+    });
+    let mut credential = holder
+        .authenticator
+        .do_authentication(at, options)
+        .expect("the soft passkey answers");
+    credential.response.user_handle = Some(holder.user_id.as_bytes().to_vec());
+    credential
+}
+
+async fn finish_sign_in(
+    app: &TestApp,
+    ceremony: &str,
+    credential: &PublicKeyCredential,
+) -> reqwest::Response {
+    app.post_json(
+        LOGIN_FINISH,
+        &json!({"ceremony": ceremony, "credential": credential}),
+    )
+    .await
+}
+
+/// A whole passkey sign-in from `at`.
+async fn sign_in(app: &TestApp, holder: &mut Holder, at: Url) -> reqwest::Response {
+    let (ceremony, options) = sign_in_options(app).await;
+    let credential = assert_with(holder, options, at);
+    finish_sign_in(app, &ceremony, &credential).await
+}
+
+/// The claims of an access token (its signature is the server's business).
+fn claims(access_token: &str) -> Value {
+    let payload = access_token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("claims")
+}
+
+/// The `reason` details of the `passkey.sign_in` failures, in order.
+fn sign_in_failures(app: &TestApp) -> Vec<String> {
+    app.audit_events("passkey.sign_in")
+        .into_iter()
+        .filter(|(outcome, _, _)| outcome == "failure")
+        .map(|(_, _, details)| {
+            serde_json::from_str::<Value>(&details).expect("details")["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn registration_needs_the_password_again_and_asks_for_a_discoverable_passkey() {
+    let app = passkey_app(&[]).await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    let token = alice.tokens.access_token.clone();
+
+    // A token alone cannot enrol the thief's authenticator.
+    problem(
+        app.post_with_token(REGISTER_START, &token, Some(&json!({})))
+            .await,
+        403,
+    )
+    .await;
+    let wrong = app
+        .post_with_token(
+            REGISTER_START,
+            &token,
+            Some(&json!({"password": "not it at all 42"})),
+        )
+        .await;
+    let body = problem(wrong, 422).await;
+    assert_eq!(body["errors"][0]["field"], "password");
+
+    let (ceremony, options) = registration_options(&app, &token).await;
+    assert_eq!(ceremony.len(), 43, "256 random bits");
+    let public_key = &options["publicKey"];
+    assert_eq!(public_key["rp"]["id"], "localhost");
+    assert_eq!(
+        public_key["user"]["id"],
+        URL_SAFE_NO_PAD.encode(alice.user_id.as_bytes())
+    );
+    assert_eq!(public_key["user"]["name"], "alice@example.org");
+    assert!(
+        public_key["challenge"]
+            .as_str()
+            .is_some_and(|c| c.len() >= 43)
+    );
+    assert!(
+        public_key["pubKeyCredParams"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+    let selection = &public_key["authenticatorSelection"];
+    assert_eq!(selection["residentKey"], "required");
+    assert_eq!(selection["requireResidentKey"], true);
+    assert_eq!(selection["userVerification"], "required");
+
+    let credential = create(&mut alice.authenticator, &options, origin());
+    let response =
+        finish_registration(&app, &token, &ceremony, Some(" Laptop "), &credential).await;
+    assert_eq!(response.status(), 201);
+    let laptop = json_of(response).await;
+    assert_eq!(laptop["name"], "Laptop");
+    assert!(laptop["created_at"].is_string());
+    assert!(laptop["last_used_at"].is_null());
+    assert!(laptop.get("passkey").is_none() && laptop.get("credential_id").is_none());
+
+    // A second passkey, unnamed; the first is excluded from its options.
+    let mut phone = SoftPasskey::new(true);
+    let (ceremony, options) = registration_options(&app, &token).await;
+    let excluded = options["publicKey"]["excludeCredentials"][0]["id"].clone();
+    assert_eq!(excluded, URL_SAFE_NO_PAD.encode(&credential.raw_id));
+    let second = create(&mut phone, &options, origin());
+    let response = finish_registration(&app, &token, &ceremony, None, &second).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(json_of(response).await["name"], "Passkey 2");
+
+    let listed = json_of(app.get_with_token(PASSKEYS, &token).await).await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, vec!["Laptop", "Passkey 2"]);
+    let registered = app.audit_events("passkey.registered");
+    assert_eq!(registered.len(), 2);
+    assert!(
+        registered
+            .iter()
+            .all(|(outcome, _, _)| outcome == "success")
+    );
+
+    // An answer made for an earlier ceremony does not answer a new one.
+    let (ceremony, _) = registration_options(&app, &token).await;
+    let again = finish_registration(&app, &token, &ceremony, None, &second).await;
+    assert_eq!(
+        problem(again, 422).await["errors"][0]["field"],
+        "credential"
+    );
+    assert_eq!(app.audit_events("passkey.registered").len(), 3);
+}
+
+#[actix_web::test]
+async fn passkeys_are_renamed_and_deleted_by_their_owner_only() {
+    let app = passkey_app(&[]).await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    let bob = holder(&app, "bob@example.org").await;
+    register(&app, &mut alice, Some("Laptop")).await;
+    let token = alice.tokens.access_token.clone();
+    let path = format!("{PASSKEYS}/{}", alice.passkey_id);
+
+    let renamed = app
+        .patch_with_token(&path, &token, &json!({"name": "Work key"}))
+        .await;
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(json_of(renamed).await["name"], "Work key");
+    let blank = app
+        .patch_with_token(&path, &token, &json!({"name": "  "}))
+        .await;
+    assert_eq!(problem(blank, 422).await["errors"][0]["field"], "name");
+    let long = app
+        .patch_with_token(&path, &token, &json!({"name": "x".repeat(65)}))
+        .await;
+    assert_eq!(problem(long, 422).await["errors"][0]["field"], "name");
+    // Someone else's passkey does not exist for Bob.
+    let bobs = app
+        .patch_with_token(&path, &bob.tokens.access_token, &json!({"name": "Mine"}))
+        .await;
+    problem(bobs, 404).await;
+    let bobs = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&bob.tokens.access_token)
+        .json(&json!({"password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    problem(bobs, 404).await;
+    assert!(
+        json_of(app.get_with_token(PASSKEYS, &bob.tokens.access_token).await)
+            .await
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+
+    // Deleting needs the account proved again: registering proved it minutes ago;
+    // once that is stale, the password again.
+    app.clock.advance(6 * 60);
+    problem(app.delete_with_token(&path, &token).await, 403).await;
+    let deleted = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&token)
+        .json(&json!({"password": GOOD_PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(deleted.status(), 204);
+    assert!(
+        json_of(app.get_with_token(PASSKEYS, &token).await)
+            .await
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    problem(app.delete_with_token(&path, &token).await, 404).await;
+    assert_eq!(app.audit_events("passkey.renamed").len(), 1);
+    assert_eq!(app.audit_events("passkey.deleted").len(), 1);
+    // The deleted passkey signs in no more.
+    let response = sign_in(&app, &mut alice, origin()).await;
+    assert_eq!(
+        problem(response, 401).await["detail"],
+        "Passkey sign-in failed"
+    );
+    assert_eq!(sign_in_failures(&app), vec!["unknown_passkey"]);
+}
+
+#[actix_web::test]
+async fn a_passkey_alone_signs_in_to_a_passkey_session_that_counts_as_mfa() {
+    let app = passkey_app(&[]).await;
+    let admin = app.admin_token("root@example.org").await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    register(&app, &mut alice, Some("Laptop")).await;
+
+    let (ceremony, options) = sign_in_options(&app).await;
+    let json_options = serde_json::to_value(&options).expect("json");
+    assert_eq!(json_options["publicKey"]["userVerification"], "required");
+    assert_eq!(json_options["publicKey"]["rpId"], "localhost");
+    assert_eq!(json_options["publicKey"]["timeout"], 300_000);
+    assert_eq!(json_options["mediation"], "conditional");
+    assert!(json_options["publicKey"]["challenge"].is_string());
+    assert!(
+        json_options["publicKey"]["allowCredentials"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "no account is named"
+    );
+    let credential = assert_with(&mut alice, options, origin());
+    let response = finish_sign_in(&app, &ceremony, &credential).await;
+    assert_eq!(response.status(), 200);
+    let tokens: Tokens = response.json().await.expect("tokens");
+    assert_eq!(claims(&tokens.access_token)["auth_method"], "passkey");
+    let me = json_of(
+        app.get_with_token("/api/v1/auth/me", &tokens.access_token)
+            .await,
+    )
+    .await;
+    assert_eq!(me["email"], alice.email);
+    assert_eq!(me["mfa_enabled"], false, "the account has no TOTP factor");
+    let sessions = json_of(
+        app.get_with_token("/api/v1/auth/sessions", &tokens.access_token)
+            .await,
+    )
+    .await;
+    let current = sessions
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["current"] == true))
+        .expect("current session")
+        .clone();
+    assert_eq!(current["auth_method"], "passkey");
+    // The refreshed tokens of the session keep its method.
+    let refreshed = app.refresh(&tokens.refresh_token).await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Tokens = refreshed.json().await.expect("tokens");
+    assert_eq!(claims(&refreshed.access_token)["auth_method"], "passkey");
+    assert_eq!(
+        claims(&alice.tokens.access_token)["auth_method"],
+        "password"
+    );
+    // The passkey remembers its use; the sign-in is audited.
+    let listed = json_of(app.get_with_token(PASSKEYS, &refreshed.access_token).await).await;
+    assert!(listed[0]["last_used_at"].is_string());
+    let signed_in = app.audit_events("passkey.sign_in");
+    assert_eq!(signed_in.len(), 1);
+    assert_eq!(signed_in[0].0, "success");
+    assert_eq!(signed_in[0].1.as_deref(), Some(alice.passkey_id.as_str()));
+    let logins = app.audit_events("auth.login_succeeded");
+    assert!(
+        logins
+            .last()
+            .is_some_and(|(_, _, details)| details.contains("\"passkey\""))
+    );
+
+    // Policies see the method, and a passkey as MFA.
+    for (resource, condition) in [
+        (
+            "report",
+            json!({"attribute": "subject.auth_method", "operator": "eq", "value": "passkey"}),
+        ),
+        (
+            "vault",
+            json!({"attribute": "subject.mfa", "operator": "eq", "value": true}),
+        ),
+    ] {
+        let policy = json!({"name": format!("{resource} needs a strong sign-in"), "effect": "allow",
+                            "resource_type": resource, "actions": ["read"], "conditions": condition});
+        let created = app
+            .post_with_token("/api/v1/admin/policies", &admin, Some(&policy))
+            .await;
+        assert_eq!(
+            created.status(),
+            201,
+            "{}",
+            created.text().await.unwrap_or_default()
+        );
+    }
+    for resource in ["report", "vault"] {
+        assert!(
+            allowed(&app, &refreshed.access_token, resource).await,
+            "{resource}"
+        );
+        assert!(
+            !allowed(&app, &alice.tokens.access_token, resource).await,
+            "{resource}"
+        );
+    }
+}
+
+/// Whether the decision API lets `token`'s caller read a `resource`.
+async fn allowed(app: &TestApp, token: &str, resource: &str) -> bool {
+    let ask = json!({"action": "read", "resource": {"type": resource}});
+    let answer = app
+        .post_with_token("/api/v1/authz/check", token, Some(&ask))
+        .await;
+    assert_eq!(answer.status(), 200);
+    json_of(answer).await["allowed"] == true
+}
+
+#[actix_web::test]
+async fn a_counter_gone_backwards_is_refused_and_audited_as_a_suspected_clone() {
+    let app = passkey_app(&[]).await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    register(&app, &mut alice, None).await;
+    assert_eq!(sign_in(&app, &mut alice, origin()).await.status(), 200);
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let counter = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row(
+            "SELECT json_extract(passkey, '$.cred.counter') FROM passkeys",
+            [],
+            |row| row.get(0),
+        )
+        .expect("counter")
+    };
+    assert_eq!(
+        counter(&conn),
+        1,
+        "the new counter is stored with the sign-in"
+    );
+    // Another copy of the key has signed far more often than this one.
+    conn.execute(
+        "UPDATE passkeys SET passkey = json_set(passkey, '$.cred.counter', 100)",
+        [],
+    )
+    .expect("raise the counter");
+    let response = sign_in(&app, &mut alice, origin()).await;
+    assert_eq!(
+        problem(response, 401).await["detail"],
+        "Passkey sign-in failed"
+    );
+    let suspected = app.audit_events("passkey.clone_suspected");
+    assert_eq!(suspected.len(), 1);
+    assert_eq!(suspected[0].0, "denied");
+    assert_eq!(suspected[0].1.as_deref(), Some(alice.passkey_id.as_str()));
+    assert_eq!(sign_in_failures(&app), vec!["counter_regressed"]);
+    assert_eq!(counter(&conn), 100, "a refused answer changes nothing");
+    let failed: i64 = conn
+        .query_row(
+            "SELECT failed_logins FROM users WHERE email = 'alice@example.org'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("failures");
+    assert_eq!(failed, 1, "counts toward the softlock");
+}
+
+#[actix_web::test]
+async fn another_origin_or_rp_id_and_a_missing_user_verification_are_refused() {
+    let app = passkey_app(&[]).await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    let elsewhere = Url::parse("http://localhost:9999").expect("url");
+    // Registration from another origin (the same host, another port).
+    let token = alice.tokens.access_token.clone();
+    let (ceremony, options) = registration_options(&app, &token).await;
+    let credential = create(&mut alice.authenticator, &options, elsewhere.clone());
+    let refused = finish_registration(&app, &token, &ceremony, None, &credential).await;
+    let body = problem(refused, 422).await;
+    assert_eq!(body["errors"][0]["field"], "credential");
+    assert!(
+        !body.to_string().contains("Origin"),
+        "no library text: {body}"
+    );
+    let registered = app.audit_events("passkey.registered");
+    assert_eq!(registered.len(), 1);
+    assert_eq!(registered[0].0, "failure");
+    assert!(registered[0].2.contains("wrong_origin"));
+
+    register(&app, &mut alice, None).await;
+    let response = sign_in(&app, &mut alice, elsewhere).await;
+    assert_eq!(
+        problem(response, 401).await["detail"],
+        "Passkey sign-in failed"
+    );
+
+    // No user verification: the authenticator signs with user presence only.
+    let (ceremony, mut options) = sign_in_options(&app).await;
+    options.public_key.user_verification = UserVerificationPolicy::Discouraged_DO_NOT_USE;
+    let credential = assert_with(&mut alice, options, origin());
+    problem(finish_sign_in(&app, &ceremony, &credential).await, 401).await;
+    assert_eq!(
+        sign_in_failures(&app),
+        vec!["wrong_origin", "user_not_verified"]
+    );
+
+    // Another RP id: a passkey made for a sub-domain of the configured one.
+    let domain = passkey_app(&[
+        ("WEBAUTHN_RP_ID", "example.test"),
+        ("WEBAUTHN_RP_ORIGINS", "https://portal.example.test"),
+    ])
+    .await;
+    let mut bob = holder(&domain, "bob@example.org").await;
+    let token = bob.tokens.access_token.clone();
+    let (ceremony, mut options) = registration_options(&domain, &token).await;
+    assert_eq!(options["publicKey"]["rp"]["id"], "example.test");
+    options["publicKey"]["rp"]["id"] = json!("portal.example.test");
+    let portal = Url::parse("https://portal.example.test").expect("url");
+    let credential = create(&mut bob.authenticator, &options, portal);
+    let refused = finish_registration(&domain, &token, &ceremony, None, &credential).await;
+    assert_eq!(
+        problem(refused, 422).await["errors"][0]["field"],
+        "credential"
+    );
+    assert!(
+        domain.audit_events("passkey.registered")[0]
+            .2
+            .contains("wrong_rp_id")
+    );
+}
+
+#[actix_web::test]
+async fn a_ceremony_is_good_once_for_five_minutes_on_its_own_session() {
+    let app = passkey_app(&[]).await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    register(&app, &mut alice, None).await;
+
+    let (ceremony, options) = sign_in_options(&app).await;
+    let credential = assert_with(&mut alice, options, origin());
+    assert_eq!(
+        finish_sign_in(&app, &ceremony, &credential).await.status(),
+        200
+    );
+    let replayed = finish_sign_in(&app, &ceremony, &credential).await;
+    assert!(
+        problem(replayed, 400).await["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("start a new one"))
+    );
+
+    let (ceremony, options) = sign_in_options(&app).await;
+    let credential = assert_with(&mut alice, options, origin());
+    app.clock.advance(5 * 60 + 1);
+    problem(finish_sign_in(&app, &ceremony, &credential).await, 400).await;
+    problem(finish_sign_in(&app, "made-up", &credential).await, 400).await;
+
+    // A registration expires too, and only the session that started it finishes it.
+    let token = alice.tokens.access_token.clone();
+    let (ceremony, options) = registration_options(&app, &token).await;
+    let credential = create(&mut SoftPasskey::new(true), &options, origin());
+    app.clock.advance(5 * 60 + 1);
+    problem(
+        finish_registration(&app, &token, &ceremony, None, &credential).await,
+        400,
+    )
+    .await;
+    let (ceremony, options) = registration_options(&app, &token).await;
+    let credential = create(&mut SoftPasskey::new(true), &options, origin());
+    let other_session = app
+        .signed_in(&alice.email, GOOD_PASSWORD)
+        .await
+        .access_token;
+    let response = finish_registration(&app, &other_session, &ceremony, None, &credential).await;
+    problem(response, 400).await;
+    // Malformed answers are named, and spend nothing.
+    let (ceremony, _) = sign_in_options(&app).await;
+    let malformed = app
+        .post_json(
+            LOGIN_FINISH,
+            &json!({"ceremony": ceremony, "credential": {"id": 7}}),
+        )
+        .await;
+    assert_eq!(
+        problem(malformed, 422).await["errors"][0]["field"],
+        "credential"
+    );
+}
+
+#[actix_web::test]
+async fn passkey_sign_ins_meet_the_softlock_the_account_state_and_the_address_limit() {
+    let app = passkey_app(&[("SOFTLOCK_STEPS", "3:60")]).await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    register(&app, &mut alice, None).await;
+    let elsewhere = Url::parse("http://localhost:9999").expect("url");
+    for _ in 0..3 {
+        problem(sign_in(&app, &mut alice, elsewhere.clone()).await, 401).await;
+    }
+    assert_eq!(app.audit_events("auth.account_locked").len(), 1);
+    // Softlocked: the right passkey is refused too, and so is the password.
+    problem(sign_in(&app, &mut alice, origin()).await, 401).await;
+    problem(app.login(&alice.email, GOOD_PASSWORD).await, 401).await;
+    assert_eq!(
+        sign_in_failures(&app).last().map(String::as_str),
+        Some("softlocked")
+    );
+    app.clock.advance(61);
+    assert_eq!(sign_in(&app, &mut alice, origin()).await.status(), 200);
+
+    // A disabled account cannot sign in with its passkey.
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    conn.execute(
+        "UPDATE users SET status = 'disabled' WHERE email = 'alice@example.org'",
+        [],
+    )
+    .expect("disable");
+    problem(sign_in(&app, &mut alice, origin()).await, 401).await;
+    assert_eq!(
+        sign_in_failures(&app).last().map(String::as_str),
+        Some("disabled")
+    );
+
+    // The sign-in limit per address covers passkey ceremonies.
+    let limited = passkey_app(&[("RATE_LIMIT_LOGIN_IP", "2/60")]).await;
+    for _ in 0..2 {
+        sign_in_options(&limited).await;
+    }
+    let response = limited
+        .client
+        .post(limited.url(LOGIN_START))
+        .send()
+        .await
+        .expect("request");
+    problem(response, 429).await;
+}
+
+#[actix_web::test]
+async fn without_a_relying_party_passkeys_are_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = test_settings(dir.path(), &[]);
+    assert!(settings.webauthn.is_none(), "no PUBLIC_URL, no passkeys");
+    let app = spawn_with(settings, dir, reqwest::Client::new(), Clock::system()).await;
+    let tokens = app.signed_up("alice@example.org").await;
+    problem(
+        app.client
+            .post(app.url(LOGIN_START))
+            .send()
+            .await
+            .expect("request"),
+        404,
+    )
+    .await;
+    let start = app
+        .post_with_token(
+            REGISTER_START,
+            &tokens.access_token,
+            Some(&json!({"password": GOOD_PASSWORD})),
+        )
+        .await;
+    problem(start, 404).await;
+    let listed = json_of(app.get_with_token(PASSKEYS, &tokens.access_token).await).await;
+    assert_eq!(listed, json!([]));
+}
