@@ -55,9 +55,11 @@ impl MetricsListener {
     /// Serves `GET /metrics` on `listener`, and nothing else (404), on one worker.
     fn serve(listener: TcpListener, data: web::Data<AppState>) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr()?;
+        let turn = web::Data::new(routes::metrics::ScrapeTurn::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(turn.clone())
                 .service(routes::get("/metrics", routes::metrics::scrape))
                 .default_service(web::to(HttpResponse::NotFound))
         })

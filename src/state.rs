@@ -222,6 +222,7 @@ impl AppState {
             audit: audit.clone(),
             clock: clock.clone(),
             accounts: accounts.clone(),
+            passkeys: passkeys.clone(),
             revocations: revocations.clone(),
         };
         let admin_sessions = BrowserSessions::new(

@@ -24,14 +24,18 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use super::passkeys::{PasskeyError, PasskeyService};
 use super::service::{AccountError, AccountService, LoginOutcome, MfaSetup};
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
+use crate::auth::Principal;
 use crate::auth::revocation::RevocationStore;
 use crate::clock::Clock;
 use crate::crypto::keys::random_bytes;
 use crate::db::browser_sessions::{self, BrowserSessionRow, NewBrowserSession};
 use crate::db::{Database, DbError, sessions, users};
-use crate::model::{Role, User, UserId, UserStatus};
+use crate::model::{AuthMethod, Role, User, UserId, UserStatus};
 
 /// How long a password-checked sign-in waits for its second factor.
 pub const PENDING_SECONDS: u64 = 300;
@@ -77,6 +81,8 @@ pub enum SignInError {
     #[error("the sign-in expired")]
     PendingExpired,
     #[error(transparent)]
+    Passkey(#[from] PasskeyError),
+    #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
@@ -106,6 +112,8 @@ pub struct BrowserSession {
     pub user: User,
     pub session_id: Uuid,
     pub signed_in_at: i64,
+    /// How the account session it rides on was signed in to.
+    pub auth_method: AuthMethod,
     id_hash: String,
     csrf: String,
 }
@@ -119,6 +127,21 @@ impl BrowserSession {
     /// Constant-time comparison with a submitted token.
     pub fn csrf_matches(&self, submitted: &str) -> bool {
         bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes()))
+    }
+
+    /// The account session under this browser session, as the services that act
+    /// for a signed-in caller take it. A browser session holds no access token, so
+    /// the token id is nil and the times are the session's own.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            user_id: self.user.id,
+            session_id: self.session_id,
+            role: self.user.role,
+            token_id: Uuid::nil(),
+            issued_at: self.signed_in_at,
+            expires_at: self.signed_in_at,
+            auth_method: self.auth_method,
+        }
     }
 }
 
@@ -135,6 +158,7 @@ pub struct BrowserSessions {
     audit: AuditLog,
     clock: Clock,
     accounts: AccountService,
+    passkeys: PasskeyService,
     revocations: RevocationStore,
     rules: SessionRules,
     csrf_key: Arc<[u8; 32]>,
@@ -163,6 +187,7 @@ pub struct SessionParts {
     pub audit: AuditLog,
     pub clock: Clock,
     pub accounts: AccountService,
+    pub passkeys: PasskeyService,
     pub revocations: RevocationStore,
 }
 
@@ -180,6 +205,7 @@ impl BrowserSessions {
             audit: parts.audit,
             clock: parts.clock,
             accounts: parts.accounts,
+            passkeys: parts.passkeys,
             revocations: parts.revocations,
             rules,
             csrf_key: Arc::new(key.into()),
@@ -220,15 +246,19 @@ impl BrowserSessions {
         URL_SAFE_NO_PAD.encode(token)
     }
 
-    /// Why `user` may not hold a session of this kind, if they may not.
-    fn refusal(&self, user: &User) -> Option<SignInError> {
+    /// Why `user`, signed in with `method`, may not hold a session of this kind, if
+    /// they may not. A passkey sign-in is multi-factor by itself, so it meets
+    /// `ADMIN_REQUIRE_MFA` without a TOTP factor.
+    fn refusal(&self, user: &User, method: AuthMethod) -> Option<SignInError> {
         if user.status != UserStatus::Active {
             return Some(SignInError::Account(AccountError::InvalidCredentials));
         }
         match self.rules.kind {
             SessionKind::Gate => None,
             SessionKind::Admin if user.role != Role::Admin => Some(SignInError::NotAdmin),
-            SessionKind::Admin if self.rules.require_mfa && !user.mfa_enabled => {
+            SessionKind::Admin
+                if self.rules.require_mfa && !user.mfa_enabled && !method.is_multi_factor() =>
+            {
                 Some(SignInError::MfaNotSetUp)
             }
             SessionKind::Admin => None,
@@ -253,7 +283,8 @@ impl BrowserSessions {
                 // a code would tell that the password was right.
                 match self.accounts.account(challenge.user_id).await {
                     Ok(user) => {
-                        if let Some(refusal) = self.refusal(&user) {
+                        let method = AuthMethod::of_password_sign_in(user.mfa_enabled);
+                        if let Some(refusal) = self.refusal(&user, method) {
                             self.audit_refusal(&user, &refusal, meta).await;
                             return Err(refusal);
                         }
@@ -278,8 +309,12 @@ impl BrowserSessions {
         self.enrolling.get(&hash(enrolment_cookie)).map(|e| e.1)
     }
 
-    /// The account of a live, unrevoked account session, if it is one.
-    async fn live_session_account(&self, session_id: Uuid) -> Result<Option<User>, SignInError> {
+    /// The account of a live, unrevoked account session, and how that session was
+    /// signed in to, if it is one.
+    async fn live_session_account(
+        &self,
+        session_id: Uuid,
+    ) -> Result<Option<(User, AuthMethod)>, SignInError> {
         let now = self.clock.now();
         let found = self
             .db
@@ -299,7 +334,7 @@ impl BrowserSessions {
             .is_session_refused(user.id, session.id, session.created_at)
             .await
             .map_err(|e| SignInError::Unexpected(e.into()))?;
-        Ok((!refused).then_some(user))
+        Ok((!refused).then_some((user, session.auth_method)))
     }
 
     /// The enrolment a cookie names, while its account session is still live and
@@ -311,10 +346,10 @@ impl BrowserSessions {
             .get(&key)
             .ok_or(SignInError::PendingExpired)?;
         let holds = match self.live_session_account(session_id).await? {
-            Some(account) => {
+            Some((account, method)) => {
                 account.id == user
                     && matches!(
-                        self.refusal(&account),
+                        self.refusal(&account, method),
                         None | Some(SignInError::MfaNotSetUp)
                     )
             }
@@ -381,6 +416,27 @@ impl BrowserSessions {
         }
     }
 
+    /// Signs in with a passkey alone (the passkey service checks the answer to its
+    /// sign-in ceremony `ceremony`, with every limit and refusal of a password
+    /// sign-in) and opens a session of this kind, signed in to with `passkey`:
+    /// the session cookie's value.
+    pub async fn sign_in_passkey(
+        &self,
+        ceremony: &str,
+        credential: &PublicKeyCredential,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, SignInError> {
+        let pair = self
+            .passkeys
+            .finish_sign_in(ceremony, credential, meta)
+            .await?;
+        match self.finish(pair.session_id, meta).await? {
+            Finished::Session(cookie) => Ok(cookie),
+            // A passkey is multi-factor by itself: unreachable.
+            Finished::EnrolmentOwed(_) => Err(SignInError::MfaNotSetUp),
+        }
+    }
+
     /// Turns an account session into a browser session of this kind — for an
     /// account this kind admits only; anyone else's account session is ended at
     /// once.
@@ -388,10 +444,10 @@ impl BrowserSessions {
         // Only a live, unrevoked account session becomes a browser session: one
         // ended meanwhile (logout-all, a password change, a lock) is a sign-in to
         // start again.
-        let Some(user) = self.live_session_account(session_id).await? else {
+        let Some((user, method)) = self.live_session_account(session_id).await? else {
             return Err(SignInError::PendingExpired);
         };
-        let refusal = self.refusal(&user);
+        let refusal = self.refusal(&user, method);
         if let Some(SignInError::MfaNotSetUp) = refusal {
             // The account session waits (five minutes at most) for the enrolment.
             let cookie = new_cookie_value()?;
@@ -522,19 +578,23 @@ impl BrowserSessions {
                 csrf: self.csrf_for(&id_hash),
                 user,
                 session_id: row.session_id,
+                auth_method: row.auth_method,
                 signed_in_at: row.created_at,
                 id_hash,
             }))
     }
 
-    /// The account a cookie's session is signed in as, by the same rules as
-    /// [`BrowserSessions::resume`] — for the gate, which asks on every request to
-    /// every app and has no form to protect (no CSRF token is made).
-    pub async fn resume_account(&self, cookie: &str) -> Result<Option<User>, ResumeError> {
+    /// The account a cookie's session is signed in as, and how, by the same rules
+    /// as [`BrowserSessions::resume`] — for the gate, which asks on every request
+    /// to every app and has no form to protect (no CSRF token is made).
+    pub async fn resume_account(
+        &self,
+        cookie: &str,
+    ) -> Result<Option<(User, AuthMethod)>, ResumeError> {
         Ok(self
             .resume_hashed(&hash(cookie))
             .await?
-            .map(|(_, user)| user))
+            .map(|(row, user)| (user, row.auth_method)))
     }
 
     async fn resume_hashed(
@@ -565,7 +625,7 @@ impl BrowserSessions {
             Err(AccountError::AccountGone) => return Ok(None),
             Err(other) => return Err(ResumeError::Unexpected(anyhow::Error::new(other))),
         };
-        if self.refusal(&user).is_some() {
+        if self.refusal(&user, row.auth_method).is_some() {
             return Ok(None);
         }
         resumed.last_seen.fetch_max(now, Ordering::Relaxed);

@@ -4,12 +4,15 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
-use crate::model::UserId;
+use crate::model::{AuthMethod, UserId};
 
 #[derive(Debug, Clone)]
 pub struct BrowserSessionRow {
     pub user_id: UserId,
     pub session_id: Uuid,
+    /// How the account session under it was signed in to (`password` when that
+    /// session is gone: the least it could have been).
+    pub auth_method: AuthMethod,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
@@ -47,8 +50,9 @@ pub fn find(
     id_hash: &str,
 ) -> rusqlite::Result<Option<BrowserSessionRow>> {
     conn.prepare_cached(
-        "SELECT user_id, session_id, created_at, last_seen_at, expires_at, ended_at
-         FROM browser_sessions WHERE id_hash = ?1 AND kind = ?2",
+        "SELECT b.user_id, b.session_id, b.created_at, b.last_seen_at, b.expires_at, b.ended_at,
+                (SELECT s.auth_method FROM sessions s WHERE s.id = b.session_id)
+         FROM browser_sessions b WHERE b.id_hash = ?1 AND b.kind = ?2",
     )?
     .query_row(params![id_hash, kind], |row| {
         let user: String = row.get(0)?;
@@ -57,6 +61,11 @@ pub fn find(
         Ok(BrowserSessionRow {
             user_id: UserId(user.parse().map_err(|_| bad(0))?),
             session_id: session.parse().map_err(|_| bad(1))?,
+            auth_method: row
+                .get::<_, Option<String>>(6)?
+                .as_deref()
+                .and_then(AuthMethod::parse)
+                .unwrap_or(AuthMethod::Password),
             created_at: row.get(2)?,
             last_seen_at: row.get(3)?,
             expires_at: row.get(4)?,

@@ -28,8 +28,8 @@ use serde_json::{Map, Value};
 use crate::audit::{AuditEvent, AuditLog, Outcome as AuditOutcome, RequestMeta};
 use crate::clock::Clock;
 use crate::config::GateSettings;
-use crate::model::User;
 use crate::model::host::{HostPattern, RequestHost, parse_host_port};
+use crate::model::{AuthMethod, User};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
 use crate::telemetry::metrics::{AbacMetrics, AbacResult, GateMetrics, GateResult};
@@ -282,7 +282,8 @@ pub enum GateError {
 
 /// Who is asking, once the web layer has checked their credential.
 pub enum Asker<'a> {
-    SignedIn(&'a User),
+    /// Signed in, by a session signed in to with the method given.
+    SignedIn(&'a User, AuthMethod),
     SignedOut,
 }
 
@@ -394,11 +395,15 @@ impl GateService {
     ) -> Result<Verdict, GateError> {
         let now = self.clock.now();
         let user = match asker {
-            Asker::SignedIn(user) => Some(user),
+            Asker::SignedIn(user, method) => Some((user, method)),
             Asker::SignedOut => None,
         };
+        let subject = user.map_or_else(Subject::anonymous, |(user, method)| {
+            Subject::signed_in_with(user, method)
+        });
+        let user = user.map(|(user, _)| user);
         let access = AccessRequest {
-            subject: user.map_or_else(Subject::anonymous, Subject::from),
+            subject,
             action: request.method.to_ascii_lowercase(),
             resource: request.resource(),
             context: Context {

@@ -26,7 +26,7 @@ use super::request_context::policy_context;
 use crate::accounts::browser_sessions::BrowserSession;
 use crate::admin::AdminAction;
 use crate::audit::{AdminActor, RequestMeta};
-use crate::model::{AuthMethod, User};
+use crate::model::User;
 use crate::state::AppState;
 
 pub const FLASH_COOKIE: &str = "portcullis_flash";
@@ -35,6 +35,24 @@ pub const COOKIE: &str = "portcullis_admin";
 
 /// Pages load only their own stylesheet, post only to themselves, and run no script.
 pub const PAGE_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Lets a rendered page run this server's own scripts (`static/passkeys.js`, for
+/// the WebAuthn ceremonies) and nothing else: its CSP's `script-src 'none'`
+/// becomes `script-src 'self'` — no inline script, no `eval`. Only the pages with
+/// a passkey ceremony call this; every other page keeps `script-src 'none'`.
+pub fn allow_own_scripts(response: &mut HttpResponse) {
+    let relaxed = response
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|csp| csp.to_str().ok())
+        .map(|csp| csp.replace("script-src 'none'", "script-src 'self'"))
+        .and_then(|csp| header::HeaderValue::from_str(&csp).ok());
+    if let Some(csp) = relaxed {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+}
 
 /// What goes wrong on a page: no session (back to sign-in), or a problem, shown as
 /// an HTML page with the status, title and text the API would answer with.
@@ -192,18 +210,23 @@ pub fn redirect_with_error(to: &str, message: &str) -> HttpResponse {
 }
 
 fn redirect_flashing(to: &str, message: &str, error: bool) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .cookie(flash_cookie(message, error))
+        .finish()
+}
+
+/// The cookie that carries a one-time message to the next admin page (for an
+/// answer that is not a redirect, such as a script's).
+pub fn flash_cookie(message: &str, error: bool) -> Cookie<'static> {
     // The first character says which kind it is.
     let kind = if error { "e" } else { "s" };
     let encoded: String =
         url::form_urlencoded::byte_serialize(format!("{kind}{message}").as_bytes()).collect();
-    let flash = Cookie::build(FLASH_COOKIE, encoded)
+    Cookie::build(FLASH_COOKIE, encoded)
         .path("/admin")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .finish();
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to.to_owned()))
-        .cookie(flash)
         .finish()
 }
 
@@ -389,8 +412,9 @@ impl AdminPage {
             .admin_access
             .authorize(
                 &self.session.user,
-                // Signed in to on the sign-in page: the password, and a code with MFA on.
-                AuthMethod::of_password_sign_in(self.session.user.mfa_enabled),
+                // How this browser session was signed in to (a passkey, or the
+                // password and a code with MFA on).
+                self.session.auth_method,
                 action,
                 target,
                 context,
@@ -487,6 +511,9 @@ struct ConfirmPage {
     /// The post's own fields, sent again as they came.
     fields: Vec<(String, String)>,
     ask: Confirmation,
+    /// The password is asked for again on the page (`Some`), and a code too when
+    /// the account has MFA (`Some(true)`).
+    reauthenticate: Option<bool>,
 }
 
 impl AdminForm {
@@ -497,11 +524,31 @@ impl AdminForm {
 
     /// The confirmation page for this post, in the navigation's `section`.
     pub fn ask(&self, section: &'static str, ask: Confirmation) -> Result<HttpResponse, PageError> {
+        self.ask_with(section, ask, None)
+    }
+
+    /// The confirmation page for a post that needs the password again (and a
+    /// code, for an account with MFA): the fields are on the page itself, never
+    /// carried over in hidden fields.
+    pub fn ask_reauthenticating(
+        &self,
+        section: &'static str,
+        ask: Confirmation,
+    ) -> Result<HttpResponse, PageError> {
+        self.ask_with(section, ask, Some(self.user().mfa_enabled))
+    }
+
+    fn ask_with(
+        &self,
+        section: &'static str,
+        ask: Confirmation,
+        reauthenticate: Option<bool>,
+    ) -> Result<HttpResponse, PageError> {
         let fields = self
             .form
             .0
             .iter()
-            .filter(|(name, _)| name != "csrf" && name != "confirm")
+            .filter(|(name, _)| !matches!(name.as_str(), "csrf" | "confirm" | "password" | "code"))
             .cloned()
             .collect();
         self.page.render(&ConfirmPage {
@@ -509,6 +556,7 @@ impl AdminForm {
             action: self.page.req.path().to_owned(),
             fields,
             ask,
+            reauthenticate,
         })
     }
 }

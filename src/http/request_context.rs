@@ -202,7 +202,9 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let started = Instant::now();
-        let class = route_class(req.path());
+        // The path as the router matches it (percent-encoded letters decoded), so
+        // `/api/v1/%61uth/login` is counted where it is served.
+        let class = route_class(req.match_info().as_str());
         let request_id = RequestId::from_headers(req.headers());
         let client = client_ip::resolve(
             req.peer_addr().map(|a| a.ip()),

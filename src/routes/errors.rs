@@ -173,6 +173,7 @@ impl From<SignInError> for ApiError {
     fn from(error: SignInError) -> Self {
         match error {
             SignInError::Account(error) => error.into(),
+            SignInError::Passkey(error) => error.into(),
             other => ApiError::Unexpected(anyhow::anyhow!(other)),
         }
     }

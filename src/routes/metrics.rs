@@ -3,7 +3,8 @@
 //! live sessions and the webhook outbox from the database, the limiters' overflow
 //! counts from memory. A database reading that fails or takes too long is left
 //! out (and counted), never waited for: a scrape answers within a few seconds
-//! whatever the database does.
+//! whatever the database does. One scrape reads the database at a time: a flood
+//! of scrapes waits its turn instead of taking the read pool from the API.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -18,7 +19,12 @@ use crate::telemetry::metrics::{CONTENT_TYPE, Readings};
 /// How long a scrape waits for each database reading before leaving it out.
 const READING_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+/// Held while a scrape reads the database (one per metrics listener).
+#[derive(Default)]
+pub struct ScrapeTurn(tokio::sync::Mutex<()>);
+
+pub async fn scrape(state: web::Data<AppState>, turn: web::Data<ScrapeTurn>) -> HttpResponse {
+    let my_turn = turn.0.lock().await;
     let (live_sessions, outbox_backlog) = tokio::join!(
         reading(
             &state,
@@ -27,6 +33,7 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
         ),
         reading(&state, "webhook outbox backlog", state.webhooks.backlog()),
     );
+    drop(my_turn);
     let readings = Readings {
         live_sessions,
         outbox_backlog,

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod ceremony;
 pub mod demo_receiver;
 pub mod errors;
 pub mod gate;

@@ -491,3 +491,181 @@ async fn a_browser_signs_in_through_the_gate_and_returns_to_the_app() {
     );
     c.close().await.expect("close");
 }
+
+/// A chromedriver WebAuthn extension command (the W3C WebAuthn "Automation"
+/// endpoints under `/session/{id}/webauthn/…`).
+#[derive(Debug)]
+struct WebAuthnCommand {
+    method: http::Method,
+    path: String,
+    body: Option<serde_json::Value>,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            self.method.clone(),
+            self.body.as_ref().map(|b| b.to_string()),
+        )
+    }
+}
+
+/// A platform authenticator with discoverable credentials and user verification
+/// (a device with a fingerprint reader), on this browser's tab: its id.
+async fn virtual_authenticator(c: &Client) -> String {
+    let id = c
+        .issue_cmd(WebAuthnCommand {
+            method: http::Method::POST,
+            path: "webauthn/authenticator".to_owned(),
+            body: Some(json!({
+                "protocol": "ctap2", "transport": "internal",
+                "hasResidentKey": true, "hasUserVerification": true,
+                "isUserVerified": true, "isUserConsenting": true,
+            })),
+        })
+        .await
+        .expect("a virtual authenticator");
+    id.as_str().expect("its id").to_owned()
+}
+
+/// Clicks "Sign in with a passkey", unless the page has gone already: under a
+/// virtual authenticator, the conditional request the page starts on load (the
+/// e-mail field's autofill) may be answered at once, and sign in by itself.
+async fn passkey_button(c: &Client) {
+    if let Ok(button) = c.wait().for_element(Locator::Css("#passkey-sign-in")).await {
+        let _ = button.click().await;
+    }
+}
+
+/// Waits (up to 30 s) for the browser to be at `url` (before its fragment).
+async fn wait_for_url(c: &Client, url: &str) {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(now) = c.current_url().await {
+            let mut now = now.clone();
+            now.set_fragment(None);
+            if now.as_str() == url {
+                return;
+            }
+            last = now.to_string();
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the browser is at {last}, not {url}");
+}
+
+/// Passkeys in a real browser, with chromedriver's virtual authenticator: an
+/// administrator adds a passkey on the account page, and it alone signs in to the
+/// admin pages and to the gate portal. The app runs at `http://localhost:PORT`
+/// (WebAuthn takes a name, never an IP, as the relying party).
+#[actix_web::test]
+async fn a_browser_registers_a_passkey_and_signs_in_with_it() {
+    let port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let bind = format!("127.0.0.1:{port}");
+    let assertion_key = portcullis::gate::assertion::generate_key().expect("key");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = crate::helpers::test_settings(
+        dir.path(),
+        &[
+            ("BIND_ADDRESS", &bind),
+            ("PUBLIC_URL", &origin),
+            ("WEBAUTHN_RP_ID", "localhost"),
+            ("WEBAUTHN_RP_ORIGINS", &origin),
+            ("ADMIN_REQUIRE_MFA", "false"),
+            ("GATE_PORTAL_URL", &origin),
+            ("GATE_HOSTS", "*.gate.test"),
+            ("GATE_ASSERTION_KEY", &assertion_key),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    );
+    let app = crate::helpers::spawn_with(
+        settings,
+        dir,
+        reqwest::Client::new(),
+        portcullis::clock::Clock::system(),
+    )
+    .await;
+    let admin = "root@example.org";
+    app.admin_token(admin).await;
+
+    let driver = start_driver();
+    let c = browser(&driver).await;
+    c.goto(&format!("{origin}/admin/login"))
+        .await
+        .expect("sign-in page");
+    let authenticator = virtual_authenticator(&c).await;
+
+    // Signed in with the password, the account page adds a passkey.
+    type_into(&c, "#email", admin).await;
+    type_into(&c, "#password", crate::helpers::GOOD_PASSWORD).await;
+    click(&c, "form[action='/admin/login'] button[type=submit]").await;
+    wait_for_url(&c, &format!("{origin}/admin")).await;
+    c.goto(&format!("{origin}/admin/account"))
+        .await
+        .expect("account page");
+    type_into(&c, "#passkey-name", "Test laptop").await;
+    type_into(&c, "#passkey-password", crate::helpers::GOOD_PASSWORD).await;
+    shoot(&c, "passkey-add").await;
+    click(&c, "#passkey-add button[type=submit]").await;
+    wait_for_text(&c, "p.flash", "Added the passkey “Test laptop”.").await;
+    shoot(&c, "passkey-added").await;
+    let credentials = c
+        .issue_cmd(WebAuthnCommand {
+            method: http::Method::GET,
+            path: format!("webauthn/authenticator/{authenticator}/credentials"),
+            body: None,
+        })
+        .await
+        .expect("credentials");
+    assert_eq!(
+        credentials[0]["isResidentCredential"], true,
+        "{credentials}"
+    );
+    assert_eq!(credentials[0]["rpId"], "localhost");
+    let listed = text_of(&c, "#passkeys + p + table tbody").await;
+    assert!(listed.contains("never"), "{listed}");
+
+    // Signed out, the passkey alone signs in to the admin pages, back to `next`.
+    click(&c, "form.signout button").await;
+    wait_for_url(&c, &format!("{origin}/admin/login")).await;
+    c.goto(&format!("{origin}/admin/login?next=%2Fadmin%2Faccount"))
+        .await
+        .expect("sign-in page");
+    passkey_button(&c).await;
+    wait_for_url(&c, &format!("{origin}/admin/account")).await;
+    shoot(&c, "passkey-signed-in-admin").await;
+    assert_eq!(text_of(&c, "a.who").await, admin);
+    let events = app.audit_events("admin.signed_in");
+    assert!(!events.is_empty());
+
+    // And the gate portal.
+    c.goto(&format!("{origin}/gate/login"))
+        .await
+        .expect("portal sign-in");
+    passkey_button(&c).await;
+    wait_for_url(&c, &format!("{origin}/gate/")).await;
+    wait_for_text(&c, "h1", "Signed in").await;
+    shoot(&c, "passkey-signed-in-gate").await;
+    let used = app.audit_events("passkey.sign_in");
+    assert!(
+        used.iter()
+            .filter(|(outcome, _, _)| outcome == "success")
+            .count()
+            >= 2,
+        "{used:?}"
+    );
+    c.close().await.expect("close");
+}

@@ -159,6 +159,12 @@ async fn requests_are_counted_by_route_class_and_status_with_their_latency() {
     assert_eq!(before.get("portcullis_http_requests_total", &health), None);
     assert_eq!(metered.app.get("/health").await.status(), 200);
     assert_eq!(metered.app.get("/api/v1/documents/123").await.status(), 401);
+    // Spelled with a percent-encoded letter, the router still serves it as a
+    // document read, and it is counted as one.
+    assert_eq!(
+        metered.app.get("/api/v1/%64ocuments/123").await.status(),
+        401
+    );
     let after = metered.scrape().await;
     assert_eq!(after.value("portcullis_http_requests_total", &health), 1.0);
     assert_eq!(
@@ -166,8 +172,10 @@ async fn requests_are_counted_by_route_class_and_status_with_their_latency() {
             "portcullis_http_requests_total",
             &[("route_class", "documents"), ("status", "401")]
         ),
-        1.0
+        2.0
     );
+    // The API's own port never serves the metrics.
+    assert_eq!(metered.app.get("/metrics").await.status(), 404);
     let latency = "portcullis_http_request_duration_seconds";
     assert_eq!(
         after.value(latency, &[("route_class", "health")])

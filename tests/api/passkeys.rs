@@ -744,3 +744,186 @@ async fn without_a_relying_party_passkeys_are_off() {
     let listed = json_of(app.get_with_token(PASSKEYS, &tokens.access_token).await).await;
     assert_eq!(listed, json!([]));
 }
+
+/// The admin account page's passkeys: listed with their times, renamed, and
+/// deleted after a confirmation that asks for the password; the script's
+/// registration endpoint needs the CSRF token and the password again. The pages
+/// with a ceremony allow this server's own scripts, and only those pages.
+#[actix_web::test]
+async fn the_admin_account_page_manages_passkeys_behind_csrf_and_the_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = test_settings(
+        dir.path(),
+        &[
+            ("WEBAUTHN_RP_ID", "localhost"),
+            ("WEBAUTHN_RP_ORIGINS", ORIGIN),
+            ("ADMIN_REQUIRE_MFA", "false"),
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .expect("client");
+    let clock = Clock::manual(time::OffsetDateTime::now_utc().unix_timestamp());
+    let app = spawn_with(settings, dir, client, clock).await;
+    let email = "root@example.org";
+    let token = app.admin_token(email).await;
+    let mut admin = Holder {
+        email: email.to_owned(),
+        tokens: Tokens {
+            access_token: token.clone(),
+            refresh_token: String::new(),
+            session_id: String::new(),
+            expires_in: 0,
+        },
+        user_id: Uuid::nil(),
+        authenticator: SoftPasskey::new(true),
+        credential_id: Vec::new(),
+        passkey_id: String::new(),
+    };
+    register(&app, &mut admin, Some("Laptop")).await;
+    let signed_in = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[("email", email), ("password", GOOD_PASSWORD)])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.url().path(), "/admin");
+
+    // Only the ceremony pages run a script, and only this server's own.
+    let csp = |response: &reqwest::Response| {
+        response.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .to_owned()
+    };
+    let dashboard = app.get("/admin").await;
+    assert!(csp(&dashboard).contains("script-src 'none'"));
+    let account = app.get("/admin/account").await;
+    let policy = csp(&account);
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe"), "{policy}");
+    let html = account.text().await.expect("html");
+    assert!(html.contains(r#"value="Laptop""#), "{html}");
+    assert!(html.contains("never"));
+    assert!(html.contains(r#"<script src="/static/passkeys.js" defer></script>"#));
+    let csrf = html
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let script = app.get("/static/passkeys.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/javascript"))
+    );
+
+    // Starting a registration: the CSRF token, then the password again.
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>| {
+        app.client.post(app.url(path)).form(&fields).send()
+    };
+    let no_csrf = post(
+        "/admin/account/passkeys/start",
+        vec![("password", GOOD_PASSWORD.to_owned())],
+    )
+    .await
+    .expect("post");
+    assert_eq!(no_csrf.status(), 403);
+    let wrong = post(
+        "/admin/account/passkeys/start",
+        vec![("csrf", csrf.clone()), ("password", "not it".to_owned())],
+    )
+    .await
+    .expect("post");
+    assert_eq!(wrong.status(), 422);
+    assert_eq!(
+        problem(wrong, 422).await["type"],
+        "urn:portcullis:problem:validation"
+    );
+    let started = post(
+        "/admin/account/passkeys/start",
+        vec![
+            ("csrf", csrf.clone()),
+            ("password", GOOD_PASSWORD.to_owned()),
+        ],
+    )
+    .await
+    .expect("post");
+    assert_eq!(started.status(), 200);
+    let started = json_of(started).await;
+    assert!(started["ceremony"].is_string());
+    assert_eq!(
+        started["options"]["publicKey"]["authenticatorSelection"]["residentKey"],
+        "required"
+    );
+
+    // Renaming.
+    let id = admin.passkey_id.clone();
+    let renamed = post(
+        "/admin/account",
+        vec![
+            ("csrf", csrf.clone()),
+            ("op", "passkey_rename".to_owned()),
+            ("passkey", id.clone()),
+            ("name", "Work laptop".to_owned()),
+        ],
+    )
+    .await
+    .expect("post")
+    .text()
+    .await
+    .expect("html");
+    assert!(
+        renamed.contains("Renamed the passkey to “Work laptop”."),
+        "{renamed}"
+    );
+
+    // Deleting asks first, with the password on the question's page.
+    let delete = |confirm: bool, password: &str| {
+        let mut fields = vec![
+            ("csrf", csrf.clone()),
+            ("op", "passkey_delete".to_owned()),
+            ("passkey", id.clone()),
+        ];
+        if confirm {
+            fields.push(("confirm", "yes".to_owned()));
+            fields.push(("password", password.to_owned()));
+        }
+        post("/admin/account", fields)
+    };
+    let asked = delete(false, "")
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        asked.contains("Delete the passkey “Work laptop”?"),
+        "{asked}"
+    );
+    assert!(asked.contains(r#"name="password" type="password""#));
+    let refused = delete(true, "not it")
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("html");
+    assert!(refused.contains("was not deleted"), "{refused}");
+    let deleted = delete(true, GOOD_PASSWORD)
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        deleted.contains("Deleted the passkey “Work laptop”."),
+        "{deleted}"
+    );
+    let listed = json_of(app.get_with_token(PASSKEYS, &token).await).await;
+    assert_eq!(listed, json!([]));
+}

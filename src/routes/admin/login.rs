@@ -14,7 +14,8 @@ use crate::admin::SESSION_ABSOLUTE_SECONDS;
 use crate::audit::RequestMeta;
 use crate::http::ClientIp;
 use crate::http::admin_page::{
-    AdminForm, COOKIE, Form, PageError, end_previous, removal, render, return_path, same_site_only,
+    AdminForm, COOKIE, Form, PageError, allow_own_scripts, end_previous, removal, render,
+    return_path, same_site_only,
 };
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
@@ -37,6 +38,8 @@ struct LoginPage {
     mfa_banner: bool,
     /// The admin page to return to after signing in.
     next: String,
+    /// Passkeys are configured: the page offers them (and runs `passkeys.js`).
+    passkeys: bool,
 }
 
 /// Where a sign-in is.
@@ -66,13 +69,18 @@ fn page(
     next: &str,
 ) -> Result<HttpResponse, PageError> {
     let shows_qr = matches!(step, Step::Enrol { .. });
+    let passkeys = state.passkeys.enabled() && matches!(step, Step::Password);
     let mut response = render(&LoginPage {
         error: error.map(str::to_owned),
         email: email.to_owned(),
         step,
         mfa_banner: !state.admin_sessions.require_mfa(),
         next: return_path(Some(next)).to_owned(),
+        passkeys,
     })?;
+    if passkeys {
+        allow_own_scripts(&mut response);
+    }
     if shows_qr {
         response.headers_mut().insert(
             header::CONTENT_SECURITY_POLICY,

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod errors;
 pub mod gate;
 pub mod login;
+pub mod passkeys;
 pub mod policies;
 pub mod simulator;
 pub mod users;
@@ -66,6 +67,7 @@ pub async fn stylesheet() -> HttpResponse {
 /// page does not take gets 405 with `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/static/admin.css", stylesheet))
+        .service(get("/static/passkeys.js", crate::routes::ceremony::script))
         .service(get("/admin", dashboard::page))
         .service(get("/admin/", dashboard::page))
         .service(get_post("/admin/login", login::form, login::submit))
@@ -80,6 +82,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             login::enrol_submit,
         ))
         .service(post("/admin/logout", login::logout))
+        .service(post("/admin/login/passkey/start", passkeys::sign_in_start))
+        .service(post(
+            "/admin/login/passkey/finish",
+            passkeys::sign_in_finish,
+        ))
+        .service(post(
+            "/admin/account/passkeys/start",
+            passkeys::register_start,
+        ))
+        .service(post(
+            "/admin/account/passkeys/finish",
+            passkeys::register_finish,
+        ))
         .service(get_post("/admin/account", account::page, account::action))
         .service(get("/admin/policies", policies::list))
         .service(get("/admin/policies/export", policies::export))

@@ -27,7 +27,7 @@ use crate::http::problem::ApiError;
 use crate::http::rate_limit::enforce;
 use crate::http::request_context::{RequestId, request_meta};
 use crate::limits::{LimitKey, RouteClass};
-use crate::model::{User, UserStatus};
+use crate::model::{AuthMethod, User, UserStatus};
 use crate::state::AppState;
 use crate::validation::FieldError;
 
@@ -121,8 +121,11 @@ fn wants_html(req: &HttpRequest) -> bool {
 /// Who is asking: a bearer token (API clients) wins over the portal cookie
 /// (browsers). A bad or dead token is a 401, whatever else the request carries; a
 /// cookie that names no good session is a signed-out visitor. A store that
-/// cannot answer is a 503.
-async fn asker(req: &HttpRequest, state: &AppState) -> Result<Option<User>, ApiError> {
+/// cannot answer is a 503. With the account, how its session was signed in to.
+async fn asker(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<(User, AuthMethod)>, ApiError> {
     if let Some(token) = bearer_token_of(req.headers()) {
         let claims = state
             .tokens
@@ -144,7 +147,7 @@ async fn asker(req: &HttpRequest, state: &AppState) -> Result<Option<User>, ApiE
         if user.status != UserStatus::Active {
             return Err(AuthError::Revoked.into());
         }
-        return Ok(Some(user));
+        return Ok(Some((user, claims.auth_method)));
     }
     let Some(cookie) = req.cookie(COOKIE) else {
         return Ok(None);
@@ -193,12 +196,12 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
         ApiError::BadRequest("The client address could not be determined.".to_owned())
     })?;
     enforce(req, RouteClass::GateIp, &LimitKey::ip(client.0))?;
-    let user = asker(req, &state).await?;
-    if let Some(user) = &user {
+    let asked = asker(req, &state).await?;
+    if let Some((user, _)) = &asked {
         enforce(req, RouteClass::GateUser, &LimitKey::User(user.id))?;
     }
-    let asking = match &user {
-        Some(user) => Asker::SignedIn(user),
+    let asking = match &asked {
+        Some((user, method)) => Asker::SignedIn(user, *method),
         None => Asker::SignedOut,
     };
     let verdict = gate
@@ -265,9 +268,9 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
                 .get::<RequestId>()
                 .map(|id| id.as_str().to_owned())
                 .unwrap_or_default();
-            let email = user
+            let email = asked
                 .as_ref()
-                .map(|u| u.email.to_string())
+                .map(|(u, _)| u.email.to_string())
                 .unwrap_or_default();
             let body = DeniedPage {
                 email: &email,

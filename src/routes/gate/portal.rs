@@ -1,7 +1,10 @@
 //! The gate's sign-in portal, at `GATE_PORTAL_URL`: `/gate/login` (e-mail and
 //! password, then a TOTP or backup code; the login limits and the softlock apply),
 //! `/gate/` (who you are, your sessions, sign out) and `POST /gate/logout`.
-//! Server-rendered, no JavaScript. Posts are refused unless they come from the
+//! Server-rendered; the sign-in page also offers a passkey (`/gate/login/passkey/
+//! start` and `finish`, through `static/passkeys.js`, the one script it runs, with
+//! the same limits, refusals and `rd` rules; without the script the password form
+//! works as ever). Posts are refused unless they come from the
 //! portal's own origin, and a signed-in post carries the session's CSRF token.
 //!
 //! The cookie is HttpOnly, `Secure` when the portal is https, `SameSite=Lax` (the
@@ -18,16 +21,20 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{COOKIE, gate_of};
 use crate::accounts::AccountError;
 use crate::accounts::browser_sessions::{BrowserSession, PENDING_SECONDS, SignIn, SignInError};
+use crate::accounts::passkeys::PasskeyError;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
 use crate::gate::GateService;
 use crate::http::ClientIp;
-use crate::http::admin_page::{Form, PAGE_CONTENT_SECURITY_POLICY, PageError, end_previous};
+use crate::http::admin_page::{
+    Form, PAGE_CONTENT_SECURITY_POLICY, PageError, allow_own_scripts, end_previous,
+};
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
 use crate::http::rate_limit::{enforce, enforce_code_limits, write_headers};
 use crate::limits::{LimitKey, RouteClass};
 use crate::model::Email;
+use crate::routes::ceremony;
 use crate::state::AppState;
 
 /// The cookie of a sign-in waiting for its code.
@@ -47,6 +54,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(code_form))
             .route(web::post().to(code_submit)),
     )
+    .service(post("/gate/login/passkey/start", passkey_start))
+    .service(post("/gate/login/passkey/finish", passkey_finish))
     .service(post("/gate/logout", logout))
     .service(get("/gate/", home))
     .service(web::resource("/gate").route(web::get().to(|| async {
@@ -69,6 +78,8 @@ struct LoginPage<'a> {
     email: &'a str,
     rd: &'a str,
     code_step: bool,
+    /// Passkeys are configured: the page offers them (and runs `passkeys.js`).
+    passkeys: bool,
 }
 
 /// The portal pages' CSP: the admin pages' rules, except that a form may also
@@ -99,6 +110,7 @@ fn portal_content_security_policy(gate: &GateService) -> String {
 }
 
 fn page(
+    state: &AppState,
     gate: &GateService,
     status: StatusCode,
     error: Option<&str>,
@@ -106,17 +118,22 @@ fn page(
     rd: &str,
     code_step: bool,
 ) -> Result<HttpResponse, PageError> {
+    let passkeys = state.passkeys.enabled() && !code_step;
     let mut response = crate::http::admin_page::render(&LoginPage {
         error,
         email,
         rd,
         code_step,
+        passkeys,
     })?;
     *response.status_mut() = status;
     if let Ok(csp) = header::HeaderValue::from_str(&portal_content_security_policy(gate)) {
         response
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    if passkeys {
+        allow_own_scripts(&mut response);
     }
     Ok(response)
 }
@@ -205,7 +222,7 @@ pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             .finish());
     }
     let rd = gate.safe_return(&rd).unwrap_or_default();
-    page(gate, StatusCode::OK, None, "", &rd, false)
+    page(&state, gate, StatusCode::OK, None, "", &rd, false)
 }
 
 fn refusal(error: SignInError) -> Result<&'static str, PageError> {
@@ -226,12 +243,14 @@ fn refusal(error: SignInError) -> Result<&'static str, PageError> {
 }
 
 fn too_many(
+    state: &AppState,
     gate: &GateService,
     decision: &crate::limits::Decision,
     rd: &str,
     code_step: bool,
 ) -> Result<HttpResponse, PageError> {
     let mut response = page(
+        state,
         gate,
         StatusCode::TOO_MANY_REQUESTS,
         Some("Too many attempts. Please wait a minute and try again."),
@@ -280,7 +299,7 @@ pub async fn submit(
         }
     });
     if let Err(ApiError::RateLimited(decision)) = limited {
-        return too_many(gate, &decision, &rd, false);
+        return too_many(&state, gate, &decision, &rd, false);
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
     end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
@@ -304,6 +323,7 @@ pub async fn submit(
                 .finish())
         }
         Err(error) => page(
+            &state,
             gate,
             StatusCode::UNAUTHORIZED,
             Some(refusal(error)?),
@@ -325,7 +345,7 @@ pub async fn code_form(
             .insert_header((header::LOCATION, "/gate/login"))
             .finish());
     }
-    page(gate, StatusCode::OK, None, "", &rd, true)
+    page(&state, gate, StatusCode::OK, None, "", &rd, true)
 }
 
 pub async fn code_submit(
@@ -341,6 +361,7 @@ pub async fn code_submit(
     let rd = gate.safe_return(&form.text("rd")).unwrap_or_default();
     let Some(pending) = req.cookie(PENDING_COOKIE) else {
         return page(
+            &state,
             gate,
             StatusCode::UNAUTHORIZED,
             Some("The sign-in expired. Please start again."),
@@ -351,7 +372,7 @@ pub async fn code_submit(
     };
     let account = state.gate_sessions.pending_user(pending.value());
     if let Err(ApiError::RateLimited(decision)) = enforce_code_limits(&req, ip.0, account) {
-        return too_many(gate, &decision, &rd, true);
+        return too_many(&state, gate, &decision, &rd, true);
     }
     end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
     match state
@@ -361,6 +382,7 @@ pub async fn code_submit(
     {
         Ok(value) => Ok(signed_in(settings, gate, &value, &rd)),
         Err(error) => page(
+            &state,
             gate,
             StatusCode::UNAUTHORIZED,
             Some(refusal(error)?),
@@ -368,6 +390,67 @@ pub async fn code_submit(
             &rd,
             true,
         ),
+    }
+}
+
+/// `POST /gate/login/passkey/start`: options for a passkey sign-in (the address's
+/// sign-in limit applies).
+pub async fn passkey_start(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (gate, _) = the_gate(&state)?;
+    from_the_portal(&req, gate)?;
+    if let Err(ApiError::RateLimited(_)) = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0)) {
+        return Ok(ceremony::refused(StatusCode::TOO_MANY_REQUESTS));
+    }
+    match state.passkeys.start_sign_in() {
+        Ok(started) => Ok(ceremony::options(started)),
+        Err(PasskeyError::NotConfigured) => Ok(ceremony::refused(StatusCode::NOT_FOUND)),
+        Err(other) => Err(ApiError::from(other).into()),
+    }
+}
+
+/// `POST /gate/login/passkey/finish`: the assertion; signed in, on to a safe `rd`
+/// (or the portal's own page), as after a password and a code.
+pub async fn passkey_finish(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Body,
+) -> Result<HttpResponse, PageError> {
+    let (gate, settings) = the_gate(&state)?;
+    from_the_portal(&req, gate)?;
+    let form = Form::parse(&body.0);
+    let rd = gate.safe_return(&form.text("rd")).unwrap_or_default();
+    let failed = || ceremony::refused(StatusCode::UNAUTHORIZED);
+    let Some(credential) = ceremony::credential(&form) else {
+        return Ok(failed());
+    };
+    end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
+    match state
+        .gate_sessions
+        .sign_in_passkey(&form.text("ceremony"), &credential, &meta)
+        .await
+    {
+        Ok(value) => {
+            let mut answer = HttpResponse::Ok();
+            answer
+                .cookie(session_cookie(
+                    settings,
+                    COOKIE,
+                    &value,
+                    settings.session_max_seconds,
+                ))
+                .cookie(forget(settings, PENDING_COOKIE));
+            Ok(ceremony::next(answer, &landing(gate, &rd)))
+        }
+        Err(
+            SignInError::PendingExpired
+            | SignInError::Passkey(PasskeyError::SignInFailed | PasskeyError::CeremonyInvalid),
+        ) => Ok(failed()),
+        Err(other) => Err(ApiError::from(other).into()),
     }
 }
 
