@@ -27,7 +27,7 @@ use uuid::Uuid;
 use webauthn_rs::prelude::PublicKeyCredential;
 
 use super::passkeys::{PasskeyError, PasskeyService};
-use super::service::{AccountError, AccountService, LoginOutcome, MfaSetup};
+use super::service::{AccountError, AccountService, Caller, LoginOutcome, MfaSetup};
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::Principal;
 use crate::auth::revocation::RevocationStore;
@@ -510,7 +510,16 @@ impl BrowserSessions {
     ) -> Result<SecretString, SignInError> {
         let pair = self
             .accounts
-            .change_password_of(session.user.id, None, current, new, meta)
+            .change_password_of(
+                session.user.id,
+                Caller {
+                    token: None,
+                    proved: session.auth_method,
+                },
+                current,
+                new,
+                meta,
+            )
             .await?;
         self.resumed.invalidate(&session.id_hash);
         match self.finish(pair.session_id, meta).await? {

@@ -153,6 +153,14 @@ pub fn set_reauthenticated(conn: &Connection, id: Uuid, now: i64) -> rusqlite::R
     Ok(())
 }
 
+/// Every session of `user` forgets that its holder proved the password again (MFA
+/// was just turned on: those proofs lack the code).
+pub fn forget_reauthentications(conn: &Connection, user: UserId) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE sessions SET reauthenticated_at = NULL WHERE user_id = ?1")?
+        .execute(params![user.to_string()])?;
+    Ok(())
+}
+
 /// When the session's holder last proved the password again, if ever.
 pub fn reauthenticated_at(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<i64>> {
     Ok(conn

@@ -32,7 +32,7 @@ pub async fn app_with(overrides: &[(&str, &str)]) -> TestApp {
 
 /// What a user with MFA on holds.
 pub struct Enrolled {
-    access_token: String,
+    pub access_token: String,
     secret: TotpSecret,
     base32: String,
     pub backup_codes: Vec<String>,
@@ -826,4 +826,37 @@ async fn a_rotation_spread_over_runs_finishes_where_it_stopped() {
         output.contains("pass  MFA_ENCRYPTION_KEY: decrypts"),
         "{output}"
     );
+}
+
+/// A password change keeps what the caller's session proved, no more: a session
+/// opened with the password alone (before MFA was on) does not come out of it
+/// claiming a code it never gave.
+#[actix_web::test]
+async fn a_password_change_claims_no_more_than_the_session_proved() {
+    use base64::Engine;
+    let app = app_with(&[]).await;
+    let enrolled = enrolled(&app, "changer@example.org").await;
+    let changed = app
+        .post_with_token(
+            "/api/v1/auth/password",
+            &enrolled.access_token,
+            Some(&json!({"current_password": GOOD_PASSWORD,
+                         "new_password": "another long secret phrase 77"})),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let pair: Value = changed.json().await.expect("json");
+    let payload = pair["access_token"]
+        .as_str()
+        .expect("token")
+        .split('.')
+        .nth(1)
+        .expect("payload");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(claims["auth_method"], "password", "{claims}");
 }

@@ -927,3 +927,28 @@ async fn the_admin_account_page_manages_passkeys_behind_csrf_and_the_password() 
     let listed = json_of(app.get_with_token(PASSKEYS, &token).await).await;
     assert_eq!(listed, json!([]));
 }
+
+/// A proof of the password made before MFA was turned on is no proof afterwards:
+/// registering a passkey (a way in that skips the code) then needs the code too.
+#[actix_web::test]
+async fn a_proof_from_before_mfa_was_on_registers_no_passkey() {
+    let app = passkey_app(&[]).await;
+    // Setting MFA up proved the password on this session, minutes ago at most.
+    let enrolled = crate::mfa::enrolled(&app, "proved@example.org").await;
+    problem(
+        app.post_with_token(REGISTER_START, &enrolled.access_token, Some(&json!({})))
+            .await,
+        403,
+    )
+    .await;
+    // The next step's code: the one that turned MFA on is spent.
+    assert!(app.clock.advance(30));
+    let with_code = app
+        .post_with_token(
+            REGISTER_START,
+            &enrolled.access_token,
+            Some(&json!({"password": GOOD_PASSWORD, "code": enrolled.code(&app)})),
+        )
+        .await;
+    assert_eq!(with_code.status(), 200);
+}

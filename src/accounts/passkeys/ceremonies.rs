@@ -3,9 +3,12 @@
 //! to the client, so a client cannot forge or replay it. A ceremony is known by a
 //! random 256-bit id handed out beside its options, is taken out whole when it is
 //! finished (so it is good once, even under concurrent finishes), and is good for
-//! [`CEREMONY_SECONDS`] by the injected clock. The store is bounded: under a flood,
-//! ceremonies are evicted, and their finishes fail as expired — memory never grows
-//! without bound. Ceremonies in flight do not survive a restart.
+//! [`CEREMONY_SECONDS`] by the injected clock. The stores are bounded, so memory
+//! never grows without bound: sign-ins (anyone may start one) and registrations
+//! (only a signed-in account) are held apart, so a flood of anonymous sign-in
+//! starts never pushes out an account's registration; and under a flood the
+//! least recently started ceremonies go first (their finishes fail as expired),
+//! never the newest. Ceremonies in flight do not survive a restart.
 
 use std::time::Duration;
 
@@ -22,8 +25,12 @@ use crate::model::UserId;
 /// How long a ceremony may take, from its options to its answer: the timeout the
 /// browser is given too.
 pub(super) const CEREMONY_SECONDS: i64 = 5 * 60;
-/// Ceremonies held at once, across every account and visitor.
-const CAPACITY: u64 = 10_000;
+/// Sign-in ceremonies held at once, across every visitor (each a few hundred
+/// bytes): a flood must start this many within [`CEREMONY_SECONDS`] to push out a
+/// ceremony in flight.
+const SIGN_IN_CAPACITY: u64 = 50_000;
+/// Registration ceremonies held at once, across every signed-in account.
+const REGISTRATION_CAPACITY: u64 = 10_000;
 
 /// What a ceremony is waiting for.
 #[derive(Clone)]
@@ -46,18 +53,28 @@ struct Pending {
 
 #[derive(Clone)]
 pub(super) struct Ceremonies {
-    pending: Cache<String, Pending>,
+    sign_ins: Cache<String, Pending>,
+    registrations: Cache<String, Pending>,
     clock: Clock,
+}
+
+/// A store of `capacity` ceremonies: least recently started out first (moka's
+/// default would keep the flood and refuse the newcomer, every id being used
+/// once), and gone in real time once no clock could still call them good.
+fn store(capacity: u64) -> Cache<String, Pending> {
+    moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
+        // A backstop in real time; the injected clock decides expiry.
+        .time_to_live(Duration::from_secs(CEREMONY_SECONDS.unsigned_abs()))
+        .build_with_hasher(hasher())
 }
 
 impl Ceremonies {
     pub(super) fn new(clock: Clock) -> Self {
         Self {
-            pending: moka::sync::Cache::builder()
-                .max_capacity(CAPACITY)
-                // A backstop in real time; the injected clock decides expiry.
-                .time_to_live(Duration::from_secs(2 * CEREMONY_SECONDS.unsigned_abs()))
-                .build_with_hasher(hasher()),
+            sign_ins: store(SIGN_IN_CAPACITY),
+            registrations: store(REGISTRATION_CAPACITY),
             clock,
         }
     }
@@ -66,7 +83,11 @@ impl Ceremonies {
     pub(super) fn start(&self, ceremony: Ceremony) -> Result<String, RandomnessUnavailable> {
         let id = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
         let started_at = self.clock.now();
-        self.pending.insert(
+        let store = match ceremony {
+            Ceremony::Registration { .. } => &self.registrations,
+            Ceremony::SignIn { .. } => &self.sign_ins,
+        };
+        store.insert(
             id.clone(),
             Pending {
                 ceremony,
@@ -79,7 +100,10 @@ impl Ceremonies {
     /// Takes the ceremony `id` out, if it is still good: `None` for an id never
     /// handed out, already finished, or older than [`CEREMONY_SECONDS`].
     pub(super) fn take(&self, id: &str) -> Option<Ceremony> {
-        let pending = self.pending.remove(id)?;
+        let pending = self
+            .sign_ins
+            .remove(id)
+            .or_else(|| self.registrations.remove(id))?;
         let age = self.clock.now() - pending.started_at;
         (0..=CEREMONY_SECONDS)
             .contains(&age)
@@ -93,6 +117,17 @@ mod tests {
 
     use super::*;
 
+    fn registration_state() -> PasskeyRegistration {
+        let origin = Url::parse("https://auth.example.com").expect("url");
+        let webauthn = WebauthnBuilder::new("example.com", &origin)
+            .and_then(WebauthnBuilder::build)
+            .expect("relying party");
+        let (_, state) = webauthn
+            .start_passkey_registration(Uuid::new_v4(), "a@example.com", "a", None)
+            .expect("options");
+        state
+    }
+
     fn sign_in() -> Ceremony {
         let origin = Url::parse("https://auth.example.com").expect("url");
         let webauthn = WebauthnBuilder::new("example.com", &origin)
@@ -102,6 +137,37 @@ mod tests {
             .start_discoverable_authentication()
             .expect("options");
         Ceremony::SignIn { state }
+    }
+
+    #[test]
+    fn a_flood_of_sign_ins_pushes_out_the_oldest_and_never_a_registration() {
+        let ceremonies = Ceremonies {
+            sign_ins: store(100),
+            registrations: store(100),
+            clock: Clock::manual(1_000),
+        };
+        let registration = ceremonies
+            .start(Ceremony::Registration {
+                user: UserId(Uuid::new_v4()),
+                session: Uuid::new_v4(),
+                state: registration_state(),
+            })
+            .expect("rng");
+        let flood: Vec<String> = (0..1_000)
+            .map(|_| ceremonies.start(sign_in()).expect("rng"))
+            .collect();
+        ceremonies.sign_ins.run_pending_tasks();
+        let newest = ceremonies.start(sign_in()).expect("rng");
+        ceremonies.sign_ins.run_pending_tasks();
+        assert!(ceremonies.take(&newest).is_some(), "the newcomer is kept");
+        assert!(
+            ceremonies.take(&flood[0]).is_none(),
+            "the oldest went first"
+        );
+        assert!(
+            ceremonies.take(&registration).is_some(),
+            "registrations are apart"
+        );
     }
 
     #[test]

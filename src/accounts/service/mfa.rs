@@ -20,7 +20,7 @@ use crate::auth::tokens::{LEEWAY_SECONDS, TokenType};
 use crate::crypto::password::Verification;
 use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
-use crate::db::{mfa, users};
+use crate::db::{mfa, sessions, users};
 use crate::model::{AuthMethod, UserId, UserStatus};
 use crate::telemetry::metrics::CodeCheckResult;
 use crate::validation::FieldError;
@@ -265,6 +265,9 @@ impl AccountService {
                         return Err(AccountError::MfaNotPending);
                     }
                     mfa::replace_backup_codes(tx, user, &hashes)?;
+                    // A proof made before MFA was on is a password alone: no session
+                    // keeps one, so what needs a proof now needs the code too.
+                    sessions::forget_reauthentications(tx, user)?;
                     audit.append(tx, &audit_event)?;
                     Ok(())
                 },

@@ -22,6 +22,7 @@ pub use crate::db::sessions::SessionRow;
 pub use crate::db::users::{UserCursor, UserOrder};
 pub use admin::{UserDetail, UserQuery};
 pub use mfa::MfaSetup;
+pub use password::Caller;
 pub use reauth::{Proof, REAUTHENTICATION_SECONDS};
 
 use std::sync::Arc;

@@ -16,6 +16,15 @@ use crate::db::{refresh_tokens, sessions, users};
 use crate::model::{AuthMethod, UserId};
 use crate::validation::FieldError;
 
+/// Who changes a password: the access token it holds (its id and how long it must
+/// stay refused), if it holds one — a browser session rides on its account
+/// session instead, which ends with the others — and what its session proved.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub token: Option<(uuid::Uuid, i64)>,
+    pub proved: AuthMethod,
+}
+
 impl AccountService {
     /// Changes the password after checking the current one. Every session of the
     /// account ends — the caller's too — and the caller gets a fresh pair in a new
@@ -29,18 +38,19 @@ impl AccountService {
         meta: &RequestMeta,
     ) -> Result<TokenPair, AccountError> {
         let token = (principal.token_id, principal.expires_at + LEEWAY_SECONDS);
-        self.change_password_of(principal.user_id, Some(token), current, new, meta)
+        let caller = Caller {
+            token: Some(token),
+            proved: principal.auth_method,
+        };
+        self.change_password_of(principal.user_id, caller, current, new, meta)
             .await
     }
 
-    /// [`AccountService::change_password`] for `user`, whose caller holds the access
-    /// token `caller_token` (its id and how long it must stay refused), if it holds
-    /// one: a browser session rides on its account session instead, which ends
-    /// with the others.
+    /// [`AccountService::change_password`] for `user`, asked by `caller`.
     pub async fn change_password_of(
         &self,
         user: UserId,
-        caller_token: Option<(uuid::Uuid, i64)>,
+        caller: Caller,
         current: SecretString,
         new: SecretString,
         meta: &RequestMeta,
@@ -82,9 +92,10 @@ impl AccountService {
         let new_hash = self.hasher.hash(new.into_secret()).await?;
         let now = self.clock.now();
         let until = self.revocations.session_revocation_until(now);
-        // The password was just proved again (and, with MFA on, the sign-in that
-        // opened the caller's session proved a code).
-        let auth_method = AuthMethod::of_password_sign_in(user.mfa_enabled);
+        // The new session has proved what the caller's had, no more: the password
+        // proved again adds nothing a code or a passkey proved.
+        let auth_method = caller.proved;
+        let caller_token = caller.token;
         let (session, refresh_token) = self.new_session(user.id, auth_method, meta, now)?;
         let refresh_hash = refresh_token::hash(&refresh_token);
         let access = self
