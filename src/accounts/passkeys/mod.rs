@@ -127,11 +127,20 @@ pub fn passkey_name(text: &str, field: &str) -> Result<String, FieldError> {
             format!("must be at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    if name.chars().any(char::is_control) {
+    // Control characters, and the invisible ones that reorder or hide text (bidi
+    // overrides and isolates, zero-width marks): a name shown on a page must read
+    // as what it is.
+    let invisible = |c: char| {
+        matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
+    };
+    if name.chars().any(|c| c.is_control() || invisible(c)) {
         return Err(FieldError::rule(
             field,
             "characters",
-            "must not contain control characters",
+            "must not contain control or invisible characters",
         ));
     }
     Ok(name.to_owned())
@@ -540,7 +549,15 @@ mod tests {
             passkey_name(&"é".repeat(MAX_NAME_CHARS), "name").map(|n| n.chars().count()),
             Ok(MAX_NAME_CHARS)
         );
-        for bad in ["", "   ", "tab\there", "line\nbreak"] {
+        for bad in [
+            "",
+            "   ",
+            "tab\there",
+            "line\nbreak",
+            "Laptop\u{202E}nwo",
+            "zero\u{200B}width",
+            "\u{2066}isolate",
+        ] {
             let error = passkey_name(bad, "name").err();
             assert_eq!(error.map(|e| e.field), Some("name".to_owned()), "{bad:?}");
         }
