@@ -57,6 +57,26 @@ pub enum Principals {
     },
 }
 
+impl Principals {
+    /// Whom it names, every role and id written out: what a policy's history and
+    /// an import's plan show, so a change to one id is seen.
+    pub fn in_full(&self) -> String {
+        let listed = |items: Vec<String>| items.join(", ");
+        match self {
+            Principals::Public => "public (anyone, signed in or not)".to_owned(),
+            Principals::Everyone => "everyone signed in".to_owned(),
+            Principals::Roles { roles } => format!(
+                "roles: {}",
+                listed(roles.iter().map(|r| r.as_str().to_owned()).collect())
+            ),
+            Principals::Users { ids } => format!(
+                "users: {}",
+                listed(ids.iter().map(ToString::to_string).collect())
+            ),
+        }
+    }
+}
+
 /// The built-in owner policy: an owner may do anything to what they own. Visible
 /// and deactivatable, never deletable.
 pub const OWNER_POLICY_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);

@@ -331,7 +331,7 @@ fn broad_grants(changes: &[PlannedChange]) -> Vec<String> {
                         } else {
                             "administration".to_owned()
                         },
-                        principals_text(&policy.principals)
+                        policy.principals.in_full()
                     )
                 })
         })
@@ -368,35 +368,13 @@ fn fields_of(policy: &Policy) -> [(&'static str, String); 9] {
         ("status", policy.status.as_str().to_owned()),
         ("resource_type", policy.resource_type.clone()),
         ("actions", policy.actions.join(", ")),
-        ("principals", principals_text(&policy.principals)),
+        ("principals", policy.principals.in_full()),
         (
             "conditions",
             canonical_conditions(policy.conditions.as_ref())
                 .map_or_else(|| "(none: always)".to_owned(), |c| c.to_string()),
         ),
     ]
-}
-
-fn principals_text(principals: &Principals) -> String {
-    match principals {
-        Principals::Public => "public".to_owned(),
-        Principals::Everyone => "everyone".to_owned(),
-        Principals::Roles { roles } => format!(
-            "roles: {}",
-            roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Principals::Users { ids } => format!(
-            "users: {}",
-            ids.iter()
-                .map(|id| id.0.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
 
 /// The fields `after` changes from `before`, each side whole (a shortened side

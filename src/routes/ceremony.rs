@@ -6,13 +6,19 @@
 //! document, with a generic text): the page shows one generic message, as the
 //! sign-in page tells no more than that a sign-in failed.
 
+use std::net::IpAddr;
+
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, HttpResponseBuilder};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::accounts::passkeys::Started;
-use crate::http::admin_page::Form;
+use crate::accounts::passkeys::{PasskeyError, Started};
+use crate::http::admin_page::{Form, PageError};
+use crate::http::problem::ApiError;
+use crate::http::rate_limit::enforce;
+use crate::limits::{LimitKey, RouteClass};
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct Options<T> {
@@ -31,6 +37,24 @@ pub fn options<T: Serialize>(started: Started<T>) -> HttpResponse {
         ceremony: started.ceremony,
         options: started.options,
     })
+}
+
+/// A passkey sign-in begun on a sign-in page (after the page's own origin check):
+/// the address's sign-in limit applies (429), passkeys off is 404, otherwise the
+/// options. The admin sign-in and the portal both start here.
+pub fn sign_in_start(
+    req: &HttpRequest,
+    ip: IpAddr,
+    state: &AppState,
+) -> Result<HttpResponse, PageError> {
+    if let Err(ApiError::RateLimited(_)) = enforce(req, RouteClass::LoginIp, &LimitKey::ip(ip)) {
+        return Ok(refused(StatusCode::TOO_MANY_REQUESTS));
+    }
+    match state.passkeys.start_sign_in() {
+        Ok(started) => Ok(options(started)),
+        Err(PasskeyError::NotConfigured) => Ok(refused(StatusCode::NOT_FOUND)),
+        Err(other) => Err(ApiError::from(other).into()),
+    }
 }
 
 /// A ceremony finished: where the browser goes now, with `builder`'s cookies.

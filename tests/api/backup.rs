@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::helpers::{
-    GOOD_PASSWORD, ServerProcess, binary_vars, raw_get, raw_request, run_binary, spawn_app,
+    GOOD_PASSWORD, ServerProcess, as_refs, binary_vars, raw_get, raw_request, run_binary, spawn_app,
 };
 
 #[actix_web::test]
@@ -44,11 +44,7 @@ async fn a_backup_under_write_load_is_consistent_and_says_what_restore_needs() {
     );
     assert!(verified.status.success(), "{verified:?}");
     // One self-contained file: checking and verifying it left nothing beside it.
-    let beside: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(Result::ok)
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
+    let beside = names_in(dir.path());
     assert!(
         beside
             .iter()
@@ -99,8 +95,40 @@ fn server_vars(app: &crate::helpers::TestApp, database: &Path) -> Vec<(String, S
     vars
 }
 
-fn as_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
-    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+/// The names of the files in `dir`.
+fn names_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// `portcullis backup` of the app's database into `dir/nightly.db`.
+fn nightly_backup(app: &crate::helpers::TestApp, dir: &Path) -> std::path::PathBuf {
+    let backup = dir.join("nightly.db");
+    let made = run_binary(
+        dir,
+        &[
+            "backup",
+            backup.to_str().expect("utf-8"),
+            "--database",
+            app.db_path.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    assert!(made.status.success(), "{made:?}");
+    backup
+}
+
+/// `vars` with an MFA key that opens none of the stored secrets.
+fn with_another_mfa_key(vars: &[(String, String)]) -> Vec<(String, String)> {
+    vars.iter()
+        .map(|(name, value)| match name.as_str() {
+            "MFA_ENCRYPTION_KEY" => (name.clone(), fernet::Fernet::generate_key()),
+            _ => (name.clone(), value.clone()),
+        })
+        .collect()
 }
 
 /// The live database as it stands (and its anchor), copied to `into`: the database
@@ -143,18 +171,7 @@ async fn a_restore_waits_for_the_server_to_stop_then_brings_the_backup_back_with
     let app = spawn_app().await;
     let before = app.signed_up("before@example.org").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let backup = dir.path().join("nightly.db");
-    let made = run_binary(
-        dir.path(),
-        &[
-            "backup",
-            backup.to_str().expect("utf-8"),
-            "--database",
-            app.db_path.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
-    assert!(made.status.success(), "{made:?}");
+    let backup = nightly_backup(&app, dir.path());
     let after = app.signed_up("after@example.org").await;
     let database = dir.path().join("portcullis.db");
     take_over(&app, &database);
@@ -181,10 +198,8 @@ async fn a_restore_waits_for_the_server_to_stop_then_brings_the_backup_back_with
         said.contains("sessions ended") && said.contains("kept at"),
         "{said}"
     );
-    let kept: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(Result::ok)
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+    let kept: Vec<_> = names_in(dir.path())
+        .into_iter()
         .filter(|name| name.starts_with("portcullis.db.replaced-"))
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
@@ -237,18 +252,7 @@ async fn a_backup_that_is_not_whole_or_not_ours_is_refused_before_anything_is_to
     let app = spawn_app().await;
     app.signed_up("kept@example.org").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let backup = dir.path().join("nightly.db");
-    let made = run_binary(
-        dir.path(),
-        &[
-            "backup",
-            backup.to_str().expect("utf-8"),
-            "--database",
-            app.db_path.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
-    assert!(made.status.success(), "{made:?}");
+    let backup = nightly_backup(&app, dir.path());
     let database = dir.path().join("portcullis.db");
     take_over(&app, &database);
     let vars = server_vars(&app, &database);
@@ -282,18 +286,11 @@ async fn a_backup_that_is_not_whole_or_not_ours_is_refused_before_anything_is_to
     std::fs::write(&meta, original).expect("write");
 
     // Keys that do not open its secrets: the configuration is what is wrong (2).
-    let mut other_keys = vars.clone();
-    for (name, value) in &mut other_keys {
-        if name == "MFA_ENCRYPTION_KEY" {
-            *value = fernet::Fernet::generate_key();
-        }
-    }
+    let other_keys = with_another_mfa_key(&vars);
     refused_with(restore(&backup, &other_keys), 2, "MFA_ENCRYPTION_KEY");
 
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(Result::ok)
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+    let leftovers: Vec<_> = names_in(dir.path())
+        .into_iter()
         .filter(|name| name.contains(".replaced-") || name.ends_with(".restoring"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -307,18 +304,7 @@ async fn an_interrupted_restore_or_rollback_revives_no_session() {
     let app = spawn_app().await;
     let tokens = app.signed_up("gone@example.org").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let backup = dir.path().join("nightly.db");
-    let made = run_binary(
-        dir.path(),
-        &[
-            "backup",
-            backup.to_str().expect("utf-8"),
-            "--database",
-            app.db_path.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
-    assert!(made.status.success(), "{made:?}");
+    let backup = nightly_backup(&app, dir.path());
     app.post_with_token("/api/v1/auth/logout", &tokens.access_token, None)
         .await;
     let database = dir.path().join("portcullis.db");
@@ -355,12 +341,7 @@ async fn an_interrupted_restore_or_rollback_revives_no_session() {
         .expect("open")
         .execute_batch("DROP TRIGGER keep_sessions")
         .expect("drop trigger");
-    let mut wrong_key = vars.clone();
-    for (name, value) in &mut wrong_key {
-        if name == "MFA_ENCRYPTION_KEY" {
-            *value = fernet::Fernet::generate_key();
-        }
-    }
+    let wrong_key = with_another_mfa_key(&vars);
     let refused = run_binary(
         dir.path(),
         &["serve", "--accept-rollback"],
@@ -393,18 +374,7 @@ async fn a_restore_replaces_a_corrupt_database_and_keeps_everything_owner_only()
     let app = spawn_app().await;
     let tokens = app.signed_up("kept@example.org").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let backup = dir.path().join("nightly.db");
-    let made = run_binary(
-        dir.path(),
-        &[
-            "backup",
-            backup.to_str().expect("utf-8"),
-            "--database",
-            app.db_path.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
-    assert!(made.status.success(), "{made:?}");
+    let backup = nightly_backup(&app, dir.path());
     let database = dir.path().join("portcullis.db");
     take_over(&app, &database);
     let vars = server_vars(&app, &database);
@@ -425,11 +395,10 @@ async fn a_restore_replaces_a_corrupt_database_and_keeps_everything_owner_only()
     };
     assert_eq!(mode(&backup), 0o600, "the backup");
     assert_eq!(mode(&database), 0o600, "the restored database");
-    let kept = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .find(|path| path.to_string_lossy().contains("portcullis.db.replaced-"))
+    let kept = names_in(dir.path())
+        .into_iter()
+        .find(|name| name.starts_with("portcullis.db.replaced-"))
+        .map(|name| dir.path().join(name))
         .expect("the corrupt database is kept");
     assert_eq!(std::fs::read(&kept).expect("kept"), vec![0x5a; 8192]);
 

@@ -323,6 +323,11 @@ pub fn binary_vars(settings: &Settings) -> Vec<(String, String)> {
     ]
 }
 
+/// `vars` borrowed, as [`run_binary`] and [`ServerProcess::start`] take them.
+pub fn as_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Runs the binary with exactly these variables, in `dir`.
 pub fn run_binary(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let mut command = binary();

@@ -17,7 +17,9 @@ use std::process::Output;
 use portcullis::clock::Clock;
 use serde_json::{Value, json};
 
-use crate::helpers::{GOOD_PASSWORD, TestApp, binary_vars, run_binary, spawn_with, test_settings};
+use crate::helpers::{
+    GOOD_PASSWORD, TestApp, as_refs, binary_vars, run_binary, spawn_with, test_settings,
+};
 
 const ADMIN_POLICY: &str = "00000000-0000-4000-8000-000000000002";
 const OWNER_POLICY: &str = "00000000-0000-4000-8000-000000000001";
@@ -42,10 +44,9 @@ async fn app() -> TestApp {
 /// Runs `portcullis policies ARGS` with the app's configuration.
 fn policies(app: &TestApp, args: &[&str]) -> Output {
     let vars = binary_vars(&app.settings);
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut full = vec!["policies"];
     full.extend_from_slice(args);
-    run_binary(app.dir.path(), &full, &vars)
+    run_binary(app.dir.path(), &full, &as_refs(&vars))
 }
 
 fn stdout(output: &Output) -> String {

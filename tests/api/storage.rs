@@ -8,7 +8,8 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::helpers::{
-    GOOD_PASSWORD, ServerProcess, TestApp, binary_vars, problem, raw_get, run_binary, spawn_app,
+    GOOD_PASSWORD, ServerProcess, TestApp, as_refs, binary_vars, problem, raw_get, run_binary,
+    spawn_app,
 };
 
 /// The server's own variables, for the binary, on a free port.
@@ -16,10 +17,6 @@ fn vars_of(app: &TestApp) -> Vec<(String, String)> {
     let mut vars = binary_vars(&app.settings);
     vars.push(("BIND_ADDRESS".into(), "127.0.0.1:0".into()));
     vars
-}
-
-fn as_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
-    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// A consistent copy of the live database (what a backup tool makes).

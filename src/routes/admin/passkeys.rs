@@ -22,8 +22,6 @@ use crate::http::admin_page::{
 };
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
-use crate::http::rate_limit::enforce;
-use crate::limits::{LimitKey, RouteClass};
 use crate::routes::ceremony;
 use crate::state::AppState;
 
@@ -124,13 +122,7 @@ pub async fn sign_in_start(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     same_site_only(&req)?;
-    if let Err(ApiError::RateLimited(_)) = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0)) {
-        return Ok(ceremony::refused(StatusCode::TOO_MANY_REQUESTS));
-    }
-    match state.passkeys.start_sign_in() {
-        Ok(started) => Ok(ceremony::options(started)),
-        Err(error) => passkey_refusal(error),
-    }
+    ceremony::sign_in_start(&req, ip.0, &state)
 }
 
 /// `POST /admin/login/passkey/finish`: the assertion; signed in, on to `next`.

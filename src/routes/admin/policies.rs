@@ -735,29 +735,6 @@ struct HistoryPage {
     versions: Vec<VersionView>,
 }
 
-/// Principals as the history shows them, every id written out.
-fn principals_text(principals: &Principals) -> String {
-    match principals {
-        Principals::Public => "public (anyone, signed in or not)".to_owned(),
-        Principals::Everyone => "everyone signed in".to_owned(),
-        Principals::Roles { roles } => format!(
-            "roles: {}",
-            roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Principals::Users { ids } => format!(
-            "users: {}",
-            ids.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 /// A version's fields as text, in the order the history shows them; the
 /// conditions as pretty JSON, one line each. A snapshot that no longer reads as
 /// a policy is shown whole.
@@ -776,7 +753,7 @@ fn version_fields(version: &PolicyVersion, current: &Policy) -> Vec<(&'static st
         ("actions", policy.actions.join(", ")),
         ("priority", policy.priority.to_string()),
         ("status", policy.status.as_str().to_owned()),
-        ("principals", principals_text(&policy.principals)),
+        ("principals", policy.principals.in_full()),
         (
             "conditions",
             match &policy.conditions {

@@ -402,14 +402,7 @@ pub async fn passkey_start(
 ) -> Result<HttpResponse, PageError> {
     let (gate, _) = the_gate(&state)?;
     from_the_portal(&req, gate)?;
-    if let Err(ApiError::RateLimited(_)) = enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0)) {
-        return Ok(ceremony::refused(StatusCode::TOO_MANY_REQUESTS));
-    }
-    match state.passkeys.start_sign_in() {
-        Ok(started) => Ok(ceremony::options(started)),
-        Err(PasskeyError::NotConfigured) => Ok(ceremony::refused(StatusCode::NOT_FOUND)),
-        Err(other) => Err(ApiError::from(other).into()),
-    }
+    ceremony::sign_in_start(&req, ip.0, &state)
 }
 
 /// `POST /gate/login/passkey/finish`: the assertion; signed in, on to a safe `rd`
