@@ -23,6 +23,7 @@ fn settings() -> RateLimitSettings {
         mfa_account: RateQuota::new(5, 60),
         password_account: RateQuota::new(5, 60),
         refresh_ip: RateQuota::new(30, 60),
+        passkey_start_ip: RateQuota::new(30, 60),
         gate_user: RateQuota::new(1200, 60),
         gate_ip: RateQuota::new(1200, 60),
         max_keys: 200_000,

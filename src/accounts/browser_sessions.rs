@@ -24,9 +24,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use webauthn_rs::prelude::PublicKeyCredential;
+use webauthn_rs::prelude::{PublicKeyCredential, RequestChallengeResponse};
 
-use super::passkeys::{PasskeyError, PasskeyService};
+use super::passkeys::{PasskeyError, PasskeyService, Started};
 use super::service::{AccountError, AccountService, Caller, LoginOutcome, MfaSetup};
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::Principal;
@@ -409,11 +409,65 @@ impl BrowserSessions {
             .verify_mfa_login(pending.0.expose_secret(), code, meta)
             .await?;
         self.pending.invalidate(&key);
-        match self.finish(pair.session_id, meta).await? {
+        self.multi_factor_session(pair.session_id, meta).await
+    }
+
+    /// The browser session of an account session that proved more than a
+    /// password (a code, a passkey), so no enrolment is owed.
+    async fn multi_factor_session(
+        &self,
+        session_id: Uuid,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, SignInError> {
+        match self.finish(session_id, meta).await? {
             Finished::Session(cookie) => Ok(cookie),
-            // The code was a second factor's, so none is owed: unreachable.
+            // Multi-factor already, so none is owed: unreachable.
             Finished::EnrolmentOwed(_) => Err(SignInError::MfaNotSetUp),
         }
+    }
+
+    /// Whether the pending sign-in's account could answer its MFA challenge with
+    /// a passkey (passkeys are on, and it has one in use).
+    pub async fn pending_has_passkey(&self, pending_cookie: &str) -> Result<bool, SignInError> {
+        match self.pending_user(pending_cookie) {
+            Some(user) => Ok(self.passkeys.can_answer_mfa(user).await?),
+            None => Ok(false),
+        }
+    }
+
+    /// Options for answering the pending sign-in's MFA challenge with one of the
+    /// account's passkeys instead of a code.
+    pub async fn start_passkey_code(
+        &self,
+        pending_cookie: &str,
+    ) -> Result<Started<RequestChallengeResponse>, SignInError> {
+        let pending = self
+            .pending
+            .get(&hash(pending_cookie))
+            .ok_or(SignInError::PendingExpired)?;
+        Ok(self
+            .passkeys
+            .start_second_factor(pending.0.expose_secret())
+            .await?)
+    }
+
+    /// The second step answered with a passkey (ceremony `ceremony`, started by
+    /// [`BrowserSessions::start_passkey_code`]) instead of a code.
+    pub async fn sign_in_passkey_code(
+        &self,
+        pending_cookie: &str,
+        ceremony: &str,
+        credential: &PublicKeyCredential,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, SignInError> {
+        let key = hash(pending_cookie);
+        let pending = self.pending.get(&key).ok_or(SignInError::PendingExpired)?;
+        let pair = self
+            .passkeys
+            .finish_second_factor(pending.0.expose_secret(), ceremony, credential, meta)
+            .await?;
+        self.pending.invalidate(&key);
+        self.multi_factor_session(pair.session_id, meta).await
     }
 
     /// Signs in with a passkey alone (the passkey service checks the answer to its
@@ -430,11 +484,7 @@ impl BrowserSessions {
             .passkeys
             .finish_sign_in(ceremony, credential, meta)
             .await?;
-        match self.finish(pair.session_id, meta).await? {
-            Finished::Session(cookie) => Ok(cookie),
-            // A passkey is multi-factor by itself: unreachable.
-            Finished::EnrolmentOwed(_) => Err(SignInError::MfaNotSetUp),
-        }
+        self.multi_factor_session(pair.session_id, meta).await
     }
 
     /// Turns an account session into a browser session of this kind — for an
@@ -514,6 +564,7 @@ impl BrowserSessions {
                 session.user.id,
                 Caller {
                     token: None,
+                    session: session.session_id,
                     proved: session.auth_method,
                 },
                 current,

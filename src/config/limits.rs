@@ -50,6 +50,9 @@ pub struct RateLimitSettings {
     /// The password entered again (change, re-authentication), per account.
     pub password_account: RateQuota,
     pub refresh_ip: RateQuota,
+    /// Passkey ceremonies started per client IP (the sign-in itself spends a
+    /// login attempt).
+    pub passkey_start_ip: RateQuota,
     /// Gate decisions per signed-in user, and per client address.
     pub gate_user: RateQuota,
     pub gate_ip: RateQuota,
@@ -99,6 +102,7 @@ impl Reader<'_> {
         let mfa_account = self.quota(v::RATE_LIMIT_MFA_ACCOUNT);
         let password_account = self.quota(v::RATE_LIMIT_PASSWORD_ACCOUNT);
         let refresh_ip = self.quota(v::RATE_LIMIT_REFRESH_IP);
+        let passkey_start_ip = self.quota(v::RATE_LIMIT_PASSKEY_START_IP);
         let gate_user = self.quota(v::RATE_LIMIT_GATE_USER);
         let gate_ip = self.quota(v::RATE_LIMIT_GATE_IP);
         let max_keys = self.number::<usize>(v::RATE_LIMIT_MAX_KEYS, 1, 10_000_000);
@@ -118,6 +122,7 @@ impl Reader<'_> {
             mfa_account: mfa_account?,
             password_account: password_account?,
             refresh_ip: refresh_ip?,
+            passkey_start_ip: passkey_start_ip?,
             gate_user: gate_user?,
             gate_ip: gate_ip?,
             max_keys: max_keys?,

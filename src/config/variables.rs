@@ -67,6 +67,7 @@ pub const RATE_LIMIT_MFA_IP: &str = "RATE_LIMIT_MFA_IP";
 pub const RATE_LIMIT_MFA_ACCOUNT: &str = "RATE_LIMIT_MFA_ACCOUNT";
 pub const RATE_LIMIT_PASSWORD_ACCOUNT: &str = "RATE_LIMIT_PASSWORD_ACCOUNT";
 pub const RATE_LIMIT_REFRESH_IP: &str = "RATE_LIMIT_REFRESH_IP";
+pub const RATE_LIMIT_PASSKEY_START_IP: &str = "RATE_LIMIT_PASSKEY_START_IP";
 pub const RATE_LIMIT_MAX_KEYS: &str = "RATE_LIMIT_MAX_KEYS";
 pub const SOFTLOCK_STEPS: &str = "SOFTLOCK_STEPS";
 pub const SOFTLOCK_FORGET_AFTER_SECONDS: &str = "SOFTLOCK_FORGET_AFTER_SECONDS";
@@ -277,6 +278,11 @@ pub const ALL: &[Variable] = &[
         "Token refreshes per client IP.",
     ),
     var(
+        RATE_LIMIT_PASSKEY_START_IP,
+        Some("30/60"),
+        "Passkey ceremonies started per client IP (a sign-in page starts one as it loads, for the browser's autofill); finishing a passkey sign-in spends a login attempt as a password does.",
+    ),
+    var(
         RATE_LIMIT_MAX_KEYS,
         Some("100000"),
         "Keys each limiter tracks; beyond it, newcomers share one strict overflow bucket.",
@@ -329,7 +335,7 @@ pub const ALL: &[Variable] = &[
     var(
         WEBAUTHN_RP_ID,
         None,
-        "Passkeys' relying party id: a domain every origin in WEBAUTHN_RP_ORIGINS is, or is under (e.g. example.com); not a top-level domain or an IP. Unset: the host of the first origin.",
+        "Passkeys' relying party id: a domain every origin in WEBAUTHN_RP_ORIGINS is, or is under (e.g. example.com), within its registrable domain; never a public suffix (co.uk, github.io: the Public Suffix List is compiled in) or an IP. Unset: the host of the first origin.",
     ),
     var(
         WEBAUTHN_RP_ORIGINS,

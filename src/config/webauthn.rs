@@ -5,10 +5,18 @@
 //! `PUBLIC_URL` is set. What browsers would refuse is refused here, at start-up, with
 //! the fix, never discovered at the first ceremony: an origin must be https (plain
 //! http only on `localhost`) with a host name, not an IP address; the RP id must be
-//! each origin's host or a domain it is under, and not a top-level domain. When the
-//! defaults alone do not make a working pair (an IP in `PUBLIC_URL`, portal and API on
-//! unrelated hosts), passkeys stay off with a warning that says what to set; a pair
-//! set explicitly and wrong is refused (exit 2).
+//! each origin's host or a domain it is under, within the origin's site (its
+//! registrable domain), and never a public suffix. Public suffixes are those of the
+//! Public Suffix List as browsers use it — the ICANN and the private sections alike
+//! (`co.uk`, `com.au`, `github.io`), plus any top-level domain — compiled in (the
+//! `psl` crate: no file at run time, no network); `localhost` is the one
+//! single-label RP id. The default RP id is the host of `PUBLIC_URL`. When the
+//! defaults alone do not make a working pair (an IP in `PUBLIC_URL`, a public suffix
+//! as its host, portal and API on different hosts), passkeys stay off with a warning
+//! that says what to set — for sibling hosts, the domain they share, never a public
+//! suffix (`example.co.uk` for `https://api.example.co.uk` and
+//! `https://auth.example.co.uk`, never `co.uk`); a pair set explicitly and wrong is
+//! refused (exit 2).
 
 use url::Url;
 
@@ -55,8 +63,16 @@ pub(super) fn webauthn_origin(origin: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether browsers take `host` (a lower-cased host name) for a public suffix: an
+/// entry of the Public Suffix List, ICANN or private section (`com`, `co.uk`,
+/// `github.io`), or a top-level domain the list does not name. `localhost` is not one.
+fn is_public_suffix(host: &str) -> bool {
+    // A name with no registrable domain is a public suffix itself.
+    host != "localhost" && psl::domain(host.as_bytes()).is_none()
+}
+
 /// An RP id as browsers accept one: a host name (lower-cased, no trailing dot), not
-/// an IP address, and not a top-level domain.
+/// an IP address, and not a public suffix (a top-level domain included).
 pub(super) fn rp_id(value: &str) -> Result<String, String> {
     let id = value.trim().trim_end_matches('.').to_ascii_lowercase();
     if is_ip_host(&id) {
@@ -69,21 +85,82 @@ pub(super) fn rp_id(value: &str) -> Result<String, String> {
             "`{value}` is not a host name (letters, digits, `-` and `.`), such as example.com"
         ));
     }
-    // The simple public-suffix rule: a single label is a top-level domain, which no
-    // browser takes as an RP id; only `localhost` is a single-label site.
-    if !id.contains('.') && id != "localhost" {
+    if is_public_suffix(&id) {
+        if !id.contains('.') {
+            return Err(format!(
+                "`{value}` is a top-level domain, which browsers refuse as an RP id: use your site's domain, such as example.com"
+            ));
+        }
         return Err(format!(
-            "`{value}` is a top-level domain, which browsers refuse as an RP id: use your site's domain, such as example.com"
+            "`{id}` is a public suffix (anyone can register names under it), which browsers refuse as an RP id: use your site's registrable domain, such as example.{id}"
         ));
     }
     Ok(id)
 }
 
 /// Whether passkeys registered for `rp_id` can be used on `origin`: its host is the
-/// RP id or a name under it.
+/// RP id, or a name under it within the host's site — browsers refuse an RP id
+/// above the host's registrable domain (`amazonaws.com` for
+/// `app.s3.amazonaws.com`, whose public suffix is `s3.amazonaws.com`).
 pub(super) fn rp_id_covers(rp_id: &str, origin: &str) -> bool {
     let host = origin_host(origin);
-    host == rp_id || host.ends_with(&format!(".{rp_id}"))
+    if host == rp_id {
+        return true;
+    }
+    let Some(site) = psl::domain_str(host) else {
+        return false;
+    };
+    host.ends_with(&format!(".{rp_id}")) && (rp_id == site || rp_id.ends_with(&format!(".{site}")))
+}
+
+/// The longest domain every host is, or is under (`example.co.uk` for
+/// `api.example.co.uk` and `auth.example.co.uk`); `None` when they share no label.
+fn shared_domain(hosts: &[&str]) -> Option<String> {
+    let (first, rest) = hosts.split_first()?;
+    let mut shared: Vec<&str> = first.rsplit('.').collect();
+    for host in rest {
+        let common = shared
+            .iter()
+            .zip(host.rsplit('.'))
+            .take_while(|(a, b)| **a == *b)
+            .count();
+        shared.truncate(common);
+    }
+    if shared.is_empty() {
+        return None;
+    }
+    shared.reverse();
+    Some(shared.join("."))
+}
+
+/// The RP id the default origins (`PUBLIC_URL`, then the portal) make: the host of
+/// the first, when browsers take it as the RP id of every one. It is never widened
+/// to a parent domain on its own — that would move the RP id, and every passkey
+/// registered under it, whenever the portal comes or goes — so otherwise: why not,
+/// and what to set, never a public suffix (`example.co.uk` for
+/// `https://api.example.co.uk` and `https://auth.example.co.uk`, nothing for
+/// `https://a.github.io` and `https://b.github.io`).
+fn default_rp_id(origins: &[String]) -> Result<String, String> {
+    if let Some(problem) = origins.iter().find_map(|o| webauthn_origin(o).err()) {
+        return Err(problem);
+    }
+    let id = rp_id(origins.first().map_or("", |o| origin_host(o)))?;
+    let Some(uncovered) = origins.iter().find(|o| !rp_id_covers(&id, o)) else {
+        return Ok(id);
+    };
+    let hosts: Vec<&str> = origins.iter().map(|o| origin_host(o)).collect();
+    let shared = shared_domain(&hosts)
+        .and_then(|shared| rp_id(&shared).ok())
+        .filter(|shared| origins.iter().all(|o| rp_id_covers(shared, o)));
+    Err(match shared {
+        Some(shared) => format!(
+            "{uncovered} is not under {id}, the host of PUBLIC_URL: set WEBAUTHN_RP_ID to {shared}, the domain they share"
+        ),
+        None => format!(
+            "{} are on different sites (registrable domains, such as example.com or example.co.uk), and an RP id covers one site only: put them under one domain (e.g. auth.example.com and api.example.com, with WEBAUTHN_RP_ID=example.com)",
+            origins.join(" and ")
+        ),
+    })
 }
 
 /// Where the origins come from.
@@ -145,11 +222,8 @@ impl Reader<'_> {
         let id = match listed_id {
             Some(value) => self.checked(v::WEBAUTHN_RP_ID, rp_id(value))?,
             None if explicit => self.checked(v::WEBAUTHN_RP_ID, rp_id(origin_host(&origins[0])))?,
-            None => origin_host(&origins[0]).to_owned(),
+            None => return Some(self.defaulted(&origins)),
         };
-        if !explicit {
-            return Some(self.defaulted(id, origins));
-        }
         let uncovered: Vec<&str> = origins
             .iter()
             .filter(|o| !rp_id_covers(&id, o))
@@ -159,7 +233,7 @@ impl Reader<'_> {
             self.findings.fail(
                 v::WEBAUTHN_RP_ID,
                 format!(
-                    "`{id}` does not cover {}: the RP id must be each origin's host or a domain it is under; set WEBAUTHN_RP_ID to a domain every origin shares (e.g. example.com for auth.example.com and login.example.com), or list only origins under {id}",
+                    "`{id}` does not cover {}: the RP id must be each origin's host or a domain it is under, no higher than the origin's registrable domain; set WEBAUTHN_RP_ID to a domain every origin shares (e.g. example.com for auth.example.com and login.example.com), or list only origins under {id}",
                     uncovered.join(", ")
                 ),
             );
@@ -180,28 +254,19 @@ impl Reader<'_> {
 
     /// Passkeys from `PUBLIC_URL` (and the portal) alone: on when they make a working
     /// pair, otherwise off with a warning naming what to set.
-    fn defaulted(&mut self, id: String, origins: Vec<String>) -> Option<WebauthnSettings> {
-        let problem = origins
-            .iter()
-            .find_map(|o| webauthn_origin(o).err())
-            .or_else(|| rp_id(&id).err())
-            .or_else(|| {
-                origins.iter().find(|o| !rp_id_covers(&id, o)).map(|o| {
+    fn defaulted(&mut self, origins: &[String]) -> Option<WebauthnSettings> {
+        match default_rp_id(origins) {
+            Ok(id) => self.settings_for(id, origins),
+            Err(problem) => {
+                self.findings.warn(
+                    v::WEBAUTHN_RP_ID,
                     format!(
-                        "{o} is not under {id}, the host of PUBLIC_URL: set WEBAUTHN_RP_ID to the domain they share (e.g. example.com)"
-                    )
-                })
-            });
-        if let Some(problem) = problem {
-            self.findings.warn(
-                v::WEBAUTHN_RP_ID,
-                format!(
-                    "passkeys are off: taken from PUBLIC_URL and GATE_PORTAL_URL, {problem}; or set WEBAUTHN_RP_ID and WEBAUTHN_RP_ORIGINS"
-                ),
-            );
-            return None;
+                        "passkeys are off: taken from PUBLIC_URL and GATE_PORTAL_URL, {problem}; or set WEBAUTHN_RP_ID and WEBAUTHN_RP_ORIGINS"
+                    ),
+                );
+                None
+            }
         }
-        self.settings_for(id, &origins)
     }
 
     fn settings_for(&mut self, rp_id: String, origins: &[String]) -> Option<WebauthnSettings> {
@@ -263,6 +328,133 @@ mod tests {
         ] {
             let problem = rp_id(value).err().unwrap_or_default();
             assert!(problem.contains(says), "{value}: {problem}");
+        }
+    }
+
+    #[test]
+    fn rp_ids_are_never_public_suffixes_icann_or_private() {
+        for (value, id) in [
+            ("example.co.uk", "example.co.uk"),
+            ("Auth.Example.CO.UK.", "auth.example.co.uk"),
+            ("example.com.au", "example.com.au"),
+            ("me.github.io", "me.github.io"),
+            ("example.test", "example.test"),
+            ("xn--fiqz9s.xn--55qx5d.cn", "xn--fiqz9s.xn--55qx5d.cn"),
+        ] {
+            assert_eq!(rp_id(value).as_deref(), Ok(id), "{value}");
+        }
+        for (value, names) in [
+            ("co.uk", "example.co.uk"),
+            ("CO.UK.", "example.co.uk"),
+            ("com.au", "example.com.au"),
+            ("github.io", "example.github.io"),
+            ("s3.amazonaws.com", "example.s3.amazonaws.com"),
+            ("xn--55qx5d.cn", "example.xn--55qx5d.cn"),
+        ] {
+            let problem = rp_id(value).err().unwrap_or_default();
+            assert!(
+                problem.contains("is a public suffix (anyone can register names under it)")
+                    && problem.contains("browsers refuse as an RP id")
+                    && problem.contains(&format!("such as {names}")),
+                "{value}: {problem}"
+            );
+        }
+        // A single label is a top-level domain, listed or not; `localhost` is a site.
+        for value in ["uk", "io", "xn--fiqs8s", "internal"] {
+            let problem = rp_id(value).err().unwrap_or_default();
+            assert!(problem.contains("top-level domain"), "{value}: {problem}");
+        }
+        assert_eq!(rp_id("localhost").as_deref(), Ok("localhost"));
+    }
+
+    #[test]
+    fn an_rp_id_stops_at_the_origins_registrable_domain() {
+        assert!(rp_id_covers("example.co.uk", "https://auth.example.co.uk"));
+        assert!(rp_id_covers("me.github.io", "https://me.github.io"));
+        assert!(rp_id_covers(
+            "auth.example.co.uk",
+            "https://login.auth.example.co.uk"
+        ));
+        assert!(!rp_id_covers("co.uk", "https://example.co.uk"));
+        assert!(!rp_id_covers("github.io", "https://me.github.io"));
+        // Not a suffix itself, but above the hosts' suffix `s3.amazonaws.com`.
+        assert!(rp_id("amazonaws.com").is_ok());
+        assert!(!rp_id_covers(
+            "amazonaws.com",
+            "https://bucket.s3.amazonaws.com"
+        ));
+        assert!(!rp_id_covers("localhost", "https://app.localhost"));
+    }
+
+    #[test]
+    fn the_default_rp_id_and_the_fix_it_names_are_never_public_suffixes() {
+        let default = |origins: &[&str]| {
+            default_rp_id(&origins.iter().map(|o| (*o).to_owned()).collect::<Vec<_>>())
+        };
+        for (origins, id) in [
+            (&["https://auth.example.co.uk"][..], "auth.example.co.uk"),
+            (&["https://me.github.io"][..], "me.github.io"),
+            (
+                &["https://example.co.uk", "https://auth.example.co.uk"][..],
+                "example.co.uk",
+            ),
+            (
+                &["https://auth.example.com", "https://auth.example.com:8443"][..],
+                "auth.example.com",
+            ),
+            (
+                &["http://localhost:8080", "http://localhost:9000"][..],
+                "localhost",
+            ),
+        ] {
+            assert_eq!(default(origins).as_deref(), Ok(id), "{origins:?}");
+        }
+        for (origins, says) in [
+            // Siblings: the domain they share is named, not taken.
+            (
+                &["https://api.example.co.uk", "https://auth.example.co.uk"][..],
+                "set WEBAUTHN_RP_ID to example.co.uk, the domain they share",
+            ),
+            (
+                &["https://api.eu.example.com", "https://auth.eu.example.com"][..],
+                "set WEBAUTHN_RP_ID to eu.example.com, the domain they share",
+            ),
+            (
+                &["https://a.me.github.io", "https://b.me.github.io"][..],
+                "set WEBAUTHN_RP_ID to me.github.io, the domain they share",
+            ),
+            // Sharing only a public suffix (or a domain above one) is no site.
+            (
+                &["https://example.co.uk", "https://other.co.uk"][..],
+                "are on different sites",
+            ),
+            (
+                &["https://a.github.io", "https://b.github.io"][..],
+                "are on different sites",
+            ),
+            (
+                &["https://a.example.com", "https://b.example.org"][..],
+                "are on different sites",
+            ),
+            (
+                &[
+                    "https://a.s3.amazonaws.com",
+                    "https://b.s3-website.amazonaws.com",
+                ][..],
+                "are on different sites",
+            ),
+            (&["https://github.io"][..], "`github.io` is a public suffix"),
+            (&["https://co.uk"][..], "`co.uk` is a public suffix"),
+            (&["http://127.0.0.1:8080"][..], "IP address"),
+        ] {
+            let problem = default(origins).err().unwrap_or_default();
+            assert!(problem.contains(says), "{origins:?}: {problem}");
+            for suffix in ["co.uk", "github.io", "com", "amazonaws.com"] {
+                assert!(
+                    !problem.contains(&format!("WEBAUTHN_RP_ID to {suffix},")),
+                    "{problem}"
+                );
+            }
         }
     }
 

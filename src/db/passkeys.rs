@@ -21,9 +21,12 @@ pub struct PasskeyRow {
     pub name: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// When its signature counter went backwards: it signs nobody in since.
+    pub clone_suspected_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, user_id, credential_id, passkey, name, created_at, last_used_at";
+const COLUMNS: &str =
+    "id, user_id, credential_id, passkey, name, created_at, last_used_at, clone_suspected_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<PasskeyRow> {
     let uuid = |index: usize| -> rusqlite::Result<Uuid> {
@@ -38,6 +41,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<PasskeyRow> {
         name: row.get(4)?,
         created_at: row.get(5)?,
         last_used_at: row.get(6)?,
+        clone_suspected_at: row.get(7)?,
     })
 }
 
@@ -85,6 +89,21 @@ pub fn find_by_credential_id(
     .optional()
 }
 
+/// The passkey with this id, whoever owns it.
+pub fn find(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<PasskeyRow>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM passkeys WHERE id = ?1"))?
+        .query_row([id.to_string()], from_row)
+        .optional()
+}
+
+/// Whether the passkey exists and may sign in (no copy of it is suspected).
+pub fn in_use(conn: &Connection, id: Uuid) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM passkeys WHERE id = ?1 AND clone_suspected_at IS NULL)",
+    )?
+    .query_row([id.to_string()], |row| row.get(0))
+}
+
 /// One of the account's passkeys.
 pub fn find_for_user(
     conn: &Connection,
@@ -111,6 +130,25 @@ pub fn delete(conn: &Connection, user: UserId, id: Uuid) -> rusqlite::Result<boo
     let changed = conn
         .prepare_cached("DELETE FROM passkeys WHERE id = ?1 AND user_id = ?2")?
         .execute(params![id.to_string(), user.to_string()])?;
+    Ok(changed == 1)
+}
+
+/// Deletes every passkey of the account; returns the ones deleted.
+pub fn delete_all_for_user(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<PasskeyRow>> {
+    let deleted = for_user(conn, user)?;
+    conn.prepare_cached("DELETE FROM passkeys WHERE user_id = ?1")?
+        .execute([user.to_string()])?;
+    Ok(deleted)
+}
+
+/// Marks the passkey as a suspected copy at `now` (the first time only); `false`
+/// when it is gone.
+pub fn suspect_clone(conn: &Connection, id: Uuid, now: i64) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE passkeys SET clone_suspected_at = coalesce(clone_suspected_at, ?2) WHERE id = ?1",
+        )?
+        .execute(params![id.to_string(), now])?;
     Ok(changed == 1)
 }
 

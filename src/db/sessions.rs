@@ -18,6 +18,8 @@ pub struct SessionRow {
     pub ended_at: Option<i64>,
     /// How the session was signed in to; every access token of it carries this.
     pub auth_method: AuthMethod,
+    /// The passkey that signed it in, if one did: the session ends with it.
+    pub passkey_id: Option<Uuid>,
 }
 
 impl SessionRow {
@@ -26,7 +28,7 @@ impl SessionRow {
     }
 }
 
-const COLUMNS: &str = "id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at, ended_at, auth_method";
+const COLUMNS: &str = "id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at, ended_at, auth_method, passkey_id";
 
 fn uuid_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
     let text: String = row.get(index)?;
@@ -50,13 +52,17 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
             let text: String = row.get(9)?;
             AuthMethod::parse(&text).ok_or_else(|| crate::db::invalid_column(9, "auth_method"))?
         },
+        passkey_id: row
+            .get::<_, Option<String>>(10)?
+            .map(|text| Uuid::parse_str(&text).map_err(|_| crate::db::invalid_column(10, "uuid")))
+            .transpose()?,
     })
 }
 
 pub fn insert(conn: &Connection, session: &SessionRow) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO sessions (id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at, auth_method)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO sessions (id, user_id, family, ip, user_agent, created_at, last_used_at, expires_at, auth_method, passkey_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         session.id.to_string(),
@@ -68,6 +74,7 @@ pub fn insert(conn: &Connection, session: &SessionRow) -> rusqlite::Result<()> {
         session.last_used_at,
         session.expires_at,
         session.auth_method.as_str(),
+        session.passkey_id.map(|id| id.to_string()),
     ])?;
     Ok(())
 }
@@ -123,6 +130,20 @@ pub fn live_for_user(
          ORDER BY created_at DESC, id"
     ))?;
     let rows = stmt.query_map(params![user_id.to_string(), now], from_row)?;
+    rows.collect()
+}
+
+/// The live sessions a passkey signed in.
+pub fn live_for_passkey(
+    conn: &Connection,
+    passkey: Uuid,
+    now: i64,
+) -> rusqlite::Result<Vec<SessionRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM sessions
+         WHERE passkey_id = ?1 AND ended_at IS NULL AND expires_at > ?2"
+    ))?;
+    let rows = stmt.query_map(params![passkey.to_string(), now], from_row)?;
     rows.collect()
 }
 

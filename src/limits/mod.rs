@@ -8,6 +8,7 @@
 //! | MFA verification | 10/min | client IP, **and** 5/min per account |
 //! | the password again (password change, re-authentication) | 5/min | account |
 //! | refresh | 30/min | client IP |
+//! | passkey ceremonies started (the sign-in itself is a login attempt) | 30/min | client IP |
 //! | authenticated | `DEFAULT_RATE_LIMIT_CALLS` per `DEFAULT_RATE_LIMIT_PERIOD` | user |
 //! | anonymous | 100/min | client IP |
 //! | gate decisions | 1200/min | user, **and** 1200/min per client address |
@@ -54,12 +55,13 @@ pub enum RouteClass {
     MfaAccount,
     PasswordAccount,
     Refresh,
+    PasskeyStartIp,
     GateUser,
     GateIp,
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 11] = [
+    pub const ALL: [RouteClass; 12] = [
         RouteClass::Authenticated,
         RouteClass::Anonymous,
         RouteClass::LoginIp,
@@ -69,6 +71,7 @@ impl RouteClass {
         RouteClass::MfaAccount,
         RouteClass::PasswordAccount,
         RouteClass::Refresh,
+        RouteClass::PasskeyStartIp,
         RouteClass::GateUser,
         RouteClass::GateIp,
     ];
@@ -84,6 +87,7 @@ impl RouteClass {
             RouteClass::MfaAccount => "mfa_account",
             RouteClass::PasswordAccount => "password_account",
             RouteClass::Refresh => "refresh_ip",
+            RouteClass::PasskeyStartIp => "passkey_start_ip",
             RouteClass::GateUser => "gate_user",
             RouteClass::GateIp => "gate_ip",
         }
@@ -100,6 +104,7 @@ impl RouteClass {
             RouteClass::MfaAccount => settings.mfa_account,
             RouteClass::PasswordAccount => settings.password_account,
             RouteClass::Refresh => settings.refresh_ip,
+            RouteClass::PasskeyStartIp => settings.passkey_start_ip,
             RouteClass::GateUser => settings.gate_user,
             RouteClass::GateIp => settings.gate_ip,
         }
@@ -370,6 +375,7 @@ mod tests {
             mfa_account: RateQuota::new(5, 60),
             password_account: RateQuota::new(5, 60),
             refresh_ip: RateQuota::new(30, 60),
+            passkey_start_ip: RateQuota::new(30, 60),
             gate_user: RateQuota::new(1200, 60),
             gate_ip: RateQuota::new(1200, 60),
             max_keys,

@@ -27,6 +27,7 @@ pub enum AdminAction {
     UserUnlock,
     UserRevokeSessions,
     UserResetMfa,
+    UserResetPasskeys,
     UserCreate,
     UserDisable,
     UserDelete,
@@ -40,7 +41,7 @@ pub enum AdminAction {
 }
 
 impl AdminAction {
-    pub const ALL: [AdminAction; 27] = [
+    pub const ALL: [AdminAction; 28] = [
         AdminAction::DashboardView,
         AdminAction::PolicyList,
         AdminAction::PolicyView,
@@ -58,6 +59,7 @@ impl AdminAction {
         AdminAction::UserUnlock,
         AdminAction::UserRevokeSessions,
         AdminAction::UserResetMfa,
+        AdminAction::UserResetPasskeys,
         AdminAction::UserCreate,
         AdminAction::UserDisable,
         AdminAction::UserDelete,
@@ -90,6 +92,7 @@ impl AdminAction {
             AdminAction::UserUnlock => "user.unlock",
             AdminAction::UserRevokeSessions => "user.revoke_sessions",
             AdminAction::UserResetMfa => "user.reset_mfa",
+            AdminAction::UserResetPasskeys => "user.reset_passkeys",
             AdminAction::UserCreate => "user.create",
             AdminAction::UserDisable => "user.disable",
             AdminAction::UserDelete => "user.delete",

@@ -110,7 +110,9 @@ impl From<AccountError> for ApiError {
                 "This change needs your password again: send `password` (and `code`, a current code from your authenticator, when MFA is on), or make it within 5 minutes of doing so on this session.",
             ),
             AccountError::SessionNotFound => ApiError::NotFound,
-            AccountError::AccountGone => ApiError::Unauthorized("Token revoked"),
+            AccountError::AccountGone | AccountError::SessionEnded => {
+                ApiError::Unauthorized("Token revoked")
+            }
             AccountError::UserNotFound => ApiError::NotFound,
             AccountError::CannotLockSelf => {
                 ApiError::Conflict("An administrator cannot lock their own account.")
@@ -161,6 +163,12 @@ impl From<PasskeyError> for ApiError {
                 ApiError::Conflict("An account may have at most 20 passkeys; delete one first.")
             }
             PasskeyError::NotFound => ApiError::NotFound,
+            PasskeyError::NoPasskeys => {
+                ApiError::Conflict("This account has no passkey: answer with a code instead.")
+            }
+            PasskeyError::OwnAccount => ApiError::Conflict(
+                "Your own passkeys are deleted one by one from your account, with your password.",
+            ),
             PasskeyError::Account(error) => error.into(),
             PasskeyError::Unexpected(cause) => ApiError::Unexpected(cause),
         }

@@ -375,3 +375,128 @@ fn check_config_says_whether_passkeys_are_on_and_why_not() {
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("passkeys are off"), "{stdout}");
 }
+
+#[test]
+fn check_config_refuses_a_public_suffix_as_the_rp_id_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (id, origin, fix) in [
+        (
+            "co.uk",
+            "https://auth.example.co.uk",
+            "such as example.co.uk",
+        ),
+        (
+            "com.au",
+            "https://auth.example.com.au",
+            "such as example.com.au",
+        ),
+        // The private section too: browsers use the whole list.
+        (
+            "github.io",
+            "https://me.github.io",
+            "such as example.github.io",
+        ),
+    ] {
+        let vars = env_with(
+            dir.path(),
+            &[("WEBAUTHN_RP_ID", id), ("WEBAUTHN_RP_ORIGINS", origin)],
+        );
+        let borrowed: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let output = run_binary(dir.path(), &["check-config"], &borrowed);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(2), "{id}: {stdout}");
+        assert!(
+            stdout.lines().any(|l| l.contains("FAIL  WEBAUTHN_RP_ID")
+                && l.contains(&format!("`{id}` is a public suffix"))
+                && l.contains("browsers refuse as an RP id")
+                && l.contains(fix)),
+            "{id}: {stdout}"
+        );
+    }
+    // Its registrable domain is what it asks for, and that passes.
+    let vars = env_with(
+        dir.path(),
+        &[
+            ("WEBAUTHN_RP_ID", "example.co.uk"),
+            ("WEBAUTHN_RP_ORIGINS", "https://auth.example.co.uk"),
+        ],
+    );
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_binary(dir.path(), &["check-config"], &borrowed);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("RP id example.co.uk"), "{stdout}");
+}
+
+#[test]
+fn the_rp_id_taken_from_public_url_and_the_portal_is_never_a_public_suffix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let assertion_key = portcullis::gate::assertion::generate_key().expect("key");
+    let check = |public: &str, portal: &str, hosts: &str, rp_id: &str| {
+        let vars = env_with(
+            dir.path(),
+            &[
+                ("PUBLIC_URL", public),
+                ("GATE_PORTAL_URL", portal),
+                ("GATE_HOSTS", hosts),
+                ("GATE_ASSERTION_KEY", &assertion_key),
+                ("TRUSTED_PROXIES", "127.0.0.1"),
+                ("WEBAUTHN_RP_ID", rp_id),
+            ],
+        );
+        let borrowed: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let output = run_binary(dir.path(), &["check-config"], &borrowed);
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    // Sibling hosts: off, naming the domain they share, not `co.uk`.
+    let (public, portal) = ("https://api.example.co.uk", "https://auth.example.co.uk");
+    let (code, stdout) = check(public, portal, "*.example.co.uk", "");
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("warn  WEBAUTHN_RP_ID")
+            && stdout.contains("passkeys are off")
+            && stdout.contains("set WEBAUTHN_RP_ID to example.co.uk, the domain they share")
+            && !stdout.contains("WEBAUTHN_RP_ID to co.uk"),
+        "{stdout}"
+    );
+    // Which, set, covers both defaulted origins.
+    let (code, stdout) = check(public, portal, "*.example.co.uk", "example.co.uk");
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("pass  WEBAUTHN_RP_ID")
+            && stdout.contains(&format!(
+                "RP id example.co.uk, origin(s) {public}, {portal}"
+            )),
+        "{stdout}"
+    );
+    // Two sites under a (private) public suffix share no RP id: off, with what to do.
+    let (code, stdout) = check(
+        "https://a.github.io",
+        "https://b.github.io",
+        "app.b.github.io",
+        "",
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("warn  WEBAUTHN_RP_ID")
+            && stdout.contains("passkeys are off")
+            && stdout.contains("are on different sites")
+            && !stdout.contains("WEBAUTHN_RP_ID to github.io"),
+        "{stdout}"
+    );
+    // A PUBLIC_URL whose host is itself a public suffix: off, with the fix.
+    let vars = env_with(dir.path(), &[("PUBLIC_URL", "https://github.io")]);
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = run_binary(dir.path(), &["check-config"], &borrowed);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("passkeys are off") && stdout.contains("`github.io` is a public suffix"),
+        "{stdout}"
+    );
+}

@@ -113,6 +113,7 @@ pub fn test_variables(dir: &Path, overrides: &[(&str, &str)]) -> BTreeMap<String
         ("RATE_LIMIT_LOGIN_ACCOUNT", "100000/60"),
         ("RATE_LIMIT_REGISTER_IP", "100000/60"),
         ("RATE_LIMIT_REFRESH_IP", "100000/60"),
+        ("RATE_LIMIT_PASSKEY_START_IP", "100000/60"),
         ("RATE_LIMIT_MFA_IP", "100000/60"),
         ("RATE_LIMIT_MFA_ACCOUNT", "100000/60"),
         ("RATE_LIMIT_PASSWORD_ACCOUNT", "100000/60"),

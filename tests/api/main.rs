@@ -1,6 +1,7 @@
 //! One test binary for the whole black-box suite (faster to build and link).
 
 mod admin_pages;
+mod admin_passkeys;
 mod audit;
 mod auth_flow;
 mod backup;
@@ -21,6 +22,7 @@ mod logging;
 mod metrics;
 mod mfa;
 mod openapi;
+mod passkey_pages;
 mod passkeys;
 mod passwords;
 mod policies;

@@ -84,7 +84,7 @@ pub async fn enrolled(app: &TestApp, email: &str) -> Enrolled {
 }
 
 /// Logs in with the password and returns the MFA challenge token.
-async fn challenge(app: &TestApp, email: &str) -> String {
+pub(crate) async fn challenge(app: &TestApp, email: &str) -> String {
     let response = app.login(email, GOOD_PASSWORD).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");

@@ -1,10 +1,11 @@
 //! Passkeys through the API, with webauthn-authenticator-rs's soft passkey in the
 //! browser's place: registration behind the password again, listing, renaming and
-//! deleting, signing in with a passkey alone (the same tokens as a password, a
-//! session that policies see as `passkey` and as MFA), and every refusal — a
-//! counter gone backwards, another origin or RP id, no user verification, a
-//! ceremony replayed or expired, a softlocked or disabled account, the sign-in
-//! limit.
+//! deleting (which ends the sessions the passkey signed in), signing in with a
+//! passkey alone (the same tokens as a password, a session that policies see as
+//! `passkey` and as MFA) or instead of a code after the password, and every
+//! refusal — a counter gone backwards (which puts the passkey out of use), another
+//! origin or RP id, no user verification, a ceremony replayed, expired or started
+//! for another challenge, a softlocked or disabled account, the limits.
 //!
 //! The soft passkey keeps no discoverable credentials: the tests ask it for a plain
 //! one (`requireResidentKey` false) and, at sign-in, name the credential in
@@ -26,21 +27,23 @@ use webauthn_rs_proto::{AllowCredentials, UserVerificationPolicy};
 
 use crate::helpers::{GOOD_PASSWORD, TestApp, Tokens, problem, spawn_with, test_settings};
 
-const PASSKEYS: &str = "/api/v1/auth/passkeys";
+pub(crate) const PASSKEYS: &str = "/api/v1/auth/passkeys";
 const REGISTER_START: &str = "/api/v1/auth/passkeys/register/start";
 const REGISTER_FINISH: &str = "/api/v1/auth/passkeys/register/finish";
 const LOGIN_START: &str = "/api/v1/auth/passkeys/login/start";
 const LOGIN_FINISH: &str = "/api/v1/auth/passkeys/login/finish";
+const SECOND_START: &str = "/api/v1/auth/passkeys/verify-login/start";
+const SECOND_FINISH: &str = "/api/v1/auth/passkeys/verify-login/finish";
 /// Where the "browser" runs: the configured origin, whatever the test server's
 /// real address (WebAuthn origins are names, and `localhost` is one, an IP is not).
-const ORIGIN: &str = "http://localhost:8080";
+pub(crate) const ORIGIN: &str = "http://localhost:8080";
 
-fn origin() -> Url {
+pub(crate) fn origin() -> Url {
     Url::parse(ORIGIN).expect("origin")
 }
 
 /// An app with passkeys on (RP id `localhost`), on a manual clock, with `overrides`.
-async fn passkey_app(overrides: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn passkey_app(overrides: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut variables = vec![
         ("WEBAUTHN_RP_ID", "localhost"),
@@ -52,24 +55,47 @@ async fn passkey_app(overrides: &[(&str, &str)]) -> TestApp {
     spawn_with(settings, dir, reqwest::Client::new(), clock).await
 }
 
-async fn json_of(response: reqwest::Response) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.expect("json")
 }
 
 /// Someone with an account, signed in with the password, and their authenticator.
-struct Holder {
-    email: String,
-    tokens: Tokens,
-    user_id: Uuid,
-    authenticator: SoftPasskey,
+pub(crate) struct Holder {
+    pub(crate) email: String,
+    pub(crate) tokens: Tokens,
+    pub(crate) user_id: Uuid,
+    pub(crate) authenticator: SoftPasskey,
     /// The raw id of the passkey registered last.
-    credential_id: Vec<u8>,
+    pub(crate) credential_id: Vec<u8>,
     /// Its id in the API.
-    passkey_id: String,
+    pub(crate) passkey_id: String,
 }
 
-async fn holder(app: &TestApp, email: &str) -> Holder {
+pub(crate) async fn holder(app: &TestApp, email: &str) -> Holder {
     let tokens = app.signed_up(email).await;
+    holder_with(app, email, tokens).await
+}
+
+/// An administrator (an account made one, signed in with the password), and their
+/// authenticator.
+pub(crate) async fn admin_holder(app: &TestApp, email: &str) -> Holder {
+    let access_token = app.admin_token(email).await;
+    holder_with_token(app, email, access_token).await
+}
+
+/// The holder of `email`'s account, signed in with `access_token` (only), with a
+/// new authenticator.
+pub(crate) async fn holder_with_token(app: &TestApp, email: &str, access_token: String) -> Holder {
+    let tokens = Tokens {
+        access_token,
+        refresh_token: String::new(),
+        session_id: String::new(),
+        expires_in: 0,
+    };
+    holder_with(app, email, tokens).await
+}
+
+async fn holder_with(app: &TestApp, email: &str, tokens: Tokens) -> Holder {
     let me = json_of(
         app.get_with_token("/api/v1/auth/me", &tokens.access_token)
             .await,
@@ -91,12 +117,13 @@ async fn holder(app: &TestApp, email: &str) -> Holder {
 
 /// `register/start` with the password again: the ceremony and the options.
 async fn registration_options(app: &TestApp, token: &str) -> (String, Value) {
+    registration_options_proved(app, token, json!({"password": GOOD_PASSWORD})).await
+}
+
+/// `register/start` with `proof` (the password, and a code with MFA on).
+async fn registration_options_proved(app: &TestApp, token: &str, proof: Value) -> (String, Value) {
     let response = app
-        .post_with_token(
-            REGISTER_START,
-            token,
-            Some(&json!({"password": GOOD_PASSWORD})),
-        )
+        .post_with_token(REGISTER_START, token, Some(&proof))
         .await;
     assert_eq!(response.status(), 200);
     let body = json_of(response).await;
@@ -106,7 +133,7 @@ async fn registration_options(app: &TestApp, token: &str) -> (String, Value) {
 
 /// What the soft passkey makes of creation options, as the browser at `at` would
 /// hand it over.
-fn create(
+pub(crate) fn create(
     authenticator: &mut SoftPasskey,
     options: &Value,
     at: Url,
@@ -138,9 +165,19 @@ async fn finish_registration(
 }
 
 /// Registers a passkey on `holder`'s account; returns it as the API shows it.
-async fn register(app: &TestApp, holder: &mut Holder, name: Option<&str>) -> Value {
+pub(crate) async fn register(app: &TestApp, holder: &mut Holder, name: Option<&str>) -> Value {
+    register_proved(app, holder, name, json!({"password": GOOD_PASSWORD})).await
+}
+
+/// [`register`], the account proved with `proof`.
+pub(crate) async fn register_proved(
+    app: &TestApp,
+    holder: &mut Holder,
+    name: Option<&str>,
+    proof: Value,
+) -> Value {
     let token = holder.tokens.access_token.clone();
-    let (ceremony, options) = registration_options(app, &token).await;
+    let (ceremony, options) = registration_options_proved(app, &token, proof).await;
     let credential = create(&mut holder.authenticator, &options, origin());
     let response = finish_registration(app, &token, &ceremony, name, &credential).await;
     assert_eq!(response.status(), 201);
@@ -168,7 +205,7 @@ async fn sign_in_options(app: &TestApp) -> (String, RequestChallengeResponse) {
 }
 
 /// The soft passkey's answer, as a discoverable passkey would give it.
-fn assert_with(
+pub(crate) fn assert_with(
     holder: &mut Holder,
     mut options: RequestChallengeResponse,
     at: Url,
@@ -199,7 +236,7 @@ async fn finish_sign_in(
 }
 
 /// A whole passkey sign-in from `at`.
-async fn sign_in(app: &TestApp, holder: &mut Holder, at: Url) -> reqwest::Response {
+pub(crate) async fn sign_in(app: &TestApp, holder: &mut Holder, at: Url) -> reqwest::Response {
     let (ceremony, options) = sign_in_options(app).await;
     let credential = assert_with(holder, options, at);
     finish_sign_in(app, &ceremony, &credential).await
@@ -504,11 +541,13 @@ async fn allowed(app: &TestApp, token: &str, resource: &str) -> bool {
 }
 
 #[actix_web::test]
-async fn a_counter_gone_backwards_is_refused_and_audited_as_a_suspected_clone() {
+async fn a_counter_gone_backwards_puts_the_passkey_and_its_sessions_out_of_use() {
     let app = passkey_app(&[]).await;
     let mut alice = holder(&app, "alice@example.org").await;
     register(&app, &mut alice, None).await;
-    assert_eq!(sign_in(&app, &mut alice, origin()).await.status(), 200);
+    let signed_in = sign_in(&app, &mut alice, origin()).await;
+    assert_eq!(signed_in.status(), 200);
+    let by_passkey: Tokens = signed_in.json().await.expect("tokens");
     let conn = rusqlite::Connection::open(&app.db_path).expect("open");
     let counter = |conn: &rusqlite::Connection| -> i64 {
         conn.query_row(
@@ -529,6 +568,7 @@ async fn a_counter_gone_backwards_is_refused_and_audited_as_a_suspected_clone() 
         [],
     )
     .expect("raise the counter");
+    app.clock.advance(60);
     let response = sign_in(&app, &mut alice, origin()).await;
     assert_eq!(
         problem(response, 401).await["detail"],
@@ -548,6 +588,69 @@ async fn a_counter_gone_backwards_is_refused_and_audited_as_a_suspected_clone() 
         )
         .expect("failures");
     assert_eq!(failed, 1, "counts toward the softlock");
+
+    // Which copy is the owner's nobody can tell: the session the passkey signed in
+    // has ended, and the passkey signs nobody in, even with a counter that would
+    // pass; the password session lives on, and its owner sees why.
+    problem(
+        app.get_with_token("/api/v1/auth/me", &by_passkey.access_token)
+            .await,
+        401,
+    )
+    .await;
+    problem(app.refresh(&by_passkey.refresh_token).await, 401).await;
+    conn.execute(
+        "UPDATE passkeys SET passkey = json_set(passkey, '$.cred.counter', 0)",
+        [],
+    )
+    .expect("lower the counter");
+    problem(sign_in(&app, &mut alice, origin()).await, 401).await;
+    assert_eq!(
+        sign_in_failures(&app).last().map(String::as_str),
+        Some("clone_suspected")
+    );
+    let listed = json_of(
+        app.get_with_token(PASSKEYS, &alice.tokens.access_token)
+            .await,
+    )
+    .await;
+    assert!(listed[0]["clone_suspected_at"].is_string(), "{listed}");
+    assert_eq!(app.audit_events("passkey.clone_suspected").len(), 1);
+}
+
+#[actix_web::test]
+async fn two_tabs_finishing_out_of_order_race_and_suspect_no_copy() {
+    let app = passkey_app(&[]).await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    register(&app, &mut alice, None).await;
+    // Two answers made one after the other (counters 1 and 2), finished in the
+    // other order: the late one carries a counter the other already passed, but
+    // the passkey signed in since its ceremony began — a race, not a copy.
+    let (first_ceremony, first_options) = sign_in_options(&app).await;
+    let first = assert_with(&mut alice, first_options, origin());
+    let (second_ceremony, second_options) = sign_in_options(&app).await;
+    let second = assert_with(&mut alice, second_options, origin());
+    assert_eq!(
+        finish_sign_in(&app, &second_ceremony, &second)
+            .await
+            .status(),
+        200
+    );
+    let late = finish_sign_in(&app, &first_ceremony, &first).await;
+    assert_eq!(problem(late, 401).await["detail"], "Passkey sign-in failed");
+    assert_eq!(sign_in_failures(&app), vec!["counter_raced"]);
+    assert!(app.audit_events("passkey.clone_suspected").is_empty());
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    let failed: i64 = conn
+        .query_row(
+            "SELECT failed_logins FROM users WHERE email = 'alice@example.org'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("failures");
+    assert_eq!(failed, 0, "a race is no guess");
+    app.clock.advance(60);
+    assert_eq!(sign_in(&app, &mut alice, origin()).await.status(), 200);
 }
 
 #[actix_web::test]
@@ -703,8 +806,13 @@ async fn passkey_sign_ins_meet_the_softlock_the_account_state_and_the_address_li
         Some("disabled")
     );
 
-    // The sign-in limit per address covers passkey ceremonies.
-    let limited = passkey_app(&[("RATE_LIMIT_LOGIN_IP", "2/60")]).await;
+    // Starting ceremonies has its own limit per address (a sign-in page starts
+    // one as it loads), apart from the sign-in attempts.
+    let limited = passkey_app(&[
+        ("RATE_LIMIT_PASSKEY_START_IP", "2/60"),
+        ("RATE_LIMIT_LOGIN_IP", "1/60"),
+    ])
+    .await;
     for _ in 0..2 {
         sign_in_options(&limited).await;
     }
@@ -715,6 +823,250 @@ async fn passkey_sign_ins_meet_the_softlock_the_account_state_and_the_address_li
         .await
         .expect("request");
     problem(response, 429).await;
+
+    // Finishing one is a sign-in attempt: it spends the address's budget that
+    // passwords spend too.
+    let mut bob = holder(&limited, "bob@example.org").await;
+    register(&limited, &mut bob, None).await;
+    limited.clock.advance(60);
+    assert_eq!(sign_in(&limited, &mut bob, origin()).await.status(), 200);
+    problem(limited.login(&bob.email, GOOD_PASSWORD).await, 429).await;
+    limited.clock.advance(60);
+    assert_eq!(limited.login(&bob.email, GOOD_PASSWORD).await.status(), 200);
+    let (ceremony, options) = sign_in_options(&limited).await;
+    let credential = assert_with(&mut bob, options, origin());
+    problem(finish_sign_in(&limited, &ceremony, &credential).await, 429).await;
+}
+
+/// Someone with MFA on (a TOTP code) and a passkey registered with the password
+/// and a code.
+async fn mfa_holder(app: &TestApp, email: &str) -> (crate::mfa::Enrolled, Holder) {
+    mfa_holder_with_role(app, email, "user").await
+}
+
+/// [`mfa_holder`], with the account's `role`.
+pub(crate) async fn mfa_holder_with_role(
+    app: &TestApp,
+    email: &str,
+    role: &str,
+) -> (crate::mfa::Enrolled, Holder) {
+    let enrolled = crate::mfa::enrolled(app, email).await;
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    conn.execute("UPDATE users SET role = ?2 WHERE email = ?1", [email, role])
+        .expect("role");
+    // The code that turned MFA on is spent; the next one proves the account.
+    app.clock.advance(30);
+    let mut holder = holder_with_token(app, email, enrolled.access_token.clone()).await;
+    let proof = json!({"password": GOOD_PASSWORD, "code": enrolled.code(app)});
+    register_proved(app, &mut holder, Some("Key"), proof).await;
+    (enrolled, holder)
+}
+
+/// `verify-login/start` for challenge `mfa_token`.
+async fn second_factor_options(app: &TestApp, mfa_token: &str) -> reqwest::Response {
+    app.post_json(SECOND_START, &json!({"mfa_token": mfa_token}))
+        .await
+}
+
+async fn second_factor_finish(
+    app: &TestApp,
+    mfa_token: &str,
+    ceremony: &str,
+    credential: &PublicKeyCredential,
+) -> reqwest::Response {
+    app.post_json(
+        SECOND_FINISH,
+        &json!({"mfa_token": mfa_token, "ceremony": ceremony, "credential": credential}),
+    )
+    .await
+}
+
+/// A second-factor ceremony for `mfa_token`, and the holder's answer from `at`.
+async fn second_factor_answer(
+    app: &TestApp,
+    holder: &mut Holder,
+    mfa_token: &str,
+    at: Url,
+) -> (String, PublicKeyCredential) {
+    let response = second_factor_options(app, mfa_token).await;
+    assert_eq!(response.status(), 200);
+    let body = json_of(response).await;
+    let options: RequestChallengeResponse =
+        serde_json::from_value(body["options"].clone()).expect("request options");
+    let ceremony = body["ceremony"].as_str().expect("ceremony").to_owned();
+    (ceremony, assert_with(holder, options, at))
+}
+
+#[actix_web::test]
+async fn a_passkey_answers_the_mfa_challenge_instead_of_a_code() {
+    let app = passkey_app(&[]).await;
+    let (enrolled, mut bob) = mfa_holder(&app, "bob@example.org").await;
+    let mfa_token = crate::mfa::challenge(&app, &bob.email).await;
+
+    let options = json_of(second_factor_options(&app, &mfa_token).await).await;
+    let public_key = &options["options"]["publicKey"];
+    assert_eq!(public_key["userVerification"], "required");
+    assert_eq!(
+        public_key["allowCredentials"][0]["id"],
+        URL_SAFE_NO_PAD.encode(&bob.credential_id),
+        "the account's own passkeys, named"
+    );
+
+    // A ceremony answers the challenge it was started for, and no other.
+    let other_challenge = crate::mfa::challenge(&app, &bob.email).await;
+    let (ceremony, credential) = second_factor_answer(&app, &mut bob, &mfa_token, origin()).await;
+    let crossed = second_factor_finish(&app, &other_challenge, &ceremony, &credential).await;
+    problem(crossed, 400).await;
+
+    // A challenge has one ceremony at a time: starting again replaces it.
+    let (replaced, _) = second_factor_answer(&app, &mut bob, &mfa_token, origin()).await;
+    let (_, credential) = second_factor_answer(&app, &mut bob, &mfa_token, origin()).await;
+    let stale = second_factor_finish(&app, &mfa_token, &replaced, &credential).await;
+    problem(stale, 400).await;
+
+    let (ceremony, credential) = second_factor_answer(&app, &mut bob, &mfa_token, origin()).await;
+    let response = second_factor_finish(&app, &mfa_token, &ceremony, &credential).await;
+    assert_eq!(response.status(), 200);
+    let tokens: Tokens = response.json().await.expect("tokens");
+    assert_eq!(claims(&tokens.access_token)["auth_method"], "passkey");
+    let me = json_of(
+        app.get_with_token("/api/v1/auth/me", &tokens.access_token)
+            .await,
+    )
+    .await;
+    assert_eq!(me["email"], bob.email);
+    let accepted: Vec<Value> = app
+        .audit_events("passkey.sign_in")
+        .into_iter()
+        .filter(|(outcome, _, _)| outcome == "success")
+        .map(|(_, _, details)| serde_json::from_str(&details).expect("details"))
+        .collect();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["step"], "second_factor");
+
+    // The challenge is spent, for a code as for a passkey.
+    let code = app
+        .post_json(
+            "/api/v1/auth/mfa/verify-login",
+            &json!({"mfa_token": mfa_token, "code": enrolled.code(&app)}),
+        )
+        .await;
+    problem(code, 401).await;
+    problem(second_factor_options(&app, &mfa_token).await, 401).await;
+}
+
+#[actix_web::test]
+async fn a_refused_passkey_answer_counts_like_a_wrong_code_and_spends_nothing() {
+    let app = passkey_app(&[("SOFTLOCK_STEPS", "2:60")]).await;
+    let (enrolled, mut bob) = mfa_holder(&app, "bob@example.org").await;
+    let mfa_token = crate::mfa::challenge(&app, &bob.email).await;
+    let elsewhere = Url::parse("http://localhost:9999").expect("url");
+    let (ceremony, credential) = second_factor_answer(&app, &mut bob, &mfa_token, elsewhere).await;
+    let refused = second_factor_finish(&app, &mfa_token, &ceremony, &credential).await;
+    assert_eq!(
+        problem(refused, 401).await["detail"],
+        "Passkey sign-in failed"
+    );
+    assert_eq!(sign_in_failures(&app), vec!["wrong_origin"]);
+    // Not spent: the right code still answers the same challenge.
+    app.clock.advance(30);
+    let code = app
+        .post_json(
+            "/api/v1/auth/mfa/verify-login",
+            &json!({"mfa_token": mfa_token, "code": enrolled.code(&app)}),
+        )
+        .await;
+    assert_eq!(code.status(), 200);
+
+    // Refusals count toward the softlock, which then refuses the right passkey.
+    let mfa_token = crate::mfa::challenge(&app, &bob.email).await;
+    let before_the_lock = crate::mfa::challenge(&app, &bob.email).await;
+    for _ in 0..2 {
+        let elsewhere = Url::parse("http://localhost:9999").expect("url");
+        let (ceremony, credential) =
+            second_factor_answer(&app, &mut bob, &mfa_token, elsewhere).await;
+        problem(
+            second_factor_finish(&app, &mfa_token, &ceremony, &credential).await,
+            401,
+        )
+        .await;
+    }
+    assert_eq!(app.audit_events("auth.account_locked").len(), 1);
+    // Softlocked: no options (they would name the account's passkeys), and a
+    // ceremony started before the lock is refused at its finish.
+    problem(second_factor_options(&app, &before_the_lock).await, 401).await;
+    app.clock.advance(61);
+    let (ceremony, credential) = second_factor_answer(&app, &mut bob, &mfa_token, origin()).await;
+    let conn = rusqlite::Connection::open(&app.db_path).expect("open");
+    conn.execute(
+        "UPDATE users SET status = 'locked' WHERE email = 'bob@example.org'",
+        [],
+    )
+    .expect("lock");
+    problem(
+        second_factor_finish(&app, &mfa_token, &ceremony, &credential).await,
+        401,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn an_account_without_a_passkey_answers_its_challenge_with_a_code() {
+    let app = passkey_app(&[]).await;
+    crate::mfa::enrolled(&app, "carol@example.org").await;
+    let mfa_token = crate::mfa::challenge(&app, "carol@example.org").await;
+    problem(second_factor_options(&app, &mfa_token).await, 409).await;
+    problem(second_factor_options(&app, "not a token").await, 401).await;
+}
+
+#[actix_web::test]
+async fn deleting_a_passkey_ends_every_session_it_signed_in() {
+    let app = passkey_app(&[]).await;
+    let mut alice = holder(&app, "alice@example.org").await;
+    register(&app, &mut alice, None).await;
+    let response = sign_in(&app, &mut alice, origin()).await;
+    let by_passkey: Tokens = response.json().await.expect("tokens");
+    // A password change on the passkey's session keeps it the passkey's.
+    let changed = app
+        .post_with_token(
+            "/api/v1/auth/password",
+            &by_passkey.access_token,
+            Some(&json!({"current_password": GOOD_PASSWORD,
+                         "new_password": "another long secret phrase 77"})),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let after_change: Tokens = changed.json().await.expect("tokens");
+    let by_password: Tokens = app
+        .login(&alice.email, "another long secret phrase 77")
+        .await
+        .json()
+        .await
+        .expect("tokens");
+
+    let deleted = app
+        .client
+        .delete(app.url(&format!("{PASSKEYS}/{}", alice.passkey_id)))
+        .bearer_auth(&by_password.access_token)
+        .json(&json!({"password": "another long secret phrase 77"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(deleted.status(), 204);
+    problem(
+        app.get_with_token("/api/v1/auth/me", &after_change.access_token)
+            .await,
+        401,
+    )
+    .await;
+    problem(app.refresh(&after_change.refresh_token).await, 401).await;
+    let me = app
+        .get_with_token("/api/v1/auth/me", &by_password.access_token)
+        .await;
+    assert_eq!(me.status(), 200, "the password's session lives on");
+    let deleted = app.audit_events("passkey.deleted");
+    let details: Value = serde_json::from_str(&deleted[0].2).expect("details");
+    assert_eq!(details["sessions_ended"], 1);
 }
 
 #[actix_web::test]
@@ -768,20 +1120,8 @@ async fn the_admin_account_page_manages_passkeys_behind_csrf_and_the_password() 
     let clock = Clock::manual(time::OffsetDateTime::now_utc().unix_timestamp());
     let app = spawn_with(settings, dir, client, clock).await;
     let email = "root@example.org";
-    let token = app.admin_token(email).await;
-    let mut admin = Holder {
-        email: email.to_owned(),
-        tokens: Tokens {
-            access_token: token.clone(),
-            refresh_token: String::new(),
-            session_id: String::new(),
-            expires_in: 0,
-        },
-        user_id: Uuid::nil(),
-        authenticator: SoftPasskey::new(true),
-        credential_id: Vec::new(),
-        passkey_id: String::new(),
-    };
+    let mut admin = admin_holder(&app, email).await;
+    let token = admin.tokens.access_token.clone();
     register(&app, &mut admin, Some("Laptop")).await;
     let signed_in = app
         .client

@@ -6,23 +6,22 @@
 //! - A ceremony's state stays on the server ([`ceremonies`]): single use, five
 //!   minutes. A registration is bound to the account and the session that started
 //!   it, and starts only after the password again (the caller re-authenticates).
-//! - A passkey sign-in is a sign-in like a password's: the same per-address limit
-//!   at the door, refused for a softlocked, locked or disabled account, and a
-//!   refused answer for a known account counts toward its softlock. It opens the
-//!   same session and token pair, signed in to with `passkey`, which counts as MFA
-//!   (user verification is always required: a device and its PIN or biometric).
-//! - A signature counter that goes backwards is refused and audited as
-//!   `passkey.clone_suspected`; a changed counter or backup state is stored with the
-//!   sign-in that changed it.
+//! - Signing in with a passkey, alone or instead of a code after the password, is
+//!   [`sign_in`]'s. A session remembers the passkey that signed it in, and ends when
+//!   that passkey is deleted (by its owner, or by an administrator removing every
+//!   passkey of an account): a lost or stolen passkey is put out of use, together
+//!   with whatever it opened, in one step.
 //! - Every finished ceremony is audited (`passkey.registered`, `passkey.sign_in`,
-//!   success or failure), as are `passkey.renamed` and `passkey.deleted`. The
-//!   library's error text goes to the log; clients get one generic answer.
+//!   success or failure), as are `passkey.renamed`, `passkey.deleted` and
+//!   `passkey.reset`. The library's error text goes to the log; clients get one
+//!   generic answer.
 //!
 //! A stored passkey is a public key and a counter, nothing secret, so it is kept as
 //! webauthn-rs serialises it, unsealed (see `db::passkeys`).
 
 mod ceremonies;
 mod relying_party;
+mod sign_in;
 
 use std::sync::Arc;
 
@@ -30,18 +29,18 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, Passkey, PublicKeyCredential, RegisterPublicKeyCredential,
-    RequestChallengeResponse, Webauthn, WebauthnError,
+    CreationChallengeResponse, RegisterPublicKeyCredential, Webauthn, WebauthnError,
 };
 
-use super::service::{AccountError, AccountService, TokenPair};
-use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
+use super::service::{AccountError, AccountService};
+use crate::audit::{AdminActor, AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::Principal;
 use crate::clock::Clock;
 use crate::config::WebauthnSettings;
 use crate::db::Database;
 use crate::db::passkeys::{self, PasskeyRow};
-use crate::model::{AuthMethod, User};
+use crate::db::sessions;
+use crate::model::UserId;
 use crate::validation::FieldError;
 use ceremonies::{Ceremonies, Ceremony};
 
@@ -49,6 +48,11 @@ use ceremonies::{Ceremonies, Ceremony};
 pub const MAX_PASSKEYS_PER_ACCOUNT: i64 = 20;
 /// The longest passkey name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
+/// The most a stored passkey may weigh, in bytes. A passkey is a public key and
+/// a counter, well under a kilobyte; only an attestation nobody asked for (a
+/// certificate chain) makes one larger, and it would be copied into every
+/// second-factor ceremony of the account.
+const MAX_STORED_BYTES: usize = 8 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
@@ -58,7 +62,7 @@ pub enum PasskeyError {
     #[error("passkeys are not configured")]
     NotConfigured,
     /// The ceremony named was never started, was finished already, has expired,
-    /// or belongs to another session.
+    /// or belongs to another session or challenge.
     #[error("unknown, used or expired ceremony")]
     CeremonyInvalid,
     /// The authenticator's answer to a registration was refused (the cause is
@@ -74,6 +78,12 @@ pub enum PasskeyError {
     TooMany,
     #[error("no such passkey")]
     NotFound,
+    /// The account has no passkey to answer its MFA challenge with.
+    #[error("the account has no passkey")]
+    NoPasskeys,
+    /// An administrator asked to remove their own passkeys from the users' pages.
+    #[error("an administrator's own passkeys are removed on their account page")]
+    OwnAccount,
     #[error(transparent)]
     Account(#[from] AccountError),
     #[error(transparent)]
@@ -93,6 +103,8 @@ pub struct PasskeyInfo {
     pub name: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// When its signature counter went backwards: it signs nobody in since.
+    pub clone_suspected_at: Option<i64>,
 }
 
 impl From<PasskeyRow> for PasskeyInfo {
@@ -102,6 +114,7 @@ impl From<PasskeyRow> for PasskeyInfo {
             name: row.name,
             created_at: row.created_at,
             last_used_at: row.last_used_at,
+            clone_suspected_at: row.clone_suspected_at,
         }
     }
 }
@@ -199,12 +212,29 @@ impl PasskeyService {
 
     /// The caller's passkeys, oldest first.
     pub async fn list(&self, principal: &Principal) -> Result<Vec<PasskeyInfo>, PasskeyError> {
-        let user = principal.user_id;
+        self.of_user(principal.user_id).await
+    }
+
+    /// An account's passkeys, oldest first (for its owner, or an administrator).
+    pub async fn of_user(&self, user: UserId) -> Result<Vec<PasskeyInfo>, PasskeyError> {
         let rows = self
             .db
             .read(move |conn| Ok::<_, PasskeyError>(passkeys::for_user(conn, user)?))
             .await?;
         Ok(rows.into_iter().map(PasskeyInfo::from).collect())
+    }
+
+    /// Whether `user` could answer an MFA challenge with a passkey: passkeys are
+    /// on, and it has one in use.
+    pub async fn can_answer_mfa(&self, user: UserId) -> Result<bool, PasskeyError> {
+        if !self.enabled() {
+            return Ok(false);
+        }
+        let rows = self
+            .db
+            .read(move |conn| Ok::<_, PasskeyError>(passkeys::for_user(conn, user)?))
+            .await?;
+        Ok(rows.iter().any(|row| row.clone_suspected_at.is_none()))
     }
 
     /// Options for a new passkey on the caller's account, which the caller has just
@@ -237,11 +267,14 @@ impl PasskeyService {
         relying_party::require_discoverable(&mut options);
         let ceremony = self
             .ceremonies
-            .start(Ceremony::Registration {
-                user: user.id,
-                session: principal.session_id,
-                state,
-            })
+            .start(
+                Ceremony::Registration {
+                    user: user.id,
+                    session: principal.session_id,
+                    state,
+                },
+                0,
+            )
             .map_err(unexpected)?;
         Ok(Started { ceremony, options })
     }
@@ -266,7 +299,7 @@ impl PasskeyService {
             user,
             session,
             state,
-        }) = self.ceremonies.take(ceremony)
+        }) = self.ceremonies.take(ceremony).map(|taken| taken.ceremony)
         else {
             return Err(PasskeyError::CeremonyInvalid);
         };
@@ -288,10 +321,23 @@ impl PasskeyService {
         };
         let credential_id = URL_SAFE_NO_PAD.encode(passkey.cred_id());
         let stored_passkey = serde_json::to_string(&passkey).map_err(unexpected)?;
+        if stored_passkey.len() > MAX_STORED_BYTES {
+            let refused = AuditEvent::of_request("passkey.registered", Outcome::Failure, meta)
+                .with_actor(user.to_string())
+                .with_target(user.to_string())
+                .with_detail("reason", "too_large");
+            self.audit.record(refused).await?;
+            return Err(PasskeyError::CredentialRefused);
+        }
         let (audit, meta, now) = (self.audit.clone(), meta.clone(), self.clock.now());
         let stored = self
             .db
             .write(move |tx| {
+                // The session that began it ended meanwhile (logout, logout-all, a
+                // password change, an administrator): nothing is added for it.
+                if !sessions::find(tx, session)?.is_some_and(|s| s.is_live(now)) {
+                    return Err(PasskeyError::CeremonyInvalid);
+                }
                 if passkeys::find_by_credential_id(tx, &credential_id)?.is_some() {
                     return Err(PasskeyError::AlreadyRegistered);
                 }
@@ -307,6 +353,7 @@ impl PasskeyService {
                     name: name.unwrap_or_else(|| format!("Passkey {}", count + 1)),
                     created_at: now,
                     last_used_at: None,
+                    clone_suspected_at: None,
                 };
                 passkeys::insert(tx, &row)?;
                 audit.append(
@@ -351,8 +398,9 @@ impl PasskeyService {
         Ok(PasskeyInfo::from(renamed))
     }
 
-    /// Deletes one of the caller's passkeys; the caller has just proved the account
-    /// again (the handler re-authenticates first). Sessions it opened live on.
+    /// Deletes one of the caller's passkeys, and ends every session it signed in;
+    /// the caller has just proved the account again (the handler re-authenticates
+    /// first).
     pub async fn delete(
         &self,
         principal: &Principal,
@@ -360,181 +408,65 @@ impl PasskeyService {
         meta: &RequestMeta,
     ) -> Result<(), PasskeyError> {
         let (user, audit, meta) = (principal.user_id, self.audit.clone(), meta.clone());
+        let sessions = self.accounts.passkey_sessions();
+        let remembered = sessions.clone();
         self.db
-            .write(move |tx| {
-                let Some(row) = passkeys::find_for_user(tx, user, id)? else {
-                    return Err(PasskeyError::NotFound);
-                };
-                passkeys::delete(tx, user, id)?;
+            .write_then(
+                move |tx| {
+                    let Some(row) = passkeys::find_for_user(tx, user, id)? else {
+                        return Err(PasskeyError::NotFound);
+                    };
+                    passkeys::delete(tx, user, id)?;
+                    let ended = sessions.end(tx, id, "passkey_deleted")?;
+                    audit.append(
+                        tx,
+                        &AuditEvent::of_request("passkey.deleted", Outcome::Success, &meta)
+                            .with_actor(user.to_string())
+                            .with_target(id.to_string())
+                            .with_detail("name", row.name.as_str())
+                            .with_detail("sessions_ended", ended.len()),
+                    )?;
+                    Ok(ended)
+                },
+                move |ended| remembered.remember(ended),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// An administrator removes every passkey of `user` (a lost device, a passkey
+    /// someone else planted) and ends every session of the account, in one
+    /// transaction: a passkey planted through a stolen session is gone with that
+    /// session, which could otherwise plant another. Returns how many passkeys
+    /// there were. An administrator's own passkeys are theirs to remove, with
+    /// the password, on their account page.
+    pub async fn reset(
+        &self,
+        admin: &AdminActor,
+        user: UserId,
+        meta: &RequestMeta,
+    ) -> Result<usize, PasskeyError> {
+        if admin.user_id() == Some(user) {
+            return Err(PasskeyError::OwnAccount);
+        }
+        let audit = self.audit.clone();
+        let event = AuditEvent::of_request("passkey.reset", Outcome::Success, meta)
+            .with_actor(admin.audit_name())
+            .with_target(user.to_string());
+        let removed = self
+            .accounts
+            .end_every_session_with(user, "passkeys_reset", move |tx, ended| {
+                let removed = passkeys::delete_all_for_user(tx, user)?.len();
                 audit.append(
                     tx,
-                    &AuditEvent::of_request("passkey.deleted", Outcome::Success, &meta)
-                        .with_actor(user.to_string())
-                        .with_target(id.to_string())
-                        .with_detail("name", row.name.as_str()),
+                    &event
+                        .with_detail("passkeys_removed", removed)
+                        .with_detail("sessions_ended", ended),
                 )?;
-                Ok(())
-            })
-            .await
-    }
-
-    /// Options for signing in with a passkey alone: no account named, so the
-    /// authenticator offers its discoverable credentials for this site; user
-    /// verification required.
-    pub fn start_sign_in(&self) -> Result<Started<RequestChallengeResponse>, PasskeyError> {
-        let (options, state) = self
-            .relying_party()?
-            .start_discoverable_authentication()
-            .map_err(unexpected)?;
-        let ceremony = self
-            .ceremonies
-            .start(Ceremony::SignIn { state })
-            .map_err(unexpected)?;
-        Ok(Started { ceremony, options })
-    }
-
-    /// Checks the authenticator's answer to sign-in ceremony `ceremony` and opens a
-    /// session for the passkey's account. Every failure answers
-    /// [`PasskeyError::SignInFailed`]; only the audit log and the log say which.
-    pub async fn finish_sign_in(
-        &self,
-        ceremony: &str,
-        credential: &PublicKeyCredential,
-        meta: &RequestMeta,
-    ) -> Result<TokenPair, PasskeyError> {
-        let relying_party = self.relying_party()?;
-        let Some(Ceremony::SignIn { state }) = self.ceremonies.take(ceremony) else {
-            return Err(PasskeyError::CeremonyInvalid);
-        };
-        // Whose passkey the answer says it is: the credential id, and the account id
-        // the authenticator stored with it (the user handle), which must agree.
-        let claimed = relying_party
-            .identify_discoverable_authentication(credential)
-            .ok()
-            .map(|(user, credential_id)| (user, URL_SAFE_NO_PAD.encode(credential_id)));
-        let Some((user_handle, credential_id)) = claimed else {
-            return Err(self
-                .sign_in_failed(meta, "no_user_handle", None, None)
-                .await);
-        };
-        let row = self
-            .db
-            .read(move |conn| {
-                Ok::<_, PasskeyError>(passkeys::find_by_credential_id(conn, &credential_id)?)
+                Ok(removed)
             })
             .await?;
-        let Some(row) = row.filter(|row| row.user_id.0 == user_handle) else {
-            return Err(self
-                .sign_in_failed(meta, "unknown_passkey", None, None)
-                .await);
-        };
-        let user = match self.accounts.read_user(row.user_id).await {
-            Ok(user) => user,
-            Err(AccountError::AccountGone) => {
-                return Err(self.sign_in_failed(meta, "account_gone", None, None).await);
-            }
-            Err(other) => return Err(other.into()),
-        };
-        if let Some(refusal) = self.accounts.sign_in_refusal(&user) {
-            let refused = Some((&user, false));
-            return Err(self
-                .sign_in_failed(meta, refusal, refused, Some(&row))
-                .await);
-        }
-        let passkey: Passkey = serde_json::from_str(&row.passkey).map_err(unexpected)?;
-        let checked =
-            relying_party.finish_discoverable_authentication_v2(credential, state, &passkey);
-        let result = match checked {
-            Ok(result) => result,
-            Err(error) => {
-                let reason = relying_party::refusal_reason(&error);
-                tracing::info!(%error, reason, passkey = %row.id, "a passkey sign-in was refused");
-                let counted = Some((&user, true));
-                return Err(self.sign_in_failed(meta, reason, counted, Some(&row)).await);
-            }
-        };
-        let updated = if result.needs_update() {
-            let mut passkey = passkey;
-            passkey.update_credential(&result);
-            Some(serde_json::to_string(&passkey).map_err(unexpected)?)
-        } else {
-            None
-        };
-        let signed_in = AuditEvent::of_request("passkey.sign_in", Outcome::Success, meta)
-            .with_actor(user.id.to_string())
-            .with_target(row.id.to_string())
-            .with_detail("name", row.name.as_str());
-        let (audit, passkey_id, now) = (self.audit.clone(), row.id, self.clock.now());
-        let opened = self
-            .accounts
-            .open_session(user.clone(), None, AuthMethod::Passkey, meta, move |tx| {
-                if !passkeys::record_use(tx, passkey_id, updated.as_deref(), now)? {
-                    return Err(AccountError::InvalidCredentials);
-                }
-                audit.append(tx, &signed_in)?;
-                Ok(())
-            })
-            .await;
-        match opened {
-            Ok(Some(pair)) => Ok(pair),
-            // The account changed (locked, disabled, softlocked) while this was checked.
-            Ok(None) => Err(self
-                .sign_in_failed(
-                    meta,
-                    "changed_during_login",
-                    Some((&user, false)),
-                    Some(&row),
-                )
-                .await),
-            // The passkey was deleted meanwhile.
-            Err(AccountError::InvalidCredentials) => Err(self
-                .sign_in_failed(meta, "passkey_deleted", Some((&user, false)), Some(&row))
-                .await),
-            Err(other) => Err(other.into()),
-        }
-    }
-
-    /// Records a failed passkey sign-in — `passkey.sign_in` (and
-    /// `passkey.clone_suspected` for a counter gone backwards) with `auth.login_failed`
-    /// — and returns the one answer every failure gets. `account` is the account the
-    /// passkey belongs to, when it is known, and whether the failure counts toward
-    /// its softlock.
-    async fn sign_in_failed(
-        &self,
-        meta: &RequestMeta,
-        reason: &'static str,
-        account: Option<(&User, bool)>,
-        passkey: Option<&PasskeyRow>,
-    ) -> PasskeyError {
-        let mut failed = AuditEvent::of_request("passkey.sign_in", Outcome::Failure, meta)
-            .with_detail("reason", reason);
-        if let Some((user, _)) = account {
-            failed = failed.with_actor(user.id.to_string());
-        }
-        if let Some(row) = passkey {
-            failed = failed.with_target(row.id.to_string());
-        }
-        let mut events = vec![failed];
-        if let (Some((user, _)), Some(row), "counter_regressed") = (account, passkey, reason) {
-            tracing::warn!(passkey = %row.id, "a passkey's signature counter went backwards: it may have been cloned");
-            events.push(
-                AuditEvent::of_request("passkey.clone_suspected", Outcome::Denied, meta)
-                    .with_actor(user.id.to_string())
-                    .with_target(row.id.to_string())
-                    .with_detail("name", row.name.as_str()),
-            );
-        }
-        let failing = account.map(|(user, _)| user.into());
-        let counts = account.is_some_and(|(_, counts)| counts);
-        let reason = format!("passkey_{reason}");
-        match self
-            .accounts
-            .record_failure_with(&reason, None, failing, counts, meta, events)
-            .await
-        {
-            Ok(()) => PasskeyError::SignInFailed,
-            Err(error) => error.into(),
-        }
+        Ok(removed)
     }
 }
 

@@ -12,11 +12,11 @@ use std::time::Duration;
 use moka::sync::Cache;
 use secrecy::SecretString;
 
-use super::{AccountError, AccountService, LoginOutcome, MfaChallenge, TokenPair};
+use super::{AccountError, AccountService, LoginOutcome, MfaChallenge, SignedInWith, TokenPair};
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::refresh;
 use crate::crypto::password::Verification;
-use crate::db::{refresh_tokens, sessions, users};
+use crate::db::{passkeys, refresh_tokens, sessions, users};
 use crate::model::{AuthMethod, Email, User, UserId, UserStatus};
 use crate::telemetry::metrics::{AccountMetrics, LoginResult};
 
@@ -250,7 +250,7 @@ impl AccountService {
                 .inspect_err(|_| undecided())?
                 .map(LoginOutcome::MfaRequired)
         } else {
-            self.open_session(user, upgraded_hash, AuthMethod::Password, meta, |_| Ok(()))
+            self.open_session(user, upgraded_hash, AuthMethod::Password.into(), meta)
                 .await
                 .inspect_err(|_| undecided())?
                 .map(LoginOutcome::Signed)
@@ -303,35 +303,35 @@ impl AccountService {
         counts: bool,
         meta: &RequestMeta,
     ) -> Result<(), AccountError> {
-        self.record_failure_with(reason, email, user, counts, meta, Vec::new())
+        self.record_failure_with(reason, email, user, counts, meta, |_| Ok(()))
             .await
     }
 
-    /// [`AccountService::record_failure`], with `also` — the events of the ceremony
-    /// that failed (a passkey's) — appended in the same transaction.
-    pub(in crate::accounts) async fn record_failure_with(
+    /// [`AccountService::record_failure`], with `also` — what the failed step
+    /// itself records (a passkey ceremony's events, a passkey put out of use) — run
+    /// in the same transaction; its result is returned.
+    pub(in crate::accounts) async fn record_failure_with<T: Send + 'static>(
         &self,
         reason: &str,
         email: Option<Email>,
         user: Option<Failing>,
         counts: bool,
         meta: &RequestMeta,
-        also: Vec<AuditEvent>,
-    ) -> Result<(), AccountError> {
-        let (failures, audit) = (self.failures(meta), self.audit.clone());
+        also: impl FnOnce(&rusqlite::Connection) -> Result<T, AccountError> + Send + 'static,
+    ) -> Result<T, AccountError> {
+        let failures = self.failures(meta);
         let reason = reason.to_owned();
         let id = user.map(|u| u.id);
         let recorded = self
             .db
             .write(move |tx| {
-                for event in &also {
-                    audit.append(tx, event)?;
-                }
-                failures.record(tx, &reason, email.as_ref(), id, counts)
+                let done = also(tx)?;
+                failures.record(tx, &reason, email.as_ref(), id, counts)?;
+                Ok(done)
             })
             .await;
         match (&recorded, user) {
-            (Ok(()), Some(user)) if counts => self.unrecorded.taken(user.id),
+            (Ok(_), Some(user)) if counts => self.unrecorded.taken(user.id),
             (Err(error), Some(user)) if counts => {
                 tracing::warn!(%error, "a failed sign-in could not be recorded; counted in memory");
                 self.unrecorded
@@ -368,20 +368,20 @@ impl AccountService {
         }
     }
 
-    /// Opens a session for `verified`, signed in to with `auth_method` — unless its
-    /// password hash or status changed since it was read (`None` then). Writes
-    /// `upgraded_hash`, and runs `also` (what the sign-in itself changes, such as a
-    /// passkey's counter), in the same transaction.
+    /// Opens a session for `verified`, signed in to as `signed_in` says — unless
+    /// its password hash or status changed since it was read (`None` then), or the
+    /// passkey it names is no longer in use (`InvalidCredentials`). Writes
+    /// `upgraded_hash` in the same transaction.
     pub(in crate::accounts) async fn open_session(
         &self,
         verified: User,
         upgraded_hash: Option<String>,
-        auth_method: AuthMethod,
+        signed_in: SignedInWith,
         meta: &RequestMeta,
-        also: impl FnOnce(&rusqlite::Connection) -> Result<(), AccountError> + Send + 'static,
     ) -> Result<Option<TokenPair>, AccountError> {
         let now = self.clock.now();
-        let (session, refresh_token) = self.new_session(verified.id, auth_method, meta, now)?;
+        let auth_method = signed_in.method;
+        let (session, refresh_token) = self.new_session(verified.id, signed_in, meta, now)?;
         let refresh_hash = refresh::hash(&refresh_token);
         let access =
             self.tokens
@@ -403,7 +403,13 @@ impl AccountService {
                 audit_event,
                 now,
                 move |tx| {
-                    also(tx)?;
+                    // A passkey deleted (or suspected) since it was checked opens
+                    // nothing: its deletion could not end a session not yet there.
+                    if let Some(passkey) = session.passkey_id
+                        && !passkeys::in_use(tx, passkey)?
+                    {
+                        return Err(AccountError::InvalidCredentials);
+                    }
                     sessions::insert(tx, &session)?;
                     refresh_tokens::insert(tx, &refresh_hash, session.id, now)?;
                     users::clear_failed_logins(tx, user)?;

@@ -10,13 +10,13 @@ use rusqlite::Connection;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::login::Failing;
-use super::{AccountError, AccountService, TokenPair};
+use super::{AccountError, AccountService, SignedInWith, TokenPair};
 use crate::audit::{AuditEvent, AuditLog, Outcome, RequestMeta};
 use crate::auth::Principal;
 use crate::auth::mfa::{
     TotpSecret, backup_code_hash, generate_backup_codes, normalize_backup_code, qr_svg_data_url,
 };
-use crate::auth::tokens::{LEEWAY_SECONDS, TokenType};
+use crate::auth::tokens::{Claims, LEEWAY_SECONDS, TokenType};
 use crate::crypto::password::Verification;
 use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
@@ -48,18 +48,45 @@ pub(super) enum CodeCheck {
     ChallengeSpent,
 }
 
-impl CodeCheck {
-    pub(super) fn accepted(&self) -> bool {
+/// An answer to an MFA challenge (a code, a passkey), checked inside the
+/// transaction that spends the challenge.
+pub(in crate::accounts) trait ChallengeAnswer: Send + 'static {
+    fn accepted(&self) -> bool;
+    /// Why a refused answer was refused, as `auth.login_failed` records it.
+    fn failure_reason(&self) -> &'static str;
+    /// Whether a refused answer counts toward the account's softlock.
+    fn counts(&self) -> bool;
+}
+
+/// What answering an MFA challenge came to.
+pub(in crate::accounts) enum Answered<A> {
+    /// The challenge was spent already: nothing was checked.
+    Spent,
+    /// The account may not sign in now (softlocked, not active, MFA off): nothing
+    /// was checked.
+    Refused(&'static str),
+    Checked(A),
+}
+
+impl ChallengeAnswer for CodeCheck {
+    fn accepted(&self) -> bool {
         matches!(self, CodeCheck::Totp | CodeCheck::BackupCode { .. })
     }
 
-    pub(super) fn failure_reason(&self) -> &'static str {
+    fn failure_reason(&self) -> &'static str {
         match self {
             CodeCheck::Replayed => "mfa_code_replayed",
             _ => "wrong_mfa_code",
         }
     }
 
+    /// A wrong or replayed code is a guess.
+    fn counts(&self) -> bool {
+        true
+    }
+}
+
+impl CodeCheck {
     /// What the check came to, as the metrics count it.
     pub(super) fn result(&self) -> CodeCheckResult {
         match self {
@@ -354,18 +381,56 @@ impl AccountService {
     }
 
     /// The second login step: an MFA challenge token and a code (TOTP or backup)
-    /// for a session. The challenge token is good for one success. The account's
-    /// state, the token's use and the code are checked, and a failure counted, in
-    /// one transaction, so concurrent attempts cannot slip past the softlock or
-    /// spend one challenge twice.
+    /// for a session. The challenge token is good for one success.
     pub async fn verify_mfa_login(
         &self,
         mfa_token: &str,
         code: &str,
         meta: &RequestMeta,
     ) -> Result<TokenPair, AccountError> {
-        let audit = self.audit.clone();
+        let (audit, mfa_box, code, meta_in_tx) = (
+            self.audit.clone(),
+            self.mfa_box.clone(),
+            code.to_owned(),
+            meta.clone(),
+        );
         let now = self.clock.now();
+        let answered = self
+            .answer_mfa_challenge(mfa_token, meta, move |tx, user| {
+                let check = check_code(tx, &mfa_box, user, &code, now)?;
+                audit_code_check(&audit, tx, &check, user, &meta_in_tx, "login")?;
+                Ok(check)
+            })
+            .await;
+        let checked = answered.map(|(user, answer)| match answer {
+            Answered::Checked(check) => (user, check),
+            Answered::Spent => (user, CodeCheck::ChallengeSpent),
+            Answered::Refused(reason) => (user, CodeCheck::Refused(reason)),
+        });
+        self.count_code_check(checked.as_ref().map(|(_, check)| check));
+        let (user, check) = checked?;
+        match check {
+            CodeCheck::ChallengeSpent => Err(AccountError::InvalidMfaToken),
+            CodeCheck::Totp | CodeCheck::BackupCode { .. } => {
+                self.open_after_challenge(user, AuthMethod::PasswordTotp.into(), meta)
+                    .await
+            }
+            _ => Err(AccountError::InvalidMfaCode),
+        }
+    }
+
+    /// Whose MFA challenge token this is, and its id, while it is good: signed,
+    /// of type `mfa`, unexpired, and not cut off since (a password change,
+    /// logout-all). Whether it was spent is for the step that spends it to check.
+    pub(in crate::accounts) async fn mfa_challenge(
+        &self,
+        mfa_token: &str,
+    ) -> Result<(UserId, uuid::Uuid), AccountError> {
+        let claims = self.challenge_claims(mfa_token, self.clock.now()).await?;
+        Ok((claims.sub, claims.jti))
+    }
+
+    async fn challenge_claims(&self, mfa_token: &str, now: i64) -> Result<Claims, AccountError> {
         let claims = self
             .tokens
             .verify(mfa_token, TokenType::Mfa, now)
@@ -379,50 +444,76 @@ impl AccountService {
         {
             return Err(AccountError::InvalidMfaToken);
         }
-        let (user_id, jti, sid) = (claims.sub, claims.jti, claims.sid);
+        Ok(claims)
+    }
+
+    /// Answers an MFA challenge with a second factor that `check` checks. The
+    /// account's state, the challenge's use and the answer are checked, and a
+    /// failure counted toward the softlock, in one transaction, so concurrent
+    /// attempts cannot slip past the softlock or spend one challenge twice; an
+    /// accepted answer spends the challenge there too. Returns whose challenge it
+    /// was and what the answer came to; the session is the caller's to open
+    /// ([`AccountService::open_after_challenge`]).
+    pub(in crate::accounts) async fn answer_mfa_challenge<A: ChallengeAnswer>(
+        &self,
+        mfa_token: &str,
+        meta: &RequestMeta,
+        check: impl FnOnce(&Connection, UserId) -> Result<A, AccountError> + Send + 'static,
+    ) -> Result<(UserId, Answered<A>), AccountError> {
+        let now = self.clock.now();
+        let claims = self.challenge_claims(mfa_token, now).await?;
+        let (user_id, jti, sid, issued_at) = (claims.sub, claims.jti, claims.sid, claims.iat);
         let token_until = claims.exp + LEEWAY_SECONDS;
-        let (mfa_box, code, meta_in_tx) = (self.mfa_box.clone(), code.to_owned(), meta.clone());
         let failures = self.failures(meta);
         let revocation_cache = self.revocations.clone();
-        let check = self
+        let answered = self
             .db
             .write_then(
                 move |tx| {
                     let (jti_text, sid_text) = (jti.to_string(), sid.to_string());
                     if revocations::is_revoked(tx, &jti_text, &sid_text, now)? {
-                        return Ok::<_, AccountError>(CodeCheck::ChallengeSpent);
+                        return Ok::<_, AccountError>(Answered::Spent);
+                    }
+                    // A cut-off (logout-all, a password change) that landed since
+                    // the challenge was checked above ends it too.
+                    if users::find(tx, user_id)?.is_some_and(|u| u.tokens_valid_after > issued_at) {
+                        return Ok(Answered::Spent);
                     }
                     if let Some(reason) = refusal(tx, user_id, now)? {
                         failures.record(tx, reason, None, Some(user_id), false)?;
-                        return Ok(CodeCheck::Refused(reason));
+                        return Ok(Answered::Refused(reason));
                     }
-                    let check = check_code(tx, &mfa_box, user_id, &code, now)?;
-                    audit_code_check(&audit, tx, &check, user_id, &meta_in_tx, "login")?;
-                    if check.accepted() {
+                    let answer = check(tx, user_id)?;
+                    if answer.accepted() {
                         revocations::insert(tx, RevocationKind::Token, &jti_text, token_until)?;
                     } else {
-                        failures.record(tx, check.failure_reason(), None, Some(user_id), true)?;
+                        let (reason, counts) = (answer.failure_reason(), answer.counts());
+                        failures.record(tx, reason, None, Some(user_id), counts)?;
                     }
-                    Ok(check)
+                    Ok(Answered::Checked(answer))
                 },
-                move |check| {
-                    if check.accepted() {
+                move |answered| {
+                    if let Answered::Checked(answer) = answered
+                        && answer.accepted()
+                    {
                         revocation_cache.remember_token(jti, token_until);
                     }
                 },
             )
-            .await;
-        self.count_code_check(check.as_ref());
-        match check? {
-            CodeCheck::ChallengeSpent => return Err(AccountError::InvalidMfaToken),
-            CodeCheck::Totp | CodeCheck::BackupCode { .. } => {}
-            _ => return Err(AccountError::InvalidMfaCode),
-        }
-        // Read fresh: the session opens only if the account is still as checked.
-        let user = self.read_user(user_id).await?;
-        let opened = self
-            .open_session(user, None, AuthMethod::PasswordTotp, meta, |_| Ok(()))
             .await?;
+        Ok((user_id, answered))
+    }
+
+    /// Opens the session a second factor just earned, for the account read fresh:
+    /// only if it is still as checked.
+    pub(in crate::accounts) async fn open_after_challenge(
+        &self,
+        user_id: UserId,
+        signed_in: SignedInWith,
+        meta: &RequestMeta,
+    ) -> Result<TokenPair, AccountError> {
+        let user = self.read_user(user_id).await?;
+        let opened = self.open_session(user, None, signed_in, meta).await?;
         match opened {
             Some(pair) => Ok(pair),
             None => Err(self

@@ -22,8 +22,10 @@ pub use crate::db::sessions::SessionRow;
 pub use crate::db::users::{UserCursor, UserOrder};
 pub use admin::{UserDetail, UserQuery};
 pub use mfa::MfaSetup;
+pub(in crate::accounts) use mfa::{Answered, ChallengeAnswer};
 pub use password::Caller;
 pub use reauth::{Proof, REAUTHENTICATION_SECONDS};
+pub(in crate::accounts) use session_ends::PasskeySessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +70,35 @@ impl TokenPair {
             refresh_token,
             session_id: session.id,
             session_expires_at: session.expires_at,
+        }
+    }
+}
+
+/// How a new session was signed in to: the method, and the passkey when one was
+/// used (the session ends with that passkey).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedInWith {
+    pub method: AuthMethod,
+    pub passkey: Option<Uuid>,
+}
+
+impl From<AuthMethod> for SignedInWith {
+    /// A sign-in without a passkey.
+    fn from(method: AuthMethod) -> Self {
+        Self {
+            method,
+            passkey: None,
+        }
+    }
+}
+
+impl SignedInWith {
+    /// A sign-in with passkey `id`, alone or after the password: `passkey` either
+    /// way, since a passkey always verifies its user too.
+    pub fn passkey(id: Uuid) -> Self {
+        Self {
+            method: AuthMethod::Passkey,
+            passkey: Some(id),
         }
     }
 }
@@ -122,6 +153,9 @@ pub enum AccountError {
     ReauthenticationRequired,
     #[error("session not found")]
     SessionNotFound,
+    /// The caller's own session ended while its request was under way.
+    #[error("session ended")]
+    SessionEnded,
     #[error("account no longer exists")]
     AccountGone,
     #[error("no such user")]
@@ -260,12 +294,12 @@ impl AccountService {
             .ok_or(AccountError::AccountGone)
     }
 
-    /// A new session row, signed in to with `auth_method`, and its first refresh
+    /// A new session row, signed in to as `signed_in` says, and its first refresh
     /// token, not yet stored.
     fn new_session(
         &self,
         user: UserId,
-        auth_method: AuthMethod,
+        signed_in: SignedInWith,
         meta: &RequestMeta,
         now: i64,
     ) -> Result<(SessionRow, SecretString), AccountError> {
@@ -281,7 +315,8 @@ impl AccountService {
             last_used_at: now,
             expires_at: now + self.session_ttl_seconds,
             ended_at: None,
-            auth_method,
+            auth_method: signed_in.method,
+            passkey_id: signed_in.passkey,
         };
         Ok((session, refresh_token))
     }

@@ -12,7 +12,7 @@ use crate::auth::refresh as refresh_token;
 use crate::auth::tokens::LEEWAY_SECONDS;
 use crate::crypto::password::Verification;
 use crate::db::revocations::{self, RevocationKind};
-use crate::db::{refresh_tokens, sessions, users};
+use crate::db::{passkeys, refresh_tokens, sessions, users};
 use crate::model::{AuthMethod, UserId};
 use crate::validation::FieldError;
 
@@ -22,6 +22,9 @@ use crate::validation::FieldError;
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub token: Option<(uuid::Uuid, i64)>,
+    /// The caller's account session: the new session keeps the passkey that
+    /// signed it in, so deleting that passkey still ends it.
+    pub session: uuid::Uuid,
     pub proved: AuthMethod,
 }
 
@@ -40,6 +43,7 @@ impl AccountService {
         let token = (principal.token_id, principal.expires_at + LEEWAY_SECONDS);
         let caller = Caller {
             token: Some(token),
+            session: principal.session_id,
             proved: principal.auth_method,
         };
         self.change_password_of(principal.user_id, caller, current, new, meta)
@@ -96,7 +100,8 @@ impl AccountService {
         // proved again adds nothing a code or a passkey proved.
         let auth_method = caller.proved;
         let caller_token = caller.token;
-        let (session, refresh_token) = self.new_session(user.id, auth_method, meta, now)?;
+        let (mut session, refresh_token) =
+            self.new_session(user.id, auth_method.into(), meta, now)?;
         let refresh_hash = refresh_token::hash(&refresh_token);
         let access = self
             .tokens
@@ -117,6 +122,20 @@ impl AccountService {
                     if !users::replace_password_hash(tx, user_id, &verified_hash, &new_hash, now)? {
                         return Ok::<_, AccountError>(None);
                     }
+                    // The caller's session must still be live, and the passkey that
+                    // signed it in still in use: one ended meanwhile (its passkey
+                    // deleted, say) hands on nothing.
+                    let Some(caller_session) =
+                        sessions::find(tx, caller.session)?.filter(|s| s.is_live(now))
+                    else {
+                        return Err(AccountError::SessionEnded);
+                    };
+                    if let Some(passkey) = caller_session.passkey_id
+                        && !passkeys::in_use(tx, passkey)?
+                    {
+                        return Err(AccountError::SessionEnded);
+                    }
+                    session.passkey_id = caller_session.passkey_id;
                     let ended = end_all_sessions(tx, user_id, now, until, "password_changed")?;
                     if let Some((jti, until)) = caller_token {
                         revocations::insert(tx, RevocationKind::Token, &jti.to_string(), until)?;

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::login::Failing;
-use super::mfa::{CodeCheck, audit_code_check, check_code, wrong_code_field};
+use super::mfa::{ChallengeAnswer, CodeCheck, audit_code_check, check_code, wrong_code_field};
 use super::{AccountError, AccountService};
 use crate::audit::{AuditEvent, Outcome, RequestMeta};
 use crate::auth::Principal;

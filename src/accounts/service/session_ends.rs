@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{AccountError, AccountService, SessionInfo, end_all_sessions};
 use crate::audit::{AdminActor, AuditEvent, Outcome, RequestMeta};
 use crate::auth::Principal;
+use crate::auth::revocation::RevocationStore;
 use crate::auth::tokens::LEEWAY_SECONDS;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::{sessions, users};
@@ -83,8 +84,25 @@ impl AccountService {
         reason: &'static str,
     ) -> Result<usize, AccountError> {
         let audit = self.audit.clone();
+        self.end_every_session_with(user, reason, move |tx, ended| {
+            audit.append(tx, &audit_event.with_detail("sessions_ended", ended))?;
+            Ok(ended)
+        })
+        .await
+    }
+
+    /// [`AccountService::end_every_session`] with `change` — which is told how
+    /// many sessions ended, and records its own audit event — in the same
+    /// transaction.
+    pub(in crate::accounts) async fn end_every_session_with<T: Send + 'static>(
+        &self,
+        user: UserId,
+        reason: &'static str,
+        change: impl FnOnce(&rusqlite::Connection, usize) -> Result<T, AccountError> + Send + 'static,
+    ) -> Result<T, AccountError> {
         let now = self.clock.now();
         let until = self.revocations.session_revocation_until(now);
+        let after = self.after_sessions_ended(user, now, until);
         let ended = self
             .db
             .write_then(
@@ -93,14 +111,14 @@ impl AccountService {
                         return Err(AccountError::UserNotFound);
                     }
                     let ended = end_all_sessions(tx, user, now, until, reason)?;
-                    audit.append(tx, &audit_event.with_detail("sessions_ended", ended.len()))?;
-                    Ok::<_, AccountError>(ended)
+                    let done = change(tx, ended.len())?;
+                    Ok::<_, AccountError>((ended, done))
                 },
-                self.after_sessions_ended(user, now, until),
+                move |(ended, _)| after(ended),
             )
             .await;
         match ended {
-            Ok(ended) => Ok(ended.len()),
+            Ok((_, done)) => Ok(done),
             Err(AccountError::UserNotFound) => Err(AccountError::UserNotFound),
             Err(error) => {
                 // Every token issued until now (this second included) is refused
@@ -223,6 +241,58 @@ impl AccountService {
             Ok(())
         } else {
             Err(AccountError::SessionNotFound)
+        }
+    }
+}
+
+/// Ends what passkeys signed in, inside the caller's transaction (deleting a
+/// passkey, suspecting a copy of one), and refuses the sessions in memory once that
+/// commits.
+#[derive(Clone)]
+pub(in crate::accounts) struct PasskeySessions {
+    revocations: RevocationStore,
+    now: i64,
+    until: i64,
+}
+
+impl PasskeySessions {
+    /// Ends every live session `passkey` signed in; returns them.
+    pub(in crate::accounts) fn end(
+        &self,
+        tx: &rusqlite::Connection,
+        passkey: Uuid,
+        reason: &str,
+    ) -> Result<Vec<Uuid>, AccountError> {
+        let mut ended = Vec::new();
+        for session in sessions::live_for_passkey(tx, passkey, self.now)? {
+            sessions::end(tx, session.id, self.now, reason)?;
+            revocations::insert(
+                tx,
+                RevocationKind::Session,
+                &session.id.to_string(),
+                self.until,
+            )?;
+            ended.push(session.id);
+        }
+        Ok(ended)
+    }
+
+    /// After the commit: the ended sessions are refused in memory too.
+    pub(in crate::accounts) fn remember(&self, ended: &[Uuid]) {
+        for sid in ended {
+            self.revocations.remember_session(*sid, self.until);
+        }
+    }
+}
+
+impl AccountService {
+    /// What ends passkeys' sessions in a transaction starting now.
+    pub(in crate::accounts) fn passkey_sessions(&self) -> PasskeySessions {
+        let now = self.clock.now();
+        PasskeySessions {
+            revocations: self.revocations.clone(),
+            now,
+            until: self.revocations.session_revocation_until(now),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! the password (every session ends; this browser gets a new one), and the
 //! account's own sessions, each with its own revoke, and its passkeys (listed,
 //! renamed, deleted after the password again; added through `static/passkeys.js`
-//! and `admin::passkeys`, the one script this page runs). Self-service, as on the API:
+//! and `admin::passkeys`, the one script this page runs — all as `routes::ceremony`
+//! manages an account page's passkeys, the portal's `/gate/` alike). Self-service, as on the API:
 //! no administrator action is asked about, only the session's own account is
 //! touched, and the account service audits every change.
 
@@ -14,18 +15,19 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::login::cookie;
+use super::passkeys::account_post;
 use super::{SessionView, messages_for};
 use crate::accounts::AccountError;
 use crate::accounts::browser_sessions::SignInError;
-use crate::accounts::passkeys::PasskeyError;
 use crate::accounts::service::Proof;
 use crate::admin::SESSION_ABSOLUTE_SECONDS;
 use crate::clock::rfc3339;
 use crate::http::admin_page::{
-    AdminForm, AdminPage, COOKIE, Chrome, Confirmation, PageError, allow_own_scripts,
-    redirect_with, redirect_with_error,
+    AdminForm, AdminPage, COOKIE, Chrome, PageError, allow_own_scripts, redirect_with,
+    redirect_with_error,
 };
 use crate::http::problem::ApiError;
+use crate::routes::ceremony::{self, PasskeyLine};
 
 /// The account page's CSP: the admin pages' own, plus the QR code's `data:` image
 /// (and this server's own script when passkeys are on).
@@ -60,14 +62,6 @@ struct AccountPage {
     errors: Vec<(String, String)>,
 }
 
-/// One passkey as the page lists it.
-pub struct PasskeyLine {
-    id: Uuid,
-    name: String,
-    created: String,
-    last_used: String,
-}
-
 impl AccountPage {
     fn errors_for(&self, field: &str) -> Vec<String> {
         messages_for(&self.errors, field)
@@ -93,27 +87,7 @@ async fn render(
     } else {
         MfaStep::Off
     });
-    let passkeys = if page.state.passkeys.enabled() {
-        let listed = page
-            .state
-            .passkeys
-            .list(&page.session.principal())
-            .await
-            .map_err(ApiError::from)?;
-        Some(
-            listed
-                .into_iter()
-                .map(|p| PasskeyLine {
-                    id: p.id,
-                    name: p.name,
-                    created: rfc3339(p.created_at),
-                    last_used: p.last_used_at.map(rfc3339).unwrap_or_default(),
-                })
-                .collect(),
-        )
-    } else {
-        None
-    };
+    let passkeys = ceremony::passkey_lines(&page.state, &page.session).await?;
     let refused = !errors.is_empty();
     let scripted = passkeys.is_some();
     let mut response = page.render(&AccountPage {
@@ -284,100 +258,12 @@ pub async fn action(req: HttpRequest, post: AdminForm) -> Result<HttpResponse, P
                 Err(other) => Err(ApiError::from(other).into()),
             }
         }
-        "passkey_rename" => {
-            let id = passkey_of(&post)?;
-            let principal = post.session.principal();
-            match post
-                .state
-                .passkeys
-                .rename(&principal, id, &post.form.text("name"), meta)
-                .await
-            {
-                Ok(renamed) => Ok(redirect_with(
-                    "/admin/account#passkeys",
-                    &format!("Renamed the passkey to “{}”.", renamed.name),
-                )),
-                Err(PasskeyError::Validation(_)) => Ok(redirect_with_error(
-                    "/admin/account#passkeys",
-                    "A passkey's name must be 1 to 64 characters.",
-                )),
-                Err(other) => Err(ApiError::from(other).into()),
-            }
-        }
+        "passkey_rename" => account_post(&post).rename().await,
         "passkey_delete" => {
-            let id = passkey_of(&post)?;
-            let principal = post.session.principal();
-            let name = post
-                .state
-                .passkeys
-                .list(&principal)
+            account_post(&post)
+                .delete(|question| post.ask_reauthenticating("account", question))
                 .await
-                .map_err(ApiError::from)?
-                .into_iter()
-                .find(|p| p.id == id)
-                .map(|p| p.name)
-                .ok_or_else(PageError::not_found)?;
-            if !post.confirmed() {
-                return post.ask_reauthenticating(
-                    "account",
-                    Confirmation {
-                        question: format!("Delete the passkey “{name}”?"),
-                        consequence: "It can no longer sign in to this account. Sessions it opened stay signed in. Enter your password to confirm.".to_owned(),
-                        button: format!("Delete “{name}”"),
-                        cancel: "/admin/account#passkeys".to_owned(),
-                    },
-                );
-            }
-            let secret = |field| {
-                post.form
-                    .get(field)
-                    .filter(|v| !v.is_empty())
-                    .map(|v| SecretString::from(v.to_owned()))
-            };
-            let proof = Proof {
-                password: Some(
-                    secret("password").unwrap_or_else(|| SecretString::from(String::new())),
-                ),
-                code: secret("code"),
-            };
-            match accounts
-                .reauthenticate_session(user, post.session.session_id, proof, meta)
-                .await
-            {
-                Ok(()) => {}
-                Err(AccountError::Validation(_) | AccountError::ReauthenticationRequired) => {
-                    return Ok(redirect_with_error(
-                        "/admin/account#passkeys",
-                        &format!(
-                            "The passkey “{name}” was not deleted: the password or code was wrong."
-                        ),
-                    ));
-                }
-                Err(AccountError::TemporarilyLocked) => {
-                    return Ok(redirect_with_error(
-                        "/admin/account#passkeys",
-                        "Too many wrong attempts; try again in a few minutes.",
-                    ));
-                }
-                Err(other) => return Err(ApiError::from(other).into()),
-            }
-            match post.state.passkeys.delete(&principal, id, meta).await {
-                Ok(()) => Ok(redirect_with(
-                    "/admin/account#passkeys",
-                    &format!("Deleted the passkey “{name}”."),
-                )),
-                Err(PasskeyError::NotFound) => Ok(redirect_with_error(
-                    "/admin/account#passkeys",
-                    "That passkey had already been deleted.",
-                )),
-                Err(other) => Err(ApiError::from(other).into()),
-            }
         }
         _ => Err(PageError::not_found()),
     }
-}
-
-/// The passkey a form names: one of the account's own, or 404.
-fn passkey_of(post: &AdminForm) -> Result<Uuid, PageError> {
-    Uuid::parse_str(&post.form.text("passkey")).map_err(|_| PageError::not_found())
 }

@@ -1,6 +1,7 @@
-//! `/admin/login`: e-mail and password, then a TOTP code for an administrator with
-//! MFA. The login rate limits and the softlock apply as on the API; only active
-//! administrators get in, and with `ADMIN_REQUIRE_MFA` only those with MFA.
+//! `/admin/login`: e-mail and password, then a TOTP code (or one of the account's
+//! passkeys instead) for an administrator with MFA. The login rate limits and the
+//! softlock apply as on the API; only active administrators get in, and with
+//! `ADMIN_REQUIRE_MFA` only those with MFA.
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header;
@@ -22,10 +23,11 @@ use crate::http::problem::ApiError;
 use crate::http::rate_limit::{enforce, enforce_code_limits};
 use crate::limits::{Decision, LimitKey, RouteClass};
 use crate::model::Email;
+use crate::routes::ceremony;
 use crate::state::AppState;
 
 /// The cookie of a sign-in waiting for its code.
-const PENDING_COOKIE: &str = "portcullis_admin_mfa";
+pub(super) const PENDING_COOKIE: &str = "portcullis_admin_mfa";
 /// The cookie of a sign-in waiting for an MFA enrolment.
 const ENROL_COOKIE: &str = "portcullis_admin_enrol";
 
@@ -45,8 +47,11 @@ struct LoginPage {
 /// Where a sign-in is.
 enum Step {
     Password,
-    /// The password was right; a code is owed.
-    Code,
+    /// The password was right; a code is owed (or, when `passkey`, one of the
+    /// account's passkeys instead).
+    Code {
+        passkey: bool,
+    },
     /// An administrator without the MFA admin sessions require: set it up now.
     Enrol {
         qr_code: String,
@@ -69,7 +74,8 @@ fn page(
     next: &str,
 ) -> Result<HttpResponse, PageError> {
     let shows_qr = matches!(step, Step::Enrol { .. });
-    let passkeys = state.passkeys.enabled() && matches!(step, Step::Password);
+    let passkeys = state.passkeys.enabled() && matches!(step, Step::Password)
+        || matches!(step, Step::Code { passkey: true });
     let mut response = render(&LoginPage {
         error: error.map(str::to_owned),
         email: email.to_owned(),
@@ -203,10 +209,17 @@ pub async fn code_form(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    if req.cookie(PENDING_COOKIE).is_none() {
+    let Some(pending) = req.cookie(PENDING_COOKIE) else {
         return Ok(see_other("/admin/login").finish());
-    }
-    page(&state, None, "", Step::Code, &next_of(&req))
+    };
+    let step = code_step(&state, pending.value()).await?;
+    page(&state, None, "", step, &next_of(&req))
+}
+
+/// The code step of the sign-in `pending` names.
+async fn code_step(state: &AppState, pending: &str) -> Result<Step, PageError> {
+    let passkey = ceremony::code_step_offers_passkey(&state.admin_sessions, pending).await?;
+    Ok(Step::Code { passkey })
 }
 
 fn too_many(
@@ -248,8 +261,9 @@ pub async fn code_submit(
     };
     let account = state.admin_sessions.pending_user(pending.value());
     if let Err(ApiError::RateLimited(decision)) = enforce_code_limits(&req, ip.0, account) {
-        return too_many(&state, &decision, Step::Code, &next);
+        return too_many(&state, &decision, Step::Code { passkey: false }, &next);
     }
+    let step = code_step(&state, pending.value()).await?;
     end_previous(&req, &state.admin_sessions, COOKIE, &meta).await?;
     match state
         .admin_sessions
@@ -260,7 +274,7 @@ pub async fn code_submit(
             .cookie(cookie(&req, COOKIE, &value, SESSION_ABSOLUTE_SECONDS))
             .cookie(removal(PENDING_COOKIE))
             .finish()),
-        Err(error) => page(&state, Some(refusal(error)?), "", Step::Code, &next),
+        Err(error) => page(&state, Some(refusal(error)?), "", step, &next),
     }
 }
 

@@ -88,6 +88,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             passkeys::sign_in_finish,
         ))
         .service(post(
+            "/admin/login/code/passkey/start",
+            passkeys::code_start,
+        ))
+        .service(post(
+            "/admin/login/code/passkey/finish",
+            passkeys::code_finish,
+        ))
+        .service(post(
             "/admin/account/passkeys/start",
             passkeys::register_start,
         ))

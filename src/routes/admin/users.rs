@@ -1,5 +1,6 @@
-//! `/admin/users`: search, detail, lock and unlock, revoke sessions, reset MFA, role
-//! and attributes. Each action is decided by the engine and audited.
+//! `/admin/users`: search, detail, lock and unlock, revoke sessions, reset MFA,
+//! remove passkeys, role and attributes. Each action is decided by the engine and
+//! audited.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -8,13 +9,16 @@ use uuid::Uuid;
 
 use super::{SessionView, messages_for};
 use crate::accounts::AccountError;
+use crate::accounts::passkeys::PasskeyError;
 use crate::accounts::service::{UserCursor, UserDetail, UserOrder, UserQuery};
 use crate::admin::AdminAction;
 use crate::clock::rfc3339;
 use crate::http::admin_page::{
     AdminForm, AdminPage, Chrome, Confirmation, PageError, redirect_with, redirect_with_error,
 };
+use crate::http::problem::ApiError;
 use crate::model::{Role, User, UserId, UserStatus};
+use crate::routes::ceremony::PasskeyLine;
 
 pub struct UserRow {
     pub id: String,
@@ -231,9 +235,22 @@ struct DetailPage {
     /// Until when sign-ins are refused (the softlock), if they are.
     softlocked_until: Option<String>,
     sessions: Vec<SessionView>,
+    /// The account's passkeys, oldest first (listed only when there are some).
+    passkeys: Vec<PasskeyLine>,
     /// (op, label, dangerous)
     actions: Vec<(&'static str, &'static str, bool)>,
     errors: Vec<String>,
+}
+
+/// The account's passkeys, as its page lists them.
+async fn passkey_views(page: &AdminPage, id: UserId) -> Result<Vec<PasskeyLine>, PageError> {
+    let passkeys = page
+        .state
+        .passkeys
+        .of_user(id)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(passkeys.into_iter().map(PasskeyLine::from).collect())
 }
 
 fn user_id(text: &str) -> Result<UserId, PageError> {
@@ -246,6 +263,7 @@ fn user_id(text: &str) -> Result<UserId, PageError> {
 fn detail_page(
     page: &AdminPage,
     detail: &UserDetail,
+    passkeys: Vec<PasskeyLine>,
     errors: Vec<String>,
     typed: Option<String>,
 ) -> Result<HttpResponse, PageError> {
@@ -259,6 +277,9 @@ fn detail_page(
     actions.push(("revoke_sessions", "End every session", true));
     if user.mfa_enabled {
         actions.push(("reset_mfa", "Reset MFA", true));
+    }
+    if !passkeys.is_empty() {
+        actions.push(("reset_passkeys", "Remove passkeys", true));
     }
     if user.status != UserStatus::Disabled {
         actions.push(("disable", "Disable account", true));
@@ -283,6 +304,7 @@ fn detail_page(
             .iter()
             .map(|s| SessionView::of(s, false))
             .collect(),
+        passkeys,
         actions,
         errors: errors.clone(),
     })?;
@@ -297,7 +319,8 @@ pub async fn detail(page: AdminPage, path: web::Path<String>) -> Result<HttpResp
     page.authorize(AdminAction::UserView, Some(id.to_string()))
         .await?;
     let detail = page.state.accounts.user_detail(id).await?;
-    detail_page(&page, &detail, Vec::new(), None)
+    let passkeys = passkey_views(&page, id).await?;
+    detail_page(&page, &detail, passkeys, Vec::new(), None)
 }
 
 /// The page again with `errors`, after a change that was not made, keeping what
@@ -308,8 +331,9 @@ async fn refused(
     errors: Vec<String>,
 ) -> Result<HttpResponse, PageError> {
     let detail = post.state.accounts.user_detail(id).await?;
+    let passkeys = passkey_views(post, id).await?;
     let typed = post.form.get("attributes").map(str::to_owned);
-    detail_page(post, &detail, errors, typed)
+    detail_page(post, &detail, passkeys, errors, typed)
 }
 
 /// Why a change to an administrator was not made.
@@ -333,6 +357,11 @@ fn confirmation(action: AdminAction, user: &User, role: Option<Role>) -> Option<
             format!("Reset MFA for {email}?"),
             "The authenticator and backup codes are removed and the account's sessions end; it signs in with its password alone until it enrols again.".to_owned(),
             format!("Reset MFA for {email}"),
+        ),
+        AdminAction::UserResetPasskeys => (
+            format!("Remove every passkey of {email}?"),
+            "The account's passkeys are removed now, and every session of the account ends (one that planted a passkey could plant another); it signs in with its password until it registers a passkey again.".to_owned(),
+            format!("Remove the passkeys of {email}"),
         ),
         AdminAction::UserDisable => (
             format!("Disable {email}?"),
@@ -371,6 +400,7 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
         "unlock" => AdminAction::UserUnlock,
         "revoke_sessions" => AdminAction::UserRevokeSessions,
         "reset_mfa" => AdminAction::UserResetMfa,
+        "reset_passkeys" => AdminAction::UserResetPasskeys,
         "update" => AdminAction::UserUpdate,
         "end_session" => AdminAction::UserRevokeSessions,
         "disable" => AdminAction::UserDisable,
@@ -407,6 +437,19 @@ pub async fn action(post: AdminForm, path: web::Path<String>) -> Result<HttpResp
         && let Some(ask) = confirmation(action, &user, role)
     {
         return post.ask("users", ask);
+    }
+    if action == AdminAction::UserResetPasskeys {
+        return match post.state.passkeys.reset(&admin, id, meta).await {
+            Ok(removed) => Ok(redirect_with(
+                &back,
+                &format!("Removed {removed} passkey(s) of {email}; every session of it ended."),
+            )),
+            Err(PasskeyError::OwnAccount) => Ok(redirect_with_error(
+                &back,
+                "Your own passkeys are deleted one by one on your account page, with your password.",
+            )),
+            Err(other) => Err(ApiError::from(other).into()),
+        };
     }
     // An administrator taken away must not be the last who could mend the policies.
     // (One's own account is refused by the account service, with its own reason.)

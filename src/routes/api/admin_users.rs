@@ -1,10 +1,12 @@
-//! `/api/v1/admin/users/*`: account administration: lock, unlock, MFA reset. Each
-//! asks the engine (resource type `admin`, actions `user.*`) as the admin pages do.
+//! `/api/v1/admin/users/*`: account administration: lock, unlock, MFA reset, the
+//! account's passkeys (listed, all removed). Each asks the engine (resource type
+//! `admin`, actions `user.*`) as the admin pages do.
 
 use actix_web::{HttpResponse, web};
 use uuid::Uuid;
 
 use super::auth::UserResponse;
+use super::passkeys::PasskeyResponse;
 use crate::admin::AdminAction;
 use crate::audit::RequestMeta;
 use crate::http::principal::AdminCaller;
@@ -111,4 +113,74 @@ pub async fn reset_mfa(
         .await?;
     let removed = state.accounts.reset_mfa(&actor, id, &meta).await?;
     Ok(HttpResponse::Ok().json(MfaResetResponse { removed }))
+}
+
+/// A user's passkeys, oldest first, as the user sees them in
+/// `GET /api/v1/auth/passkeys` (a part of viewing the user).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{id}/passkeys",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user's passkeys", body = [PasskeyResponse]),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn passkeys(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(path)?;
+    admin
+        .authorize(AdminAction::UserView, Some(id.to_string()))
+        .await?;
+    // An account without passkeys and no account at all must not look alike.
+    state.accounts.find_user(id).await?;
+    let passkeys: Vec<PasskeyResponse> = state
+        .passkeys
+        .of_user(id)
+        .await?
+        .into_iter()
+        .map(PasskeyResponse::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(passkeys))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PasskeysResetResponse {
+    /// How many passkeys the account had, all removed.
+    pub removed: usize,
+}
+
+/// Remove every passkey of a user (a lost device, or a passkey someone planted
+/// with a stolen session), ending every session of the account.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{id}/passkeys",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Removed (idempotent: 0 when there were none)", body = PasskeysResetResponse),
+        (status = 403, description = "The caller is not an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller's own account: its passkeys are deleted one by one, with the password (`DELETE /api/v1/auth/passkeys/{id}`)", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn reset_passkeys(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = user_id(path)?;
+    let actor = admin
+        .authorize(AdminAction::UserResetPasskeys, Some(id.to_string()))
+        .await?;
+    let removed = state.passkeys.reset(&actor, id, &meta).await?;
+    Ok(HttpResponse::Ok().json(PasskeysResetResponse { removed }))
 }

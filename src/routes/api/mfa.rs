@@ -199,20 +199,30 @@ pub async fn verify_login(
     meta: RequestMeta,
     body: Json<MfaVerifyLoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    // Its own budget, apart from the password step's: a sign-in spends one of each.
-    enforce(&req, RouteClass::MfaIp, &LimitKey::ip(ip.0))?;
     let body = body.into_inner();
     let token = body.mfa_token.expose_secret();
-    // The per-account limit needs the account: the token names it. The service
-    // checks the token again (from the verified-token cache) with revocation.
-    let claims = state
-        .tokens
-        .verify(token, TokenType::Mfa, state.clock.now())
-        .map_err(|_| ApiError::Unauthorized("Invalid token"))?;
-    enforce(&req, RouteClass::MfaAccount, &LimitKey::User(claims.sub))?;
+    enforce_second_step_limits(&req, ip, &state, token)?;
     let pair = state
         .accounts
         .verify_mfa_login(token, body.code.expose_secret(), &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
+}
+
+/// The limits on answering an MFA challenge (with a code or a passkey): per
+/// address — its own budget, apart from the password step's, so a sign-in spends
+/// one of each — and per account, which the challenge token names. (The service
+/// checks the token again, with revocation.)
+pub(super) fn enforce_second_step_limits(
+    req: &HttpRequest,
+    ip: ClientIp,
+    state: &AppState,
+    mfa_token: &str,
+) -> Result<(), ApiError> {
+    enforce(req, RouteClass::MfaIp, &LimitKey::ip(ip.0))?;
+    let claims = state
+        .tokens
+        .verify(mfa_token, TokenType::Mfa, state.clock.now())
+        .map_err(|_| ApiError::Unauthorized("Invalid token"))?;
+    enforce(req, RouteClass::MfaAccount, &LimitKey::User(claims.sub))
 }

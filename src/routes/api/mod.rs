@@ -59,6 +59,14 @@ pub fn scope() -> impl HttpServiceFactory {
                 .service(post("/passkeys/register/finish", passkeys::register_finish))
                 .service(post("/passkeys/login/start", passkeys::login_start))
                 .service(post("/passkeys/login/finish", passkeys::login_finish))
+                .service(post(
+                    "/passkeys/verify-login/start",
+                    passkeys::verify_login_start,
+                ))
+                .service(post(
+                    "/passkeys/verify-login/finish",
+                    passkeys::verify_login_finish,
+                ))
                 .service(
                     resource("/passkeys/{id}", "PATCH, DELETE")
                         .route(web::patch().to(passkeys::rename))
@@ -100,6 +108,12 @@ fn admin_scope() -> impl HttpServiceFactory {
         .service(post("/users/{id}/lock", admin_users::lock))
         .service(post("/users/{id}/unlock", admin_users::unlock))
         .service(post("/users/{id}/mfa/reset", admin_users::reset_mfa))
+        .service(
+            resource("/users/{id}/passkeys", "GET, HEAD, DELETE")
+                .route(web::get().to(admin_users::passkeys))
+                .route(web::head().to(admin_users::passkeys))
+                .route(web::delete().to(admin_users::reset_passkeys)),
+        )
         .service(
             resource("/policies", "GET, HEAD, POST")
                 .route(web::get().to(admin_policies::list))

@@ -1,9 +1,11 @@
 //! `/api/v1/auth/passkeys/*`: registering passkeys, listing, renaming and deleting
-//! them, and signing in with one alone. The WebAuthn options go out, and the
+//! them, signing in with one alone, and answering a password sign-in's MFA
+//! challenge with one instead of a code. The WebAuthn options go out, and the
 //! browser's credentials come back, exactly as webauthn-rs serialises them (the
 //! shapes of `PublicKeyCredential.toJSON()`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,7 +14,8 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 use super::auth::{Reauthentication, TokenResponse, reauthenticated};
-use crate::accounts::passkeys::{PasskeyError, PasskeyInfo};
+use super::mfa::enforce_second_step_limits;
+use crate::accounts::passkeys::{PasskeyError, PasskeyInfo, Started};
 use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
@@ -32,6 +35,10 @@ pub struct PasskeyResponse {
     pub created_at: String,
     /// RFC 3339; `null` until it first signs in.
     pub last_used_at: Option<String>,
+    /// RFC 3339: when its signature counter went backwards, a sign that the key
+    /// was copied. It signs nobody in since, and the sessions it had signed in
+    /// ended; delete it and register the authenticator again. `null` normally.
+    pub clone_suspected_at: Option<String>,
 }
 
 impl From<PasskeyInfo> for PasskeyResponse {
@@ -41,6 +48,7 @@ impl From<PasskeyInfo> for PasskeyResponse {
             name: passkey.name,
             created_at: rfc3339(passkey.created_at),
             last_used_at: passkey.last_used_at.map(rfc3339),
+            clone_suspected_at: passkey.clone_suspected_at.map(rfc3339),
         }
     }
 }
@@ -90,6 +98,36 @@ pub struct SignInOptionsResponse {
     /// sign-in button.
     #[schema(value_type = Object)]
     pub options: RequestChallengeResponse,
+}
+
+impl From<Started<RequestChallengeResponse>> for SignInOptionsResponse {
+    fn from(started: Started<RequestChallengeResponse>) -> Self {
+        Self {
+            ceremony: started.ceremony,
+            options: started.options,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorStartRequest {
+    /// The `mfa_token` from the login response.
+    #[schema(value_type = String)]
+    pub mfa_token: SecretString,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorFinishRequest {
+    /// The `mfa_token` the ceremony was started with.
+    #[schema(value_type = String)]
+    pub mfa_token: SecretString,
+    /// The `ceremony` from `verify-login/start`.
+    pub ceremony: String,
+    /// The assertion, as `PublicKeyCredential.toJSON()` gives it.
+    #[schema(value_type = Object)]
+    pub credential: Value,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -283,8 +321,8 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Start signing in with a passkey alone (no account named). Counts toward this
-/// address's sign-in limit; each `login/finish` needs a ceremony of its own.
+/// Start signing in with a passkey alone (no account named). Each `login/finish`
+/// needs a ceremony of its own.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/passkeys/login/start",
@@ -292,7 +330,7 @@ pub async fn delete(
     responses(
         (status = 200, description = "The request options and the ceremony that finishes them", body = SignInOptionsResponse),
         (status = 404, description = "Passkeys are not configured on this server", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "More than 5 sign-in attempts a minute from this address (passwords and passkeys together)", body = Problem, content_type = "application/problem+json")
+        (status = 429, description = "More than 30 passkey ceremonies started a minute from this address", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn login_start(
@@ -303,16 +341,14 @@ pub async fn login_start(
     if !state.passkeys.enabled() {
         return Err(PasskeyError::NotConfigured.into());
     }
-    enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0))?;
+    enforce(&req, RouteClass::PasskeyStartIp, &LimitKey::ip(ip.0))?;
     let started = state.passkeys.start_sign_in()?;
-    Ok(HttpResponse::Ok().json(SignInOptionsResponse {
-        ceremony: started.ceremony,
-        options: started.options,
-    }))
+    Ok(HttpResponse::Ok().json(SignInOptionsResponse::from(started)))
 }
 
 /// Finish signing in with a passkey: the same tokens as a password sign-in, for a
-/// session signed in to with `passkey` (which counts as MFA).
+/// session signed in to with `passkey` (which counts as MFA). A sign-in attempt
+/// like a password's: it spends one of this address's.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/passkeys/login/finish",
@@ -323,19 +359,91 @@ pub async fn login_start(
         (status = 400, description = "The ceremony is unknown, finished or expired", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`Passkey sign-in failed` — the same for every cause: an unknown passkey, a refused answer (counts toward the account's softlock), a locked or disabled account", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Passkeys are not configured on this server", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A `credential` that is not a WebAuthn assertion", body = Problem, content_type = "application/problem+json")
+        (status = 422, description = "A `credential` that is not a WebAuthn assertion", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 5 sign-in attempts a minute from this address (passwords and passkeys together)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn login_finish(
+    req: HttpRequest,
+    ip: ClientIp,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Json<SignInFinishRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    enforce(&req, RouteClass::LoginIp, &LimitKey::ip(ip.0))?;
     let body = body.into_inner();
     let credential = credential(body.credential)?;
     let pair = state
         .passkeys
         .finish_sign_in(&body.ceremony, &credential, &meta)
+        .await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
+}
+
+/// Answer a password sign-in's MFA challenge with one of the account's passkeys
+/// instead of a code: the request options, allowing the account's passkeys.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/passkeys/verify-login/start",
+    tag = "passkeys",
+    request_body = SecondFactorStartRequest,
+    responses(
+        (status = 200, description = "The request options and the ceremony that finishes them", body = SignInOptionsResponse),
+        (status = 401, description = "`Invalid token`: the mfa_token is invalid, expired or used", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Passkeys are not configured on this server", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account has no passkey in use: answer with a code", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 30 passkey ceremonies started a minute from this address", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn verify_login_start(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+    body: Json<SecondFactorStartRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.passkeys.enabled() {
+        return Err(PasskeyError::NotConfigured.into());
+    }
+    enforce(&req, RouteClass::PasskeyStartIp, &LimitKey::ip(ip.0))?;
+    let started = state
+        .passkeys
+        .start_second_factor(body.mfa_token.expose_secret())
+        .await?;
+    Ok(HttpResponse::Ok().json(SignInOptionsResponse::from(started)))
+}
+
+/// Finish answering the MFA challenge with a passkey: the same tokens as
+/// `mfa/verify-login`, for a session signed in to with `passkey`. A refused answer
+/// counts toward the account's softlock and leaves the challenge unspent, as a
+/// wrong code does; the code limits apply.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/passkeys/verify-login/finish",
+    tag = "passkeys",
+    request_body = SecondFactorFinishRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "The ceremony is unknown, finished, expired, or was started for another challenge", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`Invalid token` (the mfa_token is invalid, expired or used) or `Passkey sign-in failed` (the same for every refusal)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Passkeys are not configured on this server", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `credential` that is not a WebAuthn assertion", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 10 second-step answers a minute from this address, or 5 for this account", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn verify_login_finish(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Json<SecondFactorFinishRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let token = body.mfa_token.expose_secret();
+    enforce_second_step_limits(&req, ip, &state, token)?;
+    let credential = credential(body.credential)?;
+    let pair = state
+        .passkeys
+        .finish_second_factor(token, &body.ceremony, &credential, &meta)
         .await?;
     Ok(HttpResponse::Ok().json(TokenResponse::new(pair, state.clock.now())))
 }

@@ -11,6 +11,7 @@
 //! so nobody can ask about a URL of their choosing. Every answer but a 2xx keeps
 //! the upstream unreached — and so does a gate that errs (5xx) or is down.
 
+pub mod passkeys;
 pub mod portal;
 
 use actix_web::http::{StatusCode, header};

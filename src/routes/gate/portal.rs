@@ -1,10 +1,12 @@
 //! The gate's sign-in portal, at `GATE_PORTAL_URL`: `/gate/login` (e-mail and
 //! password, then a TOTP or backup code; the login limits and the softlock apply),
-//! `/gate/` (who you are, your sessions, sign out) and `POST /gate/logout`.
+//! `/gate/` (who you are, your sessions, your passkeys — managed by `passkeys` —
+//! sign out) and `POST /gate/logout`.
 //! Server-rendered; the sign-in page also offers a passkey (`/gate/login/passkey/
-//! start` and `finish`, through `static/passkeys.js`, the one script it runs, with
-//! the same limits, refusals and `rd` rules; without the script the password form
-//! works as ever). Posts are refused unless they come from the
+//! start` and `finish`), and the code step the account's passkeys in place of the
+//! code (`/gate/login/code/passkey/start` and `finish`), through
+//! `static/passkeys.js`, the one script it runs, with the same limits, refusals
+//! and `rd` rules; without the script the password and code forms work as ever. Posts are refused unless they come from the
 //! portal's own origin, and a signed-in post carries the session's CSRF token.
 //!
 //! The cookie is HttpOnly, `Secure` when the portal is https, `SameSite=Lax` (the
@@ -27,7 +29,7 @@ use crate::clock::rfc3339;
 use crate::gate::GateService;
 use crate::http::ClientIp;
 use crate::http::admin_page::{
-    Form, PAGE_CONTENT_SECURITY_POLICY, PageError, allow_own_scripts, end_previous,
+    Flash, Form, PAGE_CONTENT_SECURITY_POLICY, PageError, allow_own_scripts, end_previous,
 };
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
@@ -56,7 +58,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(post("/gate/login/passkey/start", passkey_start))
     .service(post("/gate/login/passkey/finish", passkey_finish))
+    .service(post("/gate/login/code/passkey/start", code_passkey_start))
+    .service(post("/gate/login/code/passkey/finish", code_passkey_finish))
     .service(post("/gate/logout", logout))
+    .service(post(
+        "/gate/passkeys/start",
+        super::passkeys::register_start,
+    ))
+    .service(post(
+        "/gate/passkeys/finish",
+        super::passkeys::register_finish,
+    ))
+    .service(post("/gate/passkeys/rename", super::passkeys::rename))
+    .service(post("/gate/passkeys/delete", super::passkeys::delete))
     .service(get("/gate/", home))
     .service(web::resource("/gate").route(web::get().to(|| async {
         HttpResponse::MovedPermanently()
@@ -78,8 +92,27 @@ struct LoginPage<'a> {
     email: &'a str,
     rd: &'a str,
     code_step: bool,
-    /// Passkeys are configured: the page offers them (and runs `passkeys.js`).
+    /// Passkeys are configured: the password step offers them.
     passkeys: bool,
+    /// The code step offers the account's passkeys instead.
+    code_passkey: bool,
+}
+
+/// Where a sign-in is.
+#[derive(Clone, Copy)]
+enum Step {
+    Password,
+    /// The password was right; a code is owed (or, when `passkey`, one of the
+    /// account's passkeys instead).
+    Code {
+        passkey: bool,
+    },
+}
+
+/// The code step of the sign-in `pending` names.
+async fn code_step(state: &AppState, pending: &str) -> Result<Step, PageError> {
+    let passkey = ceremony::code_step_offers_passkey(&state.gate_sessions, pending).await?;
+    Ok(Step::Code { passkey })
 }
 
 /// The portal pages' CSP: the admin pages' rules, except that a form may also
@@ -116,15 +149,17 @@ fn page(
     error: Option<&str>,
     email: &str,
     rd: &str,
-    code_step: bool,
+    step: Step,
 ) -> Result<HttpResponse, PageError> {
-    let passkeys = state.passkeys.enabled() && !code_step;
+    let passkeys = state.passkeys.enabled() && matches!(step, Step::Password);
+    let code_passkey = matches!(step, Step::Code { passkey: true });
     let mut response = crate::http::admin_page::render(&LoginPage {
         error,
         email,
         rd,
-        code_step,
+        code_step: matches!(step, Step::Code { .. }),
         passkeys,
+        code_passkey,
     })?;
     *response.status_mut() = status;
     if let Ok(csp) = header::HeaderValue::from_str(&portal_content_security_policy(gate)) {
@@ -132,7 +167,7 @@ fn page(
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
-    if passkeys {
+    if passkeys || code_passkey {
         allow_own_scripts(&mut response);
     }
     Ok(response)
@@ -170,7 +205,7 @@ fn forget(gate_settings: &crate::config::GateSettings, name: &'static str) -> Co
 /// Refuses a post that did not come from the portal's own pages: `Origin` must be
 /// the portal's (its pages set a `same-origin` referrer policy, so browsers send
 /// it even over plain http, where they send no `Sec-Fetch-Site`).
-fn from_the_portal(req: &HttpRequest, gate: &GateService) -> Result<(), PageError> {
+pub(super) fn from_the_portal(req: &HttpRequest, gate: &GateService) -> Result<(), PageError> {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     let refused = || PageError::forbidden("Cross-site requests are refused.");
     if let Some(site) = header("sec-fetch-site")
@@ -191,7 +226,9 @@ fn from_the_portal(req: &HttpRequest, gate: &GateService) -> Result<(), PageErro
     }
 }
 
-fn the_gate(state: &AppState) -> Result<(&GateService, &crate::config::GateSettings), PageError> {
+pub(super) fn the_gate(
+    state: &AppState,
+) -> Result<(&GateService, &crate::config::GateSettings), PageError> {
     let gate = gate_of(state)?;
     let settings = state.settings.gate.as_ref().ok_or(ApiError::NotFound)?;
     Ok((gate, settings))
@@ -222,7 +259,7 @@ pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             .finish());
     }
     let rd = gate.safe_return(&rd).unwrap_or_default();
-    page(&state, gate, StatusCode::OK, None, "", &rd, false)
+    page(&state, gate, StatusCode::OK, None, "", &rd, Step::Password)
 }
 
 fn refusal(error: SignInError) -> Result<&'static str, PageError> {
@@ -247,7 +284,7 @@ fn too_many(
     gate: &GateService,
     decision: &crate::limits::Decision,
     rd: &str,
-    code_step: bool,
+    step: Step,
 ) -> Result<HttpResponse, PageError> {
     let mut response = page(
         state,
@@ -256,7 +293,7 @@ fn too_many(
         Some("Too many attempts. Please wait a minute and try again."),
         "",
         rd,
-        code_step,
+        step,
     )?;
     write_headers(response.headers_mut(), decision);
     Ok(response)
@@ -299,7 +336,7 @@ pub async fn submit(
         }
     });
     if let Err(ApiError::RateLimited(decision)) = limited {
-        return too_many(&state, gate, &decision, &rd, false);
+        return too_many(&state, gate, &decision, &rd, Step::Password);
     }
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
     end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
@@ -329,7 +366,7 @@ pub async fn submit(
             Some(refusal(error)?),
             &email,
             &rd,
-            false,
+            Step::Password,
         ),
     }
 }
@@ -340,12 +377,13 @@ pub async fn code_form(
 ) -> Result<HttpResponse, PageError> {
     let (gate, _) = the_gate(&state)?;
     let rd = gate.safe_return(&query_rd(&req)).unwrap_or_default();
-    if req.cookie(PENDING_COOKIE).is_none() {
+    let Some(pending) = req.cookie(PENDING_COOKIE) else {
         return Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/gate/login"))
             .finish());
-    }
-    page(&state, gate, StatusCode::OK, None, "", &rd, true)
+    };
+    let step = code_step(&state, pending.value()).await?;
+    page(&state, gate, StatusCode::OK, None, "", &rd, step)
 }
 
 pub async fn code_submit(
@@ -367,13 +405,15 @@ pub async fn code_submit(
             Some("The sign-in expired. Please start again."),
             "",
             &rd,
-            false,
+            Step::Password,
         );
     };
     let account = state.gate_sessions.pending_user(pending.value());
     if let Err(ApiError::RateLimited(decision)) = enforce_code_limits(&req, ip.0, account) {
-        return too_many(&state, gate, &decision, &rd, true);
+        let step = Step::Code { passkey: false };
+        return too_many(&state, gate, &decision, &rd, step);
     }
+    let step = code_step(&state, pending.value()).await?;
     end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
     match state
         .gate_sessions
@@ -388,7 +428,7 @@ pub async fn code_submit(
             Some(refusal(error)?),
             "",
             &rd,
-            true,
+            step,
         ),
     }
 }
@@ -405,16 +445,21 @@ pub async fn passkey_start(
     ceremony::sign_in_start(&req, ip.0, &state)
 }
 
-/// `POST /gate/login/passkey/finish`: the assertion; signed in, on to a safe `rd`
-/// (or the portal's own page), as after a password and a code.
+/// `POST /gate/login/passkey/finish`: the assertion (a sign-in attempt of the
+/// address's); signed in, on to a safe `rd` (or the portal's own page), as after
+/// a password and a code.
 pub async fn passkey_finish(
     req: HttpRequest,
+    ip: ClientIp,
     state: web::Data<AppState>,
     meta: RequestMeta,
     body: Body,
 ) -> Result<HttpResponse, PageError> {
     let (gate, settings) = the_gate(&state)?;
     from_the_portal(&req, gate)?;
+    if let Some(refusal) = ceremony::sign_in_attempt(&req, ip.0) {
+        return Ok(refusal);
+    }
     let form = Form::parse(&body.0);
     let rd = gate.safe_return(&form.text("rd")).unwrap_or_default();
     let failed = || ceremony::refused(StatusCode::UNAUTHORIZED);
@@ -427,18 +472,7 @@ pub async fn passkey_finish(
         .sign_in_passkey(&form.text("ceremony"), &credential, &meta)
         .await
     {
-        Ok(value) => {
-            let mut answer = HttpResponse::Ok();
-            answer
-                .cookie(session_cookie(
-                    settings,
-                    COOKIE,
-                    &value,
-                    settings.session_max_seconds,
-                ))
-                .cookie(forget(settings, PENDING_COOKIE));
-            Ok(ceremony::next(answer, &landing(gate, &rd)))
-        }
+        Ok(value) => Ok(passkey_signed_in(settings, gate, &value, &rd)),
         Err(
             SignInError::PendingExpired
             | SignInError::Passkey(PasskeyError::SignInFailed | PasskeyError::CeremonyInvalid),
@@ -447,8 +481,77 @@ pub async fn passkey_finish(
     }
 }
 
+/// Signed in by a passkey ceremony: the session's cookie, and on to `rd` (or the
+/// portal's own page).
+fn passkey_signed_in(
+    settings: &crate::config::GateSettings,
+    gate: &GateService,
+    value: &SecretString,
+    rd: &str,
+) -> HttpResponse {
+    let mut answer = HttpResponse::Ok();
+    answer
+        .cookie(session_cookie(
+            settings,
+            COOKIE,
+            value,
+            settings.session_max_seconds,
+        ))
+        .cookie(forget(settings, PENDING_COOKIE));
+    ceremony::next(answer, &landing(gate, rd))
+}
+
+/// `POST /gate/login/code/passkey/start`: options for answering the pending
+/// sign-in's code step with one of the account's passkeys.
+pub async fn code_passkey_start(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    let (gate, _) = the_gate(&state)?;
+    from_the_portal(&req, gate)?;
+    let pending = req.cookie(PENDING_COOKIE);
+    ceremony::code_start(
+        &req,
+        ip.0,
+        &state.gate_sessions,
+        pending.as_ref().map(|c| c.value()),
+    )
+    .await
+}
+
+/// `POST /gate/login/code/passkey/finish`: the assertion in place of the code;
+/// signed in, on to a safe `rd`.
+pub async fn code_passkey_finish(
+    req: HttpRequest,
+    ip: ClientIp,
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: Body,
+) -> Result<HttpResponse, PageError> {
+    let (gate, settings) = the_gate(&state)?;
+    from_the_portal(&req, gate)?;
+    let form = Form::parse(&body.0);
+    let rd = gate.safe_return(&form.text("rd")).unwrap_or_default();
+    let pending = req.cookie(PENDING_COOKIE);
+    let finished = ceremony::code_finish(
+        &req,
+        ip.0,
+        &state.gate_sessions,
+        COOKIE,
+        &form,
+        &meta,
+        pending.as_ref().map(|c| c.value()),
+    )
+    .await?;
+    Ok(match finished {
+        Ok(value) => passkey_signed_in(settings, gate, &value, &rd),
+        Err(refusal) => refusal,
+    })
+}
+
 /// The portal session of a request, if it is good.
-async fn session_of(
+pub(super) async fn session_of(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<BrowserSession>, PageError> {
@@ -479,6 +582,12 @@ struct HomePage {
     idle_minutes: i64,
     max_hours: i64,
     sessions: Vec<SessionLine>,
+    /// The account's passkeys; `None` when passkeys are not configured.
+    passkeys: Option<Vec<ceremony::PasskeyLine>>,
+    /// Adding a passkey asks for a code too (MFA is on).
+    with_code: bool,
+    /// The one-time message a passkey form left.
+    flash: Option<Flash>,
 }
 
 pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
@@ -502,14 +611,28 @@ pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             current: info.current,
         })
         .collect();
-    crate::http::admin_page::render(&HomePage {
+    let passkeys = ceremony::passkey_lines(&state, &session).await?;
+    let scripted = passkeys.is_some();
+    let flash = super::passkeys::flash_of(&req);
+    let flashed = flash.is_some();
+    let mut response = crate::http::admin_page::render(&HomePage {
         email: session.user.email.to_string(),
         role: session.user.role.as_str(),
         csrf: session.csrf().to_owned(),
         idle_minutes: settings.session_idle_seconds / 60,
         max_hours: settings.session_max_seconds / 3600,
         sessions,
-    })
+        passkeys,
+        with_code: session.user.mfa_enabled,
+        flash,
+    })?;
+    if flashed {
+        let _ = response.add_cookie(&super::passkeys::flash_removal());
+    }
+    if scripted {
+        allow_own_scripts(&mut response);
+    }
+    Ok(response)
 }
 
 /// Ends the portal session — and with it access to every app behind the gate —
