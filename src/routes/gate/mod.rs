@@ -24,7 +24,7 @@ use crate::auth::tokens::TokenType;
 use crate::gate::{Asker, GateError, GateService, OriginalRequest, Verdict};
 use crate::http::ClientIp;
 use crate::http::principal::{app_state, bearer_token_of};
-use crate::http::problem::ApiError;
+use crate::http::problem::{ApiError, Problem};
 use crate::http::rate_limit::enforce;
 use crate::http::request_context::{RequestId, request_meta};
 use crate::limits::{LimitKey, RouteClass};
@@ -47,7 +47,17 @@ pub(crate) fn gate_of(state: &AppState) -> Result<&GateService, ApiError> {
     state.gate.as_ref().ok_or(ApiError::NotFound)
 }
 
-/// `GET /.well-known/jwks.json`: the keys that verify `Portcullis-Assertion`.
+/// The keys that verify `Portcullis-Assertion` (the current one and
+/// `GATE_ASSERTION_PREVIOUS_KEYS`), as a JSON Web Key Set of Ed25519 keys.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "gate",
+    responses(
+        (status = 200, description = "`{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", \"x\", \"kid\", \"alg\": \"EdDSA\", \"use\": \"sig\"}]}`, cacheable for 5 minutes", body = Object),
+        (status = 404, description = "The gate is off (no `GATE_PORTAL_URL`)", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let gate = gate_of(&state)?;
     Ok(HttpResponse::Ok()
@@ -61,10 +71,63 @@ enum Door {
     AuthRequest,
 }
 
+/// For Traefik `forwardAuth` and Caddy `forward_auth`: may the request the proxy
+/// names (`X-Forwarded-Method`, `-Proto`, `-Host`, `-Uri`, and the client in
+/// `X-Forwarded-For`) pass? Asked by the portal cookie or a bearer access token;
+/// any method is taken. Only a `TRUSTED_PROXIES` peer may ask. Anything but a 2xx
+/// keeps the upstream unreached.
+#[utoipa::path(
+    get,
+    path = "/api/v1/gate/forward-auth",
+    tag = "gate",
+    params(
+        ("X-Forwarded-Method" = String, Header, description = "The original request's method"),
+        ("X-Forwarded-Proto" = String, Header, description = "`http` or `https`"),
+        ("X-Forwarded-Host" = String, Header, description = "The original host (a `GATE_HOSTS` entry), with its port if any"),
+        ("X-Forwarded-Uri" = String, Header, description = "The original path and query"),
+    ),
+    responses(
+        (status = 200, description = "Allowed: pass it upstream with these headers (empty for a signed-out visitor a public policy lets in)", headers(
+            ("Remote-User" = String, description = "The account id"),
+            ("Remote-Email" = String, description = "The account's e-mail"),
+            ("Remote-Role" = String, description = "`admin` or `user`"),
+            ("Remote-Name" = String, description = "The account's `name` attribute, where set"),
+            ("Portcullis-Assertion" = String, description = "An EdDSA JWT (60 s, `aud` the host) the upstream can check against `/.well-known/jwks.json`")
+        )),
+        (status = 302, description = "A signed-out browser (`Accept: text/html`): on to the portal's sign-in, with `rd` the original URL", headers(("Location" = String, description = "`GATE_PORTAL_URL/gate/login?rd=…`"))),
+        (status = 401, description = "Signed out (an API client), or a bad or revoked bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "Refused: by the policies (an HTML page for browsers), or the asker is not a trusted proxy, or the host is not one the gate protects", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The gate is off (no `GATE_PORTAL_URL`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A forwarded header is missing or invalid, named in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The policies could not be evaluated: the upstream is not reached", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn forward_auth(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     judge(&req, Door::ForwardAuth).await
 }
 
+/// For nginx `auth_request`: may the request in `X-Original-URL` and
+/// `X-Original-Method` (the client in `X-Forwarded-For`) pass? As
+/// `forward-auth`, except that a signed-out browser gets a 401 carrying the
+/// portal's sign-in URL in `Location` (nginx cannot pass a 302 on; its
+/// configuration turns this 401 into the redirect).
+#[utoipa::path(
+    get,
+    path = "/api/v1/gate/auth-request",
+    tag = "gate",
+    params(
+        ("X-Original-URL" = String, Header, description = "The original URL, scheme and host included"),
+        ("X-Original-Method" = String, Header, description = "The original request's method"),
+    ),
+    responses(
+        (status = 200, description = "Allowed: pass it upstream with `Remote-User`, `Remote-Email`, `Remote-Role`, `Remote-Name` and `Portcullis-Assertion` (as `forward-auth`)"),
+        (status = 401, description = "Signed out (for a browser, `Location` names the portal's sign-in), or a bad or revoked bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"), ("Location" = String, description = "For a browser: `GATE_PORTAL_URL/gate/login?rd=…`"))),
+        (status = 403, description = "Refused: by the policies, or the asker is not a trusted proxy, or the host is not one the gate protects", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The gate is off (no `GATE_PORTAL_URL`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A forwarded header is missing or invalid, named in `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The policies could not be evaluated: the upstream is not reached", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub async fn auth_request(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     judge(&req, Door::AuthRequest).await
 }

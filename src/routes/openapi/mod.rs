@@ -51,6 +51,7 @@ use crate::routes::api::webhooks::{
     self, AttemptResponse, CredentialSummary, DeliveryResponse, QueuedResponse, WebhookRequest,
     WebhookResponse, WebhookWithSecret,
 };
+use crate::routes::gate;
 use crate::routes::health::{self, HealthStatus, ReadinessStatus};
 use crate::validation::FieldError;
 use crate::webhooks::model::Credential;
@@ -67,6 +68,9 @@ use crate::webhooks::model::Credential;
         health::live_by_name,
         health::ready,
         spec,
+        gate::forward_auth,
+        gate::auth_request,
+        gate::jwks,
         auth::register,
         auth::login,
         auth::refresh,
@@ -211,6 +215,7 @@ use crate::webhooks::model::Credential;
         (name = "webhooks", description = "Outgoing webhooks: signed, durable, SSRF-guarded"),
         (name = "policies", description = "ABAC policy administration; administrators the engine allows (resource type `admin`)"),
         (name = "admin", description = "Administration; administrators the engine allows (resource type `admin`)"),
+        (name = "gate", description = "Forward-auth for reverse proxies (nginx, Caddy, Traefik) in front of other apps, and the keys that verify its assertions"),
         (name = "meta", description = "This document")
     )
 )]
