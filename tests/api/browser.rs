@@ -578,7 +578,8 @@ async fn wait_for_url_among(c: &Client, urls: &[String]) {
 
 /// Passkeys in a real browser, with chromedriver's virtual authenticator: an
 /// administrator adds a passkey on the account page, and it alone signs in to the
-/// admin pages and to the gate portal. The app runs at `http://localhost:PORT`
+/// admin pages and to the gate portal; with MFA on, it answers the code step in
+/// place of a code ("Use a passkey instead"). The app runs at `http://localhost:PORT`
 /// (WebAuthn takes a name, never an IP, as the relying party).
 #[actix_web::test]
 async fn a_browser_registers_a_passkey_and_signs_in_with_it() {
@@ -609,7 +610,7 @@ async fn a_browser_registers_a_passkey_and_signs_in_with_it() {
     )
     .await;
     let admin = "root@example.org";
-    app.admin_token(admin).await;
+    let admin_token = app.admin_token(admin).await;
 
     let driver = start_driver();
     let c = browser(&driver).await;
@@ -689,5 +690,85 @@ async fn a_browser_registers_a_passkey_and_signs_in_with_it() {
             >= 2,
         "{used:?}"
     );
+
+    // With MFA on, the passkey answers the code step after the password. The
+    // authenticator is put away while the password page is open (its autofill
+    // would sign in with the passkey alone), then brought back, with the same
+    // credential and counter, on the code step.
+    turn_mfa_on(&app, &admin_token).await;
+    let held = c
+        .issue_cmd(WebAuthnCommand {
+            method: http::Method::GET,
+            path: format!("webauthn/authenticator/{authenticator}/credentials"),
+            body: None,
+        })
+        .await
+        .expect("credentials");
+    c.issue_cmd(WebAuthnCommand {
+        method: http::Method::DELETE,
+        path: format!("webauthn/authenticator/{authenticator}"),
+        body: None,
+    })
+    .await
+    .expect("authenticator removed");
+    c.goto(&format!("{origin}/admin/account"))
+        .await
+        .expect("account page");
+    click(&c, "form.signout button").await;
+    wait_for_url(&c, &format!("{origin}/admin/login")).await;
+    type_into(&c, "#email", admin).await;
+    type_into(&c, "#password", crate::helpers::GOOD_PASSWORD).await;
+    click(&c, "form[action='/admin/login'] button[type=submit]").await;
+    wait_for_url(&c, &format!("{origin}/admin/login/code?next=%2Fadmin")).await;
+    let again = virtual_authenticator(&c).await;
+    let credential = &held[0];
+    c.issue_cmd(WebAuthnCommand {
+        method: http::Method::POST,
+        path: format!("webauthn/authenticator/{again}/credential"),
+        body: Some(json!({
+            "credentialId": credential["credentialId"],
+            "isResidentCredential": true,
+            "rpId": credential["rpId"],
+            "privateKey": credential["privateKey"],
+            "userHandle": credential["userHandle"],
+            "signCount": credential["signCount"],
+        })),
+    })
+    .await
+    .expect("credential restored");
+    shoot(&c, "passkey-code-step").await;
+    click(&c, "#passkey-code").await;
+    wait_for_url(&c, &format!("{origin}/admin")).await;
+    assert_eq!(text_of(&c, "a.who").await, admin);
+    let second_factor = app
+        .audit_events("passkey.sign_in")
+        .into_iter()
+        .filter(|(outcome, _, details)| outcome == "success" && details.contains("second_factor"))
+        .count();
+    assert_eq!(second_factor, 1);
     c.close().await.expect("close");
+}
+
+/// Turns TOTP on for the account whose access token is `token`.
+async fn turn_mfa_on(app: &crate::helpers::TestApp, token: &str) {
+    let setup = app
+        .post_with_token(
+            "/api/v1/auth/mfa/setup",
+            token,
+            Some(&json!({"password": crate::helpers::GOOD_PASSWORD})),
+        )
+        .await;
+    assert_eq!(setup.status(), 200);
+    let setup: serde_json::Value = setup.json().await.expect("json");
+    let secret = TotpSecret::from_base32(setup["secret"].as_str().expect("secret").as_bytes())
+        .expect("base32");
+    let code = secret.code_at(app.clock.now()).expect("code");
+    let enabled = app
+        .post_with_token(
+            "/api/v1/auth/mfa/enable",
+            token,
+            Some(&json!({"code": code})),
+        )
+        .await;
+    assert_eq!(enabled.status(), 200);
 }
