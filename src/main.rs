@@ -120,9 +120,10 @@ enum Command {
         max_rows: Option<u64>,
     },
     /// Print the reverse-proxy configuration for the gate (forward-auth) as
-    /// configured: nginx (auth_request), Caddy (forward_auth) or a Traefik
-    /// middleware. It strips and overwrites the identity headers, closes the gate's
-    /// endpoints to clients, and keeps Portcullis's cookie from the app.
+    /// configured: nginx (auth_request), Caddy (forward_auth) or Traefik v3
+    /// (forwardAuth, a file-provider dynamic configuration). It strips and
+    /// overwrites the identity headers, closes the gate's endpoints to clients, and
+    /// keeps Portcullis's cookie from the app.
     GateConfig {
         #[arg(value_enum)]
         proxy: cli::gate_config::ProxyKind,

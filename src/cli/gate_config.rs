@@ -1,6 +1,6 @@
 //! `portcullis gate-config nginx|caddy|traefik`: the reverse-proxy configuration for
 //! the configured gate, ready to use — the same text the demo writes and the tests
-//! run behind real nginx and Caddy (`gate::proxy_config`). Exits 2 when the
+//! run behind real nginx, Caddy and Traefik (`gate::proxy_config`). Exits 2 when the
 //! configuration is refused or the gate is off.
 
 use std::process::ExitCode;

@@ -1,22 +1,29 @@
 //! The reverse-proxy configurations the gate is documented, demonstrated and tested
 //! with — one renderer, so what `portcullis gate-config` prints, what the demo writes
-//! and what the tests run behind real nginx and Caddy are the same text.
+//! and what the tests run behind real nginx, Caddy and Traefik are the same text.
 //!
 //! What every configuration guarantees, because the gate's answers are only as good
 //! as the proxy that acts on them:
 //!
 //! - **The identity headers are the gate's, never the client's**: each one is set
-//!   from the gate's answer (nginx drops a header set to an empty value; Caddy
-//!   deletes every `Remote-*`/`Remote_*`/`Portcullis-*` spelling before asking).
+//!   from the gate's answer (nginx drops a header set to an empty value and
+//!   ignores names with `_` or `.`; Caddy deletes every `Remote` and `Portcullis`
+//!   spelling with `-`, `_` or `.` before asking; Traefik deletes every header its
+//!   `authResponseHeadersRegex` matches, then copies the matching ones of the
+//!   gate's answer).
 //! - **The URL the gate judges is the one the proxy routes**: nginx sends `$host`
 //!   (the server it chose, from an absolute-form request line too, never a raw
-//!   `Host` header) and `$server_port`, with `$request_uri`.
+//!   `Host` header) and `$server_port`, with `$request_uri`; Traefik
+//!   (`trustForwardHeader: false`) writes the `X-Forwarded-*` it sends from the
+//!   request it routes, never from a client's.
 //! - **The gate's doors answer the proxy, not clients**: the portal's site proxies
 //!   everything to Portcullis except `/api/v1/gate/`, so nobody can ask the gate
 //!   about a URL of their choosing through the trusted proxy.
 //! - **Portcullis's session cookie stays out of the apps**: it is removed from the
 //!   request the app receives, so one compromised app cannot sign in as its users
-//!   elsewhere.
+//!   elsewhere (nginx and Caddy edit the `Cookie` header; Traefik, which cannot,
+//!   sets it from the gate's answer, which holds the request's cookies without
+//!   Portcullis's).
 
 use std::fmt::Write as _;
 
@@ -28,6 +35,9 @@ const SESSION_COOKIE: &str = "portcullis_gate";
 /// nginx's name for Portcullis, whose connections it keeps open (the gate is asked
 /// once per request: a new connection each time would double its cost).
 const NGINX_UPSTREAM: &str = "portcullis_gate";
+/// The Traefik entry point the dynamic configuration's routers name: the static
+/// configuration defines it.
+pub const TRAEFIK_ENTRY_POINT: &str = "portcullis-gate";
 const NGINX_KEEPALIVE: &str =
     "        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n";
 
@@ -250,7 +260,7 @@ impl ProxyPlan {
         }
         let _ = write!(
             out,
-            "    handle {{\n        # In this order (a route keeps it): drop every spelling of the identity\n        # headers a client sent, ask the gate (its answer sets them), take\n        # Portcullis's session cookie out, then pass the request on.\n        route {{\n            request_header -Remote-*\n            request_header -Remote_*\n            request_header -Portcullis-*\n            request_header -Portcullis_*\n            forward_auth {} {{\n                uri /api/v1/gate/forward-auth\n                copy_headers {}\n            }}\n            request_header Cookie \"(^|; *){SESSION_COOKIE}=[^;]*(; *)?\" \"$1\"\n            reverse_proxy {}\n        }}\n    }}\n}}\n",
+            "    handle {{\n        # In this order (a route keeps it): drop every spelling of the identity\n        # headers a client sent, ask the gate (its answer sets them), take\n        # Portcullis's session cookie out, then pass the request on.\n        route {{\n            request_header -Remote-*\n            request_header -Remote_*\n            request_header -Remote.*\n            request_header -Portcullis-*\n            request_header -Portcullis_*\n            request_header -Portcullis.*\n            forward_auth {} {{\n                uri /api/v1/gate/forward-auth\n                copy_headers {}\n            }}\n            request_header Cookie \"(^|; *){SESSION_COOKIE}=[^;]*(; *)?\" \"$1\"\n            reverse_proxy {}\n        }}\n    }}\n}}\n",
             self.portcullis,
             self.headers().join(" "),
             self.upstream
@@ -258,16 +268,128 @@ impl ProxyPlan {
         out
     }
 
-    /// A Traefik (v2 or v3) dynamic-configuration middleware, for `forwardAuth`.
-    /// Attach it to the apps' routers, and keep `/api/v1/gate/` off the portal's.
+    /// A Traefik rule matching the app hosts: `Host()` for exact names,
+    /// `HostRegexp()` (Go syntax, Traefik v3) for `*.example.com`, which covers
+    /// subdomains at any depth, as `GATE_HOSTS` does. Single-quoted in YAML (no
+    /// escapes there); a host name holds no quote.
+    fn traefik_app_rule(&self) -> String {
+        let hosts: Vec<String> = self
+            .app_hosts
+            .iter()
+            .map(|host| match host.strip_prefix("*.") {
+                Some(domain) => format!("HostRegexp(`^.+\\.{}$`)", domain.replace('.', "\\.")),
+                None => format!("Host(`{host}`)"),
+            })
+            .collect();
+        let mut rule = if hosts.len() == 1 {
+            hosts.join("")
+        } else {
+            format!("({})", hosts.join(" || "))
+        };
+        if let Some(portal) = &self.portal_host {
+            // The portal's host is never an app (its gate doors would be reached
+            // through the app's router otherwise).
+            let _ = write!(rule, " && !Host(`{portal}`)");
+        }
+        rule
+    }
+
+    /// A router's entry point, and TLS where the plan has it.
+    fn traefik_router_tail(&self) -> String {
+        let mut text = format!("      entryPoints: [{TRAEFIK_ENTRY_POINT}]\n");
+        if self.tls {
+            text.push_str("      tls: {}\n");
+        }
+        text
+    }
+
+    /// A complete Traefik v3 dynamic configuration (YAML, for the file provider):
+    /// routers for the portal and the apps, the `portcullis` `forwardAuth`
+    /// middleware and the two services. The leading comment holds the static
+    /// configuration it needs.
     pub fn traefik(&self) -> String {
-        format!(
-            "# Portcullis gate for Traefik (forwardAuth): a dynamic-configuration middleware.\n\
-             # Attach `portcullis` to every app's router. The portal's router must not route\n\
-             # /api/v1/gate/ (e.g. rule: Host(`auth.example.com`) && !PathPrefix(`/api/v1/gate/`)).\n\
-             http:\n  middlewares:\n    portcullis:\n      forwardAuth:\n        address: \"http://{}/api/v1/gate/forward-auth\"\n        trustForwardHeader: false\n        # Every matching request header is removed, then set from the gate's answer.\n        authResponseHeadersRegex: \"(?i)^(remote[-_]|portcullis[-_])\"\n",
-            self.portcullis
-        )
+        let address = self.listen_address.as_deref().unwrap_or("");
+        let mut out = format!(
+            "# Portcullis gate for Traefik v3 (forwardAuth): a dynamic configuration for the\n\
+             # file provider. The static configuration (traefik.yml) it needs:\n\
+             #\n\
+             #   entryPoints:\n\
+             #     {TRAEFIK_ENTRY_POINT}:\n\
+             #       address: \"{address}:{port}\"\n\
+             #   providers:\n\
+             #     file:\n\
+             #       filename: /etc/traefik/portcullis-gate.yml   # this file\n\
+             #\n\
+             # Leave forwardedHeaders.trustedIPs unset on that entry point: Traefik then\n\
+             # replaces the X-Forwarded-* headers a client sends, and the gate judges the\n\
+             # request Traefik routes. The app receives the request without Portcullis's\n\
+             # session cookie: the gate answers the Cookie header the app gets.\n\
+             http:\n  routers:\n",
+            port = self.listen_port,
+        );
+        if let Some(portal) = &self.portal_host {
+            let _ = write!(
+                out,
+                "    # The portal: Portcullis itself, except the gate's doors, which answer the\n\
+                 \x20   # proxy's own requests and never a client (no router: 404).\n\
+                 \x20   portcullis-portal:\n\
+                 \x20     rule: 'Host(`{portal}`) && !PathPrefix(`/api/v1/gate/`)'\n\
+                 \x20     priority: 20\n\
+                 \x20     service: portcullis\n{}",
+                self.traefik_router_tail()
+            );
+        }
+        let apps = self.traefik_app_rule();
+        if self.portal_host.is_none() {
+            let _ = write!(
+                out,
+                "    # The portal lives on the app's host: its pages, stylesheet and keys.\n\
+                 \x20   portcullis-portal:\n\
+                 \x20     rule: '({apps}) && (PathPrefix(`/gate/`) || Path(`/static/admin.css`) || Path(`/.well-known/jwks.json`))'\n\
+                 \x20     priority: 20\n\
+                 \x20     service: portcullis\n{}",
+                self.traefik_router_tail()
+            );
+        }
+        let _ = write!(
+            out,
+            "    # Every app behind the gate.\n\
+             \x20   portcullis-apps:\n\
+             \x20     rule: '{apps}'\n\
+             \x20     priority: 10\n\
+             \x20     middlewares: [portcullis]\n\
+             \x20     service: portcullis-app\n{}\
+             \x20 middlewares:\n\
+             \x20   portcullis:\n\
+             \x20     forwardAuth:\n\
+             \x20       address: \"http://{portcullis}/api/v1/gate/forward-auth\"\n\
+             \x20       trustForwardHeader: false\n\
+             \x20       # Every request header that matches is removed, then set from the gate's\n\
+             \x20       # answer: every spelling of the identity headers (Remote-User, Remote_User,\n\
+             \x20       # Remote.User, ...), and the Cookie header (the request's cookies without\n\
+             \x20       # Portcullis's; absent when none is left).\n\
+             \x20       authResponseHeadersRegex: \"(?i)^((remote|portcullis)[^a-z0-9]|cookie$)\"\n\
+             \x20       # The gate's answers are small; a bigger one is refused, never passed.\n\
+             \x20       maxResponseBodySize: 65536\n\
+             \x20 services:\n\
+             \x20   portcullis:\n\
+             \x20     loadBalancer:\n\
+             \x20       servers:\n\
+             \x20         - url: \"http://{portcullis}\"\n\
+             \x20   portcullis-app:\n\
+             \x20     loadBalancer:\n\
+             \x20       servers:\n\
+             \x20         - url: \"http://{upstream}\"\n",
+            self.traefik_router_tail(),
+            portcullis = self.portcullis,
+            upstream = self.upstream,
+        );
+        if self.tls {
+            out.push_str(
+                "# Your certificate for these names:\ntls:\n  certificates:\n    - certFile: /etc/ssl/certs/portcullis-gate.pem\n      keyFile: /etc/ssl/private/portcullis-gate.key\n",
+            );
+        }
+        out
     }
 }
 
@@ -318,8 +440,10 @@ mod tests {
         let order = [
             "request_header -Remote-*",
             "request_header -Remote_*",
+            "request_header -Remote.*",
             "request_header -Portcullis-*",
             "request_header -Portcullis_*",
+            "request_header -Portcullis.*",
             "forward_auth 127.0.0.1:8080",
             "request_header Cookie",
             "reverse_proxy 127.0.0.1:3000",
@@ -334,6 +458,41 @@ mod tests {
     }
 
     #[test]
+    fn traefik_routes_portal_and_apps_and_sets_headers_and_cookie_from_the_gate() {
+        let mut plan = plan(Some("auth.example.com"));
+        plan.app_hosts.push("app.example.org".to_owned());
+        let text = plan.traefik();
+        assert!(text.contains(&format!(
+            "#     {TRAEFIK_ENTRY_POINT}:\n#       address: \":443\""
+        )));
+        assert!(text.contains("#     file:\n#       filename: "));
+        assert!(text.contains(
+            "rule: 'Host(`auth.example.com`) && !PathPrefix(`/api/v1/gate/`)'\n      priority: 20\n      service: portcullis\n"
+        ));
+        assert!(text.contains(
+            "rule: '(HostRegexp(`^.+\\.example\\.com$`) || Host(`app.example.org`)) && !Host(`auth.example.com`)'\n      priority: 10\n      middlewares: [portcullis]\n      service: portcullis-app\n"
+        ));
+        assert!(text.contains("address: \"http://127.0.0.1:8080/api/v1/gate/forward-auth\""));
+        assert!(text.contains("trustForwardHeader: false"));
+        assert!(
+            text.contains(
+                "authResponseHeadersRegex: \"(?i)^((remote|portcullis)[^a-z0-9]|cookie$)\""
+            )
+        );
+        assert!(text.contains("- url: \"http://127.0.0.1:8080\""));
+        assert!(text.contains("- url: \"http://127.0.0.1:3000\""));
+        assert_eq!(
+            text.matches(&format!(
+                "entryPoints: [{TRAEFIK_ENTRY_POINT}]\n      tls: {{}}"
+            ))
+            .count(),
+            2,
+            "{text}"
+        );
+        assert!(text.contains("tls:\n  certificates:\n    - certFile: "));
+    }
+
+    #[test]
     fn a_portal_on_the_app_host_is_served_under_gate() {
         let mut demo = plan(None);
         demo.tls = false;
@@ -343,5 +502,10 @@ mod tests {
         assert!(demo.caddy().contains("handle /gate/* {"));
         assert!(demo.nginx().contains("location /gate/ {"));
         assert!(!demo.nginx().contains("ssl"));
+        let traefik = demo.traefik();
+        assert!(traefik.contains("rule: '(Host(`app.localhost`)) && (PathPrefix(`/gate/`) || Path(`/static/admin.css`) || Path(`/.well-known/jwks.json`))'"));
+        assert!(traefik.contains("rule: 'Host(`app.localhost`)'\n      priority: 10\n"));
+        assert!(traefik.contains("address: \":8088\""));
+        assert!(!traefik.contains("tls"));
     }
 }

@@ -640,10 +640,8 @@ fn gate_config_prints_the_tested_proxy_configurations_for_the_gate() {
         let printed = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{proxy}: {printed}");
         assert!(printed.contains(expected), "{proxy}: {printed}");
-        if proxy != "traefik" {
-            assert!(printed.contains("10.0.0.5:3000"), "{proxy}: {printed}");
-            assert!(printed.contains("auth.example.com"), "{proxy}: {printed}");
-        }
+        assert!(printed.contains("10.0.0.5:3000"), "{proxy}: {printed}");
+        assert!(printed.contains("auth.example.com"), "{proxy}: {printed}");
     }
 }
 

