@@ -21,19 +21,9 @@ BIN="${BIN:-$PWD/target/debug/portcullis}"
 EXAMPLES="${SCHEMATHESIS_EXAMPLES:-80}"
 SEED="${SCHEMATHESIS_SEED:-20261202}"
 
-# Its own virtual environment under target/ (Debian's Python refuses system-wide
-# pip installs), made once and reused.
-venv="$PWD/target/tools/schemathesis"
-if [ ! -x "$venv/bin/schemathesis" ]; then
-    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-        echo "==> installing python3-venv"
-        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-    fi
-    echo "==> installing schemathesis"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.5'
-fi
-export PATH="$venv/bin:$PATH"
+# shellcheck source=lib/tool_venv.sh
+. scripts/lib/tool_venv.sh
+tool_venv schemathesis schemathesis 'schemathesis==4.32.5'
 [ -x "$BIN" ] || cargo build --quiet
 
 # shellcheck source=lib/serve.sh

