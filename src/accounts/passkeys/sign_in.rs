@@ -40,8 +40,6 @@ use crate::model::{User, UserId};
 /// What a passkey's use came to, in the transaction that records it.
 enum Use {
     Recorded,
-    /// Deleted meanwhile.
-    Gone,
     /// Put out of use earlier, its counter having gone backwards.
     Suspected,
     /// Its counter went backwards, and the passkey signed in since this
@@ -72,26 +70,23 @@ fn raced(row: &PasskeyRow, started_at: i64) -> bool {
     row.last_used_at.is_some_and(|used| used >= started_at)
 }
 
-/// Records a use of passkey `id` that webauthn-rs accepted (`result`) in a
-/// ceremony begun at `started_at`, read and written in the caller's transaction
-/// so the counter check is a compare-and-set: when either counter is in use, the
-/// answer's must be above the stored one, as it stands now.
+/// Records a use of passkey `row` — as the caller's transaction read it — that
+/// webauthn-rs accepted (`result`) in a ceremony begun at `started_at`, written in
+/// that transaction, so the counter check is a compare-and-set: when either
+/// counter is in use, the answer's must be above the stored one, as it stands now.
 fn record_use(
     tx: &rusqlite::Connection,
-    id: Uuid,
+    row: &PasskeyRow,
     result: &AuthenticationResult,
     started_at: i64,
     now: i64,
 ) -> Result<Use, AccountError> {
-    let Some(row) = passkeys::find(tx, id)? else {
-        return Ok(Use::Gone);
-    };
     if row.clone_suspected_at.is_some() {
         return Ok(Use::Suspected);
     }
     let stored = stored_counter(&row.passkey)?;
     if (result.counter() > 0 || stored > 0) && result.counter() <= stored {
-        return Ok(if raced(&row, started_at) {
+        return Ok(if raced(row, started_at) {
             Use::Raced
         } else {
             Use::Regressed
@@ -105,7 +100,7 @@ fn record_use(
         }
         _ => None,
     };
-    passkeys::record_use(tx, id, updated.as_deref(), now)?;
+    passkeys::record_use(tx, row.id, updated.as_deref(), now)?;
     Ok(Use::Recorded)
 }
 
@@ -256,19 +251,22 @@ impl PasskeyService {
         let used = self
             .db
             .write(move |tx| {
-                let used = record_use(tx, passkey_id, &result, started_at, now)?;
-                if let Use::Recorded = used {
+                // `None`: deleted meanwhile.
+                let used = passkeys::find(tx, passkey_id)?
+                    .map(|row| record_use(tx, &row, &result, started_at, now))
+                    .transpose()?;
+                if let Some(Use::Recorded) = used {
                     audit.append(tx, &signed_in)?;
                 }
                 Ok::<_, AccountError>(used)
             })
             .await?;
         let failure = match used {
-            Use::Recorded => None,
-            Use::Gone => Some(("passkey_deleted", false)),
-            Use::Suspected => Some(("clone_suspected", false)),
-            Use::Raced => Some(("counter_raced", false)),
-            Use::Regressed => Some(("counter_regressed", true)),
+            Some(Use::Recorded) => None,
+            None => Some(("passkey_deleted", false)),
+            Some(Use::Suspected) => Some(("clone_suspected", false)),
+            Some(Use::Raced) => Some(("counter_raced", false)),
+            Some(Use::Regressed) => Some(("counter_regressed", true)),
         };
         if let Some((reason, counts)) = failure {
             let account = Some((&user, counts));
@@ -305,7 +303,8 @@ impl PasskeyService {
         mfa_token: &str,
     ) -> Result<Started<RequestChallengeResponse>, PasskeyError> {
         let relying_party = self.relying_party()?;
-        let (user, challenge) = self.accounts.mfa_challenge(mfa_token).await?;
+        let challenge = self.accounts.mfa_challenge(mfa_token).await?;
+        let user = challenge.user();
         // An account that may not sign in now gets no options (which would name
         // its passkeys): the finish would be refused anyway.
         let account = self.accounts.read_user(user).await?;
@@ -337,7 +336,7 @@ impl PasskeyService {
             .start(
                 Ceremony::SecondFactor {
                     user,
-                    challenge,
+                    challenge: challenge.id(),
                     state,
                 },
                 held,
@@ -359,7 +358,8 @@ impl PasskeyService {
         meta: &RequestMeta,
     ) -> Result<TokenPair, PasskeyError> {
         let relying_party = self.relying_party()?;
-        let (user, challenge) = self.accounts.mfa_challenge(mfa_token).await?;
+        let challenge = self.accounts.mfa_challenge(mfa_token).await?;
+        let (user, challenge_id) = (challenge.user(), challenge.id());
         let Some(Taken {
             ceremony:
                 Ceremony::SecondFactor {
@@ -368,11 +368,11 @@ impl PasskeyService {
                     state,
                 },
             started_at,
-        }) = self.ceremonies.take_second_factor(challenge, ceremony)
+        }) = self.ceremonies.take_second_factor(challenge_id, ceremony)
         else {
             return Err(PasskeyError::CeremonyInvalid);
         };
-        if (started_for, answering) != (user, challenge) {
+        if (started_for, answering) != (user, challenge_id) {
             return Err(PasskeyError::CeremonyInvalid);
         }
         let checked = relying_party
@@ -384,10 +384,11 @@ impl PasskeyService {
             });
         let credential_id = URL_SAFE_NO_PAD.encode(credential.raw_id.as_slice());
         let sessions = self.accounts.passkey_sessions();
+        let remembered = sessions.clone();
         let (audit, meta_in_tx, now) = (self.audit.clone(), meta.clone(), self.clock.now());
         let answered = self
             .accounts
-            .answer_mfa_challenge(mfa_token, meta, move |tx, user| {
+            .answer_mfa_challenge(&challenge, meta, move |tx, user| {
                 let row = passkeys::find_by_credential_id(tx, &credential_id)?
                     .filter(|row| row.user_id == user);
                 let suspect =
@@ -400,14 +401,13 @@ impl PasskeyService {
                     }
                     (Some(_), Err(reason)) => (reason, Vec::new(), true),
                     (Some(row), Ok(result)) => {
-                        match record_use(tx, row.id, &result, started_at, now)? {
+                        match record_use(tx, row, &result, started_at, now)? {
                             Use::Recorded => {
                                 let accepted =
                                     second_factor_event(&meta_in_tx, user, Some(row), None);
                                 audit.append(tx, &accepted)?;
                                 return Ok(SecondFactor::Accepted(row.id));
                             }
-                            Use::Gone => ("passkey_deleted", Vec::new(), false),
                             Use::Suspected => ("clone_suspected", Vec::new(), false),
                             Use::Raced => ("counter_raced", Vec::new(), false),
                             Use::Regressed => ("counter_regressed", suspect(row)?, true),
@@ -431,7 +431,7 @@ impl PasskeyService {
                 Err(other) => Err(other.into()),
             },
             (_, Answered::Checked(SecondFactor::Refused { ended, .. })) => {
-                self.accounts.passkey_sessions().remember(&ended);
+                remembered.remember(&ended);
                 Err(PasskeyError::SignInFailed)
             }
             (_, Answered::Spent) => Err(AccountError::InvalidMfaToken.into()),

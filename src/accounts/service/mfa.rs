@@ -21,7 +21,7 @@ use crate::crypto::password::Verification;
 use crate::crypto::secret_box::SecretBox;
 use crate::db::revocations::{self, RevocationKind};
 use crate::db::{mfa, sessions, users};
-use crate::model::{AuthMethod, UserId, UserStatus};
+use crate::model::{AuthMethod, User, UserId, UserStatus};
 use crate::telemetry::metrics::CodeCheckResult;
 use crate::validation::FieldError;
 
@@ -195,13 +195,37 @@ pub(super) fn audit_code_check(
 /// Why the account may not have a code checked right now, read inside the
 /// transaction that would check it.
 fn refusal(tx: &Connection, user: UserId, now: i64) -> Result<Option<&'static str>, AccountError> {
-    Ok(match users::find(tx, user)? {
+    Ok(refusal_of(users::find(tx, user)?.as_ref(), now))
+}
+
+/// [`refusal`], for the account as the transaction read it (`None`: gone).
+fn refusal_of(user: Option<&User>, now: i64) -> Option<&'static str> {
+    match user {
         None => Some("account_gone"),
         Some(u) if u.is_softlocked(now) => Some("softlocked"),
         Some(u) if u.status != UserStatus::Active => Some(u.status.as_str()),
         Some(u) if !u.mfa_enabled => Some("mfa_not_enabled"),
         Some(_) => None,
-    })
+    }
+}
+
+/// An MFA challenge token, checked: signed, of type `mfa`, unexpired, and not cut
+/// off (a password change, logout-all) when it was checked. Whether it was spent
+/// is for the step that spends it to check.
+pub(in crate::accounts) struct Challenge {
+    claims: Claims,
+}
+
+impl Challenge {
+    /// Whose challenge it is.
+    pub(in crate::accounts) fn user(&self) -> UserId {
+        self.claims.sub
+    }
+
+    /// The challenge token's id.
+    pub(in crate::accounts) fn id(&self) -> uuid::Uuid {
+        self.claims.jti
+    }
 }
 
 pub(super) fn wrong_code_field() -> AccountError {
@@ -395,8 +419,9 @@ impl AccountService {
             meta.clone(),
         );
         let now = self.clock.now();
+        let challenge = self.mfa_challenge(mfa_token).await?;
         let answered = self
-            .answer_mfa_challenge(mfa_token, meta, move |tx, user| {
+            .answer_mfa_challenge(&challenge, meta, move |tx, user| {
                 let check = check_code(tx, &mfa_box, user, &code, now)?;
                 audit_code_check(&audit, tx, &check, user, &meta_in_tx, "login")?;
                 Ok(check)
@@ -419,21 +444,14 @@ impl AccountService {
         }
     }
 
-    /// Whose MFA challenge token this is, and its id, while it is good: signed,
-    /// of type `mfa`, unexpired, and not cut off since (a password change,
-    /// logout-all). Whether it was spent is for the step that spends it to check.
+    /// The MFA challenge `mfa_token` names, while it is good.
     pub(in crate::accounts) async fn mfa_challenge(
         &self,
         mfa_token: &str,
-    ) -> Result<(UserId, uuid::Uuid), AccountError> {
-        let claims = self.challenge_claims(mfa_token, self.clock.now()).await?;
-        Ok((claims.sub, claims.jti))
-    }
-
-    async fn challenge_claims(&self, mfa_token: &str, now: i64) -> Result<Claims, AccountError> {
+    ) -> Result<Challenge, AccountError> {
         let claims = self
             .tokens
-            .verify(mfa_token, TokenType::Mfa, now)
+            .verify(mfa_token, TokenType::Mfa, self.clock.now())
             .map_err(|_| AccountError::InvalidMfaToken)?;
         // Cut-offs (a password change, logout-all) since the challenge was issued.
         if self
@@ -444,7 +462,7 @@ impl AccountService {
         {
             return Err(AccountError::InvalidMfaToken);
         }
-        Ok(claims)
+        Ok(Challenge { claims })
     }
 
     /// Answers an MFA challenge with a second factor that `check` checks. The
@@ -456,12 +474,12 @@ impl AccountService {
     /// ([`AccountService::open_after_challenge`]).
     pub(in crate::accounts) async fn answer_mfa_challenge<A: ChallengeAnswer>(
         &self,
-        mfa_token: &str,
+        challenge: &Challenge,
         meta: &RequestMeta,
         check: impl FnOnce(&Connection, UserId) -> Result<A, AccountError> + Send + 'static,
     ) -> Result<(UserId, Answered<A>), AccountError> {
         let now = self.clock.now();
-        let claims = self.challenge_claims(mfa_token, now).await?;
+        let claims = &challenge.claims;
         let (user_id, jti, sid, issued_at) = (claims.sub, claims.jti, claims.sid, claims.iat);
         let token_until = claims.exp + LEEWAY_SECONDS;
         let failures = self.failures(meta);
@@ -475,11 +493,15 @@ impl AccountService {
                         return Ok::<_, AccountError>(Answered::Spent);
                     }
                     // A cut-off (logout-all, a password change) that landed since
-                    // the challenge was checked above ends it too.
-                    if users::find(tx, user_id)?.is_some_and(|u| u.tokens_valid_after > issued_at) {
+                    // the challenge was checked ends it too.
+                    let account = users::find(tx, user_id)?;
+                    if account
+                        .as_ref()
+                        .is_some_and(|u| u.tokens_valid_after > issued_at)
+                    {
                         return Ok(Answered::Spent);
                     }
-                    if let Some(reason) = refusal(tx, user_id, now)? {
+                    if let Some(reason) = refusal_of(account.as_ref(), now) {
                         failures.record(tx, reason, None, Some(user_id), false)?;
                         return Ok(Answered::Refused(reason));
                     }
