@@ -275,13 +275,30 @@ pub async fn passkey_lines(
     Ok(Some(listed.into_iter().map(PasskeyLine::from).collect()))
 }
 
-/// An account page that manages passkeys: where its passkey forms lead back to,
-/// and how it carries a one-time message there.
+/// An account page that manages passkeys: where its passkey forms post and lead
+/// back to, and how it carries a one-time message there. Its section is
+/// `templates/passkeys.html`, one for both pages.
 pub struct AccountPage {
     /// The page's passkey section, e.g. `/admin/account#passkeys`.
     pub back: &'static str,
     /// The cookie that shows `message` once on the page (as an error when `true`).
     pub flash: fn(&str, bool) -> Cookie<'static>,
+    /// The section's heading.
+    pub heading: &'static str,
+    pub rename: PageForm,
+    pub delete: PageForm,
+    /// Where the add form posts without the script (which posts to `start`, then
+    /// `finish`).
+    pub add: &'static str,
+    pub start: &'static str,
+    pub finish: &'static str,
+}
+
+/// Where one of an account page's passkey forms posts, and the `op` it carries on
+/// a page whose forms all post to one address.
+pub struct PageForm {
+    pub action: &'static str,
+    pub op: Option<&'static str>,
 }
 
 impl AccountPage {

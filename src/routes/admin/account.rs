@@ -58,6 +58,8 @@ struct AccountPage {
     passkeys: Option<Vec<PasskeyLine>>,
     /// Adding a passkey asks for a code too (MFA is on).
     with_code: bool,
+    /// Where the passkey section's forms post.
+    section: &'static ceremony::AccountPage,
     /// (field, message) of the form that was refused.
     errors: Vec<(String, String)>,
 }
@@ -94,6 +96,7 @@ async fn render(
         chrome: page.chrome("account"),
         email: user.email.to_string(),
         with_code: user.mfa_enabled,
+        section: &super::passkeys::ACCOUNT,
         mfa,
         sessions,
         passkeys,

@@ -20,7 +20,7 @@ use crate::http::admin_page::{
 };
 use crate::http::json::Body;
 use crate::http::problem::ApiError;
-use crate::routes::ceremony::{self, AccountPage, AccountPost, passkey_refusal};
+use crate::routes::ceremony::{self, AccountPage, AccountPost, PageForm, passkey_refusal};
 use crate::state::AppState;
 
 /// The account page's passkeys, as `ceremony` manages them: back to its passkey
@@ -28,6 +28,18 @@ use crate::state::AppState;
 pub(super) const ACCOUNT: AccountPage = AccountPage {
     back: "/admin/account#passkeys",
     flash: flash_cookie,
+    heading: "Passkeys",
+    rename: PageForm {
+        action: "/admin/account#passkeys",
+        op: Some("passkey_rename"),
+    },
+    delete: PageForm {
+        action: "/admin/account#passkeys",
+        op: Some("passkey_delete"),
+    },
+    add: "/admin/account#passkeys",
+    start: "/admin/account/passkeys/start",
+    finish: "/admin/account/passkeys/finish",
 };
 
 /// An account page post's passkey part (the extractor checked the session, the

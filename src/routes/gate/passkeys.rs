@@ -24,16 +24,28 @@ use crate::accounts::browser_sessions::BrowserSession;
 use crate::audit::RequestMeta;
 use crate::http::admin_page::{Confirmation, FLASH_COOKIE, Flash, Form, PageError, render};
 use crate::http::json::Body;
-use crate::routes::ceremony::{AccountPage, AccountPost};
+use crate::routes::ceremony::{AccountPage, AccountPost, PageForm};
 use crate::state::AppState;
 
 /// Where the portal's flash cookie lives: its own pages, never an app's.
 const FLASH_PATH: &str = "/gate/";
 
 /// The portal's account page, as `ceremony` manages its passkeys.
-const ACCOUNT: AccountPage = AccountPage {
+pub(super) const ACCOUNT: AccountPage = AccountPage {
     back: "/gate/#passkeys",
     flash: flash_cookie,
+    heading: "Your passkeys",
+    rename: PageForm {
+        action: "/gate/passkeys/rename",
+        op: None,
+    },
+    delete: PageForm {
+        action: "/gate/passkeys/delete",
+        op: None,
+    },
+    add: "/gate/passkeys/start",
+    start: "/gate/passkeys/start",
+    finish: "/gate/passkeys/finish",
 };
 
 /// A one-time message for `/gate/`, encoded as the admin pages' own, on the

@@ -586,6 +586,8 @@ struct HomePage {
     passkeys: Option<Vec<ceremony::PasskeyLine>>,
     /// Adding a passkey asks for a code too (MFA is on).
     with_code: bool,
+    /// Where the passkey section's forms post.
+    section: &'static ceremony::AccountPage,
     /// The one-time message a passkey form left.
     flash: Option<Flash>,
 }
@@ -624,6 +626,7 @@ pub async fn home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         sessions,
         passkeys,
         with_code: session.user.mfa_enabled,
+        section: &super::passkeys::ACCOUNT,
         flash,
     })?;
     if flashed {
