@@ -126,42 +126,43 @@ pub async fn code_step_offers_passkey(
 }
 
 /// A passkey in place of the code, begun on a sign-in page's code step (after the
-/// page's own origin check), for the sign-in the `pending` cookie names: the
-/// options, allowing that account's passkeys.
+/// page's own origin check), for the sign-in its cookie `pending_cookie` names:
+/// the options, allowing that account's passkeys.
 pub async fn code_start(
     req: &HttpRequest,
     ip: IpAddr,
     sessions: &BrowserSessions,
-    pending: Option<&str>,
+    pending_cookie: &str,
 ) -> Result<HttpResponse, PageError> {
     if let Some(refusal) = limited(req, RouteClass::PasskeyStartIp, ip) {
         return Ok(refusal);
     }
-    let Some(pending) = pending else {
+    let Some(pending) = req.cookie(pending_cookie) else {
         return Ok(refused(StatusCode::UNAUTHORIZED));
     };
-    match sessions.start_passkey_code(pending).await {
+    match sessions.start_passkey_code(pending.value()).await {
         Ok(started) => Ok(options(started)),
         Err(error) => sign_in_refusal(error),
     }
 }
 
-/// The code step answered with a passkey: the new session's cookie value, or the
-/// refusal to answer with. The code step's limits apply (per address and per
-/// account), as for a code; only an answer that passes them ends the browser's
-/// earlier session (its cookie `session_cookie`), as a sign-in does.
+/// The code step answered with a passkey, for the sign-in its cookie
+/// `pending_cookie` names: the new session's cookie value, or the refusal to
+/// answer with. The code step's limits apply (per address and per account), as
+/// for a code; only an answer that passes them ends the browser's earlier session
+/// (its cookie `session_cookie`), as a sign-in does.
 pub async fn code_finish(
     req: &HttpRequest,
     ip: IpAddr,
     sessions: &BrowserSessions,
-    session_cookie: &str,
+    (session_cookie, pending_cookie): (&str, &str),
     form: &Form,
     meta: &RequestMeta,
-    pending: Option<&str>,
 ) -> Result<Result<SecretString, HttpResponse>, PageError> {
-    let Some(pending) = pending else {
+    let Some(pending) = req.cookie(pending_cookie) else {
         return Ok(Err(refused(StatusCode::UNAUTHORIZED)));
     };
+    let pending = pending.value();
     if enforce_code_limits(req, ip, sessions.pending_user(pending)).is_err() {
         return Ok(Err(refused(StatusCode::TOO_MANY_REQUESTS)));
     }

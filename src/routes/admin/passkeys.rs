@@ -127,14 +127,7 @@ pub async fn code_start(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     same_site_only(&req)?;
-    let pending = req.cookie(PENDING_COOKIE);
-    ceremony::code_start(
-        &req,
-        ip.0,
-        &state.admin_sessions,
-        pending.as_ref().map(|c| c.value()),
-    )
-    .await
+    ceremony::code_start(&req, ip.0, &state.admin_sessions, PENDING_COOKIE).await
 }
 
 /// `POST /admin/login/code/passkey/finish`: the assertion in place of the code;
@@ -149,17 +142,9 @@ pub async fn code_finish(
     same_site_only(&req)?;
     let form = Form::parse(&body.0);
     let next = return_path(form.get("next")).to_owned();
-    let pending = req.cookie(PENDING_COOKIE);
-    let finished = ceremony::code_finish(
-        &req,
-        ip.0,
-        &state.admin_sessions,
-        COOKIE,
-        &form,
-        &meta,
-        pending.as_ref().map(|c| c.value()),
-    )
-    .await?;
+    let cookies = (COOKIE, PENDING_COOKIE);
+    let finished =
+        ceremony::code_finish(&req, ip.0, &state.admin_sessions, cookies, &form, &meta).await?;
     match finished {
         Ok(value) => {
             let mut answer = HttpResponse::Ok();

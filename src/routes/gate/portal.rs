@@ -510,14 +510,7 @@ pub async fn code_passkey_start(
 ) -> Result<HttpResponse, PageError> {
     let (gate, _) = the_gate(&state)?;
     from_the_portal(&req, gate)?;
-    let pending = req.cookie(PENDING_COOKIE);
-    ceremony::code_start(
-        &req,
-        ip.0,
-        &state.gate_sessions,
-        pending.as_ref().map(|c| c.value()),
-    )
-    .await
+    ceremony::code_start(&req, ip.0, &state.gate_sessions, PENDING_COOKIE).await
 }
 
 /// `POST /gate/login/code/passkey/finish`: the assertion in place of the code;
@@ -533,17 +526,9 @@ pub async fn code_passkey_finish(
     from_the_portal(&req, gate)?;
     let form = Form::parse(&body.0);
     let rd = gate.safe_return(&form.text("rd")).unwrap_or_default();
-    let pending = req.cookie(PENDING_COOKIE);
-    let finished = ceremony::code_finish(
-        &req,
-        ip.0,
-        &state.gate_sessions,
-        COOKIE,
-        &form,
-        &meta,
-        pending.as_ref().map(|c| c.value()),
-    )
-    .await?;
+    let cookies = (COOKIE, PENDING_COOKIE);
+    let finished =
+        ceremony::code_finish(&req, ip.0, &state.gate_sessions, cookies, &form, &meta).await?;
     Ok(match finished {
         Ok(value) => passkey_signed_in(settings, gate, &value, &rd),
         Err(refusal) => refusal,
