@@ -112,6 +112,8 @@ pub struct BrowserSession {
     pub user: User,
     pub session_id: Uuid,
     pub signed_in_at: i64,
+    /// When it ends at the latest (its absolute limit).
+    pub expires_at: i64,
     /// How the account session it rides on was signed in to.
     pub auth_method: AuthMethod,
     id_hash: String,
@@ -548,6 +550,51 @@ impl BrowserSessions {
         Ok(Finished::Session(cookie))
     }
 
+    /// A new session of this kind for another host, on `source`'s account session:
+    /// the gate's handoff (see `crate::gate::handoff`). `source` must still be good
+    /// (it is resumed again here); the new session ends when `source` would at the
+    /// latest, and with the account session, so signing out anywhere ends both.
+    pub async fn hand_off(
+        &self,
+        source: &BrowserSession,
+        host: &str,
+        meta: &RequestMeta,
+    ) -> Result<SecretString, SignInError> {
+        let still = self
+            .resume_hashed(&source.id_hash)
+            .await
+            .map_err(|e| SignInError::Unexpected(e.into()))?;
+        let Some((row, user)) = still.filter(|(row, _)| row.session_id == source.session_id) else {
+            return Err(SignInError::PendingExpired);
+        };
+        let cookie = new_cookie_value()?;
+        let id_hash = hash(cookie.expose_secret());
+        let now = self.clock.now();
+        let record = AuditEvent::of_request("gate.handed_off", Outcome::Success, meta)
+            .with_actor(user.id.to_string())
+            .with_target(row.session_id.to_string())
+            .with_detail("host", host);
+        let (kind, audit) = (self.rules.kind.as_str(), self.audit.clone());
+        self.db
+            .write(move |tx| {
+                browser_sessions::insert(
+                    tx,
+                    &NewBrowserSession {
+                        id_hash: &id_hash,
+                        kind,
+                        user: row.user_id,
+                        session: row.session_id,
+                        now,
+                        expires_at: row.expires_at,
+                    },
+                )?;
+                audit.append(tx, &record)?;
+                Ok::<_, DbError>(())
+            })
+            .await?;
+        Ok(cookie)
+    }
+
     /// Changes the password of `session`'s account: every session of the account
     /// ends, this one too, and a new browser session of this kind starts on a
     /// fresh account session. Returns the new session's cookie value.
@@ -640,6 +687,7 @@ impl BrowserSessions {
                 session_id: row.session_id,
                 auth_method: row.auth_method,
                 signed_in_at: row.created_at,
+                expires_at: row.expires_at,
                 id_hash,
             }))
     }

@@ -106,15 +106,16 @@ pub fn run(bind: &str, data_dir: &Path, reset: Reset, mut sources: ConfigSources
         .environment
         .entry(v::WEBHOOK_ALLOWED_PRIVATE_NETWORKS.to_owned())
         .or_insert_with(|| "127.0.0.0/8,::1/128".to_owned());
-    // The gate, on for the demo apps: the portal shares the sample app's host
-    // (app.localhost, through the proxy on DEMO_PROXY_PORT), so its host-only
-    // cookie needs no domain.
+    // The gate, on for every *.localhost app (browsers resolve them all to
+    // loopback), through the proxy on DEMO_PROXY_PORT, with the portal at
+    // auth.localhost. No cookie domain (browsers refuse one on `localhost`): each
+    // app host gets its own session from the portal by the handoff.
     for (name, value) in [
         (
             v::GATE_PORTAL_URL,
-            format!("http://app.localhost:{DEMO_PROXY_PORT}"),
+            format!("http://auth.localhost:{DEMO_PROXY_PORT}"),
         ),
-        (v::GATE_HOSTS, "app.localhost".to_owned()),
+        (v::GATE_HOSTS, "*.localhost".to_owned()),
         (v::TRUSTED_PROXIES, "127.0.0.1,::1".to_owned()),
     ] {
         sources.environment.entry(name.to_owned()).or_insert(value);
@@ -161,7 +162,7 @@ pub fn run(bind: &str, data_dir: &Path, reset: Reset, mut sources: ConfigSources
                 match written {
                     Ok(files) => {
                         println!(
-                            "  Gate:       http://app.localhost:{DEMO_PROXY_PORT}/ behind the gate (forward-auth), once a proxy runs:"
+                            "  Gate:       http://app.localhost:{DEMO_PROXY_PORT}/ (and any *.localhost:{DEMO_PROXY_PORT}) behind the gate, once a proxy runs:"
                         );
                         println!(
                             "              python3 -m http.server {DEMO_UPSTREAM_PORT} --bind 127.0.0.1   (a sample app)"
@@ -375,12 +376,14 @@ fn write_proxy_configs(
     let mut plan = ProxyPlan::for_gate(gate, backend, &format!("127.0.0.1:{DEMO_UPSTREAM_PORT}"));
     plan.listen_address = Some("127.0.0.1".to_owned());
     let caddy = format!(
-        "# The Portcullis demo gate: http://app.localhost:{DEMO_PROXY_PORT}/ -> the sample app on :{DEMO_UPSTREAM_PORT}.\n\
+        "# The Portcullis demo gate: http://<any name>.localhost:{DEMO_PROXY_PORT}/ -> the sample app on :{DEMO_UPSTREAM_PORT};\n\
+         # the portal at http://auth.localhost:{DEMO_PROXY_PORT}/gate/.\n\
          {{\n    admin off\n    auto_https off\n}}\n\n{}",
         plan.caddy()
     );
     let nginx = format!(
-        "# The Portcullis demo gate: http://app.localhost:{DEMO_PROXY_PORT}/ -> the sample app on :{DEMO_UPSTREAM_PORT}.\n{}",
+        "# The Portcullis demo gate: http://<any name>.localhost:{DEMO_PROXY_PORT}/ -> the sample app on :{DEMO_UPSTREAM_PORT};\n\
+         # the portal at http://auth.localhost:{DEMO_PROXY_PORT}/gate/.\n{}",
         plan.nginx()
     );
     let (caddy_path, nginx_path) = (dir.join(CADDYFILE), dir.join(NGINX_CONF));

@@ -178,9 +178,9 @@ impl Reader<'_> {
             if hosts.iter().any(|h| {
                 !h.is_covered_by_cookie_domain(portal_name) || h.to_string().starts_with("*.")
             }) {
-                self.findings.warn(
+                self.findings.pass(
                     v::GATE_COOKIE_DOMAIN,
-                    "is unset, so the portal's cookie reaches only the portal's own host: apps on other hosts will send every visitor back to sign in; set it to the domain the portal and the apps share",
+                    "is unset: the portal's cookie is its host's alone, and every other app host gets a session of its own at /.portcullis/handoff (the proxy configurations send it to Portcullis); set it to the domain the portal and the apps share to skip that step",
                 );
             }
         }

@@ -16,6 +16,7 @@
 //! original request, what each answer looks like) are `routes::gate`'s.
 
 pub mod assertion;
+pub mod handoff;
 pub mod proxy_config;
 pub mod redirect;
 pub mod stats;
@@ -202,6 +203,15 @@ impl OriginalRequest {
         })
     }
 
+    /// Whether the request is for a path of Portcullis's own on every app host (the
+    /// handoff): a proxy that asks the gate about it would pass it to the app, so
+    /// it is refused, whoever asks.
+    pub fn is_gate_own(&self) -> bool {
+        self.path
+            .get(..handoff::PREFIX.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(handoff::PREFIX))
+    }
+
     /// The port the request was made to (the scheme's own when none is named).
     pub fn port(&self) -> u16 {
         self.host.port.unwrap_or(self.port_default())
@@ -304,6 +314,11 @@ pub struct GateService {
     /// signed-in account that repeats a refused request (a script, a reloading tab)
     /// is audited once a minute for it, not once a request. Counted every time.
     audited_denials: moka::sync::Cache<String, i64>,
+    /// The portal's host name, and the domain its cookie is scoped to: the hosts
+    /// that cookie reaches need no handoff.
+    portal_host: String,
+    cookie_domain: Option<String>,
+    handoffs: handoff::Handoffs,
 }
 
 /// How long a repeat of an audited denial is counted but not audited again.
@@ -329,13 +344,21 @@ impl GateService {
             )?,
             policies,
             audit,
-            clock,
+            clock: clock.clone(),
             stats: GateStats::new(settings.hosts.len()),
             abac,
             metrics,
             // Ages are checked when read (no time-to-live, whose expiry would
             // sweep every old entry at once on some request's worker).
             audited_denials: moka::sync::Cache::builder().max_capacity(20_000).build(),
+            portal_host: settings
+                .portal_url
+                .split_once("://")
+                .and_then(|(_, authority)| parse_host_port(authority))
+                .map(|host| host.name)
+                .unwrap_or_default(),
+            cookie_domain: settings.cookie_domain.clone(),
+            handoffs: handoff::Handoffs::new(clock.clone()),
         })
     }
 
@@ -374,6 +397,44 @@ impl GateService {
             self.metrics.decided(None, GateResult::UnprotectedHost);
         }
         entry
+    }
+
+    /// The portal's sign-in page, returning to `url` afterwards.
+    pub fn login_url(&self, url: &str) -> String {
+        let rd: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
+        format!("{}/gate/login?rd={rd}", self.portal_url)
+    }
+
+    /// Whether the portal's session cookie reaches host `name`: on
+    /// `GATE_COOKIE_DOMAIN`, or the portal's own host when it is host-only.
+    fn portal_cookie_reaches(&self, name: &str) -> bool {
+        match &self.cookie_domain {
+            Some(domain) => name == domain || name.ends_with(&format!(".{domain}")),
+            None => name == self.portal_host,
+        }
+    }
+
+    /// Where a signed-out browser goes to sign in for `original`: the portal, when
+    /// its cookie reaches the host; otherwise the host's own handoff, which gives
+    /// the host a session of its own once the portal has signed the browser in.
+    pub fn sign_in_url(&self, original: &OriginalRequest) -> String {
+        let url = original.url();
+        if self.portal_cookie_reaches(&original.host.name) {
+            return self.login_url(&url);
+        }
+        handoff::start_url(&url).unwrap_or_else(|| self.login_url(&url))
+    }
+
+    /// The codes that carry portal sign-ins to other hosts.
+    pub fn handoffs(&self) -> &handoff::Handoffs {
+        &self.handoffs
+    }
+
+    /// `rd`, when it asks the portal to hand its sign-in to an app host (and it,
+    /// and the URL inside it, pass the `rd` rules).
+    pub fn handoff_return(&self, rd: &str) -> Option<handoff::HandoffReturn> {
+        let rd = self.safe_return(rd)?;
+        handoff::HandoffReturn::parse(&rd, |inner| self.safe_return(inner))
     }
 
     /// Where a sign-in may return to, if `rd` is safe (see [`redirect`]).

@@ -19,6 +19,10 @@
 //! - **The gate's doors answer the proxy, not clients**: the portal's site proxies
 //!   everything to Portcullis except `/api/v1/gate/`, so nobody can ask the gate
 //!   about a URL of their choosing through the trusted proxy.
+//! - **The handoff is Portcullis's**: every app host sends its one path
+//!   `/.portcullis/handoff` (exactly) to Portcullis, never to the app, so the
+//!   one-time code a portal sign-in is carried over with never reaches an app (the
+//!   gate refuses to judge any `/.portcullis/` path, should a proxy ask).
 //! - **Portcullis's session cookie stays out of the apps**: it is removed from the
 //!   request the app receives, so one compromised app cannot sign in as its users
 //!   elsewhere (nginx and Caddy edit the `Cookie` header; Traefik, which cannot,
@@ -28,6 +32,7 @@
 use std::fmt::Write as _;
 
 use crate::config::GateSettings;
+use crate::gate::handoff::PATH as HANDOFF;
 use crate::gate::identity_headers;
 
 /// The gate's session cookie, as the proxies strip it.
@@ -180,6 +185,11 @@ impl ProxyPlan {
         }
         let _ = write!(
             out,
+            "    # The handoff of a portal sign-in to this host: Portcullis's, never the app's.\n    location = {HANDOFF} {{\n{}    }}\n",
+            self.nginx_to_portcullis()
+        );
+        let _ = write!(
+            out,
             "    location = /__portcullis {{\n        internal;\n        proxy_pass http://{NGINX_UPSTREAM}/api/v1/gate/auth-request;\n{NGINX_KEEPALIVE}        proxy_pass_request_body off;\n        proxy_set_header Content-Length \"\";\n        # $host: the server nginx chose, never a raw Host header.\n        proxy_set_header X-Original-URL $scheme://$host:$server_port$request_uri;\n        proxy_set_header X-Original-Method $request_method;\n        proxy_set_header X-Forwarded-For $remote_addr;\n    }}\n    location @portcullis_sign_in {{\n        if ($portcullis_login = \"\") {{\n            return 401;\n        }}\n        return 302 $portcullis_login;\n    }}\n    location / {{\n        auth_request /__portcullis;\n        auth_request_set $portcullis_login $upstream_http_location;\n"
         );
         let variables: Vec<(String, String)> = self
@@ -258,6 +268,11 @@ impl ProxyPlan {
                 self.portcullis
             );
         }
+        let _ = write!(
+            out,
+            "    # The handoff of a portal sign-in to this host: Portcullis's, never the app's.\n    handle {HANDOFF} {{\n        reverse_proxy {}\n    }}\n",
+            self.portcullis
+        );
         let _ = write!(
             out,
             "    handle {{\n        # In this order (a route keeps it): drop every spelling of the identity\n        # headers a client sent, ask the gate (its answer sets them), take\n        # Portcullis's session cookie out, then pass the request on.\n        route {{\n            request_header -Remote-*\n            request_header -Remote_*\n            request_header -Remote.*\n            request_header -Portcullis-*\n            request_header -Portcullis_*\n            request_header -Portcullis.*\n            forward_auth {} {{\n                uri /api/v1/gate/forward-auth\n                copy_headers {}\n            }}\n            request_header Cookie \"(^|; *){SESSION_COOKIE}=[^;]*(; *)?\" \"$1\"\n            reverse_proxy {}\n        }}\n    }}\n}}\n",
@@ -353,6 +368,15 @@ impl ProxyPlan {
         }
         let _ = write!(
             out,
+            "    # The handoff of a portal sign-in to an app host: Portcullis's, never the app's.\n\
+             \x20   portcullis-handoff:\n\
+             \x20     rule: '({apps}) && Path(`{HANDOFF}`)'\n\
+             \x20     priority: 30\n\
+             \x20     service: portcullis\n{}",
+            self.traefik_router_tail()
+        );
+        let _ = write!(
+            out,
             "    # Every app behind the gate.\n\
              \x20   portcullis-apps:\n\
              \x20     rule: '{apps}'\n\
@@ -432,6 +456,17 @@ mod tests {
         assert!(text.contains("location /api/v1/gate/ {\n        return 404;"));
         assert!(text.contains("proxy_set_header Cookie $portcullis_app_cookie;"));
         assert!(text.contains("ssl_certificate"));
+        // The handoff, exactly, is Portcullis's (and asks no gate).
+        let handoff = text
+            .split("location = /.portcullis/handoff {\n")
+            .nth(1)
+            .and_then(|rest| rest.split("    }\n").next())
+            .expect("the handoff's location");
+        assert!(
+            handoff.contains("proxy_pass http://portcullis_gate;"),
+            "{handoff}"
+        );
+        assert!(!handoff.contains("auth_request"), "{handoff}");
     }
 
     #[test]
@@ -454,6 +489,9 @@ mod tests {
             .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(text.contains("respond /api/v1/gate/* 404"));
+        assert!(text.contains(
+            "    handle /.portcullis/handoff {\n        reverse_proxy 127.0.0.1:8080\n    }\n"
+        ));
         assert!(text.contains("copy_headers Remote-User Remote-Email Remote-Role Remote-Name Remote-Attr-department Portcullis-Assertion"));
     }
 
@@ -472,6 +510,9 @@ mod tests {
         assert!(text.contains(
             "rule: '(HostRegexp(`^.+\\.example\\.com$`) || Host(`app.example.org`)) && !Host(`auth.example.com`)'\n      priority: 10\n      middlewares: [portcullis]\n      service: portcullis-app\n"
         ));
+        assert!(text.contains(
+            "rule: '((HostRegexp(`^.+\\.example\\.com$`) || Host(`app.example.org`)) && !Host(`auth.example.com`)) && Path(`/.portcullis/handoff`)'\n      priority: 30\n      service: portcullis\n"
+        ), "{text}");
         assert!(text.contains("address: \"http://127.0.0.1:8080/api/v1/gate/forward-auth\""));
         assert!(text.contains("trustForwardHeader: false"));
         assert!(
@@ -486,7 +527,7 @@ mod tests {
                 "entryPoints: [{TRAEFIK_ENTRY_POINT}]\n      tls: {{}}"
             ))
             .count(),
-            2,
+            3,
             "{text}"
         );
         assert!(text.contains("tls:\n  certificates:\n    - certFile: "));

@@ -243,12 +243,13 @@ where
             match outcome {
                 Some(Ok(response)) => {
                     let (request, response) = response.map_into_boxed_body().into_parts();
-                    // An admin or portal page, and the gate's refusal page, render
-                    // their own (generic) HTML error pages.
+                    // An admin or portal page, the gate's refusal page and the
+                    // handoff's render their own (generic) HTML error pages.
                     let path = request.path();
                     let page = (path.starts_with("/admin")
                         || path.starts_with("/gate")
-                        || path.starts_with("/api/v1/gate/"))
+                        || path.starts_with("/api/v1/gate/")
+                        || path.starts_with(crate::gate::handoff::PREFIX))
                         && response
                             .headers()
                             .get(header::CONTENT_TYPE)

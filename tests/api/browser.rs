@@ -459,10 +459,13 @@ async fn a_browser_signs_in_builds_a_policy_and_simulates_it() {
 
 /// Through the gate in a real browser: a signed-out visit to an app behind nginx
 /// lands on the portal, the password and a second factor sign in, and the browser
-/// is back at the URL it asked for, with the upstream seeing who it is.
+/// is back at the URL it asked for, with the upstream seeing who it is. With no
+/// cookie domain, so the sign-in reaches the app by the handoff; a second app
+/// host then opens without signing in again.
 #[actix_web::test]
 async fn a_browser_signs_in_through_the_gate_and_returns_to_the_app() {
-    let setup = crate::gate_proxies::setup(crate::gate_proxies::Kind::Nginx).await;
+    use crate::gate_proxies::{Cookies, Kind, setup_with};
+    let setup = setup_with(Kind::Nginx, Cookies::HandedOff).await;
     let enrolled = crate::mfa::enrolled(&setup.app, "mfa@example.com").await;
     let driver = start_driver();
     let c = browser_with(
@@ -494,6 +497,20 @@ async fn a_browser_signs_in_through_the_gate_and_returns_to_the_app() {
             .as_str()
             .is_some_and(|a| a.split('.').count() == 3)
     );
+    // Another app host: through the portal and back without a form.
+    let other = setup.url("other", "/wiki");
+    c.goto(&other).await.expect("open the other app");
+    for _ in 0..300 {
+        if c.current_url().await.map(|u| u.to_string()).ok().as_deref() == Some(other.as_str()) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(c.current_url().await.expect("url").as_str(), other);
+    let seen = setup
+        .last_seen_at("/wiki")
+        .expect("the other app was reached");
+    assert_eq!(seen["remote-email"], "mfa@example.com");
     c.close().await.expect("close");
 }
 

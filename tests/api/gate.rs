@@ -46,7 +46,7 @@ pub fn no_redirects() -> reqwest::Client {
 }
 
 /// Asks `forward-auth` about `method url`, with extra headers.
-async fn ask(
+pub async fn ask(
     app: &TestApp,
     method: &str,
     url: &str,
@@ -74,7 +74,7 @@ async fn ask(
     request.send().await.expect("request failed")
 }
 
-const BROWSER: (&str, &str) = ("Accept", "text/html,application/xhtml+xml");
+pub const BROWSER: (&str, &str) = ("Accept", "text/html,application/xhtml+xml");
 
 /// Creates a route policy as an administrator.
 pub async fn route_policy(app: &TestApp, admin: &str, policy: Value) {

@@ -234,16 +234,38 @@ impl Setup {
         self.upstream.last()
     }
 
+    /// The headers of the upstream's latest request for `path`.
+    pub fn last_seen_at(&self, path: &str) -> Option<Map<String, Value>> {
+        let seen = self.upstream.seen.lock().expect("lock");
+        seen.iter().rev().find(|r| r["path"] == path).cloned()
+    }
+
     pub fn url(&self, host: &str, path: &str) -> String {
         format!("http://{host}.gate.test:{}{path}", self.proxy.port)
     }
 }
 
 pub async fn setup(kind: Kind) -> Setup {
+    setup_with(kind, Cookies::SharedDomain).await
+}
+
+/// How the portal's sign-in reaches the app hosts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Cookies {
+    /// `GATE_COOKIE_DOMAIN=gate.test`: one cookie for every host.
+    SharedDomain,
+    /// No cookie domain: each app host gets its own by the handoff.
+    HandedOff,
+}
+
+pub async fn setup_with(kind: Kind, cookies: Cookies) -> Setup {
     let upstream = Upstream::default();
     let upstream_port = upstream.start().await;
     let port = free_port();
     let mut vars = gate_vars("127.0.0.1");
+    if cookies == Cookies::HandedOff {
+        vars.retain(|(name, _)| *name != "GATE_COOKIE_DOMAIN");
+    }
     for (name, value) in vars.iter_mut() {
         if *name == "GATE_PORTAL_URL" {
             *value = format!("http://auth.gate.test:{port}");
@@ -552,6 +574,162 @@ async fn the_gate_holds_behind_caddy() {
 #[actix_web::test]
 async fn the_gate_holds_behind_traefik() {
     the_gate_holds_behind(Kind::Traefik).await;
+}
+
+/// The `Set-Cookie` pair a response sends for `name`.
+fn cookie_named(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+fn location_of(response: &reqwest::Response) -> String {
+    response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned()
+}
+
+/// With no cookie domain, behind a real proxy: one sign-in at the portal reaches
+/// two app hosts through their handoffs, which the proxy hands to Portcullis (the
+/// code never reaches the app), and one sign-out closes both.
+async fn one_sign_in_is_handed_to_every_host_behind(kind: Kind) {
+    let s = setup_with(kind, Cookies::HandedOff).await;
+    let http = client(s.proxy.port);
+    s.app.signed_up("user@example.com").await;
+    let mut portal_cookie = None;
+    let mut app_cookies = Vec::new();
+    for host in ["app", "other"] {
+        let response = http
+            .get(s.url(host, "/reports?q=1"))
+            .header("Accept", HTML)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 302, "{kind:?} {host}");
+        let handoff = location_of(&response);
+        assert!(
+            handoff.starts_with(&s.url(host, "/.portcullis/handoff?rd=")),
+            "{kind:?}: {handoff}"
+        );
+        let response = http.get(&handoff).send().await.expect("handoff");
+        assert_eq!(response.status(), 302, "{kind:?} {host}");
+        let state = cookie_named(&response, "portcullis_gate_handoff");
+        let login = location_of(&response);
+        assert!(
+            login.starts_with(&s.url("auth", "/gate/login?rd=")),
+            "{login}"
+        );
+        // The first host signs in with a password; the second finds the portal's
+        // session and goes straight on.
+        let response = match &portal_cookie {
+            None => {
+                let rd = url::Url::parse(&login)
+                    .expect("url")
+                    .query_pairs()
+                    .find(|(k, _)| k == "rd")
+                    .map(|(_, v)| v.into_owned())
+                    .expect("rd");
+                let response = http
+                    .post(s.url("auth", "/gate/login"))
+                    .header("Origin", s.url("auth", ""))
+                    .form(&[
+                        ("email", "user@example.com"),
+                        ("password", GOOD_PASSWORD),
+                        ("rd", rd.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .expect("sign in");
+                portal_cookie = Some(cookie_of(&response));
+                response
+            }
+            Some(cookie) => http
+                .get(&login)
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .expect("portal"),
+        };
+        assert_eq!(response.status(), 303, "{kind:?} {host}");
+        let code = location_of(&response);
+        assert!(
+            code.starts_with(&s.url(host, "/.portcullis/handoff?code=")),
+            "{code}"
+        );
+        let response = http
+            .get(&code)
+            .header("Cookie", &state)
+            .send()
+            .await
+            .expect("redeem");
+        assert_eq!(response.status(), 302, "{kind:?} {host}");
+        assert_eq!(location_of(&response), s.url(host, "/reports?q=1"));
+        let cookie = cookie_of(&response);
+        let response = http
+            .get(s.url(host, "/reports?q=1"))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200, "{kind:?} {host}");
+        assert_eq!(s.last_seen()["remote-email"], "user@example.com");
+        app_cookies.push((host, cookie));
+    }
+    let seen = s.upstream.seen.lock().expect("lock").clone();
+    assert!(
+        seen.iter()
+            .all(|r| !r["path"].as_str().unwrap_or("").contains(".portcullis")),
+        "{kind:?}: the app saw a handoff: {seen:?}"
+    );
+    let portal_cookie = portal_cookie.expect("signed in");
+    let home = http
+        .get(s.url("auth", "/gate/"))
+        .header("Cookie", &portal_cookie)
+        .send()
+        .await
+        .expect("home");
+    let csrf = csrf_of(&home.text().await.expect("page"));
+    let out = http
+        .post(s.url("auth", "/gate/logout"))
+        .header("Cookie", &portal_cookie)
+        .header("Origin", s.url("auth", ""))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 303);
+    for (host, cookie) in &app_cookies {
+        let response = http
+            .get(s.url(host, "/x"))
+            .header("Cookie", cookie)
+            .header("Accept", HTML)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 302, "{kind:?} {host}");
+    }
+}
+
+#[actix_web::test]
+async fn one_sign_in_is_handed_to_every_host_behind_nginx() {
+    one_sign_in_is_handed_to_every_host_behind(Kind::Nginx).await;
+}
+
+#[actix_web::test]
+async fn one_sign_in_is_handed_to_every_host_behind_caddy() {
+    one_sign_in_is_handed_to_every_host_behind(Kind::Caddy).await;
+}
+
+#[actix_web::test]
+async fn one_sign_in_is_handed_to_every_host_behind_traefik() {
+    one_sign_in_is_handed_to_every_host_behind(Kind::Traefik).await;
 }
 
 /// Sends one request exactly as written (no client normalises its target) and

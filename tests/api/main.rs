@@ -14,6 +14,7 @@ mod decisions;
 mod documents;
 mod errors;
 mod gate;
+mod gate_handoff;
 mod gate_proxies;
 mod health;
 mod helpers;

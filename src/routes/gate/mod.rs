@@ -11,6 +11,7 @@
 //! so nobody can ask about a URL of their choosing. Every answer but a 2xx keeps
 //! the upstream unreached — and so does a gate that errs (5xx) or is down.
 
+pub mod handoff;
 pub mod passkeys;
 pub mod portal;
 
@@ -39,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/gate/forward-auth").to(forward_auth))
         .service(web::resource("/api/v1/gate/auth-request").to(auth_request))
         .service(super::get("/.well-known/jwks.json", jwks))
-        .configure(portal::configure);
+        .configure(portal::configure)
+        .configure(handoff::configure);
 }
 
 /// The gate, when it is on; a 404 otherwise (nothing to ask).
@@ -95,9 +97,9 @@ enum Door {
             ("Portcullis-Assertion" = String, description = "An EdDSA JWT (60 s, `aud` the host) the upstream can check against `/.well-known/jwks.json`"),
             ("Cookie" = String, description = "The request's cookies without Portcullis's own (`portcullis_gate*`), absent when none is left: the `Cookie` header the app is to receive (Traefik's configuration sets it)")
         )),
-        (status = 302, description = "A signed-out browser (`Accept: text/html`): on to the portal's sign-in, with `rd` the original URL", headers(("Location" = String, description = "`GATE_PORTAL_URL/gate/login?rd=…`"))),
+        (status = 302, description = "A signed-out browser (`Accept: text/html`): on to sign in, with `rd` the original URL", headers(("Location" = String, description = "`GATE_PORTAL_URL/gate/login?rd=…` when the portal's cookie reaches the host; otherwise the host's own `/.portcullis/handoff?rd=…`, which brings the portal's sign-in to it"))),
         (status = 401, description = "Signed out (an API client), or a bad or revoked bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
-        (status = 403, description = "Refused: by the policies (an HTML page for browsers), or the asker is not a trusted proxy, or the host is not one the gate protects", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Refused: by the policies (an HTML page for browsers), or the asker is not a trusted proxy, or the host is not one the gate protects, or the path is the gate's own (`/.portcullis/…`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The gate is off (no `GATE_PORTAL_URL`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A forwarded header is missing or invalid, named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The policies could not be evaluated: the upstream is not reached", body = Problem, content_type = "application/problem+json")
@@ -122,8 +124,8 @@ pub async fn forward_auth(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     ),
     responses(
         (status = 200, description = "Allowed: pass it upstream with `Remote-User`, `Remote-Email`, `Remote-Role`, `Remote-Name` and `Portcullis-Assertion` (as `forward-auth`)"),
-        (status = 401, description = "Signed out (for a browser, `Location` names the portal's sign-in), or a bad or revoked bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"), ("Location" = String, description = "For a browser: `GATE_PORTAL_URL/gate/login?rd=…`"))),
-        (status = 403, description = "Refused: by the policies, or the asker is not a trusted proxy, or the host is not one the gate protects", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Signed out (for a browser, `Location` names the portal's sign-in), or a bad or revoked bearer token", body = Problem, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`"), ("Location" = String, description = "For a browser: `GATE_PORTAL_URL/gate/login?rd=…`, or the host's own `/.portcullis/handoff?rd=…` when the portal's cookie does not reach it"))),
+        (status = 403, description = "Refused: by the policies, or the asker is not a trusted proxy, or the host is not one the gate protects, or the path is the gate's own (`/.portcullis/…`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The gate is off (no `GATE_PORTAL_URL`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A forwarded header is missing or invalid, named in `errors`", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "The policies could not be evaluated: the upstream is not reached", body = Problem, content_type = "application/problem+json")
@@ -289,6 +291,13 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
     let entry = gate.entry_for(&original.host).ok_or(ApiError::Forbidden(
         "This host is not protected by the gate.",
     ))?;
+    if original.is_gate_own() {
+        // The proxy sends this path here, never to an app; one that asks about it
+        // would pass it (and the handoff's code) to the app.
+        return Err(ApiError::Forbidden(
+            "This path is the gate's own: the proxy must send it to Portcullis.",
+        ));
+    }
     let client = req.extensions().get::<ClientIp>().copied().ok_or_else(|| {
         ApiError::BadRequest("The client address could not be determined.".to_owned())
     })?;
@@ -345,7 +354,7 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
             Ok(response)
         }
         Verdict::SignInFirst => {
-            let login = portal::login_url(gate, &original.url());
+            let login = gate.sign_in_url(&original);
             match (door, wants_html(req)) {
                 (Door::ForwardAuth, true) => Ok(HttpResponse::Found()
                     .insert_header((header::LOCATION, login))

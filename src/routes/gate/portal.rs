@@ -26,7 +26,7 @@ use crate::accounts::browser_sessions::{BrowserSession, PENDING_SECONDS, SignIn,
 use crate::accounts::passkeys::PasskeyError;
 use crate::audit::RequestMeta;
 use crate::clock::rfc3339;
-use crate::gate::GateService;
+use crate::gate::{GateService, handoff};
 use crate::http::ClientIp;
 use crate::http::admin_page::{
     Flash, Form, PAGE_CONTENT_SECURITY_POLICY, PageError, allow_own_scripts, end_previous,
@@ -77,12 +77,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .insert_header((header::LOCATION, "/gate/"))
             .finish()
     })));
-}
-
-/// Where the portal sends a signed-out visitor of `url`.
-pub fn login_url(gate: &GateService, url: &str) -> String {
-    let rd: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
-    format!("{}/gate/login?rd={rd}", gate.portal_url())
 }
 
 #[derive(Template)]
@@ -241,10 +235,33 @@ fn query_rd(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// Where to go after signing in: a safe `rd`, or the portal's own page.
-fn landing(gate: &GateService, rd: &str) -> String {
-    gate.safe_return(rd)
-        .unwrap_or_else(|| format!("{}/gate/", gate.portal_url()))
+/// Where to go once signed in (the session `cookie` names): a safe `rd` — by a
+/// one-time code when it asks for the sign-in on an app host the portal's cookie
+/// does not reach (see `crate::gate::handoff`) — or the portal's own page.
+async fn landing(
+    state: &AppState,
+    gate: &GateService,
+    rd: &str,
+    cookie: &SecretString,
+) -> Result<String, PageError> {
+    let portal_page = || format!("{}/gate/", gate.portal_url());
+    let Some(to) = gate.handoff_return(rd) else {
+        return Ok(gate.safe_return(rd).unwrap_or_else(portal_page));
+    };
+    let Some(session) = state
+        .gate_sessions
+        .resume(cookie.expose_secret())
+        .await
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?
+    else {
+        return Ok(portal_page());
+    };
+    let origin = to.origin.clone();
+    let code = gate
+        .handoffs()
+        .mint(to, session)
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
+    Ok(handoff::redeem_url(&origin, &code))
 }
 
 pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
@@ -254,8 +271,10 @@ pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     if let Some(cookie) = req.cookie(COOKIE)
         && let Ok(Some(_)) = state.gate_sessions.resume(cookie.value()).await
     {
+        let cookie = SecretString::from(cookie.value().to_owned());
         return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, landing(gate, &rd)))
+            .insert_header((header::LOCATION, landing(&state, gate, &rd, &cookie).await?))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish());
     }
     let rd = gate.safe_return(&rd).unwrap_or_default();
@@ -299,14 +318,14 @@ fn too_many(
     Ok(response)
 }
 
-fn signed_in(
-    settings: &crate::config::GateSettings,
-    gate: &GateService,
+async fn signed_in(
+    state: &AppState,
+    (gate, settings): (&GateService, &crate::config::GateSettings),
     value: &SecretString,
     rd: &str,
-) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, landing(gate, rd)))
+) -> Result<HttpResponse, PageError> {
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, landing(state, gate, rd, value).await?))
         .cookie(session_cookie(
             settings,
             COOKIE,
@@ -314,7 +333,7 @@ fn signed_in(
             settings.session_max_seconds,
         ))
         .cookie(forget(settings, PENDING_COOKIE))
-        .finish()
+        .finish())
 }
 
 pub async fn submit(
@@ -341,7 +360,7 @@ pub async fn submit(
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
     end_previous(&req, &state.gate_sessions, COOKIE, &meta).await?;
     match state.gate_sessions.sign_in(&email, password, &meta).await {
-        Ok(SignIn::Done(value)) => Ok(signed_in(settings, gate, &value, &rd)),
+        Ok(SignIn::Done(value)) => signed_in(&state, (gate, settings), &value, &rd).await,
         // Only admin sessions require an enrolled factor.
         Ok(SignIn::NeedsEnrolment(_)) => Err(ApiError::Unexpected(anyhow::anyhow!(
             "a gate sign-in asked for an MFA enrolment"
@@ -420,7 +439,7 @@ pub async fn code_submit(
         .sign_in_code(pending.value(), &form.text("code"), &meta)
         .await
     {
-        Ok(value) => Ok(signed_in(settings, gate, &value, &rd)),
+        Ok(value) => signed_in(&state, (gate, settings), &value, &rd).await,
         Err(error) => page(
             &state,
             gate,
@@ -472,7 +491,7 @@ pub async fn passkey_finish(
         .sign_in_passkey(&form.text("ceremony"), &credential, &meta)
         .await
     {
-        Ok(value) => Ok(passkey_signed_in(settings, gate, &value, &rd)),
+        Ok(value) => passkey_signed_in(&state, (gate, settings), &value, &rd).await,
         Err(
             SignInError::PendingExpired
             | SignInError::Passkey(PasskeyError::SignInFailed | PasskeyError::CeremonyInvalid),
@@ -483,12 +502,13 @@ pub async fn passkey_finish(
 
 /// Signed in by a passkey ceremony: the session's cookie, and on to `rd` (or the
 /// portal's own page).
-fn passkey_signed_in(
-    settings: &crate::config::GateSettings,
-    gate: &GateService,
+async fn passkey_signed_in(
+    state: &AppState,
+    (gate, settings): (&GateService, &crate::config::GateSettings),
     value: &SecretString,
     rd: &str,
-) -> HttpResponse {
+) -> Result<HttpResponse, PageError> {
+    let landing = landing(state, gate, rd, value).await?;
     let mut answer = HttpResponse::Ok();
     answer
         .cookie(session_cookie(
@@ -498,7 +518,7 @@ fn passkey_signed_in(
             settings.session_max_seconds,
         ))
         .cookie(forget(settings, PENDING_COOKIE));
-    ceremony::next(answer, &landing(gate, rd))
+    Ok(ceremony::next(answer, &landing))
 }
 
 /// `POST /gate/login/code/passkey/start`: options for answering the pending
@@ -530,7 +550,7 @@ pub async fn code_passkey_finish(
     let finished =
         ceremony::code_finish(&req, ip.0, &state.gate_sessions, cookies, &form, &meta).await?;
     Ok(match finished {
-        Ok(value) => passkey_signed_in(settings, gate, &value, &rd),
+        Ok(value) => passkey_signed_in(&state, (gate, settings), &value, &rd).await?,
         Err(refusal) => refusal,
     })
 }
