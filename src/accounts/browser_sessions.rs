@@ -131,6 +131,16 @@ impl BrowserSession {
         bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes()))
     }
 
+    /// What names this session for a later [`BrowserSessions::hand_off`], without
+    /// its account or its CSRF token.
+    pub fn reference(&self) -> SessionRef {
+        SessionRef {
+            id_hash: self.id_hash.clone(),
+            session_id: self.session_id,
+            expires_at: self.expires_at,
+        }
+    }
+
     /// The account session under this browser session, as the services that act
     /// for a signed-in caller take it. A browser session holds no access token, so
     /// the token id is nil and the times are the session's own.
@@ -145,6 +155,24 @@ impl BrowserSession {
             auth_method: self.auth_method,
         }
     }
+}
+
+/// A browser session named for a handoff (see [`BrowserSession::reference`]).
+#[derive(Debug, Clone)]
+pub struct SessionRef {
+    pub(crate) id_hash: String,
+    pub(crate) session_id: Uuid,
+    /// When the session ends at the latest.
+    pub expires_at: i64,
+}
+
+/// Where a session is being used.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// Its own pages (the portal's, the admin pages'): never a handed-off session.
+    Own,
+    /// An app host behind the gate (name, port): a handed-off session only there.
+    AppHost(&'a str, u16),
 }
 
 /// A stored session as memory keeps it between requests.
@@ -541,6 +569,7 @@ impl BrowserSessions {
                         session: session_id,
                         now,
                         expires_at,
+                        host: None,
                     },
                 )?;
                 audit.append(tx, &record)?;
@@ -554,14 +583,17 @@ impl BrowserSessions {
     /// the gate's handoff (see `crate::gate::handoff`). `source` must still be good
     /// (it is resumed again here); the new session ends when `source` would at the
     /// latest, and with the account session, so signing out anywhere ends both.
+    ///
+    /// The new session is good on `host` (name, port) alone: a code that reached
+    /// another host than the one it was minted for opens nothing but that host.
     pub async fn hand_off(
         &self,
-        source: &BrowserSession,
-        host: &str,
+        source: &SessionRef,
+        host: (&str, u16),
         meta: &RequestMeta,
     ) -> Result<SecretString, SignInError> {
         let still = self
-            .resume_hashed(&source.id_hash)
+            .resume_hashed(&source.id_hash, Place::Own)
             .await
             .map_err(|e| SignInError::Unexpected(e.into()))?;
         let Some((row, user)) = still.filter(|(row, _)| row.session_id == source.session_id) else {
@@ -573,8 +605,9 @@ impl BrowserSessions {
         let record = AuditEvent::of_request("gate.handed_off", Outcome::Success, meta)
             .with_actor(user.id.to_string())
             .with_target(row.session_id.to_string())
-            .with_detail("host", host);
+            .with_detail("host", format!("{}:{}", host.0, host.1));
         let (kind, audit) = (self.rules.kind.as_str(), self.audit.clone());
+        let host = format!("{}:{}", host.0, host.1);
         self.db
             .write(move |tx| {
                 browser_sessions::insert(
@@ -586,6 +619,7 @@ impl BrowserSessions {
                         session: row.session_id,
                         now,
                         expires_at: row.expires_at,
+                        host: Some(&host),
                     },
                 )?;
                 audit.append(tx, &record)?;
@@ -679,7 +713,7 @@ impl BrowserSessions {
     pub async fn resume(&self, cookie: &str) -> Result<Option<BrowserSession>, ResumeError> {
         let id_hash = hash(cookie);
         Ok(self
-            .resume_hashed(&id_hash)
+            .resume_hashed(&id_hash, Place::Own)
             .await?
             .map(|(row, user)| BrowserSession {
                 csrf: self.csrf_for(&id_hash),
@@ -694,13 +728,15 @@ impl BrowserSessions {
 
     /// The account a cookie's session is signed in as, and how, by the same rules
     /// as [`BrowserSessions::resume`] — for the gate, which asks on every request
-    /// to every app and has no form to protect (no CSRF token is made).
+    /// to every app and has no form to protect (no CSRF token is made). `host` is
+    /// the app's name and port: a handed-off session is good on its own host alone.
     pub async fn resume_account(
         &self,
         cookie: &str,
+        host: (&str, u16),
     ) -> Result<Option<(User, AuthMethod)>, ResumeError> {
         Ok(self
-            .resume_hashed(&hash(cookie))
+            .resume_hashed(&hash(cookie), Place::AppHost(host.0, host.1))
             .await?
             .map(|(row, user)| (user, row.auth_method)))
     }
@@ -708,11 +744,24 @@ impl BrowserSessions {
     async fn resume_hashed(
         &self,
         id_hash: &str,
+        place: Place<'_>,
     ) -> Result<Option<(BrowserSessionRow, User)>, ResumeError> {
         let now = self.clock.now();
         let Some(resumed) = self.stored(id_hash).await? else {
             return Ok(None);
         };
+        let in_place = match (&resumed.row.host, place) {
+            (None, _) => true,
+            (Some(own), Place::AppHost(name, port)) => {
+                own.rsplit_once(':').is_some_and(|(own_name, own_port)| {
+                    own_name == name && own_port.parse() == Ok(port)
+                })
+            }
+            (Some(_), Place::Own) => false,
+        };
+        if !in_place {
+            return Ok(None);
+        }
         let row = &resumed.row;
         let fresh = now - resumed.last_seen.load(Ordering::Relaxed) < self.rules.idle_seconds
             && now < row.expires_at;

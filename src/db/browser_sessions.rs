@@ -17,6 +17,8 @@ pub struct BrowserSessionRow {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub ended_at: Option<i64>,
+    /// The one app host (`name:port`) a handed-off gate session is good on.
+    pub host: Option<String>,
 }
 
 pub struct NewBrowserSession<'a> {
@@ -26,12 +28,14 @@ pub struct NewBrowserSession<'a> {
     pub session: Uuid,
     pub now: i64,
     pub expires_at: i64,
+    /// For a session the gate handed to an app host: that host, `name:port`.
+    pub host: Option<&'a str>,
 }
 
 pub fn insert(conn: &Connection, new: &NewBrowserSession<'_>) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO browser_sessions (id_hash, kind, user_id, session_id, created_at, last_seen_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+        "INSERT INTO browser_sessions (id_hash, kind, user_id, session_id, created_at, last_seen_at, expires_at, host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
     )?
     .execute(params![
         new.id_hash,
@@ -39,7 +43,8 @@ pub fn insert(conn: &Connection, new: &NewBrowserSession<'_>) -> rusqlite::Resul
         new.user.to_string(),
         new.session.to_string(),
         new.now,
-        new.expires_at
+        new.expires_at,
+        new.host
     ])?;
     Ok(())
 }
@@ -51,7 +56,7 @@ pub fn find(
 ) -> rusqlite::Result<Option<BrowserSessionRow>> {
     conn.prepare_cached(
         "SELECT b.user_id, b.session_id, b.created_at, b.last_seen_at, b.expires_at, b.ended_at,
-                (SELECT s.auth_method FROM sessions s WHERE s.id = b.session_id)
+                (SELECT s.auth_method FROM sessions s WHERE s.id = b.session_id), b.host
          FROM browser_sessions b WHERE b.id_hash = ?1 AND b.kind = ?2",
     )?
     .query_row(params![id_hash, kind], |row| {
@@ -70,6 +75,7 @@ pub fn find(
             last_seen_at: row.get(3)?,
             expires_at: row.get(4)?,
             ended_at: row.get(5)?,
+            host: row.get(7)?,
         })
     })
     .optional()

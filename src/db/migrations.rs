@@ -17,6 +17,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("migrations/0011_browser_sessions.sql")),
     M::up(include_str!("migrations/0012_passkeys.sql")),
     M::up(include_str!("migrations/0013_passkey_sessions.sql")),
+    M::up(include_str!("migrations/0014_handed_off_sessions.sql")),
 ];
 
 /// The schema version this binary expects (`PRAGMA user_version`).

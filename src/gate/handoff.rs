@@ -26,7 +26,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::accounts::browser_sessions::BrowserSession;
+use crate::accounts::browser_sessions::{BrowserSession, SessionRef};
 use crate::cache::{Cache, hasher};
 use crate::clock::Clock;
 use crate::crypto::keys::{RandomnessUnavailable, random_bytes};
@@ -41,7 +41,7 @@ pub const PREFIX: &str = "/.portcullis/";
 pub const STATE_SECONDS: i64 = 10 * 60;
 /// How long a minted code may wait for its redemption (a redirect takes less).
 pub const CODE_SECONDS: i64 = 60;
-/// Codes waiting at once; the oldest go first when more are minted.
+/// Codes waiting at once; the least recently minted go first when more are.
 const CODES_HELD: u64 = 10_000;
 
 /// A fresh random value (256 bits, base64url): a state or a code.
@@ -49,8 +49,7 @@ pub fn random_token() -> Result<String, RandomnessUnavailable> {
     Ok(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
 }
 
-/// Whether `value` has the shape [`random_token`] gives (an old or foreign cookie
-/// is replaced, never reused).
+/// Whether `value` has the shape [`random_token`] gives.
 pub fn is_token(value: &str) -> bool {
     value.len() == 43
         && value
@@ -72,21 +71,27 @@ pub fn origin_of(url: &str) -> Option<&str> {
 /// Whether the request's `Host` names the origin's host and port (the scheme's own
 /// port when neither names one).
 pub fn host_matches(origin: &str, host_header: &str) -> bool {
-    let Some((scheme, authority)) = origin.split_once("://") else {
+    let (Some((name, port)), Some(actual)) = (host_and_port(origin), parse_host_port(host_header))
+    else {
         return false;
     };
+    let default = if origin.starts_with("https://") {
+        443
+    } else {
+        80
+    };
+    actual.name == name && actual.port.unwrap_or(default) == port
+}
+
+/// The host name and port (the scheme's own when none is named) of an origin.
+pub fn host_and_port(origin: &str) -> Option<(String, u16)> {
+    let (scheme, authority) = origin.split_once("://")?;
     let default = if scheme.eq_ignore_ascii_case("https") {
         443
     } else {
         80
     };
-    match (parse_host_port(authority), parse_host_port(host_header)) {
-        (Some(expected), Some(actual)) => {
-            expected.name == actual.name
-                && expected.port.unwrap_or(default) == actual.port.unwrap_or(default)
-        }
-        _ => false,
-    }
+    parse_host_port(authority).map(|host| (host.name, host.port.unwrap_or(default)))
 }
 
 /// Where a signed-out browser on `url`'s host starts a handoff.
@@ -156,7 +161,7 @@ pub struct Grant {
     pub origin: String,
     pub rd: String,
     /// The portal session the new one joins (its account session).
-    pub source: BrowserSession,
+    pub source: SessionRef,
     state: [u8; 32],
     minted_at: i64,
 }
@@ -184,8 +189,14 @@ impl Handoffs {
     pub fn new(clock: Clock) -> Self {
         Self {
             clock,
+            // Least recently used out first, and gone after their minute: a code
+            // is never read before it is redeemed, so the default policy (which
+            // admits a new entry only if it is read more often than the one it
+            // would evict) would let old, unredeemed codes keep new ones out.
             codes: moka::sync::Cache::builder()
                 .max_capacity(CODES_HELD)
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .time_to_live(std::time::Duration::from_secs(CODE_SECONDS.unsigned_abs()))
                 .build_with_hasher(hasher()),
         }
     }
@@ -194,7 +205,7 @@ impl Handoffs {
     pub fn mint(
         &self,
         to: HandoffReturn,
-        source: BrowserSession,
+        source: &BrowserSession,
     ) -> Result<String, RandomnessUnavailable> {
         let code = random_token()?;
         self.codes.insert(
@@ -202,7 +213,7 @@ impl Handoffs {
             Arc::new(Grant {
                 origin: to.origin,
                 rd: to.rd,
-                source,
+                source: source.reference(),
                 state: digest(&to.state),
                 minted_at: self.clock.now(),
             }),
@@ -242,6 +253,32 @@ pub fn redeem_url(origin: &str, code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_codes_are_kept_when_the_store_is_full_of_unredeemed_ones() {
+        let handoffs = Handoffs::new(Clock::manual(1_000));
+        let grant = |n: u64| {
+            Arc::new(Grant {
+                origin: format!("http://app{n}.example.test"),
+                rd: String::new(),
+                source: SessionRef {
+                    id_hash: String::new(),
+                    session_id: uuid::Uuid::nil(),
+                    expires_at: 0,
+                },
+                state: [0; 32],
+                minted_at: 1_000,
+            })
+        };
+        for n in 0..CODES_HELD + 500 {
+            handoffs.codes.insert(digest(&n.to_string()), grant(n));
+        }
+        handoffs.codes.run_pending_tasks();
+        let fresh = "fresh";
+        handoffs.codes.insert(digest(fresh), grant(0));
+        handoffs.codes.run_pending_tasks();
+        assert!(handoffs.codes.contains_key(&digest(fresh)));
+    }
 
     fn safe(rd: &str) -> Option<String> {
         rd.starts_with("http://app.example.test")

@@ -425,6 +425,11 @@ impl GateService {
         handoff::start_url(&url).unwrap_or_else(|| self.login_url(&url))
     }
 
+    /// Whether a sign-in reaches the host of `origin` only by the handoff.
+    pub fn needs_handoff(&self, origin: &str) -> bool {
+        handoff::host_and_port(origin).is_some_and(|(name, _)| !self.portal_cookie_reaches(&name))
+    }
+
     /// The codes that carry portal sign-ins to other hosts.
     pub fn handoffs(&self) -> &handoff::Handoffs {
         &self.handoffs

@@ -139,10 +139,12 @@ impl ProxyPlan {
         text
     }
 
-    /// Locations that hand a request to Portcullis itself.
-    fn nginx_to_portcullis(&self) -> String {
+    /// Locations that hand a request to Portcullis itself: as the client wrote
+    /// it, or at `path` (nginx then sends its own normalised path, never the raw
+    /// one, which could name another of Portcullis's routes).
+    fn nginx_to_portcullis(&self, path: &str) -> String {
         format!(
-            "        proxy_pass http://{NGINX_UPSTREAM};\n{NGINX_KEEPALIVE}        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n"
+            "        proxy_pass http://{NGINX_UPSTREAM}{path};\n{NGINX_KEEPALIVE}        proxy_set_header Host $http_host;\n        proxy_set_header X-Forwarded-For $remote_addr;\n        proxy_set_header X-Forwarded-Proto $scheme;\n"
         )
     }
 
@@ -167,7 +169,7 @@ impl ProxyPlan {
                  # proxy's own subrequests and never a client.\n\
                  server {{\n{}    server_name {portal};\n    location /api/v1/gate/ {{\n        return 404;\n    }}\n    location / {{\n{}    }}\n}}\n",
                 self.nginx_listen(),
-                self.nginx_to_portcullis()
+                self.nginx_to_portcullis("")
             );
         }
         let _ = write!(
@@ -180,13 +182,13 @@ impl ProxyPlan {
             let _ = write!(
                 out,
                 "    # The portal lives on the app's host: its pages, stylesheet and keys.\n    location /gate/ {{\n{0}    }}\n    location = /static/admin.css {{\n        proxy_pass http://{NGINX_UPSTREAM};\n{NGINX_KEEPALIVE}    }}\n    location = /.well-known/jwks.json {{\n        proxy_pass http://{NGINX_UPSTREAM};\n{NGINX_KEEPALIVE}    }}\n",
-                self.nginx_to_portcullis()
+                self.nginx_to_portcullis("")
             );
         }
         let _ = write!(
             out,
             "    # The handoff of a portal sign-in to this host: Portcullis's, never the app's.\n    location = {HANDOFF} {{\n{}    }}\n",
-            self.nginx_to_portcullis()
+            self.nginx_to_portcullis(HANDOFF)
         );
         let _ = write!(
             out,
@@ -463,7 +465,7 @@ mod tests {
             .and_then(|rest| rest.split("    }\n").next())
             .expect("the handoff's location");
         assert!(
-            handoff.contains("proxy_pass http://portcullis_gate;"),
+            handoff.contains("proxy_pass http://portcullis_gate/.portcullis/handoff;"),
             "{handoff}"
         );
         assert!(!handoff.contains("auth_request"), "{handoff}");

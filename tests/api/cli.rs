@@ -104,9 +104,18 @@ fn demo_creates_private_keys_serves_health_and_stops_gracefully() {
     assert!(caddyfile.contains("forward_auth") && caddyfile.contains("request_header -Remote-*"));
     // Every *.localhost app, the portal on a host of its own, and the handoff that
     // carries its sign-in to each app host.
-    assert!(caddyfile.contains("http://auth.localhost:8088 {"), "{caddyfile}");
-    assert!(caddyfile.contains("http://*.localhost:8088 {"), "{caddyfile}");
-    assert!(caddyfile.contains("handle /.portcullis/handoff {"), "{caddyfile}");
+    assert!(
+        caddyfile.contains("http://auth.localhost:8088 {"),
+        "{caddyfile}"
+    );
+    assert!(
+        caddyfile.contains("http://*.localhost:8088 {"),
+        "{caddyfile}"
+    );
+    assert!(
+        caddyfile.contains("handle /.portcullis/handoff {"),
+        "{caddyfile}"
+    );
     assert!(
         dir.path()
             .join("demo-data")

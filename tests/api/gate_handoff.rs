@@ -435,3 +435,92 @@ async fn a_handed_off_session_ends_when_the_portal_session_would() {
     .await;
     assert_eq!(gone.status(), 401);
 }
+
+/// A URL the portal's sign-in returns to that asks for a handoff to `origin`,
+/// with a state the caller chose.
+fn handoff_return(origin: &str, state_pair: &str) -> String {
+    let state = state_pair.split_once('=').expect("pair").1;
+    let rd: String =
+        url::form_urlencoded::byte_serialize(format!("{origin}/").as_bytes()).collect();
+    format!("{origin}/.portcullis/handoff?state={state}&rd={rd}")
+}
+
+#[actix_web::test]
+async fn a_stolen_code_opens_only_the_host_it_was_minted_for() {
+    let app = handoff_app(&[]).await;
+    app.signed_up("victim@example.com").await;
+    let (victim, _) = portal_sign_in(&app, "victim@example.com", "").await;
+    // The attacker's own state, and a link that has the victim's portal mint a
+    // code for a gate host whose traffic the attacker sees (one the proxy does not
+    // serve, say). Opened by the signed-in victim, it needs no click more.
+    let (attacker_state, _) = start(&app, "http://app.gate.test/").await;
+    let watched = "http://watched.gate.test";
+    let link = format!(
+        "{PORTAL}/gate/login?rd={}",
+        url::form_urlencoded::byte_serialize(handoff_return(watched, &attacker_state).as_bytes())
+            .collect::<String>()
+    );
+    let response = at_the_portal(&app, &link, &victim).await;
+    assert_eq!(response.status(), 303);
+    let code = location(&response);
+    assert!(code.starts_with(&format!("{watched}/.portcullis/handoff?code=")));
+    // Redeemed there with the attacker's state: a session of that host alone.
+    let response = visit(&app, &code, Some(&attacker_state)).await;
+    assert_eq!(response.status(), 302);
+    let stolen = pair(&set_cookie(&response, "portcullis_gate").expect("cookie"));
+    assert_eq!(
+        ask(&app, "GET", &format!("{watched}/"), &[("Cookie", &stolen)])
+            .await
+            .status(),
+        200
+    );
+    for elsewhere in [
+        "http://app.gate.test/",
+        "http://watched.gate.test:8080/",
+        "http://auth.gate.test/",
+    ] {
+        assert_eq!(
+            ask(&app, "GET", elsewhere, &[("Cookie", &stolen), BROWSER])
+                .await
+                .status(),
+            302,
+            "{elsewhere}: a handed-off session is its host's alone"
+        );
+    }
+    // Nor is it anyone at the portal.
+    let home = at_the_portal(&app, &format!("{PORTAL}/gate/"), &stolen).await;
+    assert_ne!(home.status(), 200);
+}
+
+#[actix_web::test]
+async fn the_portal_mints_no_code_for_its_own_host_or_a_head_request() {
+    let app = handoff_app(&[]).await;
+    app.signed_up("user@example.com").await;
+    let (cookie, _) = portal_sign_in(&app, "user@example.com", "").await;
+    let (state, _) = start(&app, "http://app.gate.test/").await;
+    // The portal's own host: its cookie is there already, so straight on.
+    let own = format!(
+        "{PORTAL}/gate/login?rd={}",
+        url::form_urlencoded::byte_serialize(handoff_return(PORTAL, &state).as_bytes())
+            .collect::<String>()
+    );
+    let response = at_the_portal(&app, &own, &cookie).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), format!("{PORTAL}/"));
+    // A HEAD (no browser follows one) mints nothing.
+    let app_host = format!(
+        "/gate/login?rd={}",
+        url::form_urlencoded::byte_serialize(
+            handoff_return("http://app.gate.test", &state).as_bytes()
+        )
+        .collect::<String>()
+    );
+    let response = no_redirects()
+        .head(app.url(&app_host))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), format!("{PORTAL}/gate/"));
+}

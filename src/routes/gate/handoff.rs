@@ -113,16 +113,11 @@ pub async fn handoff(
     }) else {
         return refused(portal, "This sign-in link is not for this site.", "/");
     };
-    // A state this browser already holds (another tab's handoff under way) is
-    // kept, so both tabs finish.
-    let held = req
-        .cookie(STATE_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| handoff::is_token(v));
-    let state_value = match held {
-        Some(value) => value,
-        None => handoff::random_token().map_err(|e| ApiError::Unexpected(e.into()))?,
-    };
+    // A new state for every start, spent at the redemption: a state lives only
+    // as long as the handoff it guards. (Of two handoffs started at once on one
+    // host, the later one's state wins; the other finds its "try again" link
+    // leads in, the host being signed in by then.)
+    let state_value = handoff::random_token().map_err(|e| ApiError::Unexpected(e.into()))?;
     let back = handoff::portal_return(&rd, &state_value)
         .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("a safe return has an origin")))?;
     Ok(HttpResponse::Found()
@@ -163,10 +158,11 @@ async fn redeem(
         }
     };
     let https = grant.origin.starts_with("https://");
-    let host_name = grant.origin.split_once("://").map_or("", |(_, a)| a);
+    let (name, port) = handoff::host_and_port(&grant.origin)
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("a minted origin has a host")))?;
     let value = match state
         .gate_sessions
-        .hand_off(&grant.source, host_name, meta)
+        .hand_off(&grant.source, (&name, port), meta)
         .await
     {
         Ok(value) => value,

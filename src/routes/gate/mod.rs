@@ -188,10 +188,12 @@ fn wants_html(req: &HttpRequest) -> bool {
 /// Who is asking: a bearer token (API clients) wins over the portal cookie
 /// (browsers). A bad or dead token is a 401, whatever else the request carries; a
 /// cookie that names no good session is a signed-out visitor. A store that
-/// cannot answer is a 503. With the account, how its session was signed in to.
+/// cannot answer is a 503. With the account, how its session was signed in to. A
+/// cookie the handoff made for one app host is a signed-out visitor on any other.
 async fn asker(
     req: &HttpRequest,
     state: &AppState,
+    original: &OriginalRequest,
 ) -> Result<Option<(User, AuthMethod)>, ApiError> {
     if let Some(token) = bearer_token_of(req.headers()) {
         let claims = state
@@ -221,7 +223,7 @@ async fn asker(
     };
     let account = state
         .gate_sessions
-        .resume_account(cookie.value())
+        .resume_account(cookie.value(), (&original.host.name, original.port()))
         .await
         .map_err(|cause| {
             tracing::error!(error = %cause, "gate session check failed closed");
@@ -302,7 +304,7 @@ async fn judge(req: &HttpRequest, door: Door) -> Result<HttpResponse, ApiError> 
         ApiError::BadRequest("The client address could not be determined.".to_owned())
     })?;
     enforce(req, RouteClass::GateIp, &LimitKey::ip(client.0))?;
-    let asked = asker(req, &state).await?;
+    let asked = asker(req, &state, &original).await?;
     if let Some((user, _)) = &asked {
         enforce(req, RouteClass::GateUser, &LimitKey::User(user.id))?;
     }

@@ -248,6 +248,10 @@ async fn landing(
     let Some(to) = gate.handoff_return(rd) else {
         return Ok(gate.safe_return(rd).unwrap_or_else(portal_page));
     };
+    // A host the portal's own cookie reaches needs no code: straight there.
+    if !gate.needs_handoff(&to.origin) {
+        return Ok(to.rd);
+    }
     let Some(session) = state
         .gate_sessions
         .resume(cookie.expose_secret())
@@ -259,7 +263,7 @@ async fn landing(
     let origin = to.origin.clone();
     let code = gate
         .handoffs()
-        .mint(to, session)
+        .mint(to, &session)
         .map_err(|e| ApiError::Unexpected(e.into()))?;
     Ok(handoff::redeem_url(&origin, &code))
 }
@@ -267,13 +271,19 @@ async fn landing(
 pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let (gate, _) = the_gate(&state)?;
     let rd = query_rd(&req);
-    // Already signed in: straight back.
+    // Already signed in: straight back (a HEAD, which no browser follows, mints
+    // no handoff code).
     if let Some(cookie) = req.cookie(COOKIE)
         && let Ok(Some(_)) = state.gate_sessions.resume(cookie.value()).await
     {
         let cookie = SecretString::from(cookie.value().to_owned());
+        let to = if req.method() == actix_web::http::Method::HEAD {
+            format!("{}/gate/", gate.portal_url())
+        } else {
+            landing(&state, gate, &rd, &cookie).await?
+        };
         return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, landing(&state, gate, &rd, &cookie).await?))
+            .insert_header((header::LOCATION, to))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish());
     }
