@@ -218,12 +218,12 @@ async fn asker(
         }
         return Ok(Some((user, claims.auth_method)));
     }
-    let Some(cookie) = req.cookie(COOKIE) else {
+    let Some(cookie) = session_cookie(req) else {
         return Ok(None);
     };
     let account = state
         .gate_sessions
-        .resume_account(cookie.value(), (&original.host.name, original.port()))
+        .resume_account(cookie, (&original.host.name, original.port()))
         .await
         .map_err(|cause| {
             tracing::error!(error = %cause, "gate session check failed closed");
@@ -233,6 +233,20 @@ async fn asker(
             }
         })?;
     Ok(account)
+}
+
+/// The value of the first `portcullis_gate` cookie the request carries. Read off
+/// the `Cookie` header directly: this is asked on every request to every app, and
+/// actix's `cookie()` parses every cookie of the request into a list first.
+fn session_cookie(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name.trim() == COOKIE).then(|| value.trim())
+        })
 }
 
 /// The request's cookies without the gate's own (`portcullis_gate*`), as the
@@ -418,6 +432,36 @@ mod tests {
             req = req.append_header((header::COOKIE, *value));
         }
         app_cookies(&req.to_http_request()).map(|v| v.to_str().unwrap_or("?").to_owned())
+    }
+
+    fn session_for(values: &[&str]) -> Option<String> {
+        let mut req = TestRequest::default();
+        for value in values {
+            req = req.append_header((header::COOKIE, *value));
+        }
+        session_cookie(&req.to_http_request()).map(str::to_owned)
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_by_its_exact_name() {
+        assert_eq!(
+            session_for(&["a=1; portcullis_gate=abc; b=2"]).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            session_for(&["a=1", "portcullis_gate=abc"]).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            session_for(&["portcullis_gate_handoff=x; portcullis_gateway=y"]),
+            None
+        );
+        assert_eq!(session_for(&["xportcullis_gate=abc"]), None);
+        assert_eq!(
+            session_for(&["portcullis_gate=first; portcullis_gate=second"]).as_deref(),
+            Some("first")
+        );
+        assert_eq!(session_for(&[]), None);
     }
 
     #[test]
