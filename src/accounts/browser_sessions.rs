@@ -803,14 +803,17 @@ impl BrowserSessions {
 
     /// Ends the session a cookie names (and its account session), if it is one: a
     /// new sign-in never leaves the previous one alive.
+    /// A session the gate handed to an app host is not ended here: its cookie
+    /// belongs to that host, and whoever holds it elsewhere must not end the
+    /// account session under it (every session of the visitor's).
     pub async fn end_by_cookie(&self, cookie: &str, meta: &RequestMeta) -> Result<(), SignInError> {
         let id_hash = hash(cookie);
         match self.stored(&id_hash).await? {
-            Some(resumed) => {
+            Some(resumed) if resumed.row.host.is_none() => {
                 let row = resumed.row.clone();
                 self.end(&id_hash, row.user_id, row.session_id, meta).await
             }
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 

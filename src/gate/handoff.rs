@@ -43,6 +43,9 @@ pub const STATE_SECONDS: i64 = 10 * 60;
 pub const CODE_SECONDS: i64 = 60;
 /// Codes waiting at once; the least recently minted go first when more are.
 const CODES_HELD: u64 = 10_000;
+/// Codes one portal session may have minted within a code's lifetime: a few
+/// apps opened at once, never enough to push other visitors' codes out.
+const CODES_PER_SESSION: u32 = 20;
 
 /// A fresh random value (256 bits, base64url): a state or a code.
 pub fn random_token() -> Result<String, RandomnessUnavailable> {
@@ -178,11 +181,23 @@ pub enum HandoffRefused {
     StateMismatch,
 }
 
+/// Why no code was minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintRefused {
+    #[error("this session minted too many handoff codes within a minute")]
+    TooMany,
+    #[error(transparent)]
+    Randomness(#[from] RandomnessUnavailable),
+}
+
 /// Codes minted and not yet redeemed, by their hash.
 #[derive(Clone)]
 pub struct Handoffs {
     clock: Clock,
     codes: Cache<[u8; 32], Arc<Grant>>,
+    /// Codes minted lately, by the portal session that minted them: when its
+    /// minute began (by the injected clock), and how many since.
+    minted: Cache<String, Arc<std::sync::Mutex<(i64, u32)>>>,
 }
 
 impl Handoffs {
@@ -198,22 +213,39 @@ impl Handoffs {
                 .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .time_to_live(std::time::Duration::from_secs(CODE_SECONDS.unsigned_abs()))
                 .build_with_hasher(hasher()),
+            minted: moka::sync::Cache::builder()
+                .max_capacity(CODES_HELD)
+                .time_to_live(std::time::Duration::from_secs(CODE_SECONDS.unsigned_abs()))
+                .build_with_hasher(hasher()),
         }
     }
 
-    /// A one-time code for handing `source` to the host of `to`.
-    pub fn mint(
-        &self,
-        to: HandoffReturn,
-        source: &BrowserSession,
-    ) -> Result<String, RandomnessUnavailable> {
+    /// A one-time code for handing `source` to the host of `to`; refused past
+    /// [`CODES_PER_SESSION`] within a code's lifetime.
+    pub fn mint(&self, to: HandoffReturn, source: &BrowserSession) -> Result<String, MintRefused> {
+        let source = source.reference();
+        let now = self.clock.now();
+        let window = self.minted.get_with(source.id_hash.clone(), || {
+            Arc::new(std::sync::Mutex::new((now, 0)))
+        });
+        {
+            // A poisoned count (a panic mid-update) refuses: fail closed.
+            let mut window = window.lock().map_err(|_| MintRefused::TooMany)?;
+            if now - window.0 >= CODE_SECONDS {
+                *window = (now, 0);
+            }
+            if window.1 >= CODES_PER_SESSION {
+                return Err(MintRefused::TooMany);
+            }
+            window.1 += 1;
+        }
         let code = random_token()?;
         self.codes.insert(
             digest(&code),
             Arc::new(Grant {
                 origin: to.origin,
                 rd: to.rd,
-                source: source.reference(),
+                source,
                 state: digest(&to.state),
                 minted_at: self.clock.now(),
             }),

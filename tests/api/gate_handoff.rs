@@ -524,3 +524,65 @@ async fn the_portal_mints_no_code_for_its_own_host_or_a_head_request() {
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response), format!("{PORTAL}/gate/"));
 }
+
+#[actix_web::test]
+async fn a_handed_off_cookie_cannot_end_the_sessions_it_rides_on_elsewhere() {
+    let app = handoff_app(&[]).await;
+    app.signed_up("user@example.com").await;
+    let (portal_cookie, _) = portal_sign_in(&app, "user@example.com", "").await;
+    let (state, login) = start(&app, "http://app.gate.test/").await;
+    let response = at_the_portal(&app, &login, &portal_cookie).await;
+    let response = visit(&app, &location(&response), Some(&state)).await;
+    let app_cookie = pair(&set_cookie(&response, "portcullis_gate").expect("cookie"));
+    // Whoever holds the app host's cookie posts it to the portal's sign-in, which
+    // ends a previous portal session: not this one, nor the account session under it.
+    let response = no_redirects()
+        .post(app.url("/gate/login"))
+        .header("Cookie", &app_cookie)
+        .form(&[
+            ("email", "user@example.com"),
+            ("password", "wrong"),
+            ("rd", ""),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        at_the_portal(&app, &format!("{PORTAL}/gate/"), &portal_cookie)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        ask(
+            &app,
+            "GET",
+            "http://app.gate.test/",
+            &[("Cookie", &app_cookie)]
+        )
+        .await
+        .status(),
+        200
+    );
+}
+
+#[actix_web::test]
+async fn one_portal_session_mints_a_bounded_number_of_codes_a_minute() {
+    let app = handoff_app(&[]).await;
+    app.signed_up("user@example.com").await;
+    let (cookie, _) = portal_sign_in(&app, "user@example.com", "").await;
+    let (_, login) = start(&app, "http://app.gate.test/").await;
+    for _ in 0..20 {
+        let response = at_the_portal(&app, &login, &cookie).await;
+        assert!(location(&response).contains("/.portcullis/handoff?code="));
+    }
+    // Past twenty within a code's minute: the portal's own page, no code.
+    let response = at_the_portal(&app, &login, &cookie).await;
+    assert_eq!(location(&response), format!("{PORTAL}/gate/"));
+    // A minute on, codes again.
+    app.clock.advance(61);
+    let response = at_the_portal(&app, &login, &cookie).await;
+    let code = location(&response);
+    assert!(code.contains("/.portcullis/handoff?code="));
+}

@@ -261,11 +261,12 @@ async fn landing(
         return Ok(portal_page());
     };
     let origin = to.origin.clone();
-    let code = gate
-        .handoffs()
-        .mint(to, &session)
-        .map_err(|e| ApiError::Unexpected(e.into()))?;
-    Ok(handoff::redeem_url(&origin, &code))
+    match gate.handoffs().mint(to, &session) {
+        Ok(code) => Ok(handoff::redeem_url(&origin, &code)),
+        // The portal's own page, signed in; the app can be opened again later.
+        Err(handoff::MintRefused::TooMany) => Ok(portal_page()),
+        Err(handoff::MintRefused::Randomness(e)) => Err(ApiError::Unexpected(e.into()).into()),
+    }
 }
 
 pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
