@@ -636,6 +636,32 @@ async fn an_unsafe_return_address_lands_on_the_portal() {
 }
 
 #[actix_web::test]
+async fn the_sign_in_page_names_where_it_continues_to_and_only_a_safe_place() {
+    let app = gate_app().await;
+    let page = |rd: &'static str| {
+        let app = &app;
+        async move {
+            let url = format!(
+                "/gate/login?rd={}",
+                url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+            );
+            app.get(&url).await.text().await.expect("page")
+        }
+    };
+    let shown = page("http://wiki.gate.test:8443/pages?x=<b>").await;
+    assert!(
+        shown.contains("to continue to <strong>wiki.gate.test:8443</strong>"),
+        "{shown}"
+    );
+    for unsafe_rd in ["https://evil.test/", "javascript:alert(1)", ""] {
+        assert!(
+            !page(unsafe_rd).await.contains("to continue to"),
+            "{unsafe_rd}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn a_policy_that_cannot_be_evaluated_or_a_store_that_cannot_answer_lets_nothing_through() {
     let app = gate_app().await;
     let admin = app.admin_token("admin@example.com").await;

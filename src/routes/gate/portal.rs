@@ -90,6 +90,8 @@ struct LoginPage<'a> {
     passkeys: bool,
     /// The code step offers the account's passkeys instead.
     code_passkey: bool,
+    /// The host (and port) the sign-in continues to, named on the page.
+    destination: &'a str,
 }
 
 /// Where a sign-in is.
@@ -147,6 +149,10 @@ fn page(
 ) -> Result<HttpResponse, PageError> {
     let passkeys = state.passkeys.enabled() && matches!(step, Step::Password);
     let code_passkey = matches!(step, Step::Code { passkey: true });
+    // `rd` is safe here (or empty): its host is a gate host.
+    let destination = handoff::origin_of(rd)
+        .and_then(|origin| origin.split_once("://"))
+        .map_or("", |(_, authority)| authority);
     let mut response = crate::http::admin_page::render(&LoginPage {
         error,
         email,
@@ -154,6 +160,7 @@ fn page(
         code_step: matches!(step, Step::Code { .. }),
         passkeys,
         code_passkey,
+        destination,
     })?;
     *response.status_mut() = status;
     if let Ok(csp) = header::HeaderValue::from_str(&portal_content_security_policy(gate)) {
