@@ -139,6 +139,18 @@ impl Reader<'_> {
             .raw
             .get(v::GATE_COOKIE_DOMAIN)
             .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase());
+        // Browsers refuse a cookie whose Domain has no registrable domain: a public
+        // suffix (`co.uk`, `github.io`), a bare top-level name, `localhost`.
+        if let Some(domain) = &cookie_domain
+            && psl::domain(domain.as_bytes()).is_none()
+        {
+            self.findings.fail(
+                v::GATE_COOKIE_DOMAIN,
+                format!(
+                    "`{domain}` is a public suffix or a single name, and browsers refuse a cookie for one: name the domain the portal and apps share under it (e.g. example.co.uk), or leave it unset (each app host then gets its own session by the handoff)"
+                ),
+            );
+        }
         if let (Some(domain), Some(hosts)) = (&cookie_domain, &hosts) {
             let uncovered: Vec<String> = hosts
                 .iter()

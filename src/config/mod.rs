@@ -425,6 +425,53 @@ mod tests {
     }
 
     #[test]
+    fn a_cookie_domain_browsers_would_refuse_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, [7u8; 32]);
+        let failed = |portal: &str, hosts: &str, domain: &str| -> Vec<String> {
+            let mut pairs = good_pairs(dir.path());
+            pairs.extend([
+                (v::GATE_PORTAL_URL, portal.to_owned()),
+                (v::GATE_HOSTS, hosts.to_owned()),
+                (v::GATE_ASSERTION_KEY, key.clone()),
+                (v::TRUSTED_PROXIES, "127.0.0.1".to_owned()),
+                (v::GATE_COOKIE_DOMAIN, domain.to_owned()),
+            ]);
+            match load(&pairs) {
+                Ok(_) => Vec::new(),
+                Err(findings) => findings
+                    .with_status(Status::Fail)
+                    .map(|f| f.variable.clone())
+                    .collect(),
+            }
+        };
+        for (portal, hosts, domain) in [
+            ("http://auth.localhost:8088", "*.localhost", "localhost"),
+            ("https://auth.example.co.uk", "*.example.co.uk", "co.uk"),
+            (
+                "https://auth.example.github.io",
+                "*.example.github.io",
+                "github.io",
+            ),
+        ] {
+            assert_eq!(
+                failed(portal, hosts, domain),
+                vec![v::GATE_COOKIE_DOMAIN.to_owned()],
+                "{domain}"
+            );
+        }
+        assert!(
+            failed(
+                "https://auth.example.co.uk",
+                "*.example.co.uk",
+                "example.co.uk"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
     fn passkeys_follow_public_url_and_the_portal_when_they_agree() {
         let dir = tempfile::tempdir().expect("tempdir");
         let key =
