@@ -12,7 +12,8 @@
 #        Portcullis forward-auth, allowed    (portal cookie, 100 route policies)
 #        ... the same, a new path each time  (no assertion reuse: every one signed)
 #      each as a ratio of the baseline and of Portcullis's own /health, with the
-#      CPU time the server spent per request (user + system, from /proc);
+#      CPU time the server spent per request (from /proc: user + system, and
+#      the two apart);
 #   2. memory: RSS idle, at its peak under the load, and after it;
 #   3. GET /api/v1/auth/me latency (p50/p99) while 50 concurrent logins hammer argon2.
 #
@@ -31,10 +32,10 @@ rss() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
 hwm() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status"; }
 rss_idle="$(rss)"
 
-# cpu PID: CPU seconds (user + system) the process has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# cpu PID: CPU seconds the process has used so far, user and system.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f %.3f", $14 / hz, $15 / hz}' "/proc/$1/stat"; }
 # run NAME wrk-arguments...: one wrk run; its output kept as $work/NAME.ROUND, the
-# server's CPU µs per request as $work/NAME.ROUND.cpu.
+# server's CPU µs per request as $work/NAME.ROUND.cpu (total, user, system).
 run() {
     local name="$1" pid="$server_pid" before after; shift
     case "$name" in
@@ -44,8 +45,10 @@ run() {
     before="$(cpu "$pid")"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" > "$work/$name.$round"
     after="$(cpu "$pid")"
-    awk -v a="$before" -v b="$after" '/requests in/ {printf "%.2f\n", (b - a) * 1e6 / $1}' \
-        "$work/$name.$round" > "$work/$name.$round.cpu"
+    awk -v a="$before" -v b="$after" '/requests in/ {
+        split(a, x, " "); split(b, y, " ")
+        printf "%.2f %.2f %.2f\n", (y[1] + y[2] - x[1] - x[2]) * 1e6 / $1, (y[1] - x[1]) * 1e6 / $1, (y[2] - x[2]) * 1e6 / $1
+    }' "$work/$name.$round" > "$work/$name.$round.cpu"
     if grep -q 'Non-2xx' "$work/$name.$round"; then
         echo "    $name: $(grep 'Non-2xx' "$work/$name.$round")"
     fi
@@ -72,6 +75,8 @@ median() {
         case "$pick" in
             rps) awk '/^Requests\/sec:/ {print $2}' "$work/$name.$round" ;;
             cpu) cat "$work/$name.$round.cpu" ;;
+            user) awk '{print $2}' "$work/$name.$round.cpu" ;;
+            system) awk '{print $3}' "$work/$name.$round.cpu" ;;
             p50|p99) awk -v q="${pick#p}%" '$1 == q {v = $2; if (v ~ /us$/) {sub(/us$/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v *= 1000}; print v}' "$work/$name.$round" ;;
         esac
     done | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
@@ -94,12 +99,13 @@ wait "$logins_pid"
 
 echo
 echo "Throughput, median of $ROUNDS rounds (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, loopback, $(nproc) cores):"
-printf '| %-44s | %9s | %6s | %6s | %-11s | %8s | %-10s |\n' target "req/s" "÷ bare" "÷ /health" "p50 ms" "CPU µs" "goal"
-printf '| %-44s | %9s | %6s | %6s | %-11s | %8s | %-10s |\n' --- --- --- --- --- --- ---
+printf '| %-44s | %9s | %6s | %6s | %-11s | %-20s | %-10s |\n' target "req/s" "÷ bare" "÷ /health" "p50 ms" "CPU µs (user + sys)" "goal"
+printf '| %-44s | %9s | %6s | %6s | %-11s | %-20s | %-10s |\n' --- --- --- --- --- --- ---
 row() {  # name label goal
-    printf '| %-44s | %9.0f | %6s | %9s | %-11s | %8s | %-10s |\n' "$2" "${rps[$1]}" \
+    printf '| %-44s | %9.0f | %6s | %9s | %-11s | %-20s | %-10s |\n' "$2" "${rps[$1]}" \
         "$(ratio "${rps[$1]}" "${rps[baseline]}")" "$(ratio "${rps[$1]}" "${rps[health]}")" \
-        "$(median "$1" p50) (p99 $(median "$1" p99))" "$(median "$1" cpu)" "$3"
+        "$(median "$1" p50) (p99 $(median "$1" p99))" \
+        "$(median "$1" cpu) ($(median "$1" user) + $(median "$1" system))" "$3"
 }
 row baseline "bare actix-web GET /health" "1"
 row baseline_headers "... with Portcullis's response headers" "—"
@@ -109,8 +115,8 @@ row document "Portcullis GET /api/v1/documents/{id}" "≥ 0.50 bare"
 row gate "forward-auth allowed (cookie, 100 policies)" "≥ 0.65 bare, ≥ 0.70 /health"
 row gate_paths "... a new path each time (signed each time)" "—"
 echo
-echo "(CPU µs: the server's CPU time per request, user + system, median of the rounds;"
-echo " wrk spends its own on the same two cores.)"
+echo "(CPU µs: the server's CPU time per request, median of the rounds, with its user"
+echo " and system parts, each its own median; wrk spends its own on the same two cores.)"
 echo "Memory (RSS): idle ${rss_idle} MB, peak under load ${rss_peak} MB, 2 s after ${rss_after} MB"
 echo "/me during 50 logins:   p50 $(echo "$busy_out" | awk '$1 == "50%" {print $2}'), p99 $(echo "$busy_out" | awk '$1 == "99%" {print $2}')   (goal p99 < 20ms); $(echo "$busy_out" | awk '/^Requests\/sec:/ {print $2}') req/s"
 echo "logins meanwhile:       $(awk '/^Requests\/sec:/ {print $2}' "$work/logins.txt") req/s, statuses: $(grep -E 'Non-2xx' "$work/logins.txt" || echo 'all 2xx')"
