@@ -18,13 +18,18 @@ use actix_web::{FromRequest, Handler, HttpResponse, Resource, Responder, web};
 
 use crate::http::problem::ApiError;
 
+/// The router tries services in this order, so the ones every request of a kind
+/// meets come first: the health probe, the gate's doors (asked for every request
+/// to every app; before the `/api/v1` scope, which would take their paths), and
+/// the API; pages after them.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(get("/health", health::live))
+        .configure(gate::configure_doors)
+        .service(api::scope())
         .service(get("/health/live", health::live_by_name))
         .service(get("/health/ready", health::ready))
         .service(get("/api/openapi.json", openapi::spec))
-        .configure(gate::configure)
-        .service(api::scope())
+        .configure(gate::configure_pages)
         .configure(admin::configure);
 }
 

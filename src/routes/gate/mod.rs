@@ -36,10 +36,15 @@ use crate::validation::FieldError;
 /// The portal session's cookie.
 pub const COOKIE: &str = "portcullis_gate";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The doors the proxies ask, on every request to every app.
+pub fn configure_doors(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/gate/forward-auth").to(forward_auth))
-        .service(web::resource("/api/v1/gate/auth-request").to(auth_request))
-        .service(super::get("/.well-known/jwks.json", jwks))
+        .service(web::resource("/api/v1/gate/auth-request").to(auth_request));
+}
+
+/// The published keys, the portal's pages and the handoff.
+pub fn configure_pages(cfg: &mut web::ServiceConfig) {
+    cfg.service(super::get("/.well-known/jwks.json", jwks))
         .configure(portal::configure)
         .configure(handoff::configure);
 }
