@@ -172,7 +172,7 @@ impl Reader<'_> {
             portal_url.as_ref().map(|p| {
                 crate::model::host::parse_host_port(p.split_once("://").map_or("", |(_, h)| h))
             }),
-        ) && !(portal.name == *domain || portal.name.ends_with(&format!(".{domain}")))
+        ) && !crate::model::host::is_within(&portal.name, domain)
         {
             self.findings.fail(
                 v::GATE_COOKIE_DOMAIN,

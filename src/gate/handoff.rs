@@ -30,7 +30,7 @@ use crate::accounts::browser_sessions::{BrowserSession, SessionRef};
 use crate::cache::{Cache, hasher};
 use crate::clock::Clock;
 use crate::crypto::keys::{RandomnessUnavailable, random_bytes};
-use crate::model::host::parse_host_port;
+use crate::model::host::{default_port, parse_host_port};
 
 /// The one path of an app host that the proxy hands to Portcullis.
 pub const PATH: &str = "/.portcullis/handoff";
@@ -74,27 +74,20 @@ pub fn origin_of(url: &str) -> Option<&str> {
 /// Whether the request's `Host` names the origin's host and port (the scheme's own
 /// port when neither names one).
 pub fn host_matches(origin: &str, host_header: &str) -> bool {
-    let (Some((name, port)), Some(actual)) = (host_and_port(origin), parse_host_port(host_header))
-    else {
+    let (Some((scheme, _)), Some((name, port)), Some(actual)) = (
+        origin.split_once("://"),
+        host_and_port(origin),
+        parse_host_port(host_header),
+    ) else {
         return false;
     };
-    let default = if origin.starts_with("https://") {
-        443
-    } else {
-        80
-    };
-    actual.name == name && actual.port.unwrap_or(default) == port
+    actual.name == name && actual.port.unwrap_or(default_port(scheme)) == port
 }
 
 /// The host name and port (the scheme's own when none is named) of an origin.
 pub fn host_and_port(origin: &str) -> Option<(String, u16)> {
     let (scheme, authority) = origin.split_once("://")?;
-    let default = if scheme.eq_ignore_ascii_case("https") {
-        443
-    } else {
-        80
-    };
-    parse_host_port(authority).map(|host| (host.name, host.port.unwrap_or(default)))
+    parse_host_port(authority).map(|host| (host.name, host.port.unwrap_or(default_port(scheme))))
 }
 
 /// Where a signed-out browser on `url`'s host starts a handoff.

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use crate::audit::{AuditEvent, AuditLog, Outcome as AuditOutcome, RequestMeta};
 use crate::clock::Clock;
 use crate::config::GateSettings;
-use crate::model::host::{HostPattern, RequestHost, parse_host_port};
+use crate::model::host::{HostPattern, RequestHost, default_port, is_within, parse_host_port};
 use crate::model::{AuthMethod, User};
 use crate::policy::engine::{AccessRequest, Context, Reason, Resource, Subject};
 use crate::policy::service::PolicyService;
@@ -235,7 +235,7 @@ impl OriginalRequest {
     }
 
     fn port_default(&self) -> u16 {
-        if self.scheme == "https" { 443 } else { 80 }
+        default_port(&self.scheme)
     }
 
     /// The request as the engine judges it (the simulator asks with it too).
@@ -409,7 +409,7 @@ impl GateService {
     /// `GATE_COOKIE_DOMAIN`, or the portal's own host when it is host-only.
     fn portal_cookie_reaches(&self, name: &str) -> bool {
         match &self.cookie_domain {
-            Some(domain) => name == domain || name.ends_with(&format!(".{domain}")),
+            Some(domain) => is_within(name, domain),
             None => name == self.portal_host,
         }
     }

@@ -98,7 +98,7 @@ impl HostPattern {
 
     /// Whether a cookie for `domain` reaches every host this entry covers.
     pub fn is_covered_by_cookie_domain(&self, domain: &str) -> bool {
-        self.name == domain || self.name.ends_with(&format!(".{domain}"))
+        is_within(&self.name, domain)
     }
 }
 
@@ -115,6 +115,22 @@ impl fmt::Display for HostPattern {
     }
 }
 
+/// The port a URL of `scheme` means when it names none.
+pub fn default_port(scheme: &str) -> u16 {
+    if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    }
+}
+
+/// Whether host `name` is `domain` or a name under it: what a cookie scoped to
+/// `domain` reaches.
+pub fn is_within(name: &str, domain: &str) -> bool {
+    name.strip_suffix(domain)
+        .is_some_and(|head| head.is_empty() || head.ends_with('.'))
+}
+
 /// Whether any entry of `patterns` covers `host`.
 pub fn is_protected(patterns: &[HostPattern], host: &RequestHost) -> bool {
     patterns.iter().any(|p| p.matches(host))
@@ -123,6 +139,15 @@ pub fn is_protected(patterns: &[HostPattern], host: &RequestHost) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_domain_takes_in_itself_and_the_names_under_it_only() {
+        assert!(is_within("example.com", "example.com"));
+        assert!(is_within("a.b.example.com", "example.com"));
+        assert!(!is_within("badexample.com", "example.com"));
+        assert!(!is_within("example.com.evil", "example.com"));
+        assert_eq!((default_port("HTTPS"), default_port("http")), (443, 80));
+    }
 
     fn host(text: &str) -> RequestHost {
         parse_host_port(text).expect("host")

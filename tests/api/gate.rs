@@ -45,6 +45,47 @@ pub fn no_redirects() -> reqwest::Client {
         .expect("client")
 }
 
+/// A URL's parts as a request carries them: the scheme, the host (with its port
+/// when the URL names one) and the target (path and query).
+pub fn request_parts(url: &str) -> (String, String, String) {
+    let parsed = url::Url::parse(url).expect("url");
+    let host = match parsed.port() {
+        Some(port) => format!("{}:{port}", parsed.host_str().expect("host")),
+        None => parsed.host_str().expect("host").to_owned(),
+    };
+    let target = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_owned(),
+    };
+    (parsed.scheme().to_owned(), host, target)
+}
+
+/// The `Set-Cookie` a response sends for `name`, whole.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// A `Set-Cookie`'s `name=value`, as a `Cookie` header value.
+pub fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().expect("pair").to_owned()
+}
+
+/// The value of query parameter `key` in `url`.
+pub fn query_value(url: &str, key: &str) -> String {
+    url::Url::parse(url)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("{url} has no {key}"))
+}
+
 /// Asks `forward-auth` about `method url`, with extra headers.
 pub async fn ask(
     app: &TestApp,
@@ -52,19 +93,11 @@ pub async fn ask(
     url: &str,
     headers: &[(&str, &str)],
 ) -> reqwest::Response {
-    let parsed = url::Url::parse(url).expect("url");
-    let host = match parsed.port() {
-        Some(port) => format!("{}:{port}", parsed.host_str().expect("host")),
-        None => parsed.host_str().expect("host").to_owned(),
-    };
-    let uri = match parsed.query() {
-        Some(q) => format!("{}?{q}", parsed.path()),
-        None => parsed.path().to_owned(),
-    };
+    let (scheme, host, uri) = request_parts(url);
     let mut request = no_redirects()
         .get(app.url("/api/v1/gate/forward-auth"))
         .header("X-Forwarded-Method", method)
-        .header("X-Forwarded-Proto", parsed.scheme())
+        .header("X-Forwarded-Proto", scheme)
         .header("X-Forwarded-Host", host)
         .header("X-Forwarded-Uri", uri)
         .header("X-Forwarded-For", "203.0.113.7");
@@ -116,17 +149,11 @@ pub fn csrf_of(page: &str) -> String {
 
 /// The `portcullis_gate` cookie a response sets, as a `Cookie` header value.
 pub fn session_cookie(response: &reqwest::Response) -> String {
-    let set = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("portcullis_gate="))
-        .expect("session cookie set");
+    let set = set_cookie(response, "portcullis_gate").expect("session cookie set");
     for attribute in ["HttpOnly", "SameSite=Lax", "Domain=gate.test", "Path=/"] {
         assert!(set.contains(attribute), "{set} lacks {attribute}");
     }
-    set.split(';').next().expect("pair").to_owned()
+    pair(&set)
 }
 
 #[actix_web::test]

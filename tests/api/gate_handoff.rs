@@ -7,7 +7,10 @@
 
 use reqwest::Response;
 
-use crate::gate::{BROWSER, PORTAL, ask, csrf_of, gate_vars, no_redirects};
+use crate::gate::{
+    BROWSER, PORTAL, ask, csrf_of, gate_vars, no_redirects, pair, query_value, request_parts,
+    set_cookie,
+};
 use crate::helpers::GOOD_PASSWORD;
 use portcullis::clock::Clock;
 
@@ -45,42 +48,10 @@ fn location(response: &Response) -> String {
         .to_owned()
 }
 
-/// The `Set-Cookie` a response sends for `name`, whole.
-fn set_cookie(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(str::to_owned)
-}
-
-fn pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().expect("pair").to_owned()
-}
-
-fn query(url: &str, key: &str) -> String {
-    url::Url::parse(url)
-        .expect("url")
-        .query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("{url} has no {key}"))
-}
-
 /// A browser's request to `url` (its host as the `Host` header), which the proxy
 /// hands to Portcullis: the handoff's path.
 async fn visit(app: &TestApp, url: &str, cookie: Option<&str>) -> Response {
-    let parsed = url::Url::parse(url).expect("url");
-    let host = match parsed.port() {
-        Some(port) => format!("{}:{port}", parsed.host_str().expect("host")),
-        None => parsed.host_str().expect("host").to_owned(),
-    };
-    let target = match parsed.query() {
-        Some(q) => format!("{}?{q}", parsed.path()),
-        None => parsed.path().to_owned(),
-    };
+    let (_, host, target) = request_parts(url);
     let mut request = no_redirects()
         .get(app.url(&target))
         .header("Host", host)
@@ -120,9 +91,8 @@ async fn portal_sign_in(app: &TestApp, email: &str, rd: &str) -> (String, String
 /// A signed-in browser's visit to a portal URL (the test client reaches the portal
 /// at the app's address).
 async fn at_the_portal(app: &TestApp, url: &str, cookie: &str) -> Response {
-    let parsed = url::Url::parse(url).expect("url");
-    assert_eq!(parsed.origin().ascii_serialization(), PORTAL);
-    let target = format!("{}?{}", parsed.path(), parsed.query().unwrap_or(""));
+    assert!(url.starts_with(&format!("{PORTAL}/")), "{url}");
+    let (_, _, target) = request_parts(url);
     no_redirects()
         .get(app.url(&target))
         .header("Cookie", cookie)
@@ -134,7 +104,7 @@ async fn at_the_portal(app: &TestApp, url: &str, cookie: &str) -> Response {
 /// Signs in at the portal for a started handoff; the code's URL and the portal's
 /// session cookie.
 async fn sign_in_for(app: &TestApp, email: &str, login: &str) -> (String, String) {
-    let (cookie, to) = portal_sign_in(app, email, &query(login, "rd")).await;
+    let (cookie, to) = portal_sign_in(app, email, &query_value(login, "rd")).await;
     (to, cookie)
 }
 
@@ -181,7 +151,7 @@ async fn one_portal_sign_in_reaches_every_app_host_and_one_sign_out_closes_them(
         login.starts_with(&format!("{PORTAL}/gate/login?rd=")),
         "{login}"
     );
-    let back = query(&login, "rd");
+    let back = query_value(&login, "rd");
     assert!(back.starts_with("http://app.gate.test/.portcullis/handoff?state="));
 
     // Signed in at the portal: back to the host with a code, then the host's own

@@ -17,7 +17,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use portcullis::gate::proxy_config::{ProxyPlan, TRAEFIK_ENTRY_POINT};
 use serde_json::{Map, Value, json};
 
-use crate::gate::{csrf_of, gate_vars, route_policy};
+use crate::gate::{csrf_of, gate_vars, pair, query_value, route_policy, set_cookie};
 use crate::helpers::{GOOD_PASSWORD, TestApp, spawn_app_with};
 
 /// The upstream app: answers 200 with the headers it got, and keeps them.
@@ -308,16 +308,34 @@ pub async fn setup_with(kind: Kind, cookies: Cookies) -> Setup {
     }
 }
 
+/// The `portcullis_gate` cookie a response sets, as a `Cookie` header value.
 fn cookie_of(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("portcullis_gate="))
-        .and_then(|v| v.split(';').next())
-        .expect("session cookie")
-        .to_owned()
+    cookie_named(response, "portcullis_gate")
+}
+
+/// The `Set-Cookie` pair a response sends for `name`.
+fn cookie_named(response: &reqwest::Response, name: &str) -> String {
+    pair(&set_cookie(response, name).unwrap_or_else(|| panic!("no {name} cookie")))
+}
+
+/// Signs out at the portal through the proxy, as its page's form does.
+async fn sign_out_at_the_portal(s: &Setup, http: &reqwest::Client, cookie: &str) {
+    let home = http
+        .get(s.url("auth", "/gate/"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .expect("home");
+    let csrf = csrf_of(&home.text().await.expect("page"));
+    let out = http
+        .post(s.url("auth", "/gate/logout"))
+        .header("Cookie", cookie)
+        .header("Origin", s.url("auth", ""))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 303);
 }
 
 async fn the_gate_holds_behind(kind: Kind) {
@@ -346,12 +364,7 @@ async fn the_gate_holds_behind(kind: Kind) {
     // The portal, through the proxy: sign in, back at the original URL.
     let page = http.get(&login).send().await.expect("portal");
     assert_eq!(page.status(), 200);
-    let rd = url::Url::parse(&login)
-        .expect("url")
-        .query_pairs()
-        .find(|(k, _)| k == "rd")
-        .map(|(_, v)| v.into_owned())
-        .expect("rd");
+    let rd = query_value(&login, "rd");
     let response = http
         .post(s.url("auth", "/gate/login"))
         .header("Origin", s.url("auth", ""))
@@ -472,22 +485,7 @@ async fn the_gate_holds_behind(kind: Kind) {
     assert_eq!(response.status(), 401, "{kind:?}");
 
     // Logout at the portal ends access to every app.
-    let home = http
-        .get(s.url("auth", "/gate/"))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .expect("home");
-    let csrf = csrf_of(&home.text().await.expect("page"));
-    let out = http
-        .post(s.url("auth", "/gate/logout"))
-        .header("Cookie", &cookie)
-        .header("Origin", s.url("auth", ""))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(out.status(), 303);
+    sign_out_at_the_portal(&s, &http, &cookie).await;
     for host in ["app", "other"] {
         let response = http
             .get(s.url(host, "/x"))
@@ -576,19 +574,6 @@ async fn the_gate_holds_behind_traefik() {
     the_gate_holds_behind(Kind::Traefik).await;
 }
 
-/// The `Set-Cookie` pair a response sends for `name`.
-fn cookie_named(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-        .to_owned()
-}
-
 fn location_of(response: &reqwest::Response) -> String {
     response.headers()["location"]
         .to_str()
@@ -630,12 +615,7 @@ async fn one_sign_in_is_handed_to_every_host_behind(kind: Kind) {
         // session and goes straight on.
         let response = match &portal_cookie {
             None => {
-                let rd = url::Url::parse(&login)
-                    .expect("url")
-                    .query_pairs()
-                    .find(|(k, _)| k == "rd")
-                    .map(|(_, v)| v.into_owned())
-                    .expect("rd");
+                let rd = query_value(&login, "rd");
                 let response = http
                     .post(s.url("auth", "/gate/login"))
                     .header("Origin", s.url("auth", ""))
@@ -689,22 +669,7 @@ async fn one_sign_in_is_handed_to_every_host_behind(kind: Kind) {
         "{kind:?}: the app saw a handoff: {seen:?}"
     );
     let portal_cookie = portal_cookie.expect("signed in");
-    let home = http
-        .get(s.url("auth", "/gate/"))
-        .header("Cookie", &portal_cookie)
-        .send()
-        .await
-        .expect("home");
-    let csrf = csrf_of(&home.text().await.expect("page"));
-    let out = http
-        .post(s.url("auth", "/gate/logout"))
-        .header("Cookie", &portal_cookie)
-        .header("Origin", s.url("auth", ""))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("logout");
-    assert_eq!(out.status(), 303);
+    sign_out_at_the_portal(&s, &http, &portal_cookie).await;
     for (host, cookie) in &app_cookies {
         let response = http
             .get(s.url(host, "/x"))

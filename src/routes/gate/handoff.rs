@@ -12,14 +12,14 @@
 //! Anything refused is a small page with a link to start again — never a redirect
 //! loop, and never a session.
 
-use actix_web::cookie::{Cookie, SameSite};
+use actix_web::cookie::Cookie;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::ExposeSecret;
 
 use super::COOKIE;
-use super::portal::the_gate;
+use super::portal::{host_cookie, the_gate};
 use crate::accounts::browser_sessions::SignInError;
 use crate::audit::RequestMeta;
 use crate::gate::handoff;
@@ -69,23 +69,6 @@ fn refused(portal: &str, message: &str, again: &str) -> Result<HttpResponse, Pag
             ),
         ))
         .body(body))
-}
-
-/// A cookie of this host alone (no `Domain`), `Secure` on https.
-fn host_cookie(
-    name: &'static str,
-    value: String,
-    path: &'static str,
-    https: bool,
-    max_age: i64,
-) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path(path)
-        .http_only(true)
-        .secure(https)
-        .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::seconds(max_age.max(0)))
-        .finish()
 }
 
 pub async fn handoff(

@@ -246,12 +246,29 @@ async fn asker(
 fn session_cookie(req: &HttpRequest) -> Option<&str> {
     req.headers()
         .get_all(header::COOKIE)
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            (name.trim() == COOKIE).then(|| value.trim())
+        .filter(|value| value.to_str().is_ok())
+        .flat_map(|value| cookie_pairs(value.as_bytes()))
+        .find_map(|(name, pair)| {
+            let at = pair.iter().position(|b| *b == b'=')?;
+            let value = pair.get(at + 1..)?.trim_ascii();
+            (name == COOKIE.as_bytes())
+                .then(|| std::str::from_utf8(value).ok())
+                .flatten()
         })
+}
+
+/// The cookies of one `Cookie` header value: each `name=value` pair, trimmed,
+/// with its name.
+fn cookie_pairs(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    value.split(|b| *b == b';').map(|pair| {
+        let pair = pair.trim_ascii();
+        let name = pair
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        (name, pair)
+    })
 }
 
 /// The request's cookies without the gate's own (`portcullis_gate*`), as the
@@ -264,13 +281,7 @@ fn session_cookie(req: &HttpRequest) -> Option<&str> {
 fn app_cookies(req: &HttpRequest) -> Option<header::HeaderValue> {
     let mut kept: Vec<&[u8]> = Vec::new();
     for value in req.headers().get_all(header::COOKIE) {
-        for pair in value.as_bytes().split(|b| *b == b';') {
-            let pair = pair.trim_ascii();
-            let name = pair
-                .split(|b| *b == b'=')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii();
+        for (name, pair) in cookie_pairs(value.as_bytes()) {
             let the_gates = name == COOKIE.as_bytes()
                 || name
                     .strip_prefix(COOKIE.as_bytes())

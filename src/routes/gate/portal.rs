@@ -184,17 +184,35 @@ fn session_cookie(
     max_age: i64,
 ) -> Cookie<'static> {
     let pending = name == PENDING_COOKIE;
-    let mut cookie = Cookie::build(name, value.expose_secret().to_owned())
-        .path(if pending { "/gate/login" } else { "/" })
-        .http_only(true)
-        .secure(gate_settings.portal_is_https())
-        .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
-        .finish();
+    let mut cookie = host_cookie(
+        name,
+        value.expose_secret().to_owned(),
+        if pending { "/gate/login" } else { "/" },
+        gate_settings.portal_is_https(),
+        max_age,
+    );
     if let (false, Some(domain)) = (pending, &gate_settings.cookie_domain) {
         cookie.set_domain(domain.clone());
     }
     cookie
+}
+
+/// A cookie of the gate's, HttpOnly and `SameSite=Lax` (the redirect back to an
+/// app must carry it), `Secure` on https, for this host alone (no `Domain`).
+pub(super) fn host_cookie(
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    https: bool,
+    max_age: i64,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .secure(https)
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age.max(0)))
+        .finish()
 }
 
 fn forget(gate_settings: &crate::config::GateSettings, name: &'static str) -> Cookie<'static> {
