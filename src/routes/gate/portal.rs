@@ -260,14 +260,21 @@ fn query_rd(req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// Where to go once signed in (the session `cookie` names): a safe `rd` — by a
-/// one-time code when it asks for the sign-in on an app host the portal's cookie
-/// does not reach (see `crate::gate::handoff`) — or the portal's own page.
+/// Who is signed in, for [`landing`]: a session already resumed, or the cookie
+/// of one just made (resumed only if a handoff code is to be minted for it).
+enum SignedIn<'a> {
+    Session(&'a BrowserSession),
+    Cookie(&'a SecretString),
+}
+
+/// Where to go once signed in: a safe `rd` — by a one-time code when it asks for
+/// the sign-in on an app host the portal's cookie does not reach (see
+/// `crate::gate::handoff`) — or the portal's own page.
 async fn landing(
     state: &AppState,
     gate: &GateService,
     rd: &str,
-    cookie: &SecretString,
+    signed_in: SignedIn<'_>,
 ) -> Result<String, PageError> {
     let portal_page = || format!("{}/gate/", gate.portal_url());
     let Some(to) = gate.handoff_return(rd) else {
@@ -277,16 +284,23 @@ async fn landing(
     if !gate.needs_handoff(&to.origin) {
         return Ok(to.rd);
     }
-    let Some(session) = state
-        .gate_sessions
-        .resume(cookie.expose_secret())
-        .await
-        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?
-    else {
-        return Ok(portal_page());
+    let resumed;
+    let session = match signed_in {
+        SignedIn::Session(session) => session,
+        SignedIn::Cookie(cookie) => {
+            resumed = state
+                .gate_sessions
+                .resume(cookie.expose_secret())
+                .await
+                .map_err(|e| ApiError::Unexpected(anyhow::anyhow!(e)))?;
+            match &resumed {
+                Some(session) => session,
+                None => return Ok(portal_page()),
+            }
+        }
     };
     let origin = to.origin.clone();
-    match gate.handoffs().mint(to, &session) {
+    match gate.handoffs().mint(to, session) {
         Ok(code) => Ok(handoff::redeem_url(&origin, &code)),
         // The portal's own page, signed in; the app can be opened again later.
         Err(handoff::MintRefused::TooMany) => Ok(portal_page()),
@@ -300,13 +314,12 @@ pub async fn form(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     // Already signed in: straight back (a HEAD, which no browser follows, mints
     // no handoff code).
     if let Some(cookie) = req.cookie(COOKIE)
-        && let Ok(Some(_)) = state.gate_sessions.resume(cookie.value()).await
+        && let Ok(Some(session)) = state.gate_sessions.resume(cookie.value()).await
     {
-        let cookie = SecretString::from(cookie.value().to_owned());
         let to = if req.method() == actix_web::http::Method::HEAD {
             format!("{}/gate/", gate.portal_url())
         } else {
-            landing(&state, gate, &rd, &cookie).await?
+            landing(&state, gate, &rd, SignedIn::Session(&session)).await?
         };
         return Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, to))
@@ -361,7 +374,10 @@ async fn signed_in(
     rd: &str,
 ) -> Result<HttpResponse, PageError> {
     Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, landing(state, gate, rd, value).await?))
+        .insert_header((
+            header::LOCATION,
+            landing(state, gate, rd, SignedIn::Cookie(value)).await?,
+        ))
         .cookie(session_cookie(
             settings,
             COOKIE,
@@ -544,7 +560,7 @@ async fn passkey_signed_in(
     value: &SecretString,
     rd: &str,
 ) -> Result<HttpResponse, PageError> {
-    let landing = landing(state, gate, rd, value).await?;
+    let landing = landing(state, gate, rd, SignedIn::Cookie(value)).await?;
     let mut answer = HttpResponse::Ok();
     answer
         .cookie(session_cookie(
